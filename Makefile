@@ -1,0 +1,39 @@
+# promptlab: every target creates .venv and installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check bench serve tui venv clean lint
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/promptlab demo $(ARGS)
+
+serve: $(STAMP)
+	$(BIN)/promptlab serve $(ARGS)
+
+tui: $(STAMP)
+	$(BIN)/promptlab tui $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest --cov --cov-report=term $(ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) .promptlab .pytest_cache .coverage htmlcov

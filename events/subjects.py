@@ -1,0 +1,52 @@
+"""Names on the wire: subjects, headers, stream and KV bucket names.
+
+Everything that travels through NATS is named here once, so a typo cannot split
+a subject in two.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+STREAM_NAME = "PROMPTLAB"
+"""The one JetStream stream that holds every promptlab event."""
+
+STREAM_SUBJECTS = ("promptlab.>",)
+"""Subjects captured by :data:`STREAM_NAME`."""
+
+
+class Subject(str, Enum):
+    """Subjects of the event stream (all under ``promptlab.``)."""
+
+    EXECUTION = "promptlab.execution.completed"
+    FEEDBACK = "promptlab.feedback.received"
+    VARIANT = "promptlab.variant"
+    DECISION = "promptlab.decision"
+    COMMAND = "promptlab.command"
+    DEAD_LETTER = "promptlab.deadletter"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Header(str, Enum):
+    """Message headers promptlab sets or reads."""
+
+    MSG_ID = "Nats-Msg-Id"
+    EVENT_TYPE = "Promptlab-Event-Type"
+    SCHEMA_VERSION = "Promptlab-Schema-Version"
+    DEAD_LETTER_REASON = "Promptlab-Dead-Letter-Reason"
+    ORIGINAL_SEQUENCE = "Promptlab-Original-Sequence"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Bucket(str, Enum):
+    """JetStream key-value buckets. Keys are prompt ids."""
+
+    ROUTING = "promptlab_routing"
+    STATS = "promptlab_stats"
+
+    def __str__(self) -> str:
+        return self.value

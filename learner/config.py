@@ -1,0 +1,50 @@
+"""Settings of the learner and of its storage."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prompts.config import PromotionConfig
+
+
+class StorageSettings(BaseModel):
+    """``[storage]``: the SQL database the learner projects events into."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = "sqlite+aiosqlite:///.promptlab/promptlab.db"
+    """SQLAlchemy async URL: ``sqlite+aiosqlite:///path`` or
+    ``postgresql+asyncpg://user@host/db``."""
+
+
+class EvolutionSettings(BaseModel):
+    """``[learner.evolution]``: breeding new challengers by LLM-driven mutation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    """Breed challengers automatically when a prompt has fewer than ``max_challengers``."""
+    model: str = "simulated/mutator"
+    """Model that writes mutations (``provider/model``)."""
+    max_challengers: int = Field(default=2, ge=0)
+    min_champion_samples: int = Field(default=200, ge=0)
+    """Breed only once the champion has this many rewarded executions."""
+
+
+class LearnerSettings(BaseModel):
+    """``[learner]``: the continuous learner."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    """Run the learner inside ``promptlab serve``."""
+    durable: str = "promptlab-learner"
+    """Name of its durable JetStream consumer."""
+    batch_size: int = Field(default=500, ge=1)
+    """Events applied per database transaction."""
+    snapshot_interval_ms: int = Field(default=250, ge=10)
+    """Publish routing and stats snapshots at most this often per prompt."""
+    seed: int = 0
+    """Base seed of the decision randomness (mixed with the stream sequence)."""
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    evolution: EvolutionSettings = Field(default_factory=EvolutionSettings)

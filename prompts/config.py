@@ -1,0 +1,51 @@
+"""Settings shared by prompt files and the learner: promotion thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PromotionConfig(BaseModel):
+    """``[learner.promotion]`` globally, ``[promotion]`` in a prompt file to override."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """P(challenger beats champion) needed to promote."""
+    min_samples: int = Field(default=200, ge=1)
+    """Rewarded executions each arm needs before any decision."""
+    min_lift: float = Field(default=0.01, ge=0.0)
+    """Smallest absolute reward lift worth a promotion."""
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    """Level of the always-valid sequential test (mSPRT) that must also reject."""
+    probation_samples: int = Field(default=300, ge=0)
+    """After a promotion, watch this many rewarded executions of the new champion."""
+    rollback_alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    """Level of the sequential test that declares a regression during probation."""
+    retire_below: float = Field(default=0.01, ge=0.0, lt=0.5)
+    """Retire a challenger whose P(best) falls below this after ``min_samples``."""
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    """Hard constraint: a challenger costing more per call on average is not promoted."""
+    max_p95_latency_ms: float | None = Field(default=None, gt=0)
+    """Hard constraint on the challenger's p95 latency."""
+    max_error_rate: float | None = Field(default=0.05, ge=0, le=1)
+    """Hard constraint on the challenger's error rate."""
+    evaluation_window: str | None = None
+    """Decide on recent data only (e.g. ``"1d"``, ``"6h"``); None uses all data."""
+
+    def merged(self, overrides: dict[str, object] | None) -> PromotionConfig:
+        """This config with a prompt file's ``[promotion]`` keys applied on top."""
+        if not overrides:
+            return self
+        return PromotionConfig.model_validate({**self.model_dump(), **overrides})
+
+
+class PromptsSettings(BaseModel):
+    """``[prompts]``: where prompt files live."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dir: Path = Path("config/prompts")
+    """Directory of ``*.toml`` prompt files, loaded at start."""
