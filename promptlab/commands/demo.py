@@ -1,0 +1,9 @@
+"""`promptlab demo`: not built yet."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # pragma: no cover - placeholder
+    pass
