@@ -1,0 +1,1 @@
+"""promptlab benchmarks: plain scripts that print figures (``make bench``)."""
