@@ -31,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n=== {name} ===", flush=True)
         start = time.perf_counter()
         module = importlib.import_module(BENCHMARKS[name])
+        # Each script parses sys.argv itself, as when run alone.
+        sys.argv = [BENCHMARKS[name], *(["--quick"] if args.quick else [])]
         try:
-            module.main(["--quick"] if args.quick else [])
+            module.main()
         except Exception as exc:  # a broken benchmark must not hide the others' figures
             failed += 1
             print(f"{name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
