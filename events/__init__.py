@@ -3,9 +3,17 @@
 Versioned event models, subjects, snapshots, the EventBus protocol and its
 implementations (JetStream, in-memory), the embedded nats-server launcher and the
 never-blocking publisher with its durable outbox. Imports no other promptlab package.
+
+``JetStreamBus`` is loaded on first use (``from events import JetStreamBus`` works):
+nats-py pulls in aiohttp, which packages such as the learner must not load just by
+importing ``events``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from events.bus import BusError, BusUnavailable, Consumer, Delivery, EventBus, KVEntry, PublishAck
+from events.embedded import EmbeddedNats, EmbeddedNatsError, resolve_nats_url
+from events.memory import MemoryBus
 from events.models import (
     BaseEvent,
     CommandRejected,
@@ -27,13 +35,57 @@ from events.models import (
     decode,
     encode,
 )
+from events.outbox import Outbox
+from events.publisher import EventPublisher
 from events.subjects import Bucket, Header, Subject
 
+if TYPE_CHECKING:
+    from events.jetstream import JetStreamBus
+
+
+def __getattr__(name: str) -> Any:
+    if name == "JetStreamBus":
+        from events.jetstream import JetStreamBus
+
+        return JetStreamBus
+    raise AttributeError(f"module 'events' has no attribute {name!r}")
+
+
 __all__ = [
-    "BaseEvent", "Bucket", "BusError", "BusUnavailable", "CommandRejected", "Consumer",
-    "Delivery", "Event", "EventBus", "EventDecodeError", "Evidence", "ExecutionCompleted",
-    "ExplorationPaused", "ExplorationResumed", "FeedbackReceived", "Header", "KVEntry",
-    "PauseCommand", "PromoteCommand", "PublishAck", "RollbackCommand", "RoutingInfo",
-    "Subject", "VariantPromoted", "VariantRegistered", "VariantRetired", "VariantRolledBack",
-    "decode", "encode",
+    "BaseEvent",
+    "Bucket",
+    "BusError",
+    "BusUnavailable",
+    "CommandRejected",
+    "Consumer",
+    "Delivery",
+    "EmbeddedNats",
+    "EmbeddedNatsError",
+    "Event",
+    "EventBus",
+    "EventDecodeError",
+    "EventPublisher",
+    "Evidence",
+    "ExecutionCompleted",
+    "ExplorationPaused",
+    "ExplorationResumed",
+    "FeedbackReceived",
+    "Header",
+    "JetStreamBus",
+    "KVEntry",
+    "MemoryBus",
+    "Outbox",
+    "PauseCommand",
+    "PromoteCommand",
+    "PublishAck",
+    "RollbackCommand",
+    "RoutingInfo",
+    "Subject",
+    "VariantPromoted",
+    "VariantRegistered",
+    "VariantRetired",
+    "VariantRolledBack",
+    "decode",
+    "encode",
+    "resolve_nats_url",
 ]

@@ -378,6 +378,6 @@ def decode(data: bytes | str) -> BaseEvent:
     if kind not in EVENT_TYPES:
         raise EventDecodeError(f"unknown event type {kind!r}")
     try:
-        return _ADAPTER.validate_python(upcast(payload))  # type: ignore[return-value]
+        return _ADAPTER.validate_python(upcast(payload))
     except ValidationError as exc:
         raise EventDecodeError(f"invalid {kind} event: {exc.errors()[0]['msg']}") from exc

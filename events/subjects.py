@@ -29,6 +29,11 @@ class Subject(str, Enum):
         return self.value
 
 
+CONSUMED_SUBJECTS: tuple[str, ...] = tuple(s.value for s in Subject if s is not Subject.DEAD_LETTER)
+"""What durable consumers and readers see: every event subject but dead letters, so a
+consumer that dead-letters a message never reads it back."""
+
+
 class Header(str, Enum):
     """Message headers promptlab sets or reads."""
 

@@ -28,6 +28,11 @@ class ServerSettings(BaseModel):
     """Put request messages and model output into ExecutionCompleted events."""
     capture_max_chars: int = Field(default=2000, ge=0)
     """Truncate captured content to this many characters per message."""
+    default_provider: str = "openai"
+    """Provider of an unrouted call whose ``model`` names no configured provider
+    (``gpt-4o-mini`` rather than ``openai/gpt-4o-mini``)."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes serving one port with SO_REUSEPORT (``promptlab serve --workers``)."""
 
 
 class ProviderSettings(BaseModel):
@@ -47,6 +52,12 @@ class ProviderSettings(BaseModel):
     total_timeout_s: float = Field(default=300.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     """Retries on 429 and 5xx, with jittered backoff that honours Retry-After."""
+    retry_backoff_s: float = Field(default=0.25, ge=0)
+    """First retry waits up to this long (full jitter), doubling each retry."""
+    retry_backoff_max_s: float = Field(default=8.0, ge=0)
+    """Longest wait between two retries (a longer Retry-After ends the retries)."""
+    max_connections: int = Field(default=512, ge=1)
+    """Pooled keep-alive connections to this provider."""
     extra_headers: dict[str, str] = Field(default_factory=dict)
     """Headers sent with every upstream call (no secrets here: use api_key_env)."""
 

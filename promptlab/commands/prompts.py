@@ -1,9 +1,175 @@
-"""`promptlab prompts`: not built yet."""
+"""`promptlab prompts list|show|validate`: look at and check prompt files."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from promptlab.cli import add_config_option
+from prompts import PromptFileError, PromptSpec, load_prompt_dir, validate_files
+
+if TYPE_CHECKING:
+    from promptlab.settings import Settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # pragma: no cover - placeholder
-    pass
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``prompts`` and its subcommands."""
+    parser = sub.add_parser("prompts", help="list, show and validate prompt files")
+    commands = parser.add_subparsers(dest="prompts_command", metavar="SUBCOMMAND", required=True)
+
+    listing = commands.add_parser("list", help="the prompts of the configured prompts dir")
+    add_config_option(listing)
+    listing.set_defaults(handler=list_prompts)
+
+    show = commands.add_parser("show", help="one prompt: variables, routing, variants, templates")
+    show.add_argument("id", help="prompt id")
+    show.add_argument("--json", action="store_true", help="print the spec as JSON")
+    add_config_option(show)
+    show.set_defaults(handler=show_prompt)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check prompt files; exit 1 on problems, 2 on a missing file",
+        description="Check prompt files (or directories of *.toml) and print each problem "
+        "as 'file: field: message'.",
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="prompt file or directory")
+    validate.set_defaults(handler=validate_prompts, needs_settings=False)
+
+
+def _load(settings: Settings) -> dict[str, PromptSpec] | None:
+    try:
+        return load_prompt_dir(settings.prompts.dir)
+    except PromptFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def list_prompts(args: argparse.Namespace, settings: Settings) -> int:
+    """Print id, category, number of variants and champion of every prompt."""
+    prompts = _load(settings)
+    if prompts is None:
+        return 1
+    rows = [("ID", "CATEGORY", "VARIANTS", "CHAMPION", "MODEL")] + [
+        (p.id, p.category, str(len(p.variants)), p.champion.name, p.champion.model)
+        for p in prompts.values()
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if not prompts:
+        print(f"(no prompt files in {settings.prompts.dir})", file=sys.stderr)
+    return 0
+
+
+def show_prompt(args: argparse.Namespace, settings: Settings) -> int:
+    """Print one prompt in full, templates included."""
+    prompts = _load(settings)
+    if prompts is None:
+        return 1
+    prompt = prompts.get(args.id)
+    if prompt is None:
+        known = ", ".join(prompts) or "none"
+        print(
+            f"promptlab: no prompt {args.id!r} in {settings.prompts.dir} (has: {known})",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        data = prompt.model_dump(mode="json")
+        for dumped, variant in zip(data["variants"], prompt.variants, strict=True):
+            dumped["version"] = variant.version
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    print(describe(prompt, settings))
+    return 0
+
+
+def describe(prompt: PromptSpec, settings: Settings) -> str:
+    """A prompt as readable text."""
+    lines = [f"{prompt.id}: {prompt.description}".rstrip(": ")]
+    lines.append(f"  category: {prompt.category}  language: {prompt.language}")
+    if prompt.tags:
+        lines.append(f"  tags: {', '.join(prompt.tags)}")
+    if prompt.author:
+        lines.append(f"  author: {prompt.author}")
+    lines.append("variables:")
+    for var in prompt.variables:
+        rules = var.model_dump(
+            exclude_defaults=True, exclude={"name", "type", "required", "description"}
+        )
+        flags = "required" if var.required else "optional"
+        extra = f"  {rules}" if rules else ""
+        lines.append(f"  {var.name}: {var.type}, {flags}{extra}  {var.description}".rstrip())
+    reward = prompt.reward.model_dump(exclude_none=True)
+    lines.append(f"reward: {reward}")
+    routing = prompt.routing
+    lines.append(
+        f"routing: strategy={routing.strategy} exploration_cap={routing.exploration_cap} "
+        f"sticky={routing.sticky}" + (f" weights={routing.weights}" if routing.weights else "")
+    )
+    effective = prompt.promotion_config(settings.learner.promotion)
+    lines.append(
+        f"promotion: threshold={effective.threshold} min_samples={effective.min_samples} "
+        f"min_lift={effective.min_lift} alpha={effective.alpha}"
+        + (f"  (overrides: {prompt.promotion})" if prompt.promotion else "")
+    )
+    constraints = prompt.constraints.model_dump(exclude_defaults=True)
+    if constraints:
+        lines.append(f"constraints: {constraints}")
+    if prompt.examples:
+        lines.append(f"examples: {', '.join(e.name for e in prompt.examples)}")
+    for variant in prompt.variants:
+        mark = " (champion)" if variant.champion else ""
+        lines.append(f"variant {variant.name}{mark}  version {variant.version}")
+        lines.append(f"  model: {variant.model}")
+        if variant.params:
+            lines.append(f"  params: {variant.params}")
+        if variant.origin != "config":
+            lines.append(
+                f"  origin: {variant.origin} parent={variant.parent} strategy={variant.strategy}"
+            )
+        if variant.system is not None:
+            lines.append("  system: |")
+            lines += [f"    {line}" for line in variant.system.splitlines()]
+        lines.append("  template: |")
+        lines += [f"    {line}" for line in variant.template.splitlines()]
+    return "\n".join(lines)
+
+
+def _expand(names: list[str]) -> tuple[list[Path], list[str]]:
+    files: list[Path] = []
+    missing: list[str] = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(path.glob("*.toml"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(name)
+    return files, missing
+
+
+def validate_prompts(args: argparse.Namespace, settings: Settings | None) -> int:
+    """Check files; print ``file: field: message`` per problem, or ``ok: N files``."""
+    files, missing = _expand(args.files)
+    for name in missing:
+        print(f"{name}: (file): no such file", file=sys.stderr)
+    problems = validate_files(files)
+    for problem in problems:
+        print(problem)
+    if missing:
+        return 2
+    if problems:
+        bad = len({p.file for p in problems})
+        print(
+            f"error: {len(problems)} problem(s) in {bad} of {len(files)} file(s)", file=sys.stderr
+        )
+        return 1
+    print(f"ok: {len(files)} files")
+    return 0

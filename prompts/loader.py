@@ -1,0 +1,165 @@
+"""Reading prompt files: TOML in, :class:`PromptSpec` or a list of every problem out.
+
+Problems name the file, the field and what is wrong, e.g.
+``config/prompts/summarize.toml: variants[1].template: line 3: unexpected '}'``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from prompts.spec import PromptSpec, SpecError
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+# pydantic's wording for the usual mistakes in a hand-written file, said plainly.
+_MESSAGES = {
+    "missing": "required",
+    "extra_forbidden": "unknown key",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a prompt file; prints as ``file: field: message``."""
+
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}"
+
+
+class PromptFileError(Exception):
+    """Prompt files that cannot be used; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))
+
+
+def _field(loc: Iterable[int | str], sub: str = "") -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    if sub:
+        path = f"{path}{'' if sub.startswith('[') else '.'}{sub}" if path else sub
+    return path or "(prompt)"
+
+
+def problems_from(file: str, exc: ValidationError) -> list[Problem]:
+    """Turn pydantic's errors into problems, expanding our :class:`SpecError` lists."""
+    problems: list[Problem] = []
+    errors = exc.errors()
+    for err in errors:
+        loc = err["loc"]
+        if err["type"] == "too_short" and _has_item_errors(loc, errors):
+            continue  # items that failed make their list "too short" too: noise
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, SpecError):
+            problems += [Problem(file, _field(loc, sub), msg) for sub, msg in cause.problems]
+            continue
+        message = _MESSAGES.get(err["type"], err["msg"])
+        if err["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        elif err["type"] in ("literal_error", "enum") or err["type"].endswith("_type"):
+            message = f"{message}, got {err['input']!r}"
+        problems.append(Problem(file, _field(loc), message))
+    return problems
+
+
+def _has_item_errors(loc: tuple[int | str, ...], errors: list[Any]) -> bool:
+    return any(len(e["loc"]) > len(loc) and e["loc"][: len(loc)] == loc for e in errors)
+
+
+def _read(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
+    file = os.fspath(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [Problem(file, "(file)", "no such file")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(file, "(file)", f"cannot read: {exc}")]
+    try:
+        return tomllib.loads(text), []
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        if match := _TOML_POSITION.search(message):
+            field = f"line {match.group(1)}"
+            message = message[: match.start()]
+        else:  # pragma: no cover - tomllib always reports a position today
+            field = "(toml)"
+        return None, [Problem(file, field, f"not valid TOML: {message}")]
+
+
+def _parse(path: Path) -> tuple[PromptSpec | None, list[Problem]]:
+    data, problems = _read(path)
+    if data is None:
+        return None, problems
+    try:
+        return PromptSpec.model_validate(data), []
+    except ValidationError as exc:
+        return None, problems_from(os.fspath(path), exc)
+
+
+def load_prompt_file(path: str | os.PathLike[str]) -> PromptSpec:
+    """The prompt in one TOML file; raise :class:`PromptFileError` with every problem."""
+    spec, problems = _parse(Path(path))
+    if spec is None:
+        raise PromptFileError(problems)
+    return spec
+
+
+def _duplicate_ids(specs: list[tuple[Path, PromptSpec]]) -> list[Problem]:
+    first: dict[str, Path] = {}
+    problems = []
+    for path, spec in specs:
+        if spec.id in first:
+            problems.append(
+                Problem(
+                    os.fspath(path), "id", f"duplicate id {spec.id!r} (also in {first[spec.id]})"
+                )
+            )
+        else:
+            first[spec.id] = path
+    return problems
+
+
+def _load_all(paths: Iterable[Path]) -> tuple[list[tuple[Path, PromptSpec]], list[Problem]]:
+    specs: list[tuple[Path, PromptSpec]] = []
+    problems: list[Problem] = []
+    for path in paths:
+        spec, found = _parse(path)
+        problems += found
+        if spec is not None:
+            specs.append((path, spec))
+    return specs, problems + _duplicate_ids(specs)
+
+
+def load_prompt_dir(directory: str | os.PathLike[str]) -> dict[str, PromptSpec]:
+    """Every ``*.toml`` prompt in ``directory`` by id, in file name order.
+
+    Raises :class:`PromptFileError` listing the problems of all files (duplicate ids
+    included) when any file is unusable, so one bad file cannot go unnoticed.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise PromptFileError([Problem(os.fspath(root), "(dir)", "no such directory")])
+    specs, problems = _load_all(sorted(root.glob("*.toml")))
+    if problems:
+        raise PromptFileError(problems)
+    return {spec.id: spec for _, spec in specs}
+
+
+def validate_files(paths: Iterable[str | os.PathLike[str]]) -> list[Problem]:
+    """Every problem of the given prompt files, duplicate ids across them included."""
+    return _load_all(Path(p) for p in paths)[1]

@@ -1,0 +1,413 @@
+"""The prompt model: a prompt file (``config/prompts/*.toml``) as frozen pydantic models.
+
+A :class:`PromptSpec` can never be invalid: building one (from a file, the admin API or
+a mutation) runs every rule, and a rule that fails raises. Rules report through
+:class:`SpecError`, which carries a list of ``(field, message)`` pairs so that the
+loader can name every problem and exactly where it is (``variants[1].template``).
+Variables are declared with :class:`VariableSpec` (:mod:`prompts.variable_spec`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+
+from events.models import VariantRegistered, deterministic_event_id
+from prompts.base import SpecError, SpecModel
+from prompts.config import PromotionConfig
+from prompts.params import check_params
+from prompts.templates import check_template, template_variables
+from prompts.variable_spec import FormatSpec, VariableSpec, VariableType
+from prompts.variables import VariableError, VariablesValidator
+
+__all__ = [
+    "Category",
+    "ConstraintsSpec",
+    "ExampleSpec",
+    "FormatSpec",
+    "PromptSpec",
+    "RewardSpec",
+    "RoutingSpec",
+    "SpecError",
+    "VariableSpec",
+    "VariableType",
+    "VariantSpec",
+]
+
+Category = Literal["chat", "documentation", "code", "analysis", "system"]
+
+PROMPT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9_.-]+/\S+$")
+MAX_VARIABLES = 50
+"""Most variables one prompt may declare."""
+
+
+class VariantSpec(SpecModel):
+    """One way to run a prompt: a model, its parameters and templates."""
+
+    name: str
+    model: str
+    """``provider/model``, e.g. ``openai/gpt-4o-mini`` or ``simulated/good``."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Model parameters sent with every call (temperature, max_tokens, ...)."""
+    system: str | None = None
+    """Jinja2 template of the system message; no system message when None."""
+    template: str
+    """Jinja2 template of the user message."""
+    champion: bool = False
+    """The variant that gets the traffic not spent on exploration."""
+    origin: Literal["config", "api", "mutation"] = "config"
+    parent: str | None = None
+    """Variant this one was bred from (mutation)."""
+    strategy: str | None = None
+    """Mutation strategy that produced it."""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not VARIANT_NAME.match(value) or len(value) > 64:
+            raise SpecError(
+                [("", "letters, digits, '_', '-' and '.', at most 64, got " + repr(value))]
+            )
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        if not MODEL_NAME.match(value):
+            raise SpecError([("", f"expected 'provider/model', got {value!r}")])
+        return value
+
+    @field_validator("template", "system")
+    @classmethod
+    def _check_template(cls, value: str | None) -> str | None:
+        if value is not None and (problems := check_template(value)):
+            raise SpecError([("", message) for message in problems])
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _check_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if problems := check_params(value):
+            raise SpecError(problems)
+        return value
+
+    @cached_property
+    def version(self) -> str:
+        """Stable id of the content that changes behaviour: model, params, system, template.
+
+        16 hex characters of a SHA-256; the name, champion flag and lineage are not part
+        of it, so renaming or promoting a variant keeps its version.
+        """
+        content = json.dumps(
+            {"model": self.model, "params": self.params, "system": self.system,
+             "template": self.template},
+            sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+        )  # fmt: skip
+        return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+    @cached_property
+    def variables_used(self) -> frozenset[str]:
+        """Variables the system and user templates read."""
+        names = template_variables(self.template)
+        if self.system is not None:
+            names |= template_variables(self.system)
+        return names
+
+
+# --------------------------------------------------------------------------- prompt parts
+
+
+class RewardSpec(SpecModel):
+    """``[reward]``: what counts as success, and what it costs."""
+
+    feedback: str = "thumbs_up"
+    """Name of the feedback that is the reward (bool, or a number in 0..1)."""
+    cost_weight: float = Field(default=0.0, ge=0)
+    """Reward subtracted per USD of cost."""
+    latency_weight: float = Field(default=0.0, ge=0)
+    """Reward subtracted per second of latency."""
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    """Hard constraint: mean cost per call above this disqualifies a variant."""
+    max_p95_latency_ms: float | None = Field(default=None, gt=0)
+    """Hard constraint on p95 latency."""
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    """Hard constraint on the share of failed calls."""
+
+
+class RoutingSpec(SpecModel):
+    """``[routing]``: how traffic is split between variants."""
+
+    strategy: Literal["thompson", "fixed"] = "thompson"
+    exploration_cap: float = Field(default=0.2, ge=0, le=1)
+    """At most this share of traffic goes to challengers."""
+    weights: dict[str, float] = Field(default_factory=dict)
+    """``variant -> weight`` for ``strategy = "fixed"`` (normalised; need not sum to 1)."""
+    sticky: bool = True
+    """A subject (user, session) keeps the variant it first got."""
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> RoutingSpec:
+        problems = [
+            (f"weights.{name}", f"{weight} is negative")
+            for name, weight in self.weights.items()
+            if weight < 0
+        ]
+        if self.strategy == "fixed" and not any(w > 0 for w in self.weights.values()):
+            problems.append(("weights", "strategy 'fixed' needs a positive weight per variant"))
+        if self.strategy != "fixed" and self.weights:
+            problems.append(("weights", "weights apply only to strategy 'fixed'"))
+        if problems:
+            raise SpecError(problems)
+        return self
+
+
+class ConstraintsSpec(SpecModel):
+    """``[constraints]``: limits every variant must respect (mutations included)."""
+
+    allowed_models: list[str] = Field(default_factory=list)
+    """Models variants may use: exact names or shell patterns (``openai/*``); empty: any."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Ceiling on a variant's ``params.max_tokens``."""
+
+    def allows_model(self, model: str) -> bool:
+        """Whether ``model`` satisfies :attr:`allowed_models`."""
+        return not self.allowed_models or any(
+            fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models
+        )
+
+
+class ExampleSpec(SpecModel):
+    """``[[examples]]``: an input with the output wanted; experiments reuse it as a case."""
+
+    name: str
+    variables: dict[str, Any] = Field(default_factory=dict)
+    expected: str | None = Field(
+        default=None, validation_alias=AliasChoices("expected", "expected_output")
+    )
+    """Output wanted (key ``expected_output`` also works); None: judge without reference."""
+
+
+# --------------------------------------------------------------------------- prompt
+
+
+class PromptSpec(SpecModel):
+    """A prompt: typed variables, how it is rewarded and routed, and its variants."""
+
+    id: str
+    """Slug: lowercase letters, digits, ``_`` and ``-``. Routed as ``promptlab/<id>``."""
+    description: str = ""
+    category: Category = "chat"
+    tags: tuple[str, ...] = ()
+    author: str = ""
+    language: str = "en"
+    """Natural language of the prompt text (BCP 47)."""
+    variables: tuple[VariableSpec, ...] = ()
+    reward: RewardSpec = Field(default_factory=RewardSpec)
+    routing: RoutingSpec = Field(default_factory=RoutingSpec)
+    promotion: dict[str, Any] = Field(default_factory=dict)
+    """Overrides of ``[learner.promotion]`` for this prompt."""
+    constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)
+    examples: tuple[ExampleSpec, ...] = ()
+    variants: tuple[VariantSpec, ...] = Field(min_length=1)
+    """At least one; exactly one is champion (the first when none is marked)."""
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not PROMPT_ID.match(value) or len(value) > 64:
+            raise SpecError([("", f"{value!r} is not a slug: [a-z0-9][a-z0-9_-]*, at most 64")])
+        return value
+
+    @field_validator("promotion")
+    @classmethod
+    def _check_promotion(cls, value: dict[str, Any]) -> dict[str, Any]:
+        known = PromotionConfig.model_fields
+        problems = [
+            (key, f"unknown key; one of {', '.join(known)}") for key in value if key not in known
+        ]
+        if not problems:
+            try:
+                PromotionConfig().merged(value)
+            except ValidationError as exc:
+                problems = [(".".join(map(str, err["loc"])), err["msg"]) for err in exc.errors()]
+        if problems:
+            raise SpecError(problems)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_champion(cls, data: Any) -> Any:
+        # No variant marked: the first is champion. Done on the input so that
+        # ``variant.champion`` and ``prompt.champion`` always agree.
+        if not isinstance(data, dict) or not isinstance(data.get("variants"), list | tuple):
+            return data
+        variants = list(data["variants"])
+        if not variants or any(_marked_champion(v) for v in variants):
+            return data
+        first = variants[0]
+        if isinstance(first, VariantSpec):
+            variants[0] = first.model_copy(update={"champion": True})
+        elif isinstance(first, dict):
+            variants[0] = {**first, "champion": True}
+        return {**data, "variants": variants}
+
+    @model_validator(mode="after")
+    def _check_references(self) -> PromptSpec:
+        if problems := self._reference_problems():
+            raise SpecError(problems)
+        return self
+
+    def _reference_problems(self) -> list[tuple[str, str]]:
+        """Rules that relate one part of the prompt to another."""
+        problems: list[tuple[str, str]] = []
+        declared = {v.name for v in self.variables}
+        if len(self.variables) > MAX_VARIABLES:
+            problems.append(
+                ("variables", f"{len(self.variables)} declared, at most {MAX_VARIABLES}")
+            )
+        problems += _duplicates("variables", [v.name for v in self.variables])
+        problems += _duplicates("variants", [v.name for v in self.variants])
+        problems += _duplicates("examples", [e.name for e in self.examples])
+        champions = [i for i, v in enumerate(self.variants) if v.champion]
+        if len(champions) > 1:
+            names = ", ".join(self.variants[i].name for i in champions)
+            for i in champions[1:]:
+                problems.append((f"variants[{i}].champion", f"more than one champion ({names})"))
+        for i, variant in enumerate(self.variants):
+            for key in ("system", "template"):
+                source = getattr(variant, key)
+                if source is None:
+                    continue
+                for name in sorted(template_variables(source) - declared):
+                    problems.append(
+                        (
+                            f"variants[{i}].{key}",
+                            f"uses undeclared variable {name!r}; declare it under [[variables]]",
+                        )
+                    )
+            if not self.constraints.allows_model(variant.model):
+                problems.append(
+                    (f"variants[{i}].model",
+                     f"{variant.model!r} is not in constraints.allowed_models")
+                )  # fmt: skip
+            cap = self.constraints.max_tokens
+            tokens = variant.params.get("max_tokens")
+            if cap is not None and isinstance(tokens, int) and tokens > cap:
+                problems.append(
+                    (
+                        f"variants[{i}].params.max_tokens",
+                        f"{tokens} exceeds constraints.max_tokens {cap}",
+                    )
+                )
+        variant_names = {v.name for v in self.variants}
+        for weighted in self.routing.weights:
+            if weighted not in variant_names:
+                problems.append((f"routing.weights.{weighted}", "no variant of that name"))
+        if not problems:  # examples need sound declarations to be checked against
+            for i, example in enumerate(self.examples):
+                try:
+                    self.variables_validator(example.variables)
+                except VariableError as exc:
+                    problems.append(
+                        (f"examples[{i}].variables.{exc.variable}", f"{exc.rule}: {exc.message}")
+                    )
+        return problems
+
+    # ----------------------------------------------------------------------- access
+
+    @cached_property
+    def champion(self) -> VariantSpec:
+        """The variant marked champion in the file (the first when none is marked)."""
+        return next(v for v in self.variants if v.champion)
+
+    @cached_property
+    def _by_name(self) -> dict[str, VariantSpec]:
+        return {v.name: v for v in self.variants}
+
+    def variant(self, name: str) -> VariantSpec:
+        """The variant called ``name``; raise ``KeyError`` naming the known ones."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            known = ", ".join(self._by_name)
+            raise KeyError(f"prompt {self.id!r} has no variant {name!r} (has: {known})") from None
+
+    @cached_property
+    def variables_validator(self) -> VariablesValidator:
+        """This prompt's variable rules, compiled once (see :mod:`prompts.variables`)."""
+        return VariablesValidator(self.variables)
+
+    def promotion_config(self, global_cfg: PromotionConfig) -> PromotionConfig:
+        """The global ``[learner.promotion]`` with this prompt's overrides applied."""
+        return global_cfg.merged(self.promotion)
+
+    def with_variant(self, variant: VariantSpec) -> PromptSpec:
+        """A copy with ``variant`` added, or replacing the variant of the same name.
+
+        The champion never moves here (promotion is the learner's decision): the
+        variant's ``champion`` flag is set to that of the variant it replaces, or False.
+        Every rule runs again, so an unusable variant raises ``ValidationError``.
+        """
+        replaced = self._by_name.get(variant.name)
+        variant = variant.model_copy(
+            update={"champion": replaced is not None and replaced.champion}
+        )
+        variants = [variant if v.name == variant.name else v for v in self.variants]
+        if replaced is None:
+            variants.append(variant)
+        data = self.model_dump(by_alias=False)
+        data["variants"] = [v.model_dump() for v in variants]
+        return type(self).model_validate(data)
+
+    def registered_events(self) -> list[VariantRegistered]:
+        """One :class:`VariantRegistered` per variant, to publish when the prompt loads.
+
+        Event ids derive from the prompt, variant, version and champion flag, so every
+        sidecar replica announcing the same file produces the same ids and JetStream's
+        duplicate window keeps one copy.
+        """
+        variables = [v.model_dump(mode="json", exclude_defaults=True) for v in self.variables]
+        return [
+            VariantRegistered(
+                event_id=deterministic_event_id(
+                    "variant.registered", self.id, v.name, v.version, v.champion
+                ),
+                prompt_id=self.id,
+                variant=v.name,
+                version=v.version,
+                model=v.model,
+                params=v.params,
+                system=v.system,
+                template=v.template,
+                variables=variables,
+                champion=v.champion,
+                origin=v.origin,
+                parent=v.parent,
+                strategy=v.strategy,
+            )
+            for v in self.variants
+        ]
+
+
+def _marked_champion(variant: object) -> bool:
+    if isinstance(variant, VariantSpec):
+        return variant.champion
+    return isinstance(variant, dict) and variant.get("champion") is True
+
+
+def _duplicates(field: str, names: list[str]) -> list[tuple[str, str]]:
+    seen: set[str] = set()
+    problems = []
+    for i, name in enumerate(names):
+        if name in seen:
+            problems.append((f"{field}[{i}].name", f"duplicate name {name!r}"))
+        seen.add(name)
+    return problems

@@ -1,0 +1,142 @@
+"""Rendering: chat messages, compile-once caching, StrictUndefined, the sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from prompts import PromptSpec, Renderer, RenderError, VariableError, VariantSpec
+
+
+def spec(template: str, system: str | None = None, **variant: Any) -> PromptSpec:
+    return PromptSpec.model_validate(
+        {
+            "id": "p",
+            "variables": [
+                {"name": "code", "required": True, "trim": True},
+                {"name": "lang"},
+                {"name": "items", "type": "array", "default": ["a", "b"]},
+            ],
+            "variants": [
+                {
+                    "name": "v",
+                    "model": "simulated/good",
+                    "template": template,
+                    "system": system,
+                    **variant,
+                }
+            ],
+        }
+    )
+
+
+def test_renders_system_then_user_message() -> None:
+    prompt = spec("Summarize:\n{{ code }}", system="You are a {{ lang }} expert.")
+    messages = Renderer().render(prompt, prompt.champion, {"code": "x = 1", "lang": "Python"})
+    assert messages == [
+        {"role": "system", "content": "You are a Python expert."},
+        {"role": "user", "content": "Summarize:\nx = 1"},
+    ]
+
+
+def test_without_system_there_is_only_the_user_message() -> None:
+    prompt = spec("{{ code }}")
+    assert Renderer().render(prompt, "v", {"code": "hi"}) == [{"role": "user", "content": "hi"}]
+
+
+def test_control_flow_and_optional_variables() -> None:
+    template = (
+        "Code:\n{{ code }}\n"
+        "{% if lang is defined %}\nLanguage: {{ lang }}\n{% endif %}\n"
+        "{% for item in items %}- {{ item }}\n{% endfor %}"
+    )
+    prompt = spec(template)
+    renderer = Renderer()
+    without = renderer.validate_and_render(prompt, "v", {"code": " c "})
+    assert without[0]["content"] == "Code:\nc\n- a\n- b\n"
+    with_lang = renderer.validate_and_render(prompt, "v", {"code": "c", "lang": "go", "items": []})
+    assert with_lang[0]["content"] == "Code:\nc\nLanguage: go\n"
+
+
+def test_validate_and_render_rejects_bad_values() -> None:
+    prompt = spec("{{ code }}")
+    with pytest.raises(VariableError, match="variable 'code': required"):
+        Renderer().validate_and_render(prompt, "v", {})
+
+
+def test_templates_compile_once_per_version() -> None:
+    prompt = spec("{{ code }}", system="sys {{ lang }}")
+    renderer = Renderer()
+    renderer.render(prompt, "v", {"code": "1", "lang": "a"})
+    second = renderer.render(prompt, "v", {"code": "2", "lang": "b"})
+    assert renderer.compilations == 1
+    assert second[1]["content"] == "2"
+
+    edited = prompt.with_variant(prompt.champion.model_copy(update={"template": "new {{ code }}"}))
+    assert renderer.render(edited, "v", {"code": "3", "lang": "c"})[1]["content"] == "new 3"
+    assert renderer.compilations == 2
+    renderer.render(prompt, "v", {"code": "4", "lang": "d"})  # the old version is still cached
+    assert renderer.compilations == 2
+
+
+def test_cache_is_bounded() -> None:
+    renderer = Renderer(max_cached=1)
+    first, second = spec("a {{ code }}"), spec("b {{ code }}")
+    for prompt in (first, second, first):
+        renderer.render(prompt, "v", {"code": "x"})
+    assert renderer.compilations == 3
+
+
+def test_undefined_variables_fail_loudly() -> None:
+    prompt = spec("{{ code }} {{ lang }}")
+    with pytest.raises(
+        RenderError, match=r"prompt 'p', variant 'v': undefined: 'lang' is undefined"
+    ):
+        Renderer().render(prompt, "v", {"code": "x"})
+    with pytest.raises(RenderError, match="undefined"):
+        Renderer().render(spec("{{ items.missing }}"), "v", {"items": []})
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ code.__class__ }}",
+        "{{ code.__class__.__mro__[1].__subclasses__() }}",
+        "{{ ''.__class__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+    ],
+)
+def test_sandbox_blocks_attribute_tricks(template: str) -> None:
+    prompt = spec(template)
+    with pytest.raises(RenderError, match="unsafe operation blocked"):
+        Renderer().render(prompt, "v", {"code": "x"})
+
+
+def test_values_are_data_never_templates() -> None:
+    prompt = spec("Summarize: {{ code }}", system="{{ lang }}")
+    hostile = "{{ 7 * 7 }} {% for x in range(3) %}{{ x }}{% endfor %} {{ ''.__class__ }}"
+    messages = Renderer().render(prompt, "v", {"code": hostile, "lang": "{{ code }}"})
+    assert messages[0]["content"] == "{{ code }}"
+    assert messages[1]["content"] == f"Summarize: {hostile}"
+
+
+def test_no_html_escaping() -> None:
+    prompt = spec("{{ code }}")
+    assert Renderer().render(prompt, "v", {"code": "<a & 'b'>"})[0]["content"] == "<a & 'b'>"
+
+
+def test_template_runtime_errors_become_render_errors() -> None:
+    prompt = spec("{{ code + 1 }}")
+    with pytest.raises(RenderError, match="TypeError"):
+        Renderer().render(prompt, "v", {"code": "x"})
+
+
+def test_variant_may_be_given_by_name_or_spec() -> None:
+    prompt = spec("{{ code }}")
+    renderer = Renderer()
+    assert renderer.render(prompt, "v", {"code": "x"}) == renderer.render(
+        prompt, prompt.variant("v"), {"code": "x"}
+    )
+    other = VariantSpec(name="w", model="simulated/good", template="{{ code }}!")
+    assert renderer.render(prompt.with_variant(other), "w", {"code": "x"})[0]["content"] == "x!"
