@@ -1,9 +1,365 @@
-"""`promptlab learner`: not built yet."""
+"""`promptlab replay | stats | promote | rollback | pause`: look into and steer the learner.
+
+* ``replay`` rebuilds the projection from sequence 1 into a scratch database (a temporary
+  SQLite file, or a scratch schema on PostgreSQL) with the learner's own projection
+  code, publishing nothing, and compares it with the live database table by table:
+  exit 0 when identical, 1 with the differing rows otherwise.
+* ``stats`` prints, per prompt and variant, what the learner knows (from the database;
+  no NATS needed) and, per prompt, the leader, its lift and a recommendation.
+* ``promote``, ``rollback`` and ``pause`` publish command events; the learner carries
+  them out (or rejects them, saying why) and this command waits briefly for its answer.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from events.bus import BusError, EventBus
+from events.embedded import resolve_nats_url
+from events.jetstream import JetStreamBus
+from events.models import BaseEvent, CommandRejected, PauseCommand, PromoteCommand, RollbackCommand
+from learner.analysis import analyze, rng_for
+from learner.commands import answer_id
+from learner.replay import ReplayReport, catch_up, compare, rebuild
+from learner.reward import effective_promotion, rules_from_prompts
+from learner.store import Store
+from learner.view import load_view
+from promptlab.cli import add_config_option
+from prompts import PromptFileError, PromptSpec, load_prompt_dir
+
+if TYPE_CHECKING:
+    from promptlab.settings import Settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # pragma: no cover - placeholder
-    pass
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``replay``, ``stats``, ``promote``, ``rollback`` and ``pause``."""
+    replay = sub.add_parser(
+        "replay", help="rebuild the learner's projection from the stream and compare"
+    )
+    replay.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_config_option(replay)
+    replay.set_defaults(handler=replay_command)
+
+    stats = sub.add_parser(
+        "stats", help="per prompt and variant: reward, P(best), cost, latency, status"
+    )
+    stats.add_argument("--json", action="store_true", help="print as JSON")
+    stats.add_argument("--prompt", metavar="ID", help="only this prompt")
+    add_config_option(stats)
+    stats.set_defaults(handler=stats_command)
+
+    promote = sub.add_parser("promote", help="make a variant the champion of a prompt")
+    promote.add_argument("prompt", help="prompt id")
+    promote.add_argument("variant", help="variant name")
+    _command_options(promote)
+    promote.set_defaults(handler=promote_command)
+
+    rollback = sub.add_parser("rollback", help="undo the last promotion of a prompt")
+    rollback.add_argument("prompt", help="prompt id")
+    _command_options(rollback)
+    rollback.set_defaults(handler=rollback_command)
+
+    pause = sub.add_parser(
+        "pause", help="stop exploring a prompt (champion only); --resume to restart"
+    )
+    pause.add_argument("prompt", help="prompt id")
+    pause.add_argument("--resume", action="store_true", help="resume exploration instead")
+    _command_options(pause)
+    pause.set_defaults(handler=pause_command)
+
+
+def _command_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", default="", help="why (recorded with the decision)")
+    parser.add_argument("--actor", default="cli", help="who asks (recorded with the decision)")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds to wait for the learner's answer",
+    )
+    add_config_option(parser)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _prompts(settings: Settings) -> dict[str, PromptSpec]:
+    try:
+        return load_prompt_dir(settings.prompts.dir)
+    except PromptFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(2) from None
+    except FileNotFoundError:
+        return {}
+
+
+async def _with_bus(settings: Settings, work: Callable[[EventBus], Awaitable[int]]) -> int:
+    url, embedded = await resolve_nats_url(settings.nats)
+    bus = JetStreamBus(settings.nats, url=url, name="promptlab-cli")
+    try:
+        await bus.start()
+        return await work(bus)
+    except BusError as exc:
+        print(f"promptlab: NATS at {url}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await bus.close()
+        if embedded is not None:
+            await embedded.stop()
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+# --------------------------------------------------------------------------- replay
+
+
+async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) -> ReplayReport:
+    """Rebuild into a scratch store and compare with the live one.
+
+    A learner that is running moves the live database on; when its position changed
+    during the comparison, the scratch projection catches up and compares again.
+    """
+    prompts = _prompts(settings)
+    live = Store(settings.storage.url)
+    await live.create()
+    durable = settings.learner.durable
+    scratch_dir = None
+    if live.dialect == "sqlite":
+        scratch_dir = tempfile.TemporaryDirectory(prefix="promptlab-replay-")
+        scratch = Store(f"sqlite+aiosqlite:///{Path(scratch_dir.name) / 'replay.db'}")
+    else:
+        scratch = Store(settings.storage.url, schema=f"promptlab_replay_{uuid.uuid4().hex[:10]}")
+    try:
+        await scratch.create()
+        position = await live.position(durable)
+        projection, events = await rebuild(
+            bus,
+            scratch,
+            consumer=durable,
+            until=position,
+            rewards=rules_from_prompts(prompts),
+            promotion=lambda p: effective_promotion(prompts.get(p), settings.learner.promotion),
+        )
+        for _ in range(attempts):
+            diffs = await compare(live, scratch)
+            now = await live.position(durable)
+            if now == position:
+                break
+            position = now
+            events += await catch_up(bus, projection, position)
+        tables = {}
+        from learner.schema import PROJECTED_TABLES
+
+        for table in PROJECTED_TABLES:
+            tables[table.name] = len(await live.dump(table))
+        return ReplayReport(position=position, events=events, tables=tables, diffs=diffs)
+    finally:
+        if scratch.schema is not None:
+            await scratch.drop()
+        await scratch.close()
+        await live.close()
+        if scratch_dir is not None:
+            scratch_dir.cleanup()
+
+
+def replay_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``promptlab replay``: exit 0 when identical, 1 when not."""
+
+    async def work(bus: EventBus) -> int:
+        report = await run_replay(settings, bus)
+        if args.json:
+            print(json.dumps(report.to_dict(), indent=2))
+        else:
+            _print_replay(report)
+        return 0 if report.identical else 1
+
+    return asyncio.run(_with_bus(settings, work))
+
+
+def _print_replay(report: ReplayReport) -> None:
+    print(f"replayed {report.events} events up to sequence {report.position}")
+    for name, rows in report.tables.items():
+        diff = next((d for d in report.diffs if d.table == name), None)
+        verdict = (
+            "identical"
+            if diff is None
+            else f"DIFFERS (live {diff.live_rows} rows, replay {diff.replay_rows})"
+        )
+        print(f"  {name:<20} {rows:>9} rows  {verdict}")
+        if diff is not None:
+            for row in diff.only_live:
+                print(f"      live only:   {row}")
+            for row in diff.only_replay:
+                print(f"      replay only: {row}")
+    print(
+        "identical: the projection is a pure function of the stream"
+        if report.identical
+        else "NOT identical"
+    )
+
+
+# --------------------------------------------------------------------------- stats
+
+
+async def collect_stats(
+    settings: Settings, prompt_filter: str | None = None
+) -> list[dict[str, Any]]:
+    """Per prompt: champion, variants with their figures, leader, lift, recommendation."""
+    prompts = _prompts(settings)
+    store = Store(settings.storage.url)
+    out = []
+    try:
+        await store.create()
+        for prompt_id in await store.prompt_ids():
+            if prompt_filter and prompt_id != prompt_filter:
+                continue
+            spec = prompts.get(prompt_id)
+            config = effective_promotion(spec, settings.learner.promotion)
+            cap = spec.routing.exploration_cap if spec else 0.2
+            view = await load_view(store, prompt_id, config, exploration_cap=cap)
+            if view is None:
+                continue
+            analysis = analyze(view, rng_for(settings.learner.seed, view.last_sequence))
+            variants = []
+            for arm in view.arms.values():
+                a = analysis.arms.get(arm.variant)
+                life = arm.lifetime
+                variants.append(
+                    {
+                        "variant": arm.variant,
+                        "status": arm.status,
+                        "model": arm.model,
+                        "executions": life.executions if life else 0,
+                        "n": arm.n,
+                        "reward_mean": a.mean if a else None,
+                        "reward_interval": [a.low, a.high] if a and a.low is not None else None,
+                        "p_best": a.p_best if a else None,
+                        "p_beats_champion": a.p_beats_champion if a else None,
+                        "error_rate": life.error_rate if life else 0.0,
+                        "cost_mean_usd": life.cost_mean if life else 0.0,
+                        "latency_p50_ms": arm.latency_p50_ms,
+                        "latency_p95_ms": arm.latency_p95_ms,
+                    }
+                )
+            out.append(
+                {
+                    "prompt_id": prompt_id,
+                    "champion": view.champion,
+                    "paused": view.paused,
+                    "evaluation_window": config.evaluation_window,
+                    "sequence": view.last_sequence,
+                    "variants": variants,
+                    "leader": analysis.leader,
+                    "lift": analysis.lift,
+                    "lift_interval": [analysis.lift_low, analysis.lift_high]
+                    if analysis.lift_low is not None
+                    else None,
+                    "recommendation": analysis.recommendation,
+                }
+            )
+    finally:
+        await store.close()
+    return out
+
+
+def stats_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``promptlab stats``."""
+    data = asyncio.run(collect_stats(settings, args.prompt))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    if not data:
+        print("no prompts in the learner's database yet (is the learner running?)")
+        return 0
+    for prompt in data:
+        paused = "  [exploration paused]" if prompt["paused"] else ""
+        window = f"  window {prompt['evaluation_window']}" if prompt["evaluation_window"] else ""
+        print(f"{prompt['prompt_id']}  champion {prompt['champion']}{paused}{window}")
+        header = f"  {'VARIANT':<16}{'STATUS':<11}{'N':>7}{'REWARD':>8}  {'95% CI':<15}{'P(BEST)':>8}{'ERR':>7}{'COST $':>10}{'P50 ms':>9}{'P95 ms':>9}"
+        print(header)
+        for v in prompt["variants"]:
+            ci = v["reward_interval"]
+            ci_text = f"[{ci[0]:.3f},{ci[1]:.3f}]" if ci else "-"
+            print(
+                f"  {v['variant']:<16}{v['status']:<11}{v['n']:>7}{_fmt(v['reward_mean']):>8}  {ci_text:<15}"
+                f"{_fmt(v['p_best']):>8}{_fmt(v['error_rate'], '.1%'):>7}{_fmt(v['cost_mean_usd'], '.5f'):>10}"
+                f"{_fmt(v['latency_p50_ms'], '.0f'):>9}{_fmt(v['latency_p95_ms'], '.0f'):>9}"
+            )
+        leader = prompt["leader"] or "-"
+        lift = ""
+        if prompt["lift"] is not None:
+            lift = f", lift {prompt['lift']:+.3f}"
+            if prompt["lift_interval"]:
+                low, high = prompt["lift_interval"]
+                lift += f" (always-valid 95% CI {low:+.3f} .. {high:+.3f})"
+        print(f"  leader {leader}{lift}; recommendation: {prompt['recommendation']}\n")
+    return 0
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def send_command(bus: EventBus, command: BaseEvent, wait: float) -> tuple[int, str]:
+    """Publish ``command``; wait up to ``wait`` s for the learner's answer in the stream."""
+    ack = await bus.publish(command)
+    wanted = answer_id(command)
+    deadline = asyncio.get_running_loop().time() + wait
+    start = ack.sequence + 1
+    while asyncio.get_running_loop().time() < deadline:
+        async for sequence, event, _ in bus.read(start):
+            start = sequence + 1
+            if event is not None and event.event_id == wanted:
+                if isinstance(event, CommandRejected):
+                    return 1, f"rejected: {event.reason}"
+                return 0, f"done: {type(event).__name__} at sequence {sequence}"
+        await asyncio.sleep(0.1)
+    return (
+        0,
+        f"sent (sequence {ack.sequence}); no answer within {wait:g}s - the learner carries it out when it runs",
+    )
+
+
+def _send(settings: Settings, command: BaseEvent, wait: float) -> int:
+    async def work(bus: EventBus) -> int:
+        code, message = await send_command(bus, command, wait)
+        print(message, file=sys.stderr if code else sys.stdout)
+        return code
+
+    return asyncio.run(_with_bus(settings, work))
+
+
+def promote_command(args: argparse.Namespace, settings: Settings) -> int:
+    return _send(
+        settings,
+        PromoteCommand(
+            prompt_id=args.prompt, variant=args.variant, actor=args.actor, reason=args.reason
+        ),
+        args.wait,
+    )
+
+
+def rollback_command(args: argparse.Namespace, settings: Settings) -> int:
+    return _send(
+        settings,
+        RollbackCommand(prompt_id=args.prompt, actor=args.actor, reason=args.reason),
+        args.wait,
+    )
+
+
+def pause_command(args: argparse.Namespace, settings: Settings) -> int:
+    command = PauseCommand(
+        prompt_id=args.prompt, paused=not args.resume, actor=args.actor, reason=args.reason
+    )
+    return _send(settings, command, args.wait)

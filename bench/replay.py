@@ -1,0 +1,185 @@
+"""Learner replay throughput into SQLite (target >= 20,000 events/s).
+
+Generates realistic traffic (5 prompts x 3 variants; executions, feedback for ~75 % of
+them, 10 % of it arriving before its execution, a few duplicates and commands) and
+measures three things:
+
+1. decode: JSON bytes -> event models (what any bus consumer pays);
+2. projection only: decoded events straight into :class:`learner.projection.Projection`;
+3. end to end: ``promptlab replay``'s path, a real nats-server stream read with
+   ``EventBus.read`` and projected into a fresh SQLite file.
+
+``python -m bench.replay [--events N] [--batch N] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from events.bus import Delivery
+from events.models import (
+    BaseEvent,
+    ExecutionCompleted,
+    FeedbackReceived,
+    PromoteCommand,
+    VariantRegistered,
+    decode,
+    encode,
+)
+from learner.projection import Projection
+from learner.replay import rebuild
+from learner.reward import RewardRule
+from learner.store import Store
+
+PROMPTS = [f"prompt-{i}" for i in range(5)]
+VARIANTS = ["a", "b", "c"]
+T0 = datetime(2025, 1, 6, tzinfo=UTC)
+
+
+def generate(n: int, seed: int = 7) -> list[BaseEvent]:
+    """About ``n`` events of realistic shape (seeded: the same every run)."""
+    rng = random.Random(seed)
+    events: list[BaseEvent] = [
+        VariantRegistered(
+            prompt_id=p,
+            variant=v,
+            version=f"{p}-{v}",
+            model="simulated/echo",
+            template="Hi {{ name }}",
+            champion=v == "a",
+            occurred_at=T0,
+        )
+        for p in PROMPTS
+        for v in VARIANTS
+    ]
+    i = 0
+    while len(events) < n:
+        prompt, variant = rng.choice(PROMPTS), rng.choices(VARIANTS, weights=[6, 2, 2])[0]
+        at = T0 + timedelta(milliseconds=i * 40)
+        ex = ExecutionCompleted(
+            execution_id=f"x{i}",
+            prompt_id=prompt,
+            variant=variant,
+            version=f"{prompt}-{variant}",
+            model="gpt-4o-mini",
+            provider="openai",
+            subject=f"user-{rng.randrange(2000)}",
+            latency_ms=rng.lognormvariate(6.0, 0.5),
+            ttft_ms=rng.uniform(50, 300),
+            input_tokens=rng.randrange(50, 800),
+            output_tokens=rng.randrange(10, 400),
+            cost_usd=rng.uniform(1e-5, 2e-3),
+            status="error" if rng.random() < 0.02 else "ok",
+            occurred_at=at,
+        )
+        batch: list[BaseEvent] = [ex]
+        if rng.random() < 0.75:
+            fb = FeedbackReceived(
+                execution_id=ex.execution_id,
+                name="thumbs_up",
+                value=rng.random() < (0.5 + 0.05 * VARIANTS.index(variant)),
+                occurred_at=at + timedelta(seconds=rng.uniform(1, 600)),
+            )
+            batch = [fb, ex] if rng.random() < 0.1 else [ex, fb]
+        if rng.random() < 0.005:
+            batch.append(ex)  # the same execution again (a retried publish with a new id)
+        if rng.random() < 0.0005:
+            batch.append(
+                PromoteCommand(prompt_id=prompt, variant=rng.choice(VARIANTS), occurred_at=at)
+            )
+        events.extend(batch)
+        i += 1
+    return events[:n]
+
+
+def _rewards() -> dict[str, RewardRule]:
+    return {p: RewardRule(feedback="thumbs_up") for p in PROMPTS}
+
+
+async def projection_only(events: list[BaseEvent], db: Path, batch: int) -> float:
+    store = Store(f"sqlite+aiosqlite:///{db}")
+    await store.create()
+    projection = Projection(store, consumer="bench", rewards=_rewards())
+    await projection.load()
+    deliveries = [Delivery(sequence=i + 1, event=e, data=b"") for i, e in enumerate(events)]
+    start = time.perf_counter()
+    for i in range(0, len(deliveries), batch):
+        await projection.apply(deliveries[i : i + batch])
+    elapsed = time.perf_counter() - start
+    await store.close()
+    return elapsed
+
+
+async def through_nats(events: list[BaseEvent], workdir: Path, batch: int) -> tuple[float, float]:
+    from events.embedded import NatsServerProcess
+    from events.jetstream import JetStreamBus
+
+    server = NatsServerProcess(workdir / "nats")
+    server.start()
+    try:
+        bus = JetStreamBus(url=server.url)
+        await bus.start()
+        start = time.perf_counter()
+        for i in range(0, len(events), 1000):
+            await bus.publish_many(events[i : i + 1000])
+        publish = time.perf_counter() - start
+        store = Store(f"sqlite+aiosqlite:///{workdir / 'nats-replay.db'}")
+        await store.create()
+        start = time.perf_counter()
+        await rebuild(
+            bus,
+            store,
+            consumer="bench",
+            until=await bus.last_sequence(),
+            rewards=_rewards(),
+            batch_size=batch,
+        )
+        replay = time.perf_counter() - start
+        await store.close()
+        await bus.close()
+        return publish, replay
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000, help="events per transaction")
+    parser.add_argument("--quick", action="store_true", help="20,000 events")
+    parser.add_argument("--skip-nats", action="store_true", help="projection only")
+    args = parser.parse_args()
+    n = 20_000 if args.quick else args.events
+    events = generate(n)
+    blobs = [encode(e) for e in events]
+    start = time.perf_counter()
+    for blob in blobs:
+        decode(blob)
+    decode_s = time.perf_counter() - start
+    print(
+        f"events: {n:,} ({sum(isinstance(e, ExecutionCompleted) for e in events):,} executions), batch {args.batch}"
+    )
+    print(f"decode (bytes -> models):          {n / decode_s:>10,.0f} events/s")
+    with tempfile.TemporaryDirectory(prefix="promptlab-bench-") as tmp:
+        work = Path(tmp)
+        elapsed = asyncio.run(projection_only(events, work / "direct.db", args.batch))
+        print(
+            f"projection only into SQLite:       {n / elapsed:>10,.0f} events/s  ({elapsed:.2f} s)"
+        )
+        print(f"decode + projection (replay CPU):  {n / (elapsed + decode_s):>10,.0f} events/s")
+        if not args.skip_nats:
+            publish, replay = asyncio.run(through_nats(events, work, args.batch))
+            print(f"publish to JetStream (pipelined):  {n / publish:>10,.0f} events/s")
+            print(
+                f"replay from JetStream into SQLite: {n / replay:>10,.0f} events/s  ({replay:.2f} s)  [target >= 20,000]"
+            )
+
+
+if __name__ == "__main__":
+    main()

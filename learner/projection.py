@@ -1,0 +1,609 @@
+"""The exactly-once projection: a batch of stream deliveries into SQL in one transaction.
+
+:meth:`Projection.apply` writes everything a batch changes *and* the new tracking
+position in a single transaction. Sequences at or below the position are skipped, so a
+redelivered batch or a duplicate changes nothing; the caller acks only after it returns.
+Every event type is either applied or explicitly ignored, and the position advances
+past all of them, including undecodable ones (returned as dead letters for the caller
+to publish).
+
+Aggregates are summed in memory per batch and written as integer upserts
+(``col = col + excluded.col``), new rows with ``executemany``: that keeps replay fast
+and makes totals independent of where batch boundaries fall.
+
+Nothing here reads the wall clock or draws random numbers: time comes from event
+``occurred_at`` fields, so ``promptlab replay`` rebuilds identical tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from events.bus import Delivery
+from events.models import (
+    BaseEvent,
+    CommandRejected,
+    ExecutionCompleted,
+    ExplorationPaused,
+    ExplorationResumed,
+    FeedbackReceived,
+    PauseCommand,
+    PromoteCommand,
+    RollbackCommand,
+    VariantPromoted,
+    VariantRegistered,
+    VariantRetired,
+    VariantRolledBack,
+    encode,
+)
+from learner import schema as t
+from learner.commands import carry_out
+from learner.decisions import decision_record
+from learner.reward import RewardRule, feedback_value, finite
+from learner.schema import AGGREGATE_COLUMNS, MICRO, NANO
+from learner.state import LearnerState, PromptRow, VariantRow
+from learner.store import Store, latency_bucket
+from prompts.config import PromotionConfig
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500  # ids per IN (...) query: well under every driver's parameter limit
+_N_AGG = len(AGGREGATE_COLUMNS)
+_EXECUTIONS, _ERRORS, _REWARDED, _POSITIVE, _REWARD, _REWARD_SQ, _COST, _TOKENS, _LATENCY = range(
+    _N_AGG
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A delivery the projection could not decode: publish it aside with the reason."""
+
+    sequence: int
+    data: bytes
+    reason: str
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one :meth:`Projection.apply` did."""
+
+    position: int
+    """Tracking position after the batch."""
+    applied: int = 0
+    skipped: int = 0
+    """Deliveries at or below the previous position (redeliveries, duplicates)."""
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+    """Prompts whose state or statistics changed."""
+    outbox: list[BaseEvent] = field(default_factory=list)
+    """Answers to commands, written to the outbox: publish them after commit."""
+    decisions: list[BaseEvent] = field(default_factory=list)
+    """Decision events applied in this batch (promotions, rollbacks, ...)."""
+
+
+@dataclass(slots=True)
+class _Exec:
+    """What the feedback join needs to know about one execution."""
+
+    prompt_id: str | None
+    variant: str | None
+    occurred_ms: int
+    cost_usd: float
+    latency_ms: float
+    rewarded: bool
+    new_row: dict[str, Any] | None = None
+    """The row to insert when the execution arrived in this batch."""
+
+
+def event_ms(event: BaseEvent) -> int:
+    """An event's ``occurred_at`` in milliseconds since the epoch."""
+    return int(event.occurred_at.timestamp() * 1000)
+
+
+class Projection:
+    """Applies stream deliveries to a :class:`Store`, exactly once per sequence.
+
+    ``rewards`` maps prompt ids to their :class:`RewardRule` (unknown prompts accept
+    any feedback name); ``promotion`` returns a prompt's effective promotion config
+    (for the probation length). With ``write_outbox=False`` (replay) command answers are
+    computed but not stored for publishing.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        consumer: str,
+        rewards: Mapping[str, RewardRule] | None = None,
+        promotion: Callable[[str], PromotionConfig] | None = None,
+        write_outbox: bool = True,
+    ) -> None:
+        self.store = store
+        self.consumer = consumer
+        self.rewards = dict(rewards or {})
+        self.promotion = promotion or (lambda _prompt: PromotionConfig())
+        self.write_outbox = write_outbox
+        self.state = LearnerState()
+        self.position = 0
+        self.in_flight: dict[str, str] = {}
+        """Outbox event id -> prompt id: decisions published but not yet seen back."""
+        self._loaded = False
+        self._default_rule = RewardRule()
+
+    async def load(self) -> None:
+        """Read the position, prompt and variant rows and the outbox into memory."""
+        async with self.store.engine.connect() as conn:
+            await self._load(conn)
+
+    async def _load(self, conn: AsyncConnection) -> None:
+        pos = await conn.scalar(
+            select(t.projection_position.c.sequence).where(
+                t.projection_position.c.consumer == self.consumer
+            )
+        )
+        self.position = int(pos or 0)
+        state = LearnerState()
+        for row in await conn.execute(select(t.prompt_state)):
+            state.prompts[row.prompt_id] = PromptRow(**dict(row._mapping))
+        for row in await conn.execute(select(t.variants)):
+            state.variants[(row.prompt_id, row.variant)] = VariantRow(**dict(row._mapping))
+        self.state = state
+        self.in_flight = {
+            r.event_id: r.prompt_id
+            for r in await conn.execute(select(t.outbox.c.event_id, t.outbox.c.prompt_id))
+        }
+        self._loaded = True
+
+    # ------------------------------------------------------------------ batch
+
+    async def apply(self, deliveries: Sequence[Delivery]) -> BatchResult:
+        """Apply a batch in one transaction; returns what changed. Does not ack."""
+        try:
+            async with self.store.begin() as conn:
+                stored = await conn.scalar(
+                    select(t.projection_position.c.sequence).where(
+                        t.projection_position.c.consumer == self.consumer
+                    )
+                )
+                if not self._loaded or int(stored or 0) != self.position:
+                    await self._load(conn)  # someone else wrote (or first batch): resync
+                batch = _Batch(self, conn)
+                result = await batch.run(sorted(deliveries, key=lambda d: d.sequence))
+        except BaseException:
+            self._loaded = False  # memory may hold half a batch: reload before the next
+            raise
+        self.position = result.position
+        return result
+
+    def rule(self, prompt_id: str) -> RewardRule:
+        return self.rewards.get(prompt_id, self._default_rule)
+
+
+class _Batch:
+    """The working set of one transaction."""
+
+    def __init__(self, projection: Projection, conn: AsyncConnection) -> None:
+        self.p = projection
+        self.conn = conn
+        self.state = projection.state
+        self.result = BatchResult(position=projection.position)
+        self.execs: dict[str, _Exec] = {}
+        self.reward_updates: list[dict[str, Any]] = []
+        self.pending_db: dict[str, list[tuple[int, str, float]]] = {}
+        self.pending_new: dict[str, list[tuple[int, str, float, int]]] = {}
+        self.pending_delete: set[str] = set()
+        self.arms: dict[tuple[str, str], list[int]] = {}
+        self.minutes: dict[tuple[str, str, int], list[int]] = {}
+        self.hist: dict[tuple[str, str, int], int] = {}
+        self.dirty_prompts: set[str] = set()
+        self.dirty_variants: set[tuple[str, str]] = set()
+        self.decision_rows: list[dict[str, Any]] = []
+        self.outbox_new: list[dict[str, Any]] = []
+        self.outbox_done: list[str] = []
+
+    async def run(self, deliveries: Sequence[Delivery]) -> BatchResult:
+        position = self.p.position
+        fresh: list[Delivery] = []
+        for d in deliveries:
+            if d.sequence <= position:
+                self.result.skipped += 1
+                continue
+            position = d.sequence
+            fresh.append(d)
+        await self._prefetch(fresh)
+        for d in fresh:
+            if d.event is None:
+                reason = d.error or "undecodable event"
+                log.warning("dead-lettering stream sequence %d: %s", d.sequence, reason)
+                self.result.dead_letters.append(DeadLetter(d.sequence, d.data, reason))
+                continue
+            self._apply(d.sequence, d.event)
+            self.result.applied += 1
+        self.result.position = position
+        if position > self.p.position:
+            await self._write(position)
+        return self.result
+
+    # ------------------------------------------------------------------ reads
+
+    async def _prefetch(self, fresh: Iterable[Delivery]) -> None:
+        """Load the executions and early feedback this batch's events refer to."""
+        exec_ids: set[str] = set()
+        arriving: set[str] = set()
+        for d in fresh:
+            ev = d.event
+            if isinstance(ev, ExecutionCompleted):
+                exec_ids.add(ev.execution_id)
+                arriving.add(ev.execution_id)
+            elif isinstance(ev, FeedbackReceived):
+                exec_ids.add(ev.execution_id)
+        e = t.executions
+        cols = (
+            e.c.execution_id,
+            e.c.prompt_id,
+            e.c.variant,
+            e.c.occurred_ms,
+            e.c.cost_usd,
+            e.c.latency_ms,
+            e.c.feedback_sequence,
+        )
+        for chunk in _chunks(sorted(exec_ids)):
+            for row in await self.conn.execute(select(*cols).where(e.c.execution_id.in_(chunk))):
+                self.execs[row[0]] = _Exec(
+                    row[1], row[2], int(row[3]), float(row[4]), float(row[5]), row[6] is not None
+                )
+        pf = t.pending_feedback
+        for chunk in _chunks(sorted(arriving - self.execs.keys())):
+            rows = await self.conn.execute(
+                select(pf.c.execution_id, pf.c.sequence, pf.c.name, pf.c.value)
+                .where(pf.c.execution_id.in_(chunk))
+                .order_by(pf.c.sequence)
+            )
+            for exec_id, seq, name, value in rows:
+                self.pending_db.setdefault(exec_id, []).append((int(seq), name, float(value)))
+
+    # ------------------------------------------------------------------ events
+
+    def _apply(self, seq: int, ev: BaseEvent) -> None:
+        match ev:
+            case ExecutionCompleted():
+                self._execution(seq, ev)
+            case FeedbackReceived():
+                self._feedback(seq, ev)
+            case VariantRegistered():
+                self._registered(seq, ev)
+            case (
+                VariantPromoted()
+                | VariantRolledBack()
+                | VariantRetired()
+                | ExplorationPaused()
+                | ExplorationResumed()
+                | CommandRejected()
+            ):
+                self._decision(seq, ev)
+            case PromoteCommand() | RollbackCommand() | PauseCommand():
+                self._command(seq, ev)
+            case _:
+                # A type this learner does not project: the position still advances.
+                log.debug("ignoring %s at sequence %d", type(ev).__name__, seq)
+
+    def _prompt(self, prompt_id: str, seq: int) -> PromptRow:
+        row = self.state.prompts.get(prompt_id)
+        if row is None:
+            row = self.state.prompts[prompt_id] = PromptRow(prompt_id=prompt_id)
+        row.last_sequence = seq
+        self.dirty_prompts.add(prompt_id)
+        self.result.touched.add(prompt_id)
+        return row
+
+    def _arm(self, prompt_id: str, variant: str) -> list[int]:
+        acc = self.arms.get((prompt_id, variant))
+        if acc is None:
+            acc = self.arms[(prompt_id, variant)] = [0] * _N_AGG
+        return acc
+
+    def _minute(self, prompt_id: str, variant: str, minute: int) -> list[int]:
+        key = (prompt_id, variant, minute)
+        acc = self.minutes.get(key)
+        if acc is None:
+            acc = self.minutes[key] = [0] * _N_AGG
+        return acc
+
+    def _execution(self, seq: int, ev: ExecutionCompleted) -> None:
+        if ev.execution_id in self.execs:
+            return  # the same execution published twice under two event ids
+        occurred = event_ms(ev)
+        latency, cost = finite(ev.latency_ms), finite(ev.cost_usd)
+        ttft = None if ev.ttft_ms is None else finite(ev.ttft_ms)
+        row = {
+            "execution_id": ev.execution_id,
+            "sequence": seq,
+            "prompt_id": ev.prompt_id,
+            "variant": ev.variant,
+            "model": ev.model,
+            "subject": ev.subject,
+            "status": ev.status,
+            "latency_ms": latency,
+            "ttft_ms": ttft,
+            "input_tokens": ev.input_tokens,
+            "output_tokens": ev.output_tokens,
+            "cost_usd": cost,
+            "occurred_ms": occurred,
+            "feedback_sequence": None,
+            "feedback_value": None,
+            "reward": None,
+        }
+        ex = _Exec(ev.prompt_id, ev.variant, occurred, cost, latency, False, row)
+        self.execs[ev.execution_id] = ex
+        if ev.prompt_id is None or ev.variant is None:
+            return  # an unrouted passthrough call: kept for analytics, no arm
+        prompt = self._prompt(ev.prompt_id, seq)
+        if occurred > prompt.last_event_ms:
+            prompt.last_event_ms = occurred
+        values = (
+            1,
+            1 if ev.status == "error" else 0,
+            round(cost * NANO),
+            ev.input_tokens + ev.output_tokens,
+            round(latency * 1000),
+        )
+        for acc in (
+            self._arm(ev.prompt_id, ev.variant),
+            self._minute(ev.prompt_id, ev.variant, occurred // 60_000),
+        ):
+            acc[_EXECUTIONS] += values[0]
+            acc[_ERRORS] += values[1]
+            acc[_COST] += values[2]
+            acc[_TOKENS] += values[3]
+            acc[_LATENCY] += values[4]
+        hkey = (ev.prompt_id, ev.variant, latency_bucket(latency))
+        self.hist[hkey] = self.hist.get(hkey, 0) + 1
+        # Feedback that arrived first (earlier batches, then this one) joins now.
+        early = self.pending_db.pop(ev.execution_id, []) + [
+            x[:3] for x in self.pending_new.pop(ev.execution_id, [])
+        ]
+        if early:
+            self.pending_delete.add(ev.execution_id)
+            rule = self.p.rule(ev.prompt_id)
+            for fb_seq, name, value in sorted(early):
+                if rule.accepts(name):
+                    self._reward(ex, ev.execution_id, fb_seq, value, seq)
+                    break
+
+    def _feedback(self, seq: int, ev: FeedbackReceived) -> None:
+        value = feedback_value(ev.value)
+        if value is None:
+            log.warning(
+                "ignoring NaN feedback %r for %s at sequence %d", ev.name, ev.execution_id, seq
+            )
+            return
+        ex = self.execs.get(ev.execution_id)
+        if ex is None:
+            self.pending_new.setdefault(ev.execution_id, []).append(
+                (seq, ev.name, value, event_ms(ev))
+            )
+            return
+        if ex.rewarded or ex.prompt_id is None or ex.variant is None:
+            return  # first reward feedback wins; unrouted calls have no arm to reward
+        if self.p.rule(ex.prompt_id).accepts(ev.name):
+            self._reward(ex, ev.execution_id, seq, value, seq)
+
+    def _reward(self, ex: _Exec, execution_id: str, fb_seq: int, value: float, seq: int) -> None:
+        assert ex.prompt_id is not None and ex.variant is not None
+        reward = self.p.rule(ex.prompt_id).reward(value, ex.cost_usd, ex.latency_ms)
+        ex.rewarded = True
+        if ex.new_row is not None:
+            ex.new_row.update(feedback_sequence=fb_seq, feedback_value=value, reward=reward)
+        else:
+            self.reward_updates.append(
+                {"b_id": execution_id, "b_seq": fb_seq, "b_value": value, "b_reward": reward}
+            )
+        micro = round(reward * MICRO)
+        sq = round(reward * reward * MICRO)
+        positive = 1 if value >= 0.5 else 0
+        for acc in (
+            self._arm(ex.prompt_id, ex.variant),
+            self._minute(ex.prompt_id, ex.variant, ex.occurred_ms // 60_000),
+        ):
+            acc[_REWARDED] += 1
+            acc[_POSITIVE] += positive
+            acc[_REWARD] += micro
+            acc[_REWARD_SQ] += sq
+        prompt = self._prompt(ex.prompt_id, seq)
+        if prompt.probation_variant == ex.variant:
+            prompt.probation_rewarded += 1
+            prompt.probation_reward_micro += micro
+            if prompt.probation_rewarded >= self.p.promotion(ex.prompt_id).probation_samples:
+                # Probation served without a rollback: a full champion from here on.
+                self._set_status(ex.prompt_id, ex.variant, "champion")
+                prompt.probation_variant = None
+
+    def _registered(self, seq: int, ev: VariantRegistered) -> None:
+        key = (ev.prompt_id, ev.variant)
+        prompt = self._prompt(ev.prompt_id, seq)
+        existing = self.state.variants.get(key)
+        if existing is None:
+            self.state.variants[key] = VariantRow(
+                prompt_id=ev.prompt_id,
+                variant=ev.variant,
+                version=ev.version,
+                model=ev.model,
+                origin=ev.origin,
+                parent=ev.parent,
+                strategy=ev.strategy,
+                status="challenger",
+                registered_sequence=seq,
+            )
+        else:
+            existing.version, existing.model = ev.version, ev.model
+        self.dirty_variants.add(key)
+        if prompt.champion is None or (ev.champion and not prompt.champion_explicit):
+            if prompt.champion is not None and prompt.champion != ev.variant:
+                self._set_status(ev.prompt_id, prompt.champion, "challenger")
+            prompt.champion = ev.variant
+            prompt.champion_explicit = ev.champion
+            self._set_status(ev.prompt_id, ev.variant, "champion")
+
+    def _set_status(self, prompt_id: str, variant: str, status: str) -> None:
+        row = self.state.variants.get((prompt_id, variant))
+        if row is not None and row.status != status:
+            row.status = status  # type: ignore[assignment]
+            self.dirty_variants.add((prompt_id, variant))
+
+    def _decision(self, seq: int, ev: Any) -> None:
+        prompt = self._prompt(ev.prompt_id, seq)
+        if self.p.in_flight.pop(ev.event_id, None) is not None:
+            self.outbox_done.append(ev.event_id)
+        self.result.decisions.append(ev)
+        self.decision_rows.append(decision_record(seq, ev))
+        match ev:
+            case VariantPromoted() if ev.variant != prompt.champion:
+                if prompt.champion is not None:
+                    self._set_status(ev.prompt_id, prompt.champion, "challenger")
+                prompt.previous_champion = prompt.champion
+                prompt.champion = ev.variant
+                prompt.champion_explicit = True
+                prompt.last_decision_sequence = seq
+                prompt.probation_rewarded = prompt.probation_reward_micro = 0
+                if self.p.promotion(ev.prompt_id).probation_samples > 0:
+                    prompt.probation_variant = ev.variant
+                    self._set_status(ev.prompt_id, ev.variant, "probation")
+                else:
+                    prompt.probation_variant = None
+                    self._set_status(ev.prompt_id, ev.variant, "champion")
+            case VariantRolledBack() if ev.variant == prompt.champion:
+                self._set_status(
+                    ev.prompt_id, ev.variant, "retired" if ev.reason == "auto" else "challenger"
+                )
+                self._set_status(ev.prompt_id, ev.restored, "champion")
+                prompt.champion = ev.restored
+                prompt.previous_champion = None
+                prompt.probation_variant = None
+                prompt.probation_rewarded = prompt.probation_reward_micro = 0
+                prompt.last_decision_sequence = seq
+            case VariantRetired() if ev.variant != prompt.champion:
+                self._set_status(ev.prompt_id, ev.variant, "retired")
+                prompt.last_decision_sequence = seq
+            case ExplorationPaused():
+                prompt.paused = True
+            case ExplorationResumed():
+                prompt.paused = False
+            case _:
+                pass  # rejections, and decisions overtaken by an earlier one: logged only
+
+    def _command(self, seq: int, ev: PromoteCommand | RollbackCommand | PauseCommand) -> None:
+        answer = carry_out(ev, self.state)
+        if not self.p.write_outbox or answer.event_id in self.p.in_flight:
+            return
+        self.p.in_flight[answer.event_id] = ev.prompt_id
+        self.outbox_new.append(
+            {"event_id": answer.event_id, "prompt_id": ev.prompt_id, "data": encode(answer)}
+        )
+        self.result.outbox.append(answer)
+
+    # ------------------------------------------------------------------ writes
+
+    async def _write(self, position: int) -> None:
+        conn, store = self.conn, self.p.store
+        new_execs = [ex.new_row for ex in self.execs.values() if ex.new_row is not None]
+        if new_execs:
+            await conn.execute(t.executions.insert(), new_execs)
+        if self.reward_updates:
+            e = t.executions
+            stmt = (
+                update(e)
+                .where(e.c.execution_id == bindparam("b_id"))
+                .values(
+                    feedback_sequence=bindparam("b_seq"),
+                    feedback_value=bindparam("b_value"),
+                    reward=bindparam("b_reward"),
+                )
+            )
+            await conn.execute(stmt, self.reward_updates)
+        for chunk in _chunks(sorted(self.pending_delete)):
+            await conn.execute(
+                delete(t.pending_feedback).where(t.pending_feedback.c.execution_id.in_(chunk))
+            )
+        pending_rows = [
+            {"sequence": s, "execution_id": exec_id, "name": n, "value": v, "occurred_ms": ms}
+            for exec_id, items in self.pending_new.items()
+            for s, n, v, ms in items
+        ]
+        if pending_rows:
+            await conn.execute(t.pending_feedback.insert(), pending_rows)
+        await self._add(
+            t.arm_stats,
+            [{"prompt_id": p, "variant": v, **_named(acc)} for (p, v), acc in self.arms.items()],
+        )
+        await self._add(
+            t.minute_buckets,
+            [
+                {"prompt_id": p, "variant": v, "minute": m, **_named(acc)}
+                for (p, v, m), acc in self.minutes.items()
+            ],
+        )
+        await self._add(
+            t.latency_histogram,
+            [
+                {"prompt_id": p, "variant": v, "bucket": b, "count": n}
+                for (p, v, b), n in self.hist.items()
+            ],
+        )
+        await self._replace(
+            t.variants, [self.state.variants[k].to_row() for k in sorted(self.dirty_variants)]
+        )
+        await self._replace(
+            t.prompt_state, [self.state.prompts[k].to_row() for k in sorted(self.dirty_prompts)]
+        )
+        if self.decision_rows:
+            await conn.execute(t.decisions.insert(), self.decision_rows)
+        if self.outbox_new:
+            await conn.execute(t.outbox.insert(), self.outbox_new)
+        for chunk in _chunks(self.outbox_done):
+            await conn.execute(delete(t.outbox).where(t.outbox.c.event_id.in_(chunk)))
+        stmt = store.insert(t.projection_position)
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["consumer"], set_={"sequence": stmt.excluded.sequence}
+            ),
+            {"consumer": self.p.consumer, "sequence": position},
+        )
+
+    async def _add(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        """Upsert counters: insert, or add to the existing row's counters."""
+        if not rows:
+            return
+        stmt = self.p.store.insert(table)
+        keys = [c.name for c in table.primary_key.columns]
+        counters = [c.name for c in table.columns if c.name not in keys]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in counters}
+        )
+        await self.conn.execute(stmt, rows)
+
+    async def _replace(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        """Upsert whole rows: insert, or overwrite every non-key column."""
+        if not rows:
+            return
+        stmt = self.p.store.insert(table)
+        keys = [c.name for c in table.primary_key.columns]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys,
+            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
+        )
+        await self.conn.execute(stmt, rows)
+
+
+def _named(acc: list[int]) -> dict[str, int]:
+    return dict(zip(AGGREGATE_COLUMNS, acc, strict=True))
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]

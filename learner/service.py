@@ -1,0 +1,371 @@
+"""The continuous learner: consume, project, decide, publish snapshots.
+
+``async with Learner(settings.learner, settings.storage, bus, prompts) as learner:``
+starts it in-process (a background task); leaving the block stops it gracefully.
+``promptlab serve`` and the end-to-end tests run it that way.
+
+One loop iteration:
+
+1. fetch up to ``batch_size`` deliveries from the durable pull consumer;
+2. apply them in one transaction with the new position (:class:`Projection`);
+3. publish dead letters, then ack every delivery (only after the commit);
+4. publish command answers from the outbox;
+5. run the policy on the prompts the batch touched; a decision is written to the
+   outbox, published with a deterministic id, and applied to the prompt state only
+   when it comes back through the stream: the stream is the single source of truth;
+6. write routing and stats snapshots of changed prompts (throttled per prompt).
+
+A NATS outage only delays things: fetch errors are retried with backoff, and anything
+not yet published stays in the outbox table until it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+
+from events.bus import BusError, Consumer, Delivery, EventBus
+from events.models import BaseEvent, decode, encode
+from events.subjects import Header, Subject
+from learner import schema as t
+from learner.analysis import PromptAnalysis, analyze, rng_for
+from learner.config import LearnerSettings, StorageSettings
+from learner.decide import Policy, default_policy
+from learner.projection import BatchResult, DeadLetter, Projection
+from learner.reward import effective_promotion, rules_from_prompts
+from learner.snapshots import SnapshotWriter
+from learner.store import Store
+from learner.view import PromptView, load_view
+from prompts.config import PromotionConfig
+from prompts.spec import PromptSpec
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 2.0
+
+
+class Learner:
+    """The learner service. Takes its collaborators explicitly; owns only its store
+    (unless one is passed in)."""
+
+    def __init__(
+        self,
+        settings: LearnerSettings,
+        storage: StorageSettings,
+        bus: EventBus,
+        prompts: Mapping[str, PromptSpec],
+        *,
+        store: Store | None = None,
+        policy: Policy | None = default_policy,
+        fetch_timeout_s: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.prompts = dict(prompts)
+        self._owns_store = store is None
+        self.store = store or Store(storage.url)
+        self.policy = policy
+        self.fetch_timeout_s = fetch_timeout_s
+        self.projection = Projection(
+            self.store,
+            consumer=settings.durable,
+            rewards=rules_from_prompts(self.prompts),
+            promotion=self.promotion_config,
+        )
+        self.snapshots = SnapshotWriter(
+            bus, self.store, self.load, interval_ms=settings.snapshot_interval_ms
+        )
+        self._consumer: Consumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._unpublished: dict[str, BaseEvent] = {}
+        self._idle_fetches = 0
+        self.batches = 0
+        self.events = 0
+
+    # ------------------------------------------------------------------ config
+
+    def promotion_config(self, prompt_id: str) -> PromotionConfig:
+        """A prompt's effective promotion thresholds (global + prompt file)."""
+        return effective_promotion(self.prompts.get(prompt_id), self.settings.promotion)
+
+    def exploration_cap(self, prompt_id: str) -> float:
+        spec = self.prompts.get(prompt_id)
+        return spec.routing.exploration_cap if spec is not None else 0.2
+
+    async def load(self, prompt_id: str) -> tuple[PromptView, PromptAnalysis] | None:
+        """A prompt's view and analysis, seeded from its stream position."""
+        view = await load_view(
+            self.store,
+            prompt_id,
+            self.promotion_config(prompt_id),
+            exploration_cap=self.exploration_cap(prompt_id),
+        )
+        if view is None:
+            return None
+        return view, analyze(view, rng_for(self.settings.seed, view.last_sequence))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Create tables, load state, announce config variants, open the consumer."""
+        await self.store.create()
+        await self.projection.load()
+        for event_id, _prompt, data in await self.store.outbox_rows():
+            self._unpublished[event_id] = decode(data)
+        await self._register_config_variants()
+        await self._open_consumer(recreate=True)
+        await self._publish_pending()
+        self.snapshots.mark(await self.store.prompt_ids())
+
+    async def _register_config_variants(self) -> None:
+        """Publish VariantRegistered for config variants the projection does not know.
+
+        Ids are deterministic (prompt, variant, version, champion flag), so several
+        restarts, or a sidecar announcing the same files, leave one copy in the stream.
+        """
+        known = self.projection.state.variants
+        fresh = [
+            ev
+            for spec in self.prompts.values()
+            for ev in spec.registered_events()
+            if (ev.prompt_id, ev.variant) not in known
+            or known[(ev.prompt_id, ev.variant)].version != ev.version
+        ]
+        if fresh:
+            try:
+                await self.bus.publish_many(fresh)
+            except BusError as exc:
+                log.warning("could not announce %d config variants yet: %s", len(fresh), exc)
+
+    async def _open_consumer(self, *, recreate: bool = False) -> None:
+        # The database position is the truth; the durable is only a cursor. Recreating
+        # it at position + 1 makes a fresh (or restored) database resume exactly there.
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.close()
+        if recreate:
+            await self.bus.delete_consumer(self.settings.durable)
+        self._consumer = await self.bus.consumer(
+            self.settings.durable, start_sequence=self.projection.position + 1
+        )
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; survives NATS outages by retrying."""
+        backoff = 0.05
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                if self._consumer is None or failures >= 3:
+                    await self._open_consumer()
+                    failures = 0
+                assert self._consumer is not None
+                due = self.snapshots.next_due()
+                timeout = (
+                    self.fetch_timeout_s
+                    if due is None
+                    else min(self.fetch_timeout_s, max(due, 0.01))
+                )
+                deliveries = await self._consumer.fetch(self.settings.batch_size, timeout=timeout)
+                if deliveries:
+                    await self.process(deliveries)
+                else:
+                    self._idle_fetches += 1
+                    async with self._progress:
+                        self._progress.notify_all()
+                if self._unpublished:
+                    await self._publish_pending()
+                await self.snapshots.flush(learner_sequence=self.projection.position)
+                backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS restart, database hiccup: log, wait, retry
+                failures += 1
+                log.warning(
+                    "learner loop error (%s: %s); retrying in %.2fs",
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Finish the current batch, write pending snapshots, close the consumer."""
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.snapshots.flush(learner_sequence=self.projection.position, force=True)
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.close()
+            self._consumer = None
+
+    async def close(self) -> None:
+        await self.stop()
+        if self._owns_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> Learner:
+        await self.start()
+        self._stopping.clear()
+        self._task = asyncio.create_task(self.run(), name="promptlab-learner")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ one batch
+
+    async def process(self, deliveries: Sequence[Delivery]) -> BatchResult:
+        """Apply, ack, publish answers, decide and mark snapshots for one batch."""
+        try:
+            result = await self.projection.apply(deliveries)
+        except Exception as exc:
+            log.warning(
+                "batch of %d failed (%s: %s); applying one by one",
+                len(deliveries),
+                type(exc).__name__,
+                exc,
+            )
+            result = await self._apply_one_by_one(deliveries)
+        await self._dead_letter(result.dead_letters)
+        for d in deliveries:
+            try:
+                await d.ack()
+            except BusError as exc:  # redelivered later, then skipped by position
+                log.debug("ack of %d failed: %s", d.sequence, exc)
+        for answer in result.outbox:
+            self._unpublished[answer.event_id] = answer
+        if result.applied or result.dead_letters:
+            await self._decide(sorted(result.touched), result.position)
+        await self._publish_pending()
+        self.snapshots.mark(result.touched)
+        self.batches += 1
+        self.events += result.applied
+        async with self._progress:
+            self._progress.notify_all()
+        return result
+
+    async def _apply_one_by_one(self, deliveries: Sequence[Delivery]) -> BatchResult:
+        """Find the event a batch failed on and set it aside, so it cannot block us.
+
+        If an event fails alone, the same sequence is applied as an undecodable delivery
+        (dead letter, position advances). If even that fails, the database itself is the
+        problem: the error propagates and the loop retries later.
+        """
+        merged = BatchResult(position=self.projection.position)
+        for d in sorted(deliveries, key=lambda d: d.sequence):
+            try:
+                part = await self.projection.apply([d])
+            except Exception as exc:
+                reason = f"cannot be projected: {type(exc).__name__}: {exc}"[:500]
+                log.error("sequence %d %s", d.sequence, reason)
+                part = await self.projection.apply(
+                    [Delivery(d.sequence, None, d.data, d.num_delivered, reason)]
+                )
+            merged.position = part.position
+            merged.applied += part.applied
+            merged.skipped += part.skipped
+            merged.dead_letters += part.dead_letters
+            merged.touched |= part.touched
+            merged.outbox += part.outbox
+            merged.decisions += part.decisions
+        return merged
+
+    async def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        for letter in letters:
+            headers = {
+                Header.DEAD_LETTER_REASON.value: letter.reason[:500],
+                Header.ORIGINAL_SEQUENCE.value: str(letter.sequence),
+            }
+            try:
+                await self.bus.publish_raw(Subject.DEAD_LETTER.value, letter.data, headers)
+            except Exception as exc:  # the bytes stay in the stream at their sequence
+                log.error("dead letter for sequence %d not published: %s", letter.sequence, exc)
+
+    async def _decide(self, prompt_ids: Sequence[str], trigger_sequence: int) -> None:
+        if self.policy is None:
+            return
+        busy = set(self.projection.in_flight.values())
+        decided: list[tuple[str, BaseEvent]] = []
+        for prompt_id in prompt_ids:
+            if prompt_id in busy:
+                continue  # one decision at a time: wait until the last one is projected
+            loaded = await self.load(prompt_id)
+            if loaded is None:
+                continue
+            view, analysis = loaded
+            rng = rng_for(self.settings.seed, trigger_sequence)
+            event = self.policy(view, analysis, rng, trigger_sequence)
+            if event is not None:
+                decided.append((prompt_id, event))
+        if not decided:
+            return
+        rows = [{"event_id": e.event_id, "prompt_id": p, "data": encode(e)} for p, e in decided]
+        async with self.store.begin() as conn:
+            insert = self.store.insert(t.outbox).on_conflict_do_nothing(index_elements=["event_id"])
+            await conn.execute(insert, rows)
+        for prompt_id, event in decided:
+            self.projection.in_flight[event.event_id] = prompt_id
+            self._unpublished[event.event_id] = event
+            log.info("decision for %s: %s", prompt_id, type(event).__name__)
+
+    async def _publish_pending(self) -> None:
+        """Publish outbox events not yet acknowledged by the stream."""
+        for event_id, event in list(self._unpublished.items()):
+            if event_id not in self.projection.in_flight:
+                self._unpublished.pop(event_id, None)  # already back through the stream
+                continue
+            try:
+                await self.bus.publish(event)
+            except BusError as exc:
+                log.warning("decision %s not published yet: %s", event_id, exc)
+                return
+            self._unpublished.pop(event_id, None)
+
+    # ------------------------------------------------------------------ waiting (tests, CLI)
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds after some batch (TimeoutError otherwise)."""
+
+        async def _wait() -> None:
+            async with self._progress:
+                await self._progress.wait_for(predicate)
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    async def caught_up(self, timeout: float = 10.0) -> int:
+        """Wait until the projection has applied everything in the stream now.
+
+        Dead letters sit in the stream too but are never delivered, so "caught up" also
+        means two empty fetches in a row after this call began.
+        """
+        target = await self.bus.last_sequence()
+        idle = self._idle_fetches
+
+        def done() -> bool:
+            return (
+                self.projection.position >= target
+                or self._idle_fetches >= idle + 2
+                or self._stopping.is_set()
+            )
+
+        await self.wait_for(done, timeout)
+        return self.projection.position

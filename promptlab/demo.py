@@ -1,0 +1,308 @@
+"""``promptlab demo``: the whole loop in one process, on embedded defaults.
+
+Embedded NATS, SQLite, the sidecar, the learner and a SIMULATED application that calls
+the sidecar through the official ``openai`` SDK and sends SIMULATED user feedback in
+which the variants have different hidden qualities. No API key, no network: the
+variants run on the simulated provider. promptlab is not told which variant is better;
+the demo shows it finding out.
+
+Everything lives in ``<data dir>`` (default ``.promptlab/demo`` under the working
+directory), which is reset at every run, so the demo can run twice in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from events.bus import EventBus
+from events.embedded import STATE_FILE, EmbeddedNats, pid_alive
+from events.jetstream import JetStreamBus
+from events.models import BaseEvent, VariantPromoted, VariantRetired, VariantRolledBack
+from events.publisher import EventPublisher
+from events.subjects import Subject
+from lab.traffic import SIMULATED_LABEL, SimulatedUsers, TrafficReport, run_traffic
+from learner.service import Learner
+from prompts import PromptSpec, load_prompt_dir
+from promptlab.settings import Settings
+from sidecar.app import create_app
+
+DEMO_PROMPTS = Path(__file__).resolve().parent / "demo_prompts"
+DEMO_PROMPT_ID = "support_reply"
+
+HIDDEN_QUALITY = {"v1_plain": 0.55, "v2_empathetic_steps": 0.70, "v3_terse": 0.40}
+"""P(thumbs up) of each demo variant: known to the simulated users only."""
+
+QUESTIONS = (
+    "How do I reset my password?",
+    "My invoice shows a double charge.",
+    "The app crashes when I upload a photo.",
+    "Can I export my data to CSV?",
+    "How do I add a team member?",
+    "Sync stopped working after the update.",
+)
+PRODUCTS = ("Acme Cloud", "Acme Mobile", "Acme Desktop")
+
+
+@dataclass
+class DecisionSeen:
+    """A learner decision as the demo saw it arrive on the stream."""
+
+    type: str
+    variant: str
+    previous: str | None
+    after_requests: int
+    evidence: dict[str, Any] | None
+
+
+@dataclass
+class DemoSummary:
+    """What ``promptlab demo`` prints at the end (``--json`` prints this)."""
+
+    label: str
+    seed: int
+    requests: int
+    ok: int
+    errors: int
+    elapsed_s: float
+    hidden_quality: dict[str, float]
+    truly_best: str
+    final_champion: str | None
+    promoted_truly_best: bool
+    decisions: list[DecisionSeen] = field(default_factory=list)
+    traffic_share: dict[str, float] = field(default_factory=dict)
+    reward_per_call: float = 0.0
+    equal_split_reward_per_call: float = 0.0
+    reward_gain_vs_equal_split: float = 0.0
+    """Expected thumbs-up gained over the run compared with a fixed equal split."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def demo_settings(base: Settings, data_dir: Path) -> Settings:
+    """The demo's settings: the caller's, with everything stateful under ``data_dir``."""
+    return base.model_copy(
+        update={
+            "nats": base.nats.model_copy(update={"url": "embedded", "data_dir": data_dir / "nats", "outbox_dir": data_dir / "outbox", "embedded_port": 0}),
+            "storage": base.storage.model_copy(update={"url": f"sqlite+aiosqlite:///{data_dir / 'promptlab.db'}"}),
+            "server": base.server.model_copy(update={"host": "127.0.0.1", "port": 0, "api_keys": [], "workers": 1}),
+            "learner": base.learner.model_copy(update={"enabled": True, "snapshot_interval_ms": 200}),
+            "prompts": base.prompts.model_copy(update={"dir": DEMO_PROMPTS}),
+        }
+    )
+
+
+def reset_data_dir(data_dir: Path) -> None:
+    """Start from nothing: stop a server a crashed earlier demo left behind, wipe the dir."""
+    state = data_dir / "nats" / STATE_FILE
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        pid = int(json.loads(state.read_text())["pid"])
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _variables(rng: Any, i: int) -> dict[str, Any]:
+    return {"question": QUESTIONS[i % len(QUESTIONS)], "product": PRODUCTS[rng.randrange(len(PRODUCTS))]}
+
+
+class DecisionWatcher:
+    """Collects promotions, rollbacks and retirements from the live stream."""
+
+    def __init__(self, bus: EventBus, requests_done: Callable[[], int]) -> None:
+        self.bus = bus
+        self.requests_done = requests_done
+        self.seen: list[DecisionSeen] = []
+        self.champion: str | None = None
+        self.changed = asyncio.Event()
+
+    async def run(self) -> None:
+        async for event in self.bus.subscribe([Subject.DECISION.value]):
+            self.record(event)
+
+    def record(self, event: BaseEvent) -> None:
+        if isinstance(event, VariantPromoted):
+            self.champion = event.variant
+            self.seen.append(DecisionSeen("promoted", event.variant, event.previous_champion, self.requests_done(), _evidence(event)))
+        elif isinstance(event, VariantRolledBack):
+            self.champion = event.restored
+            self.seen.append(DecisionSeen("rolled back", event.variant, event.restored, self.requests_done(), _evidence(event)))
+        elif isinstance(event, VariantRetired):
+            self.seen.append(DecisionSeen("retired", event.variant, None, self.requests_done(), _evidence(event)))
+        else:
+            return
+        self.changed.set()
+
+
+def _evidence(event: VariantPromoted | VariantRolledBack | VariantRetired) -> dict[str, Any] | None:
+    return event.evidence.model_dump(mode="json") if event.evidence else None
+
+
+def describe(decision: DecisionSeen) -> str:
+    """One line for a decision, with its evidence in numbers."""
+    line = f"{decision.type} {decision.variant} after {decision.after_requests} requests"
+    ev = decision.evidence
+    if ev:
+        ch, champ = ev["challenger"], ev["champion"]
+        parts = [f"{ch['variant']} {ch['reward_mean']:.3f} (n={ch['n']}) vs {champ['variant']} {champ['reward_mean']:.3f} (n={champ['n']})"]
+        if ev.get("p_better") is not None:
+            parts.append(f"P(better)={ev['p_better']:.3f}")
+        if ev.get("p_value") is not None:
+            parts.append(f"mSPRT p={ev['p_value']:.4f}")
+        if ev.get("lift") is not None:
+            lift = f"lift {ev['lift']:+.3f}"
+            if ev.get("lift_interval"):
+                lift += f" [{ev['lift_interval']['low']:+.3f}, {ev['lift_interval']['high']:+.3f}]"
+            parts.append(lift)
+        line += ": " + ", ".join(parts)
+    return line
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    data_dir: Path,
+    requests: int = 4000,
+    concurrency: int = 16,
+    seed: int = 0,
+    on_line: Callable[[str], None] = print,
+    with_tui: bool = False,
+) -> DemoSummary:
+    """Run the demo loop and return its summary (``on_line`` gets progress lines)."""
+    reset_data_dir(data_dir)
+    settings = demo_settings(settings, data_dir)
+    prompts: dict[str, PromptSpec] = load_prompt_dir(DEMO_PROMPTS)
+    users = SimulatedUsers(HIDDEN_QUALITY)
+    on_line(f"promptlab demo: {SIMULATED_LABEL}; variants run on the simulated provider")
+    on_line("hidden quality (P thumbs up): " + ", ".join(f"{k} {v:.2f}" for k, v in HIDDEN_QUALITY.items()))
+
+    async with EmbeddedNats(settings.nats) as nats:
+        bus = JetStreamBus(settings.nats, url=nats.url)
+        await bus.start()
+        publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
+        app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus, router_seed=seed)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        base_url = f"http://127.0.0.1:{port}/v1"
+        on_line(f"sidecar on {base_url} · nats {nats.url} · storage {settings.storage.url}")
+        report = TrafficReport()
+        progress = {"done": 0}
+        watcher = DecisionWatcher(bus, lambda: progress["done"])
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            async with Learner(settings.learner, settings.storage, bus, prompts) as learner:
+                tasks.append(asyncio.create_task(watcher.run()))
+                await asyncio.sleep(0.2)  # the live subscription is open before traffic starts
+
+                def show(r: TrafficReport) -> None:
+                    progress["done"] = r.requests
+                    shares = " ".join(f"{v} {r.share(v):4.0%}" for v in sorted(r.by_variant))
+                    champion = watcher.champion or prompts[DEMO_PROMPT_ID].champion.name
+                    on_line(f"[{r.requests:>5}/{requests}] {r.requests / max(r.elapsed_s, 1e-9):5.0f} req/s · share {shares} · champion {champion}")
+
+                traffic = run_traffic(
+                    base_url, DEMO_PROMPT_ID, users, requests=requests, concurrency=concurrency, seed=seed,
+                    variables=_variables, on_progress=show, progress_every=max(1, requests // 10),
+                )
+                if with_tui:
+                    report = await _with_tui(bus, traffic)
+                else:
+                    report = await traffic
+                progress["done"] = report.requests
+                await publisher.flush(10.0)
+                await learner.caught_up(timeout=20.0)
+                await asyncio.sleep(0.3)  # decisions published by the last batch come back
+        finally:
+            for task in tasks:
+                task.cancel()
+            await runner.cleanup()
+            await bus.close()
+
+    for decision in watcher.seen:
+        on_line(describe(decision))
+    return _summary(settings, seed, report, users, watcher, prompts[DEMO_PROMPT_ID])
+
+
+async def _with_tui(bus: EventBus, traffic: Any) -> TrafficReport:
+    """Run the traffic while the TUI shows it; the TUI stays open until the user quits."""
+    from tui import make_tui
+
+    task = asyncio.ensure_future(traffic)
+    app = make_tui(bus, title="promptlab demo (simulated traffic)")
+    await app.run_async()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return TrafficReport()
+    return task.result()
+
+
+def _summary(settings: Settings, seed: int, report: TrafficReport, users: SimulatedUsers,
+             watcher: DecisionWatcher, prompt: PromptSpec) -> DemoSummary:
+    best = max(HIDDEN_QUALITY, key=HIDDEN_QUALITY.__getitem__)
+    champion = watcher.champion or prompt.champion.name
+    calls = max(report.ok, 1)
+    equal = users.equal_split_expectation()
+    return DemoSummary(
+        label=SIMULATED_LABEL,
+        seed=seed,
+        requests=report.requests,
+        ok=report.ok,
+        errors=report.errors,
+        elapsed_s=round(report.elapsed_s, 2),
+        hidden_quality=dict(HIDDEN_QUALITY),
+        truly_best=best,
+        final_champion=champion,
+        promoted_truly_best=champion == best,
+        decisions=watcher.seen,
+        traffic_share={v: round(report.share(v), 4) for v in sorted(report.by_variant)},
+        reward_per_call=round(report.expected_reward / calls, 4),
+        equal_split_reward_per_call=round(equal, 4),
+        reward_gain_vs_equal_split=round(report.expected_reward - equal * report.ok, 1),
+    )
+
+
+def render_summary(summary: DemoSummary) -> str:
+    """The human-readable end of a headless demo."""
+    lines = [
+        "",
+        f"summary ({summary.label})",
+        f"  requests: {summary.requests} ({summary.ok} ok, {summary.errors} errors) in {summary.elapsed_s:.1f} s",
+    ]
+    promotions = [d for d in summary.decisions if d.type == "promoted"]
+    if promotions:
+        for d in promotions:
+            lines.append(f"  {describe(d)}")
+    else:
+        lines.append("  no promotion (not enough evidence yet: try more --requests)")
+    for d in summary.decisions:
+        if d.type != "promoted":
+            lines.append(f"  {describe(d)}")
+    lines.append(f"  champion now: {summary.final_champion} (truly best: {summary.truly_best}) "
+                 + ("✓" if summary.promoted_truly_best else "✗"))
+    lines.append("  traffic share: " + ", ".join(f"{k} {v:.0%}" for k, v in summary.traffic_share.items()))
+    lines.append(
+        f"  reward per call {summary.reward_per_call:.3f} vs {summary.equal_split_reward_per_call:.3f} with a fixed equal split: "
+        f"{summary.reward_gain_vs_equal_split:+.0f} expected thumbs-up over the run"
+    )
+    return "\n".join(lines)

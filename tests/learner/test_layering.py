@@ -1,0 +1,19 @@
+"""The learner stays below the sidecar and the TUI: importing it loads neither."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_import_learner_loads_no_aiohttp_textual_or_litellm() -> None:
+    code = (
+        "import json, sys\n"
+        "import learner, learner.service, learner.projection, learner.replay, learner.analytics\n"
+        "print(json.dumps(sorted(m for m in ('aiohttp', 'textual', 'litellm', 'sidecar', 'tui') if m in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) == []

@@ -1,0 +1,96 @@
+"""What the overview and the detail screen share: redraw on change, status line, commands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.markup import escape
+from textual.binding import Binding
+from textual.screen import Screen
+
+from events import PauseCommand, RollbackCommand
+from tui.health import Health
+from tui.state import LabState
+from tui.widgets import StatusLine
+
+if TYPE_CHECKING:
+    from tui.app import PromptLabApp
+
+
+class LiveScreen(Screen[None]):
+    """A screen the app redraws from :class:`LabState` when its revision moves."""
+
+    BINDINGS = [
+        Binding("r", "rollback", "Roll back"),
+        Binding("s", "pause", "Pause/resume"),
+    ]
+
+    drawn_revision = -1
+
+    @property
+    def lab(self) -> PromptLabApp:
+        return cast("PromptLabApp", self.app)
+
+    def show(self, state: LabState) -> None:
+        """Draw ``state`` on this screen's widgets."""
+        raise NotImplementedError
+
+    def current_prompt(self) -> str | None:
+        """The prompt the prompt-level actions apply to."""
+        raise NotImplementedError
+
+    def tick(self, state: LabState, health: Health, detail: str, *, force: bool = False) -> None:
+        """Called by the app a few times a second; redraws only when something changed."""
+        if not self.is_mounted:
+            return
+        self.query_one(StatusLine).show(health, detail)
+        if force or state.revision != self.drawn_revision:
+            self.drawn_revision = state.revision
+            self.show(state)
+
+    def on_screen_resume(self) -> None:
+        self.drawn_revision = -1  # redraw at the next tick: data moved while it was hidden
+        self.lab.redraw()
+
+    def on_resize(self) -> None:
+        self.drawn_revision = -1  # plots are drawn to the width
+
+    # ------------------------------------------------------------------ actions
+
+    def action_rollback(self) -> None:
+        prompt_id = self.current_prompt()
+        if prompt_id is None:
+            self.notify("No prompt selected.", severity="warning")
+            return
+        champion = self.lab.state.prompt(prompt_id).champion or "the champion"
+        self.lab.confirm_and_send(
+            RollbackCommand(
+                prompt_id=prompt_id, actor=self.lab.actor, reason="operator rollback from the TUI"
+            ),
+            question=f"Roll back [b]{escape(prompt_id)}[/b]?\n\nDemotes {escape(champion)} and restores the "
+            "previous champion. The learner may refuse (nothing to roll back).",
+            description=f"roll back of {prompt_id}",
+        )
+
+    def action_pause(self) -> None:
+        prompt_id = self.current_prompt()
+        if prompt_id is None:
+            self.notify("No prompt selected.", severity="warning")
+            return
+        paused = self.lab.state.prompt(prompt_id).paused
+        verb = "Resume" if paused else "Pause"
+        effect = (
+            "Challengers get exploration traffic again."
+            if paused
+            else "Only the champion is served until exploration is resumed."
+        )
+        self.lab.confirm_and_send(
+            PauseCommand(
+                prompt_id=prompt_id,
+                paused=not paused,
+                actor=self.lab.actor,
+                reason=f"{verb.lower()}d from the TUI",
+            ),
+            question=f"{verb} exploration of [b]{escape(prompt_id)}[/b]?\n\n{effect}",
+            description=f"{verb.lower()} exploration of {prompt_id}",
+        )

@@ -1,0 +1,193 @@
+"""One prompt in depth: variants, trends, posteriors, lineage, live feed, decisions, template."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane, Tree
+
+from events import PromoteCommand
+from tui.screens.base import LiveScreen
+from tui.state import LabState, PromptState
+from tui.views import (
+    FEED_COLUMNS,
+    VARIANT_COLUMNS,
+    LineageNode,
+    decisions_text,
+    feed_row,
+    lineage,
+    lineage_signature,
+    posteriors_text,
+    summary_line,
+    template_text,
+    trends_text,
+    variant_row,
+)
+from tui.widgets import StatusLine, selected_key, sync_table
+
+TABS = ("trends", "posteriors", "lineage", "live", "decisions", "template")
+
+
+class DetailScreen(LiveScreen):
+    """The detail of ``prompt_id``; the selected variant is the variants table's cursor row."""
+
+    BINDINGS = [
+        Binding("escape,backspace", "back", "Back"),
+        Binding("p", "promote", "Promote"),
+        *LiveScreen.BINDINGS,
+        *(
+            Binding(str(i), f"tab('{tab}')", tab.title(), show=False)
+            for i, tab in enumerate(TABS, 1)
+        ),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, prompt_id: str) -> None:
+        super().__init__()
+        self.prompt_id = prompt_id
+        self._lineage_drawn: object = None
+        self._template_drawn: tuple[str | None, int] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="summary")
+        variants: DataTable[object] = DataTable(id="variants", cursor_type="row")
+        variants.fixed_columns = 1
+        yield variants
+        with TabbedContent(id="tabs", initial="trends"):
+            with TabPane("1 Trends", id="trends"), VerticalScroll():
+                yield Static(id="trends-plot")
+            with TabPane("2 Posteriors", id="posteriors"), VerticalScroll():
+                yield Static(id="posteriors-plot")
+            with TabPane("3 Lineage", id="lineage"):
+                yield Tree("variants", id="lineage-tree")
+            with TabPane("4 Live", id="live"):
+                feed: DataTable[object] = DataTable(
+                    id="feed", cursor_type="none", zebra_stripes=True
+                )
+                yield feed
+            with TabPane("5 Decisions", id="decisions"), VerticalScroll():
+                yield Static(id="decisions-log")
+            with TabPane("6 Template", id="template"), VerticalScroll():
+                yield Static(id="template-text")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = self.prompt_id
+        self.query_one("#variants", DataTable).focus()
+
+    # ------------------------------------------------------------------ drawing
+
+    @property
+    def prompt(self) -> PromptState:
+        return self.lab.state.prompt(self.prompt_id)
+
+    def selected_variant(self) -> str | None:
+        return selected_key(self.query_one("#variants", DataTable))
+
+    def show(self, state: LabState) -> None:
+        prompt = state.prompt(self.prompt_id)
+        self.sub_title = "exploration paused" if prompt.paused else ""
+        self.query_one("#summary", Static).update(summary_line(prompt))
+        variants = prompt.variants()
+        sync_table(
+            self.query_one("#variants", DataTable),
+            VARIANT_COLUMNS,
+            [(v.variant, variant_row(v)) for v in variants],
+        )
+        width = self._plot_width()
+        self.query_one("#trends-plot", Static).update(trends_text(prompt, width))
+        self.query_one("#posteriors-plot", Static).update(posteriors_text(prompt, width))
+        self._draw_lineage(prompt)
+        feed = list(reversed(prompt.executions))
+        sync_table(
+            self.query_one("#feed", DataTable),
+            FEED_COLUMNS,
+            [(f"{row.execution_id}", feed_row(row)) for row in feed],
+        )
+        self.query_one("#decisions-log", Static).update(decisions_text(prompt.decisions()))
+        self._draw_template(prompt, force=True)
+
+    def _plot_width(self) -> int:
+        width = self.query_one("#tabs", TabbedContent).size.width
+        return max(30, (width or self.app.size.width) - 4)
+
+    def _draw_lineage(self, prompt: PromptState) -> None:
+        signature = lineage_signature(prompt)
+        if signature == self._lineage_drawn:
+            return
+        self._lineage_drawn = signature
+        tree: Tree[str] = self.query_one("#lineage-tree", Tree)
+        tree.clear()
+        tree.root.set_label(
+            Text.assemble(
+                (prompt.prompt_id, "bold"), ("  lineage: parent → child ← strategy", "dim")
+            )
+        )
+
+        def add(parent: object, node: LineageNode) -> None:
+            if node.children:
+                branch = parent.add(node.label, data=node.variant, expand=True)  # type: ignore[attr-defined]
+                for child in node.children:
+                    add(branch, child)
+            else:
+                parent.add_leaf(node.label, data=node.variant)  # type: ignore[attr-defined]
+
+        for root in lineage(prompt):
+            add(tree.root, root)
+        tree.root.expand()
+
+    def _draw_template(self, prompt: PromptState, *, force: bool = False) -> None:
+        variant = self.selected_variant()
+        registered = prompt.templates.get(variant) if variant else None
+        key = (variant, id(registered))
+        if not force and key == self._template_drawn:
+            return
+        self._template_drawn = key
+        self.query_one("#template-text", Static).update(template_text(prompt, variant))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "variants":
+            self._draw_template(self.prompt)
+
+    # ------------------------------------------------------------------ actions
+
+    def current_prompt(self) -> str | None:
+        return self.prompt_id
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+
+    def action_promote(self) -> None:
+        variant = self.selected_variant()
+        if variant is None:
+            self.notify("Select a variant to promote.", severity="warning")
+            return
+        prompt = self.prompt
+        if variant == prompt.champion:
+            self.notify(
+                f"{variant} is already the champion of {self.prompt_id}.", severity="warning"
+            )
+            return
+        stats = prompt.variant(variant)
+        odds = ""
+        if stats is not None and stats.p_beats_champion is not None:
+            odds = f"\nP(beats champion) = {stats.p_beats_champion:.2f}."
+        self.lab.confirm_and_send(
+            PromoteCommand(
+                prompt_id=self.prompt_id,
+                variant=variant,
+                actor=self.lab.actor,
+                reason="promoted from the TUI",
+            ),
+            question=f"Promote [b]{escape(variant)}[/b] to champion of [b]{escape(self.prompt_id)}[/b]?{odds}\n\n"
+            f"It replaces {escape(prompt.champion or 'the current champion')}. The learner may refuse.",
+            description=f"promote {variant} on {self.prompt_id}",
+        )

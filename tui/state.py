@@ -1,0 +1,437 @@
+"""The TUI's plain model: what it knows about every prompt, fed by snapshots and events.
+
+Nothing here touches Textual or the bus. :class:`tui.feed.Feed` calls the ``apply_*``
+methods as data arrives (each is O(1), so 500 events/s cost little), and every change
+bumps :attr:`LabState.revision`. Screens redraw on a timer only when the revision moved,
+which is what coalesces a burst of events into a few redraws per second.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from events import (
+    BaseEvent,
+    CommandRejected,
+    Evidence,
+    ExecutionCompleted,
+    ExplorationPaused,
+    ExplorationResumed,
+    FeedbackReceived,
+    KVEntry,
+    VariantPromoted,
+    VariantRegistered,
+    VariantRetired,
+    VariantRolledBack,
+)
+from events.snapshots import DecisionRecord, RoutingSnapshot, StatsSnapshot, VariantStats
+
+Severity = Literal["information", "warning", "error"]
+
+FEED_SIZE = 60
+"""Recent executions kept per prompt: a screenful, with room to scroll a little."""
+LIVE_DECISIONS_KEPT = 50
+"""Decision events kept per prompt beside the snapshot's own bounded log."""
+
+
+@dataclass(slots=True)
+class ExecutionRow:
+    """One execution in the live feed; ``feedback`` fills in when the app scores it."""
+
+    execution_id: str
+    variant: str
+    status: str
+    latency_ms: float
+    cost_usd: float
+    tokens: int
+    occurred_at: datetime
+    feedback: dict[str, bool | float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionEntry:
+    """A promotion, rollback, retirement, pause or refusal, as the log shows it."""
+
+    kind: str
+    """"promoted", "rolled back", "retired", "paused", "resumed", "rejected" or the raw type."""
+    variant: str | None
+    previous: str | None
+    occurred_at: str
+    """ISO timestamp from the event (sorting and display; never compared with now)."""
+    summary: str
+    actor: str = ""
+    evidence: Evidence | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the operator should see as a toast (a refusal, a promotion)."""
+
+    text: str
+    severity: Severity = "information"
+    title: str = ""
+
+
+@dataclass(slots=True)
+class PromptState:
+    """Everything known about one prompt."""
+
+    prompt_id: str
+    stats: StatsSnapshot | None = None
+    routing: RoutingSnapshot | None = None
+    templates: dict[str, VariantRegistered] = field(default_factory=dict)
+    """Latest registration of each variant: its template, model and lineage."""
+    executions: deque[ExecutionRow] = field(default_factory=lambda: deque(maxlen=FEED_SIZE))
+    live_decisions: dict[str, DecisionEntry] = field(default_factory=dict)
+    """Decision events seen on the bus, by event id (they carry the full evidence)."""
+
+    # ------------------------------------------------------------------ derived views
+
+    @property
+    def champion(self) -> str | None:
+        if self.stats is not None:
+            return self.stats.champion
+        if self.routing is not None:
+            return self.routing.champion
+        for name, registered in self.templates.items():
+            if registered.champion:
+                return name
+        return None
+
+    @property
+    def paused(self) -> bool:
+        if self.routing is not None:
+            return self.routing.paused
+        return self.stats.paused if self.stats is not None else False
+
+    def variants(self) -> list[VariantStats]:
+        """Variants from the stats snapshot, or bare entries from registrations before it."""
+        if self.stats is not None:
+            return list(self.stats.variants)
+        return [
+            VariantStats(
+                variant=name,
+                status="champion" if reg.champion else "challenger",
+                model=reg.model,
+                origin=reg.origin,
+                parent=reg.parent,
+                strategy=reg.strategy,
+            )
+            for name, reg in self.templates.items()
+        ]
+
+    def variant(self, name: str) -> VariantStats | None:
+        return next((v for v in self.variants() if v.variant == name), None)
+
+    def decisions(self) -> list[DecisionEntry]:
+        """The decision log, newest first: the snapshot's records, with evidence from events.
+
+        The snapshot is the learner's authoritative, bounded log; events seen live carry
+        the full :class:`Evidence` and may be newer than the last snapshot. A record and an
+        event describe the same decision when kind, variant and second match.
+        """
+        live = list(self.live_decisions.values())
+        by_key = {_decision_key(e): e for e in live}
+        merged: dict[tuple[str, str | None, str], DecisionEntry] = {}
+        if self.stats is not None:
+            for record in self.stats.decisions:
+                entry = _from_record(record)
+                key = _decision_key(entry)
+                match = by_key.get(key)
+                if match is not None and entry.evidence is None:
+                    entry = DecisionEntry(
+                        entry.kind,
+                        entry.variant,
+                        entry.previous,
+                        entry.occurred_at,
+                        entry.summary or match.summary,
+                        entry.actor or match.actor,
+                        match.evidence,
+                    )
+                merged[key] = entry
+        for entry in live:
+            merged.setdefault(_decision_key(entry), entry)
+        return sorted(merged.values(), key=lambda e: e.occurred_at, reverse=True)
+
+    def last_switch(self) -> DecisionEntry | None:
+        """The newest promotion or rollback: the overview's "last decision" column."""
+        return next((d for d in self.decisions() if d.kind in ("promoted", "rolled back")), None)
+
+
+def _decision_key(entry: DecisionEntry) -> tuple[str, str | None, str]:
+    return (entry.kind, entry.variant, entry.occurred_at[:19])
+
+
+def _normalise_kind(kind: str) -> str:
+    """Map the learner's record types ("variant.promoted", "promotion"...) to one word."""
+    lowered = kind.lower()
+    for needle, word in (
+        ("promot", "promoted"),
+        ("roll", "rolled back"),
+        ("retir", "retired"),
+        ("resum", "resumed"),
+        ("paus", "paused"),
+        ("reject", "rejected"),
+    ):
+        if needle in lowered:
+            return word
+    return kind
+
+
+def _from_record(record: DecisionRecord) -> DecisionEntry:
+    return DecisionEntry(
+        kind=_normalise_kind(record.type),
+        variant=record.variant,
+        previous=record.previous,
+        occurred_at=_iso(record.occurred_at),
+        summary=record.summary or record.reason,
+    )
+
+
+def _iso(moment: datetime | str) -> str:
+    """ISO text normalised so records and events compare at the same precision."""
+    if isinstance(moment, datetime):
+        return moment.isoformat()
+    try:
+        return datetime.fromisoformat(moment.replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        return moment
+
+
+class LabState:
+    """Every prompt's state plus the connection facts the status bar shows.
+
+    Timestamps here are monotonic seconds passed in by the caller (never read inside),
+    so tests and screenshots can freeze time.
+    """
+
+    def __init__(self) -> None:
+        self.prompts: dict[str, PromptState] = {}
+        self.revision = 0
+        """Bumped on every change; screens redraw when it differs from what they drew."""
+        self.events_seen = 0
+        self.last_snapshot_at: float | None = None
+        """Monotonic time the last stats snapshot arrived (None: never)."""
+        self.last_traffic_at: float | None = None
+        """Monotonic time the last execution or feedback arrived."""
+        self.bad_snapshots = 0
+        self.pending: dict[str, str] = {}
+        """Commands this TUI sent, by event id -> description, to word a refusal."""
+        self.notices: deque[Notice] = deque(maxlen=20)
+        self._executions: dict[str, ExecutionRow] = {}
+        self._kv_revisions: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def prompt(self, prompt_id: str) -> PromptState:
+        """The state of ``prompt_id``, created on first mention."""
+        state = self.prompts.get(prompt_id)
+        if state is None:
+            state = self.prompts[prompt_id] = PromptState(prompt_id)
+        return state
+
+    def sorted_prompts(self) -> list[PromptState]:
+        return [self.prompts[key] for key in sorted(self.prompts)]
+
+    def _changed(self) -> None:
+        self.revision += 1
+
+    # ------------------------------------------------------------------ snapshots
+
+    def apply_stats(self, entry: KVEntry, *, now: float) -> None:
+        """A value of bucket ``promptlab_stats`` (key = prompt id) arrived."""
+        if not self._newer("stats", entry):
+            return
+        self.last_snapshot_at = now
+        if entry.value is None:
+            if entry.key in self.prompts:
+                self.prompts[entry.key].stats = None
+            self._changed()
+            return
+        try:
+            snapshot = StatsSnapshot.decode(entry.value)
+        except ValueError:
+            self.bad_snapshots += 1
+            return
+        self.prompt(snapshot.prompt_id).stats = snapshot
+        self._changed()
+
+    def apply_routing(self, entry: KVEntry) -> None:
+        """A value of bucket ``promptlab_routing`` arrived (posteriors and pause state)."""
+        if not self._newer("routing", entry):
+            return
+        if entry.value is None:
+            if entry.key in self.prompts:
+                self.prompts[entry.key].routing = None
+            self._changed()
+            return
+        try:
+            snapshot = RoutingSnapshot.decode(entry.value)
+        except ValueError:
+            self.bad_snapshots += 1
+            return
+        self.prompt(snapshot.prompt_id).routing = snapshot
+        self._changed()
+
+    def _newer(self, bucket: str, entry: KVEntry) -> bool:
+        """KV revisions only grow; a re-delivered older value (after a reconnect) is dropped."""
+        key = (bucket, entry.key)
+        if entry.revision <= self._kv_revisions.get(key, 0):
+            return False
+        self._kv_revisions[key] = entry.revision
+        return True
+
+    # ------------------------------------------------------------------ events
+
+    def apply_event(self, event: BaseEvent, *, now: float, live: bool = True) -> None:
+        """One event from the bus. ``live=False`` for history: no toasts, no liveness."""
+        self.events_seen += 1
+        match event:
+            case ExecutionCompleted():
+                self._execution(event, now=now, live=live)
+            case FeedbackReceived():
+                self._feedback(event, now=now, live=live)
+            case VariantRegistered():
+                self.prompt(event.prompt_id).templates[event.variant] = event
+                self._changed()
+            case VariantPromoted():
+                summary = f"{event.variant} promoted over {event.previous_champion or '—'} ({event.reason})"
+                self._decision(
+                    event,
+                    "promoted",
+                    event.variant,
+                    event.previous_champion,
+                    summary,
+                    event.actor,
+                    event.evidence,
+                )
+                if live:
+                    self.notices.append(
+                        Notice(f"{event.prompt_id}: {summary}", "information", "Promotion")
+                    )
+            case VariantRolledBack():
+                summary = f"{event.variant} rolled back, {event.restored} restored ({event.reason})"
+                self._decision(
+                    event,
+                    "rolled back",
+                    event.variant,
+                    event.restored,
+                    summary,
+                    event.actor,
+                    event.evidence,
+                )
+                if live:
+                    self.notices.append(
+                        Notice(f"{event.prompt_id}: {summary}", "warning", "Rollback")
+                    )
+            case VariantRetired():
+                self._decision(
+                    event,
+                    "retired",
+                    event.variant,
+                    None,
+                    f"{event.variant} retired: {event.reason}",
+                    event.actor,
+                    event.evidence,
+                )
+            case ExplorationPaused():
+                self._decision(
+                    event,
+                    "paused",
+                    None,
+                    None,
+                    f"exploration paused by {event.actor}" + _because(event.reason),
+                    event.actor,
+                )
+            case ExplorationResumed():
+                self._decision(
+                    event,
+                    "resumed",
+                    None,
+                    None,
+                    f"exploration resumed by {event.actor}" + _because(event.reason),
+                    event.actor,
+                )
+            case CommandRejected():
+                what = self.pending.pop(event.command_id, None)
+                self._decision(
+                    event,
+                    "rejected",
+                    None,
+                    None,
+                    f"{what or 'command'} refused: {event.reason}",
+                    "learner",
+                )
+                if live:
+                    text = (
+                        f"{what or 'A command on ' + event.prompt_id} was refused: {event.reason}"
+                    )
+                    self.notices.append(Notice(text, "error", "Command refused"))
+            case _:
+                pass  # commands and future event types: nothing to show.
+
+    def _execution(self, event: ExecutionCompleted, *, now: float, live: bool) -> None:
+        if event.prompt_id is None or event.source != "live":
+            return  # unrouted pass-through calls and offline trials are not a prompt's traffic
+        if live:
+            self.last_traffic_at = now
+        if event.execution_id in self._executions:
+            return  # seen in history and again live
+        prompt = self.prompt(event.prompt_id)
+        feed = prompt.executions
+        if len(feed) == feed.maxlen:
+            self._executions.pop(feed[0].execution_id, None)
+        row = ExecutionRow(
+            execution_id=event.execution_id,
+            variant=event.variant or "—",
+            status=event.status,
+            latency_ms=event.latency_ms,
+            cost_usd=event.cost_usd,
+            tokens=event.input_tokens + event.output_tokens,
+            occurred_at=event.occurred_at,
+        )
+        feed.append(row)
+        self._executions[row.execution_id] = row
+        self._changed()
+
+    def _feedback(self, event: FeedbackReceived, *, now: float, live: bool) -> None:
+        if live:
+            self.last_traffic_at = now
+        row = self._executions.get(event.execution_id)
+        if row is not None:
+            row.feedback[event.name] = event.value
+            self._changed()
+
+    def _decision(
+        self,
+        event: BaseEvent,
+        kind: str,
+        variant: str | None,
+        previous: str | None,
+        summary: str,
+        actor: str,
+        evidence: Evidence | None = None,
+    ) -> None:
+        prompt_id: str = getattr(event, "prompt_id", "")
+        log = self.prompt(prompt_id).live_decisions
+        log[event.event_id] = DecisionEntry(
+            kind, variant, previous, _iso(event.occurred_at), summary, actor, evidence
+        )
+        while len(log) > LIVE_DECISIONS_KEPT:
+            log.pop(next(iter(log)))
+        self._changed()
+
+    # ------------------------------------------------------------------ commands
+
+    def command_sent(self, command_id: str, description: str) -> None:
+        """Remember a command this TUI published, so its refusal can name it."""
+        self.pending[command_id] = description
+        while len(self.pending) > 100:
+            self.pending.pop(next(iter(self.pending)))
+
+
+def _because(reason: str) -> str:
+    return f": {reason}" if reason else ""
