@@ -194,6 +194,10 @@ class Learner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in progress (no waiting here)."""
+        self._stopping.set()
+
     async def stop(self, timeout: float = 5.0) -> None:
         """Finish the current batch, write pending snapshots, close the consumer."""
         self._stopping.set()

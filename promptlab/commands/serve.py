@@ -1,9 +1,296 @@
-"""`promptlab serve`: not built yet."""
+"""``promptlab serve``: NATS (embedded unless ``nats.url`` names a server), the sidecar
+and, when one is wired, the learner, in one command.
+
+One process (default): everything runs on one event loop (uvloop when installed).
+``--workers N``: the parent starts NATS and the learner once, then N worker processes
+(this same command, one worker each) that listen on one port with SO_REUSEPORT; the
+parent prints the ready line when every worker is ready, forwards SIGINT/SIGTERM, and
+restarts nothing (a worker that dies ends the service: supervisors restart services).
+
+Stopping (SIGINT or SIGTERM): stop accepting, let in-flight calls finish within
+``server.drain_timeout_s``, flush the event publisher (what NATS does not take stays
+in the outbox), stop the learner, then NATS if this process started it; exit 0.
+
+The learner hook: :func:`resolve_learner` returns a :data:`LearnerStarter` (or None).
+It is called with the settings and the started bus once the sidecar listens, and
+returns an async function that stops the learner.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from events.bus import BusUnavailable, EventBus
+from events.embedded import EmbeddedNats, free_port, resolve_nats_url
+from events.jetstream import JetStreamBus
+from events.publisher import EventPublisher
+from promptlab.cli import add_config_option
+from promptlab.settings import Settings
+from prompts import PromptFileError, PromptSpec, load_prompt_dir
+from sidecar import keys
+from sidecar.app import create_app
+
+log = logging.getLogger(__name__)
+
+LearnerStop = Callable[[], Awaitable[None]]
+LearnerStarter = Callable[[Settings, EventBus], Awaitable[LearnerStop]]
+"""Starts the learner inside ``serve`` and returns the coroutine function that stops it."""
+
+BUS_RETRY_S = 2.0
+WORKER_READY_TIMEOUT_S = 30.0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # pragma: no cover - placeholder
-    pass
+def resolve_learner(settings: Settings) -> LearnerStarter | None:
+    """The learner ``serve`` runs next to the sidecar, or None when ``learner.enabled`` is off.
+
+    It runs once per ``serve`` (in the parent with ``--workers``). A learner that fails
+    to start, or crashes later, is logged and leaves the sidecar serving: routing keeps
+    its last snapshot and events keep flowing to the stream for when it is back.
+    """
+    if not settings.learner.enabled:
+        return None
+
+    async def start(settings: Settings, bus: EventBus) -> LearnerStop:
+        from learner.service import Learner
+
+        learner = Learner(settings.learner, settings.storage, bus, load_prompts(settings))
+        task = asyncio.create_task(_run_learner(learner), name="learner")
+
+        async def stop() -> None:
+            # Let the current batch finish (stop() waits for the loop), then close.
+            learner.request_stop()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 5.0)
+            except (TimeoutError, Exception):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(Exception):
+                await learner.close()
+
+        return stop
+
+    return start
+
+
+async def _run_learner(learner: Any) -> None:
+    """Start the learner, retrying while the bus or the database is not there yet."""
+    delay = 0.5
+    while True:
+        try:
+            await learner.start()
+            break
+        except Exception as exc:  # the sidecar must keep serving whatever happens here
+            log.warning("learner not started (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    try:
+        await learner.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("learner crashed; the sidecar keeps serving on its last routing snapshot")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="run the sidecar (and embedded NATS, and the learner)",
+        description="Serve the OpenAI-compatible sidecar on http://HOST:PORT/v1, with embedded NATS unless nats.url names a server.",
+    )
+    add_config_option(parser)
+    parser.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: server.port, 8787; 0 picks a free one)")
+    parser.add_argument("--workers", type=int, help="processes sharing the port with SO_REUSEPORT (default: server.workers, 1)")
+    parser.add_argument("--no-learner", action="store_true", help="do not run the learner in this process")
+    # Internal: how the parent starts its workers.
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(handler=run)
+
+
+def _with_cli_overrides(args: argparse.Namespace, settings: Settings) -> Settings:
+    update: dict[str, Any] = {}
+    if args.host:
+        update["host"] = args.host
+    if args.port is not None:
+        update["port"] = args.port
+    if args.workers is not None:
+        update["workers"] = max(1, args.workers)
+    if not update:
+        return settings
+    return settings.model_copy(update={"server": settings.server.model_copy(update=update)})
+
+
+def load_prompts(settings: Settings) -> dict[str, PromptSpec]:
+    """The prompt files; a missing directory means no routed prompts (with a warning)."""
+    directory = Path(settings.prompts.dir)
+    if not directory.is_dir():
+        log.warning("prompt directory %s does not exist: no routed prompts", directory)
+        return {}
+    return load_prompt_dir(directory)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _with_cli_overrides(args, settings)
+    try:
+        prompts = load_prompts(settings)
+    except PromptFileError as exc:
+        print(f"promptlab serve: {exc}", file=sys.stderr)
+        return 2
+    start_learner = None if args.no_learner else resolve_learner(settings)
+    if settings.server.workers > 1 and not args.reuse_port:
+        return _run_loop(supervise(args, settings, start_learner))
+    return _run_loop(serve(settings, prompts, reuse_port=args.reuse_port, start_learner=start_learner))
+
+
+def _run_loop(main: Awaitable[int]) -> int:
+    try:
+        import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is optional
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)  # type: ignore[arg-type]
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _connect(bus: JetStreamBus) -> None:
+    """Connect the bus, retrying in the background: calls work meanwhile (outbox)."""
+    while True:
+        try:
+            await bus.start()
+            return
+        except BusUnavailable as exc:
+            log.warning("%s; events go to the outbox, retrying in %.0fs", exc, BUS_RETRY_S)
+        await asyncio.sleep(BUS_RETRY_S)
+
+
+async def _open_bus(settings: Settings) -> tuple[JetStreamBus, str, EmbeddedNats | None, asyncio.Task[None] | None]:
+    url, embedded = await resolve_nats_url(settings.nats)
+    bus = JetStreamBus(settings.nats, url=url)
+    try:
+        await bus.start()
+        connecting = None
+    except BusUnavailable as exc:
+        log.warning("%s; serving anyway, events go to the outbox until it answers", exc)
+        connecting = asyncio.create_task(_connect(bus))
+    return bus, url, embedded, connecting
+
+
+async def _close_bus(bus: JetStreamBus, embedded: EmbeddedNats | None, connecting: asyncio.Task[None] | None) -> None:
+    if connecting is not None:
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
+    await bus.close()
+    if embedded is not None:
+        await embedded.stop()
+
+
+async def serve(
+    settings: Settings,
+    prompts: Mapping[str, PromptSpec],
+    *,
+    reuse_port: bool = False,
+    start_learner: LearnerStarter | None = None,
+    announce: Callable[[str], None] = lambda line: print(line, flush=True),
+) -> int:
+    """Run one sidecar process until SIGINT/SIGTERM, then stop gracefully; returns 0."""
+    server = settings.server
+    bus, url, embedded, connecting = await _open_bus(settings)
+    publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
+    app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=server.drain_timeout_s)
+    stop_learner: LearnerStop | None = None
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port or None, backlog=2048)
+        await site.start()
+        port = runner.addresses[0][1] if runner.addresses else server.port
+        if start_learner is not None:
+            stop_learner = await start_learner(settings, bus)
+        stop = _stop_event()
+        announce(f"promptlab serving on http://{server.host}:{port}/v1 (nats: {url})")
+        await stop.wait()
+        app[keys.STATE]["draining"] = True
+    finally:
+        # Stops accepting, drains in-flight calls (drain_timeout_s), then the app's
+        # cleanup flushes and closes the publisher.
+        await runner.cleanup()
+        if stop_learner is not None:
+            await stop_learner()
+        await _close_bus(bus, embedded, connecting)
+    return 0
+
+
+async def supervise(args: argparse.Namespace, settings: Settings, start_learner: LearnerStarter | None) -> int:
+    """Start NATS and the learner here, and ``server.workers`` processes on one port."""
+    server = settings.server
+    bus, url, embedded, connecting = await _open_bus(settings)
+    port = server.port or free_port()
+    procs: list[asyncio.subprocess.Process] = []
+    stop_learner: LearnerStop | None = None
+    code = 0
+    try:
+        for index in range(server.workers):
+            env = {**os.environ, "PROMPTLAB_NATS__URL": url, "PROMPTLAB_NATS__OUTBOX_DIR": str(Path(settings.nats.outbox_dir) / f"worker-{index}")}
+            command = [sys.executable, "-m", "promptlab"]
+            if getattr(args, "config", None):
+                command += ["--config", str(args.config)]
+            command += ["serve", "--workers", "1", "--no-learner", "--reuse-port", "--host", server.host, "--port", str(port)]
+            procs.append(await asyncio.create_subprocess_exec(*command, env=env, stdout=asyncio.subprocess.PIPE))
+        for proc in procs:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), WORKER_READY_TIMEOUT_S)
+            if not line:
+                raise RuntimeError("a worker exited before it was ready (see its log above)")
+        if start_learner is not None:
+            stop_learner = await start_learner(settings, bus)
+        stop = _stop_event()
+        print(f"promptlab serving on http://{server.host}:{port}/v1 (nats: {url}, {server.workers} workers)", flush=True)
+        exited = [asyncio.create_task(p.wait()) for p in procs]
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, *exited], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not stop.is_set():
+            log.error("a worker exited; stopping the others")
+            code = 1
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"promptlab serve: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                await asyncio.wait_for(proc.wait(), server.drain_timeout_s + 10.0)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+            if proc.returncode not in (0, -signal.SIGTERM):
+                code = code or 1
+        if stop_learner is not None:
+            await stop_learner()
+        await _close_bus(bus, embedded, connecting)
+    return code

@@ -1,0 +1,194 @@
+"""The admin API (``/admin``): see prompts and their stats, add variants, steer the learner.
+
+Reached with an admin key (``server.admin_keys``), or from loopback only when none is
+configured (see :mod:`sidecar.auth`).
+
+* ``GET  /admin/prompts`` and ``GET /admin/prompts/{id}``: prompts, variants, the live
+  traffic shares and, when the learner has written one, its StatsSnapshot.
+* ``POST /admin/prompts/{id}/variants``: register a variant (``name``, ``model``,
+  ``params``, ``system``, ``template``). It is validated by the prompt kernel (every
+  rule of the prompt runs again), added to this sidecar's live prompt set and announced
+  as VariantRegistered (``origin = "api"``), so the learner and other replicas see it.
+  201 with the variant; 400 naming each problem.
+* ``POST /admin/prompts/{id}/promote`` ``{"variant", "reason"?}``, ``.../rollback``,
+  ``.../pause``, ``.../resume``: publish the command event and return 202 with its
+  ``command_id``. The learner carries commands out (or answers CommandRejected); the
+  new routing reaches every replica through the routing snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from events.bus import BusError
+from events.models import BaseEvent, PauseCommand, PromoteCommand, RollbackCommand
+from events.snapshots import StatsSnapshot
+from events.subjects import Bucket
+from prompts import PromptSpec, SpecError, VariantSpec
+from sidecar import keys
+from sidecar.errors import BadRequest, NotFound
+from sidecar.proxy import parse_body
+
+log = logging.getLogger(__name__)
+
+ACTOR = "admin-api"
+
+
+def _prompt(request: web.Request) -> PromptSpec:
+    prompt_id = request.match_info["prompt_id"]
+    prompt = request.app[keys.CATALOG].get(prompt_id)
+    if prompt is None:
+        raise NotFound(f"unknown prompt {prompt_id!r}", code="unknown_prompt")
+    return prompt
+
+
+async def _stats(app: web.Application, prompt_id: str) -> StatsSnapshot | None:
+    bus = app.get(keys.BUS)
+    if bus is None or not bus.connected:
+        return None
+    try:
+        entry = await bus.kv_get(str(Bucket.STATS), prompt_id)
+        if entry is None or entry.value is None:
+            return None
+        return StatsSnapshot.decode(entry.value)
+    except (BusError, ValidationError, ValueError) as exc:
+        log.warning("stats of %s unavailable: %s", prompt_id, exc)
+        return None
+
+
+async def describe(app: web.Application, prompt: PromptSpec) -> dict[str, Any]:
+    """One prompt for the admin API: config, routing now, and the learner's stats."""
+    router = app[keys.ROUTER]
+    snapshot = router.snapshot(prompt.id)
+    stats = await _stats(app, prompt.id)
+    by_variant = {v.variant: v for v in stats.variants} if stats else {}
+    shares = router.shares(prompt.id)
+    champion = router.champion(prompt.id).variant
+    return {
+        "id": prompt.id,
+        "description": prompt.description,
+        "routing": {
+            "strategy": prompt.routing.strategy,
+            "exploration_cap": snapshot.exploration_cap if snapshot else prompt.routing.exploration_cap,
+            "sticky": prompt.routing.sticky,
+            "paused": snapshot.paused if snapshot else False,
+            "snapshot_version": snapshot.version if snapshot else 0,
+        },
+        "champion": champion,
+        "variants": [
+            {
+                "name": v.name,
+                "model": v.model,
+                "version": v.version,
+                "origin": v.origin,
+                "champion": v.name == champion,
+                "traffic_share": round(shares.get(v.name, 0.0), 6),
+                "stats": by_variant[v.name].model_dump(mode="json") if v.name in by_variant else None,
+            }
+            for v in prompt.variants
+        ],
+        "stats": None if stats is None else {k: v for k, v in stats.model_dump(mode="json").items() if k != "variants"},
+    }
+
+
+def _accepted(app: web.Application, command: BaseEvent) -> web.Response:
+    app[keys.PUBLISHER].publish(command)
+    return web.json_response({"command_id": command.event_id, "type": command.type, "status": "accepted"}, status=202)  # type: ignore[attr-defined]
+
+
+def _reason(body: dict[str, Any]) -> str:
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise BadRequest("'reason' must be a string", param="reason")
+    return reason
+
+
+async def _optional_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    return parse_body(raw) if raw.strip() else {}
+
+
+async def list_prompts(request: web.Request) -> web.Response:
+    app = request.app
+    return web.json_response({"data": [await describe(app, p) for p in app[keys.CATALOG].all()]})
+
+
+async def show_prompt(request: web.Request) -> web.Response:
+    return web.json_response(await describe(request.app, _prompt(request)))
+
+
+def variant_from_body(body: dict[str, Any]) -> VariantSpec:
+    """A VariantSpec from the API body (origin ``api``, never champion); 400 naming problems."""
+    data = {k: v for k, v in body.items() if k not in ("champion", "origin")}
+    try:
+        return VariantSpec.model_validate({**data, "origin": "api", "champion": False})
+    except (ValidationError, SpecError) as exc:
+        raise BadRequest(f"invalid variant: {_problems(exc)}", code="invalid_variant") from None
+
+
+def _problems(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'variant'}: {e['msg']}" for e in exc.errors())
+    return str(exc)
+
+
+async def register_variant(request: web.Request) -> web.Response:
+    app = request.app
+    prompt = _prompt(request)
+    variant = variant_from_body(parse_body(await request.read()))
+    app[keys.UPSTREAMS].resolve(variant.model, strict=True)  # 400 when its provider is not configured
+    try:
+        spec = app[keys.CATALOG].add_variant(prompt.id, variant)
+    except (ValidationError, SpecError) as exc:
+        raise BadRequest(f"the prompt cannot take this variant: {_problems(exc)}", code="invalid_variant") from None
+    event = next(e for e in spec.registered_events() if e.variant == variant.name)
+    app[keys.PUBLISHER].publish(event)
+    added = spec.variant(variant.name)
+    return web.json_response(
+        {"prompt_id": spec.id, "name": added.name, "model": added.model, "version": added.version, "origin": added.origin, "event_id": event.event_id},
+        status=201,
+    )
+
+
+async def promote(request: web.Request) -> web.Response:
+    prompt = _prompt(request)
+    body = await _optional_body(request)
+    name = body.get("variant")
+    if not isinstance(name, str) or not name:
+        raise BadRequest("'variant' is required", param="variant")
+    if name not in {v.name for v in prompt.variants}:
+        raise BadRequest(f"prompt {prompt.id!r} has no variant {name!r}", code="unknown_variant", param="variant")
+    return _accepted(request.app, PromoteCommand(prompt_id=prompt.id, variant=name, actor=ACTOR, reason=_reason(body)))
+
+
+async def rollback(request: web.Request) -> web.Response:
+    prompt = _prompt(request)
+    body = await _optional_body(request)
+    return _accepted(request.app, RollbackCommand(prompt_id=prompt.id, actor=ACTOR, reason=_reason(body)))
+
+
+async def pause(request: web.Request) -> web.Response:
+    prompt = _prompt(request)
+    body = await _optional_body(request)
+    return _accepted(request.app, PauseCommand(prompt_id=prompt.id, paused=True, actor=ACTOR, reason=_reason(body)))
+
+
+async def resume(request: web.Request) -> web.Response:
+    prompt = _prompt(request)
+    body = await _optional_body(request)
+    return _accepted(request.app, PauseCommand(prompt_id=prompt.id, paused=False, actor=ACTOR, reason=_reason(body)))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/admin/prompts", list_prompts)
+    app.router.add_get("/admin/prompts/{prompt_id}", show_prompt)
+    app.router.add_post("/admin/prompts/{prompt_id}/variants", register_variant)
+    app.router.add_post("/admin/prompts/{prompt_id}/promote", promote)
+    app.router.add_post("/admin/prompts/{prompt_id}/rollback", rollback)
+    app.router.add_post("/admin/prompts/{prompt_id}/pause", pause)
+    app.router.add_post("/admin/prompts/{prompt_id}/resume", resume)
+

@@ -1,0 +1,215 @@
+"""The application factory: ``create_app(settings, prompts=..., publisher=..., bus=...)``.
+
+Everything the app uses is built here from what the caller hands in; nothing is
+global. Lifecycle (``cleanup_ctx``): on start, the publisher starts, the one pooled
+upstream session opens, the cost table is warmed, the prompt files' variants are
+announced (VariantRegistered with deterministic ids, so replicas deduplicate), and two
+watchers start when a bus is given: routing snapshots from KV, and variants registered
+elsewhere (admin API of another replica, mutation). On stop, after aiohttp has drained
+the in-flight calls: watchers cancelled, session closed, publisher flushed and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from events.bus import EventBus
+from events.models import VariantRegistered
+from events.snapshots import RoutingSnapshot
+from events.subjects import Bucket, Subject
+from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token
+from sidecar import admin, keys, routes
+from sidecar.auth import KeyRing, check_admin, check_client
+from sidecar.catalog import Catalog
+from sidecar.errors import NotFound, Redactor, SidecarError, TooLarge, error_response
+from sidecar.metrics import Metrics
+from sidecar.ports import Publisher, SidecarSettings
+from sidecar.proxy import Proxy
+from sidecar.router import Router
+from sidecar.telemetry import Telemetry
+from sidecar.upstream import Upstreams
+
+log = logging.getLogger(__name__)
+
+WATCH_RETRY_S = 1.0
+
+
+def create_app(
+    settings: SidecarSettings,
+    *,
+    prompts: Mapping[str, PromptSpec],
+    publisher: Publisher,
+    bus: EventBus | None = None,
+    router_seed: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> web.Application:
+    """The sidecar's aiohttp application.
+
+    ``settings``: any object with ``server``, ``providers`` and ``telemetry`` sections
+    (``promptlab.settings.Settings`` or :class:`sidecar.ports.SidecarConfig`).
+    ``prompts``: the loaded prompt files by id. ``publisher``: the never-blocking event
+    publisher; the app starts, flushes and closes it. ``bus``: the started event bus,
+    for routing snapshots, stats and variants registered elsewhere (owned by the
+    caller); without it the router stays on the config priors. ``router_seed`` makes
+    routing reproducible (tests). ``environ`` is where provider keys are read (default:
+    ``os.environ``).
+    """
+    server = settings.server
+    redactor = Redactor()
+    upstreams = Upstreams(settings.providers, default_provider=server.default_provider, redactor=redactor, environ=environ)
+    catalog = Catalog(prompts)
+    router = Router(catalog.all(), seed=router_seed)
+    catalog.subscribe(router.update_prompt)
+    metrics = Metrics()
+    telemetry = Telemetry(settings.telemetry)
+    proxy = Proxy(catalog=catalog, router=router, upstreams=upstreams, publisher=publisher, metrics=metrics, telemetry=telemetry, server=server)
+
+    app = web.Application(client_max_size=server.max_body_bytes, middlewares=[_boundary])
+    app[keys.SETTINGS] = settings
+    app[keys.CATALOG] = catalog
+    app[keys.ROUTER] = router
+    app[keys.UPSTREAMS] = upstreams
+    app[keys.PUBLISHER] = publisher
+    if bus is not None:
+        app[keys.BUS] = bus
+    app[keys.METRICS] = metrics
+    app[keys.TELEMETRY] = telemetry
+    app[keys.PROXY] = proxy
+    app[keys.CLIENT_KEYS] = KeyRing(server.api_keys)
+    app[keys.ADMIN_KEYS] = KeyRing(server.admin_keys)
+    app[keys.STATE] = {"prompts_loaded": True, "draining": False}
+    routes.setup(app)
+    admin.setup(app)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+# ---------------------------------------------------------------------- boundary
+
+
+@web.middleware
+async def _boundary(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Auth by path, and every failure translated into an OpenAI-shaped error."""
+    app = request.app
+    try:
+        path = request.path
+        if path.startswith("/v1/"):
+            check_client(app[keys.CLIENT_KEYS], request.headers.get("Authorization"))
+        elif path.startswith("/admin"):
+            check_admin(app[keys.ADMIN_KEYS], request.headers.get("Authorization"), request.remote)
+        return await handler(request)
+    except SidecarError as err:
+        return error_response(err, app[keys.UPSTREAMS].redactor, err.headers)
+    except web.HTTPRequestEntityTooLarge:
+        limit = app[keys.SETTINGS].server.max_body_bytes
+        return error_response(TooLarge(f"the body exceeds server.max_body_bytes ({limit} bytes)", code="body_too_large"))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        shaped = NotFound(exc.reason, code="not_found") if exc.status == 404 else SidecarError(exc.reason, status=exc.status, type="invalid_request_error")
+        return error_response(shaped)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # A bug: log it (the traceback stays in our logs), answer without details.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(SidecarError("internal error in the promptlab sidecar", code="internal_error"))
+
+
+# ---------------------------------------------------------------------- lifecycle
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    publisher = app[keys.PUBLISHER]
+    upstreams = app[keys.UPSTREAMS]
+    catalog = app[keys.CATALOG]
+    await publisher.start()
+    await upstreams.start()
+    # The cost table is a large JSON file read once: read it now, not on a user's call.
+    models = {v.model for p in catalog.all() for v in p.variants} | {"openai/gpt-4o-mini"}
+    await asyncio.to_thread(lambda: [cost_per_token(m) for m in models])
+    for prompt in catalog.all():
+        for event in prompt.registered_events():
+            publisher.publish(event)
+    tasks: list[asyncio.Task[None]] = []
+    bus = app.get(keys.BUS)
+    if bus is not None:
+        tasks.append(asyncio.create_task(watch_routing(bus, app[keys.ROUTER]), name="promptlab-routing-watch"))
+        tasks.append(asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch"))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await upstreams.close()
+        try:
+            await publisher.flush()
+        finally:
+            await publisher.close()
+            app[keys.TELEMETRY].shutdown()
+
+
+async def watch_routing(bus: EventBus, router: Router) -> None:
+    """Apply every RoutingSnapshot the learner writes; keep the last one if NATS goes away."""
+    while True:
+        try:
+            async for entry in bus.kv_watch(str(Bucket.ROUTING)):
+                if entry.value is None:
+                    continue
+                try:
+                    router.apply_snapshot(RoutingSnapshot.decode(entry.value))
+                except (ValidationError, ValueError) as exc:
+                    log.warning("ignoring a routing snapshot for %s: %s", entry.key, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("routing snapshot watch interrupted (%s); retrying", exc)
+        await asyncio.sleep(WATCH_RETRY_S)
+
+
+def apply_variant_event(catalog: Catalog, event: VariantRegistered) -> bool:
+    """Add a variant registered elsewhere (API of another replica, mutation).
+
+    Prompt-file variants (``origin = "config"``) are left alone: each replica has the file.
+    """
+    if event.origin == "config":
+        return False
+    prompt = catalog.get(event.prompt_id)
+    if prompt is None:
+        return False
+    known = next((v for v in prompt.variants if v.name == event.variant), None)
+    if known is not None and known.version == event.version:
+        return False
+    try:
+        variant = VariantSpec(
+            name=event.variant, model=event.model, params=event.params, system=event.system,
+            template=event.template, origin=event.origin, parent=event.parent, strategy=event.strategy,
+        )
+        catalog.add_variant(event.prompt_id, variant)
+    except (ValidationError, SpecError) as exc:
+        log.warning("cannot take variant %s/%s: %s", event.prompt_id, event.variant, exc)
+        return False
+    return True
+
+
+async def watch_variants(bus: EventBus, catalog: Catalog) -> None:
+    """Follow VariantRegistered events live (history is not replayed: see the README)."""
+    while True:
+        try:
+            async for event in bus.subscribe([str(Subject.VARIANT)]):
+                if isinstance(event, VariantRegistered):
+                    apply_variant_event(catalog, event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("variant watch interrupted (%s); retrying", exc)
+        await asyncio.sleep(WATCH_RETRY_S)

@@ -1,0 +1,72 @@
+"""The live prompt set: the prompt files loaded at start plus variants registered since.
+
+The one place the sidecar talks to the prompt kernel (:mod:`prompts`): validation,
+rendering, adding a variant. Specs are immutable; adding a variant swaps in a new
+:class:`~prompts.PromptSpec` and tells the listeners (the router) about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prompts import PromptSpec, Renderer, VariableError, VariantSpec
+from sidecar.errors import BadRequest
+
+Listener = Callable[[Any], None]
+
+
+class Catalog:
+    """Prompts by id, with a shared :class:`~prompts.Renderer`."""
+
+    def __init__(self, prompts: Mapping[str, PromptSpec]) -> None:
+        self._prompts: dict[str, PromptSpec] = dict(prompts)
+        self._renderer = Renderer()
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(spec)`` whenever a prompt changes."""
+        self._listeners.append(listener)
+
+    def get(self, prompt_id: str) -> PromptSpec | None:
+        return self._prompts.get(prompt_id)
+
+    def require(self, prompt_id: str) -> PromptSpec:
+        """The prompt, or a 400 naming the known ones."""
+        prompt = self._prompts.get(prompt_id)
+        if prompt is None:
+            known = ", ".join(sorted(self._prompts)) or "none"
+            raise BadRequest(f"unknown prompt {prompt_id!r} (known: {known})", code="unknown_prompt", param="model")
+        return prompt
+
+    def all(self) -> list[PromptSpec]:
+        return [self._prompts[k] for k in sorted(self._prompts)]
+
+    def __len__(self) -> int:
+        return len(self._prompts)
+
+    def validate(self, prompt: PromptSpec, values: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Validated, formatted values; a 400 naming the variable and the rule otherwise."""
+        try:
+            return prompt.variables_validator(values)
+        except VariableError as exc:
+            raise BadRequest(
+                f"variable {exc.variable!r}: {exc.rule}: {exc.message}",
+                code=f"invalid_variable.{exc.rule}",
+                param=f"promptlab.variables.{exc.variable}",
+            ) from None
+
+    def render(self, prompt: PromptSpec, variant: VariantSpec, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return list(self._renderer.render(prompt, variant, values))
+
+    def add_variant(self, prompt_id: str, variant: VariantSpec) -> PromptSpec:
+        """Add (or replace) a variant; every rule of the prompt runs again.
+
+        Raises ``KeyError`` for an unknown prompt and pydantic's ``ValidationError`` (or
+        :class:`prompts.SpecError`) for a variant the prompt cannot take.
+        """
+        spec = self._prompts[prompt_id].with_variant(variant)
+        self._prompts[prompt_id] = spec
+        for listener in self._listeners:
+            listener(spec)
+        return spec

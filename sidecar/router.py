@@ -1,0 +1,273 @@
+"""The router: which variant of a prompt serves this call.
+
+Per prompt, a :class:`Router` keeps an immutable routing table built from the prompt
+file and the latest :class:`~events.snapshots.RoutingSnapshot` (before any snapshot:
+Beta(1, 1) priors and the champion from the prompt file). Building a table is where the
+work happens; a decision is one ``random()`` and a bisect over precomputed cumulative
+shares, returning a prebuilt :class:`Decision` (well under the 20 us budget).
+
+Strategies
+----------
+``thompson``
+    Thompson sampling is probability matching: a challenger runs with the posterior
+    probability that it is the best arm. Those probabilities are estimated once per
+    snapshot by Monte Carlo over the Beta posteriors (seeded by prompt id and snapshot
+    version, so every replica computes the same table). The challengers' total share is
+    then clipped to ``exploration_cap`` so the champion always gets at least
+    ``1 - exploration_cap`` of the traffic.
+``fixed``
+    Classic A/B: the prompt file's ``weights`` (missing variants weigh 0; no weights
+    means an equal split). The exploration cap does not apply: the weights are the plan.
+``sticky`` (``routing.sticky = true`` and the call names a subject)
+    The subject is hashed with the arm set into a point of [0, 1) that picks the arm
+    from a *stable* split (fixed: the weights; thompson: champion ``1 - cap``, the
+    challengers share ``cap`` equally). So the same subject gets the same variant for
+    as long as the arm set, champion and cap are unchanged, on every replica, whatever
+    the posteriors do meanwhile.
+paused
+    When the snapshot says exploration is paused, every call gets the champion.
+
+Retired arms (snapshot status ``retired``) get no traffic. Arms the snapshot names but
+the prompt set does not know cannot be rendered and are ignored; variants the snapshot
+does not name yet (just registered) start from the Beta(1, 1) prior.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import zlib
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from events.models import RoutingInfo
+from events.snapshots import RoutingSnapshot
+
+MONTE_CARLO_DRAWS = 8192
+"""Posterior draws per table build; the standard error of a share is <= 0.6 points."""
+
+
+class RoutingSpecLike(Protocol):
+    strategy: str
+    exploration_cap: float
+    weights: Mapping[str, float]
+    sticky: bool
+
+
+class PromptLike(Protocol):
+    """What the router reads of a prompt (``prompts.PromptSpec`` satisfies it)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def routing(self) -> Any: ...
+
+    @property
+    def variants(self) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One routing outcome; prebuilt per arm, shared by every call that gets it."""
+
+    variant: str
+    champion: str
+    probability: float
+    exploration: bool
+    strategy: str
+    snapshot_version: int
+    info: RoutingInfo
+    """The event's RoutingInfo, built once (it is frozen)."""
+
+    def routing_info(self, fallback_from: str | None = None) -> RoutingInfo:
+        if fallback_from is None:
+            return self.info
+        return self.info.model_copy(update={"fallback_from": fallback_from})
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    cumulative: tuple[float, ...]
+    decisions: tuple[Decision, ...]
+    sticky: bool
+    salt: bytes
+    sticky_cumulative: tuple[float, ...]
+    sticky_decisions: tuple[Decision, ...]
+    champion: Decision
+    shares: Mapping[str, float]
+
+
+def champion_name(prompt: Any) -> str:
+    """The prompt file's champion: ``prompt.champion`` (a variant or a name), else the
+    variant flagged ``champion``, else the first."""
+    champ = getattr(prompt, "champion", None)
+    if isinstance(champ, str):
+        return champ
+    if champ is not None and getattr(champ, "name", None):
+        return str(champ.name)
+    for variant in prompt.variants:
+        if getattr(variant, "champion", False):
+            return str(variant.name)
+    return str(prompt.variants[0].name)
+
+
+def _make_decision(variant: str, champion: str, p: float, strategy: str, version: int) -> Decision:
+    exploration = variant != champion
+    info = RoutingInfo(strategy=strategy, probability=min(1.0, max(0.0, p)), exploration=exploration, snapshot_version=version)  # type: ignore[arg-type]
+    return Decision(variant, champion, p, exploration, strategy, version, info)
+
+
+def _cumulate(shares: Sequence[float]) -> tuple[float, ...]:
+    total = sum(shares)
+    acc = 0.0
+    out = []
+    for s in shares:
+        acc += s / total
+        out.append(acc)
+    out[-1] = 1.0  # float error must never leave a point of [0, 1) uncovered
+    return tuple(out)
+
+
+def thompson_shares(alphas: Sequence[float], betas: Sequence[float], seed: int, draws: int = MONTE_CARLO_DRAWS) -> list[float]:
+    """P(arm is best) under independent Beta posteriors, by seeded Monte Carlo."""
+    k = len(alphas)
+    if k == 1:
+        return [1.0]
+    rng = np.random.default_rng(seed)
+    samples = rng.beta(np.asarray(alphas, dtype=float)[:, None], np.asarray(betas, dtype=float)[:, None], size=(k, draws))
+    counts = np.bincount(samples.argmax(axis=0), minlength=k)
+    return [float(c) / draws for c in counts]
+
+
+def cap_exploration(shares: Sequence[float], champion_index: int, cap: float) -> list[float]:
+    """Scale the challengers down so that together they get at most ``cap``."""
+    out = list(shares)
+    challengers = 1.0 - out[champion_index]
+    if challengers > cap:
+        scale = cap / challengers if challengers > 0 else 0.0
+        out = [s * scale for s in out]
+        out[champion_index] = 1.0 - cap
+    return out
+
+
+def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
+    """The routing table of one prompt under one snapshot (or the config priors)."""
+    names = [str(v.name) for v in prompt.variants]
+    spec = prompt.routing
+    strategy = str(getattr(spec, "strategy", "thompson"))
+    cap = float(getattr(spec, "exploration_cap", 0.2))
+    sticky = bool(getattr(spec, "sticky", False))
+    weights: Mapping[str, float] = getattr(spec, "weights", None) or {}
+    champion = champion_name(prompt)
+    version = 0
+    paused = False
+    posteriors: dict[str, tuple[float, float]] = {}
+    retired: set[str] = set()
+    if snapshot is not None:
+        version = snapshot.version
+        paused = snapshot.paused
+        cap = snapshot.exploration_cap
+        if snapshot.champion in names:
+            champion = snapshot.champion
+        for arm in snapshot.arms:
+            posteriors[arm.variant] = (arm.alpha, arm.beta)
+            if arm.status == "retired" and arm.variant != champion:
+                retired.add(arm.variant)
+    arms = [n for n in names if n not in retired]
+    if champion not in arms:
+        arms.insert(0, champion)
+    ci = arms.index(champion)
+
+    if paused or len(arms) == 1:
+        shares = [1.0 if i == ci else 0.0 for i in range(len(arms))]
+        kind = "champion"
+        stable = shares
+    elif strategy == "fixed":
+        raw = [max(0.0, float(weights.get(n, 0.0))) for n in arms] if weights else [1.0] * len(arms)
+        if sum(raw) <= 0:
+            raw = [1.0 if i == ci else 0.0 for i in range(len(arms))]
+        total = sum(raw)
+        shares = [w / total for w in raw]
+        kind = "fixed"
+        stable = shares
+    else:
+        alphas = [posteriors.get(n, (1.0, 1.0))[0] for n in arms]
+        betas = [posteriors.get(n, (1.0, 1.0))[1] for n in arms]
+        seed = zlib.crc32(f"{prompt.id}:{version}:{','.join(arms)}".encode())
+        shares = cap_exploration(thompson_shares(alphas, betas, seed), ci, cap)
+        kind = "thompson"
+        each = cap / (len(arms) - 1)
+        stable = [1.0 - cap if i == ci else each for i in range(len(arms))]
+
+    # Arms with no share stay out of the draw tables (a zero-width slot is never hit,
+    # but keeping them out makes that obvious).
+    live = [i for i, s in enumerate(shares) if s > 0]
+    decisions = tuple(_make_decision(arms[i], champion, shares[i], kind, version) for i in live)
+    sticky_live = [i for i, s in enumerate(stable) if s > 0]
+    sticky_decisions = tuple(_make_decision(arms[i], champion, stable[i], "sticky", version) for i in sticky_live)
+    champion_decision = next(d for d in decisions if d.variant == champion) if champion in [arms[i] for i in live] else _make_decision(champion, champion, 1.0, "champion", version)
+    salt = hashlib.blake2b(f"{prompt.id}|{champion}|{cap}|{','.join(arms)}|{[round(s, 9) for s in stable]}".encode(), digest_size=16).digest()
+    return _Table(
+        cumulative=_cumulate([shares[i] for i in live]),
+        decisions=decisions,
+        sticky=sticky,
+        salt=salt,
+        sticky_cumulative=_cumulate([stable[i] for i in sticky_live]),
+        sticky_decisions=sticky_decisions,
+        champion=champion_decision,
+        shares={arms[i]: shares[i] for i in range(len(arms))},
+    )
+
+
+class Router:
+    """Routing tables of every live prompt; swapped whole, never mutated in place."""
+
+    def __init__(self, prompts: Iterable[PromptLike] = (), *, seed: int | None = None) -> None:
+        self._rng = random.Random(seed)
+        self._random = self._rng.random
+        self._prompts: dict[str, PromptLike] = {}
+        self._snapshots: dict[str, RoutingSnapshot] = {}
+        self._tables: dict[str, _Table] = {}
+        for prompt in prompts:
+            self.update_prompt(prompt)
+
+    def update_prompt(self, prompt: PromptLike) -> None:
+        """A prompt was loaded or gained a variant: rebuild its table."""
+        self._prompts[prompt.id] = prompt
+        self._tables[prompt.id] = build_table(prompt, self._snapshots.get(prompt.id))
+
+    def apply_snapshot(self, snapshot: RoutingSnapshot) -> bool:
+        """Route by ``snapshot`` from now on; False when it is older than the current one."""
+        current = self._snapshots.get(snapshot.prompt_id)
+        if current is not None and snapshot.version < current.version:
+            return False
+        self._snapshots[snapshot.prompt_id] = snapshot
+        prompt = self._prompts.get(snapshot.prompt_id)
+        if prompt is not None:
+            self._tables[prompt.id] = build_table(prompt, snapshot)
+        return True
+
+    def snapshot(self, prompt_id: str) -> RoutingSnapshot | None:
+        return self._snapshots.get(prompt_id)
+
+    def shares(self, prompt_id: str) -> Mapping[str, float]:
+        """Current traffic share of each variant (for the admin API)."""
+        return self._tables[prompt_id].shares
+
+    def decide(self, prompt_id: str, subject: str | None = None) -> Decision:
+        """Pick the variant of one call. ``KeyError`` for an unknown prompt."""
+        table = self._tables[prompt_id]
+        if subject is not None and table.sticky:
+            digest = hashlib.blake2b(subject.encode(), digest_size=8, key=table.salt).digest()
+            point = int.from_bytes(digest, "big") / 18446744073709551616.0
+            return table.sticky_decisions[bisect_right(table.sticky_cumulative, point)]
+        return table.decisions[bisect_right(table.cumulative, self._random())]
+
+    def champion(self, prompt_id: str) -> Decision:
+        """The champion's decision, for the retry after a challenger failed."""
+        return self._tables[prompt_id].champion

@@ -1,0 +1,166 @@
+"""A real OpenAI-compatible upstream on a free loopback port, for tests and the bench.
+
+``POST /v1/chat/completions``, non-streamed and streamed (SSE, with the usage chunk
+when ``stream_options.include_usage`` asks for it). It answers deterministically (the
+last user message echoed), records what it received (so tests assert what the sidecar
+forwarded), and can be told to fail: :meth:`FakeUpstream.fail_next` (status, Retry-After),
+:meth:`FakeUpstream.hang_next` (no answer for a while), ``fail_models`` (a model that
+always fails) and ``chunk_delay_s`` (a slow stream, to cancel mid-way).
+
+Run alone for the bench: ``python tests/sidecar/fake_upstream.py --port 9001``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    """One request as the upstream saw it."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class _Action:
+    status: int = 200
+    retry_after: str | None = None
+    hang_s: float = 0.0
+    message: str = "fake upstream failure"
+
+
+@dataclass
+class FakeUpstream:
+    """The fake server; ``await start()`` returns its ``/v1`` base URL."""
+
+    record: bool = True
+    chunk_delay_s: float = 0.0
+    fail_models: dict[str, int] = field(default_factory=dict)
+    requests: list[Received] = field(default_factory=list)
+    cancelled_streams: int = 0
+    """Streams whose client (the sidecar) went away before the end."""
+    _script: deque[_Action] = field(default_factory=deque)
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    def fail_next(self, status: int, times: int = 1, *, retry_after: str | None = None, message: str = "fake upstream failure") -> None:
+        """The next ``times`` calls answer ``status`` with an OpenAI-shaped error."""
+        for _ in range(times):
+            self._script.append(_Action(status=status, retry_after=retry_after, message=message))
+
+    def hang_next(self, seconds: float, times: int = 1) -> None:
+        """The next ``times`` calls wait ``seconds`` before answering."""
+        for _ in range(times):
+            self._script.append(_Action(hang_s=seconds))
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------ handler
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = json.loads(await request.read())
+        if self.record:
+            self.requests.append(Received(request.path, dict(request.headers), body))
+        action = self._script.popleft() if self._script else None
+        if action is not None and action.hang_s:
+            await asyncio.sleep(action.hang_s)
+        status = action.status if action is not None else self.fail_models.get(str(body.get("model")), 200)
+        if status != 200:
+            headers = {"Retry-After": action.retry_after} if action is not None and action.retry_after else None
+            message = action.message if action is not None else "fake upstream failure"
+            error = {"error": {"message": message, "type": "server_error" if status >= 500 else "invalid_request_error", "code": None, "param": None}}
+            return web.json_response(error, status=status, headers=headers)
+        text = reply_text(body)
+        usage = {"prompt_tokens": 10, "completion_tokens": len(text.split()), "total_tokens": 10 + len(text.split())}
+        if body.get("stream"):
+            return await self._stream(request, body, text, usage)
+        return web.json_response({
+            "id": "chatcmpl-fake123", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model"), "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": "stop"}],
+            "usage": usage,
+        })
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], text: str, usage: dict[str, int]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1700000000, "model": body.get("model"), "system_fingerprint": "fp_fake"}
+
+        def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+            out = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            if include_usage:
+                out["usage"] = None
+            return out
+
+        events = [chunk({"role": "assistant", "content": ""}, None)]
+        events += [chunk({"content": w if i == 0 else " " + w}, None) for i, w in enumerate(text.split(" "))]
+        events.append(chunk({}, "stop"))
+        if include_usage:
+            events.append({**base, "choices": [], "usage": usage})
+        try:
+            for event in events:
+                await response.write(b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n")
+                if self.chunk_delay_s:
+                    await asyncio.sleep(self.chunk_delay_s)
+            await response.write(b"data: [DONE]\n\n")
+        except (ConnectionError, asyncio.CancelledError):
+            self.cancelled_streams += 1
+            raise
+        return response
+
+
+def reply_text(body: dict[str, Any]) -> str:
+    """``echo: <last user message>`` (first 20 words)."""
+    messages = body.get("messages") or []
+    last = next((m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), "")
+    return "echo: " + " ".join(str(last).split()[:20])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="OpenAI-compatible fake upstream")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    web.run_app(FakeUpstream(record=False).app(), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Router: Thompson shares under the exploration cap, fixed weights, sticky, paused."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from conftest import summarize_prompt
+
+from events.snapshots import ArmPosterior, RoutingSnapshot
+from prompts import PromptSpec
+from sidecar.router import Router
+
+DRAWS = 20_000
+
+
+def three_arms(**routing: object) -> PromptSpec:
+    spec = summarize_prompt(**routing)
+    return spec.with_variant(spec.variant("v2").model_copy(update={"name": "v3"}))
+
+
+def snapshot(version: int = 1, *, champion: str = "v1", cap: float = 0.2, paused: bool = False, **arms: tuple[float, float]) -> RoutingSnapshot:
+    return RoutingSnapshot(
+        prompt_id="summarize", version=version, champion=champion, exploration_cap=cap, paused=paused,
+        arms=[ArmPosterior(variant=name, alpha=a, beta=b) for name, (a, b) in arms.items()],
+    )
+
+
+def shares(router: Router, n: int = DRAWS, subject: str | None = None) -> dict[str, float]:
+    counts = Counter(router.decide("summarize", subject).variant for _ in range(n))
+    return {k: v / n for k, v in counts.items()}
+
+
+def test_priors_respect_the_exploration_cap() -> None:
+    router = Router([three_arms(sticky=False)], seed=1)
+    got = shares(router)
+    assert got["v1"] >= 0.8 - 0.015
+    assert abs(got["v2"] - 0.1) < 0.015 and abs(got["v3"] - 0.1) < 0.015
+
+
+def test_a_confident_posterior_explores_less_than_the_cap() -> None:
+    router = Router([three_arms(sticky=False)], seed=1)
+    router.apply_snapshot(snapshot(v1=(900, 100), v2=(100, 900), v3=(850, 150)))
+    got = shares(router)
+    assert got["v1"] > 0.97 and got.get("v2", 0.0) == 0.0
+
+
+def test_a_better_challenger_is_still_capped() -> None:
+    router = Router([three_arms(sticky=False)], seed=1)
+    router.apply_snapshot(snapshot(cap=0.3, v1=(100, 900), v2=(900, 100), v3=(100, 900)))
+    got = shares(router)
+    assert abs(got["v1"] - 0.7) < 0.015 and abs(got["v2"] - 0.3) < 0.015
+
+
+def test_fixed_weights_are_followed() -> None:
+    router = Router([summarize_prompt(strategy="fixed", weights={"v1": 3.0, "v2": 1.0}, sticky=False)], seed=2)
+    got = shares(router)
+    assert abs(got["v1"] - 0.75) < 0.015 and abs(got["v2"] - 0.25) < 0.015
+
+
+def test_sticky_subject_keeps_its_variant_while_the_arm_set_is_unchanged() -> None:
+    router = Router([three_arms()], seed=3)
+    first = {f"user-{i}": router.decide("summarize", f"user-{i}").variant for i in range(2000)}
+    assert {router.decide("summarize", s).variant for s in first for _ in range(2)} <= set(first.values())
+    assert all(router.decide("summarize", s).variant == v for s, v in first.items())
+    # Posteriors move, the arm set does not: nobody moves.
+    router.apply_snapshot(snapshot(v1=(50, 60), v2=(70, 30), v3=(1, 1)))
+    assert all(router.decide("summarize", s).variant == v for s, v in first.items())
+    counts = Counter(first.values())
+    assert 0.75 < counts["v1"] / 2000 < 0.85  # the stable split: champion 1 - cap
+    # A fresh router (another replica) agrees.
+    other = Router([three_arms()], seed=99)
+    assert all(other.decide("summarize", s).variant == v for s, v in first.items())
+
+
+def test_paused_means_champion_only() -> None:
+    router = Router([three_arms()], seed=4)
+    router.apply_snapshot(snapshot(paused=True, champion="v2", v1=(1, 1), v2=(1, 1), v3=(1, 1)))
+    assert shares(router, 2000) == {"v2": 1.0}
+    assert shares(router, 2000, subject="bob") == {"v2": 1.0}
+    assert router.decide("summarize").routing_info().strategy == "champion"
+
+
+def test_snapshot_update_changes_routing_and_old_snapshots_are_ignored() -> None:
+    router = Router([summarize_prompt(sticky=False)], seed=5)
+    assert router.apply_snapshot(snapshot(2, champion="v2", cap=0.0, v1=(1, 1), v2=(1, 1)))
+    assert shares(router, 2000) == {"v2": 1.0}
+    assert not router.apply_snapshot(snapshot(1, champion="v1", cap=0.0, v1=(1, 1), v2=(1, 1)))
+    assert shares(router, 2000) == {"v2": 1.0}
+    decision = router.decide("summarize")
+    assert decision.snapshot_version == 2 and decision.probability == 1.0
+
+
+def test_retired_arms_get_no_traffic() -> None:
+    router = Router([three_arms(sticky=False)], seed=6)
+    snap = snapshot(v1=(1, 1), v2=(1, 1), v3=(1, 1))
+    snap = snap.model_copy(update={"arms": [*snap.arms[:2], ArmPosterior(variant="v3", alpha=1, beta=1, status="retired")]})
+    router.apply_snapshot(snap)
+    assert "v3" not in shares(router)
