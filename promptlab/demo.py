@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -213,9 +214,16 @@ async def run_demo(
                 tasks.append(asyncio.create_task(watcher.run()))
                 await asyncio.sleep(0.2)  # the live subscription is open before traffic starts
 
+                last: Counter[str] = Counter()
+
                 def show(r: TrafficReport) -> None:
+                    # Shares over the last interval, so a promotion shows as a shift.
                     progress["done"] = r.requests
-                    shares = " ".join(f"{v} {r.share(v):4.0%}" for v in sorted(r.by_variant))
+                    recent = r.by_variant - last
+                    last.clear()
+                    last.update(r.by_variant)
+                    total = max(sum(recent.values()), 1)
+                    shares = " ".join(f"{v} {recent[v] / total:4.0%}" for v in sorted(r.by_variant))
                     champion = watcher.champion or prompts[DEMO_PROMPT_ID].champion.name
                     on_line(f"[{r.requests:>5}/{requests}] {r.requests / max(r.elapsed_s, 1e-9):5.0f} req/s · share {shares} · champion {champion}")
 
