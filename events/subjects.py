@@ -48,10 +48,13 @@ class Header(str, Enum):
 
 
 class Bucket(str, Enum):
-    """JetStream key-value buckets. Keys are prompt ids."""
+    """JetStream key-value buckets. Keys are prompt ids unless said otherwise."""
 
     ROUTING = "promptlab_routing"
     STATS = "promptlab_stats"
+    VARIANTS = "promptlab_variants"
+    """Variants registered at run time (admin API, mutation), keyed ``<prompt>.<variant>``;
+    the value is the VariantRegistered event. A sidecar that starts later learns them here."""
 
     def __str__(self) -> str:
         return self.value

@@ -25,7 +25,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from events.bus import BusError
-from events.models import BaseEvent, PauseCommand, PromoteCommand, RollbackCommand
+from events.models import BaseEvent, PauseCommand, PromoteCommand, RollbackCommand, encode
 from events.snapshots import StatsSnapshot
 from events.subjects import Bucket
 from prompts import PromptSpec, SpecError, VariantSpec
@@ -121,6 +121,11 @@ async def show_prompt(request: web.Request) -> web.Response:
     return web.json_response(await describe(request.app, _prompt(request)))
 
 
+def variant_key(prompt_id: str, variant: str) -> str:
+    """Key of a run-time variant in the ``promptlab_variants`` bucket."""
+    return f"{prompt_id}.{variant}"
+
+
 def variant_from_body(body: dict[str, Any]) -> VariantSpec:
     """A VariantSpec from the API body (origin ``api``, never champion); 400 naming problems."""
     data = {k: v for k, v in body.items() if k not in ("champion", "origin")}
@@ -147,6 +152,14 @@ async def register_variant(request: web.Request) -> web.Response:
         raise BadRequest(f"the prompt cannot take this variant: {_problems(exc)}", code="invalid_variant") from None
     event = next(e for e in spec.registered_events() if e.variant == variant.name)
     app[keys.PUBLISHER].publish(event)
+    bus = app.get(keys.BUS)
+    if bus is not None:
+        # Sidecars that start later read run-time variants from this bucket.
+        try:
+            await bus.kv_put(str(Bucket.VARIANTS), variant_key(spec.id, variant.name), encode(event))
+        except BusError as exc:
+            log.warning("variant %s/%s registered and queued as an event, but not stored for "
+                        "sidecars that start later: %s", spec.id, variant.name, exc)
     added = spec.variant(variant.name)
     return web.json_response(
         {"prompt_id": spec.id, "name": added.name, "model": added.model, "version": added.version, "origin": added.origin, "event_id": event.event_id},

@@ -20,7 +20,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from events.bus import EventBus
-from events.models import VariantRegistered
+from events.models import EventDecodeError, VariantRegistered, decode
 from events.snapshots import RoutingSnapshot
 from events.subjects import Bucket, Subject
 from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token
@@ -202,10 +202,21 @@ def apply_variant_event(catalog: Catalog, event: VariantRegistered) -> bool:
 
 
 async def watch_variants(bus: EventBus, catalog: Catalog) -> None:
-    """Follow VariantRegistered events live (history is not replayed: see the README)."""
+    """Take variants registered at run time, past and future, from the variants bucket.
+
+    The watch yields every stored variant first, so a sidecar started after a variant
+    was registered (on another replica, or before a restart) routes to it too.
+    """
     while True:
         try:
-            async for event in bus.subscribe([str(Subject.VARIANT)]):
+            async for entry in bus.kv_watch(str(Bucket.VARIANTS)):
+                if entry.value is None:
+                    continue
+                try:
+                    event = decode(entry.value)
+                except EventDecodeError as exc:
+                    log.warning("ignoring variant entry %s: %s", entry.key, exc)
+                    continue
                 if isinstance(event, VariantRegistered):
                     apply_variant_event(catalog, event)
         except asyncio.CancelledError:
