@@ -20,11 +20,12 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from events.bus import EventBus
-from events.models import EventDecodeError, VariantRegistered, decode
+from events.models import EventDecodeError, VariantRegistered, decode, encode
 from events.snapshots import RoutingSnapshot
 from events.subjects import Bucket, Subject
 from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token
 from sidecar import admin, keys, routes
+from sidecar.admin import variant_key
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
 from sidecar.errors import NotFound, Redactor, SidecarError, TooLarge, error_response
@@ -134,12 +135,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     # The cost table is a large JSON file read once: read it now, not on a user's call.
     models = {v.model for p in catalog.all() for v in p.variants} | {"openai/gpt-4o-mini"}
     await asyncio.to_thread(lambda: [cost_per_token(m) for m in models])
-    for prompt in catalog.all():
-        for event in prompt.registered_events():
-            publisher.publish(event)
+    announced = [event for prompt in catalog.all() for event in prompt.registered_events()]
+    for event in announced:
+        publisher.publish(event)
     tasks: list[asyncio.Task[None]] = []
     bus = app.get(keys.BUS)
     if bus is not None:
+        tasks.append(asyncio.create_task(store_variants(bus, announced), name="promptlab-variant-store"))
         tasks.append(asyncio.create_task(watch_routing(bus, app[keys.ROUTER]), name="promptlab-routing-watch"))
         tasks.append(asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch"))
     try:
@@ -199,6 +201,17 @@ def apply_variant_event(catalog: Catalog, event: VariantRegistered) -> bool:
         log.warning("cannot take variant %s/%s: %s", event.prompt_id, event.variant, exc)
         return False
     return True
+
+
+async def store_variants(bus: EventBus, events: list[VariantRegistered]) -> None:
+    """Keep the prompt files' variants in the variants bucket, where operators' tools
+    (the TUI's template view) find them however old the stream is. Best effort."""
+    for event in events:
+        try:
+            await bus.kv_put(str(Bucket.VARIANTS), variant_key(event.prompt_id, event.variant), encode(event))
+        except Exception as exc:  # NATS down at start: the events still reach the stream
+            log.info("variants not stored in KV yet (%s)", exc)
+            return
 
 
 async def watch_variants(bus: EventBus, catalog: Catalog) -> None:

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from events import BaseEvent, Bucket, EventBus, KVEntry
+from events import BaseEvent, Bucket, EventBus, EventDecodeError, KVEntry, VariantRegistered, decode
 from tui.state import LabState
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,8 @@ class Feed:
             self._spawn(
                 self._watch(str(Bucket.ROUTING), self.state.apply_routing), "tui-watch-routing"
             ),
+            # Templates of every variant, however far back in the stream it was registered.
+            self._spawn(self._watch(str(Bucket.VARIANTS), self._on_variant), "tui-watch-variants"),
         ]
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -136,6 +138,16 @@ class Feed:
                 self.state.revision += 1  # the status line changed
                 await asyncio.sleep(self.retry_s)
         self.connect_error = None
+
+    def _on_variant(self, entry: KVEntry) -> None:
+        if entry.value is None:
+            return
+        try:
+            event = decode(entry.value)
+        except EventDecodeError:
+            return
+        if isinstance(event, VariantRegistered):
+            self.state.apply_variant(event)
 
     def _on_stats(self, entry: KVEntry) -> None:
         self.state.apply_stats(entry, now=self.clock())

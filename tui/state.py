@@ -286,6 +286,11 @@ class LabState:
 
     # ------------------------------------------------------------------ events
 
+    def apply_variant(self, event: VariantRegistered) -> None:
+        """A variant's content (an event, or the variants bucket): its templates."""
+        self.prompt(event.prompt_id).templates[event.variant] = event
+        self._changed()
+
     def apply_event(self, event: BaseEvent, *, now: float, live: bool = True) -> None:
         """One event from the bus. ``live=False`` for history: no toasts, no liveness."""
         self.events_seen += 1
@@ -295,8 +300,7 @@ class LabState:
             case FeedbackReceived():
                 self._feedback(event, now=now, live=live)
             case VariantRegistered():
-                self.prompt(event.prompt_id).templates[event.variant] = event
-                self._changed()
+                self.apply_variant(event)
             case VariantPromoted():
                 summary = f"{event.variant} promoted over {event.previous_champion or '—'} ({event.reason})"
                 self._decision(

@@ -40,7 +40,7 @@ async def test_late_sidecar_learns_runtime_variant(tmp_path: Path, fake_upstream
         body = {"name": "v3", "model": "fake/model-c", "template": "Explain {{ code }}"}
         async with http.post(first_url + "/admin/prompts/summarize/variants", json=body) as resp:
             assert resp.status == 201
-        assert await bus.kv_keys(str(Bucket.VARIANTS)) == ["summarize.v3"]
+        assert "summarize.v3" in await bus.kv_keys(str(Bucket.VARIANTS))
 
         second, second_url = await _start(bus, fake_upstream, tmp_path / "o2")
         try:

@@ -43,8 +43,9 @@ def screen_text(app: App[Any]) -> str:
     return console.export_text()
 
 
-async def until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     """Let the app run until ``predicate()`` holds (the app redraws on its own timer)."""
+    # Generous: a loaded CI machine (2 cores) can stall the redraw timer for seconds.
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
