@@ -135,6 +135,16 @@ class Projection:
         """Outbox event id -> prompt id: decisions published but not yet seen back."""
         self._loaded = False
         self._default_rule = RewardRule()
+        self._statements: dict[tuple[str, str], Any] = {}
+
+    def statement(self, name: str, table: Any, build: Callable[[], Any]) -> Any:
+        """A write statement built once per projection: building an upsert (its
+        ``excluded`` alias, the ``set_`` expressions) costs more than executing it."""
+        key = (name, table.name)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            stmt = self._statements[key] = build()
+        return stmt
 
     async def load(self) -> None:
         """Read the position, prompt and variant rows and the outbox into memory."""
@@ -243,29 +253,21 @@ class _Batch:
                 arriving.add(ev.execution_id)
             elif isinstance(ev, FeedbackReceived):
                 exec_ids.add(ev.execution_id)
-        e = t.executions
-        cols = (
-            e.c.execution_id,
-            e.c.prompt_id,
-            e.c.variant,
-            e.c.occurred_ms,
-            e.c.cost_usd,
-            e.c.latency_ms,
-            e.c.feedback_sequence,
-        )
         for chunk in _chunks(sorted(exec_ids)):
-            for row in await self.conn.execute(select(*cols).where(e.c.execution_id.in_(chunk))):
-                self.execs[row[0]] = _Exec(
-                    row[1], row[2], int(row[3]), float(row[4]), float(row[5]), row[6] is not None
+            rows = await self.conn.execute(_SELECT_EXECUTIONS, {"ids": chunk})
+            for exec_id, prompt_id, variant, occurred, cost, latency, fb_seq in rows:
+                self.execs[exec_id] = _Exec(
+                    prompt_id,
+                    variant,
+                    int(occurred),
+                    float(cost),
+                    float(latency),
+                    fb_seq is not None,
                 )
-        pf = t.pending_feedback
         for chunk in _chunks(sorted(arriving - self.execs.keys())):
-            rows = await self.conn.execute(
-                select(pf.c.execution_id, pf.c.sequence, pf.c.name, pf.c.value)
-                .where(pf.c.execution_id.in_(chunk))
-                .order_by(pf.c.sequence)
-            )
-            for exec_id, seq, name, value in rows:
+            for exec_id, seq, name, value in await self.conn.execute(
+                _SELECT_PENDING, {"ids": chunk}
+            ):
                 self.pending_db.setdefault(exec_id, []).append((int(seq), name, float(value)))
 
     # ------------------------------------------------------------------ events
@@ -346,29 +348,26 @@ class _Batch:
         prompt = self._prompt(ev.prompt_id, seq)
         if occurred > prompt.last_event_ms:
             prompt.last_event_ms = occurred
-        values = (
-            1,
-            1 if ev.status == "error" else 0,
-            round(cost * NANO),
-            ev.input_tokens + ev.output_tokens,
-            round(latency * 1000),
-        )
+        errors = 1 if ev.status == "error" else 0
+        cost_nano = round(cost * NANO)
+        tokens = ev.input_tokens + ev.output_tokens
+        latency_us = round(latency * 1000)
         for acc in (
             self._arm(ev.prompt_id, ev.variant),
             self._minute(ev.prompt_id, ev.variant, occurred // 60_000),
         ):
-            acc[_EXECUTIONS] += values[0]
-            acc[_ERRORS] += values[1]
-            acc[_COST] += values[2]
-            acc[_TOKENS] += values[3]
-            acc[_LATENCY] += values[4]
+            acc[_EXECUTIONS] += 1
+            acc[_ERRORS] += errors
+            acc[_COST] += cost_nano
+            acc[_TOKENS] += tokens
+            acc[_LATENCY] += latency_us
         hkey = (ev.prompt_id, ev.variant, latency_bucket(latency))
         self.hist[hkey] = self.hist.get(hkey, 0) + 1
         # Feedback that arrived first (earlier batches, then this one) joins now.
-        early = self.pending_db.pop(ev.execution_id, []) + [
-            x[:3] for x in self.pending_new.pop(ev.execution_id, [])
-        ]
-        if early:
+        early_db = self.pending_db.pop(ev.execution_id, None)
+        early_new = self.pending_new.pop(ev.execution_id, None)
+        if early_db or early_new:
+            early = (early_db or []) + [x[:3] for x in early_new or ()]
             self.pending_delete.add(ev.execution_id)
             rule = self.p.rule(ev.prompt_id)
             for fb_seq, name, value in sorted(early):
@@ -515,21 +514,9 @@ class _Batch:
         if new_execs:
             await conn.execute(t.executions.insert(), new_execs)
         if self.reward_updates:
-            e = t.executions
-            stmt = (
-                update(e)
-                .where(e.c.execution_id == bindparam("b_id"))
-                .values(
-                    feedback_sequence=bindparam("b_seq"),
-                    feedback_value=bindparam("b_value"),
-                    reward=bindparam("b_reward"),
-                )
-            )
-            await conn.execute(stmt, self.reward_updates)
+            await conn.execute(_UPDATE_REWARD, self.reward_updates)
         for chunk in _chunks(sorted(self.pending_delete)):
-            await conn.execute(
-                delete(t.pending_feedback).where(t.pending_feedback.c.execution_id.in_(chunk))
-            )
+            await conn.execute(_DELETE_PENDING, {"ids": chunk})
         pending_rows = [
             {"sequence": s, "execution_id": exec_id, "name": n, "value": v, "occurred_ms": ms}
             for exec_id, items in self.pending_new.items()
@@ -566,38 +553,75 @@ class _Batch:
         if self.outbox_new:
             await conn.execute(t.outbox.insert(), self.outbox_new)
         for chunk in _chunks(self.outbox_done):
-            await conn.execute(delete(t.outbox).where(t.outbox.c.event_id.in_(chunk)))
-        stmt = store.insert(t.projection_position)
+            await conn.execute(_DELETE_OUTBOX, {"ids": chunk})
         await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["consumer"], set_={"sequence": stmt.excluded.sequence}
+            self.p.statement(
+                "replace",
+                t.projection_position,
+                lambda: _upsert_replace(store, t.projection_position),
             ),
             {"consumer": self.p.consumer, "sequence": position},
         )
 
     async def _add(self, table: Any, rows: list[dict[str, Any]]) -> None:
         """Upsert counters: insert, or add to the existing row's counters."""
-        if not rows:
-            return
-        stmt = self.p.store.insert(table)
-        keys = [c.name for c in table.primary_key.columns]
-        counters = [c.name for c in table.columns if c.name not in keys]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in counters}
-        )
-        await self.conn.execute(stmt, rows)
+        if rows:
+            store = self.p.store
+            stmt = self.p.statement("add", table, lambda: _upsert_add(store, table))
+            await self.conn.execute(stmt, rows)
 
     async def _replace(self, table: Any, rows: list[dict[str, Any]]) -> None:
         """Upsert whole rows: insert, or overwrite every non-key column."""
-        if not rows:
-            return
-        stmt = self.p.store.insert(table)
-        keys = [c.name for c in table.primary_key.columns]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys,
-            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
-        )
-        await self.conn.execute(stmt, rows)
+        if rows:
+            store = self.p.store
+            stmt = self.p.statement("replace", table, lambda: _upsert_replace(store, table))
+            await self.conn.execute(stmt, rows)
+
+
+def _upsert_add(store: Store, table: Any) -> Any:
+    stmt = store.insert(table)
+    keys = [c.name for c in table.primary_key.columns]
+    counters = [c.name for c in table.columns if c.name not in keys]
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in counters}
+    )
+
+
+def _upsert_replace(store: Store, table: Any) -> Any:
+    stmt = store.insert(table)
+    keys = [c.name for c in table.primary_key.columns]
+    return stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
+    )
+
+
+_e, _pf = t.executions, t.pending_feedback
+_SELECT_EXECUTIONS = select(
+    _e.c.execution_id,
+    _e.c.prompt_id,
+    _e.c.variant,
+    _e.c.occurred_ms,
+    _e.c.cost_usd,
+    _e.c.latency_ms,
+    _e.c.feedback_sequence,
+).where(_e.c.execution_id.in_(bindparam("ids", expanding=True)))
+_SELECT_PENDING = (
+    select(_pf.c.execution_id, _pf.c.sequence, _pf.c.name, _pf.c.value)
+    .where(_pf.c.execution_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_pf.c.sequence)
+)
+_UPDATE_REWARD = (
+    update(_e)
+    .where(_e.c.execution_id == bindparam("b_id"))
+    .values(
+        feedback_sequence=bindparam("b_seq"),
+        feedback_value=bindparam("b_value"),
+        reward=bindparam("b_reward"),
+    )
+)
+_DELETE_PENDING = delete(_pf).where(_pf.c.execution_id.in_(bindparam("ids", expanding=True)))
+_DELETE_OUTBOX = delete(t.outbox).where(t.outbox.c.event_id.in_(bindparam("ids", expanding=True)))
 
 
 def _named(acc: list[int]) -> dict[str, int]:

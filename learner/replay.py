@@ -65,6 +65,13 @@ class ReplayReport:
         }
 
 
+REPLAY_BATCH = 5_000
+"""Events per transaction of a replay. Larger than the live learner's batches: nobody
+waits for a replay's intermediate states, and every transaction costs a position
+check, the prefetch queries and a dozen statements (5,000 replays about 20 % faster
+than 1,000; the totals do not depend on it)."""
+
+
 def _jsonable(value: Any) -> Any:
     return value if value is None or isinstance(value, int | float | str | bool) else str(value)
 
@@ -77,7 +84,7 @@ async def rebuild(
     until: int,
     rewards: dict[str, RewardRule] | None = None,
     promotion: Callable[[str], PromotionConfig] | None = None,
-    batch_size: int = 1000,
+    batch_size: int = REPLAY_BATCH,
 ) -> tuple[Projection, int]:
     """Project the stream from sequence 1 to ``until`` into ``store``; no publishing.
 
@@ -92,7 +99,7 @@ async def rebuild(
 
 
 async def catch_up(
-    bus: EventBus, projection: Projection, until: int, *, batch_size: int = 1000
+    bus: EventBus, projection: Projection, until: int, *, batch_size: int = REPLAY_BATCH
 ) -> int:
     """Feed ``projection`` the stream after its position up to ``until``."""
     batch: list[Delivery] = []

@@ -140,3 +140,23 @@ def test_importing_events_does_not_load_nats_or_aiohttp() -> None:
     code = "import sys, events; print(sorted(m for m in ('nats', 'aiohttp') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: type(e).__name__)
+def test_fast_decode_agrees_with_the_general_path(event: BaseEvent) -> None:
+    data = encode(event)
+    assert decode(data) == models._decode_slow(data) == event
+
+
+def test_an_upcaster_applies_even_when_the_old_shape_still_validates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A v1 payload that the current model accepts as it is must still be upcast.
+    monkeypatch.setitem(
+        models.UPCASTERS, ("feedback.received", 1), lambda p: {**p, "comment": "from v1"}
+    )
+    v1 = {"type": "feedback.received", "execution_id": "e", "name": "quality", "value": 0.5,
+          "occurred_at": "2024-01-01T00:00:00Z"}  # fmt: skip
+    event = decode(json.dumps(v1).encode())
+    assert isinstance(event, FeedbackReceived)
+    assert (event.comment, event.schema_version) == ("from v1", 2)
