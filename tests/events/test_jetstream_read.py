@@ -10,8 +10,9 @@ from nats.aio.client import Client
 
 from events import jetstream
 from events.bus import BusError
-from events.jetstream import JetStreamBus, _ack_fields, _Client
+from events.jetstream import JetStreamBus
 from events.models import BaseEvent, ExecutionCompleted, decode
+from events.pull import RawClient, ack_fields
 from events.subjects import Subject
 
 
@@ -34,15 +35,15 @@ def test_header_parser_gives_the_same_result_as_nats_py() -> None:
         b"".join(rng.choice(pieces) for _ in range(rng.randrange(25))) for _ in range(20_000)
     ]
     for raw in samples:
-        assert _Client._parse_header_lines(raw) == Client._parse_header_lines(raw), raw
+        assert RawClient._parse_header_lines(raw) == Client._parse_header_lines(raw), raw
 
 
-def test_ack_fields_of_both_reply_subject_layouts() -> None:
-    assert _ack_fields(b"$JS.ACK.PROMPTLAB.learner.2.17.15.1700000000000000000.4") == (17, 2, 4)
+def testack_fields_of_both_reply_subject_layouts() -> None:
+    assert ack_fields(b"$JS.ACK.PROMPTLAB.learner.2.17.15.1700000000000000000.4") == (17, 2, 4)
     v2 = b"$JS.ACK.hub.ACCHASH.PROMPTLAB.learner.3.18.16.1700000000000000000.0.rnd"
-    assert _ack_fields(v2) == (18, 3, 0)
+    assert ack_fields(v2) == (18, 3, 0)
     with pytest.raises(BusError):
-        _ack_fields(b"_INBOX.abc")
+        ack_fields(b"_INBOX.abc")
 
 
 async def _read_all(bus: JetStreamBus, start: int = 1) -> list[tuple[int, BaseEvent | None, bytes]]:
@@ -55,7 +56,7 @@ def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     ordinary-callback path a nats-py without ``_process_msg`` would take."""
     monkeypatch.setattr(jetstream, "READ_BATCH", 7)
     if request.param == "fallback":
-        monkeypatch.setattr(_Client, "_process_msg", Client._process_msg)
+        monkeypatch.setattr(RawClient, "_process_msg", Client._process_msg)
     return str(request.param)
 
 
@@ -98,7 +99,7 @@ async def test_reading_leaves_no_consumer_or_subscription_behind(
     await jetstream_bus.publish_many([execution(i) for i in range(5)])
     assert len(await _read_all(jetstream_bus)) == 5
     nc = jetstream_bus._nc
-    assert isinstance(nc, _Client) and not nc._raw_handlers
+    assert isinstance(nc, RawClient) and not nc._raw_handlers
     js = nc.jetstream()
     assert (await js.stream_info("PROMPTLAB")).state.consumer_count == 0
 
