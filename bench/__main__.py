@@ -15,6 +15,7 @@ BENCHMARKS = {
     "render": "bench.render",
     "nats_start": "bench.nats_start",
     "sidecar": "bench.sidecar_latency",
+    "sidecar_startup": "bench.sidecar_startup",
     "replay": "bench.replay",
     "simulation": "bench.simulation",
 }

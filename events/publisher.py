@@ -4,7 +4,13 @@
 bounded in-memory queue and returns (no JSON, no disk, no await). Background work:
 
 * the *pump* takes batches off the queue and sends them with pipelined acks
-  (:meth:`EventBus.publish_many`); when the bus fails, the batch goes to the durable
+  (:meth:`EventBus.publish_many`). It lingers ``linger_s`` (default 2 ms) for a batch to
+  fill before it sends, as Kafka producers do: on the bench box a JetStream publish costs
+  about 160 us of CPU alone, 75 us per event in batches of 4 and 35 us in batches of 64,
+  and without lingering a busy sidecar sends batches of one or two. The linger is kept
+  short because a batch is encoded and sent in one step of the event loop, which the
+  calls being served wait for. ``flush()`` and a full batch cut the wait short. When the
+  bus fails, the batch goes to the durable
   :class:`~events.outbox.Outbox` instead, and so do further batches until NATS is back;
 * the *drainer* re-publishes the outbox with the same event ids once the bus answers
   again (JetStream drops copies of ids it already holds), deleting segments only after
@@ -42,6 +48,7 @@ class EventPublisher:
         batch_size: int = 500,
         publish_timeout: float = 5.0,
         retry_interval: float = 0.25,
+        linger_s: float = 0.002,
     ) -> None:
         self.bus = bus
         self.outbox = Outbox(outbox_dir)
@@ -49,6 +56,8 @@ class EventPublisher:
         self.batch_size = batch_size
         self.publish_timeout = publish_timeout
         self.retry_interval = retry_interval
+        self.linger_s = linger_s
+        """How long the pump waits for a batch to fill before sending a partial one."""
         self.published = 0
         """Events acknowledged by the stream (including outbox re-publishes)."""
         self.spilled_to_outbox = 0
@@ -58,6 +67,7 @@ class EventPublisher:
         self._queue: deque[BaseEvent] = deque()
         self._inflight: list[BaseEvent] = []
         self._wake = asyncio.Event()
+        self._lingering: asyncio.Future[None] | None = None
         self._healthy = True
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -70,6 +80,8 @@ class EventPublisher:
             self._queue.append(event)
             if not self._wake.is_set():
                 self._wake.set()
+            elif self._lingering is not None and len(self._queue) >= self.batch_size:
+                self._stop_lingering()
             return
         self._spill([event], sync=self._closed)
         if self._closed:
@@ -120,6 +132,7 @@ class EventPublisher:
             if loop.time() >= deadline or not self._tasks:
                 return False
             self._wake.set()
+            self._stop_lingering()
             await asyncio.sleep(0.005)
         return True
 
@@ -153,6 +166,22 @@ class EventPublisher:
             self.dropped += len(events)
             log.error("outbox write failed, %d events lost: %s", len(events), exc)
 
+    def _stop_lingering(self) -> None:
+        lingering = self._lingering
+        if lingering is not None and not lingering.done():
+            lingering.set_result(None)
+
+    async def _linger(self) -> None:
+        """Wait up to ``linger_s`` for more events (a full batch or flush() ends it)."""
+        loop = asyncio.get_running_loop()
+        lingering = self._lingering = loop.create_future()
+        timer = loop.call_later(self.linger_s, self._stop_lingering)
+        try:
+            await lingering
+        finally:
+            timer.cancel()
+            self._lingering = None
+
     async def _pump(self) -> None:
         while True:
             if not self._queue:
@@ -161,6 +190,8 @@ class EventPublisher:
                 self._sync_outbox()
                 await self._wake.wait()
                 continue
+            if self.linger_s > 0 and len(self._queue) < self.batch_size:
+                await self._linger()
             n = min(self.batch_size, len(self._queue))
             self._inflight = [self._queue.popleft() for _ in range(n)]
             batch = self._inflight

@@ -45,6 +45,7 @@ from aiohttp import web
 
 from events.models import CapturedContent, ExecutionCompleted, RoutingInfo
 from prompts import PromptSpec, estimate_cost
+from sidecar import codec
 from sidecar.catalog import Catalog
 from sidecar.config import ServerSettings
 from sidecar.errors import BadRequest, SidecarError, UpstreamError
@@ -81,7 +82,7 @@ def new_execution_id() -> str:
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The request body as a JSON object; 400 otherwise."""
     try:
-        body = json.loads(raw)
+        body = codec.loads(raw)
     except ValueError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
@@ -130,7 +131,7 @@ def with_execution_id(data: dict[str, Any], raw: bytes | None, execution_id: str
             if at != -1:
                 return raw[:at] + b'"id":"' + execution_id.encode() + b'"' + raw[at + len(needle):]
     data["id"] = execution_id
-    return json.dumps(data, separators=(",", ":")).encode()
+    return codec.dumps(data)
 
 
 def _truncate(text: str, limit: int) -> tuple[str, bool]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sidecar import codec
 from sidecar.errors import Redactor, UpstreamError
 from sidecar.upstream import Stream
 
@@ -83,7 +84,7 @@ async def relay(
             if old_id is None:
                 # The first chunk tells us the upstream's id; parse it once.
                 try:
-                    first = json.loads(payload)
+                    first = codec.loads(payload)
                     upstream_id = first.get("id") if isinstance(first, dict) else None
                 except ValueError:
                     upstream_id = None
@@ -91,7 +92,7 @@ async def relay(
             if old_id and old_id in payload:
                 payload = payload.replace(old_id, new_id, 1)
             if b'"usage"' in payload or capture:
-                chunk = json.loads(payload)
+                chunk = codec.loads(payload)
                 usage = chunk.get("usage") if isinstance(chunk, dict) else None
                 if isinstance(usage, dict):
                     outcome.usage = usage
@@ -99,7 +100,7 @@ async def relay(
                         if not chunk.get("choices"):
                             continue
                         del chunk["usage"]
-                        payload = json.dumps(chunk, separators=(",", ":")).encode()
+                        payload = codec.dumps(chunk)
                 if capture and isinstance(chunk, dict):
                     _collect_content(chunk, outcome.output)
             if outcome.ttft_ms is None:

@@ -2,8 +2,9 @@
 
 A model is named ``provider/model``; the provider's settings say how to reach it:
 
-* ``kind = "openai"``: any OpenAI-compatible API, reached with the app's one pooled
-  aiohttp session, the body passed through as bytes (the hot path);
+* ``kind = "openai"``: any OpenAI-compatible API, reached through the app's one pool of
+  keep-alive connections (:mod:`sidecar.http1`, a small HTTP/1.1 client made for this
+  hot path), the body passed through as bytes;
 * ``kind = "simulated"``: :mod:`sidecar.simulated`, no network;
 * any other kind: litellm, imported only inside the call that needs it.
 
@@ -31,9 +32,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
-from sidecar import simulated
+from sidecar import codec, http1, simulated
 from sidecar.config import ProviderSettings
 from sidecar.errors import BadRequest, Redactor, UpstreamError, UpstreamTimeout
 
@@ -52,6 +51,10 @@ class Target:
     """The model name the provider knows (without the ``provider/`` prefix)."""
     url: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
+    origin: http1.Origin | None = None
+    """Where ``url`` is, for the HTTP client (None: no ``api_base`` configured)."""
+    head: bytes = b""
+    """The request line and headers of a call, ready to send (see :func:`http1.request_head`)."""
 
     @property
     def qualified(self) -> str:
@@ -79,7 +82,7 @@ class Stream:
 def upstream_message(raw: bytes, status: int) -> str:
     """The upstream's own error message (OpenAI shape or plain text), shortened."""
     try:
-        data = json.loads(raw)
+        data = codec.loads(raw)
         err = data.get("error") if isinstance(data, dict) else None
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])[:500]
@@ -141,23 +144,21 @@ class Upstreams:
             if key:
                 headers["Authorization"] = f"Bearer {key}"
             self._headers[name] = headers
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: http1.Pool | None = None
         self._rng = random.Random()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Open the pooled session (inside the running loop)."""
-        if self._session is None:
+        """Open the connection pool (inside the running loop)."""
+        if self._pool is None:
             limit = max((p.max_connections for p in self._providers.values()), default=512)
-            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=False)
-            # auto_decompress stays on: a gzip'd upstream body must reach the client readable.
-            self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None), trust_env=False, skip_auto_headers=("User-Agent",))
+            self._pool = http1.Pool(limit=limit)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     # ------------------------------------------------------------------ resolving
 
@@ -179,7 +180,15 @@ class Upstreams:
             if cfg is None:
                 raise BadRequest(f"model {model!r} names no configured provider (providers: {', '.join(self._providers)})", code="model_not_found", param="model")
             url = (cfg.api_base or "").rstrip("/") + "/chat/completions"
-            target = Target(provider, cfg, rest, url, self._headers[provider])
+            headers = self._headers[provider]
+            origin = head = None
+            if cfg.kind == "openai" and cfg.api_base:
+                try:
+                    origin = http1.Origin(url)
+                    head = http1.request_head(origin, headers)
+                except ValueError as exc:
+                    raise UpstreamError(f"provider {provider!r} has a bad api_base: {exc}", kind="misconfigured") from None
+            target = Target(provider, cfg, rest, url, headers, origin, head or b"")
             if len(self._targets) < 4096:  # unrouted calls could name anything
                 self._targets[model] = target
         if strict and target.qualified != model:
@@ -197,18 +206,17 @@ class Upstreams:
             return simulated.complete(target.model, body), None
         if kind != "openai":
             return await self._litellm_complete(target, body), None
-        payload = json.dumps({**body, "model": target.model}, separators=(",", ":")).encode()
-        resp = await self._post(target, payload)
+        resp = await self._post(target, codec.dumps({**body, "model": target.model}))
         try:
             raw = await resp.read()
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{target.qualified} timed out reading the response", kind="timeout") from exc
-        except aiohttp.ClientError as exc:
+        except http1.HTTPClientError as exc:
             raise UpstreamError(f"{target.qualified}: connection lost: {exc.__class__.__name__}", kind="connection_lost") from exc
         finally:
             resp.release()
         try:
-            data = json.loads(raw)
+            data = codec.loads(raw)
         except ValueError as exc:
             raise UpstreamError(f"{target.qualified} returned a body that is not JSON", kind="bad_response") from exc
         if not isinstance(data, dict):
@@ -222,16 +230,15 @@ class Upstreams:
             return Stream(simulated.stream(target.model, body))
         if kind != "openai":
             return await self._litellm_stream(target, body)
-        payload = json.dumps({**body, "model": target.model}, separators=(",", ":")).encode()
-        resp = await self._post(target, payload)
+        resp = await self._post(target, codec.dumps({**body, "model": target.model}))
         return Stream(_sse_payloads(resp, target))
 
-    async def _post(self, target: Target, payload: bytes) -> aiohttp.ClientResponse:
+    async def _post(self, target: Target, payload: bytes) -> http1.Response:
         """POST with retries; returns a 200 response (caller reads and releases it)."""
-        if self._session is None:
+        if self._pool is None:
             raise RuntimeError("Upstreams.start() was not awaited")
         cfg = target.settings
-        if not cfg.api_base:
+        if target.origin is None:
             raise UpstreamError(f"provider {target.provider!r} has no api_base", kind="misconfigured")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + cfg.total_timeout_s
@@ -240,23 +247,26 @@ class Upstreams:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise UpstreamTimeout(f"{target.qualified} did not answer within {cfg.total_timeout_s:g}s", kind="timeout")
-            timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=cfg.connect_timeout_s, sock_read=cfg.first_token_timeout_s)
             retry_after: float | None = None
             try:
-                resp = await self._session.post(target.url, data=payload, headers=target.headers, timeout=timeout, allow_redirects=False)
+                resp = await self._pool.request(
+                    target.origin, target.head, payload,
+                    connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.first_token_timeout_s, deadline=deadline,
+                )
             except TimeoutError as exc:
                 raise UpstreamTimeout(f"{target.qualified} timed out", kind="timeout") from exc
-            except aiohttp.ClientConnectorError as exc:
+            except http1.ConnectError as exc:
                 # Nothing reached the upstream: safe to retry.
-                error: UpstreamError = UpstreamError(f"cannot connect to {target.provider}: {exc.os_error.strerror or exc.__class__.__name__}", kind="connect_error")
-            except aiohttp.ClientError as exc:
+                why = (exc.os_error.strerror if exc.os_error is not None else None) or exc.__class__.__name__
+                error: UpstreamError = UpstreamError(f"cannot connect to {target.provider}: {why}", kind="connect_error")
+            except http1.HTTPClientError as exc:
                 raise UpstreamError(f"{target.qualified}: {exc.__class__.__name__}", kind="connection_lost") from exc
             else:
                 if resp.status == 200:
                     return resp
                 try:
                     raw = await resp.read()
-                except (aiohttp.ClientError, TimeoutError):
+                except (http1.HTTPClientError, TimeoutError):
                     raw = b""
                 finally:
                     resp.release()
@@ -332,12 +342,30 @@ def _import_litellm() -> Any:
     return litellm
 
 
-async def _sse_payloads(resp: aiohttp.ClientResponse, target: Target) -> AsyncIterator[bytes]:
+async def _lines(resp: http1.Response) -> AsyncIterator[bytes]:
+    """The body's lines, each with its line ending (the last one may have none)."""
+    pending = b""
+    async for chunk in resp.iter_chunks():
+        if pending:
+            chunk = pending + chunk
+        start = 0
+        while True:
+            nl = chunk.find(b"\n", start)
+            if nl < 0:
+                break
+            yield chunk[start : nl + 1]
+            start = nl + 1
+        pending = chunk[start:]
+    if pending:
+        yield pending
+
+
+async def _sse_payloads(resp: http1.Response, target: Target) -> AsyncIterator[bytes]:
     """The ``data`` payloads of an SSE response, per the SSE spec (multi-line data joined)."""
     finished = False
     data: list[bytes] = []
     try:
-        async for line in resp.content:
+        async for line in _lines(resp):
             if line == b"\n" or line == b"\r\n":
                 if data:
                     payload = b"\n".join(data)
@@ -359,7 +387,7 @@ async def _sse_payloads(resp: aiohttp.ClientResponse, target: Target) -> AsyncIt
         finished = True
     except TimeoutError as exc:
         raise UpstreamTimeout(f"{target.qualified} stalled mid-stream", kind="timeout") from exc
-    except aiohttp.ClientError as exc:
+    except http1.HTTPClientError as exc:
         raise UpstreamError(f"{target.qualified}: stream broken: {exc.__class__.__name__}", kind="connection_lost") from exc
     finally:
         if finished:

@@ -135,3 +135,45 @@ async def test_nats_restart_mid_stream_keeps_every_event_exactly_once(
     assert await bus.last_sequence() == 600
     await publisher.close()
     await bus.close()
+
+
+class CountingBus(MemoryBus):
+    """Records the size of every batch handed to publish_many."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    async def publish_many(self, events, *, timeout=5.0):  # type: ignore[no-untyped-def]
+        self.batches.append(len(events))
+        return await super().publish_many(events, timeout=timeout)
+
+
+async def test_events_trickling_in_within_the_linger_go_as_one_batch(tmp_path: Path) -> None:
+    bus = CountingBus()
+    publisher = EventPublisher(bus, tmp_path / "outbox", linger_s=0.2)
+    await publisher.start()
+    sent = [execution(i) for i in range(5)]
+    for event in sent:
+        publisher.publish(event)
+        await asyncio.sleep(0.01)  # one at a time, as calls finish
+    await poll(lambda: publisher.published == 5)
+    assert bus.batches == [5]
+    assert await stream_ids(bus) == [e.event_id for e in sent]
+    await publisher.close()
+
+
+async def test_flush_and_a_full_batch_cut_the_linger_short(tmp_path: Path) -> None:
+    bus = CountingBus()
+    publisher = EventPublisher(bus, tmp_path / "outbox", batch_size=10, linger_s=30.0)
+    await publisher.start()
+    for i in range(10):
+        publisher.publish(execution(i))
+    await poll(lambda: publisher.published == 10, within=2.0)
+    publisher.publish(execution(10))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await publisher.flush(2.0)
+    assert loop.time() - started < 1.0
+    assert bus.batches == [10, 1] and publisher.published == 11
+    await publisher.close()

@@ -30,6 +30,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    client_port: int = 0
+    """The caller's TCP port: equal ports mean one keep-alive connection."""
 
 
 @dataclass
@@ -73,8 +75,9 @@ class FakeUpstream:
         app.router.add_post("/v1/chat/completions", self._chat)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, keepalive_timeout: float = 75.0) -> str:
+        """``keepalive_timeout``: how long an idle keep-alive connection stays open."""
+        self._runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=keepalive_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -91,7 +94,8 @@ class FakeUpstream:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = json.loads(await request.read())
         if self.record:
-            self.requests.append(Received(request.path, dict(request.headers), body))
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            self.requests.append(Received(request.path, dict(request.headers), body, peer[1] if peer else 0))
         action = self._script.popleft() if self._script else None
         if action is not None and action.hang_s:
             await asyncio.sleep(action.hang_s)

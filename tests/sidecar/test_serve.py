@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,7 +29,10 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "greet.toml").write_text(PROMPT)
     config = tmp_path / "promptlab.toml"
-    config.write_text(f'[nats]\ndata_dir = "{tmp_path}/nats"\noutbox_dir = "{tmp_path}/outbox"\n[prompts]\ndir = "{tmp_path}/prompts"\n')
+    config.write_text(
+        f'[nats]\ndata_dir = "{tmp_path}/nats"\noutbox_dir = "{tmp_path}/outbox"\n[prompts]\ndir = "{tmp_path}/prompts"\n'
+        f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path}/promptlab.db"\n'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "promptlab", "--config", str(config), "serve", "--port", "0"],
@@ -45,11 +49,16 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
             answer = json.loads(resp.read())
         assert answer["system_fingerprint"] == "promptlab-simulated"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=60) == 0  # generous: a loaded 2-core CI box
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+            # A killed serve cannot stop the embedded server it started: do it here.
+            state = tmp_path / "nats" / "server.json"
+            if state.is_file():
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    os.kill(int(json.loads(state.read_text())["pid"]), signal.SIGTERM)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
