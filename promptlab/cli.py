@@ -1,8 +1,9 @@
 """The ``promptlab`` command line: parse, build Settings once, dispatch.
 
-Each subcommand lives in ``promptlab/commands/<name>.py`` and exposes
-``register(subparsers)``, which adds its parser and sets ``handler`` to a function
-``handler(args, settings) -> int``. Settings are built here, once, and passed down.
+Each command adds its parser through a ``register`` function listed in
+:data:`COMMANDS` and sets ``handler(args, settings) -> int``; commands whose work needs
+heavy imports declare their parsers in ``promptlab/commands/parsers.py`` with a
+:func:`lazy` handler. Settings are built here, once, and passed down.
 """
 
 from __future__ import annotations
@@ -12,22 +13,24 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from promptlab.settings import Settings, SettingsError, load_settings
 
 # LiteLLM must never reach the network to fetch its cost map at import time.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-COMMAND_MODULES = (
-    "serve",
-    "demo",
-    "tui",
-    "learner",
-    "experiment",
-    "evolve",
-    "prompts",
+COMMANDS = (
+    "promptlab.commands.parsers:register_serve",
+    "promptlab.commands.demo:register",
+    "promptlab.commands.parsers:register_tui",
+    "promptlab.commands.parsers:register_learner",
+    "promptlab.commands.prompts:register",
 )
+"""``module:function`` adding each command's parser, in the order ``--help`` lists them."""
+
+Handler = Callable[[argparse.Namespace, "Settings | None"], int]
 
 DESCRIPTION = """\
 promptlab: a self-improving prompt sidecar.
@@ -55,10 +58,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="settings file (TOML)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"promptlab.commands.{name}")
-        module.register(sub)
+    for target in COMMANDS:
+        _resolve(target)(sub)
     return parser
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def lazy(target: str) -> Handler:
+    """A handler that imports ``module:function`` only when its command runs.
+
+    Parsing arguments (and ``--help``) then costs no import of aiohttp, SQLAlchemy,
+    SciPy or Textual, which is most of a command's start-up time.
+    """
+
+    def handler(args: argparse.Namespace, settings: Settings | None) -> int:
+        return int(_resolve(target)(args, settings) or 0)
+
+    handler.__qualname__ = f"lazy({target})"
+    return handler
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

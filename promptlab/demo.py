@@ -35,8 +35,8 @@ from events.publisher import EventPublisher
 from events.subjects import Subject
 from lab.traffic import SIMULATED_LABEL, SimulatedUsers, TrafficReport, run_traffic
 from learner.service import Learner
-from prompts import PromptSpec, load_prompt_dir
 from promptlab.settings import Settings
+from prompts import PromptSpec, load_prompt_dir
 from sidecar.app import create_app
 
 DEMO_PROMPTS = Path(__file__).resolve().parent / "demo_prompts"

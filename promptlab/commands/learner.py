@@ -32,61 +32,10 @@ from learner.replay import ReplayReport, catch_up, compare, rebuild
 from learner.reward import effective_promotion, rules_from_prompts
 from learner.store import Store
 from learner.view import load_view
-from promptlab.cli import add_config_option
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``replay``, ``stats``, ``promote``, ``rollback`` and ``pause``."""
-    replay = sub.add_parser(
-        "replay", help="rebuild the learner's projection from the stream and compare"
-    )
-    replay.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_config_option(replay)
-    replay.set_defaults(handler=replay_command)
-
-    stats = sub.add_parser(
-        "stats", help="per prompt and variant: reward, P(best), cost, latency, status"
-    )
-    stats.add_argument("--json", action="store_true", help="print as JSON")
-    stats.add_argument("--prompt", metavar="ID", help="only this prompt")
-    add_config_option(stats)
-    stats.set_defaults(handler=stats_command)
-
-    promote = sub.add_parser("promote", help="make a variant the champion of a prompt")
-    promote.add_argument("prompt", help="prompt id")
-    promote.add_argument("variant", help="variant name")
-    _command_options(promote)
-    promote.set_defaults(handler=promote_command)
-
-    rollback = sub.add_parser("rollback", help="undo the last promotion of a prompt")
-    rollback.add_argument("prompt", help="prompt id")
-    _command_options(rollback)
-    rollback.set_defaults(handler=rollback_command)
-
-    pause = sub.add_parser(
-        "pause", help="stop exploring a prompt (champion only); --resume to restart"
-    )
-    pause.add_argument("prompt", help="prompt id")
-    pause.add_argument("--resume", action="store_true", help="resume exploration instead")
-    _command_options(pause)
-    pause.set_defaults(handler=pause_command)
-
-
-def _command_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reason", default="", help="why (recorded with the decision)")
-    parser.add_argument("--actor", default="cli", help="who asks (recorded with the decision)")
-    parser.add_argument(
-        "--wait",
-        type=float,
-        default=5.0,
-        metavar="S",
-        help="seconds to wait for the learner's answer",
-    )
-    add_config_option(parser)
 
 
 # --------------------------------------------------------------------------- helpers

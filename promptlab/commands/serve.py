@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -35,7 +36,6 @@ from events.bus import BusUnavailable, EventBus
 from events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from events.jetstream import JetStreamBus
 from events.publisher import EventPublisher
-from promptlab.cli import add_config_option
 from promptlab.settings import Settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 from sidecar import keys
@@ -62,30 +62,37 @@ def resolve_learner(settings: Settings) -> LearnerStarter | None:
         return None
 
     async def start(settings: Settings, bus: EventBus) -> LearnerStop:
-        from learner.service import Learner
-
-        learner = Learner(settings.learner, settings.storage, bus, load_prompts(settings))
-        task = asyncio.create_task(_run_learner(learner), name="learner")
+        holder: dict[str, Any] = {}
+        task = asyncio.create_task(_run_learner(settings, bus, holder), name="learner")
 
         async def stop() -> None:
-            # Let the current batch finish (stop() waits for the loop), then close.
-            learner.request_stop()
+            # Let the current batch finish (the loop returns after it), then close.
+            learner = holder.get("learner")
+            if learner is not None:
+                learner.request_stop()
             try:
                 await asyncio.wait_for(asyncio.shield(task), 5.0)
             except (TimeoutError, Exception):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            with contextlib.suppress(Exception):
-                await learner.close()
+            if learner is not None:
+                with contextlib.suppress(Exception):
+                    await learner.close()
 
         return stop
 
     return start
 
 
-async def _run_learner(learner: Any) -> None:
-    """Start the learner, retrying while the bus or the database is not there yet."""
+async def _run_learner(settings: Settings, bus: EventBus, holder: dict[str, Any]) -> None:
+    """Import, start and run the learner, retrying while the bus or database is not there.
+
+    The import (SciPy, SQLAlchemy: about a second) runs in a thread, so the sidecar is
+    ready and answering meanwhile.
+    """
+    module = await asyncio.to_thread(importlib.import_module, "learner.service")
+    learner = holder["learner"] = module.Learner(settings.learner, settings.storage, bus, load_prompts(settings))
     delay = 0.5
     while True:
         try:
@@ -101,22 +108,6 @@ async def _run_learner(learner: Any) -> None:
         raise
     except Exception:
         log.exception("learner crashed; the sidecar keeps serving on its last routing snapshot")
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "serve",
-        help="run the sidecar (and embedded NATS, and the learner)",
-        description="Serve the OpenAI-compatible sidecar on http://HOST:PORT/v1, with embedded NATS unless nats.url names a server.",
-    )
-    add_config_option(parser)
-    parser.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default: server.port, 8787; 0 picks a free one)")
-    parser.add_argument("--workers", type=int, help="processes sharing the port with SO_REUSEPORT (default: server.workers, 1)")
-    parser.add_argument("--no-learner", action="store_true", help="do not run the learner in this process")
-    # Internal: how the parent starts its workers.
-    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    parser.set_defaults(handler=run)
 
 
 def _with_cli_overrides(args: argparse.Namespace, settings: Settings) -> Settings:

@@ -20,36 +20,9 @@ from events.embedded import EmbeddedNats, nats_answers
 from events.jetstream import JetStreamBus
 from promptlab.settings import Settings
 
-DESCRIPTION = """\
-Watch every prompt live: champions, challengers, traffic, posteriors, promotions and
-lineage. Keys: enter opens a prompt, p promotes the selected variant, r rolls back,
-s pauses or resumes exploration (each asks first), esc goes back, q quits.
-"""
-
 
 class CannotConnect(Exception):
     """No NATS to watch; the message says where it looked and what to do."""
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from promptlab.cli import add_config_option
-
-    parser = sub.add_parser(
-        "tui",
-        help="live terminal UI: prompts, variants, promotions; promote/rollback/pause",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_config_option(parser)
-    parser.add_argument("--nats", metavar="URL", help="NATS URL to watch (default: from settings)")
-    parser.add_argument(
-        "--stale-after",
-        metavar="SECONDS",
-        type=float,
-        default=10.0,
-        help='show "learner offline" after this long without stats while traffic flows (default 10)',
-    )
-    parser.set_defaults(handler=run)
 
 
 def safe_url(url: str) -> str:

@@ -1,0 +1,103 @@
+"""Argument parsers of the commands whose work needs heavy imports.
+
+``promptlab --help`` and the start of every command parse arguments first; building
+these parsers must not import aiohttp, SQLAlchemy, SciPy or Textual. Each handler is
+:func:`promptlab.cli.lazy`: its module is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from promptlab.cli import add_config_option, lazy
+
+TUI_DESCRIPTION = """\
+Watch every prompt live: champions, challengers, traffic, posteriors, promotions and
+lineage. Keys: enter opens a prompt, p promotes the selected variant, r rolls back,
+s pauses or resumes exploration (each asks first), esc goes back, q quits.
+"""
+
+
+def register_serve(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="run the sidecar (and embedded NATS, and the learner)",
+        description="Serve the OpenAI-compatible sidecar on http://HOST:PORT/v1, with embedded NATS unless nats.url names a server.",
+    )
+    add_config_option(parser)
+    parser.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: server.port, 8787; 0 picks a free one)")
+    parser.add_argument("--workers", type=int, help="processes sharing the port with SO_REUSEPORT (default: server.workers, 1)")
+    parser.add_argument("--no-learner", action="store_true", help="do not run the learner in this process")
+    # Internal: how the parent starts its workers.
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(handler=lazy("promptlab.commands.serve:run"))
+
+
+def register_tui(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "tui",
+        help="live terminal UI: prompts, variants, promotions; promote/rollback/pause",
+        description=TUI_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_option(parser)
+    parser.add_argument("--nats", metavar="URL", help="NATS URL to watch (default: from settings)")
+    parser.add_argument(
+        "--stale-after",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help='show "learner offline" after this long without stats while traffic flows (default 10)',
+    )
+    parser.set_defaults(handler=lazy("promptlab.commands.tui:run"))
+
+
+def register_learner(sub: argparse._SubParsersAction) -> None:
+    """Add ``replay``, ``stats``, ``promote``, ``rollback`` and ``pause``."""
+    replay = sub.add_parser(
+        "replay", help="rebuild the learner's projection from the stream and compare"
+    )
+    replay.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_config_option(replay)
+    replay.set_defaults(handler=lazy("promptlab.commands.learner:replay_command"))
+
+    stats = sub.add_parser(
+        "stats", help="per prompt and variant: reward, P(best), cost, latency, status"
+    )
+    stats.add_argument("--json", action="store_true", help="print as JSON")
+    stats.add_argument("--prompt", metavar="ID", help="only this prompt")
+    add_config_option(stats)
+    stats.set_defaults(handler=lazy("promptlab.commands.learner:stats_command"))
+
+    promote = sub.add_parser("promote", help="make a variant the champion of a prompt")
+    promote.add_argument("prompt", help="prompt id")
+    promote.add_argument("variant", help="variant name")
+    _command_options(promote)
+    promote.set_defaults(handler=lazy("promptlab.commands.learner:promote_command"))
+
+    rollback = sub.add_parser("rollback", help="undo the last promotion of a prompt")
+    rollback.add_argument("prompt", help="prompt id")
+    _command_options(rollback)
+    rollback.set_defaults(handler=lazy("promptlab.commands.learner:rollback_command"))
+
+    pause = sub.add_parser(
+        "pause", help="stop exploring a prompt (champion only); --resume to restart"
+    )
+    pause.add_argument("prompt", help="prompt id")
+    pause.add_argument("--resume", action="store_true", help="resume exploration instead")
+    _command_options(pause)
+    pause.set_defaults(handler=lazy("promptlab.commands.learner:pause_command"))
+
+
+def _command_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", default="", help="why (recorded with the decision)")
+    parser.add_argument("--actor", default="cli", help="who asks (recorded with the decision)")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds to wait for the learner's answer",
+    )
+    add_config_option(parser)
