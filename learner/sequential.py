@@ -92,7 +92,12 @@ class Moments(Protocol):
     def variance(self) -> float: ...
 
 
-def log_lambda(lift: float | np.ndarray, s2: float | np.ndarray, tau2: float = DEFAULT_TAU2, theta0: float = 0.0) -> float | np.ndarray:
+def log_lambda(
+    lift: float | np.ndarray,
+    s2: float | np.ndarray,
+    tau2: float = DEFAULT_TAU2,
+    theta0: float = 0.0,
+) -> float | np.ndarray:
     """``log Lambda = 0.5 log(s2 / (s2 + tau2)) + tau2 (lift - theta0)^2 / (2 s2 (s2 + tau2))``.
 
     Vectorised over ``lift`` and ``s2`` (the simulation screens whole blocks of events).
@@ -106,7 +111,9 @@ def log_lambda(lift: float | np.ndarray, s2: float | np.ndarray, tau2: float = D
 
 def confidence_radius(s2: float, alpha: float, tau2: float = DEFAULT_TAU2) -> float:
     """Half-width of the always-valid (1 - alpha) confidence sequence for the lift."""
-    return math.sqrt(s2 * (s2 + tau2) / tau2 * (2.0 * math.log(1.0 / alpha) + math.log((s2 + tau2) / s2)))
+    return math.sqrt(
+        s2 * (s2 + tau2) / tau2 * (2.0 * math.log(1.0 / alpha) + math.log((s2 + tau2) / s2))
+    )
 
 
 def plugin_variance(arm: Moments) -> float:
@@ -140,7 +147,14 @@ class MsprtResult:
         return Interval(low=self.lift - r, high=self.lift + r)
 
 
-def msprt(treatment: Moments, control: Moments, *, tau2: float = DEFAULT_TAU2, theta0: float = 0.0, previous_p: float = 1.0) -> MsprtResult:
+def msprt(
+    treatment: Moments,
+    control: Moments,
+    *,
+    tau2: float = DEFAULT_TAU2,
+    theta0: float = 0.0,
+    previous_p: float = 1.0,
+) -> MsprtResult:
     """The normal-mixture mSPRT of ``H0: mu_treatment - mu_control = theta0``.
 
     ``previous_p`` is the p-value of the previous look at the same comparison; passing it
@@ -162,7 +176,9 @@ def msprt(treatment: Moments, control: Moments, *, tau2: float = DEFAULT_TAU2, t
     s2 = plugin_variance(treatment) / treatment.n + plugin_variance(control) / control.n
     ll = float(log_lambda(lift, s2, tau2, theta0))
     p_now = 1.0 if ll <= 0 else math.exp(-ll)
-    return MsprtResult(lift=lift, s2=s2, tau2=tau2, log_lambda=ll, p_value=min(1.0, previous_p, p_now))
+    return MsprtResult(
+        lift=lift, s2=s2, tau2=tau2, log_lambda=ll, p_value=min(1.0, previous_p, p_now)
+    )
 
 
 def boundary_z(s2: float, alpha: float, tau2: float = DEFAULT_TAU2) -> float:

@@ -50,11 +50,20 @@ class BetaPosterior:
     beta: float
 
     def __post_init__(self) -> None:
-        if not (self.alpha > 0 and self.beta > 0 and math.isfinite(self.alpha) and math.isfinite(self.beta)):
-            raise ValueError(f"Beta parameters must be finite and > 0, got ({self.alpha}, {self.beta})")
+        if not (
+            self.alpha > 0
+            and self.beta > 0
+            and math.isfinite(self.alpha)
+            and math.isfinite(self.beta)
+        ):
+            raise ValueError(
+                f"Beta parameters must be finite and > 0, got ({self.alpha}, {self.beta})"
+            )
 
     @classmethod
-    def from_rewards(cls, n: int, reward_sum: float, prior_alpha: float = 1.0, prior_beta: float = 1.0) -> BetaPosterior:
+    def from_rewards(
+        cls, n: int, reward_sum: float, prior_alpha: float = 1.0, prior_beta: float = 1.0
+    ) -> BetaPosterior:
         """Posterior after ``n`` rewards in [0, 1] summing to ``reward_sum`` (Bernoulli trick):
         ``alpha = prior_alpha + S``, ``beta = prior_beta + n - S``."""
         if n < 0:
@@ -82,7 +91,9 @@ class BetaPosterior:
         return Interval(low=float(low), high=float(high))
 
 
-def p_best(arms: Sequence[BetaPosterior], rng: np.random.Generator, draws: int = DEFAULT_DRAWS) -> np.ndarray:
+def p_best(
+    arms: Sequence[BetaPosterior], rng: np.random.Generator, draws: int = DEFAULT_DRAWS
+) -> np.ndarray:
     """P(arm i has the highest mean), for each arm, by Monte Carlo over the posteriors.
 
     ``P_i ~= (1/D) sum_d 1[theta_i^(d) = max_j theta_j^(d)]`` with ``theta_j^(d) ~ Beta(a_j, b_j)``
@@ -103,12 +114,19 @@ def p_best(arms: Sequence[BetaPosterior], rng: np.random.Generator, draws: int =
     return counts / float(draws)
 
 
-def p_beats(a: BetaPosterior, b: BetaPosterior, rng: np.random.Generator, draws: int = DEFAULT_DRAWS) -> float:
+def p_beats(
+    a: BetaPosterior, b: BetaPosterior, rng: np.random.Generator, draws: int = DEFAULT_DRAWS
+) -> float:
     """P(theta_a > theta_b) by Monte Carlo (``p_best`` of the pair, arm ``a``)."""
     return float(p_best([a, b], rng, draws)[0])
 
 
-def p_beats_normal(alpha_a: float | np.ndarray, beta_a: float | np.ndarray, alpha_b: float | np.ndarray, beta_b: float | np.ndarray) -> float | np.ndarray:
+def p_beats_normal(
+    alpha_a: float | np.ndarray,
+    beta_a: float | np.ndarray,
+    alpha_b: float | np.ndarray,
+    beta_b: float | np.ndarray,
+) -> float | np.ndarray:
     """Normal approximation of P(theta_a > theta_b) for Beta posteriors (vectorised).
 
     ``Phi((m_a - m_b) / sqrt(v_a + v_b))`` with the Beta means and variances. Cheap and
@@ -246,11 +264,21 @@ class ArmSummary:
         """This summary plus one reward in [0, 1]."""
         if not 0.0 <= reward <= 1.0:
             raise ValueError(f"reward must be in [0, 1], got {reward}")
-        return _replace(self, n=self.n + 1, reward_sum=self.reward_sum + reward, reward_sq_sum=self.reward_sq_sum + reward * reward)
+        return _replace(
+            self,
+            n=self.n + 1,
+            reward_sum=self.reward_sum + reward,
+            reward_sq_sum=self.reward_sq_sum + reward * reward,
+        )
 
     def with_execution(self, cost_usd: float = 0.0, error: bool = False) -> ArmSummary:
         """This summary plus one execution (reward arrives separately, maybe later)."""
-        return _replace(self, executions=self.executions + 1, errors=self.errors + int(error), cost_sum=self.cost_sum + cost_usd)
+        return _replace(
+            self,
+            executions=self.executions + 1,
+            errors=self.errors + int(error),
+            cost_sum=self.cost_sum + cost_usd,
+        )
 
     def since(self, earlier: ArmSummary) -> ArmSummary:
         """The data added after ``earlier`` (an older summary of the same arm).
@@ -306,7 +334,13 @@ def to_arm_evidence(summary: ArmSummary, z: float = Z95) -> ArmEvidence:
 # --------------------------------------------------------------------------- rewards
 
 
-def composite_reward(feedback_value: bool | float, cost_usd: float = 0.0, latency_ms: float = 0.0, cost_weight: float = 0.0, latency_weight: float = 0.0) -> float:
+def composite_reward(
+    feedback_value: bool | float,
+    cost_usd: float = 0.0,
+    latency_ms: float = 0.0,
+    cost_weight: float = 0.0,
+    latency_weight: float = 0.0,
+) -> float:
     """One call's reward in [0, 1]:
 
         r = clip01( clip01(v) - cost_weight * cost_usd - latency_weight * latency_ms / 1000 )
@@ -317,7 +351,11 @@ def composite_reward(feedback_value: bool | float, cost_usd: float = 0.0, latenc
     """
     if cost_weight < 0 or latency_weight < 0:
         raise ValueError("weights must be >= 0")
-    v = (1.0 if feedback_value else 0.0) if isinstance(feedback_value, bool) else float(feedback_value)
+    v = (
+        (1.0 if feedback_value else 0.0)
+        if isinstance(feedback_value, bool)
+        else float(feedback_value)
+    )
     if math.isnan(v):
         raise ValueError("feedback value is NaN")
     v = min(max(v, 0.0), 1.0)

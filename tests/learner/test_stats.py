@@ -1,0 +1,131 @@
+"""Known answers for the pure statistics of learner.stats."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from learner.stats import (
+    ArmSummary,
+    BetaPosterior,
+    composite_reward,
+    p_beats,
+    p_beats_normal,
+    p_best,
+    t_interval,
+    to_arm_evidence,
+    wilson_interval,
+)
+
+
+# Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I,
+# method 3 (Wilson score, no continuity correction).
+@pytest.mark.parametrize(
+    ("successes", "n", "low", "high"),
+    [
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+    ],
+)
+def test_wilson_interval_matches_newcombe(successes: int, n: int, low: float, high: float) -> None:
+    ci = wilson_interval(successes, n)
+    assert ci.low == pytest.approx(low, abs=5e-5)
+    assert ci.high == pytest.approx(high, abs=5e-5)
+
+
+def test_wilson_interval_without_data_is_the_unit_interval() -> None:
+    ci = wilson_interval(0, 0)
+    assert (ci.low, ci.high) == (0.0, 1.0)
+
+
+def test_t_interval_matches_textbook_quantile() -> None:
+    # n = 10, t_{9, 0.975} = 2.262157; sd 2 -> half width 2.262157 * 2 / sqrt(10).
+    ci = t_interval(5.0, 4.0, 10)
+    half = 2.2621571627 * 2.0 / math.sqrt(10)
+    assert ci.low == pytest.approx(5.0 - half, rel=1e-9)
+    assert ci.high == pytest.approx(5.0 + half, rel=1e-9)
+    assert math.isinf(t_interval(0.5, 0.1, 1).high)
+
+
+def test_beta_posterior_uses_the_bernoulli_trick_for_fractional_rewards() -> None:
+    post = BetaPosterior.from_rewards(n=10, reward_sum=6.5)
+    assert (post.alpha, post.beta) == (7.5, 4.5)
+    assert post.mean == pytest.approx(7.5 / 12)
+    with pytest.raises(ValueError):
+        BetaPosterior.from_rewards(n=3, reward_sum=4.0)
+
+
+def test_p_best_of_clearly_separated_arms_is_near_one() -> None:
+    rng = np.random.default_rng(7)
+    good = BetaPosterior.from_rewards(2000, 1400)  # 0.70
+    bad = BetaPosterior.from_rewards(2000, 1000)  # 0.50
+    probs = p_best([bad, good], rng)
+    assert probs[1] > 0.999
+    assert probs.sum() == pytest.approx(1.0)
+
+
+def test_p_best_of_equal_arms_is_near_half_and_matches_the_exact_integral() -> None:
+    rng = np.random.default_rng(11)
+    a = BetaPosterior.from_rewards(500, 250)
+    assert p_beats(a, a, rng, draws=40_000) == pytest.approx(0.5, abs=0.01)
+    # Close but unequal arms against numerical integration of P(X > Y).
+    x, y = BetaPosterior(60, 40), BetaPosterior(55, 45)
+    exact = integrate.quad(
+        lambda t: stats.beta.pdf(t, y.alpha, y.beta) * stats.beta.sf(t, x.alpha, x.beta), 0, 1
+    )[0]
+    assert p_beats(x, y, rng, draws=40_000) == pytest.approx(exact, abs=0.01)
+    assert p_beats_normal(x.alpha, x.beta, y.alpha, y.beta) == pytest.approx(exact, abs=0.01)
+
+
+def test_p_best_is_deterministic_for_a_seed_and_handles_one_arm() -> None:
+    arms = [BetaPosterior(10, 12), BetaPosterior(12, 10), BetaPosterior(11, 11)]
+    first = p_best(arms, np.random.default_rng(3))
+    again = p_best(arms, np.random.default_rng(3))
+    assert np.array_equal(first, again)
+    assert p_best(arms[:1], np.random.default_rng(3)).tolist() == [1.0]
+
+
+def test_arm_summary_streams_and_subtracts() -> None:
+    s = ArmSummary("v1")
+    for r in (1.0, 0.0, 0.5, 1.0):
+        s = s.with_reward(r).with_execution(cost_usd=0.01)
+    s = s.with_execution(cost_usd=0.01, error=True)
+    assert s.n == 4 and s.executions == 5 and s.errors == 1
+    assert s.mean == pytest.approx(0.625)
+    assert s.variance == pytest.approx(np.var([1.0, 0.0, 0.5, 1.0], ddof=1))
+    assert s.error_rate == pytest.approx(0.2)
+    assert s.cost_mean_usd == pytest.approx(0.01)
+    later = s.with_reward(1.0).with_reward(0.0)
+    delta = later.since(s)
+    assert (delta.n, delta.reward_sum, delta.executions) == (2, 1.0, 0)
+    assert to_arm_evidence(s).reward_interval is not None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"n": -1},
+        {"n": 2, "reward_sum": 3.0, "reward_sq_sum": 3.0},
+        {"n": 2, "reward_sum": 1.0, "reward_sq_sum": 1.5},
+        {"n": 4, "reward_sum": 2.0, "reward_sq_sum": 0.5},  # below sum^2 / n
+        {"executions": 1, "errors": 2},
+    ],
+)
+def test_arm_summary_rejects_impossible_sums(fields: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        ArmSummary("v", **fields)  # type: ignore[arg-type]
+
+
+def test_composite_reward_weights_cost_and_latency_and_clips() -> None:
+    assert composite_reward(True) == 1.0
+    assert composite_reward(False) == 0.0
+    assert composite_reward(
+        0.8, cost_usd=0.1, latency_ms=500, cost_weight=1.0, latency_weight=0.2
+    ) == pytest.approx(0.6)
+    assert composite_reward(0.1, cost_usd=1.0, cost_weight=5.0) == 0.0
+    assert composite_reward(1.7) == 1.0
