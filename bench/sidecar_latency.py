@@ -63,8 +63,15 @@ template = "Answer briefly: {{ q }}"
 params = { temperature = 0.2 }
 """
 
-ROUTED = {"model": "promptlab/bench", "messages": [], "promptlab": {"variables": {"q": "what is the capital of France?"}}}
-DIRECT = {"model": "model-a", "messages": [{"role": "user", "content": "Answer: what is the capital of France?"}]}
+ROUTED = {
+    "model": "promptlab/bench",
+    "messages": [],
+    "promptlab": {"variables": {"q": "what is the capital of France?"}},
+}
+DIRECT = {
+    "model": "model-a",
+    "messages": [{"role": "user", "content": "Answer: what is the capital of France?"}],
+}
 
 
 # ---------------------------------------------------------------------- load generator
@@ -83,7 +90,14 @@ class _Client(asyncio.Protocol):
     generator costs far less CPU than what it measures.
     """
 
-    def __init__(self, request: bytes, warmup_until: float, deadline: float, out: list[float], errors: list[int]) -> None:
+    def __init__(
+        self,
+        request: bytes,
+        warmup_until: float,
+        deadline: float,
+        out: list[float],
+        errors: list[int],
+    ) -> None:
         self.request, self.warmup_until, self.deadline = request, warmup_until, deadline
         self.out, self.errors = out, errors
         self.buf = b""
@@ -136,13 +150,18 @@ def _same(client: _Client) -> _Client:
     return client
 
 
-async def _load(port: int, path: str, body: dict[str, Any], connections: int, duration: float, warmup: float) -> dict[str, Any]:
+async def _load(
+    port: int, path: str, body: dict[str, Any], connections: int, duration: float, warmup: float
+) -> dict[str, Any]:
     request = _request(port, path, body)
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     errors: list[int] = []
     now = time.perf_counter()
-    clients = [_Client(request, now + warmup, now + warmup + duration, latencies, errors) for _ in range(connections)]
+    clients = [
+        _Client(request, now + warmup, now + warmup + duration, latencies, errors)
+        for _ in range(connections)
+    ]
     cpu = time.process_time()
     for client in clients:
         await loop.create_connection(functools.partial(_same, client), "127.0.0.1", port)
@@ -169,7 +188,9 @@ def loadgen_main(argv: list[str]) -> None:
     import uvloop
 
     body = ROUTED if target == "routed" else DIRECT
-    result = uvloop.run(_load(int(port), path, body, int(connections), float(duration), float(warmup)))
+    result = uvloop.run(
+        _load(int(port), path, body, int(connections), float(duration), float(warmup))
+    )
     print(json.dumps(result), flush=True)
 
 
@@ -179,13 +200,32 @@ def loadgen_main(argv: list[str]) -> None:
 def _canned_completion() -> bytes:
     """What the fake upstream answers the bench's calls, as one HTTP response."""
     text = "echo: Answer: what is the capital of France?"
-    body = json.dumps({
-        "id": "chatcmpl-fake123", "object": "chat.completion", "created": 1700000000,
-        "model": "model-a", "system_fingerprint": "fp_fake",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": len(text.split()), "total_tokens": 10 + len(text.split())},
-    }, separators=(",", ":")).encode()
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    body = json.dumps(
+        {
+            "id": "chatcmpl-fake123",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": "model-a",
+            "system_fingerprint": "fp_fake",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": len(text.split()),
+                "total_tokens": 10 + len(text.split()),
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -230,18 +270,36 @@ def upstream_main(port: int) -> None:
     import uvloop
 
     async def serve() -> None:
-        server = await asyncio.get_running_loop().create_server(_Upstream, "127.0.0.1", port, backlog=1024)
+        server = await asyncio.get_running_loop().create_server(
+            _Upstream, "127.0.0.1", port, backlog=1024
+        )
         async with server:
             await server.serve_forever()
 
     uvloop.run(serve())
 
 
-def run_load(port: int, target: str, connections: int, duration: float, warmup: float) -> dict[str, Any]:
+def run_load(
+    port: int, target: str, connections: int, duration: float, warmup: float
+) -> dict[str, Any]:
     path = "/v1/chat/completions"
     out = subprocess.run(
-        [sys.executable, "-m", "bench.sidecar_latency", "--loadgen", str(port), path, target, str(connections), str(duration), str(warmup)],
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        [
+            sys.executable,
+            "-m",
+            "bench.sidecar_latency",
+            "--loadgen",
+            str(port),
+            path,
+            target,
+            str(connections),
+            str(duration),
+            str(warmup),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -326,12 +384,27 @@ def _loadavg() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="2 s per measurement instead of 5")
     parser.add_argument("--duration", type=float, help="seconds per measurement")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of measurements; medians are printed (default 3)")
-    parser.add_argument("--aiohttp-upstream", action="store_true", help="use the aiohttp fake upstream of the tests instead of the minimal one")
-    parser.add_argument("--lean", action="store_true", help="start serve through a parser that registers only 'serve' (see bench.sidecar_startup)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of measurements; medians are printed (default 3)",
+    )
+    parser.add_argument(
+        "--aiohttp-upstream",
+        action="store_true",
+        help="use the aiohttp fake upstream of the tests instead of the minimal one",
+    )
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="start serve through a parser that registers only 'serve' (see bench.sidecar_startup)",
+    )
     parser.add_argument("--loadgen", nargs=6, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -348,7 +421,10 @@ def main() -> None:
     from events.embedded import NatsServerProcess
 
     plain_us, sticky_us = router_decision_us()
-    print(f"routing decision: {plain_us:.2f} us (sticky by subject: {sticky_us:.2f} us); target <= 20 us", flush=True)
+    print(
+        f"routing decision: {plain_us:.2f} us (sticky by subject: {sticky_us:.2f} us); target <= 20 us",
+        flush=True,
+    )
     print(f"load average before: {_loadavg()}", flush=True)
 
     procs: list[subprocess.Popen[str]] = []
@@ -361,7 +437,13 @@ def main() -> None:
             if args.aiohttp_upstream:
                 upstream_cmd = [sys.executable, str(FAKE_UPSTREAM), "--port", str(upstream_port)]
             else:
-                upstream_cmd = [sys.executable, "-m", "bench.sidecar_latency", "--upstream", str(upstream_port)]
+                upstream_cmd = [
+                    sys.executable,
+                    "-m",
+                    "bench.sidecar_latency",
+                    "--upstream",
+                    str(upstream_port),
+                ]
             procs.append(subprocess.Popen(upstream_cmd, cwd=ROOT, text=True))
             (tmpdir / "prompts").mkdir()
             (tmpdir / "prompts" / "bench.toml").write_text(PROMPT)
@@ -376,8 +458,20 @@ def main() -> None:
 
             entry = ["-c", LEAN] if args.lean else ["-m", "promptlab"]
             sidecar = subprocess.Popen(
-                [sys.executable, *entry, "--config", str(config), "serve", "--no-learner", "--port", str(sidecar_port)],
-                cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+                [
+                    sys.executable,
+                    *entry,
+                    "--config",
+                    str(config),
+                    "serve",
+                    "--no-learner",
+                    "--port",
+                    str(sidecar_port),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             procs.append(sidecar)
             assert sidecar.stdout is not None
@@ -388,12 +482,18 @@ def main() -> None:
             for index in range(repeat):
                 row: dict[str, Any] = {"load": _loadavg()}
                 for connections in (1, 8):
-                    row[f"direct{connections}"] = run_load(upstream_port, "direct", connections, duration, warmup)
-                    row[f"routed{connections}"] = run_load(sidecar_port, "routed", connections, duration, warmup)
+                    row[f"direct{connections}"] = run_load(
+                        upstream_port, "direct", connections, duration, warmup
+                    )
+                    row[f"routed{connections}"] = run_load(
+                        sidecar_port, "routed", connections, duration, warmup
+                    )
                 cpu = _cpu_seconds(sidecar.pid)
                 peak = run_load(sidecar_port, "routed", 32, duration, warmup)
                 cpu = _cpu_seconds(sidecar.pid) - cpu
-                peak["sidecar_cpu_us"] = cpu / max(1, peak["n"]) * (duration / (duration + warmup)) * 1e6
+                peak["sidecar_cpu_us"] = (
+                    cpu / max(1, peak["n"]) * (duration / (duration + warmup)) * 1e6
+                )
                 row["peak"] = peak
                 rounds.append(row)
                 d1, r1, d8, r8 = row["direct1"], row["routed1"], row["direct8"], row["routed8"]
@@ -421,8 +521,12 @@ def main() -> None:
     def added(conns: int, field: str) -> float:
         return _median([r[f"routed{conns}"][field] - r[f"direct{conns}"][field] for r in rounds])
 
-    print(f"\nmedians of {repeat} rounds, {duration:g} s each ({'aiohttp' if args.aiohttp_upstream else 'minimal'} fake upstream)")
-    print(f"{'conns':>5} {'direct p50':>11} {'direct p99':>11} {'sidecar p50':>12} {'sidecar p99':>12} {'added p50':>10} {'added p99':>10} {'sidecar req/s':>14} {'errors':>6}")
+    print(
+        f"\nmedians of {repeat} rounds, {duration:g} s each ({'aiohttp' if args.aiohttp_upstream else 'minimal'} fake upstream)"
+    )
+    print(
+        f"{'conns':>5} {'direct p50':>11} {'direct p99':>11} {'sidecar p50':>12} {'sidecar p99':>12} {'added p50':>10} {'added p99':>10} {'sidecar req/s':>14} {'errors':>6}"
+    )
     for conns in (1, 8):
         errors = sum(r[f"routed{conns}"]["errors"] for r in rounds)
         print(
@@ -436,13 +540,19 @@ def main() -> None:
         f" p99 {med('peak', 'p99_ms'):.2f} ms, {sum(r['peak']['errors'] for r in rounds)} errors);"
         f" sidecar CPU {med('peak', 'sidecar_cpu_us'):.0f} us/request, load generator {med('peak', 'loadgen_cpu_us'):.0f} us/request"
     )
-    print(f"sidecar RSS after the load: {rss:.1f} MB (target <= 120 MB){' (LEAN parser)' if args.lean else ''}")
-    print(f"events in the stream after the run: {events} (ExecutionCompleted per routed call, plus VariantRegistered)")
+    print(
+        f"sidecar RSS after the load: {rss:.1f} MB (target <= 120 MB){' (LEAN parser)' if args.lean else ''}"
+    )
+    print(
+        f"events in the stream after the run: {events} (ExecutionCompleted per routed call, plus VariantRegistered)"
+    )
     print(
         f"targets: added p50 @1 <= 0.5 ms: {added(1, 'p50_ms'):.3f} ms; added p99 @8 <= 2 ms: {added(8, 'p99_ms'):.3f} ms;"
         f" >= 3000 req/s: {max(peak_rps, med('routed8', 'rps')):.0f}"
     )
-    print(f"load average after: {_loadavg()} (one 2-core box shared by generator, upstream, sidecar and nats-server: figures include their contention)")
+    print(
+        f"load average after: {_loadavg()} (one 2-core box shared by generator, upstream, sidecar and nats-server: figures include their contention)"
+    )
 
 
 if __name__ == "__main__":

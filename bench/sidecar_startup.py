@@ -44,7 +44,6 @@ champion = true
 """
 
 
-
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -65,15 +64,32 @@ def one_round(tmpdir: Path, learner: bool = False) -> tuple[float, float, float]
     (tmpdir / "prompts").mkdir()
     (tmpdir / "prompts" / "bench.toml").write_text(PROMPT)
     config = tmpdir / "promptlab.toml"
-    config.write_text(f'[nats]\nurl = "embedded"\ndata_dir = "{tmpdir}/nats"\noutbox_dir = "{tmpdir}/outbox"\n[prompts]\ndir = "{tmpdir}/prompts"\n')
+    config.write_text(
+        f'[nats]\nurl = "embedded"\ndata_dir = "{tmpdir}/nats"\noutbox_dir = "{tmpdir}/outbox"\n[prompts]\ndir = "{tmpdir}/prompts"\n'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     start = time.perf_counter()
     flags = [] if learner else ["--no-learner"]
-    config.write_text(config.read_text() + f'[storage]\nurl = "sqlite+aiosqlite:///{tmpdir}/promptlab.db"\n')
+    config.write_text(
+        config.read_text() + f'[storage]\nurl = "sqlite+aiosqlite:///{tmpdir}/promptlab.db"\n'
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "promptlab", "--config", str(config), "serve", *flags, "--port", "0"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "promptlab",
+            "--config",
+            str(config),
+            "serve",
+            *flags,
+            "--port",
+            "0",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -102,7 +118,9 @@ def one_round(tmpdir: Path, learner: bool = False) -> tuple[float, float, float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="3 rounds instead of 5")
     parser.add_argument("--rounds", type=int, help="cold starts to measure")
     args = parser.parse_args()
@@ -115,9 +133,15 @@ def main() -> None:
                 serving, ready, rss = one_round(Path(tmp), learner)
             results.append((serving, ready, rss))
             load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-            print(f"{label} round {index + 1}/{rounds} (load {load}): serving line {serving:.3f} s, ready {ready:.3f} s, idle RSS {rss:.1f} MB", flush=True)
+            print(
+                f"{label} round {index + 1}/{rounds} (load {load}): serving line {serving:.3f} s, ready {ready:.3f} s, idle RSS {rss:.1f} MB",
+                flush=True,
+            )
         med = [sorted(r[i] for r in results)[len(results) // 2] for i in range(3)]
-        print(f"{label}, median of {rounds}: cold start to ready {med[1]:.3f} s (target <= 1.5 s); serving line {med[0]:.3f} s; idle RSS {med[2]:.1f} MB (target <= 120 MB)", flush=True)
+        print(
+            f"{label}, median of {rounds}: cold start to ready {med[1]:.3f} s (target <= 1.5 s); serving line {med[0]:.3f} s; idle RSS {med[2]:.1f} MB (target <= 120 MB)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

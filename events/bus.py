@@ -94,11 +94,15 @@ class EventBus(Protocol):
         """
         ...
 
-    async def publish_many(self, events: Sequence[BaseEvent], *, timeout: float = 5.0) -> list[PublishAck]:
+    async def publish_many(
+        self, events: Sequence[BaseEvent], *, timeout: float = 5.0
+    ) -> list[PublishAck]:
         """Append several events with pipelined acks (order of the list is kept)."""
         ...
 
-    async def publish_raw(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+    async def publish_raw(
+        self, subject: str, data: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         """Publish bytes that are not an event (dead letters), best effort."""
         ...
 
@@ -115,7 +119,9 @@ class EventBus(Protocol):
         """Sequence number of the newest event in the stream (0 when empty)."""
         ...
 
-    def read(self, start_sequence: int = 1, *, stop_at_end: bool = True) -> AsyncIterator[tuple[int, BaseEvent | None, bytes]]:
+    def read(
+        self, start_sequence: int = 1, *, stop_at_end: bool = True
+    ) -> AsyncIterator[tuple[int, BaseEvent | None, bytes]]:
         """Read the stream in order from ``start_sequence`` without a durable consumer.
 
         Yields ``(sequence, event or None when undecodable, raw bytes)``. With

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from events.bus import BusError, BusUnavailable, Delivery, KVEntry, PublishAck
 from events.models import BaseEvent, EventDecodeError, decode, encode
-from events.subjects import CONSUMED_SUBJECTS, STREAM_SUBJECTS, Bucket, Subject
+from events.subjects import CONSUMED_SUBJECTS, STREAM_SUBJECTS, Bucket
 
 DEFAULT_BUCKETS: tuple[str, ...] = tuple(b.value for b in Bucket)
 """KV buckets a bus provides unless told otherwise."""

@@ -97,8 +97,6 @@ class RawClient(Client):
         return out
 
 
-
-
 READ_BATCH = 2_000
 """Messages per pull request of :meth:`JetStreamBus.read` (two are kept in flight)."""
 

@@ -43,7 +43,9 @@ class SimulatedUsers:
 
     def equal_split_expectation(self) -> float:
         """Mean reward per call if traffic were split equally between the known variants."""
-        return sum(self.quality.values()) / len(self.quality) if self.quality else self.default_quality
+        return (
+            sum(self.quality.values()) / len(self.quality) if self.quality else self.default_quality
+        )
 
 
 @dataclass

@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", metavar="FILE", help="settings file (TOML)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for target in COMMANDS:
         _resolve(target)(sub)
@@ -84,7 +86,9 @@ def lazy(target: str) -> Handler:
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     """Let a subcommand accept ``--config`` after its name as well."""
-    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="settings file (TOML)")
+    parser.add_argument(
+        "--config", metavar="FILE", default=argparse.SUPPRESS, help="settings file (TOML)"
+    )
 
 
 def configure_logging(verbosity: int) -> None:

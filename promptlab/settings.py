@@ -61,7 +61,9 @@ class Settings(BaseSettings):
 
     @field_validator("providers", mode="after")
     @classmethod
-    def _keep_default_providers(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+    def _keep_default_providers(
+        cls, value: dict[str, ProviderSettings]
+    ) -> dict[str, ProviderSettings]:
         return {**default_providers(), **value}
 
     @classmethod
@@ -124,7 +126,11 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         loc = [str(part) for part in err["loc"]]
         key = ".".join(loc)
         env_name = ENV_PREFIX + "__".join(part.upper() for part in loc)
-        origin = f"environment {env_name}" if env_name in os.environ else (str(path) if path else "defaults")
+        origin = (
+            f"environment {env_name}"
+            if env_name in os.environ
+            else (str(path) if path else "defaults")
+        )
         got = err.get("input")
         shown = "" if err["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
         if err["type"] == "extra_forbidden":

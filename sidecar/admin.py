@@ -73,7 +73,9 @@ async def describe(app: web.Application, prompt: PromptSpec) -> dict[str, Any]:
         "description": prompt.description,
         "routing": {
             "strategy": prompt.routing.strategy,
-            "exploration_cap": snapshot.exploration_cap if snapshot else prompt.routing.exploration_cap,
+            "exploration_cap": snapshot.exploration_cap
+            if snapshot
+            else prompt.routing.exploration_cap,
             "sticky": prompt.routing.sticky,
             "paused": snapshot.paused if snapshot else False,
             "snapshot_version": snapshot.version if snapshot else 0,
@@ -87,17 +89,23 @@ async def describe(app: web.Application, prompt: PromptSpec) -> dict[str, Any]:
                 "origin": v.origin,
                 "champion": v.name == champion,
                 "traffic_share": round(shares.get(v.name, 0.0), 6),
-                "stats": by_variant[v.name].model_dump(mode="json") if v.name in by_variant else None,
+                "stats": by_variant[v.name].model_dump(mode="json")
+                if v.name in by_variant
+                else None,
             }
             for v in prompt.variants
         ],
-        "stats": None if stats is None else {k: v for k, v in stats.model_dump(mode="json").items() if k != "variants"},
+        "stats": None
+        if stats is None
+        else {k: v for k, v in stats.model_dump(mode="json").items() if k != "variants"},
     }
 
 
 def _accepted(app: web.Application, command: BaseEvent) -> web.Response:
     app[keys.PUBLISHER].publish(command)
-    return web.json_response({"command_id": command.event_id, "type": command.type, "status": "accepted"}, status=202)  # type: ignore[attr-defined]
+    return web.json_response(
+        {"command_id": command.event_id, "type": command.type, "status": "accepted"}, status=202
+    )  # type: ignore[attr-defined]
 
 
 def _reason(body: dict[str, Any]) -> str:
@@ -137,7 +145,9 @@ def variant_from_body(body: dict[str, Any]) -> VariantSpec:
 
 def _problems(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'variant'}: {e['msg']}" for e in exc.errors())
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'variant'}: {e['msg']}" for e in exc.errors()
+        )
     return str(exc)
 
 
@@ -145,24 +155,42 @@ async def register_variant(request: web.Request) -> web.Response:
     app = request.app
     prompt = _prompt(request)
     variant = variant_from_body(parse_body(await request.read()))
-    app[keys.UPSTREAMS].resolve(variant.model, strict=True)  # 400 when its provider is not configured
+    app[keys.UPSTREAMS].resolve(
+        variant.model, strict=True
+    )  # 400 when its provider is not configured
     try:
         spec = app[keys.CATALOG].add_variant(prompt.id, variant)
     except (ValidationError, SpecError) as exc:
-        raise BadRequest(f"the prompt cannot take this variant: {_problems(exc)}", code="invalid_variant") from None
+        raise BadRequest(
+            f"the prompt cannot take this variant: {_problems(exc)}", code="invalid_variant"
+        ) from None
     event = next(e for e in spec.registered_events() if e.variant == variant.name)
     app[keys.PUBLISHER].publish(event)
     bus = app.get(keys.BUS)
     if bus is not None:
         # Sidecars that start later read run-time variants from this bucket.
         try:
-            await bus.kv_put(str(Bucket.VARIANTS), variant_key(spec.id, variant.name), encode(event))
+            await bus.kv_put(
+                str(Bucket.VARIANTS), variant_key(spec.id, variant.name), encode(event)
+            )
         except BusError as exc:
-            log.warning("variant %s/%s registered and queued as an event, but not stored for "
-                        "sidecars that start later: %s", spec.id, variant.name, exc)
+            log.warning(
+                "variant %s/%s registered and queued as an event, but not stored for "
+                "sidecars that start later: %s",
+                spec.id,
+                variant.name,
+                exc,
+            )
     added = spec.variant(variant.name)
     return web.json_response(
-        {"prompt_id": spec.id, "name": added.name, "model": added.model, "version": added.version, "origin": added.origin, "event_id": event.event_id},
+        {
+            "prompt_id": spec.id,
+            "name": added.name,
+            "model": added.model,
+            "version": added.version,
+            "origin": added.origin,
+            "event_id": event.event_id,
+        },
         status=201,
     )
 
@@ -174,26 +202,39 @@ async def promote(request: web.Request) -> web.Response:
     if not isinstance(name, str) or not name:
         raise BadRequest("'variant' is required", param="variant")
     if name not in {v.name for v in prompt.variants}:
-        raise BadRequest(f"prompt {prompt.id!r} has no variant {name!r}", code="unknown_variant", param="variant")
-    return _accepted(request.app, PromoteCommand(prompt_id=prompt.id, variant=name, actor=ACTOR, reason=_reason(body)))
+        raise BadRequest(
+            f"prompt {prompt.id!r} has no variant {name!r}", code="unknown_variant", param="variant"
+        )
+    return _accepted(
+        request.app,
+        PromoteCommand(prompt_id=prompt.id, variant=name, actor=ACTOR, reason=_reason(body)),
+    )
 
 
 async def rollback(request: web.Request) -> web.Response:
     prompt = _prompt(request)
     body = await _optional_body(request)
-    return _accepted(request.app, RollbackCommand(prompt_id=prompt.id, actor=ACTOR, reason=_reason(body)))
+    return _accepted(
+        request.app, RollbackCommand(prompt_id=prompt.id, actor=ACTOR, reason=_reason(body))
+    )
 
 
 async def pause(request: web.Request) -> web.Response:
     prompt = _prompt(request)
     body = await _optional_body(request)
-    return _accepted(request.app, PauseCommand(prompt_id=prompt.id, paused=True, actor=ACTOR, reason=_reason(body)))
+    return _accepted(
+        request.app,
+        PauseCommand(prompt_id=prompt.id, paused=True, actor=ACTOR, reason=_reason(body)),
+    )
 
 
 async def resume(request: web.Request) -> web.Response:
     prompt = _prompt(request)
     body = await _optional_body(request)
-    return _accepted(request.app, PauseCommand(prompt_id=prompt.id, paused=False, actor=ACTOR, reason=_reason(body)))
+    return _accepted(
+        request.app,
+        PauseCommand(prompt_id=prompt.id, paused=False, actor=ACTOR, reason=_reason(body)),
+    )
 
 
 def setup(app: web.Application) -> None:
@@ -204,4 +245,3 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/admin/prompts/{prompt_id}/rollback", rollback)
     app.router.add_post("/admin/prompts/{prompt_id}/pause", pause)
     app.router.add_post("/admin/prompts/{prompt_id}/resume", resume)
-

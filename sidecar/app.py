@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from events.bus import EventBus
 from events.models import EventDecodeError, VariantRegistered, decode, encode
 from events.snapshots import RoutingSnapshot
-from events.subjects import Bucket, Subject
+from events.subjects import Bucket
 from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token
 from sidecar import admin, keys, routes
 from sidecar.admin import variant_key
@@ -66,13 +66,26 @@ def create_app(
     """
     server = settings.server
     redactor = Redactor()
-    upstreams = Upstreams(settings.providers, default_provider=server.default_provider, redactor=redactor, environ=environ)
+    upstreams = Upstreams(
+        settings.providers,
+        default_provider=server.default_provider,
+        redactor=redactor,
+        environ=environ,
+    )
     catalog = Catalog(prompts)
     router = Router(catalog.all(), seed=router_seed)
     catalog.subscribe(router.update_prompt)
     metrics = Metrics()
     telemetry = Telemetry(settings.telemetry)
-    proxy = Proxy(catalog=catalog, router=router, upstreams=upstreams, publisher=publisher, metrics=metrics, telemetry=telemetry, server=server)
+    proxy = Proxy(
+        catalog=catalog,
+        router=router,
+        upstreams=upstreams,
+        publisher=publisher,
+        metrics=metrics,
+        telemetry=telemetry,
+        server=server,
+    )
 
     app = web.Application(client_max_size=server.max_body_bytes, middlewares=[_boundary])
     app[keys.SETTINGS] = settings
@@ -98,7 +111,9 @@ def create_app(
 
 
 @web.middleware
-async def _boundary(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def _boundary(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Auth by path, and every failure translated into an OpenAI-shaped error."""
     app = request.app
     try:
@@ -112,18 +127,28 @@ async def _boundary(request: web.Request, handler: Callable[[web.Request], Await
         return error_response(err, app[keys.UPSTREAMS].redactor, err.headers)
     except web.HTTPRequestEntityTooLarge:
         limit = app[keys.SETTINGS].server.max_body_bytes
-        return error_response(TooLarge(f"the body exceeds server.max_body_bytes ({limit} bytes)", code="body_too_large"))
+        return error_response(
+            TooLarge(
+                f"the body exceeds server.max_body_bytes ({limit} bytes)", code="body_too_large"
+            )
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        shaped = NotFound(exc.reason, code="not_found") if exc.status == 404 else SidecarError(exc.reason, status=exc.status, type="invalid_request_error")
+        shaped = (
+            NotFound(exc.reason, code="not_found")
+            if exc.status == 404
+            else SidecarError(exc.reason, status=exc.status, type="invalid_request_error")
+        )
         return error_response(shaped)
     except asyncio.CancelledError:
         raise
     except Exception:
         # A bug: log it (the traceback stays in our logs), answer without details.
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(SidecarError("internal error in the promptlab sidecar", code="internal_error"))
+        return error_response(
+            SidecarError("internal error in the promptlab sidecar", code="internal_error")
+        )
 
 
 # ---------------------------------------------------------------------- lifecycle
@@ -144,9 +169,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     bus = app.get(keys.BUS)
     if bus is not None:
-        tasks.append(asyncio.create_task(store_variants(bus, announced), name="promptlab-variant-store"))
-        tasks.append(asyncio.create_task(watch_routing(bus, app[keys.ROUTER]), name="promptlab-routing-watch"))
-        tasks.append(asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch"))
+        tasks.append(
+            asyncio.create_task(store_variants(bus, announced), name="promptlab-variant-store")
+        )
+        tasks.append(
+            asyncio.create_task(
+                watch_routing(bus, app[keys.ROUTER]), name="promptlab-routing-watch"
+            )
+        )
+        tasks.append(
+            asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch")
+        )
     _freeze_startup_heap()
     try:
         yield
@@ -212,8 +245,14 @@ def apply_variant_event(catalog: Catalog, event: VariantRegistered) -> bool:
         return False
     try:
         variant = VariantSpec(
-            name=event.variant, model=event.model, params=event.params, system=event.system,
-            template=event.template, origin=event.origin, parent=event.parent, strategy=event.strategy,
+            name=event.variant,
+            model=event.model,
+            params=event.params,
+            system=event.system,
+            template=event.template,
+            origin=event.origin,
+            parent=event.parent,
+            strategy=event.strategy,
         )
         catalog.add_variant(event.prompt_id, variant)
     except (ValidationError, SpecError) as exc:
@@ -227,7 +266,9 @@ async def store_variants(bus: EventBus, events: list[VariantRegistered]) -> None
     (the TUI's template view) find them however old the stream is. Best effort."""
     for event in events:
         try:
-            await bus.kv_put(str(Bucket.VARIANTS), variant_key(event.prompt_id, event.variant), encode(event))
+            await bus.kv_put(
+                str(Bucket.VARIANTS), variant_key(event.prompt_id, event.variant), encode(event)
+            )
         except Exception as exc:  # NATS down at start: the events still reach the stream
             log.info("variants not stored in KV yet (%s)", exc)
             return

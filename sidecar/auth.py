@@ -19,7 +19,9 @@ class KeyRing:
     """A set of accepted Bearer keys; empty means the route is open."""
 
     def __init__(self, keys: Sequence[SecretStr | str]) -> None:
-        self._keys = [(k.get_secret_value() if isinstance(k, SecretStr) else k).encode() for k in keys]
+        self._keys = [
+            (k.get_secret_value() if isinstance(k, SecretStr) else k).encode() for k in keys
+        ]
 
     @property
     def enabled(self) -> bool:
@@ -50,7 +52,9 @@ def is_loopback(peer: str | None) -> bool:
 def check_client(keys: KeyRing, authorization: str | None) -> None:
     """Raise 401 unless the call may use ``/v1``."""
     if keys.enabled and not keys.accepts(authorization):
-        raise Unauthorized("invalid or missing API key: send Authorization: Bearer <key>", code="invalid_api_key")
+        raise Unauthorized(
+            "invalid or missing API key: send Authorization: Bearer <key>", code="invalid_api_key"
+        )
 
 
 def check_admin(keys: KeyRing, authorization: str | None, peer: str | None) -> None:
@@ -60,9 +64,14 @@ def check_admin(keys: KeyRing, authorization: str | None, peer: str | None) -> N
     """
     if not keys.enabled:
         if not is_loopback(peer):
-            raise Forbidden("the admin API is only reachable from loopback unless server.admin_keys is set", code="admin_loopback_only")
+            raise Forbidden(
+                "the admin API is only reachable from loopback unless server.admin_keys is set",
+                code="admin_loopback_only",
+            )
         return
     if not authorization:
-        raise Unauthorized("admin key required: send Authorization: Bearer <admin key>", code="invalid_api_key")
+        raise Unauthorized(
+            "admin key required: send Authorization: Bearer <admin key>", code="invalid_api_key"
+        )
     if not keys.accepts(authorization):
         raise Forbidden("this key is not an admin key", code="not_admin")

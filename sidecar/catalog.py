@@ -36,7 +36,11 @@ class Catalog:
         prompt = self._prompts.get(prompt_id)
         if prompt is None:
             known = ", ".join(sorted(self._prompts)) or "none"
-            raise BadRequest(f"unknown prompt {prompt_id!r} (known: {known})", code="unknown_prompt", param="model")
+            raise BadRequest(
+                f"unknown prompt {prompt_id!r} (known: {known})",
+                code="unknown_prompt",
+                param="model",
+            )
         return prompt
 
     def all(self) -> list[PromptSpec]:
@@ -56,7 +60,9 @@ class Catalog:
                 param=f"promptlab.variables.{exc.variable}",
             ) from None
 
-    def render(self, prompt: PromptSpec, variant: VariantSpec, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def render(
+        self, prompt: PromptSpec, variant: VariantSpec, values: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
         return list(self._renderer.render(prompt, variant, values))
 
     def add_variant(self, prompt_id: str, variant: VariantSpec) -> PromptSpec:

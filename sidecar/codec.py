@@ -13,7 +13,9 @@ from typing import Any
 orjson: Any
 try:
     import orjson
-except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a broken install working
+except (
+    ImportError
+):  # pragma: no cover - orjson is a dependency; this keeps a broken install working
     orjson = None
 
 

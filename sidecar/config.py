@@ -40,7 +40,17 @@ class ProviderSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["openai", "simulated", "litellm", "anthropic", "gemini", "azure", "bedrock", "cohere", "mistral"] = "openai"
+    kind: Literal[
+        "openai",
+        "simulated",
+        "litellm",
+        "anthropic",
+        "gemini",
+        "azure",
+        "bedrock",
+        "cohere",
+        "mistral",
+    ] = "openai"
     """``openai``: any OpenAI-compatible API, passed through as is. ``simulated``: the
     labelled offline provider for demos and tests. Other kinds go through litellm."""
     api_base: str | None = None
@@ -65,7 +75,9 @@ class ProviderSettings(BaseModel):
 def default_providers() -> dict[str, ProviderSettings]:
     """Providers known without any config: OpenAI and the simulated one."""
     return {
-        "openai": ProviderSettings(kind="openai", api_base="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"),
+        "openai": ProviderSettings(
+            kind="openai", api_base="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"
+        ),
         "simulated": ProviderSettings(kind="simulated"),
     }
 

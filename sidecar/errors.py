@@ -22,7 +22,15 @@ class SidecarError(Exception):
     headers: dict[str, str] | None = None
     """Extra response headers (the execution id of a failed call)."""
 
-    def __init__(self, message: str, *, code: str | None = None, param: str | None = None, status: int | None = None, type: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        status: int | None = None,
+        type: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
@@ -33,7 +41,14 @@ class SidecarError(Exception):
             self.type = type
 
     def body(self) -> dict[str, object]:
-        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "code": self.code,
+                "param": self.param,
+            }
+        }
 
 
 class BadRequest(SidecarError):
@@ -69,7 +84,15 @@ class UpstreamError(SidecarError):
     status = 502
     type = "upstream_error"
 
-    def __init__(self, message: str, *, kind: str = "upstream_error", upstream_status: int | None = None, status: int | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "upstream_error",
+        upstream_status: int | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message, status=status, code=code or kind)
         self.kind = kind
         """Short machine name recorded as ``error_kind`` in ExecutionCompleted."""
@@ -83,17 +106,26 @@ class UpstreamTimeout(UpstreamError):
     type = "timeout_error"
 
 
-def error_response(error: SidecarError, redactor: Redactor | None = None, headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    error: SidecarError, redactor: Redactor | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
     """The JSON response for ``error``, with its message redacted."""
     body = error.body()
     if redactor is not None:
         body["error"]["message"] = redactor.redact(error.message)  # type: ignore[index]
-    return web.Response(status=error.status, body=json.dumps(body).encode(), content_type="application/json", headers=headers)
+    return web.Response(
+        status=error.status,
+        body=json.dumps(body).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 # Shapes of credentials that must never be echoed even when we do not know the value:
 # bearer tokens and the common provider key prefixes.
-_KEY_PATTERN = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|\b(sk|pk|rk|gsk|xai|key)-[A-Za-z0-9_-]{8,}")
+_KEY_PATTERN = re.compile(
+    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|\b(sk|pk|rk|gsk|xai|key)-[A-Za-z0-9_-]{8,}"
+)
 
 
 class Redactor:

@@ -278,7 +278,9 @@ class _Connection(asyncio.Protocol):
         waiter = response._waiter = self.loop.create_future()
         now = self.loop.time()
         delay = min(self._read_timeout, self._deadline - now)
-        timer = self.loop.call_later(max(0.0, delay), self._timed_out, waiter, self._deadline <= now + delay)
+        timer = self.loop.call_later(
+            max(0.0, delay), self._timed_out, waiter, self._deadline <= now + delay
+        )
         try:
             await waiter
         except BaseException:
@@ -309,7 +311,9 @@ class _Connection(asyncio.Protocol):
 
     def _timed_out(self, waiter: asyncio.Future[None], deadline: bool) -> None:
         if not waiter.done():
-            what = "the call's deadline passed" if deadline else f"no data for {self._read_timeout:g}s"
+            what = (
+                "the call's deadline passed" if deadline else f"no data for {self._read_timeout:g}s"
+            )
             waiter.set_exception(ReadTimeout(f"read timed out: {what}"))
 
     def _wake(self, response: Response) -> None:
@@ -336,7 +340,9 @@ class _Connection(asyncio.Protocol):
         response = self.response
         if response is not None and not response.complete and response._error is None:
             reason = f": {exc}" if exc else ""
-            response._error = ConnectionLost(f"the server closed the connection before the response was complete{reason}")
+            response._error = ConnectionLost(
+                f"the server closed the connection before the response was complete{reason}"
+            )
             response.keep_alive = False
             self._wake(response)
         if response is None and not was_closed:
@@ -459,7 +465,9 @@ class _Connection(asyncio.Protocol):
         response.reason = parts[2].decode("latin-1", "replace") if len(parts) > 2 else ""
         response.headers = headers
         connection = headers.get("connection", "").lower()
-        response.keep_alive = "close" not in connection and (response.version != "HTTP/1.0" or "keep-alive" in connection)
+        response.keep_alive = "close" not in connection and (
+            response.version != "HTTP/1.0" or "keep-alive" in connection
+        )
         encoding = headers.get("content-encoding", "").lower()
         if encoding in ("gzip", "x-gzip"):
             response._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -489,7 +497,14 @@ class _Connection(asyncio.Protocol):
 class _OriginPool:
     """The connections to one origin."""
 
-    def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop, limit: int, keepalive_s: float, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        origin: Origin,
+        loop: asyncio.AbstractEventLoop,
+        limit: int,
+        keepalive_s: float,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
         self.origin = origin
         self.loop = loop
         self.limit = limit
@@ -536,13 +551,20 @@ class _OriginPool:
         try:
             async with asyncio.timeout(connect_timeout):
                 _, conn = await self.loop.create_connection(
-                    lambda: _Connection(self), origin.host, origin.port,
-                    ssl=self.ssl_context, server_hostname=origin.host if self.ssl_context else None,
+                    lambda: _Connection(self),
+                    origin.host,
+                    origin.port,
+                    ssl=self.ssl_context,
+                    server_hostname=origin.host if self.ssl_context else None,
                 )
         except TimeoutError:
-            raise ConnectTimeout(f"connecting to {origin.host}:{origin.port} took more than {connect_timeout:g}s") from None
+            raise ConnectTimeout(
+                f"connecting to {origin.host}:{origin.port} took more than {connect_timeout:g}s"
+            ) from None
         except OSError as exc:
-            raise ConnectError(f"cannot connect to {origin.host}:{origin.port}: {exc.strerror or exc}", exc) from exc
+            raise ConnectError(
+                f"cannot connect to {origin.host}:{origin.port}: {exc.strerror or exc}", exc
+            ) from exc
         return conn
 
     def put(self, conn: _Connection) -> None:
@@ -577,7 +599,13 @@ class _OriginPool:
 class Pool:
     """Keep-alive connections per origin, shared by every call of one app."""
 
-    def __init__(self, *, limit: int = 512, keepalive_s: float = 15.0, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int = 512,
+        keepalive_s: float = 15.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.limit = limit
         self.keepalive_s = keepalive_s
         self._ssl_context = ssl_context
@@ -594,10 +622,21 @@ class Pool:
                 if self._ssl_context is None:
                     self._ssl_context = ssl.create_default_context()
                 ctx = self._ssl_context
-            pool = self._pools[origin.key] = _OriginPool(origin, asyncio.get_running_loop(), self.limit, self.keepalive_s, ctx)
+            pool = self._pools[origin.key] = _OriginPool(
+                origin, asyncio.get_running_loop(), self.limit, self.keepalive_s, ctx
+            )
         return pool
 
-    async def request(self, origin: Origin, head: bytes, body: bytes, *, connect_timeout: float, read_timeout: float, deadline: float) -> Response:
+    async def request(
+        self,
+        origin: Origin,
+        head: bytes,
+        body: bytes,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        deadline: float,
+    ) -> Response:
         """POST ``body``; returns once the status line and headers are in.
 
         ``head`` comes from :func:`request_head` for this origin. The caller reads the

@@ -9,11 +9,35 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-LATENCY_BUCKETS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0)
+LATENCY_BUCKETS_MS = (
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    25.0,
+    50.0,
+    100.0,
+    250.0,
+    500.0,
+    1000.0,
+    2500.0,
+    5000.0,
+    10000.0,
+    30000.0,
+    60000.0,
+)
 
 
 class _Series:
-    __slots__ = ("buckets", "calls", "cost", "errors", "input_tokens", "latency_sum", "output_tokens")
+    __slots__ = (
+        "buckets",
+        "calls",
+        "cost",
+        "errors",
+        "input_tokens",
+        "latency_sum",
+        "output_tokens",
+    )
 
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}
@@ -35,7 +59,17 @@ class Metrics:
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], _Series] = {}
 
-    def observe(self, prompt: str | None, variant: str | None, status: str, latency_ms: float, input_tokens: int = 0, output_tokens: int = 0, cost_usd: float = 0.0, error_kind: str | None = None) -> None:
+    def observe(
+        self,
+        prompt: str | None,
+        variant: str | None,
+        status: str,
+        latency_ms: float,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost_usd: float = 0.0,
+        error_kind: str | None = None,
+    ) -> None:
         """Count one finished call."""
         key = (prompt or "", variant or "")
         series = self._series.get(key)
@@ -61,28 +95,42 @@ class Metrics:
             labels = f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"'
             for status, n in sorted(s.calls.items()):
                 out.append(f'promptlab_calls_total{{{labels},status="{status}"}} {n}')
-        out += ["# HELP promptlab_errors_total Failed calls by kind of error.", "# TYPE promptlab_errors_total counter"]
+        out += [
+            "# HELP promptlab_errors_total Failed calls by kind of error.",
+            "# TYPE promptlab_errors_total counter",
+        ]
         for (prompt, variant), s in items:
             labels = f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"'
             for kind, n in sorted(s.errors.items()):
                 out.append(f'promptlab_errors_total{{{labels},kind="{_escape(kind)}"}} {n}')
-        out += ["# HELP promptlab_latency_seconds Call latency seen by the client.", "# TYPE promptlab_latency_seconds histogram"]
+        out += [
+            "# HELP promptlab_latency_seconds Call latency seen by the client.",
+            "# TYPE promptlab_latency_seconds histogram",
+        ]
         for (prompt, variant), s in items:
             labels = f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"'
             acc = 0
             for bound, n in zip(LATENCY_BUCKETS_MS, s.buckets, strict=False):
                 acc += n
-                out.append(f'promptlab_latency_seconds_bucket{{{labels},le="{bound / 1000:g}"}} {acc}')
+                out.append(
+                    f'promptlab_latency_seconds_bucket{{{labels},le="{bound / 1000:g}"}} {acc}'
+                )
             acc += s.buckets[-1]
             out.append(f'promptlab_latency_seconds_bucket{{{labels},le="+Inf"}} {acc}')
             out.append(f"promptlab_latency_seconds_sum{{{labels}}} {s.latency_sum:.6f}")
             out.append(f"promptlab_latency_seconds_count{{{labels}}} {acc}")
-        out += ["# HELP promptlab_tokens_total Tokens by direction.", "# TYPE promptlab_tokens_total counter"]
+        out += [
+            "# HELP promptlab_tokens_total Tokens by direction.",
+            "# TYPE promptlab_tokens_total counter",
+        ]
         for (prompt, variant), s in items:
             labels = f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"'
             out.append(f'promptlab_tokens_total{{{labels},direction="input"}} {s.input_tokens}')
             out.append(f'promptlab_tokens_total{{{labels},direction="output"}} {s.output_tokens}')
-        out += ["# HELP promptlab_cost_usd_total Estimated cost in USD.", "# TYPE promptlab_cost_usd_total counter"]
+        out += [
+            "# HELP promptlab_cost_usd_total Estimated cost in USD.",
+            "# TYPE promptlab_cost_usd_total counter",
+        ]
         for (prompt, variant), s in items:
             labels = f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"'
             out.append(f"promptlab_cost_usd_total{{{labels}}} {s.cost:.8f}")

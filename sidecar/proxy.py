@@ -95,7 +95,10 @@ def parse_meta(meta: Any) -> tuple[dict[str, Any] | None, str | None]:
     if meta is None:
         return None, None
     if not isinstance(meta, dict):
-        raise BadRequest("'promptlab' must be an object: {\"variables\": {...}, \"subject\": \"...\"}", param="promptlab")
+        raise BadRequest(
+            '\'promptlab\' must be an object: {"variables": {...}, "subject": "..."}',
+            param="promptlab",
+        )
     variables = meta.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise BadRequest("'promptlab.variables' must be an object", param="promptlab.variables")
@@ -129,7 +132,7 @@ def with_execution_id(data: dict[str, Any], raw: bytes | None, execution_id: str
         for needle in (b'"id":' + quoted, b'"id": ' + quoted):
             at = raw.find(needle)
             if at != -1:
-                return raw[:at] + b'"id":"' + execution_id.encode() + b'"' + raw[at + len(needle):]
+                return raw[:at] + b'"id":"' + execution_id.encode() + b'"' + raw[at + len(needle) :]
     data["id"] = execution_id
     return codec.dumps(data)
 
@@ -164,7 +167,17 @@ class _Call:
 class Proxy:
     """The chat completion flow of one app, with its collaborators."""
 
-    def __init__(self, *, catalog: Catalog, router: Router, upstreams: Upstreams, publisher: Publisher, metrics: Metrics, telemetry: Telemetry, server: ServerSettings) -> None:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        router: Router,
+        upstreams: Upstreams,
+        publisher: Publisher,
+        metrics: Metrics,
+        telemetry: Telemetry,
+        server: ServerSettings,
+    ) -> None:
         self.catalog = catalog
         self.router = router
         self.upstreams = upstreams
@@ -184,25 +197,54 @@ class Proxy:
         model = body.get("model")
         prompt_id = request.headers.get(PROMPT_HEADER)
         if not prompt_id and isinstance(model, str) and model.startswith(MODEL_PREFIX):
-            prompt_id = model[len(MODEL_PREFIX):]
-        with self.telemetry.span(f"chat {model}", {"gen_ai.operation.name": "chat", "gen_ai.request.model": model, "promptlab.prompt_id": prompt_id}):
+            prompt_id = model[len(MODEL_PREFIX) :]
+        with self.telemetry.span(
+            f"chat {model}",
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": model,
+                "promptlab.prompt_id": prompt_id,
+            },
+        ):
             if prompt_id:
                 return await self._routed(request, prompt_id, body, meta)
             return await self._unrouted(request, body, meta)
 
-    async def _unrouted(self, request: web.Request, body: dict[str, Any], meta: Any) -> web.StreamResponse:
+    async def _unrouted(
+        self, request: web.Request, body: dict[str, Any], meta: Any
+    ) -> web.StreamResponse:
         model = body.get("model")
         if not isinstance(model, str) or not model:
-            raise BadRequest("'model' is required: 'promptlab/<prompt_id>' or 'provider/model'", param="model")
+            raise BadRequest(
+                "'model' is required: 'promptlab/<prompt_id>' or 'provider/model'", param="model"
+            )
         _, subject = parse_meta(meta)
         target = self.upstreams.resolve(model)
-        call = _Call(new_execution_id(), target, target.qualified, None, None, None, subject, body.get("stream") is True, None, time.perf_counter(), app_messages(body))
+        call = _Call(
+            new_execution_id(),
+            target,
+            target.qualified,
+            None,
+            None,
+            None,
+            subject,
+            body.get("stream") is True,
+            None,
+            time.perf_counter(),
+            app_messages(body),
+        )
         return await self._send(request, call, body)
 
-    async def _routed(self, request: web.Request, prompt_id: str, body: dict[str, Any], meta: Any) -> web.StreamResponse:
+    async def _routed(
+        self, request: web.Request, prompt_id: str, body: dict[str, Any], meta: Any
+    ) -> web.StreamResponse:
         prompt = self.catalog.require(prompt_id)
         variables, subject = parse_meta(meta)
-        kept = [m for m in app_messages(body) if not (isinstance(m, dict) and m.get("role") in SYSTEM_ROLES)]
+        kept = [
+            m
+            for m in app_messages(body)
+            if not (isinstance(m, dict) and m.get("role") in SYSTEM_ROLES)
+        ]
         values = self.catalog.validate(prompt, variables)
         with self.telemetry.span("promptlab.route"):
             decision = self.router.decide(prompt_id, subject)
@@ -213,9 +255,21 @@ class Proxy:
                 raise
         # The challenger failed before the client saw a byte: the champion answers.
         champion = self.router.champion(prompt_id)
-        return await self._attempt(request, prompt, champion, values, body, kept, subject, decision.variant)
+        return await self._attempt(
+            request, prompt, champion, values, body, kept, subject, decision.variant
+        )
 
-    async def _attempt(self, request: web.Request, prompt: PromptSpec, decision: Decision, values: dict[str, Any], body: dict[str, Any], kept: list[Any], subject: str | None, fallback_from: str | None) -> web.StreamResponse:
+    async def _attempt(
+        self,
+        request: web.Request,
+        prompt: PromptSpec,
+        decision: Decision,
+        values: dict[str, Any],
+        body: dict[str, Any],
+        kept: list[Any],
+        subject: str | None,
+        fallback_from: str | None,
+    ) -> web.StreamResponse:
         variant = prompt.variant(decision.variant)
         target = self.upstreams.resolve(variant.model, strict=True)
         with self.telemetry.span("promptlab.render", {"promptlab.variant": variant.name}):
@@ -226,18 +280,35 @@ class Proxy:
         upstream_body.update(variant.params)
         upstream_body["messages"] = messages
         call = _Call(
-            new_execution_id(), target, variant.model, prompt.id, variant.name, variant.version, subject,
-            body.get("stream") is True, decision.routing_info(fallback_from), time.perf_counter(), messages,
+            new_execution_id(),
+            target,
+            variant.model,
+            prompt.id,
+            variant.name,
+            variant.version,
+            subject,
+            body.get("stream") is True,
+            decision.routing_info(fallback_from),
+            time.perf_counter(),
+            messages,
         )
         return await self._send(request, call, upstream_body)
 
     # ------------------------------------------------------------------ upstream
 
-    async def _send(self, request: web.Request, call: _Call, body: dict[str, Any]) -> web.StreamResponse:
+    async def _send(
+        self, request: web.Request, call: _Call, body: dict[str, Any]
+    ) -> web.StreamResponse:
         if call.stream:
             return await self._send_stream(request, call, body)
         try:
-            with self.telemetry.span("promptlab.upstream", {"gen_ai.provider.name": call.target.provider, "gen_ai.request.model": call.target.model}):
+            with self.telemetry.span(
+                "promptlab.upstream",
+                {
+                    "gen_ai.provider.name": call.target.provider,
+                    "gen_ai.request.model": call.target.model,
+                },
+            ):
                 data, raw = await self.upstreams.complete(call.target, body)
         except SidecarError as err:
             self._finish(call, "error", error=err)
@@ -251,15 +322,31 @@ class Proxy:
         if self.server.capture_content:
             choices = data.get("choices") or [{}]
             output = str(((choices[0] or {}).get("message") or {}).get("content") or "")
-        self._finish(call, "ok", usage=data.get("usage"), output=output, response_model=data.get("model"))
+        self._finish(
+            call, "ok", usage=data.get("usage"), output=output, response_model=data.get("model")
+        )
         return web.Response(body=payload, content_type="application/json", headers=call.headers())
 
-    async def _send_stream(self, request: web.Request, call: _Call, body: dict[str, Any]) -> web.StreamResponse:
+    async def _send_stream(
+        self, request: web.Request, call: _Call, body: dict[str, Any]
+    ) -> web.StreamResponse:
         options = body.get("stream_options")
         client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
-        body = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+        body = {
+            **body,
+            "stream_options": {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            },
+        }
         try:
-            with self.telemetry.span("promptlab.upstream", {"gen_ai.provider.name": call.target.provider, "gen_ai.request.model": call.target.model}):
+            with self.telemetry.span(
+                "promptlab.upstream",
+                {
+                    "gen_ai.provider.name": call.target.provider,
+                    "gen_ai.request.model": call.target.model,
+                },
+            ):
                 stream = await self.upstreams.stream(call.target, body)
         except SidecarError as err:
             self._finish(call, "error", error=err)
@@ -270,20 +357,42 @@ class Proxy:
             raise
         try:
             response, outcome = await relay(
-                request, stream, execution_id=call.execution_id, headers=call.headers(),
-                client_wants_usage=client_wants_usage, capture=self.server.capture_content,
-                started=call.started, redactor=self.upstreams.redactor,
+                request,
+                stream,
+                execution_id=call.execution_id,
+                headers=call.headers(),
+                client_wants_usage=client_wants_usage,
+                capture=self.server.capture_content,
+                started=call.started,
+                redactor=self.upstreams.redactor,
             )
         except asyncio.CancelledError:
             self._finish(call, "cancelled")
             raise
         output = "".join(outcome.output) if self.server.capture_content else None
-        self._finish(call, outcome.status, usage=outcome.usage, error=outcome.error, ttft_ms=outcome.ttft_ms, output=output)
+        self._finish(
+            call,
+            outcome.status,
+            usage=outcome.usage,
+            error=outcome.error,
+            ttft_ms=outcome.ttft_ms,
+            output=output,
+        )
         return response
 
     # ------------------------------------------------------------------ recording
 
-    def _finish(self, call: _Call, status: str, *, usage: Any = None, error: SidecarError | None = None, ttft_ms: float | None = None, output: str | None = None, response_model: Any = None) -> None:
+    def _finish(
+        self,
+        call: _Call,
+        status: str,
+        *,
+        usage: Any = None,
+        error: SidecarError | None = None,
+        ttft_ms: float | None = None,
+        output: str | None = None,
+        response_model: Any = None,
+    ) -> None:
         latency_ms = (time.perf_counter() - call.started) * 1000.0
         input_tokens = output_tokens = 0
         if isinstance(usage, dict):
@@ -296,9 +405,33 @@ class Proxy:
             http_status = error.status
         elif status == "cancelled":
             error_kind = "client_disconnected"
-        cost = estimate_cost(call.model, input_tokens, output_tokens) if input_tokens or output_tokens else 0.0
-        self.metrics.observe(call.prompt_id, call.variant, status, latency_ms, input_tokens, output_tokens, cost, error_kind)
-        args = (call, status, latency_ms, ttft_ms, input_tokens, output_tokens, cost, error_kind, http_status, output)
+        cost = (
+            estimate_cost(call.model, input_tokens, output_tokens)
+            if input_tokens or output_tokens
+            else 0.0
+        )
+        self.metrics.observe(
+            call.prompt_id,
+            call.variant,
+            status,
+            latency_ms,
+            input_tokens,
+            output_tokens,
+            cost,
+            error_kind,
+        )
+        args = (
+            call,
+            status,
+            latency_ms,
+            ttft_ms,
+            input_tokens,
+            output_tokens,
+            cost,
+            error_kind,
+            http_status,
+            output,
+        )
         if self.telemetry.enabled:
             self._publish(*args)
         else:
@@ -306,7 +439,19 @@ class Proxy:
             # step; call_soon runs after it, so the event costs the client nothing.
             asyncio.get_running_loop().call_soon(self._publish, *args)
 
-    def _publish(self, call: _Call, status: str, latency_ms: float, ttft_ms: float | None, input_tokens: int, output_tokens: int, cost: float, error_kind: str | None, http_status: int | None, output: str | None) -> None:
+    def _publish(
+        self,
+        call: _Call,
+        status: str,
+        latency_ms: float,
+        ttft_ms: float | None,
+        input_tokens: int,
+        output_tokens: int,
+        cost: float,
+        error_kind: str | None,
+        http_status: int | None,
+        output: str | None,
+    ) -> None:
         content = None
         if self.server.capture_content:
             content = self._capture(call.messages, output)
@@ -331,7 +476,15 @@ class Proxy:
             content=content,
         )
         with self.telemetry.span("promptlab.publish") as span:
-            set_attributes(span, {"gen_ai.response.id": call.execution_id, "gen_ai.usage.input_tokens": input_tokens, "gen_ai.usage.output_tokens": output_tokens, "promptlab.status": status})
+            set_attributes(
+                span,
+                {
+                    "gen_ai.response.id": call.execution_id,
+                    "gen_ai.usage.input_tokens": input_tokens,
+                    "gen_ai.usage.output_tokens": output_tokens,
+                    "promptlab.status": status,
+                },
+            )
             self.publisher.publish(event)
 
     def _capture(self, messages: list[Any], output: str | None) -> CapturedContent:

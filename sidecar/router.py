@@ -118,7 +118,12 @@ def champion_name(prompt: Any) -> str:
 
 def _make_decision(variant: str, champion: str, p: float, strategy: str, version: int) -> Decision:
     exploration = variant != champion
-    info = RoutingInfo(strategy=strategy, probability=min(1.0, max(0.0, p)), exploration=exploration, snapshot_version=version)  # type: ignore[arg-type]
+    info = RoutingInfo(
+        strategy=strategy,
+        probability=min(1.0, max(0.0, p)),
+        exploration=exploration,
+        snapshot_version=version,
+    )  # type: ignore[arg-type]
     return Decision(variant, champion, p, exploration, strategy, version, info)
 
 
@@ -133,13 +138,19 @@ def _cumulate(shares: Sequence[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def thompson_shares(alphas: Sequence[float], betas: Sequence[float], seed: int, draws: int = MONTE_CARLO_DRAWS) -> list[float]:
+def thompson_shares(
+    alphas: Sequence[float], betas: Sequence[float], seed: int, draws: int = MONTE_CARLO_DRAWS
+) -> list[float]:
     """P(arm is best) under independent Beta posteriors, by seeded Monte Carlo."""
     k = len(alphas)
     if k == 1:
         return [1.0]
     rng = np.random.default_rng(seed)
-    samples = rng.beta(np.asarray(alphas, dtype=float)[:, None], np.asarray(betas, dtype=float)[:, None], size=(k, draws))
+    samples = rng.beta(
+        np.asarray(alphas, dtype=float)[:, None],
+        np.asarray(betas, dtype=float)[:, None],
+        size=(k, draws),
+    )
     counts = np.bincount(samples.argmax(axis=0), minlength=k)
     return [float(c) / draws for c in counts]
 
@@ -209,9 +220,18 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     live = [i for i, s in enumerate(shares) if s > 0]
     decisions = tuple(_make_decision(arms[i], champion, shares[i], kind, version) for i in live)
     sticky_live = [i for i, s in enumerate(stable) if s > 0]
-    sticky_decisions = tuple(_make_decision(arms[i], champion, stable[i], "sticky", version) for i in sticky_live)
-    champion_decision = next(d for d in decisions if d.variant == champion) if champion in [arms[i] for i in live] else _make_decision(champion, champion, 1.0, "champion", version)
-    salt = hashlib.blake2b(f"{prompt.id}|{champion}|{cap}|{','.join(arms)}|{[round(s, 9) for s in stable]}".encode(), digest_size=16).digest()
+    sticky_decisions = tuple(
+        _make_decision(arms[i], champion, stable[i], "sticky", version) for i in sticky_live
+    )
+    champion_decision = (
+        next(d for d in decisions if d.variant == champion)
+        if champion in [arms[i] for i in live]
+        else _make_decision(champion, champion, 1.0, "champion", version)
+    )
+    salt = hashlib.blake2b(
+        f"{prompt.id}|{champion}|{cap}|{','.join(arms)}|{[round(s, 9) for s in stable]}".encode(),
+        digest_size=16,
+    ).digest()
     return _Table(
         cumulative=_cumulate([shares[i] for i in live]),
         decisions=decisions,

@@ -23,31 +23,58 @@ def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
     """Validate ``{"execution_id", "name", "value", "comment"?}`` into an event (400 otherwise)."""
     execution_id = body.get("execution_id")
     if not isinstance(execution_id, str) or not execution_id.strip():
-        raise BadRequest("'execution_id' must be a non-empty string (the response id or X-Promptlab-Execution)", param="execution_id")
+        raise BadRequest(
+            "'execution_id' must be a non-empty string (the response id or X-Promptlab-Execution)",
+            param="execution_id",
+        )
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise BadRequest("'name' must be a non-empty string (e.g. the prompt's reward feedback name)", param="name")
+        raise BadRequest(
+            "'name' must be a non-empty string (e.g. the prompt's reward feedback name)",
+            param="name",
+        )
     value = body.get("value")
-    if not isinstance(value, bool | int | float) or (not isinstance(value, bool) and not math.isfinite(value)):
+    if not isinstance(value, bool | int | float) or (
+        not isinstance(value, bool) and not math.isfinite(value)
+    ):
         raise BadRequest("'value' must be a boolean or a finite number", param="value")
     comment = body.get("comment")
     if comment is not None and not isinstance(comment, str):
         raise BadRequest("'comment' must be a string", param="comment")
-    return FeedbackReceived(execution_id=execution_id.strip(), name=name.strip(), value=value if isinstance(value, bool) else float(value), comment=comment)
+    return FeedbackReceived(
+        execution_id=execution_id.strip(),
+        name=name.strip(),
+        value=value if isinstance(value, bool) else float(value),
+        comment=comment,
+    )
 
 
 def models_listing(catalog: Catalog) -> dict[str, Any]:
     """The routed prompts in the shape of OpenAI's ``GET /v1/models``."""
     return {
         "object": "list",
-        "data": [{"id": MODEL_PREFIX + p.id, "object": "model", "created": 0, "owned_by": "promptlab", "description": p.description} for p in catalog.all()],
+        "data": [
+            {
+                "id": MODEL_PREFIX + p.id,
+                "object": "model",
+                "created": 0,
+                "owned_by": "promptlab",
+                "description": p.description,
+            }
+            for p in catalog.all()
+        ],
     }
 
 
-def readiness(publisher: Publisher, catalog_loaded: bool, bus_connected: bool) -> tuple[bool, dict[str, Any]]:
+def readiness(
+    publisher: Publisher, catalog_loaded: bool, bus_connected: bool
+) -> tuple[bool, dict[str, Any]]:
     """Ready = events can go somewhere (bus connected or the outbox takes them) and prompts are loaded."""
     events_ok = bus_connected or publisher.healthy or publisher.outbox_active
-    checks = {"events": "ok" if events_ok else "unavailable", "prompts": "ok" if catalog_loaded else "not loaded"}
+    checks = {
+        "events": "ok" if events_ok else "unavailable",
+        "prompts": "ok" if catalog_loaded else "not loaded",
+    }
     return events_ok and catalog_loaded, checks
 
 
@@ -58,7 +85,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def feedback(request: web.Request) -> web.Response:
     event = feedback_event(parse_body(await request.read()))
     request.app[keys.PUBLISHER].publish(event)
-    return web.json_response({"id": event.event_id, "object": "feedback", "execution_id": event.execution_id, "status": "accepted"})
+    return web.json_response(
+        {
+            "id": event.event_id,
+            "object": "feedback",
+            "execution_id": event.execution_id,
+            "status": "accepted",
+        }
+    )
 
 
 async def models(request: web.Request) -> web.Response:
@@ -73,15 +107,24 @@ async def readyz(request: web.Request) -> web.Response:
     app = request.app
     bus = app.get(keys.BUS)
     state = app[keys.STATE]
-    ready, checks = readiness(app[keys.PUBLISHER], bool(state.get("prompts_loaded")), bool(bus is not None and bus.connected))
+    ready, checks = readiness(
+        app[keys.PUBLISHER],
+        bool(state.get("prompts_loaded")),
+        bool(bus is not None and bus.connected),
+    )
     if state.get("draining"):
         ready, checks["server"] = False, "draining"
-    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
     text = request.app[keys.METRICS].render()
-    return web.Response(body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    return web.Response(
+        body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    )
 
 
 def setup(app: web.Application) -> None:

@@ -41,23 +41,42 @@ def _text_of(content: Any) -> str:
 
 def answer(model: str, messages: list[dict[str, Any]]) -> str:
     """The deterministic answer for ``messages``."""
-    prompt = "\n".join(f"{m.get('role')}:{_text_of(m.get('content'))}" for m in messages if isinstance(m, dict))
+    prompt = "\n".join(
+        f"{m.get('role')}:{_text_of(m.get('content'))}" for m in messages if isinstance(m, dict)
+    )
     digest = hashlib.sha256(f"{model}\n{prompt}".encode()).digest()
-    last_user = next((_text_of(m.get("content")) for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), "")
+    last_user = next(
+        (
+            _text_of(m.get("content"))
+            for m in reversed(messages)
+            if isinstance(m, dict) and m.get("role") == "user"
+        ),
+        "",
+    )
     echo = " ".join(last_user.split()[:12])
     words = " ".join(_WORDS[b % len(_WORDS)] for b in digest[:8])
     return f"[simulated {model}] {echo} -> {words}".strip()
 
 
 def _usage(messages: list[dict[str, Any]], text: str) -> dict[str, int]:
-    prompt_tokens = sum(len(_text_of(m.get("content")).split()) + 3 for m in messages if isinstance(m, dict))
+    prompt_tokens = sum(
+        len(_text_of(m.get("content")).split()) + 3 for m in messages if isinstance(m, dict)
+    )
     completion_tokens = len(text.split())
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def _check(model: str) -> None:
     if model == "error":
-        raise UpstreamError("simulated upstream failure (model simulated/error always fails)", kind="simulated_error", upstream_status=500)
+        raise UpstreamError(
+            "simulated upstream failure (model simulated/error always fails)",
+            kind="simulated_error",
+            upstream_status=500,
+        )
 
 
 def complete(model: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +90,14 @@ def complete(model: str, body: dict[str, Any]) -> dict[str, Any]:
         "created": int(time.time()),
         "model": model,
         "system_fingerprint": FINGERPRINT,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
         "usage": _usage(messages, text),
     }
 
@@ -88,11 +114,19 @@ async def stream(model: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-        return json.dumps({
-            "id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": FINGERPRINT,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }, separators=(",", ":")).encode()
+        return json.dumps(
+            {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": FINGERPRINT,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
 
     yield chunk({"role": "assistant", "content": ""}, None)
     words = text.split(" ")
@@ -100,8 +134,16 @@ async def stream(model: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
         yield chunk({"content": word if i == 0 else " " + word}, None)
     yield chunk({}, "stop")
     if (body.get("stream_options") or {}).get("include_usage"):
-        yield json.dumps({
-            "id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": FINGERPRINT, "choices": [], "usage": _usage(messages, text),
-        }, separators=(",", ":")).encode()
+        yield json.dumps(
+            {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": FINGERPRINT,
+                "choices": [],
+                "usage": _usage(messages, text),
+            },
+            separators=(",", ":"),
+        ).encode()
     yield b"[DONE]"

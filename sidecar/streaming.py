@@ -31,7 +31,11 @@ from sidecar.errors import Redactor, UpstreamError
 from sidecar.upstream import Stream
 
 DONE = b"[DONE]"
-SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
 
 
 @dataclass(slots=True)
@@ -88,7 +92,11 @@ async def relay(
                     upstream_id = first.get("id") if isinstance(first, dict) else None
                 except ValueError:
                     upstream_id = None
-                old_id = b'"' + upstream_id.encode() + b'"' if isinstance(upstream_id, str) and upstream_id else b""
+                old_id = (
+                    b'"' + upstream_id.encode() + b'"'
+                    if isinstance(upstream_id, str) and upstream_id
+                    else b""
+                )
             if old_id and old_id in payload:
                 payload = payload.replace(old_id, new_id, 1)
             if b'"usage"' in payload or capture:
@@ -116,7 +124,14 @@ async def relay(
             await response.prepare(request)
             prepared = True
         try:
-            body = {"error": {"message": redactor.redact(err.message), "type": err.type, "code": err.code, "param": None}}
+            body = {
+                "error": {
+                    "message": redactor.redact(err.message),
+                    "type": err.type,
+                    "code": err.code,
+                    "param": None,
+                }
+            }
             await response.write(b"data: " + json.dumps(body).encode() + b"\n\n")
         except ConnectionError:
             pass

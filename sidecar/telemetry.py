@@ -48,7 +48,9 @@ class Telemetry:
     def enabled(self) -> bool:
         return self._tracer is not None
 
-    def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> AbstractContextManager[Any]:
+    def span(
+        self, name: str, attributes: Mapping[str, Any] | None = None
+    ) -> AbstractContextManager[Any]:
         """A span as the current one (child of the current span), or a no-op."""
         if self._tracer is None:
             return _NOOP

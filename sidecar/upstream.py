@@ -121,14 +121,27 @@ def map_status(status: int, message: str) -> UpstreamError:
     if status == 429:
         return UpstreamError(message, kind="rate_limited", upstream_status=status, status=429)
     if status in (401, 403):
-        return UpstreamError(f"the upstream rejected the provider credentials: {message}", kind="upstream_auth", upstream_status=status)
-    return UpstreamError(f"upstream error {status}: {message}", kind=f"http_{status}", upstream_status=status)
+        return UpstreamError(
+            f"the upstream rejected the provider credentials: {message}",
+            kind="upstream_auth",
+            upstream_status=status,
+        )
+    return UpstreamError(
+        f"upstream error {status}: {message}", kind=f"http_{status}", upstream_status=status
+    )
 
 
 class Upstreams:
     """The configured providers and the one pooled HTTP session that reaches them."""
 
-    def __init__(self, providers: Mapping[str, ProviderSettings], *, default_provider: str = "openai", redactor: Redactor | None = None, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        providers: Mapping[str, ProviderSettings],
+        *,
+        default_provider: str = "openai",
+        redactor: Redactor | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         env = os.environ if environ is None else environ
         self._providers = dict(providers)
         self._default = default_provider
@@ -178,7 +191,11 @@ class Upstreams:
                 provider, rest = self._default, model
             cfg = self._providers.get(provider)
             if cfg is None:
-                raise BadRequest(f"model {model!r} names no configured provider (providers: {', '.join(self._providers)})", code="model_not_found", param="model")
+                raise BadRequest(
+                    f"model {model!r} names no configured provider (providers: {', '.join(self._providers)})",
+                    code="model_not_found",
+                    param="model",
+                )
             url = (cfg.api_base or "").rstrip("/") + "/chat/completions"
             headers = self._headers[provider]
             origin = head = None
@@ -187,12 +204,18 @@ class Upstreams:
                     origin = http1.Origin(url)
                     head = http1.request_head(origin, headers)
                 except ValueError as exc:
-                    raise UpstreamError(f"provider {provider!r} has a bad api_base: {exc}", kind="misconfigured") from None
+                    raise UpstreamError(
+                        f"provider {provider!r} has a bad api_base: {exc}", kind="misconfigured"
+                    ) from None
             target = Target(provider, cfg, rest, url, headers, origin, head or b"")
             if len(self._targets) < 4096:  # unrouted calls could name anything
                 self._targets[model] = target
         if strict and target.qualified != model:
-            raise BadRequest(f"model {model!r} names no configured provider (providers: {', '.join(self._providers)})", code="model_not_found", param="model")
+            raise BadRequest(
+                f"model {model!r} names no configured provider (providers: {', '.join(self._providers)})",
+                code="model_not_found",
+                param="model",
+            )
         return target
 
     # ------------------------------------------------------------------ calls
@@ -210,17 +233,26 @@ class Upstreams:
         try:
             raw = await resp.read()
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"{target.qualified} timed out reading the response", kind="timeout") from exc
+            raise UpstreamTimeout(
+                f"{target.qualified} timed out reading the response", kind="timeout"
+            ) from exc
         except http1.HTTPClientError as exc:
-            raise UpstreamError(f"{target.qualified}: connection lost: {exc.__class__.__name__}", kind="connection_lost") from exc
+            raise UpstreamError(
+                f"{target.qualified}: connection lost: {exc.__class__.__name__}",
+                kind="connection_lost",
+            ) from exc
         finally:
             resp.release()
         try:
             data = codec.loads(raw)
         except ValueError as exc:
-            raise UpstreamError(f"{target.qualified} returned a body that is not JSON", kind="bad_response") from exc
+            raise UpstreamError(
+                f"{target.qualified} returned a body that is not JSON", kind="bad_response"
+            ) from exc
         if not isinstance(data, dict):
-            raise UpstreamError(f"{target.qualified} returned JSON that is not an object", kind="bad_response")
+            raise UpstreamError(
+                f"{target.qualified} returned JSON that is not an object", kind="bad_response"
+            )
         return data, raw
 
     async def stream(self, target: Target, body: JsonDict) -> Stream:
@@ -239,28 +271,43 @@ class Upstreams:
             raise RuntimeError("Upstreams.start() was not awaited")
         cfg = target.settings
         if target.origin is None:
-            raise UpstreamError(f"provider {target.provider!r} has no api_base", kind="misconfigured")
+            raise UpstreamError(
+                f"provider {target.provider!r} has no api_base", kind="misconfigured"
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + cfg.total_timeout_s
         attempt = 0
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise UpstreamTimeout(f"{target.qualified} did not answer within {cfg.total_timeout_s:g}s", kind="timeout")
+                raise UpstreamTimeout(
+                    f"{target.qualified} did not answer within {cfg.total_timeout_s:g}s",
+                    kind="timeout",
+                )
             retry_after: float | None = None
             try:
                 resp = await self._pool.request(
-                    target.origin, target.head, payload,
-                    connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.first_token_timeout_s, deadline=deadline,
+                    target.origin,
+                    target.head,
+                    payload,
+                    connect_timeout=cfg.connect_timeout_s,
+                    read_timeout=cfg.first_token_timeout_s,
+                    deadline=deadline,
                 )
             except TimeoutError as exc:
                 raise UpstreamTimeout(f"{target.qualified} timed out", kind="timeout") from exc
             except http1.ConnectError as exc:
                 # Nothing reached the upstream: safe to retry.
-                why = (exc.os_error.strerror if exc.os_error is not None else None) or exc.__class__.__name__
-                error: UpstreamError = UpstreamError(f"cannot connect to {target.provider}: {why}", kind="connect_error")
+                why = (
+                    exc.os_error.strerror if exc.os_error is not None else None
+                ) or exc.__class__.__name__
+                error: UpstreamError = UpstreamError(
+                    f"cannot connect to {target.provider}: {why}", kind="connect_error"
+                )
             except http1.HTTPClientError as exc:
-                raise UpstreamError(f"{target.qualified}: {exc.__class__.__name__}", kind="connection_lost") from exc
+                raise UpstreamError(
+                    f"{target.qualified}: {exc.__class__.__name__}", kind="connection_lost"
+                ) from exc
             else:
                 if resp.status == 200:
                     return resp
@@ -270,13 +317,17 @@ class Upstreams:
                     raw = b""
                 finally:
                     resp.release()
-                error = map_status(resp.status, self.redactor.redact(upstream_message(raw, resp.status)))
+                error = map_status(
+                    resp.status, self.redactor.redact(upstream_message(raw, resp.status))
+                )
                 if resp.status not in RETRYABLE:
                     raise error
                 retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
             if attempt >= cfg.max_retries:
                 raise error
-            backoff = self._rng.uniform(0, min(cfg.retry_backoff_max_s, cfg.retry_backoff_s * (2**attempt)))
+            backoff = self._rng.uniform(
+                0, min(cfg.retry_backoff_max_s, cfg.retry_backoff_s * (2**attempt))
+            )
             delay = max(backoff, retry_after or 0.0)
             if loop.time() + delay >= deadline:
                 raise error
@@ -317,7 +368,9 @@ class Upstreams:
         async def payloads() -> AsyncIterator[bytes]:
             try:
                 async for chunk in chunks:
-                    yield json.dumps(chunk.model_dump(exclude_none=True), separators=(",", ":")).encode()
+                    yield json.dumps(
+                        chunk.model_dump(exclude_none=True), separators=(",", ":")
+                    ).encode()
             except Exception as exc:
                 raise self._litellm_error(target, exc) from None
             yield b"[DONE]"
@@ -388,7 +441,9 @@ async def _sse_payloads(resp: http1.Response, target: Target) -> AsyncIterator[b
     except TimeoutError as exc:
         raise UpstreamTimeout(f"{target.qualified} stalled mid-stream", kind="timeout") from exc
     except http1.HTTPClientError as exc:
-        raise UpstreamError(f"{target.qualified}: stream broken: {exc.__class__.__name__}", kind="connection_lost") from exc
+        raise UpstreamError(
+            f"{target.qualified}: stream broken: {exc.__class__.__name__}", kind="connection_lost"
+        ) from exc
     finally:
         if finished:
             resp.release()

@@ -26,9 +26,17 @@ def register_serve(sub: argparse._SubParsersAction) -> None:
     )
     add_config_option(parser)
     parser.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default: server.port, 8787; 0 picks a free one)")
-    parser.add_argument("--workers", type=int, help="processes sharing the port with SO_REUSEPORT (default: server.workers, 1)")
-    parser.add_argument("--no-learner", action="store_true", help="do not run the learner in this process")
+    parser.add_argument(
+        "--port", type=int, help="port (default: server.port, 8787; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port with SO_REUSEPORT (default: server.workers, 1)",
+    )
+    parser.add_argument(
+        "--no-learner", action="store_true", help="do not run the learner in this process"
+    )
     # Internal: how the parent starts its workers.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(handler=lazy("promptlab.commands.serve:run"))

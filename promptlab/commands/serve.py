@@ -92,14 +92,18 @@ async def _run_learner(settings: Settings, bus: EventBus, holder: dict[str, Any]
     ready and answering meanwhile.
     """
     module = await asyncio.to_thread(importlib.import_module, "learner.service")
-    learner = holder["learner"] = module.Learner(settings.learner, settings.storage, bus, load_prompts(settings))
+    learner = holder["learner"] = module.Learner(
+        settings.learner, settings.storage, bus, load_prompts(settings)
+    )
     delay = 0.5
     while True:
         try:
             await learner.start()
             break
         except Exception as exc:  # the sidecar must keep serving whatever happens here
-            log.warning("learner not started (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+            log.warning(
+                "learner not started (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
     try:
@@ -142,7 +146,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     start_learner = None if args.no_learner else resolve_learner(settings)
     if settings.server.workers > 1 and not args.reuse_port:
         return _run_loop(supervise(args, settings, start_learner))
-    return _run_loop(serve(settings, prompts, reuse_port=args.reuse_port, start_learner=start_learner))
+    return _run_loop(
+        serve(settings, prompts, reuse_port=args.reuse_port, start_learner=start_learner)
+    )
 
 
 def _run_loop(main: Awaitable[int]) -> int:
@@ -175,7 +181,9 @@ async def _connect(bus: JetStreamBus) -> None:
         await asyncio.sleep(BUS_RETRY_S)
 
 
-async def _open_bus(settings: Settings) -> tuple[JetStreamBus, str, EmbeddedNats | None, asyncio.Task[None] | None]:
+async def _open_bus(
+    settings: Settings,
+) -> tuple[JetStreamBus, str, EmbeddedNats | None, asyncio.Task[None] | None]:
     url, embedded = await resolve_nats_url(settings.nats)
     bus = JetStreamBus(settings.nats, url=url)
     try:
@@ -187,7 +195,9 @@ async def _open_bus(settings: Settings) -> tuple[JetStreamBus, str, EmbeddedNats
     return bus, url, embedded, connecting
 
 
-async def _close_bus(bus: JetStreamBus, embedded: EmbeddedNats | None, connecting: asyncio.Task[None] | None) -> None:
+async def _close_bus(
+    bus: JetStreamBus, embedded: EmbeddedNats | None, connecting: asyncio.Task[None] | None
+) -> None:
     if connecting is not None:
         connecting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -210,11 +220,15 @@ async def serve(
     bus, url, embedded, connecting = await _open_bus(settings)
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
     app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=server.drain_timeout_s)
+    runner = web.AppRunner(
+        app, access_log=None, handler_cancellation=True, shutdown_timeout=server.drain_timeout_s
+    )
     stop_learner: LearnerStop | None = None
     try:
         await runner.setup()
-        site = web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port or None, backlog=2048)
+        site = web.TCPSite(
+            runner, server.host, server.port, reuse_port=reuse_port or None, backlog=2048
+        )
         await site.start()
         port = runner.addresses[0][1] if runner.addresses else server.port
         if start_learner is not None:
@@ -233,7 +247,9 @@ async def serve(
     return 0
 
 
-async def supervise(args: argparse.Namespace, settings: Settings, start_learner: LearnerStarter | None) -> int:
+async def supervise(
+    args: argparse.Namespace, settings: Settings, start_learner: LearnerStarter | None
+) -> int:
     """Start NATS and the learner here, and ``server.workers`` processes on one port."""
     server = settings.server
     bus, url, embedded, connecting = await _open_bus(settings)
@@ -243,12 +259,32 @@ async def supervise(args: argparse.Namespace, settings: Settings, start_learner:
     code = 0
     try:
         for index in range(server.workers):
-            env = {**os.environ, "PROMPTLAB_NATS__URL": url, "PROMPTLAB_NATS__OUTBOX_DIR": str(Path(settings.nats.outbox_dir) / f"worker-{index}")}
+            env = {
+                **os.environ,
+                "PROMPTLAB_NATS__URL": url,
+                "PROMPTLAB_NATS__OUTBOX_DIR": str(
+                    Path(settings.nats.outbox_dir) / f"worker-{index}"
+                ),
+            }
             command = [sys.executable, "-m", "promptlab"]
             if getattr(args, "config", None):
                 command += ["--config", str(args.config)]
-            command += ["serve", "--workers", "1", "--no-learner", "--reuse-port", "--host", server.host, "--port", str(port)]
-            procs.append(await asyncio.create_subprocess_exec(*command, env=env, stdout=asyncio.subprocess.PIPE))
+            command += [
+                "serve",
+                "--workers",
+                "1",
+                "--no-learner",
+                "--reuse-port",
+                "--host",
+                server.host,
+                "--port",
+                str(port),
+            ]
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    *command, env=env, stdout=asyncio.subprocess.PIPE
+                )
+            )
         for proc in procs:
             assert proc.stdout is not None
             line = await asyncio.wait_for(proc.stdout.readline(), WORKER_READY_TIMEOUT_S)
@@ -257,7 +293,10 @@ async def supervise(args: argparse.Namespace, settings: Settings, start_learner:
         if start_learner is not None:
             stop_learner = await start_learner(settings, bus)
         stop = _stop_event()
-        print(f"promptlab serving on http://{server.host}:{port}/v1 (nats: {url}, {server.workers} workers)", flush=True)
+        print(
+            f"promptlab serving on http://{server.host}:{port}/v1 (nats: {url}, {server.workers} workers)",
+            flush=True,
+        )
         exited = [asyncio.create_task(p.wait()) for p in procs]
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([stopping, *exited], return_when=asyncio.FIRST_COMPLETED)

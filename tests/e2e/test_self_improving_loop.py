@@ -34,17 +34,29 @@ PROMPT_ID = "answer"
 
 
 def two_variant_prompt() -> PromptSpec:
-    return PromptSpec.model_validate({
-        "id": PROMPT_ID,
-        "variables": [{"name": "q", "type": "string", "required": True}],
-        "reward": {"feedback": "thumbs_up"},
-        "routing": {"strategy": "thompson", "exploration_cap": 0.3, "sticky": False},
-        "promotion": {"min_samples": 120, "probation_samples": 100},
-        "variants": [
-            {"name": "a", "model": "fake/model-a", "template": "Answer: {{ q }}", "champion": True},
-            {"name": "b", "model": "fake/model-b", "system": "Be helpful.", "template": "Q: {{ q }}"},
-        ],
-    })
+    return PromptSpec.model_validate(
+        {
+            "id": PROMPT_ID,
+            "variables": [{"name": "q", "type": "string", "required": True}],
+            "reward": {"feedback": "thumbs_up"},
+            "routing": {"strategy": "thompson", "exploration_cap": 0.3, "sticky": False},
+            "promotion": {"min_samples": 120, "probation_samples": 100},
+            "variants": [
+                {
+                    "name": "a",
+                    "model": "fake/model-a",
+                    "template": "Answer: {{ q }}",
+                    "champion": True,
+                },
+                {
+                    "name": "b",
+                    "model": "fake/model-b",
+                    "system": "Be helpful.",
+                    "template": "Q: {{ q }}",
+                },
+            ],
+        }
+    )
 
 
 @dataclass
@@ -71,7 +83,10 @@ async def stack(tmp_path: Path, nats_server: NatsServerProcess) -> AsyncIterator
     publisher = EventPublisher(bus, tmp_path / "outbox")
     settings = SidecarConfig(
         server=ServerSettings(),
-        providers={**default_providers(), "fake": ProviderSettings(kind="openai", api_base=upstream.base_url)},
+        providers={
+            **default_providers(),
+            "fake": ProviderSettings(kind="openai", api_base=upstream.base_url),
+        },
         telemetry=TelemetrySettings(),
     )
     prompts = {PROMPT_ID: two_variant_prompt()}
@@ -95,7 +110,12 @@ async def stack(tmp_path: Path, nats_server: NatsServerProcess) -> AsyncIterator
 
 async def _send(stack: Stack, quality: dict[str, float], requests: int, seed: int) -> TrafficReport:
     return await run_traffic(
-        stack.base_url, PROMPT_ID, SimulatedUsers(quality), requests=requests, concurrency=8, seed=seed,
+        stack.base_url,
+        PROMPT_ID,
+        SimulatedUsers(quality),
+        requests=requests,
+        concurrency=8,
+        seed=seed,
         variables=lambda rng, i: {"q": f"question {i}"},
     )
 

@@ -37,7 +37,7 @@ def blocks(lang: str) -> list[str]:
     out = []
     for indent, kind, body in BLOCK.findall(README):
         if kind == lang:
-            out.append("\n".join(line[len(indent):] for line in body.splitlines()))
+            out.append("\n".join(line[len(indent) :] for line in body.splitlines()))
     return out
 
 
@@ -56,7 +56,9 @@ def test_readme_starts_with_the_two_setup_commands() -> None:
     assert [line.split("#")[0].strip() for line in first] == ["make demo", "make test"]
 
 
-@pytest.mark.parametrize("body", [b for b in blocks("toml") if "[[variants]]" in b], ids=lambda b: b.split("\n")[0])
+@pytest.mark.parametrize(
+    "body", [b for b in blocks("toml") if "[[variants]]" in b], ids=lambda b: b.split("\n")[0]
+)
 def test_prompt_file_examples_load(tmp_path: Path, body: str) -> None:
     path = tmp_path / "example.toml"
     path.write_text(body)
@@ -64,7 +66,9 @@ def test_prompt_file_examples_load(tmp_path: Path, body: str) -> None:
     assert spec.variants and spec.champion.name
 
 
-@pytest.mark.parametrize("body", [b for b in blocks("toml") if "[[variants]]" not in b], ids=lambda b: b.split("\n")[0])
+@pytest.mark.parametrize(
+    "body", [b for b in blocks("toml") if "[[variants]]" not in b], ids=lambda b: b.split("\n")[0]
+)
 def test_config_examples_load(tmp_path: Path, body: str) -> None:
     path = tmp_path / "promptlab.toml"
     path.write_text(body)
@@ -93,16 +97,24 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     port = _free_port()
     bin_dir = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
-    env.update({
-        "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
-        "OPENAI_API_KEY": "sk-readme-test-key",
-        "PROMPTLAB_PROVIDERS__OPENAI__API_BASE": upstream.base_url,
-        "PROMPTLAB_SERVER__PORT": str(port),
-        "PROMPTLAB_LEARNER__SNAPSHOT_INTERVAL_MS": "50",
-    })
+    env.update(
+        {
+            "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
+            "OPENAI_API_KEY": "sk-readme-test-key",
+            "PROMPTLAB_PROVIDERS__OPENAI__API_BASE": upstream.base_url,
+            "PROMPTLAB_SERVER__PORT": str(port),
+            "PROMPTLAB_LEARNER__SNAPSHOT_INTERVAL_MS": "50",
+        }
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "promptlab", "serve", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "promptlab",
+        "serve",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     assert proc.stdout is not None
     ready = await asyncio.wait_for(proc.stdout.readline(), 30)
@@ -117,7 +129,11 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 
 async def _run(argv: list[str], served: Served) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=served.cwd, env=served.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *argv,
+        cwd=served.cwd,
+        env=served.env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, out.decode()

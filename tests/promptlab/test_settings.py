@@ -47,8 +47,12 @@ def test_documented_file_equals_embedded_defaults() -> None:
 
 def test_every_setting_is_documented_in_the_file() -> None:
     text = CONFIG.read_text()
-    missing = [key for key in _keys(Settings) if key != "providers"
-               and not re.search(rf"^#?\s*{re.escape(key.split('.')[-1])}\s*=", text, re.M)]
+    missing = [
+        key
+        for key in _keys(Settings)
+        if key != "providers"
+        and not re.search(rf"^#?\s*{re.escape(key.split('.')[-1])}\s*=", text, re.M)
+    ]
     assert missing == []
 
 
@@ -60,7 +64,7 @@ def test_issue_keys_work_as_shown(tmp_path: Path) -> None:
         '[storage]\nurl = "postgresql+asyncpg://u@h/db"\n'
         '[providers.openai]\nkind = "openai"\napi_base = "http://x/v1"\napi_key_env = "K"\n'
         '[prompts]\ndir = "p"\n'
-        '[learner.promotion]\nthreshold = 0.9\nmin_samples = 50\nmin_lift = 0.02\nalpha = 0.01\n'
+        "[learner.promotion]\nthreshold = 0.9\nmin_samples = 50\nmin_lift = 0.02\nalpha = 0.01\n"
     )
     s = load_settings(path)
     assert (s.server.host, s.server.port) == ("0.0.0.0", 9001)
@@ -71,7 +75,12 @@ def test_issue_keys_work_as_shown(tmp_path: Path) -> None:
     assert "simulated" in s.providers
     assert s.prompts.dir == Path("p")
     promo = s.learner.promotion
-    assert (promo.threshold, promo.min_samples, promo.min_lift, promo.alpha) == (0.9, 50, 0.02, 0.01)
+    assert (promo.threshold, promo.min_samples, promo.min_lift, promo.alpha) == (
+        0.9,
+        50,
+        0.02,
+        0.01,
+    )
 
 
 def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,7 +114,9 @@ def test_unknown_key_is_rejected(tmp_path: Path) -> None:
 
 def test_wrong_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMPTLAB_NATS__EMBEDDED_PORT", "-3")
-    with pytest.raises(SettingsError, match="environment PROMPTLAB_NATS__EMBEDDED_PORT: \\[nats\\] embedded_port"):
+    with pytest.raises(
+        SettingsError, match="environment PROMPTLAB_NATS__EMBEDDED_PORT: \\[nats\\] embedded_port"
+    ):
         load_settings()
 
 

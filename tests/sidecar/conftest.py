@@ -35,27 +35,44 @@ KEY_ENV = "PROMPTLAB_TEST_FAKE_KEY"
 
 def summarize_prompt(**routing: Any) -> PromptSpec:
     """Two variants on the fake upstream; ``routing`` overrides the [routing] table."""
-    return PromptSpec.model_validate({
-        "id": "summarize",
-        "description": "Summarize code",
-        "variables": [
-            {"name": "code", "type": "string", "required": True, "max_length": 200},
-            {"name": "language", "type": "string", "default": "python"},
-        ],
-        "routing": {"strategy": "thompson", "exploration_cap": 0.2, "sticky": True, **routing},
-        "variants": [
-            {"name": "v1", "model": "fake/model-a", "template": "Summarize: {{ code }}", "champion": True},
-            {"name": "v2", "model": "fake/model-b", "system": "You are terse.", "template": "TL;DR ({{ language }}): {{ code }}", "params": {"temperature": 0.1, "max_tokens": 50}},
-        ],
-    })
+    return PromptSpec.model_validate(
+        {
+            "id": "summarize",
+            "description": "Summarize code",
+            "variables": [
+                {"name": "code", "type": "string", "required": True, "max_length": 200},
+                {"name": "language", "type": "string", "default": "python"},
+            ],
+            "routing": {"strategy": "thompson", "exploration_cap": 0.2, "sticky": True, **routing},
+            "variants": [
+                {
+                    "name": "v1",
+                    "model": "fake/model-a",
+                    "template": "Summarize: {{ code }}",
+                    "champion": True,
+                },
+                {
+                    "name": "v2",
+                    "model": "fake/model-b",
+                    "system": "You are terse.",
+                    "template": "TL;DR ({{ language }}): {{ code }}",
+                    "params": {"temperature": 0.1, "max_tokens": 50},
+                },
+            ],
+        }
+    )
 
 
 def simulated_prompt() -> PromptSpec:
-    return PromptSpec.model_validate({
-        "id": "greet",
-        "variables": [{"name": "name", "type": "string", "required": True}],
-        "variants": [{"name": "hello", "model": "simulated/alpha", "template": "Say hello to {{ name }}"}],
-    })
+    return PromptSpec.model_validate(
+        {
+            "id": "greet",
+            "variables": [{"name": "name", "type": "string", "required": True}],
+            "variants": [
+                {"name": "hello", "model": "simulated/alpha", "template": "Say hello to {{ name }}"}
+            ],
+        }
+    )
 
 
 @dataclass
@@ -74,7 +91,9 @@ class Harness:
         return self.url + "/v1"
 
     def client(self, api_key: str = "unused", **kwargs: Any) -> openai.AsyncOpenAI:
-        client = openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, **kwargs)
+        client = openai.AsyncOpenAI(
+            base_url=self.base_url, api_key=api_key, max_retries=0, **kwargs
+        )
         self._clients.append(client)
         return client
 
@@ -118,7 +137,9 @@ async def fake_upstream() -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-async def make_sidecar(tmp_path: Path, fake_upstream: FakeUpstream, request: pytest.FixtureRequest) -> AsyncIterator[MakeSidecar]:
+async def make_sidecar(
+    tmp_path: Path, fake_upstream: FakeUpstream, request: pytest.FixtureRequest
+) -> AsyncIterator[MakeSidecar]:
     """Start sidecars; everything is stopped after the test."""
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
@@ -143,7 +164,14 @@ async def make_sidecar(tmp_path: Path, fake_upstream: FakeUpstream, request: pyt
             event_bus = JetStreamBus(url=nats.url)
         await event_bus.start()
         cleanups.append(event_bus.close)
-        fake = {"kind": "openai", "api_base": fake_upstream.base_url, "api_key_env": KEY_ENV, "max_retries": 2, "retry_backoff_s": 0.01, "retry_backoff_max_s": 0.05}
+        fake = {
+            "kind": "openai",
+            "api_base": fake_upstream.base_url,
+            "api_key_env": KEY_ENV,
+            "max_retries": 2,
+            "retry_backoff_s": 0.01,
+            "retry_backoff_max_s": 0.05,
+        }
         provider_cfg = {**default_providers(), "fake": ProviderSettings(**fake)}
         for name, cfg in (providers or {}).items():
             provider_cfg[name] = ProviderSettings(**{**fake, **cfg})
@@ -154,7 +182,14 @@ async def make_sidecar(tmp_path: Path, fake_upstream: FakeUpstream, request: pyt
         )
         publisher = EventPublisher(event_bus, tmp_path / f"outbox-{len(cleanups)}")
         specs = prompts if prompts is not None else [summarize_prompt(), simulated_prompt()]
-        app = create_app(settings, prompts={p.id: p for p in specs}, publisher=publisher, bus=event_bus, router_seed=router_seed, environ={KEY_ENV: SECRET})
+        app = create_app(
+            settings,
+            prompts={p.id: p for p in specs},
+            publisher=publisher,
+            bus=event_bus,
+            router_seed=router_seed,
+            environ={KEY_ENV: SECRET},
+        )
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

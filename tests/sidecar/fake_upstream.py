@@ -56,7 +56,14 @@ class FakeUpstream:
     _runner: web.AppRunner | None = None
     port: int = 0
 
-    def fail_next(self, status: int, times: int = 1, *, retry_after: str | None = None, message: str = "fake upstream failure") -> None:
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        *,
+        retry_after: str | None = None,
+        message: str = "fake upstream failure",
+    ) -> None:
         """The next ``times`` calls answer ``status`` with an OpenAI-shaped error."""
         for _ in range(times):
             self._script.append(_Action(status=status, retry_after=retry_after, message=message))
@@ -75,9 +82,13 @@ class FakeUpstream:
         app.router.add_post("/v1/chat/completions", self._chat)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, *, keepalive_timeout: float = 75.0) -> str:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, keepalive_timeout: float = 75.0
+    ) -> str:
         """``keepalive_timeout``: how long an idle keep-alive connection stays open."""
-        self._runner = web.AppRunner(self.app(), access_log=None, keepalive_timeout=keepalive_timeout)
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, keepalive_timeout=keepalive_timeout
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -95,47 +106,98 @@ class FakeUpstream:
         body = json.loads(await request.read())
         if self.record:
             peer = request.transport.get_extra_info("peername") if request.transport else None
-            self.requests.append(Received(request.path, dict(request.headers), body, peer[1] if peer else 0))
+            self.requests.append(
+                Received(request.path, dict(request.headers), body, peer[1] if peer else 0)
+            )
         action = self._script.popleft() if self._script else None
         if action is not None and action.hang_s:
             await asyncio.sleep(action.hang_s)
-        status = action.status if action is not None else self.fail_models.get(str(body.get("model")), 200)
+        status = (
+            action.status
+            if action is not None
+            else self.fail_models.get(str(body.get("model")), 200)
+        )
         if status != 200:
-            headers = {"Retry-After": action.retry_after} if action is not None and action.retry_after else None
+            headers = (
+                {"Retry-After": action.retry_after}
+                if action is not None and action.retry_after
+                else None
+            )
             message = action.message if action is not None else "fake upstream failure"
-            error = {"error": {"message": message, "type": "server_error" if status >= 500 else "invalid_request_error", "code": None, "param": None}}
+            error = {
+                "error": {
+                    "message": message,
+                    "type": "server_error" if status >= 500 else "invalid_request_error",
+                    "code": None,
+                    "param": None,
+                }
+            }
             return web.json_response(error, status=status, headers=headers)
         text = reply_text(body)
-        usage = {"prompt_tokens": 10, "completion_tokens": len(text.split()), "total_tokens": 10 + len(text.split())}
+        usage = {
+            "prompt_tokens": 10,
+            "completion_tokens": len(text.split()),
+            "total_tokens": 10 + len(text.split()),
+        }
         if body.get("stream"):
             return await self._stream(request, body, text, usage)
-        return web.json_response({
-            "id": "chatcmpl-fake123", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model"), "system_fingerprint": "fp_fake",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": "stop"}],
-            "usage": usage,
-        })
+        return web.json_response(
+            {
+                "id": "chatcmpl-fake123",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "system_fingerprint": "fp_fake",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            }
+        )
 
-    async def _stream(self, request: web.Request, body: dict[str, Any], text: str, usage: dict[str, int]) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], text: str, usage: dict[str, int]
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        base = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1700000000, "model": body.get("model"), "system_fingerprint": "fp_fake"}
+        base = {
+            "id": "chatcmpl-fake123",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": body.get("model"),
+            "system_fingerprint": "fp_fake",
+        }
 
         def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-            out = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            out = {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
             if include_usage:
                 out["usage"] = None
             return out
 
         events = [chunk({"role": "assistant", "content": ""}, None)]
-        events += [chunk({"content": w if i == 0 else " " + w}, None) for i, w in enumerate(text.split(" "))]
+        events += [
+            chunk({"content": w if i == 0 else " " + w}, None)
+            for i, w in enumerate(text.split(" "))
+        ]
         events.append(chunk({}, "stop"))
         if include_usage:
             events.append({**base, "choices": [], "usage": usage})
         try:
             for event in events:
-                await response.write(b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n")
+                await response.write(
+                    b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+                )
                 if self.chunk_delay_s:
                     await asyncio.sleep(self.chunk_delay_s)
             await response.write(b"data: [DONE]\n\n")
@@ -148,7 +210,14 @@ class FakeUpstream:
 def reply_text(body: dict[str, Any]) -> str:
     """``echo: <last user message>`` (first 20 words)."""
     messages = body.get("messages") or []
-    last = next((m.get("content") for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), "")
+    last = next(
+        (
+            m.get("content")
+            for m in reversed(messages)
+            if isinstance(m, dict) and m.get("role") == "user"
+        ),
+        "",
+    )
     return "echo: " + " ".join(str(last).split()[:20])
 
 
@@ -163,7 +232,13 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    web.run_app(FakeUpstream(record=False).app(), host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(
+        FakeUpstream(record=False).app(),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=None,
+    )
 
 
 if __name__ == "__main__":

@@ -18,28 +18,49 @@ from events.models import (
 from events.snapshots import StatsSnapshot, VariantStats
 
 
-async def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as session, session.request(method, url, json=body, headers=headers) as resp:
-        return resp.status, await (resp.json() if resp.content_type == "application/json" else resp.text())
+async def call(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url, json=body, headers=headers) as resp,
+    ):
+        return resp.status, await (
+            resp.json() if resp.content_type == "application/json" else resp.text()
+        )
 
 
 async def test_feedback_publishes_feedback_received(make_sidecar: MakeSidecar) -> None:
     sidecar = await make_sidecar()
-    status, body = await call("POST", sidecar.url + "/v1/feedback", {"execution_id": "abc", "name": "thumbs_up", "value": True})
+    status, body = await call(
+        "POST",
+        sidecar.url + "/v1/feedback",
+        {"execution_id": "abc", "name": "thumbs_up", "value": True},
+    )
     assert status == 200 and body["execution_id"] == "abc"
-    status, _ = await call("POST", sidecar.url + "/v1/feedback", {"execution_id": "abc", "name": "score", "value": 0.5, "comment": "ok"})
+    status, _ = await call(
+        "POST",
+        sidecar.url + "/v1/feedback",
+        {"execution_id": "abc", "name": "score", "value": 0.5, "comment": "ok"},
+    )
     assert status == 200
     events = await sidecar.wait_events("feedback.received", 2)
-    assert [(e.name, e.value) for e in events if isinstance(e, FeedbackReceived)] == [("thumbs_up", True), ("score", 0.5)]
+    assert [(e.name, e.value) for e in events if isinstance(e, FeedbackReceived)] == [
+        ("thumbs_up", True),
+        ("score", 0.5),
+    ]
 
 
-@pytest.mark.parametrize("body", [
-    {"execution_id": "abc", "name": "", "value": 1},
-    {"execution_id": "abc", "name": "x", "value": "good"},
-    {"execution_id": "abc", "name": "x"},
-    {"name": "x", "value": 1},
-    [1],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"execution_id": "abc", "name": "", "value": 1},
+        {"execution_id": "abc", "name": "x", "value": "good"},
+        {"execution_id": "abc", "name": "x"},
+        {"name": "x", "value": 1},
+        [1],
+    ],
+)
 async def test_invalid_feedback_is_400(make_sidecar: MakeSidecar, body: Any) -> None:
     sidecar = await make_sidecar(bus="memory")
     status, answer = await call("POST", sidecar.url + "/v1/feedback", body)
@@ -49,7 +70,9 @@ async def test_invalid_feedback_is_400(make_sidecar: MakeSidecar, body: Any) -> 
 async def test_admin_promote_rollback_pause_publish_commands(make_sidecar: MakeSidecar) -> None:
     sidecar = await make_sidecar()
     admin = sidecar.url + "/admin/prompts/summarize"
-    status, body = await call("POST", admin + "/promote", {"variant": "v2", "reason": "looks better"})
+    status, body = await call(
+        "POST", admin + "/promote", {"variant": "v2", "reason": "looks better"}
+    )
     assert status == 202 and body["type"] == "command.promote"
     promote_id = body["command_id"]
     assert (await call("POST", admin + "/rollback"))[0] == 202
@@ -58,7 +81,11 @@ async def test_admin_promote_rollback_pause_publish_commands(make_sidecar: MakeS
     assert (await call("POST", admin + "/promote", {"variant": "zzz"}))[0] == 400
     assert (await call("POST", sidecar.url + "/admin/prompts/nope/rollback"))[0] == 404
     commands = [e for e in await sidecar.events() if e.type.startswith("command.")]  # type: ignore[attr-defined]
-    assert isinstance(commands[0], PromoteCommand) and commands[0].event_id == promote_id and commands[0].variant == "v2"
+    assert (
+        isinstance(commands[0], PromoteCommand)
+        and commands[0].event_id == promote_id
+        and commands[0].variant == "v2"
+    )
     assert isinstance(commands[1], RollbackCommand)
     assert isinstance(commands[2], PauseCommand) and commands[2].paused
     assert isinstance(commands[3], PauseCommand) and not commands[3].paused
@@ -67,13 +94,25 @@ async def test_admin_promote_rollback_pause_publish_commands(make_sidecar: MakeS
 async def test_admin_registers_a_variant_and_routes_to_it(make_sidecar: MakeSidecar) -> None:
     sidecar = await make_sidecar()
     admin = sidecar.url + "/admin/prompts/summarize"
-    status, body = await call("POST", admin + "/variants", {"name": "v3", "model": "fake/model-c", "template": "Explain {{ code }}"})
+    status, body = await call(
+        "POST",
+        admin + "/variants",
+        {"name": "v3", "model": "fake/model-c", "template": "Explain {{ code }}"},
+    )
     assert status == 201 and body["origin"] == "api"
-    status, body = await call("POST", admin + "/variants", {"name": "v4", "model": "fake/model-c", "template": "Explain {{ undeclared }}"})
+    status, body = await call(
+        "POST",
+        admin + "/variants",
+        {"name": "v4", "model": "fake/model-c", "template": "Explain {{ undeclared }}"},
+    )
     assert status == 400 and "undeclared" in body["error"]["message"]
-    status, body = await call("POST", admin + "/variants", {"name": "v5", "model": "nowhere/model", "template": "x"})
+    status, body = await call(
+        "POST", admin + "/variants", {"name": "v5", "model": "nowhere/model", "template": "x"}
+    )
     assert status == 400
-    registered = [e for e in await sidecar.events("variant.registered") if isinstance(e, VariantRegistered)]
+    registered = [
+        e for e in await sidecar.events("variant.registered") if isinstance(e, VariantRegistered)
+    ]
     assert [(e.variant, e.origin) for e in registered][-1] == ("v3", "api")
     assert {e.variant for e in registered if e.origin == "config"} >= {"v1", "v2"}
     status, listing = await call("GET", sidecar.url + "/admin/prompts")
@@ -84,14 +123,25 @@ async def test_admin_registers_a_variant_and_routes_to_it(make_sidecar: MakeSide
 
 async def test_admin_shows_stats_snapshot(make_sidecar: MakeSidecar) -> None:
     sidecar = await make_sidecar()
-    stats = StatsSnapshot(prompt_id="summarize", version=3, champion="v1", variants=[VariantStats(variant="v1", status="champion", executions=42)])
+    stats = StatsSnapshot(
+        prompt_id="summarize",
+        version=3,
+        champion="v1",
+        variants=[VariantStats(variant="v1", status="champion", executions=42)],
+    )
     await sidecar.bus.kv_put("promptlab_stats", "summarize", stats.encode())
     status, body = await call("GET", sidecar.url + "/admin/prompts/summarize")
-    assert status == 200 and body["variants"][0]["stats"]["executions"] == 42 and body["stats"]["version"] == 3
+    assert (
+        status == 200
+        and body["variants"][0]["stats"]["executions"] == 42
+        and body["stats"]["version"] == 3
+    )
 
 
 async def test_admin_keys(make_sidecar: MakeSidecar) -> None:
-    sidecar = await make_sidecar(bus="memory", server={"admin_keys": ["admin-secret"], "api_keys": ["client-key"]})
+    sidecar = await make_sidecar(
+        bus="memory", server={"admin_keys": ["admin-secret"], "api_keys": ["client-key"]}
+    )
     url = sidecar.url + "/admin/prompts"
     assert (await call("GET", url))[0] == 401
     assert (await call("GET", url, headers={"Authorization": "Bearer client-key"}))[0] == 403
@@ -103,7 +153,11 @@ async def test_probes_and_metrics(make_sidecar: MakeSidecar) -> None:
     assert (await call("GET", sidecar.url + "/healthz"))[0] == 200
     status, body = await call("GET", sidecar.url + "/readyz")
     assert status == 200 and body["checks"] == {"events": "ok", "prompts": "ok"}
-    await sidecar.client().chat.completions.create(model="promptlab/summarize", messages=[], extra_body={"promptlab": {"variables": {"code": "x"}}})
+    await sidecar.client().chat.completions.create(
+        model="promptlab/summarize",
+        messages=[],
+        extra_body={"promptlab": {"variables": {"code": "x"}}},
+    )
     status, text = await call("GET", sidecar.url + "/metrics")
     assert status == 200
     assert 'promptlab_calls_total{prompt="summarize",variant="v1",status="ok"} 1' in text

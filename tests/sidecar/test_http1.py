@@ -20,13 +20,30 @@ JSON_HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-
 
 
 def body(content: str = "hello", **extra: Any) -> bytes:
-    return json.dumps({"model": "m", "messages": [{"role": "user", "content": content}], **extra}).encode()
+    return json.dumps(
+        {"model": "m", "messages": [{"role": "user", "content": content}], **extra}
+    ).encode()
 
 
-async def post(pool: http1.Pool, url: str, data: bytes, *, read_timeout: float = 5.0, total: float = 10.0, connect_timeout: float = 2.0) -> http1.Response:
+async def post(
+    pool: http1.Pool,
+    url: str,
+    data: bytes,
+    *,
+    read_timeout: float = 5.0,
+    total: float = 10.0,
+    connect_timeout: float = 2.0,
+) -> http1.Response:
     origin = http1.Origin(url)
     deadline = asyncio.get_running_loop().time() + total
-    return await pool.request(origin, http1.request_head(origin, JSON_HEADERS), data, connect_timeout=connect_timeout, read_timeout=read_timeout, deadline=deadline)
+    return await pool.request(
+        origin,
+        http1.request_head(origin, JSON_HEADERS),
+        data,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        deadline=deadline,
+    )
 
 
 @pytest.fixture
@@ -51,13 +68,18 @@ def chat_url(fake: FakeUpstream) -> str:
 # ---------------------------------------------------------------------- aiohttp fake upstream
 
 
-async def test_non_streamed_call_returns_status_headers_and_body(pool: http1.Pool, upstream: FakeUpstream) -> None:
+async def test_non_streamed_call_returns_status_headers_and_body(
+    pool: http1.Pool, upstream: FakeUpstream
+) -> None:
     resp = await post(pool, chat_url(upstream), body("what is 2+2"))
     data = json.loads(await resp.read())
     assert resp.status == 200 and resp.headers["content-type"].startswith("application/json")
     assert data["choices"][0]["message"]["content"] == "echo: what is 2+2"
     seen = upstream.requests[-1]
-    assert seen.headers["Authorization"] == "Bearer sk-test" and seen.body["messages"][0]["content"] == "what is 2+2"
+    assert (
+        seen.headers["Authorization"] == "Bearer sk-test"
+        and seen.body["messages"][0]["content"] == "what is 2+2"
+    )
     assert seen.headers["Host"] == f"127.0.0.1:{upstream.port}"
 
 
@@ -69,10 +91,13 @@ async def test_keep_alive_connection_is_reused(pool: http1.Pool, upstream: FakeU
     assert len({r.client_port for r in upstream.requests}) == 1
 
 
-async def test_concurrent_calls_open_parallel_connections_up_to_the_limit(upstream: FakeUpstream) -> None:
+async def test_concurrent_calls_open_parallel_connections_up_to_the_limit(
+    upstream: FakeUpstream,
+) -> None:
     pool = http1.Pool(limit=3)
     upstream.hang_next(0.1, times=6)
     try:
+
         async def one(i: int) -> bytes:
             return await (await post(pool, chat_url(upstream), body(f"c{i}"))).read()
 
@@ -83,7 +108,9 @@ async def test_concurrent_calls_open_parallel_connections_up_to_the_limit(upstre
     assert len({r.client_port for r in upstream.requests}) == 3
 
 
-async def test_error_status_body_is_readable_and_connection_reused(pool: http1.Pool, upstream: FakeUpstream) -> None:
+async def test_error_status_body_is_readable_and_connection_reused(
+    pool: http1.Pool, upstream: FakeUpstream
+) -> None:
     upstream.fail_next(503, retry_after="2", message="overloaded")
     resp = await post(pool, chat_url(upstream), body())
     assert resp.status == 503 and resp.headers["retry-after"] == "2"
@@ -94,7 +121,9 @@ async def test_error_status_body_is_readable_and_connection_reused(pool: http1.P
     assert upstream.requests[0].client_port == upstream.requests[1].client_port
 
 
-async def test_streamed_chunked_response_arrives_in_pieces(pool: http1.Pool, upstream: FakeUpstream) -> None:
+async def test_streamed_chunked_response_arrives_in_pieces(
+    pool: http1.Pool, upstream: FakeUpstream
+) -> None:
     upstream.chunk_delay_s = 0.01
     resp = await post(pool, chat_url(upstream), body("one two three", stream=True))
     assert resp.headers.get("transfer-encoding") == "chunked"
@@ -111,7 +140,9 @@ async def test_streamed_chunked_response_arrives_in_pieces(pool: http1.Pool, ups
     assert upstream.requests[0].client_port == upstream.requests[1].client_port
 
 
-async def test_closing_a_stream_early_cancels_the_upstream_call(pool: http1.Pool, upstream: FakeUpstream) -> None:
+async def test_closing_a_stream_early_cancels_the_upstream_call(
+    pool: http1.Pool, upstream: FakeUpstream
+) -> None:
     upstream.chunk_delay_s = 0.05
     resp = await post(pool, chat_url(upstream), body("a b c d e f g h", stream=True))
     async for _ in resp.iter_chunks():
@@ -126,7 +157,9 @@ async def test_closing_a_stream_early_cancels_the_upstream_call(pool: http1.Pool
     assert resp.status == 200 and json.loads(await resp.read())["choices"]
 
 
-async def test_read_timeout_when_the_upstream_hangs(pool: http1.Pool, upstream: FakeUpstream) -> None:
+async def test_read_timeout_when_the_upstream_hangs(
+    pool: http1.Pool, upstream: FakeUpstream
+) -> None:
     upstream.hang_next(2.0)
     started = asyncio.get_running_loop().time()
     with pytest.raises(http1.ReadTimeout, match=r"no data for 0\.2s"):
@@ -182,7 +215,9 @@ async def test_connections_idle_longer_than_keepalive_are_replaced(upstream: Fak
     assert upstream.requests[0].client_port != upstream.requests[1].client_port
 
 
-async def test_cancelled_call_drops_its_connection(pool: http1.Pool, upstream: FakeUpstream) -> None:
+async def test_cancelled_call_drops_its_connection(
+    pool: http1.Pool, upstream: FakeUpstream
+) -> None:
     upstream.hang_next(1.0)
     task = asyncio.create_task(post(pool, chat_url(upstream), body()))
     await asyncio.sleep(0.1)
@@ -234,7 +269,9 @@ async def raw_server() -> AsyncIterator[Callable[[Handler], Any]]:
 
     async def start(handler: Handler) -> tuple[str, list[int]]:
         log: list[int] = []
-        server = await asyncio.get_running_loop().create_server(lambda: RawServer(handler, log), "127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(
+            lambda: RawServer(handler, log), "127.0.0.1", 0
+        )
         servers.append(server)
         port = server.sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}/v1/chat/completions", log
@@ -249,7 +286,9 @@ OK_BODY = b'{"ok":true}'
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n" + OK_BODY
 
 
-async def test_stale_keep_alive_connection_is_retried_once_on_a_new_one(pool: http1.Pool, raw_server: Any) -> None:
+async def test_stale_keep_alive_connection_is_retried_once_on_a_new_one(
+    pool: http1.Pool, raw_server: Any
+) -> None:
     # The server answers the first request, then closes the connection on the second
     # without a byte (as when its keep-alive timer fires while we send).
     def handler(request: bytes, transport: asyncio.Transport, index: int) -> None:
@@ -264,9 +303,11 @@ async def test_stale_keep_alive_connection_is_retried_once_on_a_new_one(pool: ht
     assert len(connections) == 2
 
 
-async def test_connection_closed_mid_response_is_connection_lost(pool: http1.Pool, raw_server: Any) -> None:
+async def test_connection_closed_mid_response_is_connection_lost(
+    pool: http1.Pool, raw_server: Any
+) -> None:
     def handler(request: bytes, transport: asyncio.Transport, index: int) -> None:
-        transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\":")
+        transport.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial":')
         transport.close()
 
     url, connections = await raw_server(handler)
@@ -276,7 +317,9 @@ async def test_connection_closed_mid_response_is_connection_lost(pool: http1.Poo
     assert len(connections) == 1  # a fresh connection answered partly: never sent twice
 
 
-async def test_connection_closed_before_the_answer_on_a_new_connection_is_not_retried(pool: http1.Pool, raw_server: Any) -> None:
+async def test_connection_closed_before_the_answer_on_a_new_connection_is_not_retried(
+    pool: http1.Pool, raw_server: Any
+) -> None:
     url, connections = await raw_server(lambda request, transport, index: transport.close())
     with pytest.raises(http1.ConnectionLost):
         await post(pool, url, body())
@@ -285,7 +328,9 @@ async def test_connection_closed_before_the_answer_on_a_new_connection_is_not_re
 
 async def test_chunked_body_with_extensions_and_trailers(pool: http1.Pool, raw_server: Any) -> None:
     def handler(request: bytes, transport: asyncio.Transport, index: int) -> None:
-        transport.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n")
+        transport.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n"
+        )
         transport.write(b"7\r\n, world\r\n0\r\nX-Trailer: yes\r\n\r\n")
 
     url, connections = await raw_server(handler)
@@ -306,9 +351,14 @@ async def test_chunked_body_split_at_every_byte(pool: http1.Pool, raw_server: An
     assert await (await post(pool, url, body())).read() == b"abc0123456789abcdef"
 
 
-async def test_body_until_close_and_connection_close_are_not_reused(pool: http1.Pool, raw_server: Any) -> None:
+async def test_body_until_close_and_connection_close_are_not_reused(
+    pool: http1.Pool, raw_server: Any
+) -> None:
     def handler(request: bytes, transport: asyncio.Transport, index: int) -> None:
-        transport.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n" + OK_BODY)
+        transport.write(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n"
+            + OK_BODY
+        )
         transport.close()
 
     url, connections = await raw_server(handler)
@@ -318,7 +368,9 @@ async def test_body_until_close_and_connection_close_are_not_reused(pool: http1.
 
 
 async def test_interim_100_response_is_skipped(pool: http1.Pool, raw_server: Any) -> None:
-    url, _ = await raw_server(lambda request, transport, index: transport.write(b"HTTP/1.1 100 Continue\r\n\r\n" + OK))
+    url, _ = await raw_server(
+        lambda request, transport, index: transport.write(b"HTTP/1.1 100 Continue\r\n\r\n" + OK)
+    )
     resp = await post(pool, url, body())
     assert resp.status == 200 and await resp.read() == OK_BODY
 
@@ -327,14 +379,19 @@ async def test_gzip_body_is_decoded(pool: http1.Pool, raw_server: Any) -> None:
     packed = gzip.compress(b'{"compressed":true}')
 
     def handler(request: bytes, transport: asyncio.Transport, index: int) -> None:
-        transport.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed) + packed)
+        transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed)
+            + packed
+        )
 
     url, _ = await raw_server(handler)
     assert await (await post(pool, url, body())).read() == b'{"compressed":true}'
 
 
 async def test_garbage_is_a_protocol_error(pool: http1.Pool, raw_server: Any) -> None:
-    url, _ = await raw_server(lambda request, transport, index: transport.write(b"SSH-2.0-OpenSSH\r\n\r\n"))
+    url, _ = await raw_server(
+        lambda request, transport, index: transport.write(b"SSH-2.0-OpenSSH\r\n\r\n")
+    )
     with pytest.raises(http1.ProtocolError):
         await post(pool, url, body())
 
@@ -348,7 +405,9 @@ async def test_header_values_cannot_smuggle_lines() -> None:
     assert b"ignored" not in head and head.endswith(b"Content-Length: ")
 
 
-async def test_a_call_finishing_after_pool_close_closes_its_connection(upstream: FakeUpstream) -> None:
+async def test_a_call_finishing_after_pool_close_closes_its_connection(
+    upstream: FakeUpstream,
+) -> None:
     pool = http1.Pool()
     upstream.hang_next(0.2)
     resp = await post(pool, chat_url(upstream), body())

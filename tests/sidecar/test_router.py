@@ -18,9 +18,20 @@ def three_arms(**routing: object) -> PromptSpec:
     return spec.with_variant(spec.variant("v2").model_copy(update={"name": "v3"}))
 
 
-def snapshot(version: int = 1, *, champion: str = "v1", cap: float = 0.2, paused: bool = False, **arms: tuple[float, float]) -> RoutingSnapshot:
+def snapshot(
+    version: int = 1,
+    *,
+    champion: str = "v1",
+    cap: float = 0.2,
+    paused: bool = False,
+    **arms: tuple[float, float],
+) -> RoutingSnapshot:
     return RoutingSnapshot(
-        prompt_id="summarize", version=version, champion=champion, exploration_cap=cap, paused=paused,
+        prompt_id="summarize",
+        version=version,
+        champion=champion,
+        exploration_cap=cap,
+        paused=paused,
         arms=[ArmPosterior(variant=name, alpha=a, beta=b) for name, (a, b) in arms.items()],
     )
 
@@ -52,7 +63,9 @@ def test_a_better_challenger_is_still_capped() -> None:
 
 
 def test_fixed_weights_are_followed() -> None:
-    router = Router([summarize_prompt(strategy="fixed", weights={"v1": 3.0, "v2": 1.0}, sticky=False)], seed=2)
+    router = Router(
+        [summarize_prompt(strategy="fixed", weights={"v1": 3.0, "v2": 1.0}, sticky=False)], seed=2
+    )
     got = shares(router)
     assert abs(got["v1"] - 0.75) < 0.015 and abs(got["v2"] - 0.25) < 0.015
 
@@ -60,7 +73,9 @@ def test_fixed_weights_are_followed() -> None:
 def test_sticky_subject_keeps_its_variant_while_the_arm_set_is_unchanged() -> None:
     router = Router([three_arms()], seed=3)
     first = {f"user-{i}": router.decide("summarize", f"user-{i}").variant for i in range(2000)}
-    assert {router.decide("summarize", s).variant for s in first for _ in range(2)} <= set(first.values())
+    assert {router.decide("summarize", s).variant for s in first for _ in range(2)} <= set(
+        first.values()
+    )
     assert all(router.decide("summarize", s).variant == v for s, v in first.items())
     # Posteriors move, the arm set does not: nobody moves.
     router.apply_snapshot(snapshot(v1=(50, 60), v2=(70, 30), v3=(1, 1)))
@@ -93,6 +108,10 @@ def test_snapshot_update_changes_routing_and_old_snapshots_are_ignored() -> None
 def test_retired_arms_get_no_traffic() -> None:
     router = Router([three_arms(sticky=False)], seed=6)
     snap = snapshot(v1=(1, 1), v2=(1, 1), v3=(1, 1))
-    snap = snap.model_copy(update={"arms": [*snap.arms[:2], ArmPosterior(variant="v3", alpha=1, beta=1, status="retired")]})
+    snap = snap.model_copy(
+        update={
+            "arms": [*snap.arms[:2], ArmPosterior(variant="v3", alpha=1, beta=1, status="retired")]
+        }
+    )
     router.apply_snapshot(snap)
     assert "v3" not in shares(router)

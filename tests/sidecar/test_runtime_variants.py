@@ -19,8 +19,18 @@ from sidecar.ports import SidecarConfig
 
 
 async def _start(bus: MemoryBus, upstream: FakeUpstream, outbox: Path) -> tuple[web.AppRunner, str]:
-    settings = SidecarConfig(providers={**default_providers(), "fake": ProviderSettings(kind="openai", api_base=upstream.base_url)})
-    app = create_app(settings, prompts={"summarize": summarize_prompt()}, publisher=EventPublisher(bus, outbox), bus=bus)
+    settings = SidecarConfig(
+        providers={
+            **default_providers(),
+            "fake": ProviderSettings(kind="openai", api_base=upstream.base_url),
+        }
+    )
+    app = create_app(
+        settings,
+        prompts={"summarize": summarize_prompt()},
+        publisher=EventPublisher(bus, outbox),
+        bus=bus,
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -33,7 +43,9 @@ async def _variant_names(http: aiohttp.ClientSession, url: str) -> list[str]:
         return [v["name"] for v in (await resp.json())["variants"]]
 
 
-async def test_late_sidecar_learns_runtime_variant(tmp_path: Path, fake_upstream: FakeUpstream) -> None:
+async def test_late_sidecar_learns_runtime_variant(
+    tmp_path: Path, fake_upstream: FakeUpstream
+) -> None:
     bus = MemoryBus()
     first, first_url = await _start(bus, fake_upstream, tmp_path / "o1")
     async with aiohttp.ClientSession() as http:

@@ -36,16 +36,31 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "promptlab", "--config", str(config), "serve", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[2],
     )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        match = re.match(r"promptlab serving on (http://127\.0\.0\.1:\d+/v1) \(nats: nats://127\.0\.0\.1:\d+\)", line)
+        match = re.match(
+            r"promptlab serving on (http://127\.0\.0\.1:\d+/v1) \(nats: nats://127\.0\.0\.1:\d+\)",
+            line,
+        )
         assert match, line + (proc.stderr.read() if proc.stderr and proc.poll() is not None else "")
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        body = json.dumps({"model": "promptlab/greet", "messages": [], "promptlab": {"variables": {"name": "Ada"}}}).encode()
-        with opener.open(urllib.request.Request(match.group(1) + "/chat/completions", data=body), timeout=10) as resp:
+        body = json.dumps(
+            {
+                "model": "promptlab/greet",
+                "messages": [],
+                "promptlab": {"variables": {"name": "Ada"}},
+            }
+        ).encode()
+        with opener.open(
+            urllib.request.Request(match.group(1) + "/chat/completions", data=body), timeout=10
+        ) as resp:
             answer = json.loads(resp.read())
         assert answer["system_fingerprint"] == "promptlab-simulated"
         proc.send_signal(signal.SIGTERM)

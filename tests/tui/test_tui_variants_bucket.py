@@ -13,8 +13,14 @@ from tui.views import template_text
 
 async def test_template_of_a_variant_known_only_from_the_bucket() -> None:
     bus = MemoryBus()
-    event = VariantRegistered(prompt_id="faq", variant="old-v1", version="abc", model="simulated/m",
-                              system="Be brief.", template="Answer: {{ q }}")
+    event = VariantRegistered(
+        prompt_id="faq",
+        variant="old-v1",
+        version="abc",
+        model="simulated/m",
+        system="Be brief.",
+        template="Answer: {{ q }}",
+    )
     await bus.kv_put(str(Bucket.VARIANTS), "faq.old-v1", encode(event))
     state = LabState()
     feed = Feed(bus, state, history_events=0, poll_s=0.05)
