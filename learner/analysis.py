@@ -1,22 +1,26 @@
-"""Per-arm numbers for snapshots and ``promptlab stats``: posterior, interval, P(best).
+"""The adapter from a projected :class:`PromptView` to the policy, and the per-arm
+numbers snapshots and ``promptlab stats`` show (posterior, interval, P(best), lift,
+recommendation).
 
-A thin adapter between a :class:`PromptView` and the statistics in
-:mod:`learner.stats` / :mod:`learner.policy`: it takes a seeded generator (seeded
-from the learner seed and the prompt's stream position, so the same state always
-shows the same numbers) and never does I/O.
+:func:`prompt_state` builds the policy's :class:`~learner.policy.PromptState` (the one
+place that maps projection rows to policy state); :func:`analyze` computes the display
+numbers with :mod:`learner.stats` and :mod:`learner.policy`. Both take a seeded generator
+at most (seeded from the learner seed and the prompt's stream position, so the same
+state always shows the same numbers) and never do I/O.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from events.snapshots import VariantStatus
 from learner import stats
-from learner.sequential import msprt
+from learner.policy import Probation, PromptState, lift_with_interval, recommendation
 from learner.stats import ArmSummary
+from learner.store import ArmTotals
 from learner.view import ArmView, PromptView
 
 P_BEST_DRAWS = stats.DEFAULT_DRAWS
@@ -49,39 +53,84 @@ def rng_for(seed: int, sequence: int) -> np.random.Generator:
     return np.random.default_rng([seed & 0xFFFFFFFF, sequence])
 
 
-def to_summary(arm: ArmView) -> ArmSummary:
-    """An arm's counters as the statistician's :class:`ArmSummary`."""
-    totals = arm.totals
+def summary_of(
+    variant: str,
+    totals: ArmTotals | None,
+    latency_p50_ms: float | None = None,
+    latency_p95_ms: float | None = None,
+) -> ArmSummary:
+    """Projected counters as the statistician's :class:`ArmSummary`."""
     if totals is None:
-        return ArmSummary(variant=arm.variant)
+        return ArmSummary(variant=variant)
+    n, s = totals.rewarded, totals.reward_sum
     return ArmSummary(
-        variant=arm.variant,
-        n=totals.rewarded,
-        reward_sum=totals.reward_sum,
+        variant=variant,
+        n=n,
+        reward_sum=min(max(s, 0.0), float(n)),
         # Stored sums are rounded to 1e-6 per reward: keep them inside the bounds that
         # ArmSummary checks (sum r^2 <= sum r, and >= (sum r)^2 / n).
-        reward_sq_sum=min(
-            max(
-                totals.reward_sq_sum,
-                totals.reward_sum**2 / totals.rewarded if totals.rewarded else 0.0,
-            ),
-            totals.reward_sum,
-        ),
+        reward_sq_sum=min(max(totals.reward_sq_sum, s * s / n if n else 0.0), s),
         executions=totals.executions,
         errors=totals.errors,
         cost_sum=totals.cost_usd,
-        latency_p50_ms=arm.latency_p50_ms,
-        latency_p95_ms=arm.latency_p95_ms,
+        latency_p50_ms=latency_p50_ms,
+        latency_p95_ms=latency_p95_ms,
+    )
+
+
+def to_summary(arm: ArmView) -> ArmSummary:
+    """An arm's decision counters (the evaluation window, or all data) as a summary."""
+    return summary_of(arm.variant, arm.totals, arm.latency_p50_ms, arm.latency_p95_ms)
+
+
+def prompt_state(view: PromptView) -> PromptState:
+    """The policy's :class:`PromptState` of a view.
+
+    Every registered arm with its windowed counters and status; the probation record
+    of the last promotion (the champion's counters since, the previous champion's
+    frozen at the promotion) when there is one. The policy itself decides whether that
+    probation is still running (``probation_samples``). Percentiles cannot be frozen,
+    so the baseline carries the previous champion's current latency figures.
+    """
+    arms = {name: to_summary(arm) for name, arm in view.arms.items()}
+    statuses = {name: cast(VariantStatus, arm.status) for name, arm in view.arms.items()}
+    probation = None
+    previous = view.previous_champion
+    if (
+        previous is not None
+        and previous != view.champion
+        and previous in view.arms
+        and view.probation_since is not None
+        and view.probation_baseline is not None
+    ):
+        before = view.arms[previous]
+        probation = Probation(
+            champion=view.champion,
+            previous=previous,
+            baseline=summary_of(
+                previous, view.probation_baseline, before.latency_p50_ms, before.latency_p95_ms
+            ),
+            since=summary_of(view.champion, view.probation_since),
+        )
+    return PromptState(
+        champion=view.champion,
+        arms=arms,
+        statuses=statuses,
+        probation=probation,
+        paused=view.paused,
     )
 
 
 def analyze(view: PromptView, rng: np.random.Generator) -> PromptAnalysis:
-    """Posterior, interval and P(best) of every active arm, the leader and its lift.
+    """Posterior, interval and P(best) of every active arm, the leader, its lift and the
+    policy's recommendation (:func:`learner.policy.recommendation`).
 
-    The lift interval is the always-valid confidence sequence of the mSPRT, so it can be
-    shown after every event without overstating certainty.
+    The lift interval is the always-valid confidence sequence of the mSPRT
+    (:func:`learner.policy.lift_with_interval`), so it can be shown after every event
+    without overstating certainty.
     """
-    summaries = {a.variant: to_summary(a) for a in view.active}
+    state = prompt_state(view)
+    summaries = {a.variant: state.arms[a.variant] for a in view.active}
     names = list(summaries)
     posteriors = {v: s.posterior for v, s in summaries.items()}
     best: Any = stats.p_best([posteriors[v] for v in names], rng, P_BEST_DRAWS) if names else []
@@ -107,35 +156,9 @@ def analyze(view: PromptView, rng: np.random.Generator) -> PromptAnalysis:
     leader = max(p_best, key=lambda v: (p_best[v], v == view.champion)) if p_best else None
     lift = lift_low = lift_high = None
     if leader is not None and leader != view.champion and view.champion in summaries:
-        result = msprt(summaries[leader], summaries[view.champion])
-        lift = result.lift
-        if math.isfinite(result.s2):
-            cs = result.confidence_sequence(view.config.alpha)
-            lift_low, lift_high = cs.low, cs.high
-    return PromptAnalysis(arms, leader, lift, lift_low, lift_high, _recommend(view, arms, leader))
-
-
-def _recommend(view: PromptView, arms: dict[str, ArmAnalysis], leader: str | None) -> str:
-    cfg = view.config
-    if view.paused:
-        return "exploration paused"
-    if view.probation_variant is not None:
-        return f"watching {view.probation_variant} on probation"
-    challengers = [a for a in view.active if a.variant != view.champion]
-    if not challengers:
-        return "no challenger: breed or add one"
-    ready = [a for a in challengers if a.n >= cfg.min_samples]
-    champion = view.arms.get(view.champion)
-    if champion is None or champion.n < cfg.min_samples or not ready:
-        return "keep exploring"
-    best = arms.get(leader or "")
-    if (
-        leader != view.champion
-        and best is not None
-        and (best.p_beats_champion or 0.0) >= cfg.threshold
-    ):
-        return f"promote {leader}"
-    losers = [a.variant for a in ready if (arms[a.variant].p_best or 0.0) < cfg.retire_below]
-    if losers:
-        return "retire " + ", ".join(losers)
-    return "keep exploring"
+        lift, interval = lift_with_interval(
+            summaries[leader], summaries[view.champion], view.config.alpha
+        )
+        lift_low, lift_high = interval.low, interval.high
+    advice = recommendation(state, view.config, rng, draws=P_BEST_DRAWS)
+    return PromptAnalysis(arms, leader, lift, lift_low, lift_high, advice)

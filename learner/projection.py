@@ -49,6 +49,7 @@ from learner.reward import RewardRule, feedback_value, finite
 from learner.schema import AGGREGATE_COLUMNS, MICRO, NANO
 from learner.state import LearnerState, PromptRow, VariantRow
 from learner.store import Store, latency_bucket
+from learner.view import window_minutes
 from prompts.config import PromotionConfig
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,8 @@ class _Batch:
         self.dirty_prompts: set[str] = set()
         self.dirty_variants: set[tuple[str, str]] = set()
         self.decision_rows: list[dict[str, Any]] = []
+        self.base_arms: dict[tuple[str, str], list[int]] = {}
+        self.base_minutes: dict[tuple[str, str], list[tuple[int, list[int]]]] = {}
         self.outbox_new: list[dict[str, Any]] = []
         self.outbox_done: list[str] = []
 
@@ -246,9 +249,12 @@ class _Batch:
         """Load the executions and early feedback this batch's events refer to."""
         exec_ids: set[str] = set()
         arriving: set[str] = set()
+        promoted: set[str] = set()
         for d in fresh:
             ev = d.event
-            if isinstance(ev, ExecutionCompleted):
+            if isinstance(ev, VariantPromoted):
+                promoted.add(ev.prompt_id)
+            elif isinstance(ev, ExecutionCompleted):
                 exec_ids.add(ev.execution_id)
                 arriving.add(ev.execution_id)
             elif isinstance(ev, FeedbackReceived):
@@ -269,6 +275,33 @@ class _Batch:
                 _SELECT_PENDING, {"ids": chunk}
             ):
                 self.pending_db.setdefault(exec_id, []).append((int(seq), name, float(value)))
+        for prompt_id in sorted(promoted):
+            await self._prefetch_totals(prompt_id)
+
+    async def _prefetch_totals(self, prompt_id: str) -> None:
+        """Committed counters of a prompt's arms, for the baseline of a promotion in
+        this batch: all time, or the minute buckets that may fall in the window."""
+        minutes = window_minutes(self.p.promotion(prompt_id).evaluation_window)
+        if minutes is None:
+            rows = await self.conn.execute(
+                select(t.arm_stats).where(t.arm_stats.c.prompt_id == prompt_id)
+            )
+            for row in rows:
+                m = row._mapping
+                self.base_arms[(prompt_id, m["variant"])] = [int(m[c]) for c in AGGREGATE_COLUMNS]
+            return
+        known = self.state.prompts.get(prompt_id)
+        # "now" only moves forward within the batch, so the window starts here or later.
+        earliest = (known.last_event_ms if known else 0) // 60_000 - minutes + 1
+        mb = t.minute_buckets
+        rows = await self.conn.execute(
+            select(mb).where(mb.c.prompt_id == prompt_id, mb.c.minute >= earliest)
+        )
+        for row in rows:
+            m = row._mapping
+            self.base_minutes.setdefault((prompt_id, m["variant"]), []).append(
+                (int(m["minute"]), [int(m[c]) for c in AGGREGATE_COLUMNS])
+            )
 
     # ------------------------------------------------------------------ events
 
@@ -361,6 +394,10 @@ class _Batch:
             acc[_COST] += cost_nano
             acc[_TOKENS] += tokens
             acc[_LATENCY] += latency_us
+        if prompt.previous_champion is not None and ev.variant == prompt.champion:
+            prompt.probation_executions += 1
+            prompt.probation_errors += errors
+            prompt.probation_cost_nano += cost_nano
         hkey = (ev.prompt_id, ev.variant, latency_bucket(latency))
         self.hist[hkey] = self.hist.get(hkey, 0) + 1
         # Feedback that arrived first (earlier batches, then this one) joins now.
@@ -415,13 +452,19 @@ class _Batch:
             acc[_REWARD] += micro
             acc[_REWARD_SQ] += sq
         prompt = self._prompt(ex.prompt_id, seq)
-        if prompt.probation_variant == ex.variant:
+        if prompt.previous_champion is not None and ex.variant == prompt.champion:
+            # Rewards since the promotion (counted until the next promotion or a
+            # rollback; the policy decides how long it judges them).
             prompt.probation_rewarded += 1
             prompt.probation_reward_micro += micro
-            if prompt.probation_rewarded >= self.p.promotion(ex.prompt_id).probation_samples:
-                # Probation served without a rollback: a full champion from here on.
-                self._set_status(ex.prompt_id, ex.variant, "champion")
-                prompt.probation_variant = None
+            prompt.probation_reward_sq_micro += sq
+        if (
+            prompt.probation_variant == ex.variant
+            and prompt.probation_rewarded >= self.p.promotion(ex.prompt_id).probation_samples
+        ):
+            # Probation served without a rollback: a full champion from here on.
+            self._set_status(ex.prompt_id, ex.variant, "champion")
+            prompt.probation_variant = None
 
     def _registered(self, seq: int, ev: VariantRegistered) -> None:
         key = (ev.prompt_id, ev.variant)
@@ -465,11 +508,16 @@ class _Batch:
             case VariantPromoted() if ev.variant != prompt.champion:
                 if prompt.champion is not None:
                     self._set_status(ev.prompt_id, prompt.champion, "challenger")
+                baseline = (
+                    {}
+                    if prompt.champion is None
+                    else self._totals_now(ev.prompt_id, prompt.champion, prompt.last_event_ms)
+                )
+                prompt.start_probation(baseline)
                 prompt.previous_champion = prompt.champion
                 prompt.champion = ev.variant
                 prompt.champion_explicit = True
                 prompt.last_decision_sequence = seq
-                prompt.probation_rewarded = prompt.probation_reward_micro = 0
                 if self.p.promotion(ev.prompt_id).probation_samples > 0:
                     prompt.probation_variant = ev.variant
                     self._set_status(ev.prompt_id, ev.variant, "probation")
@@ -484,7 +532,7 @@ class _Batch:
                 prompt.champion = ev.restored
                 prompt.previous_champion = None
                 prompt.probation_variant = None
-                prompt.probation_rewarded = prompt.probation_reward_micro = 0
+                prompt.clear_probation()
                 prompt.last_decision_sequence = seq
             case VariantRetired() if ev.variant != prompt.champion:
                 self._set_status(ev.prompt_id, ev.variant, "retired")
@@ -495,6 +543,27 @@ class _Batch:
                 prompt.paused = False
             case _:
                 pass  # rejections, and decisions overtaken by an earlier one: logged only
+
+    def _totals_now(self, prompt_id: str, variant: str, last_event_ms: int) -> dict[str, int]:
+        """An arm's counters at this point of the stream (committed + this batch so far),
+        over the prompt's evaluation window like :func:`learner.view.load_view`."""
+        acc = [0] * _N_AGG
+        minutes = window_minutes(self.p.promotion(prompt_id).evaluation_window)
+        if minutes is None:
+            parts = [self.base_arms.get((prompt_id, variant)), self.arms.get((prompt_id, variant))]
+        else:
+            since = last_event_ms // 60_000 - minutes + 1
+            parts = [c for m, c in self.base_minutes.get((prompt_id, variant), []) if m >= since]
+            parts += [
+                c
+                for (p, v, m), c in self.minutes.items()
+                if p == prompt_id and v == variant and m >= since
+            ]
+        for part in parts:
+            if part is not None:
+                for i, value in enumerate(part):
+                    acc[i] += value
+        return _named(acc)
 
     def _command(self, seq: int, ev: PromoteCommand | RollbackCommand | PauseCommand) -> None:
         answer = carry_out(ev, self.state)

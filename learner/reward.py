@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from learner.stats import composite_reward
 from prompts.config import PromotionConfig
 from prompts.spec import PromptSpec
 
@@ -40,9 +41,15 @@ class RewardRule:
         return self.feedback is None or name == self.feedback
 
     def reward(self, value: float, cost_usd: float, latency_ms: float) -> float:
-        """The reward of a call whose clipped feedback value is ``value``."""
-        reward = value - self.cost_weight * cost_usd - self.latency_weight * latency_ms / 1000.0
-        return clip01(reward)
+        """The reward of a call whose clipped feedback value is ``value``
+        (:func:`learner.stats.composite_reward`, the one reward rule)."""
+        return composite_reward(
+            value,
+            cost_usd=cost_usd,
+            latency_ms=latency_ms,
+            cost_weight=self.cost_weight,
+            latency_weight=self.latency_weight,
+        )
 
 
 def clip01(value: float) -> float:

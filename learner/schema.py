@@ -30,6 +30,17 @@ MICRO = 1_000_000
 NANO = 1_000_000_000
 """Scale of costs in USD stored as integers."""
 
+PROBATION_COUNTERS: tuple[str, ...] = (
+    "rewarded",
+    "reward_micro",
+    "reward_sq_micro",
+    "executions",
+    "errors",
+    "cost_nano",
+)
+"""Counters kept for a probation, for the new champion and for the frozen baseline
+(named like the :data:`arm_stats` columns, prefixed ``probation_`` / ``baseline_``)."""
+
 metadata = MetaData()
 
 projection_position = Table(
@@ -52,10 +63,15 @@ prompt_state = Table(
     # Champion before the last promotion: what a rollback restores.
     Column("previous_champion", String(200), nullable=True),
     Column("probation_variant", String(200), nullable=True),
-    # Rewarded executions (and their reward sum) of the probation variant since its
-    # promotion: what the rollback guard judges.
-    Column("probation_rewarded", BigInteger, nullable=False, default=0),
-    Column("probation_reward_micro", BigInteger, nullable=False, default=0),
+    # The probation record of the last promotion (until the next promotion or a
+    # rollback): the champion's counters since it was promoted, and the previous
+    # champion's counters frozen at that moment (over the evaluation window, if any).
+    # What the rollback guard (learner.probation) compares.
+    *[
+        Column(f"{side}_{name}", BigInteger, nullable=False, default=0)
+        for side in ("probation", "baseline")
+        for name in PROBATION_COUNTERS
+    ],
     Column("last_decision_sequence", BigInteger, nullable=False, default=0),
     # Newest stream sequence that changed this prompt (snapshot version).
     Column("last_sequence", BigInteger, nullable=False, default=0),

@@ -60,7 +60,7 @@ class Learner:
         *,
         store: Store | None = None,
         policy: Policy | None = default_policy,
-        fetch_timeout_s: float = 0.5,
+        fetch_timeout_s: float = 0.1,
     ) -> None:
         self.settings = settings
         self.bus = bus
@@ -312,12 +312,16 @@ class Learner:
         for prompt_id in prompt_ids:
             if prompt_id in busy:
                 continue  # one decision at a time: wait until the last one is projected
-            loaded = await self.load(prompt_id)
-            if loaded is None:
+            view = await load_view(
+                self.store,
+                prompt_id,
+                self.promotion_config(prompt_id),
+                exploration_cap=self.exploration_cap(prompt_id),
+            )
+            if view is None:
                 continue
-            view, analysis = loaded
             rng = rng_for(self.settings.seed, trigger_sequence)
-            event = self.policy(view, analysis, rng, trigger_sequence)
+            event = self.policy(view, rng, trigger_sequence)
             if event is not None:
                 decided.append((prompt_id, event))
         if not decided:

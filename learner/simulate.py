@@ -11,7 +11,7 @@ Speed without cutting corners
 Calling ``decide`` 20,000 times per run would cost minutes per thousand runs, and
 almost every call returns None. So each block of requests is first *screened* with
 vectorised numpy: a promotion needs the mSPRT to reject, a rollback needs it to reject
-in the harmful direction, and a retirement needs :func:`learner.policy.retire_screen`
+in the harmful direction, and a retirement needs :func:`learner.guards.retire_screen`
 to pass; those are necessary conditions of any decision, evaluated with the same
 formulas and a little extra slack. ``decide`` runs at every event that passes the screen,
 in order, so the outcome is the same as calling it after every event
@@ -49,15 +49,8 @@ import numpy as np
 from scipy import special, stats
 
 from events.snapshots import VariantStatus
-from learner.policy import (
-    LARGE_SAMPLE,
-    SCREEN_MARGIN_Z,
-    SCREEN_MARGIN_Z_LARGE,
-    Decision,
-    Probation,
-    PromptState,
-    decide,
-)
+from learner.guards import LARGE_SAMPLE, SCREEN_MARGIN_Z, SCREEN_MARGIN_Z_LARGE
+from learner.policy import Decision, Probation, PromptState, decide
 from learner.sequential import DEFAULT_TAU2, MIN_SEQUENTIAL_N, MIN_VARIANCE, log_lambda
 from learner.stats import ArmSummary
 from prompts.config import PromotionConfig
@@ -68,7 +61,7 @@ Rule = Literal["policy", "naive"]
 _SLACK_LOG = 1e-6
 """Screens accept log-ratios this far *below* the boundary, against float differences."""
 _SLACK_Z = 0.05
-"""Extra margin of the vectorised retirement screen over :func:`learner.policy.screen_margin`."""
+"""Extra margin of the vectorised retirement screen over :func:`learner.guards.screen_margin`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from events.snapshots import VariantStatus
+from learner.schema import PROBATION_COUNTERS
 
 
 @dataclass(slots=True)
@@ -26,12 +27,32 @@ class PromptRow:
     probation_variant: str | None = None
     probation_rewarded: int = 0
     probation_reward_micro: int = 0
+    probation_reward_sq_micro: int = 0
+    probation_executions: int = 0
+    probation_errors: int = 0
+    probation_cost_nano: int = 0
+    baseline_rewarded: int = 0
+    baseline_reward_micro: int = 0
+    baseline_reward_sq_micro: int = 0
+    baseline_executions: int = 0
+    baseline_errors: int = 0
+    baseline_cost_nano: int = 0
     last_decision_sequence: int = 0
     last_sequence: int = 0
     last_event_ms: int = 0
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
+
+    def start_probation(self, baseline: dict[str, int]) -> None:
+        """A promotion: zero the champion's counters since, freeze the baseline's."""
+        for name in PROBATION_COUNTERS:
+            setattr(self, f"probation_{name}", 0)
+            setattr(self, f"baseline_{name}", int(baseline.get(name, 0)))
+
+    def clear_probation(self) -> None:
+        """A rollback: no probation record any more."""
+        self.start_probation({})
 
 
 @dataclass(slots=True)

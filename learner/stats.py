@@ -1,8 +1,9 @@
 """Pure statistics of bounded rewards: Beta posteriors, P(best), intervals, summaries.
 
-Everything here is a pure function of its arguments. The only randomness is a
-``numpy.random.Generator`` the caller passes in (the learner seeds it from the stream
-sequence), so a replay computes the same numbers.
+Everything here is a pure function of its arguments. P(best) and P(beats) live in
+:mod:`learner.pbest` (integrated, re-exported here); their only randomness, the Monte
+Carlo for many arms, comes from a ``numpy.random.Generator`` the caller passes in (the
+learner seeds it from the stream sequence), so a replay computes the same numbers.
 
 Rewards live in [0, 1]. A fractional reward ``r`` is treated with the *Bernoulli trick*
 (Agrawal & Goyal, 2012): it counts as ``r`` of a success and ``1 - r`` of a failure, so
@@ -18,17 +19,26 @@ the mean right and is slightly over-confident only when rewards cluster near 0.5
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats
 
 from events.models import ArmEvidence, Interval
+from learner.pbest import DEFAULT_DRAWS, p_beats, p_best
 
-DEFAULT_DRAWS = 10_000
-"""Monte Carlo draws for P(best): standard error <= 0.5 / sqrt(draws) = 0.005, and
-about 0.001 near the 0.01 and 0.95 thresholds the policy uses."""
+__all__ = [
+    "DEFAULT_DRAWS",
+    "ArmSummary",
+    "BetaPosterior",
+    "composite_reward",
+    "p_beats",
+    "p_beats_normal",
+    "p_best",
+    "t_interval",
+    "to_arm_evidence",
+    "wilson_interval",
+]
 
 Z95 = 1.959963984540054
 """Two-sided 95 % normal quantile."""
@@ -89,36 +99,6 @@ class BetaPosterior:
         tail = (1.0 - level) / 2.0
         low, high = special.betaincinv(self.alpha, self.beta, [tail, 1.0 - tail])
         return Interval(low=float(low), high=float(high))
-
-
-def p_best(
-    arms: Sequence[BetaPosterior], rng: np.random.Generator, draws: int = DEFAULT_DRAWS
-) -> np.ndarray:
-    """P(arm i has the highest mean), for each arm, by Monte Carlo over the posteriors.
-
-    ``P_i ~= (1/D) sum_d 1[theta_i^(d) = max_j theta_j^(d)]`` with ``theta_j^(d) ~ Beta(a_j, b_j)``
-    drawn independently; one vectorised ``(k, draws)`` draw. Ties (probability zero for
-    continuous draws) go to the lowest index. The result sums to 1.
-    """
-    k = len(arms)
-    if k == 0:
-        return np.zeros(0)
-    if k == 1:
-        return np.ones(1)
-    if draws < 1:
-        raise ValueError("draws must be >= 1")
-    alphas = np.array([a.alpha for a in arms], dtype=float)[:, None]
-    betas = np.array([a.beta for a in arms], dtype=float)[:, None]
-    samples = rng.beta(alphas, betas, size=(k, draws))
-    counts = np.bincount(samples.argmax(axis=0), minlength=k)
-    return counts / float(draws)
-
-
-def p_beats(
-    a: BetaPosterior, b: BetaPosterior, rng: np.random.Generator, draws: int = DEFAULT_DRAWS
-) -> float:
-    """P(theta_a > theta_b) by Monte Carlo (``p_best`` of the pair, arm ``a``)."""
-    return float(p_best([a, b], rng, draws)[0])
 
 
 def p_beats_normal(
@@ -347,7 +327,7 @@ def composite_reward(
 
     ``v`` is the feedback (True/False -> 1/0); ``cost_weight`` is reward lost per USD and
     ``latency_weight`` reward lost per second, the units of a prompt's ``[reward]`` section
-    (the same rule as :class:`learner.reward.RewardRule`).
+    (:class:`learner.reward.RewardRule` applies it to every rewarded call).
     """
     if cost_weight < 0 or latency_weight < 0:
         raise ValueError("weights must be >= 0")

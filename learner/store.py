@@ -12,7 +12,7 @@ tests and ``promptlab replay`` use for scratch copies; SQLAlchemy's
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +62,12 @@ class ArmTotals:
 
     @classmethod
     def from_row(cls, prompt_id: str, variant: str, row: Any) -> ArmTotals:
-        m = row._mapping
+        return cls.from_mapping(prompt_id, variant, row._mapping)
+
+    @classmethod
+    def from_mapping(cls, prompt_id: str, variant: str, m: Mapping[str, Any]) -> ArmTotals:
+        """From counters named like the ``arm_stats`` columns (missing ones are 0)."""
+        m = {name: m.get(name) for name in AGGREGATE_COLUMNS}
         return cls(
             prompt_id=prompt_id,
             variant=variant,

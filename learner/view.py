@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
+from learner.schema import PROBATION_COUNTERS
 from learner.store import ArmTotals, Store
 from prompts.config import PromotionConfig
 
@@ -69,9 +71,13 @@ class PromptView:
     champion: str
     paused: bool
     previous_champion: str | None
+    """The champion before the last promotion (None after a rollback)."""
     probation_variant: str | None
-    probation_rewarded: int
-    probation_reward_sum: float
+    """The champion while its status is ``probation``."""
+    probation_since: ArmTotals | None
+    """The champion's counters since its promotion (None without a promotion on record)."""
+    probation_baseline: ArmTotals | None
+    """``previous_champion``'s counters frozen at that promotion."""
     last_sequence: int
     last_event_ms: int
     config: PromotionConfig
@@ -121,8 +127,8 @@ async def load_view(
         paused=bool(row["paused"]),
         previous_champion=row["previous_champion"],
         probation_variant=row["probation_variant"],
-        probation_rewarded=int(row["probation_rewarded"]),
-        probation_reward_sum=int(row["probation_reward_micro"]) / 1_000_000,
+        probation_since=_probation_totals(row, "probation", row["champion"]),
+        probation_baseline=_probation_totals(row, "baseline", row["previous_champion"]),
         last_sequence=int(row["last_sequence"]),
         last_event_ms=int(row["last_event_ms"]),
         config=config,
@@ -130,3 +136,10 @@ async def load_view(
         arms=arms,
         window_start_minute=since,
     )
+
+
+def _probation_totals(row: dict[str, Any], side: str, variant: str | None) -> ArmTotals | None:
+    if row["previous_champion"] is None or variant is None:
+        return None
+    counters = {name: row[f"{side}_{name}"] for name in PROBATION_COUNTERS}
+    return ArmTotals.from_mapping(row["prompt_id"], variant, counters)

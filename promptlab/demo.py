@@ -96,10 +96,23 @@ def demo_settings(base: Settings, data_dir: Path) -> Settings:
     """The demo's settings: the caller's, with everything stateful under ``data_dir``."""
     return base.model_copy(
         update={
-            "nats": base.nats.model_copy(update={"url": "embedded", "data_dir": data_dir / "nats", "outbox_dir": data_dir / "outbox", "embedded_port": 0}),
-            "storage": base.storage.model_copy(update={"url": f"sqlite+aiosqlite:///{data_dir / 'promptlab.db'}"}),
-            "server": base.server.model_copy(update={"host": "127.0.0.1", "port": 0, "api_keys": [], "workers": 1}),
-            "learner": base.learner.model_copy(update={"enabled": True, "snapshot_interval_ms": 200}),
+            "nats": base.nats.model_copy(
+                update={
+                    "url": "embedded",
+                    "data_dir": data_dir / "nats",
+                    "outbox_dir": data_dir / "outbox",
+                    "embedded_port": 0,
+                }
+            ),
+            "storage": base.storage.model_copy(
+                update={"url": f"sqlite+aiosqlite:///{data_dir / 'promptlab.db'}"}
+            ),
+            "server": base.server.model_copy(
+                update={"host": "127.0.0.1", "port": 0, "api_keys": [], "workers": 1}
+            ),
+            "learner": base.learner.model_copy(
+                update={"enabled": True, "snapshot_interval_ms": 200}
+            ),
             "prompts": base.prompts.model_copy(update={"dir": DEMO_PROMPTS}),
         }
     )
@@ -120,7 +133,10 @@ def reset_data_dir(data_dir: Path) -> None:
 
 
 def _variables(rng: Any, i: int) -> dict[str, Any]:
-    return {"question": QUESTIONS[i % len(QUESTIONS)], "product": PRODUCTS[rng.randrange(len(PRODUCTS))]}
+    return {
+        "question": QUESTIONS[i % len(QUESTIONS)],
+        "product": PRODUCTS[rng.randrange(len(PRODUCTS))],
+    }
 
 
 class DecisionWatcher:
@@ -140,12 +156,30 @@ class DecisionWatcher:
     def record(self, event: BaseEvent) -> None:
         if isinstance(event, VariantPromoted):
             self.champion = event.variant
-            self.seen.append(DecisionSeen("promoted", event.variant, event.previous_champion, self.requests_done(), _evidence(event)))
+            self.seen.append(
+                DecisionSeen(
+                    "promoted",
+                    event.variant,
+                    event.previous_champion,
+                    self.requests_done(),
+                    _evidence(event),
+                )
+            )
         elif isinstance(event, VariantRolledBack):
             self.champion = event.restored
-            self.seen.append(DecisionSeen("rolled back", event.variant, event.restored, self.requests_done(), _evidence(event)))
+            self.seen.append(
+                DecisionSeen(
+                    "rolled back",
+                    event.variant,
+                    event.restored,
+                    self.requests_done(),
+                    _evidence(event),
+                )
+            )
         elif isinstance(event, VariantRetired):
-            self.seen.append(DecisionSeen("retired", event.variant, None, self.requests_done(), _evidence(event)))
+            self.seen.append(
+                DecisionSeen("retired", event.variant, None, self.requests_done(), _evidence(event))
+            )
         else:
             return
         self.changed.set()
@@ -161,7 +195,9 @@ def describe(decision: DecisionSeen) -> str:
     ev = decision.evidence
     if ev:
         ch, champ = ev["challenger"], ev["champion"]
-        parts = [f"{ch['variant']} {ch['reward_mean']:.3f} (n={ch['n']}) vs {champ['variant']} {champ['reward_mean']:.3f} (n={champ['n']})"]
+        parts = [
+            f"{ch['variant']} {ch['reward_mean']:.3f} (n={ch['n']}) vs {champ['variant']} {champ['reward_mean']:.3f} (n={champ['n']})"
+        ]
         if ev.get("p_better") is not None:
             parts.append(f"P(better)={ev['p_better']:.3f}")
         if ev.get("p_value") is not None:
@@ -191,7 +227,10 @@ async def run_demo(
     prompts: dict[str, PromptSpec] = load_prompt_dir(DEMO_PROMPTS)
     users = SimulatedUsers(HIDDEN_QUALITY)
     on_line(f"promptlab demo: {SIMULATED_LABEL}; variants run on the simulated provider")
-    on_line("hidden quality (P thumbs up): " + ", ".join(f"{k} {v:.2f}" for k, v in HIDDEN_QUALITY.items()))
+    on_line(
+        "hidden quality (P thumbs up): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in HIDDEN_QUALITY.items())
+    )
 
     async with EmbeddedNats(settings.nats) as nats:
         bus = JetStreamBus(settings.nats, url=nats.url)
@@ -210,6 +249,8 @@ async def run_demo(
         watcher = DecisionWatcher(bus, lambda: progress["done"])
         tasks: list[asyncio.Task[Any]] = []
         try:
+            # A short fetch wait: the demo runs app, sidecar and learner in one event loop,
+            # and a learner that waits 0.5 s per fetch falls ever further behind the traffic.
             async with Learner(settings.learner, settings.storage, bus, prompts) as learner:
                 tasks.append(asyncio.create_task(watcher.run()))
                 await asyncio.sleep(0.2)  # the live subscription is open before traffic starts
@@ -225,11 +266,20 @@ async def run_demo(
                     total = max(sum(recent.values()), 1)
                     shares = " ".join(f"{v} {recent[v] / total:4.0%}" for v in sorted(r.by_variant))
                     champion = watcher.champion or prompts[DEMO_PROMPT_ID].champion.name
-                    on_line(f"[{r.requests:>5}/{requests}] {r.requests / max(r.elapsed_s, 1e-9):5.0f} req/s · share {shares} · champion {champion}")
+                    on_line(
+                        f"[{r.requests:>5}/{requests}] {r.requests / max(r.elapsed_s, 1e-9):5.0f} req/s · share {shares} · champion {champion}"
+                    )
 
                 traffic = run_traffic(
-                    base_url, DEMO_PROMPT_ID, users, requests=requests, concurrency=concurrency, seed=seed,
-                    variables=_variables, on_progress=show, progress_every=max(1, requests // 10),
+                    base_url,
+                    DEMO_PROMPT_ID,
+                    users,
+                    requests=requests,
+                    concurrency=concurrency,
+                    seed=seed,
+                    variables=_variables,
+                    on_progress=show,
+                    progress_every=max(1, requests // 10),
                 )
                 if with_tui:
                     report = await _with_tui(bus, traffic)
@@ -265,8 +315,14 @@ async def _with_tui(bus: EventBus, traffic: Any) -> TrafficReport:
     return task.result()
 
 
-def _summary(settings: Settings, seed: int, report: TrafficReport, users: SimulatedUsers,
-             watcher: DecisionWatcher, prompt: PromptSpec) -> DemoSummary:
+def _summary(
+    settings: Settings,
+    seed: int,
+    report: TrafficReport,
+    users: SimulatedUsers,
+    watcher: DecisionWatcher,
+    prompt: PromptSpec,
+) -> DemoSummary:
     best = max(HIDDEN_QUALITY, key=HIDDEN_QUALITY.__getitem__)
     champion = watcher.champion or prompt.champion.name
     calls = max(report.ok, 1)
@@ -306,9 +362,13 @@ def render_summary(summary: DemoSummary) -> str:
     for d in summary.decisions:
         if d.type != "promoted":
             lines.append(f"  {describe(d)}")
-    lines.append(f"  champion now: {summary.final_champion} (truly best: {summary.truly_best}) "
-                 + ("✓" if summary.promoted_truly_best else "✗"))
-    lines.append("  traffic share: " + ", ".join(f"{k} {v:.0%}" for k, v in summary.traffic_share.items()))
+    lines.append(
+        f"  champion now: {summary.final_champion} (truly best: {summary.truly_best}) "
+        + ("✓" if summary.promoted_truly_best else "✗")
+    )
+    lines.append(
+        "  traffic share: " + ", ".join(f"{k} {v:.0%}" for k, v in summary.traffic_share.items())
+    )
     lines.append(
         f"  reward per call {summary.reward_per_call:.3f} vs {summary.equal_split_reward_per_call:.3f} with a fixed equal split: "
         f"{summary.reward_gain_vs_equal_split:+.0f} expected thumbs-up over the run"

@@ -28,12 +28,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_option(parser)
-    parser.add_argument("--headless", action="store_true", help="no TUI: progress lines and a summary (default without a terminal)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON (implies --headless)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated app and the router (default 0)")
-    parser.add_argument("--requests", type=int, default=3000, help="calls the simulated app makes (default 3000)")
-    parser.add_argument("--concurrency", type=int, default=16, help="calls in flight at once (default 16)")
-    parser.add_argument("--data-dir", type=Path, default=Path(".promptlab/demo"), help="where the demo keeps its state; reset at every run (default .promptlab/demo)")
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="no TUI: progress lines and a summary (default without a terminal)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as JSON (implies --headless)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the simulated app and the router (default 0)"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=3000, help="calls the simulated app makes (default 3000)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="calls in flight at once (default 16)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".promptlab/demo"),
+        help="where the demo keeps its state; reset at every run (default .promptlab/demo)",
+    )
     parser.set_defaults(handler=run)
 
 

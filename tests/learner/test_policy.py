@@ -7,6 +7,7 @@ import pytest
 from scipy import integrate, special, stats
 
 from events.models import VariantPromoted, VariantRetired, VariantRolledBack, deterministic_event_id
+from learner.guards import retire_screen
 from learner.policy import (
     Decision,
     Probation,
@@ -14,12 +15,11 @@ from learner.policy import (
     apply_decision,
     check_promotion,
     decide,
-    end_probation_if_due,
-    error_rate_breach,
     lift_with_interval,
     recommendation,
-    retire_screen,
 )
+from learner.probation import error_rate_breach
+from learner.prompt_state import end_probation_if_due
 from learner.stats import ArmSummary
 from prompts.config import PromotionConfig
 

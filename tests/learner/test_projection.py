@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from learner.projection import Projection
 from learner.replay import compare
 from learner.reward import RewardRule
 from learner.store import Store
+from prompts.config import PromotionConfig
 
 pytestmark = pytest.mark.asyncio
 
@@ -51,7 +54,7 @@ def traffic() -> list[BaseEvent]:
     return events
 
 
-async def project(store: Store, events: list[BaseEvent], batch: int, **kw: Any) -> Projection:
+async def project(store: Store, events: Sequence[BaseEvent], batch: int, **kw: Any) -> Projection:
     projection = Projection(store, consumer="learner", rewards=RULES, **kw)
     await projection.load()
     items = deliveries(events)
@@ -237,3 +240,56 @@ async def test_replay_mode_computes_answers_without_writing_the_outbox(store: St
     projection = await project(store, setup, batch=10, write_outbox=False)
     assert projection.in_flight == {}
     assert await store.outbox_rows() == []
+
+
+def promotion_traffic() -> list[BaseEvent]:
+    """b is promoted over a mid-stream; traffic (and a late reward) continues after."""
+    events = traffic()
+    events.insert(30, VariantPromoted(prompt_id="greet", variant="b", previous_champion="a"))
+    events += [execution("late", variant="b", seconds=400, status="error"), feedback("late")]
+    return events
+
+
+@pytest.mark.parametrize("window", [None, "3m"])
+async def test_a_promotion_freezes_the_baseline_and_counts_the_champion_since(
+    store: Store, window: str | None, tmp_path: Path
+) -> None:
+    events = promotion_traffic()
+    config = PromotionConfig(evaluation_window=window)
+    await project(store, events, batch=7, promotion=lambda _p: config)
+    row = await store.prompt_row("greet")
+    assert row is not None and (row["champion"], row["previous_champion"]) == ("b", "a")
+    # The baseline is a's counters at the promotion (in the window then, if one is set).
+    before = Store(f"sqlite+aiosqlite:///{tmp_path / 'before.db'}")
+    async with before:
+        await project(before, events[:30], batch=500, promotion=lambda _p: config)
+        prompt = await before.prompt_row("greet")
+        assert prompt is not None
+        since = None
+        if window is not None:
+            since = prompt["last_event_ms"] // 60_000 - 3 + 1
+        frozen = (await before.arm_totals("greet", since_minute=since))["a"]
+        final_b = (await before.arm_totals("greet"))["b"]
+    assert (row["baseline_rewarded"], row["baseline_executions"], row["baseline_errors"]) == (
+        frozen.rewarded,
+        frozen.executions,
+        frozen.errors,
+    )
+    assert row["baseline_reward_micro"] == round(frozen.reward_sum * 1_000_000)
+    assert 0 < frozen.rewarded < 20 if window else frozen.rewarded > 0
+    # The champion's counters since: everything b got after the promotion.
+    now_b = await arm(store, "b")
+    assert row["probation_rewarded"] == now_b.rewarded - final_b.rewarded
+    assert row["probation_executions"] == now_b.executions - final_b.executions
+    assert row["probation_errors"] == now_b.errors - final_b.errors >= 1
+
+
+async def test_the_probation_record_does_not_depend_on_batch_boundaries(
+    store: Store, tmp_path: Path
+) -> None:
+    events = promotion_traffic()
+    await project(store, events, batch=1)
+    other = Store(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}")
+    async with other:
+        await project(other, events, batch=500)
+        assert await compare(store, other) == []

@@ -19,15 +19,17 @@ from events.models import (
     PromoteCommand,
     VariantPromoted,
     VariantRegistered,
+    VariantRolledBack,
     deterministic_event_id,
 )
 from events.snapshots import RoutingSnapshot, StatsSnapshot
 from events.subjects import Bucket, Header, Subject
-from learner.analysis import PromptAnalysis
 from learner.config import LearnerSettings, StorageSettings
+from learner.decide import default_policy
 from learner.service import Learner
-from learner.store import Store
-from learner.view import PromptView
+from learner.store import ArmTotals, Store
+from learner.view import ArmView, PromptView
+from prompts.config import PromotionConfig
 from prompts.spec import PromptSpec
 
 
@@ -194,9 +196,7 @@ def promote_b_after(n: int) -> Any:
     """A stand-in policy: promote b once it has ``n`` rewarded executions."""
     calls: list[int] = []
 
-    def policy(
-        view: PromptView, analysis: PromptAnalysis, rng: np.random.Generator, seq: int
-    ) -> BaseEvent | None:
+    def policy(view: PromptView, rng: np.random.Generator, seq: int) -> BaseEvent | None:
         calls.append(seq)
         b = view.arms["b"]
         if view.champion == "a" and b.n >= n:
@@ -289,3 +289,33 @@ async def test_default_policy_promotes_a_clearly_better_challenger(
     assert len(promoted) == 1 and promoted[0].variant == "b" and promoted[0].evidence is not None
     assert promoted[0].evidence.p_better is not None and promoted[0].evidence.p_better >= 0.95
     assert (await routing(bus)).champion == "b"
+
+
+def test_default_policy_rolls_back_a_regressing_probation_from_the_projected_record() -> None:
+    config = PromotionConfig(min_samples=100, probation_samples=300)
+
+    def totals(variant: str, n: int, s: int) -> ArmTotals:
+        return ArmTotals("greet", variant, executions=n, rewarded=n, reward_sum=s, reward_sq_sum=s)
+
+    view = PromptView(
+        prompt_id="greet",
+        champion="b",
+        paused=False,
+        previous_champion="a",
+        probation_variant="b",
+        probation_since=totals("b", 300, 114),  # 0.38 since the promotion
+        probation_baseline=totals("a", 4000, 2000),  # 0.50 frozen at the promotion
+        last_sequence=900,
+        last_event_ms=1_700_000_000_000,
+        config=config,
+        arms={
+            "a": ArmView("a", "challenger", totals=totals("a", 4100, 2050)),
+            "b": ArmView("b", "probation", totals=totals("b", 1300, 744)),
+        },
+    )
+    event = default_policy(view, np.random.default_rng(0), 901)
+    assert isinstance(event, VariantRolledBack)
+    assert (event.variant, event.restored, event.trigger_sequence) == ("b", "a", 901)
+    assert event.evidence is not None and event.evidence.challenger.n == 300
+    assert event.evidence.champion.n == 4000
+    assert default_policy(view, np.random.default_rng(0), 901) == event  # replay-identical

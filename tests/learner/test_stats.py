@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from learner import pbest
 from learner.stats import (
     ArmSummary,
     BetaPosterior,
@@ -129,3 +130,40 @@ def test_composite_reward_weights_cost_and_latency_and_clips() -> None:
     ) == pytest.approx(0.6)
     assert composite_reward(0.1, cost_usd=1.0, cost_weight=5.0) == 0.0
     assert composite_reward(1.7) == 1.0
+
+
+def _fine_p_best(arms: list[BetaPosterior]) -> np.ndarray:
+    # A much finer grid of the same integral: 21 cuts per arm, 24 nodes per panel.
+    saved = pbest._BREAK_Q, pbest._NODES, pbest._WEIGHTS
+    q = [1e-14, 1e-11, 1e-9, 1e-7, 1e-5, 1e-3, 0.01, 0.05, 0.15, 0.3, 0.5]
+    pbest._BREAK_Q = np.array(q + [1 - x for x in reversed(q[:-1])])
+    pbest._NODES, pbest._WEIGHTS = np.polynomial.legendre.leggauss(24)
+    try:
+        return pbest.p_best_exact(arms)
+    finally:
+        pbest._BREAK_Q, pbest._NODES, pbest._WEIGHTS = saved
+
+
+@pytest.mark.parametrize("n_a", [30, 2000, 50_000])
+@pytest.mark.parametrize("n_b", [30, 200, 50_000])
+@pytest.mark.parametrize(("p_a", "p_b"), [(0.0, 0.02), (0.5, 0.51), (0.98, 0.5), (0.3, 1.0)])
+def test_integrated_p_beats_is_accurate_across_sample_sizes(
+    n_a: int, n_b: int, p_a: float, p_b: float
+) -> None:
+    a = BetaPosterior.from_rewards(n_a, round(n_a * p_a))
+    b = BetaPosterior.from_rewards(n_b, round(n_b * p_b))
+    fine = _fine_p_best([a, b])
+    assert p_beats(a, b) == pytest.approx(fine[0], abs=1e-8)
+    assert p_best([a, b], np.random.default_rng(0)) == pytest.approx(fine, abs=1e-8)
+
+
+def test_integrated_p_best_matches_monte_carlo_and_falls_back_for_many_arms() -> None:
+    arms = [BetaPosterior(60, 40), BetaPosterior(300, 250), BetaPosterior(20, 15)]
+    exact = p_best(arms, np.random.default_rng(0))
+    mc = pbest.p_best_monte_carlo(arms, np.random.default_rng(1), 400_000)
+    assert exact == pytest.approx(mc, abs=0.003) and exact.sum() == pytest.approx(1.0)
+    assert exact.tolist() == p_best(arms, np.random.default_rng(99)).tolist()  # no rng used
+    many = [BetaPosterior(10 + i, 10) for i in range(pbest.EXACT_MAX_ARMS + 1)]
+    first = p_best(many, np.random.default_rng(3), 2000)
+    assert first.tolist() == p_best(many, np.random.default_rng(3), 2000).tolist()
+    assert first.tolist() != p_best(many, np.random.default_rng(4), 2000).tolist()
