@@ -41,9 +41,12 @@ class LiveScreen(Screen[None]):
 
     def tick(self, state: LabState, health: Health, detail: str, *, force: bool = False) -> None:
         """Called by the app a few times a second; redraws only when something changed."""
-        if not self.is_mounted:
+        # A screen can be mounted before its widgets are composed (and keep running a
+        # moment while it closes): draw only once they are there.
+        lines = self.query(StatusLine) if self.is_mounted else None
+        if not lines:
             return
-        self.query_one(StatusLine).show(health, detail)
+        lines.first().show(health, detail)
         if force or state.revision != self.drawn_revision:
             self.drawn_revision = state.revision
             self.show(state)
