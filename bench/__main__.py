@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = [BENCHMARKS[name], *(["--quick"] if args.quick else [])]
         try:
             module.main()
-        except Exception as exc:  # a broken benchmark must not hide the others' figures
+        except SystemExit as exc:  # argparse errors and sys.exit() in a script
+            if exc.code not in (0, None):
+                failed += 1
+                print(f"{name}: FAILED: exit status {exc.code}", flush=True)
+        except Exception as exc:  # one broken benchmark must not hide the others' figures
             failed += 1
             print(f"{name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
         print(f"({name} took {time.perf_counter() - start:.1f} s)", flush=True)

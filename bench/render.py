@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> None:
     """Print p50 / p99 in microseconds of validate, render, and both."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--iterations", type=int, default=20_000)
+    parser.add_argument("--quick", action="store_true", help="5,000 iterations")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.iterations = 5_000
     renderer = Renderer()
     variant = SPEC.champion
     validated = validate_variables(SPEC, VALUES)

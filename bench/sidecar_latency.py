@@ -15,10 +15,8 @@ Targets: added p50 <= 0.5 ms at 1 connection, p99 <= 2 ms at 8, >= 3,000 req/s.
 Also printed: the routing decision time (target <= 20 us) measured in-process, the
 sidecar's CPU time per request at the peak (from /proc: steadier than latencies on a
 shared box), its RSS after the load (target <= 120 MB), and the load average.
-``--lean`` starts serve through a parser that registers only the serve command (see
-``bench.sidecar_startup``).
 
-``python -m bench.sidecar_latency [--quick] [--duration S] [--repeat N] [--aiohttp-upstream] [--lean]``
+``python -m bench.sidecar_latency [--quick] [--duration S] [--repeat N] [--aiohttp-upstream]``
 """
 
 from __future__ import annotations
@@ -400,11 +398,6 @@ def main() -> None:
         action="store_true",
         help="use the aiohttp fake upstream of the tests instead of the minimal one",
     )
-    parser.add_argument(
-        "--lean",
-        action="store_true",
-        help="start serve through a parser that registers only 'serve' (see bench.sidecar_startup)",
-    )
     parser.add_argument("--loadgen", nargs=6, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -454,9 +447,7 @@ def main() -> None:
                 f'[providers.fake]\nkind = "openai"\napi_base = "http://127.0.0.1:{upstream_port}/v1"\nmax_retries = 0\n'
             )
             env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
-            from bench.sidecar_startup import LEAN
-
-            entry = ["-c", LEAN] if args.lean else ["-m", "promptlab"]
+            entry = ["-m", "promptlab"]
             sidecar = subprocess.Popen(
                 [
                     sys.executable,
@@ -541,7 +532,7 @@ def main() -> None:
         f" sidecar CPU {med('peak', 'sidecar_cpu_us'):.0f} us/request, load generator {med('peak', 'loadgen_cpu_us'):.0f} us/request"
     )
     print(
-        f"sidecar RSS after the load: {rss:.1f} MB (target <= 120 MB){' (LEAN parser)' if args.lean else ''}"
+        f"sidecar RSS after the load: {rss:.1f} MB (target <= 120 MB)"
     )
     print(
         f"events in the stream after the run: {events} (ExecutionCompleted per routed call, plus VariantRegistered)"

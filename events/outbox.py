@@ -27,6 +27,7 @@ from io import BufferedWriter
 from pathlib import Path
 from typing import IO
 
+from events.embedded import pid_alive
 from events.models import BaseEvent, EventDecodeError, decode, encode
 
 log = logging.getLogger(__name__)
@@ -41,16 +42,6 @@ def _pid_of(path: Path) -> int | None:
         return int(path.name.split(".", 1)[0].rsplit("-", 1)[1])
     except (IndexError, ValueError):
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -228,7 +219,7 @@ class Outbox:
     def _recover_abandoned(self) -> None:
         for path in self.directory.glob(f"*{OPEN_SUFFIX}"):
             pid = _pid_of(path)
-            if pid is None or (pid != os.getpid() and not _pid_alive(pid)):
+            if pid is None or (pid != os.getpid() and not pid_alive(pid)):
                 with contextlib.suppress(OSError):
                     path.rename(path.with_name(path.name[: -len(".open")]))
         for acked in self.directory.glob(f"*{CLOSED_SUFFIX}{ACKED_SUFFIX}"):

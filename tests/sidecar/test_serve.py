@@ -26,7 +26,8 @@ template = "Say hello to {{ name }}"
 """
 
 
-def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+def _setup(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A config keeping everything of serve's in ``tmp_path``, and a clean environment."""
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "greet.toml").write_text(PROMPT)
     config = tmp_path / "promptlab.toml"
@@ -35,6 +36,11 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
         f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path}/promptlab.db"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
+    return config, env
+
+
+def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+    config, env = _setup(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "promptlab", "--config", str(config), "serve", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -86,17 +92,10 @@ def _children(pid: int) -> list[int]:
 
 
 def test_serve_with_workers_shares_one_port_and_stops_cleanly(tmp_path: Path) -> None:
-    (tmp_path / "prompts").mkdir()
-    (tmp_path / "prompts" / "greet.toml").write_text(PROMPT)
-    config = tmp_path / "promptlab.toml"
-    config.write_text(
-        f'[nats]\ndata_dir = "{tmp_path}/nats"\noutbox_dir = "{tmp_path}/outbox"\n[prompts]\ndir = "{tmp_path}/prompts"\n'
-        f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path}/promptlab.db"\n'
-    )
+    config, env = _setup(tmp_path)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
     proc = subprocess.Popen(
         [
             sys.executable,
