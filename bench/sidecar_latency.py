@@ -531,9 +531,7 @@ def main() -> None:
         f" p99 {med('peak', 'p99_ms'):.2f} ms, {sum(r['peak']['errors'] for r in rounds)} errors);"
         f" sidecar CPU {med('peak', 'sidecar_cpu_us'):.0f} us/request, load generator {med('peak', 'loadgen_cpu_us'):.0f} us/request"
     )
-    print(
-        f"sidecar RSS after the load: {rss:.1f} MB (target <= 120 MB)"
-    )
+    print(f"sidecar RSS after the load: {rss:.1f} MB (target <= 120 MB)")
     print(
         f"events in the stream after the run: {events} (ExecutionCompleted per routed call, plus VariantRegistered)"
     )

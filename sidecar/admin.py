@@ -104,8 +104,13 @@ async def describe(app: web.Application, prompt: PromptSpec) -> dict[str, Any]:
 def _accepted(app: web.Application, command: BaseEvent) -> web.Response:
     app[keys.PUBLISHER].publish(command)
     return web.json_response(
-        {"command_id": command.event_id, "type": command.type, "status": "accepted"}, status=202
-    )  # type: ignore[attr-defined]
+        {
+            "command_id": command.event_id,
+            "type": getattr(command, "type", ""),
+            "status": "accepted",
+        },
+        status=202,
+    )
 
 
 def _reason(body: dict[str, Any]) -> str:

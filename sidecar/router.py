@@ -119,11 +119,11 @@ def champion_name(prompt: Any) -> str:
 def _make_decision(variant: str, champion: str, p: float, strategy: str, version: int) -> Decision:
     exploration = variant != champion
     info = RoutingInfo(
-        strategy=strategy,
+        strategy=strategy,  # type: ignore[arg-type]  # one of the router's own strategy names
         probability=min(1.0, max(0.0, p)),
         exploration=exploration,
         snapshot_version=version,
-    )  # type: ignore[arg-type]
+    )
     return Decision(variant, champion, p, exploration, strategy, version, info)
 
 
