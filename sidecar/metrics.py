@@ -90,25 +90,26 @@ class Metrics:
             "# HELP promptlab_calls_total Chat completion calls by outcome.",
             "# TYPE promptlab_calls_total counter",
         ]
-        items = sorted(self._series.items())
-        for (prompt, variant), s in items:
-            labels = f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"'
+        # Label text of each series, escaped once for every metric family below.
+        items = [
+            (f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"', s)
+            for (prompt, variant), s in sorted(self._series.items())
+        ]
+        for labels, s in items:
             for status, n in sorted(s.calls.items()):
                 out.append(f'promptlab_calls_total{{{labels},status="{status}"}} {n}')
         out += [
             "# HELP promptlab_errors_total Failed calls by kind of error.",
             "# TYPE promptlab_errors_total counter",
         ]
-        for (prompt, variant), s in items:
-            labels = f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"'
+        for labels, s in items:
             for kind, n in sorted(s.errors.items()):
                 out.append(f'promptlab_errors_total{{{labels},kind="{_escape(kind)}"}} {n}')
         out += [
             "# HELP promptlab_latency_seconds Call latency seen by the client.",
             "# TYPE promptlab_latency_seconds histogram",
         ]
-        for (prompt, variant), s in items:
-            labels = f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"'
+        for labels, s in items:
             acc = 0
             for bound, n in zip(LATENCY_BUCKETS_MS, s.buckets, strict=False):
                 acc += n
@@ -123,15 +124,13 @@ class Metrics:
             "# HELP promptlab_tokens_total Tokens by direction.",
             "# TYPE promptlab_tokens_total counter",
         ]
-        for (prompt, variant), s in items:
-            labels = f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"'
+        for labels, s in items:
             out.append(f'promptlab_tokens_total{{{labels},direction="input"}} {s.input_tokens}')
             out.append(f'promptlab_tokens_total{{{labels},direction="output"}} {s.output_tokens}')
         out += [
             "# HELP promptlab_cost_usd_total Estimated cost in USD.",
             "# TYPE promptlab_cost_usd_total counter",
         ]
-        for (prompt, variant), s in items:
-            labels = f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"'
+        for labels, s in items:
             out.append(f"promptlab_cost_usd_total{{{labels}}} {s.cost:.8f}")
         return "\n".join(out) + "\n"
