@@ -202,6 +202,18 @@ outbox = Table(
 """Decisions written in the projection's transaction, published after commit and
 deleted when they come back through the stream. Not a projection: replay skips it."""
 
+learner_lease = Table(
+    "learner_lease",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(300), nullable=False),
+    Column("host", String(300), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_ms", BigInteger, nullable=False),
+)
+"""Who took the single-active-learner lease last (:mod:`learner.lease`); whether it is
+still held is asked of the lock itself. Not a projection: replay skips it."""
+
 PROJECTED_TABLES: tuple[Table, ...] = (
     projection_position,
     prompt_state,
