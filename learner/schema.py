@@ -124,6 +124,8 @@ pending_feedback = Table(
     Column("execution_id", String(200), nullable=False, index=True),
     Column("name", String(200), nullable=False),
     Column("value", Float, nullable=False),
+    # The value was a bool (it fits only the default 0..1 reward scale).
+    Column("boolean", Boolean, nullable=False, default=False),
     Column("occurred_ms", BigInteger, nullable=False),
 )
 """Feedback whose execution has not arrived yet; applied (and deleted) when it does."""
@@ -202,6 +204,18 @@ outbox = Table(
 """Decisions written in the projection's transaction, published after commit and
 deleted when they come back through the stream. Not a projection: replay skips it."""
 
+learner_counters = Table(
+    "learner_counters",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+"""Counts the projection keeps (a pure function of the stream, so replay rebuilds them):
+``dead_letters``, ``feedback_dropped`` (its execution never arrived within
+``learner.feedback_wait_s``), ``feedback_rejected`` (off the reward scale),
+``feedback_replaced`` / ``feedback_ignored`` (repeats, per ``learner.feedback_repeat``),
+and ``clock_ms``: the newest ``occurred_at`` seen, the projection's notion of "now"."""
+
 learner_lease = Table(
     "learner_lease",
     metadata,
@@ -224,5 +238,6 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     minute_buckets,
     latency_histogram,
     decisions,
+    learner_counters,
 )
 """Tables that replay rebuilds and compares (in this order)."""

@@ -82,6 +82,8 @@ class Learner:
             consumer=settings.durable,
             rewards=rules_from_prompts(self.prompts),
             promotion=self.promotion_config,
+            feedback_repeat=settings.feedback_repeat,
+            feedback_wait_s=settings.feedback_wait_s,
         )
         self.snapshots = SnapshotWriter(
             bus, self.store, self.load, interval_ms=settings.snapshot_interval_ms

@@ -140,6 +140,16 @@ class RewardSpec(SpecModel):
     """Hard constraint on p95 latency."""
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     """Hard constraint on the share of failed calls."""
+    scale: tuple[float, float] | None = None
+    """``[min, max]`` of the reward feedback's values (e.g. ``[1, 5]`` stars), mapped
+    onto 0..1; values off the scale are refused. Default ``[0, 1]`` (or a bool)."""
+
+    @field_validator("scale")
+    @classmethod
+    def _check_scale(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[0] < value[1]:
+            raise SpecError([("", f"scale {list(value)} needs min < max")])
+        return value
 
 
 class RoutingSpec(SpecModel):

@@ -100,6 +100,8 @@ async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) ->
             until=position,
             rewards=rules_from_prompts(prompts),
             promotion=lambda p: effective_promotion(prompts.get(p), settings.learner.promotion),
+            feedback_repeat=settings.learner.feedback_repeat,
+            feedback_wait_s=settings.learner.feedback_wait_s,
         )
         for _ in range(attempts):
             diffs = await compare(live, scratch)
