@@ -40,7 +40,7 @@ from learner import schema as t
 from learner.analysis import PromptAnalysis, analyze, rng_for
 from learner.config import LearnerSettings, StorageSettings
 from learner.decide import Policy, default_policy
-from learner.errors import StoreRejected, StoreUnavailable, map_store_errors
+from learner.errors import StoreRejected, StoreUnavailable, classify, map_store_errors
 from learner.lease import Lease
 from learner.projection import BatchResult, DeadLetter, Projection
 from learner.reward import effective_promotion, rules_from_prompts
@@ -101,6 +101,8 @@ class Learner:
         self.events = 0
         self.store_retries = 0
         """Batches applied again because the database was unavailable."""
+        self.store_failures = 0
+        """Database errors met anywhere in the loop (retried, never dead-lettered)."""
 
     # ------------------------------------------------------------------ config
 
@@ -230,6 +232,8 @@ class Learner:
                 raise
             except Exception as exc:  # NATS restart, database hiccup: log, wait, retry
                 failures += 1
+                if isinstance(classify(exc), StoreUnavailable):
+                    self.store_failures += 1
                 log.warning(
                     "learner loop error (%s: %s); retrying in %.2fs",
                     type(exc).__name__,
@@ -336,6 +340,7 @@ class Learner:
                 if self._stopping.is_set():
                     raise
                 self.store_retries += 1
+                self.store_failures += 1
                 log.warning(
                     "database unavailable (%s); applying the batch of %d again in %.2fs",
                     exc,

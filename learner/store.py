@@ -113,7 +113,18 @@ class Store:
             )
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
+        connect_args: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            # Names the learner's sessions in pg_stat_activity (operators, and the test
+            # that makes the database fail under a running learner).
+            connect_args["server_settings"] = {"application_name": self.application_name}
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            connect_args=connect_args,
+            # A session the server ended (restart, failover) is replaced, not reused.
+            pool_pre_ping=self.dialect == "postgresql",
+        )
         if self.dialect == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if schema is not None:
@@ -121,6 +132,11 @@ class Store:
                 raise StoreError("a schema name is only supported on PostgreSQL")
             engine = engine.execution_options(schema_translate_map={None: schema})
         self.engine: AsyncEngine = engine
+
+    @property
+    def application_name(self) -> str:
+        """``promptlab`` or ``promptlab:<schema>``: the PostgreSQL application name."""
+        return "promptlab" if self.schema is None else f"promptlab:{self.schema}"[:63]
 
     # ------------------------------------------------------------------ lifecycle
 
