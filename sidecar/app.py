@@ -32,6 +32,7 @@ from sidecar.admin import variant_key
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
 from sidecar.errors import NotFound, Redactor, SidecarError, TooLarge, error_response
+from sidecar.feedback import FeedbackDesk, FeedbackPolicy, RecordingPublisher
 from sidecar.metrics import Metrics
 from sidecar.ports import Publisher, SidecarSettings
 from sidecar.proxy import Proxy
@@ -52,6 +53,7 @@ def create_app(
     bus: EventBus | None = None,
     router_seed: int | None = None,
     environ: Mapping[str, str] | None = None,
+    feedback_policy: FeedbackPolicy | None = None,
 ) -> web.Application:
     """The sidecar's aiohttp application.
 
@@ -62,7 +64,8 @@ def create_app(
     for routing snapshots, stats and variants registered elsewhere (owned by the
     caller); without it the router stays on the config priors. ``router_seed`` makes
     routing reproducible (tests). ``environ`` is where provider keys are read (default:
-    ``os.environ``).
+    ``os.environ``). ``feedback_policy``: the learner's feedback settings, which
+    ``/v1/feedback`` answers describe.
     """
     server = settings.server
     redactor = Redactor()
@@ -73,6 +76,8 @@ def create_app(
         environ=environ,
     )
     catalog = Catalog(prompts)
+    desk = FeedbackDesk(catalog, feedback_policy)
+    publisher = RecordingPublisher(publisher, desk)
     router = Router(catalog.all(), seed=router_seed)
     catalog.subscribe(router.update_prompt)
     metrics = Metrics()
@@ -98,6 +103,7 @@ def create_app(
     app[keys.METRICS] = metrics
     app[keys.TELEMETRY] = telemetry
     app[keys.PROXY] = proxy
+    app[keys.FEEDBACK] = desk
     app[keys.CLIENT_KEYS] = KeyRing(server.api_keys)
     app[keys.ADMIN_KEYS] = KeyRing(server.admin_keys)
     app[keys.STATE] = {"prompts_loaded": True, "draining": False}

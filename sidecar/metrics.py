@@ -58,6 +58,13 @@ class Metrics:
 
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], _Series] = {}
+        self._feedback: dict[str, int] = {}
+        self.learner: dict[str, int] = {}
+        """The learner's counters from its status in KV (dead letters, feedback dropped...)."""
+
+    def feedback(self, status: str) -> None:
+        """Count one ``/v1/feedback`` answer: accepted, pending or rejected."""
+        self._feedback[status] = self._feedback.get(status, 0) + 1
 
     def observe(
         self,
@@ -133,4 +140,17 @@ class Metrics:
         ]
         for labels, s in items:
             out.append(f"promptlab_cost_usd_total{{{labels}}} {s.cost:.8f}")
+        out += [
+            "# HELP promptlab_feedback_total Feedback received by this sidecar, by answer.",
+            "# TYPE promptlab_feedback_total counter",
+        ]
+        for status, n in sorted(self._feedback.items()):
+            out.append(f'promptlab_feedback_total{{status="{_escape(status)}"}} {n}')
+        for name, value in sorted(self.learner.items()):
+            metric = f"promptlab_learner_{name}_total"
+            out += [
+                f"# HELP {metric} Learner counter {name} (from the active learner's status).",
+                f"# TYPE {metric} counter",
+                f"{metric} {value}",
+            ]
         return "\n".join(out) + "\n"

@@ -46,6 +46,7 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
     finally:
+        holder["stopping"] = True
         learner = holder.get("learner")
         if learner is not None:
             learner.request_stop()
@@ -55,6 +56,7 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        learner = holder.get("learner")
         if learner is not None:
             await learner.close()
         await _close_bus(bus, embedded, connecting)

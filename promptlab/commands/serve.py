@@ -40,6 +40,7 @@ from promptlab.settings import Settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 from sidecar import keys
 from sidecar.app import create_app
+from sidecar.feedback import FeedbackPolicy
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ def resolve_learner(settings: Settings) -> LearnerStarter | None:
         task = asyncio.create_task(_run_learner(settings, bus, holder), name="learner")
 
         async def stop() -> None:
-            # Let the current batch finish (the loop returns after it), then close.
+            # Let the current batch finish (the loop returns after it), then close. A
+            # learner still being imported sees the flag and does not start at all.
+            holder["stopping"] = True
             learner = holder.get("learner")
             if learner is not None:
                 learner.request_stop()
@@ -76,6 +79,7 @@ def resolve_learner(settings: Settings) -> LearnerStarter | None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            learner = holder.get("learner")  # it may have been created meanwhile
             if learner is not None:
                 with contextlib.suppress(Exception):
                     await learner.close()
@@ -96,7 +100,7 @@ async def _run_learner(settings: Settings, bus: EventBus, holder: dict[str, Any]
         settings.learner, settings.storage, bus, load_prompts(settings)
     )
     delay = 0.5
-    while True:
+    while not holder.get("stopping"):
         try:
             await learner.start()
             break
@@ -106,6 +110,8 @@ async def _run_learner(settings: Settings, bus: EventBus, holder: dict[str, Any]
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+    if holder.get("stopping"):
+        return
     try:
         await learner.run()
     except asyncio.CancelledError:
@@ -219,7 +225,12 @@ async def serve(
     server = settings.server
     bus, url, embedded, connecting = await _open_bus(settings)
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
-    app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus)
+    policy = FeedbackPolicy(
+        repeat=settings.learner.feedback_repeat, wait_s=settings.learner.feedback_wait_s
+    )
+    app = create_app(
+        settings, prompts=prompts, publisher=publisher, bus=bus, feedback_policy=policy
+    )
     runner = web.AppRunner(
         app, access_log=None, handler_cancellation=True, shutdown_timeout=server.drain_timeout_s
     )
