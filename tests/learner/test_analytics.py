@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from learner_factories import deliveries, execution, feedback, registered
 
-from learner.projection import Projection
-from learner.reward import RewardRule
-from learner.store import Store
+from learner.projection.reward import RewardRule
+from learner.projection.transaction import Projection
+from learner.storage.store import Store
 
 
 async def test_period_figures_and_trend(store: Store) -> None:

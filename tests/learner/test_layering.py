@@ -10,7 +10,7 @@ import sys
 def test_import_learner_loads_no_aiohttp_textual_or_litellm() -> None:
     code = (
         "import json, sys\n"
-        "import learner, learner.service, learner.projection, learner.replay, learner.analytics\n"
+        "import learner, learner.service, learner.projection.transaction, learner.replay, learner.storage.analytics\n"
         "print(json.dumps(sorted(m for m in ('aiohttp', 'textual', 'litellm', 'sidecar', 'tui') if m in sys.modules)))\n"
     )
     out = subprocess.run(
