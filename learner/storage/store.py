@@ -273,12 +273,6 @@ class Store:
             rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
         return [tuple(r) for r in rows]
 
-    async def analytics(self, **kwargs: Any) -> Any:
-        """Period analytics; see :func:`learner.storage.analytics.analytics` for the arguments."""
-        from learner.storage.analytics import analytics
-
-        return await analytics(self, **kwargs)
-
 
 def _percentiles(buckets: list[tuple[int, int]], quantiles: Sequence[float]) -> list[float | None]:
     total = sum(c for _, c in buckets)
