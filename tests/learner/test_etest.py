@@ -32,7 +32,7 @@ def test_block_path_equals_step_by_step() -> None:
         x[None, :], mask[None, :], *(np.zeros(1) for _ in range(4)), 0.01, 20.0
     )
     assert lw[0] == pytest.approx(step.log_wealth, rel=1e-9)
-    assert (sy[0], n[0]) == (pytest.approx(step.sum_y), step.n)
+    assert (sy[0], sy2[0], n[0]) == (pytest.approx(step.sum_y), pytest.approx(step.sum_y2), step.n)
     assert path[0].max() == pytest.approx(step.max_log_wealth, rel=1e-9)
 
 
