@@ -157,7 +157,13 @@ CASES = [
     ),
 ]
 
-FDR_ROW = Row("FDR: 20 prompts x 100 challengers", (0.5, 0.5), horizon=320_000, sequence=100)
+FDR_ROW = Row(
+    "FDR: 20 prompts x 100 challengers",
+    (0.5, 0.5),
+    horizon=620_000,
+    sequence=100,
+    life=5_000,
+)
 
 
 def run_case(case: Case, runs: int, seed: int) -> dict[str, object]:
