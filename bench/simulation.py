@@ -5,7 +5,8 @@ betting e-process, e-LOND, futility retirement, probation against a concurrent
 holdback) after every reward, under the sidecar's routing (Thompson shares rebuilt every
 100 requests, cap 0.2, floor 0.05), and prints the row's headline rate with its Wilson
 95% interval, the runs, the median request of the event counted, and the mean regret
-(expected reward lost against always serving the best live arm).
+(expected reward lost against always serving the best live arm), then the regret and
+the rate again when the calls come from 500 subjects under sticky routing.
 
 ``python -m bench --only simulation`` (400 runs per row, the FDR row 20 prompts x 50
 runs); ``--quick`` (60 runs, FDR 20 x 5) finishes in well under 2 minutes.
@@ -15,6 +16,7 @@ runs); ``--quick`` (60 runs, FDR 20 x 5) finishes in well under 2 minutes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -166,9 +168,15 @@ FDR_ROW = Row(
 )
 
 
+SUBJECTS = 500
+"""Subjects of the sticky-routing twin of every row (as many as the demo's users)."""
+
+
 def run_case(case: Case, runs: int, seed: int) -> dict[str, object]:
     start = time.perf_counter()
     out = simulate(case.row, runs, seed=seed)
+    sticky = simulate(dataclasses.replace(case.row, subjects=SUBJECTS), runs, seed=seed)
+    s_hit, _ = case.measure(sticky)
     hit, when = case.measure(out)
     k = int(hit.sum())
     low, high = wilson(k, runs)
@@ -185,6 +193,8 @@ def run_case(case: Case, runs: int, seed: int) -> dict[str, object]:
         "runs": runs,
         "median_requests": median,
         "regret": float(out.regret.mean()),
+        "regret_subjects": float(sticky.regret.mean()),
+        "rate_subjects": float(s_hit.mean()),
         "target": case.target,
         "extra": {n: {"rate": c / runs, "ci": ci} for n, (c, ci) in extras.items()},
         "seconds": round(time.perf_counter() - start, 1),
@@ -208,6 +218,8 @@ def run_fdr(prompts: int, runs: int, seed: int) -> dict[str, object]:
         "runs": runs,
         "median_requests": None,
         "regret": float(out.regret.mean()),
+        "regret_subjects": None,
+        "rate_subjects": None,
         "target": "<= 5%",
         "extra": {
             "promotions per prompt": {"rate": float(out.promotions.mean()), "ci": None},
@@ -225,7 +237,7 @@ def describe(r: dict[str, object]) -> str:
     med = r["median_requests"]
     line = (
         f"| {r['row']} | {r['metric']} {100 * r['rate']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"  # type: ignore[operator]
-        f" | {r['runs']} | {'-' if med is None else f'{med:,.0f}'} | {r['regret']:,.0f} | - |"
+        f" | {r['runs']} | {'-' if med is None else f'{med:,.0f}'} | {r['regret']:,.0f} | {_subjects(r)} |"
     )
     extras = []
     for name, e in r["extra"].items():  # type: ignore[attr-defined]
@@ -242,8 +254,14 @@ def describe(r: dict[str, object]) -> str:
     )
 
 
+def _subjects(r: dict[str, object]) -> str:
+    if r["regret_subjects"] is None:
+        return "-"
+    return f"{r['regret_subjects']:,.0f} ({r['metric']} {100 * r['rate_subjects']:.1f}%)"  # type: ignore[operator]
+
+
 HEADER = (
-    "| scenario | rate [95% CI] | runs | median requests | regret | regret, subjects | notes |\n"
+    "| scenario | rate [95% CI] | runs | median requests | regret | regret (rate), 500 sticky subjects | notes |\n"
     "|---|---|---|---|---|---|---|"
 )
 

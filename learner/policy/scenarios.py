@@ -80,6 +80,8 @@ class Row:
     step_at: int | None = None
     step: float = 0.0
     """Every arm's mean moves by ``step`` at request ``step_at``."""
+    subjects: int = 0
+    """> 0: calls come from this many subjects (uniformly) under sticky routing."""
     sequence: int = 0
     """> 0: arm 1 is a slot for this many challengers in turn (an evolution run): each
     lives ``life`` requests unless decided first; ``better_share`` of them are
@@ -168,6 +170,10 @@ class _Sim:
         self.false_promotions = np.zeros(runs, dtype=np.int64)
         self.true_promotions = np.zeros(runs, dtype=np.int64)
         self.life_start = np.zeros((runs, k), dtype=np.int64)
+        subjects = max(row.subjects, 1)
+        self.s_arm = np.full((runs, subjects), -1, dtype=np.int64)
+        self.s_p = np.ones((runs, subjects))
+        self.s_champ = np.full((runs, subjects), -1, dtype=np.int64)
 
     # ---- traffic
 
@@ -189,6 +195,10 @@ class _Sim:
         draws = np.where(live[..., None], draws, -np.inf)
         best = np.argmax(draws, axis=1)
         pbest = np.stack([(best == i).mean(axis=1) for i in range(self.k)], axis=1)
+        return self.allocate(pbest)
+
+    def allocate(self, pbest: FloatArray) -> FloatArray:
+        """Shares from P(best): cap, floor and holdback as the sidecar applies them."""
         chal = self.status == CHALLENGER
         champ = self.status == CHAMPION
         total = (pbest * chal).sum(axis=1, keepdims=True)
@@ -199,9 +209,18 @@ class _Sim:
         )
         s = pbest * chal * scale
         s = s + champ * (1.0 - s.sum(axis=1, keepdims=True))
-        n_live = live.sum(axis=1, keepdims=True)
+        # The exploration floor, as sidecar.router.floor_shares applies it.
         f = self.floor()[:, None]
-        s = np.where(live, f + (1.0 - n_live * f) * s, 0.0)
+        n_chal = chal.sum(axis=1, keepdims=True)
+        raised = np.where(chal, np.maximum(s, f), 0.0)
+        limit = np.maximum(self.pol.exploration_cap, (s * chal).sum(axis=1, keepdims=True))
+        total = raised.sum(axis=1, keepdims=True)
+        above = ((raised - f) * chal).sum(axis=1, keepdims=True)
+        scale = np.where(
+            (total > limit) & (above > 0), (limit - n_chal * f) / np.maximum(above, 1e-12), 1.0
+        )
+        raised = np.where(chal, f + (raised - f) * scale, 0.0)
+        s = raised + champ * np.maximum(0.0, 1.0 - raised.sum(axis=1, keepdims=True))
         hold = self.status == HOLDBACK
         has_hold = hold.any(axis=1, keepdims=True)
         s = np.where(has_hold, s * (1.0 - self.pol.holdback), s) + hold * self.pol.holdback
@@ -222,6 +241,9 @@ class _Sim:
         u = self.rng.random((self.runs, b)) * cum[:, -1:]
         # The first arm whose cumulative share exceeds u (never one with share 0).
         arms = np.argmax(u[..., None] < cum[:, None, :], axis=2)
+        probs = np.take_along_axis(s, arms, axis=1)
+        if self.row.subjects:
+            arms, probs = self._sticky(arms, probs)
         m = self.means_at(t.astype(float))
         chosen = np.take_along_axis(m, arms[..., None], axis=2)[..., 0]
         if self.row.rewards == "beta":
@@ -234,13 +256,42 @@ class _Sim:
         at = (j % self.ring) * b
         self.arm_log[:, at : at + b] = arms
         self.rew_log[:, at : at + b] = y
-        self.p_log[:, at : at + b] = np.take_along_axis(s, arms, axis=1)
+        self.p_log[:, at : at + b] = probs
         delay = np.where(
             self.rng.random((self.runs, b)) < self.row.delayed,
             self.rng.integers(1, 21, (self.runs, b)),
             0,
         )
         self.arr_log[:, at : at + b] = j + delay
+
+    def _sticky(
+        self, arms: npt.NDArray[np.int64], probs: FloatArray
+    ) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """Subjects (as the sidecar's sticky routing): a subject keeps the arm and logged
+        probability of its first call while that arm is live and the champion it was
+        assigned under still leads (or it was assigned the champion itself)."""
+        runs, b = arms.shape
+        who = self.rng.integers(0, self.row.subjects, (runs, b))
+        lane = np.arange(runs)[:, None].repeat(b, 1)
+        kept = self.s_arm[lane, who]
+        kept_c = self.s_champ[lane, who]
+        status = np.take_along_axis(self.status, np.maximum(kept, 0), axis=1)
+        ok = (kept >= 0) & np.isin(status, (CHAMPION, CHALLENGER))
+        ok &= (kept_c == self.champion[:, None]) | (kept == self.champion[:, None])
+        # A subject new in this block is assigned at its first call in the block.
+        flat = (lane * self.row.subjects + who).ravel()
+        _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+        new_arm = arms.ravel()[first][inverse].reshape(runs, b)
+        new_p = probs.ravel()[first][inverse].reshape(runs, b)
+        out_arm = np.where(ok, kept, new_arm)
+        out_p = np.where(ok, self.s_p[lane, who], new_p)
+        assign = ~ok
+        self.s_arm[lane[assign], who[assign]] = out_arm[assign]
+        self.s_p[lane[assign], who[assign]] = out_p[assign]
+        self.s_champ[lane[assign], who[assign]] = np.broadcast_to(
+            self.champion[:, None], (runs, b)
+        )[assign]
+        return out_arm, out_p
 
     # ---- statistics
 
