@@ -38,9 +38,9 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from learner import schema as t
 from learner.errors import StoreUnavailable, map_store_errors
-from learner.store import Store
+from learner.storage import schema as t
+from learner.storage.store import Store
 
 log = logging.getLogger(__name__)
 

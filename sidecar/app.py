@@ -29,6 +29,7 @@ from events.subjects import Bucket
 from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token
 from sidecar import admin, keys, routes
 from sidecar.admin import variant_key
+from sidecar.assignments import share_assignments, watch_assignments
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
 from sidecar.errors import NotFound, Redactor, SidecarError, TooLarge, error_response
@@ -185,6 +186,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         tasks.append(
             asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch")
+        )
+        assignments = app[keys.ROUTER].assignments
+        tasks.append(
+            asyncio.create_task(
+                share_assignments(bus, assignments), name="promptlab-assignment-share"
+            )
+        )
+        tasks.append(
+            asyncio.create_task(
+                watch_assignments(bus, assignments), name="promptlab-assignment-watch"
+            )
         )
     _freeze_startup_heap()
     try:

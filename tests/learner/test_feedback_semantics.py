@@ -11,11 +11,11 @@ import pytest
 from learner_factories import deliveries, execution, feedback, registered
 
 from events.models import BaseEvent
-from learner import schema as t
-from learner.projection import Projection
+from learner.projection.reward import RewardRule
+from learner.projection.transaction import Projection
 from learner.replay import compare
-from learner.reward import RewardRule
-from learner.store import Store
+from learner.storage import schema as t
+from learner.storage.store import Store
 
 STARS = {"greet": RewardRule(feedback="stars", scale=(1.0, 5.0))}
 THUMBS = {"greet": RewardRule(feedback="thumbs_up")}

@@ -18,9 +18,9 @@ from learner_factories import execution, feedback
 from events.embedded import NatsServerProcess
 from events.jetstream import JetStreamBus
 from learner.lease import Lease, lease_status
+from learner.projection.reward import RewardRule
 from learner.replay import compare, rebuild
-from learner.reward import RewardRule
-from learner.store import Store
+from learner.storage.store import Store
 
 ROOT = Path(__file__).parent.parent.parent
 

@@ -23,12 +23,12 @@ from events.embedded import NatsServerProcess
 from events.jetstream import JetStreamBus
 from events.models import BaseEvent
 from events.subjects import Subject
-from learner import schema as t
 from learner.config import LearnerSettings, StorageSettings
+from learner.projection.reward import RewardRule
 from learner.replay import compare, rebuild
-from learner.reward import RewardRule
 from learner.service import Learner
-from learner.store import Store
+from learner.storage import schema as t
+from learner.storage.store import Store
 from prompts.spec import PromptSpec
 
 GREET = PromptSpec.model_validate(

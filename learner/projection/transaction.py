@@ -45,14 +45,14 @@ from events.models import (
     VariantRolledBack,
     encode,
 )
-from learner import schema as t
-from learner.commands import carry_out
-from learner.decisions import decision_record
-from learner.reward import RewardRule, finite, raw_value
-from learner.schema import AGGREGATE_COLUMNS, MICRO, NANO
-from learner.state import LearnerState, PromptRow, VariantRow
-from learner.store import Store, latency_bucket
-from learner.view import window_minutes
+from learner.projection.commands import carry_out
+from learner.projection.decisions import decision_record
+from learner.projection.reward import RewardRule, finite, raw_value
+from learner.projection.state import LearnerState, PromptRow, VariantRow
+from learner.storage import schema as t
+from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
+from learner.storage.store import Store, latency_bucket
+from learner.storage.view import window_minutes
 from prompts.config import PromotionConfig
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class Projection:
         self.feedback_repeat = feedback_repeat
         self.feedback_wait_ms = round(feedback_wait_s * 1000)
         self.counters: dict[str, int] = {}
-        """``learner_counters`` as committed (see :data:`learner.schema.learner_counters`)."""
+        """``learner_counters`` as committed (see :data:`learner.storage.schema.learner_counters`)."""
         self.state = LearnerState()
         self.position = 0
         self.in_flight: dict[str, str] = {}
@@ -549,7 +549,7 @@ class _Batch:
             acc[_REWARD_SQ] += sq
         prompt = self._prompt(ex.prompt_id, seq)
         if replacing:
-            return  # a probation record keeps the first rating (see learner.reward)
+            return  # a probation record keeps the first rating (see learner.projection.reward)
         if prompt.previous_champion is not None and ex.variant == prompt.champion:
             # Rewards since the promotion (counted until the next promotion or a
             # rollback; the policy decides how long it judges them).
@@ -644,7 +644,7 @@ class _Batch:
 
     def _totals_now(self, prompt_id: str, variant: str, last_event_ms: int) -> dict[str, int]:
         """An arm's counters at this point of the stream (committed + this batch so far),
-        over the prompt's evaluation window like :func:`learner.view.load_view`."""
+        over the prompt's evaluation window like :func:`learner.storage.view.load_view`."""
         acc = [0] * _N_AGG
         minutes = window_minutes(self.p.promotion(prompt_id).evaluation_window)
         if minutes is None:
