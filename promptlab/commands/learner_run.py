@@ -39,14 +39,15 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
     stop = stop or _stop_event()
     bus, url, embedded, connecting = await _open_bus(settings)
     holder: dict[str, Any] = {}
-    task = asyncio.create_task(_run_learner(settings, bus, holder), name="learner")
+    stopping = asyncio.Event()
+    task = asyncio.create_task(_run_learner(settings, bus, holder, stopping), name="learner")
     print(f"promptlab learner: NATS {url}, store {_redacted(settings.storage.url)}", flush=True)
     try:
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
     finally:
-        holder["stopping"] = True
+        stopping.set()
         learner = holder.get("learner")
         if learner is not None:
             learner.request_stop()
