@@ -244,6 +244,8 @@ class _Batch:
         self.outbox_done: list[str] = []
         self.counters = projection.counters
         self.dirty_counters: set[str] = set()
+        self.renames: list[tuple[str, str, str]] = []
+        """``(prompt, name, archived)``: an old version's rows to move before writing."""
 
     async def run(self, deliveries: Sequence[Delivery]) -> BatchResult:
         position = self.p.position
@@ -400,13 +402,16 @@ class _Batch:
             return  # the same execution published twice under two event ids
         occurred = event_ms(ev)
         self._tick(occurred)
+        variant = ev.variant
+        if ev.prompt_id is not None and variant is not None:
+            variant = self._arm_name(ev.prompt_id, variant, ev.version)
         latency, cost = finite(ev.latency_ms), finite(ev.cost_usd)
         ttft = None if ev.ttft_ms is None else finite(ev.ttft_ms)
         row = {
             "execution_id": ev.execution_id,
             "sequence": seq,
             "prompt_id": ev.prompt_id,
-            "variant": ev.variant,
+            "variant": variant,
             "model": ev.model,
             "subject": ev.subject,
             "status": ev.status,
@@ -420,9 +425,9 @@ class _Batch:
             "feedback_value": None,
             "reward": None,
         }
-        ex = _Exec(ev.prompt_id, ev.variant, occurred, cost, latency, new_row=row)
+        ex = _Exec(ev.prompt_id, variant, occurred, cost, latency, new_row=row)
         self.execs[ev.execution_id] = ex
-        if ev.prompt_id is None or ev.variant is None:
+        if ev.prompt_id is None or variant is None:
             return  # an unrouted passthrough call: kept for analytics, no arm
         prompt = self._prompt(ev.prompt_id, seq)
         if occurred > prompt.last_event_ms:
@@ -432,19 +437,19 @@ class _Batch:
         tokens = ev.input_tokens + ev.output_tokens
         latency_us = round(latency * 1000)
         for acc in (
-            self._arm(ev.prompt_id, ev.variant),
-            self._minute(ev.prompt_id, ev.variant, occurred // 60_000),
+            self._arm(ev.prompt_id, variant),
+            self._minute(ev.prompt_id, variant, occurred // 60_000),
         ):
             acc[_EXECUTIONS] += 1
             acc[_ERRORS] += errors
             acc[_COST] += cost_nano
             acc[_TOKENS] += tokens
             acc[_LATENCY] += latency_us
-        if prompt.previous_champion is not None and ev.variant == prompt.champion:
+        if prompt.previous_champion is not None and variant == prompt.champion:
             prompt.probation_executions += 1
             prompt.probation_errors += errors
             prompt.probation_cost_nano += cost_nano
-        hkey = (ev.prompt_id, ev.variant, latency_bucket(latency))
+        hkey = (ev.prompt_id, variant, latency_bucket(latency))
         self.hist[hkey] = self.hist.get(hkey, 0) + 1
         # Feedback that arrived first (earlier batches, then this one) joins now.
         early_db = self.pending_db.pop(ev.execution_id, None)
@@ -580,8 +585,10 @@ class _Batch:
                 status="challenger",
                 registered_sequence=seq,
             )
+        elif existing.version != ev.version:
+            self._new_version(seq, ev, existing)
         else:
-            existing.version, existing.model = ev.version, ev.model
+            existing.model = ev.model
         self.dirty_variants.add(key)
         if prompt.champion is None or (ev.champion and not prompt.champion_explicit):
             if prompt.champion is not None and prompt.champion != ev.variant:
@@ -589,6 +596,78 @@ class _Batch:
             prompt.champion = ev.variant
             prompt.champion_explicit = ev.champion
             self._set_status(ev.prompt_id, ev.variant, "champion")
+
+    def _new_version(self, seq: int, ev: VariantRegistered, row: VariantRow) -> None:
+        """A changed variant under the same name: a new version with no evidence.
+
+        The old version's evidence moves, in this transaction, to the retired arm
+        ``<name>@<old version>`` (counters, minute buckets, latency histogram and its
+        executions, so late feedback for them lands there too); the name continues with
+        the new version at zero. The change is logged and recorded in ``decisions``.
+        """
+        prompt_id, name = ev.prompt_id, ev.variant
+        archived = f"{name}@{row.version}"
+        if (prompt_id, archived) in self.state.variants:
+            archived = f"{archived}.{seq}"  # the same old content archived twice
+        self.state.variants[(prompt_id, archived)] = VariantRow(
+            prompt_id=prompt_id,
+            variant=archived,
+            version=row.version,
+            model=row.model,
+            origin=row.origin,
+            parent=row.parent,
+            strategy=row.strategy,
+            status="retired",
+            registered_sequence=row.registered_sequence,
+        )
+        self.dirty_variants.add((prompt_id, archived))
+        _rekey(self.arms, prompt_id, name, archived)
+        _rekey(self.minutes, prompt_id, name, archived)
+        _rekey(self.hist, prompt_id, name, archived)
+        for ex in self.execs.values():
+            if ex.prompt_id == prompt_id and ex.variant == name:
+                ex.variant = archived
+                if ex.new_row is not None:
+                    ex.new_row["variant"] = archived
+        self.renames.append((prompt_id, name, archived))
+        prompt = self.state.prompts[prompt_id]
+        if prompt.probation_variant == name:  # the record was of the old version
+            prompt.probation_variant = None
+            prompt.previous_champion = None
+            prompt.clear_probation()
+        summary = (
+            f"{name}: version {row.version} -> {ev.version} ({ev.origin}); the new version "
+            f"starts with no evidence, the old one is retired as {archived}"
+        )
+        log.warning("prompt %s: %s", prompt_id, summary)
+        self.decision_rows.append(
+            {
+                "sequence": seq,
+                "event_id": ev.event_id,
+                "prompt_id": prompt_id,
+                "type": "variant.version_changed",
+                "variant": name,
+                "previous": archived,
+                "reason": "new version",
+                "actor": ev.origin,
+                "summary": summary,
+                "evidence": None,
+                "occurred_ms": event_ms(ev),
+            }
+        )
+        row.version, row.model = ev.version, ev.model
+        row.origin, row.parent, row.strategy = ev.origin, ev.parent, ev.strategy
+
+    def _arm_name(self, prompt_id: str, variant: str, version: str | None) -> str:
+        """The arm an execution counts for: an old version's calls finishing after its
+        successor was registered count for the retired ``<name>@<version>``."""
+        if version is None:
+            return variant
+        row = self.state.variants.get((prompt_id, variant))
+        if row is None or row.version == version:
+            return variant
+        archived = f"{variant}@{version}"
+        return archived if (prompt_id, archived) in self.state.variants else variant
 
     def _set_status(self, prompt_id: str, variant: str, status: str) -> None:
         row = self.state.variants.get((prompt_id, variant))
@@ -677,6 +756,13 @@ class _Batch:
 
     async def _write(self, position: int) -> None:
         conn, store = self.conn, self.p.store
+        for prompt_id, name, archived in self.renames:
+            for table in (t.arm_stats, t.minute_buckets, t.latency_histogram, t.executions):
+                await conn.execute(
+                    update(table)
+                    .where(table.c.prompt_id == prompt_id, table.c.variant == name)
+                    .values(variant=archived)
+                )
         new_execs = [ex.new_row for ex in self.execs.values() if ex.new_row is not None]
         if new_execs:
             await conn.execute(t.executions.insert(), new_execs)
@@ -825,6 +911,12 @@ _UPDATE_REWARD = (
 )
 _DELETE_PENDING = delete(_pf).where(_pf.c.execution_id.in_(bindparam("ids", expanding=True)))
 _DELETE_OUTBOX = delete(t.outbox).where(t.outbox.c.event_id.in_(bindparam("ids", expanding=True)))
+
+
+def _rekey(table: dict[Any, Any], prompt_id: str, name: str, archived: str) -> None:
+    """Move a batch's accumulators keyed ``(prompt, name, ...)`` to ``(prompt, archived, ...)``."""
+    for key in [k for k in table if k[0] == prompt_id and k[1] == name]:
+        table[(prompt_id, archived, *key[2:])] = table.pop(key)
 
 
 def _named(acc: list[int]) -> dict[str, int]:
