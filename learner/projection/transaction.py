@@ -105,6 +105,8 @@ class _Exec:
     value: float | None = None
     """Its value on 0..1, before cost and latency weights."""
     reward: float | None = None
+    fallback_from: str | None = None
+    """Set when this call answered for a challenger that failed (not a reward)."""
     new_row: dict[str, Any] | None = None
     """The row to insert when the execution arrived in this batch."""
 
@@ -289,7 +291,9 @@ class _Batch:
                 exec_ids.add(ev.execution_id)
         for chunk in _chunks(sorted(exec_ids)):
             rows = await self.conn.execute(_SELECT_EXECUTIONS, {"ids": chunk})
-            for exec_id, prompt_id, variant, occurred, cost, latency, fb_seq, value, reward in rows:
+            for row in rows:
+                exec_id, prompt_id, variant, occurred, cost, latency = row[:6]
+                fb_seq, value, reward, fallback_from = row[6:]
                 self.execs[exec_id] = _Exec(
                     prompt_id,
                     variant,
@@ -299,6 +303,7 @@ class _Batch:
                     None if fb_seq is None else int(fb_seq),
                     None if value is None else float(value),
                     None if reward is None else float(reward),
+                    fallback_from,
                 )
         for chunk in _chunks(sorted(arriving - self.execs.keys())):
             for exec_id, seq, name, value, boolean, ms in await self.conn.execute(
@@ -405,6 +410,7 @@ class _Batch:
         variant = ev.variant
         if ev.prompt_id is not None and variant is not None:
             variant = self._arm_name(ev.prompt_id, variant, ev.version)
+        fallback_from = ev.routing.fallback_from if ev.routing is not None else None
         latency, cost = finite(ev.latency_ms), finite(ev.cost_usd)
         ttft = None if ev.ttft_ms is None else finite(ev.ttft_ms)
         row = {
@@ -421,11 +427,14 @@ class _Batch:
             "output_tokens": ev.output_tokens,
             "cost_usd": cost,
             "occurred_ms": occurred,
+            "fallback_from": fallback_from,
             "feedback_sequence": None,
             "feedback_value": None,
             "reward": None,
         }
-        ex = _Exec(ev.prompt_id, variant, occurred, cost, latency, new_row=row)
+        ex = _Exec(
+            ev.prompt_id, variant, occurred, cost, latency, fallback_from=fallback_from, new_row=row
+        )
         self.execs[ev.execution_id] = ex
         if ev.prompt_id is None or variant is None:
             return  # an unrouted passthrough call: kept for analytics, no arm
@@ -451,6 +460,12 @@ class _Batch:
             prompt.probation_cost_nano += cost_nano
         hkey = (ev.prompt_id, variant, latency_bucket(latency))
         self.hist[hkey] = self.hist.get(hkey, 0) + 1
+        if errors and getattr(ev, "fell_back_to", None):
+            # A routed challenger failed and the champion answered instead: the failure
+            # is the challenger's, a reward of 0 in its statistics (not only an error),
+            # so it is not judged on its successful calls alone.
+            self._reward(ex, ev.execution_id, seq, 0.0, seq)
+            self._count("fallback_failures")
         # Feedback that arrived first (earlier batches, then this one) joins now.
         early_db = self.pending_db.pop(ev.execution_id, None)
         early_new = self.pending_new.pop(ev.execution_id, None)
@@ -485,6 +500,8 @@ class _Batch:
         """One feedback for a known execution: reward it, replace its reward, or not."""
         if ex.prompt_id is None or ex.variant is None:
             return  # unrouted calls have no arm to reward
+        if ex.fallback_from is not None:
+            return  # the champion answered for a failed challenger: evidence of neither
         rule = self.p.rule(ex.prompt_id)
         if not rule.accepts(name):
             return
@@ -887,6 +904,7 @@ _SELECT_EXECUTIONS = select(
     _e.c.feedback_sequence,
     _e.c.feedback_value,
     _e.c.reward,
+    _e.c.fallback_from,
 ).where(_e.c.execution_id.in_(bindparam("ids", expanding=True)))
 _SELECT_PENDING = (
     select(
