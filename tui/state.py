@@ -27,7 +27,13 @@ from events import (
     VariantRetired,
     VariantRolledBack,
 )
-from events.snapshots import DecisionRecord, RoutingSnapshot, StatsSnapshot, VariantStats
+from events.snapshots import (
+    DecisionRecord,
+    LearnerStatus,
+    RoutingSnapshot,
+    StatsSnapshot,
+    VariantStats,
+)
 
 Severity = Literal["information", "warning", "error"]
 
@@ -218,6 +224,9 @@ class LabState:
         self.last_traffic_at: float | None = None
         """Monotonic time the last execution or feedback arrived."""
         self.bad_snapshots = 0
+        self.learner: LearnerStatus | None = None
+        """The active learner's status (who holds the lease), when one has written it."""
+        self.learner_seen_at: float | None = None
         self.pending: dict[str, str] = {}
         """Commands this TUI sent, by event id -> description, to word a refusal."""
         self.notices: deque[Notice] = deque(maxlen=20)
