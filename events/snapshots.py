@@ -26,6 +26,8 @@ class ArmPosterior(_Snap):
     """Beta posterior of one variant's reward (successes + 1, failures + 1 with a flat prior)."""
 
     variant: str
+    version: str = ""
+    """Content hash of the variant's version these figures are about."""
     alpha: float = Field(gt=0)
     beta: float = Field(gt=0)
     status: VariantStatus = "challenger"
@@ -57,6 +59,8 @@ class VariantStats(_Snap):
     variant: str
     status: VariantStatus
     model: str = ""
+    version: str = ""
+    """Content hash of the variant's version (a new version starts with no evidence)."""
     origin: str = "config"
     parent: str | None = None
     strategy: str | None = None

@@ -38,6 +38,8 @@ class ArmView:
     variant: str
     status: str
     model: str = ""
+    version: str = ""
+    """Content hash of the variant's current version."""
     origin: str = "config"
     parent: str | None = None
     strategy: str | None = None
@@ -112,6 +114,7 @@ async def load_view(
             variant=name,
             status=v["status"],
             model=v["model"],
+            version=v["version"],
             origin=v["origin"],
             parent=v["parent"],
             strategy=v["strategy"],

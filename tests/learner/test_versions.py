@@ -5,6 +5,8 @@ file does the same."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from learner_factories import T0, at, deliveries, execution, feedback
 from events.embedded import NatsServerProcess
 from events.jetstream import JetStreamBus
 from events.models import BaseEvent, VariantRegistered
+from events.snapshots import RoutingSnapshot
+from events.subjects import Bucket
 from learner.config import LearnerSettings, StorageSettings
 from learner.projection.reward import RewardRule
 from learner.projection.transaction import Projection
@@ -102,6 +106,13 @@ template = "Hello"
 """
 
 
+async def poll(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
 def spec(template: str) -> PromptSpec:
     import tomllib
 
@@ -148,6 +159,15 @@ async def test_a_template_edited_in_the_prompt_file_is_a_new_version_at_zero(
                 r["variant"]: r["status"] for r in await learner.store.variant_rows("greet")
             }
             assert statuses["a"] == "champion" and statuses[old] == "retired"
+
+            async def routing_has_the_new_version() -> bool:
+                entry = await bus.kv_get(Bucket.ROUTING.value, "greet")
+                if entry is None or entry.value is None:
+                    return False
+                arms = {a.variant: a for a in RoutingSnapshot.decode(entry.value).arms}
+                return "a" in arms and arms["a"].version == after.variant("a").version
+
+            await poll(routing_has_the_new_version)
             live = learner.store
             single = Store(f"sqlite+aiosqlite:///{tmp_path / 'single.db'}")
             await single.create()
