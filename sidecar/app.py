@@ -75,7 +75,8 @@ def create_app(
     catalog = Catalog(prompts)
     router = Router(catalog.all(), seed=router_seed)
     catalog.subscribe(router.update_prompt)
-    metrics = Metrics()
+    learner = getattr(settings, "learner", None)  # whose backlog is the learner lag
+    metrics = Metrics(durable=getattr(learner, "durable", "promptlab-learner"))
     telemetry = Telemetry(settings.telemetry)
     proxy = Proxy(
         catalog=catalog,
@@ -180,6 +181,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         tasks.append(
             asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch")
         )
+    tasks.append(asyncio.create_task(sample_metrics(app), name="promptlab-metrics-sample"))
     _freeze_startup_heap()
     try:
         yield
@@ -195,6 +197,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         finally:
             await publisher.close()
             app[keys.TELEMETRY].shutdown()
+            app[keys.METRICS].close()
 
 
 def _freeze_startup_heap() -> None:
@@ -210,6 +213,17 @@ def _freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+async def sample_metrics(app: web.Application, interval_s: float = 1.0) -> None:
+    """Keep the operational gauges fresh (other workers' /metrics read them from files)."""
+    metrics, publisher, bus = app[keys.METRICS], app[keys.PUBLISHER], app.get(keys.BUS)
+    while True:
+        try:
+            await metrics.sample(publisher, bus)
+        except Exception as exc:  # never let a gauge stop the app
+            log.debug("metrics sample failed: %s", exc)
+        await asyncio.sleep(interval_s)
 
 
 async def watch_routing(bus: EventBus, router: Router) -> None:
