@@ -70,12 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="log lines as text (default) or one JSON object per line",
     )
-    _add_version(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for target in COMMANDS:
         _resolve(target)(sub)
-    for command in sub.choices.values():
-        _add_version(command)
+    _add_version(parser)
     return parser
 
 
@@ -91,9 +89,14 @@ def version() -> str:
 
 
 def _add_version(parser: argparse.ArgumentParser) -> None:
+    """``--version`` on this parser and every (sub)command below it."""
     parser.add_argument(
         "--version", action="version", version=f"promptlab {version()}", help="print the version"
     )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):
+                _add_version(command)
 
 
 def _resolve(target: str) -> Callable[..., Any]:

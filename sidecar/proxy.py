@@ -209,6 +209,7 @@ class Proxy:
                 "gen_ai.request.model": model,
                 "promptlab.prompt_id": prompt_id,
             },
+            headers=request.headers,
         ):
             if prompt_id:
                 return await self._routed(request, prompt_id, body, meta)
