@@ -186,11 +186,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel_all(tasks)
         await upstreams.close()
         try:
             await publisher.flush()
@@ -198,6 +194,26 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await publisher.close()
             app[keys.TELEMETRY].shutdown()
             app[keys.METRICS].close()
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]], attempts: int = 5) -> None:
+    """Cancel the background tasks and wait for them, cancelling again if one swallowed
+    it (a KV watch cancelled while nats-py sets it up can: seen when the app stopped
+    right after starting, e.g. on a port already in use)."""
+    pending = [t for t in tasks if not t.done()]
+    for _ in range(attempts):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, still = await asyncio.wait(pending, timeout=1.0)
+        pending = list(still)
+    if pending:
+        log.warning("%d background tasks did not stop: %s", len(pending), pending)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
 
 
 def _freeze_startup_heap() -> None:

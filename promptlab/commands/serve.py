@@ -148,11 +148,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"promptlab serve: {exc}", file=sys.stderr)
         return 2
     start_learner = None if args.no_learner else resolve_learner(settings)
-    if settings.server.workers > 1 and not args.reuse_port:
+    if not args.reuse_port:
+        # Before starting NATS or the learner: a taken port is one line, at once.
         busy = startup.check_port_free(settings.server.host, settings.server.port)
         if busy:
             print(busy, file=sys.stderr)
             return 1
+    if settings.server.workers > 1 and not args.reuse_port:
         return _run_loop(supervise(args, settings, start_learner, prompts))
     return _run_loop(
         serve(
