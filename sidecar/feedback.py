@@ -153,6 +153,11 @@ class RecordingPublisher:
     def outbox_active(self) -> bool:
         return self.inner.outbox_active
 
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (queue depth, outbox and failure counts for /metrics) is the
+        # wrapped publisher's.
+        return getattr(self.inner, name)
+
 
 def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
     """Validate ``{"execution_id", "name", "value", "comment"?}`` into an event (400 otherwise)."""
