@@ -40,6 +40,7 @@ from promptlab.settings import Settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 from sidecar import keys
 from sidecar.app import create_app
+from sidecar.guard import GuardedAppRunner
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,12 @@ async def serve(
     bus, url, embedded, connecting = await _open_bus(settings)
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
     app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus)
-    runner = web.AppRunner(
-        app, access_log=None, handler_cancellation=True, shutdown_timeout=server.drain_timeout_s
+    runner = GuardedAppRunner(
+        app,
+        header_timeout=server.header_timeout_s,
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=server.drain_timeout_s,
     )
     stop_learner: LearnerStop | None = None
     try:
