@@ -151,7 +151,7 @@ async def _boundary(
             else SidecarError(exc.reason, status=exc.status, type="invalid_request_error")
         )
         return error_response(shaped)
-    except HttpProcessingError as exc:
+    except (HttpProcessingError, web.RequestPayloadError) as exc:
         # The body could not be read: a malformed gzip or chunked encoding, a short body.
         log.info("unreadable request body on %s: %s", request.path, type(exc).__name__)
         return error_response(
