@@ -203,11 +203,12 @@ async def drive(
     concurrency: int = 8,
     timeout: float = 30.0,
     outcome: Outcome | None = None,
+    offset: int = 0,
 ) -> Outcome:
     """``count`` routed calls spread over ``urls``, ``concurrency`` at a time."""
-    outcome = outcome or Outcome()
+    outcome = outcome if outcome is not None else Outcome()
     queue: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(count):
+    for n in range(offset, offset + count):
         queue.put_nowait(n)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(timeout=client_timeout) as session:
