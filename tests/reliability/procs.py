@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -338,3 +338,81 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+async def when(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Return once ``predicate()`` holds (poll with a deadline)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def paced(
+    urls: list[str],
+    count: int,
+    outcome: Outcome,
+    *,
+    concurrency: int = 4,
+    pause: float = 0.01,
+    stop: asyncio.Event | None = None,
+) -> Outcome:
+    """``count`` calls (or calls until ``stop`` is set), each worker pausing ``pause`` s
+    between calls: a steady trickle of traffic while a case breaks something."""
+    per_worker = count // concurrency if stop is None else 1 << 40
+
+    async def worker(w: int) -> None:
+        for i in range(per_worker):
+            if stop is not None and stop.is_set():
+                return
+            await drive(urls, 1, concurrency=1, outcome=outcome, offset=w * per_worker + i)
+            await asyncio.sleep(pause)
+
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    return outcome
+
+
+def exactly_once(books: dict[str, int], ids: list[str]) -> tuple[int, int]:
+    """``(lost, duplicated)`` of ``ids`` in the stream's books."""
+    lost = sum(1 for i in ids if books.get(i, 0) == 0)
+    duplicated = sum(books.get(i, 0) - 1 for i in ids if books.get(i, 0) > 1)
+    return lost, duplicated
+
+
+def learner_for(
+    tmp_path: Path, stack: Any, spawn: Callable[..., Serve], name: str = "learner"
+) -> Serve:
+    config = write_config(
+        tmp_path / name,
+        nats_url=stack.nats.url,
+        upstream_base=stack.upstream.base_url,
+        extra="[learner]\nsnapshot_interval_ms = 100\n",
+    )
+    return spawn(config, tmp_path / f"{name}.log", learner=True)
+
+
+async def wait_projection(config: Path, expected: int, timeout: float = 60.0) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        total = await asyncio.to_thread(stats_total, config)
+        if total >= expected or loop.time() > deadline:
+            return total
+        await asyncio.sleep(0.3)
+
+
+def projected_rows(db: Path) -> int:
+    """Executions in a learner's SQLite database (0 before it exists)."""
+    if not db.exists():
+        return 0
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute("select count(*) from executions").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0

@@ -181,6 +181,7 @@ async def test_07_post_never_resent_on_a_reused_connection(
 
 
 @pytest.mark.slow
+@_needs_providers("the SSE error event quotes the key (redaction of relayed error events)")
 async def test_20_canary_key_never_leaks(
     tmp_path: Path,
     stack: Callable[..., Stack],
