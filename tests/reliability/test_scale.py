@@ -249,9 +249,6 @@ async def test_11_cluster_stream_leader_killed_under_traffic(
 
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True, reason="needs branch evidence: single-active-learner lease, standby takeover"
-)
 async def test_11_cluster_active_learner_killed_standby_takes_over(
     tmp_path: Path,
     cluster: Cluster,
