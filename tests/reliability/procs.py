@@ -284,7 +284,8 @@ def stats_total(config: Path) -> int:
     done = promptlab_cli(config, "stats", "--json", "--prompt", "greet")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout or "[]")
-    return sum(v["executions"] for p in data for v in p["variants"])
+    prompts = data.get("prompts", []) if isinstance(data, dict) else data
+    return sum(v["executions"] for p in prompts for v in p["variants"])
 
 
 @dataclass
