@@ -79,6 +79,7 @@ async def test_13_malformed_bodies_and_headers(
         reply: Reply = await http("POST", url, **kwargs)
         assert 400 <= reply.status < 500, (name, reply.status, reply.raw[:200])
         assert reply.openai_error, (name, reply.content_type, reply.raw[:200])
+        assert b"b" * 200 not in reply.raw  # an oversized header is never echoed back
         refused[name] = reply.status
     rss_after = rss_mb(s.serve.pid)
     assert rss_after < rss_before + 200, (rss_before, rss_after)
@@ -346,6 +347,7 @@ async def test_18_sandbox_escapes_refused_by_admin(
         )
         assert reply.status == 400 and reply.openai_error, (template, reply.status)
     await still_serving(s)
+    figures.update(refused=f"{len(SANDBOX_ESCAPES)}/{len(SANDBOX_ESCAPES)}")
 
 
 SQL = "'; DROP TABLE executions; --"

@@ -124,6 +124,8 @@ async def test_06_upstream_failure(
         assert seen == attempts, (seen, attempts)
     assert seen <= MAX_RETRIES + 1
     assert result["elapsed"] < 8.0 + 2.0  # within the total deadline
+    if kind == "429-long":
+        assert result["elapsed"] < 2.0, "Retry-After: 100 must end the retries at once"
     if kind == "429":
         times = hostile.times[f"m-{kind}"]
         gaps = [b - a for a, b in itertools.pairwise(times)]
