@@ -71,6 +71,8 @@ class EventPublisher:
         """Events written to the outbox (bus down, or queue full)."""
         self.dropped = 0
         """Events lost because even the outbox could not be written (disk error)."""
+        self.publish_failures = 0
+        """Batches NATS did not take (each then went to the outbox)."""
         self.rejects = RejectFile(outbox_dir)
         self._queue: deque[BaseEvent] = deque()
         self._inflight: list[BaseEvent] = []
@@ -252,6 +254,7 @@ class EventPublisher:
                 except BusError as exc:
                     log.warning("event bus unavailable, spilling to outbox: %s", exc)
                     self._healthy = False
+                    self.publish_failures += 1
                 except Exception:
                     screened = self._screen(batch)
                     if len(screened) < len(batch):
@@ -262,6 +265,7 @@ class EventPublisher:
                     # A bug must not stop publishing: keep the events.
                     log.exception("publishing a batch failed, spilling to outbox")
                     self._healthy = False
+                    self.publish_failures += 1
             self._spill(batch, sync=True)
             self._inflight = []
 
