@@ -1,11 +1,8 @@
-"""Cases 21 and 22: who may use /admin, where the sidecar listens, and what is installed."""
+"""Case 21: who may use /admin, and where the sidecar listens."""
 
 from __future__ import annotations
 
-import importlib.metadata
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,26 +69,5 @@ async def test_21_serve_listens_on_loopback_by_default(stack: Callable[..., Stac
     assert s.url.startswith("http://127.0.0.1:")
 
 
-BAD_LITELLM = {"1.82.7", "1.82.8"}
-"""Releases of litellm that were published compromised: never install them."""
-
-ALLOWED_PTH = (
-    "distutils-precedence.pth",  # setuptools
-    "a1_coverage.pth",  # coverage's subprocess measurement
-    "__editable__.promptlab-",  # our own editable install
-    "_virtualenv.pth",  # virtualenv's own
-    "coverage.pth",
-)
-""".pth files run code at every interpreter start: only these may exist in the venv."""
-
-
-def test_22_no_compromised_litellm_and_no_unexpected_pth_files() -> None:
-    try:
-        version = importlib.metadata.version("litellm")
-    except importlib.metadata.PackageNotFoundError:
-        version = None
-    assert version not in BAD_LITELLM, f"litellm {version} is a compromised release"
-    site_dirs = {Path(p) for p in sys.path if p.endswith("site-packages")}
-    found = sorted(p.name for d in site_dirs if d.is_dir() for p in d.glob("*.pth"))
-    unexpected = [name for name in found if not name.startswith(ALLOWED_PTH)]
-    assert not unexpected, f"unexpected .pth files in the virtualenv: {unexpected}"
+# Case 22 (no compromised litellm, no unexpected .pth file) is
+# tests/promptlab/test_supply_chain.py, which also checks who owns each .pth file.
