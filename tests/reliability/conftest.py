@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fake_upstream import FakeUpstream
-from procs import Serve, write_config
+from procs import Serve, Stack, write_config
 
 from events.embedded import NatsServerProcess
 
@@ -98,26 +98,6 @@ def render_table(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
         text = ", ".join(f"{k} {v}" for k, v in props.items()) or "-"
         lines.append(f"| {case} | {outcome} | {text} |")
     return "\n".join(lines)
-
-
-class Stack:
-    """nats-server + fake upstream + one ``promptlab serve`` sidecar (no learner)."""
-
-    def __init__(
-        self, tmp_path: Path, nats: NatsServerProcess, upstream: FakeUpstream, serve: Serve
-    ) -> None:
-        self.tmp_path = tmp_path
-        self.nats = nats
-        self.upstream = upstream
-        self.serve = serve
-
-    @property
-    def url(self) -> str:
-        return self.serve.url
-
-    @property
-    def outbox_dir(self) -> Path:
-        return self.tmp_path / "sidecar" / "outbox"
 
 
 @pytest.fixture

@@ -170,6 +170,24 @@ class Serve:
                 self.proc.stdout.close()
 
 
+class Stack:
+    """nats-server + fake upstream + one ``promptlab serve`` sidecar (no learner)."""
+
+    def __init__(self, tmp_path: Path, nats: Any, upstream: Any, serve: Serve) -> None:
+        self.tmp_path = tmp_path
+        self.nats = nats
+        self.upstream = upstream
+        self.serve = serve
+
+    @property
+    def url(self) -> str:
+        return self.serve.url
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.tmp_path / "sidecar" / "outbox"
+
+
 @dataclass
 class Outcome:
     """What the client saw of a run of calls."""

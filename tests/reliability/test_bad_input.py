@@ -14,9 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Stack
 from fake_upstream import FakeUpstream
-from procs import Reply, call_body, http, rss_mb, stream_books, stream_events, wait_books
+from procs import Reply, Stack, call_body, http, rss_mb, stream_books, stream_events, wait_books
 
 from events.models import ExecutionCompleted, FeedbackReceived
 from events.rejects import read_rejects

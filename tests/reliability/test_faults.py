@@ -18,10 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Stack
 from procs import (
     Outcome,
     Serve,
+    Stack,
     call_body,
     clean_env,
     drive,

@@ -15,11 +15,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Stack
 from fake_upstream import FakeUpstream
 from procs import (
     Outcome,
     Serve,
+    Stack,
     clean_env,
     drive,
     exactly_once,

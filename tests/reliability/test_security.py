@@ -6,8 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Stack
-from procs import call_body, http
+from procs import Stack, call_body, http
 
 from sidecar.auth import KeyRing, check_admin
 from sidecar.config import ServerSettings

@@ -14,9 +14,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Stack
 from hostile import HostileUpstream
-from procs import CANARY, KEY_ENV, Serve, rss_mb, stream_events, write_config
+from procs import CANARY, KEY_ENV, Serve, Stack, rss_mb, stream_events, write_config
 
 from events.models import ExecutionCompleted
 from events.rejects import REJECT_DIR
