@@ -122,7 +122,7 @@ async def test_06_upstream_failure(
     if attempts is not None:
         assert seen == attempts, (seen, attempts)
     assert seen <= MAX_RETRIES + 1
-    assert result["elapsed"] < 8.0 + 2.0  # within the total deadline
+    assert result["elapsed"] < 8.0 + 4.0  # within the total deadline (slack: a loaded box)
     if kind == "429-long":
         assert result["elapsed"] < 2.0, "Retry-After: 100 must end the retries at once"
     if kind == "429":
