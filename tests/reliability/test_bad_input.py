@@ -400,3 +400,46 @@ def _strings_in_db(path: Any, wanted: set[str]) -> set[str]:
     finally:
         con.close()
     return found
+
+
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + await asyncio.wait_for(reader.readexactly(length), 5)
+
+
+@pytest.mark.slow
+async def test_14_header_timeout_spares_idle_keepalive_and_guards_the_next_head(
+    stack: Callable[..., Stack], figures: dict[str, Any]
+) -> None:
+    s = stack("[server]\nheader_timeout_s = 2.0\n")
+    host, port = s.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    try:
+        writer.write(request)
+        assert b" 200 " in await _read_response(reader)
+        await asyncio.sleep(3.0)  # idle longer than the header timeout: still open
+        writer.write(request)
+        assert b" 200 " in await _read_response(reader)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        answer = b""
+        for byte in request[:-2]:  # the next head, a byte every 0.5 s, never finished
+            writer.write(bytes([byte]))
+            try:
+                chunk = await asyncio.wait_for(reader.read(1024), 0.5)
+            except TimeoutError:
+                continue
+            answer += chunk
+            if not chunk or b"408" in answer:
+                break
+        closed_after = loop.time() - started
+    finally:
+        writer.close()
+    assert b"408" in answer and b'"header_timeout"' in answer, answer
+    assert closed_after < 2.0 + 1.5, closed_after
+    figures.update(idle_keepalive_kept="3 s", slow_next_head_closed_after_s=round(closed_after, 1))
