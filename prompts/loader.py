@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prompts.spec import PromptSpec, SpecError
+from prompts.errors import PromptError, SpecError
+from prompts.spec import PromptSpec
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
@@ -39,7 +40,7 @@ class Problem:
         return f"{self.file}: {self.field}: {self.message}"
 
 
-class PromptFileError(Exception):
+class PromptFileError(PromptError):
     """Prompt files that cannot be used; ``problems`` lists every problem found."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -9,22 +9,26 @@ Variables are declared with :class:`VariableSpec` (:mod:`prompts.variable_spec`)
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from events.models import VariantRegistered, deterministic_event_id
-from prompts.base import SpecError, SpecModel
+from events.kinds import VariantLifecycle, VariantOrigin
+from events.models import JsonDict, VariantRegistered, deterministic_event_id
+from prompts.base import SpecModel
 from prompts.config import PromotionConfig
+from prompts.errors import SpecError, VariableError
 from prompts.params import check_params
+from prompts.parts import ConstraintsSpec, ExampleSpec, RoutingSpec
+from prompts.reward import RewardSpec
 from prompts.templates import check_template, template_variables
 from prompts.variable_spec import FormatSpec, VariableSpec, VariableType
-from prompts.variables import VariableError, VariablesValidator
+from prompts.variables import VariablesValidator
 
 __all__ = [
     "Category",
@@ -38,13 +42,19 @@ __all__ = [
     "VariableSpec",
     "VariableType",
     "VariantSpec",
+    "validate_variables",
 ]
 
 Category = Literal["chat", "documentation", "code", "analysis", "system"]
 
-PROMPT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-MODEL_NAME = re.compile(r"^[A-Za-z0-9_.-]+/\S+$")
+# \Z, not $: "$" also matches before a final newline, and a name ending in "\n" would
+# reach HTTP headers (X-Promptlab-Variant) and break every response that carries it.
+PROMPT_ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[!-~]+\Z")
+"""``provider/model``: printable ASCII without spaces, so it is safe in a header too."""
+_EVENT_FIELDS = ("model", "params", "system", "template", "origin", "parent", "strategy", "status")
+"""The fields a variant and its ``VariantRegistered`` event share under the same name."""
 MAX_VARIABLES = 50
 """Most variables one prompt may declare."""
 
@@ -63,11 +73,15 @@ class VariantSpec(SpecModel):
     """Jinja2 template of the user message."""
     champion: bool = False
     """The variant that gets the traffic not spent on exploration."""
-    origin: Literal["config", "api", "mutation"] = "config"
+    origin: VariantOrigin = "config"
     parent: str | None = None
     """Variant this one was bred from (mutation)."""
     strategy: str | None = None
     """Mutation strategy that produced it."""
+    status: VariantLifecycle = "active"
+    """``draft``: validated and rendered (``prompts render``) but never routed;
+    ``active``: competes as champion or challenger; ``deprecated``: no new traffic,
+    statistics kept; ``archived``: also hidden from default lists."""
 
     @field_validator("name")
     @classmethod
@@ -82,7 +96,14 @@ class VariantSpec(SpecModel):
     @classmethod
     def _check_model(cls, value: str) -> str:
         if not MODEL_NAME.match(value):
-            raise SpecError([("", f"expected 'provider/model', got {value!r}")])
+            raise SpecError(
+                [
+                    (
+                        "",
+                        f"expected 'provider/model' (no spaces or control characters), got {value!r}",
+                    )
+                ]
+            )
         return value
 
     @field_validator("template", "system")
@@ -121,78 +142,49 @@ class VariantSpec(SpecModel):
             names |= template_variables(self.system)
         return names
 
+    @property
+    def provider(self) -> str:
+        """The provider part of :attr:`model` (``openai`` in ``openai/gpt-4o-mini``)."""
+        return self.model.split("/", 1)[0]
 
-# --------------------------------------------------------------------------- prompt parts
+    def to_event(
+        self, prompt_id: str, variables: Sequence[JsonDict] = (), **extra: Any
+    ) -> VariantRegistered:
+        """The event announcing this variant of prompt ``prompt_id``.
 
-
-class RewardSpec(SpecModel):
-    """``[reward]``: what counts as success, and what it costs."""
-
-    feedback: str = "thumbs_up"
-    """Name of the feedback that is the reward (bool, or a number in 0..1)."""
-    cost_weight: float = Field(default=0.0, ge=0)
-    """Reward subtracted per USD of cost."""
-    latency_weight: float = Field(default=0.0, ge=0)
-    """Reward subtracted per second of latency."""
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    """Hard constraint: mean cost per call above this disqualifies a variant."""
-    max_p95_latency_ms: float | None = Field(default=None, gt=0)
-    """Hard constraint on p95 latency."""
-    max_error_rate: float | None = Field(default=None, ge=0, le=1)
-    """Hard constraint on the share of failed calls."""
-
-
-class RoutingSpec(SpecModel):
-    """``[routing]``: how traffic is split between variants."""
-
-    strategy: Literal["thompson", "fixed"] = "thompson"
-    exploration_cap: float = Field(default=0.2, ge=0, le=1)
-    """At most this share of traffic goes to challengers."""
-    weights: dict[str, float] = Field(default_factory=dict)
-    """``variant -> weight`` for ``strategy = "fixed"`` (normalised; need not sum to 1)."""
-    sticky: bool = True
-    """A subject (user, session) keeps the variant it first got."""
-
-    @model_validator(mode="after")
-    def _check_weights(self) -> RoutingSpec:
-        problems = [
-            (f"weights.{name}", f"{weight} is negative")
-            for name, weight in self.weights.items()
-            if weight < 0
-        ]
-        if self.strategy == "fixed" and not any(w > 0 for w in self.weights.values()):
-            problems.append(("weights", "strategy 'fixed' needs a positive weight per variant"))
-        if self.strategy != "fixed" and self.weights:
-            problems.append(("weights", "weights apply only to strategy 'fixed'"))
-        if problems:
-            raise SpecError(problems)
-        return self
-
-
-class ConstraintsSpec(SpecModel):
-    """``[constraints]``: limits every variant must respect (mutations included)."""
-
-    allowed_models: list[str] = Field(default_factory=list)
-    """Models variants may use: exact names or shell patterns (``openai/*``); empty: any."""
-    max_tokens: int | None = Field(default=None, ge=1)
-    """Ceiling on a variant's ``params.max_tokens``."""
-
-    def allows_model(self, model: str) -> bool:
-        """Whether ``model`` satisfies :attr:`allowed_models`."""
-        return not self.allowed_models or any(
-            fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models
+        This and :meth:`from_event` are the one mapping between a variant and its event.
+        ``variables`` are the prompt's declarations (JSON), so a reader can render the
+        template without the file. The event id derives from the prompt, name, version,
+        champion flag (and a status other than ``active``): every replica announcing the
+        same variant produces the same id and JetStream's duplicate window keeps one.
+        ``extra`` sets further event fields (``occurred_at``, ``event_id``).
+        """
+        parts: list[object] = [prompt_id, self.name, self.version, self.champion]
+        if self.status != "active":
+            parts.append(self.status)
+        fields: dict[str, Any] = {key: getattr(self, key) for key in _EVENT_FIELDS}
+        fields.update(
+            event_id=deterministic_event_id("variant.registered", *parts),
+            prompt_id=prompt_id,
+            variant=self.name,
+            version=self.version,
+            variables=list(variables),
+            champion=self.champion,
         )
+        fields.update(extra)
+        return VariantRegistered(**fields)
 
+    @classmethod
+    def from_event(cls, event: VariantRegistered) -> VariantSpec:
+        """The variant ``event`` announces, validated like any new one.
 
-class ExampleSpec(SpecModel):
-    """``[[examples]]``: an input with the output wanted; experiments reuse it as a case."""
-
-    name: str
-    variables: dict[str, Any] = Field(default_factory=dict)
-    expected: str | None = Field(
-        default=None, validation_alias=AliasChoices("expected", "expected_output")
-    )
-    """Output wanted (key ``expected_output`` also works); None: judge without reference."""
+        The champion flag is not taken over: who is champion is the learner's decision
+        (and :meth:`PromptSpec.with_variant` keeps the prompt's own). Raises
+        ``pydantic.ValidationError`` when the event describes a variant this version of
+        promptlab refuses.
+        """
+        fields = {key: getattr(event, key) for key in _EVENT_FIELDS}
+        return cls.model_validate({"name": event.variant, **fields})
 
 
 # --------------------------------------------------------------------------- prompt
@@ -307,10 +299,8 @@ class PromptSpec(SpecModel):
                         f"{tokens} exceeds constraints.max_tokens {cap}",
                     )
                 )
-        variant_names = {v.name for v in self.variants}
-        for weighted in self.routing.weights:
-            if weighted not in variant_names:
-                problems.append((f"routing.weights.{weighted}", "no variant of that name"))
+        problems += self._lifecycle_problems()
+        problems += self._weight_problems()
         if not problems:  # examples need sound declarations to be checked against
             for i, example in enumerate(self.examples):
                 try:
@@ -319,6 +309,33 @@ class PromptSpec(SpecModel):
                     problems.append(
                         (f"examples[{i}].variables.{exc.variable}", f"{exc.rule}: {exc.message}")
                     )
+        return problems
+
+    def _lifecycle_problems(self) -> list[tuple[str, str]]:
+        problems = [
+            (f"variants[{i}].status", f"the champion must be active, not {v.status}")
+            for i, v in enumerate(self.variants)
+            if v.champion and v.status != "active"
+        ]
+        if not any(v.status == "active" for v in self.variants):
+            problems.append(("variants", "at least one variant must be active"))
+        return problems
+
+    def _weight_problems(self) -> list[tuple[str, str]]:
+        names = {v.name for v in self.variants}
+        problems = [
+            (f"routing.weights.{weighted}", "no variant of that name")
+            for weighted in self.routing.weights
+            if weighted not in names
+        ]
+        if self.routing.strategy == "fixed":
+            problems += [
+                (f"variants[{i}]",
+                 f"{v.name!r} has no weight under routing.weights (strategy 'fixed'); "
+                 "give it one (0 for no traffic)")
+                for i, v in enumerate(self.variants)
+                if v.status == "active" and v.name not in self.routing.weights
+            ]  # fmt: skip
         return problems
 
     # ----------------------------------------------------------------------- access
@@ -375,26 +392,18 @@ class PromptSpec(SpecModel):
         duplicate window keeps one copy.
         """
         variables = [v.model_dump(mode="json", exclude_defaults=True) for v in self.variables]
-        return [
-            VariantRegistered(
-                event_id=deterministic_event_id(
-                    "variant.registered", self.id, v.name, v.version, v.champion
-                ),
-                prompt_id=self.id,
-                variant=v.name,
-                version=v.version,
-                model=v.model,
-                params=v.params,
-                system=v.system,
-                template=v.template,
-                variables=variables,
-                champion=v.champion,
-                origin=v.origin,
-                parent=v.parent,
-                strategy=v.strategy,
-            )
-            for v in self.variants
-        ]
+        return [v.to_event(self.id, variables) for v in self.variants]
+
+
+def validate_variables(prompt: PromptSpec, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check ``values`` against ``prompt``'s declared variables and format them.
+
+    Returns a new dict to render with: formatted values plus defaults for missing ones.
+    Raises :class:`VariableError` naming the variable and the rule, e.g.
+    ``variable 'code': max_length: 5001 characters, at most 5000 allowed``; values the
+    prompt does not declare are rejected (rule ``unknown``).
+    """
+    return prompt.variables_validator(values)
 
 
 def _marked_champion(variant: object) -> bool:
