@@ -13,6 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.kinds import VariantStatus
 
+__all__ = [
+    "ArmPosterior",
+    "DecisionRecord",
+    "RoutingSnapshot",
+    "StatsSnapshot",
+    "TrendPoint",
+    "VariantStats",
+    "VariantStatus",  # defined in events.kinds; re-exported for older imports
+]
+
 
 class _Snap(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 from prompts.errors import RenderError
 from prompts.spec import PromptSpec, VariantSpec
