@@ -3,6 +3,7 @@ providers, and the values a call may carry."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from prompts import (
     validate_files,
 )
 from prompts.loader import PromptFileError
-from tests.prompts.conftest import WriteToml
+
+WriteToml = Callable[[str, str], Path]
 
 
 def prompt(*variants: dict[str, Any], **fields: Any) -> PromptSpec:
