@@ -59,4 +59,9 @@ class RenderError(PromptError):
 
 
 class FeedbackError(PromptError, ValueError):
-    """A feedback value the prompt's ``[reward]`` cannot turn into a reward in 0..1."""
+    """A feedback value the prompt's ``[reward]`` cannot turn into a reward in 0..1;
+    ``scale`` is the ``(min, max)`` it had to fit."""
+
+    def __init__(self, message: str, scale: tuple[float, float]) -> None:
+        super().__init__(message)
+        self.scale = scale

@@ -16,7 +16,7 @@ from prompts.base import SpecModel
 from prompts.errors import FeedbackError, SpecError
 from prompts.values import json_type
 
-__all__ = ["FeedbackError", "RewardSpec", "normalise_feedback"]
+__all__ = ["DEFAULT_SCALE", "FeedbackError", "RewardSpec", "normalise_feedback", "scale_text"]
 
 
 class RewardSpec(SpecModel):
@@ -48,46 +48,61 @@ class RewardSpec(SpecModel):
                 raise SpecError([("scale", f"[{low:g}, {high:g}]: min must be below max")])
         return self
 
-    def scale_text(self) -> str:
-        """The range numeric feedback must be in, as users write it: ``[1, 5]``."""
-        low, high = self.scale if self.scale is not None else (0.0, 1.0)
-        return f"[{low:g}, {high:g}]"
-
 
 class _HasReward(Protocol):
     @property
     def reward(self) -> RewardSpec: ...
 
 
-def normalise_feedback(value: object, spec: RewardSpec | _HasReward) -> float:
-    """The reward in 0..1 that feedback ``value`` means under ``spec`` (a prompt or its
-    ``[reward]``).
+DEFAULT_SCALE: tuple[float, float] = (0.0, 1.0)
+"""The scale of a prompt whose ``[reward]`` sets none."""
 
-    ``True``/``False`` are 1 and 0. A number must lie in ``[reward] scale`` (default
-    ``[0, 1]``) and is mapped linearly onto 0..1. Anything else (a string, null, NaN, an
-    integer too large for a float, a number outside the scale) raises
-    :class:`FeedbackError` with a message that names the scale.
-    """
+Scale = tuple[float, float]
+
+
+def _scale_of(spec: RewardSpec | _HasReward | Scale | None) -> Scale:
+    if spec is None:
+        return DEFAULT_SCALE
+    if isinstance(spec, tuple):
+        return (float(spec[0]), float(spec[1]))
     reward = spec if isinstance(spec, RewardSpec) else spec.reward
+    return reward.scale if reward.scale is not None else DEFAULT_SCALE
+
+
+def scale_text(scale: Scale) -> str:
+    """A scale as users write it: ``[1, 5]``."""
+    return f"[{scale[0]:g}, {scale[1]:g}]"
+
+
+def normalise_feedback(value: object, spec: RewardSpec | _HasReward | Scale | None = None) -> float:
+    """The reward in 0..1 that feedback ``value`` means under ``spec``: a prompt, its
+    ``[reward]``, or a ``(min, max)`` scale (None: ``[0, 1]``).
+
+    A number must lie on the scale and is mapped linearly onto 0..1; it is never
+    clipped (a 1-5 star rating sent to a 0..1 prompt is an error, not a 1.0). ``True`` /
+    ``False`` are 1 and 0 on the default scale only (a thumbs-up is no star rating).
+    Anything else (a string, null, NaN, an integer too large for a float) raises
+    :class:`FeedbackError`, whose message names the scale and whose ``scale`` holds it.
+    """
+    low, high = scale = _scale_of(spec)
+    shown = scale_text(scale)
     if isinstance(value, bool):
+        if scale != DEFAULT_SCALE:
+            raise FeedbackError(f"expects a number on the scale {shown}, got a boolean", scale)
         return 1.0 if value else 0.0
     if not isinstance(value, int | float):
         raise FeedbackError(
-            f"feedback value must be a boolean or a number in {reward.scale_text()}, "
-            f"got {json_type(value)}"
+            f"expects a boolean or a number on the scale {shown}, got {json_type(value)}", scale
         )
     try:
         number = float(value)
     except OverflowError:
         raise FeedbackError(
-            f"feedback value is too large; expected a number in {reward.scale_text()}"
+            f"too large a number; expects one on the scale {shown}", scale
         ) from None
-    if math.isnan(number):
-        raise FeedbackError(f"feedback value must be a number in {reward.scale_text()}, got NaN")
-    low, high = reward.scale if reward.scale is not None else (0.0, 1.0)
+    if not math.isfinite(number):
+        raise FeedbackError(f"expects a finite number on the scale {shown}, got {number}", scale)
     if not low <= number <= high:
-        hint = "" if reward.scale is not None else " (set [reward] scale = [min, max] for others)"
-        raise FeedbackError(
-            f"feedback value {number:g} is outside the scale {reward.scale_text()}{hint}"
-        )
+        hint = "" if scale != DEFAULT_SCALE else " (set [reward] scale = [min, max] for others)"
+        raise FeedbackError(f"{number:g} is outside the scale {shown}{hint}", scale)
     return (number - low) / (high - low)

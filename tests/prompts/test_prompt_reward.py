@@ -10,9 +10,20 @@ from pydantic import ValidationError
 from prompts import FeedbackError, PromptError, PromptSpec, RewardSpec, normalise_feedback
 
 
-def test_booleans_are_one_and_zero() -> None:
+def test_booleans_are_one_and_zero_on_the_default_scale_only() -> None:
     assert normalise_feedback(True, RewardSpec()) == 1.0
-    assert normalise_feedback(False, RewardSpec(scale=(1, 5))) == 0.0
+    assert normalise_feedback(False) == 0.0
+    with pytest.raises(
+        FeedbackError, match=r"expects a number on the scale \[1, 5\], got a boolean"
+    ):
+        normalise_feedback(True, RewardSpec(scale=(1, 5)))
+
+
+def test_a_scale_can_be_given_as_a_pair() -> None:
+    assert normalise_feedback(7, (0, 10)) == 0.7
+    with pytest.raises(FeedbackError) as caught:
+        normalise_feedback(11, (0, 10))
+    assert caught.value.scale == (0.0, 10.0)
 
 
 @pytest.mark.parametrize(("value", "reward"), [(1, 0.0), (5, 1.0), (3, 0.5), (4.5, 0.875)])
@@ -39,8 +50,8 @@ def test_out_of_range_names_the_scale(value: float) -> None:
         (None, "got null"),
         ([1], "got array"),
         (10**401, "too large"),
-        (math.nan, "got NaN"),
-        (math.inf, "outside the scale"),
+        (math.nan, "got nan"),
+        (math.inf, "got inf"),
     ],
 )
 def test_values_that_are_no_rating_raise_a_clear_error(value: object, message: str) -> None:
