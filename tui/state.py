@@ -76,8 +76,11 @@ class Notice:
 
 
 @dataclass(slots=True)
-class PromptState:
-    """Everything known about one prompt."""
+class LivePrompt:
+    """What the TUI knows about one prompt, live: snapshots, templates, recent calls.
+
+    (Not the learner's ``PromptState``, which is the policy's input.)
+    """
 
     prompt_id: str
     stats: StatsSnapshot | None = None
@@ -209,7 +212,7 @@ class LabState:
     """
 
     def __init__(self) -> None:
-        self.prompts: dict[str, PromptState] = {}
+        self.prompts: dict[str, LivePrompt] = {}
         self.revision = 0
         """Bumped on every change; screens redraw when it differs from what they drew."""
         self.events_seen = 0
@@ -226,14 +229,14 @@ class LabState:
 
     # ------------------------------------------------------------------ helpers
 
-    def prompt(self, prompt_id: str) -> PromptState:
+    def prompt(self, prompt_id: str) -> LivePrompt:
         """The state of ``prompt_id``, created on first mention."""
         state = self.prompts.get(prompt_id)
         if state is None:
-            state = self.prompts[prompt_id] = PromptState(prompt_id)
+            state = self.prompts[prompt_id] = LivePrompt(prompt_id)
         return state
 
-    def sorted_prompts(self) -> list[PromptState]:
+    def sorted_prompts(self) -> list[LivePrompt]:
         return [self.prompts[key] for key in sorted(self.prompts)]
 
     def _changed(self) -> None:

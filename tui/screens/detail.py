@@ -12,7 +12,7 @@ from textual.widgets.tree import TreeNode
 
 from events import PromoteCommand
 from tui.screens.base import LiveScreen
-from tui.state import LabState, PromptState
+from tui.state import LabState, LivePrompt
 from tui.views import (
     FEED_COLUMNS,
     VARIANT_COLUMNS,
@@ -84,7 +84,7 @@ class DetailScreen(LiveScreen):
     # ------------------------------------------------------------------ drawing
 
     @property
-    def prompt(self) -> PromptState:
+    def prompt(self) -> LivePrompt:
         return self.state.prompt(self.prompt_id)
 
     def selected_variant(self) -> str | None:
@@ -117,7 +117,7 @@ class DetailScreen(LiveScreen):
         width = self.query_one("#tabs", TabbedContent).size.width
         return max(30, (width or self.app.size.width) - 4)
 
-    def _draw_lineage(self, prompt: PromptState) -> None:
+    def _draw_lineage(self, prompt: LivePrompt) -> None:
         signature = lineage_signature(prompt)
         if signature == self._lineage_drawn:
             return
@@ -142,7 +142,7 @@ class DetailScreen(LiveScreen):
             add(tree.root, root)
         tree.root.expand()
 
-    def _draw_template(self, prompt: PromptState, *, force: bool = False) -> None:
+    def _draw_template(self, prompt: LivePrompt, *, force: bool = False) -> None:
         variant = self.selected_variant()
         registered = prompt.templates.get(variant) if variant else None
         key = (variant, id(registered))
