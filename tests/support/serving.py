@@ -123,11 +123,14 @@ class Serve:
         """stdout (and stderr without ``log``), newest last."""
         self._ready = threading.Event()
         self._match: re.Match[str] | None = None
+        self.line_after_s = float("nan")
+        """Seconds from exec to the ready line."""
         self._readers = [self._drain(self.proc.stdout, ready=True)]
         if self._log is None:
             self._readers.append(self._drain(self.proc.stderr, ready=False))
         self.url, self.nats_url = self._wait_ready(ready_timeout, wait_readyz)
         self.ready_after_s = time.monotonic() - self.started
+        """Seconds from exec to ``/readyz`` 200 (to the ready line without ``wait_readyz``)."""
 
     # ------------------------------------------------------------------ start
 
@@ -138,6 +141,7 @@ class Serve:
                 for line in stream:
                     self.output.append(line.rstrip("\n"))
                     if ready and self._match is None and (match := READY.search(line)):
+                        self.line_after_s = time.monotonic() - self.started
                         self._match = match
                         self._ready.set()
             self._ready.set()  # EOF: the child is gone
@@ -156,7 +160,7 @@ class Serve:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.kill()
                 raise ServeFailed(f"{url}/readyz never answered 200: {self.log_text()[-3000:]}")
-            time.sleep(0.01)
+            time.sleep(0.005)
         return url, nats_url
 
     @staticmethod
