@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
-from serving import Serve, write_config
+from serving import Serve, clean_env, write_config
 
 PROMPT = """
 id = "greet"
@@ -58,3 +60,17 @@ def test_serve_with_workers_shares_one_port_and_stops_cleanly(tmp_path: Path) ->
             or "zombie" in Path(f"/proc/{w}/status").read_text().lower()
             for w in workers
         )
+
+
+def test_serve_refuses_a_variant_whose_provider_is_not_configured(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"greet": PROMPT.replace("simulated/alpha", "groq/llama")})
+    result = subprocess.run(
+        [sys.executable, "-m", "promptlab", "--config", str(config), "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "variants[0].model: provider 'groq' is not configured" in result.stderr
+    assert "serving on" not in result.stdout
