@@ -8,8 +8,9 @@ from events import CommandRejected, ExecutionCompleted, FeedbackReceived, KVEntr
 from events.snapshots import ArmPosterior
 from tui import sample
 from tui.health import assess
+from tui.live_prompt import FEED_SIZE
 from tui.plots import beta_pdf, density_rows, sparkline, trend_series
-from tui.state import FEED_SIZE, LabState
+from tui.state import LabState
 from tui.views import (
     blended_cost,
     challenger_traffic,
