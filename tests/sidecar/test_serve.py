@@ -36,7 +36,7 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
         assert served.nats_url is not None and served.nats_url.startswith("nats://127.0.0.1:")
         answer = served.post_json("/v1/chat/completions", CALL)
         assert answer["system_fingerprint"] == "promptlab-simulated"
-        assert served.terminate() == 0
+        assert served.terminate() == 0, served.log_text()[-3000:]
 
 
 def test_serve_with_workers_shares_one_port_and_stops_cleanly(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_serve_with_workers_shares_one_port_and_stops_cleanly(tmp_path: Path) ->
         for _ in range(20):
             answer = served.post_json("/v1/chat/completions", CALL)
             assert answer["system_fingerprint"] == "promptlab-simulated"
-        assert served.terminate() == 0
+        assert served.terminate() == 0, served.log_text()[-3000:]
         assert all(
             not Path(f"/proc/{w}").exists()
             or "zombie" in Path(f"/proc/{w}/status").read_text().lower()

@@ -80,18 +80,21 @@ class ServeFailed(RuntimeError):
 class Serve:
     """One ``promptlab serve`` child, ready when the constructor returns.
 
-    ``learner=False`` adds ``--no-learner``; ``args`` go after ``serve`` (``--port 0`` is
-    added unless ``args`` name a port); ``log`` receives stderr (else it is kept in
-    memory, last lines only); ``ready_timeout`` bounds the wait for the ready line and
-    ``/readyz``.
+    ``config`` None runs ``serve`` without ``--config`` (it reads
+    ``./config/promptlab.toml`` of ``cwd``, as a user's would). ``learner=False`` adds
+    ``--no-learner``; ``args`` go after ``serve``; ``--port PORT`` is added unless
+    ``port`` is None or ``args`` name a port; ``log`` receives stderr (else it is kept
+    in memory, last lines only); ``ready_timeout`` bounds the wait for the ready line
+    and ``/readyz``.
     """
 
     def __init__(
         self,
-        config: Path,
+        config: Path | None,
         log: Path | None = None,
         *,
         learner: bool = True,
+        port: int | None = 0,
         args: Iterable[str] = (),
         env: Mapping[str, str] | None = None,
         cwd: Path = ROOT,
@@ -103,9 +106,11 @@ class Serve:
         self.log_path = log
         args = list(args)
         command = [sys.executable, "-m", "promptlab", *(["-v"] if verbose else [])]
-        command += ["--config", str(config), "serve", *args]
-        if "--port" not in args:
-            command += ["--port", "0"]
+        if config is not None:
+            command += ["--config", str(config)]
+        command += ["serve", *args]
+        if port is not None and "--port" not in args:
+            command += ["--port", str(port)]
         if not learner:
             command.append("--no-learner")
         self.command = command
@@ -230,6 +235,8 @@ class Serve:
                 os.kill(int(json.loads(state.read_text())["pid"]), signal.SIGTERM)
 
     def _nats_state_file(self) -> Path | None:
+        if self.config is None:
+            return None
         match = re.search(r'data_dir = "([^"]+)"', self.config.read_text())
         return Path(match.group(1)) / "server.json" if match else None
 
@@ -255,7 +262,7 @@ class Serve:
 
 
 @contextlib.contextmanager
-def serving(config: Path, **kwargs: Any) -> Iterator[Serve]:
+def serving(config: Path | None, **kwargs: Any) -> Iterator[Serve]:
     """:class:`Serve` as a context manager: SIGTERM (then SIGKILL) on the way out."""
     with Serve(config, **kwargs) as served:
         yield served
