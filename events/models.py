@@ -148,13 +148,13 @@ class VariantRegistered(BaseEvent):
     variables: list[JsonDict] = Field(default_factory=list)
     champion: bool = False
     """True when the prompt file marks this variant as the champion."""
+    status: VariantLifecycle = "active"
+    """The author's lifecycle state; only ``active`` variants are routed."""
     origin: VariantOrigin = "config"
     parent: str | None = None
     """Variant this one was bred from (mutation), if any."""
     strategy: str | None = None
     """Mutation strategy that produced it, if any."""
-    status: VariantLifecycle = "active"
-    """The author's lifecycle state; only ``active`` variants are routed."""
 
 
 class VariantRetired(BaseEvent):

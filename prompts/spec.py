@@ -73,15 +73,15 @@ class VariantSpec(SpecModel):
     """Jinja2 template of the user message."""
     champion: bool = False
     """The variant that gets the traffic not spent on exploration."""
+    status: VariantLifecycle = "active"
+    """``draft``: validated and rendered but never routed; ``active``: competes as
+    champion or challenger; ``deprecated``: no new traffic, statistics kept;
+    ``archived``: also hidden from default lists."""
     origin: VariantOrigin = "config"
     parent: str | None = None
     """Variant this one was bred from (mutation)."""
     strategy: str | None = None
     """Mutation strategy that produced it."""
-    status: VariantLifecycle = "active"
-    """``draft``: validated and rendered (``prompts render``) but never routed;
-    ``active``: competes as champion or challenger; ``deprecated``: no new traffic,
-    statistics kept; ``archived``: also hidden from default lists."""
 
     @field_validator("name")
     @classmethod
