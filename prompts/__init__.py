@@ -6,7 +6,7 @@ is never imported here. Every exception it raises derives from :class:`PromptErr
 
 from prompts.config import PromotionConfig, PromptsSettings
 from prompts.errors import (
-    FeedbackError,
+    FeedbackValueError,
     PromptError,
     RenderError,
     SpecError,
@@ -14,6 +14,7 @@ from prompts.errors import (
     VariableError,
 )
 from prompts.estimate import cost_per_token, estimate_cost, estimate_tokens
+from prompts.feedback import normalise_feedback
 from prompts.loader import (
     Problem,
     PromptFileError,
@@ -22,10 +23,16 @@ from prompts.loader import (
     validate_files,
 )
 from prompts.params import ALLOWED_PARAMS
-from prompts.parts import ConstraintsSpec, ExampleSpec, RoutingSpec
 from prompts.render import Message, Renderer
-from prompts.reward import RewardSpec, normalise_feedback
-from prompts.spec import PromptSpec, VariantSpec, validate_variables
+from prompts.spec import (
+    ConstraintsSpec,
+    ExampleSpec,
+    PromptSpec,
+    RewardSpec,
+    RoutingSpec,
+    VariantSpec,
+    validate_variables,
+)
 from prompts.variable_spec import FormatSpec, VariableSpec
 from prompts.variables import VariablesValidator
 
@@ -33,7 +40,7 @@ __all__ = [
     "ALLOWED_PARAMS",
     "ConstraintsSpec",
     "ExampleSpec",
-    "FeedbackError",
+    "FeedbackValueError",
     "FormatSpec",
     "Message",
     "Problem",

@@ -58,7 +58,7 @@ class RenderError(PromptError):
         self.message = message
 
 
-class FeedbackError(PromptError, ValueError):
+class FeedbackValueError(PromptError, ValueError):
     """A feedback value the prompt's ``[reward]`` cannot turn into a reward in 0..1;
     ``scale`` is the ``(min, max)`` it had to fit."""
 

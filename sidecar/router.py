@@ -4,7 +4,7 @@ Per prompt, a :class:`Router` keeps an immutable routing table built from the pr
 file and the latest :class:`~events.snapshots.RoutingSnapshot` (before any snapshot:
 Beta(1, 1) priors and the champion from the prompt file). Building a table is where the
 work happens; a decision is one ``random()`` and a bisect over precomputed cumulative
-shares, returning a prebuilt :class:`Route` (well under the 20 us budget).
+shares, returning a prebuilt :class:`Decision` (well under the 20 us budget).
 
 Strategies
 ----------
@@ -44,7 +44,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from events.kinds import RoutingStrategy
 from events.models import RoutingInfo
 from events.snapshots import RoutingSnapshot
 
@@ -73,7 +72,7 @@ class PromptLike(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class Decision:
     """One routing outcome; prebuilt per arm, shared by every call that gets it."""
 
     variant: str
@@ -94,12 +93,12 @@ class Route:
 @dataclass(frozen=True, slots=True)
 class _Table:
     cumulative: tuple[float, ...]
-    decisions: tuple[Route, ...]
+    decisions: tuple[Decision, ...]
     sticky: bool
     salt: bytes
     sticky_cumulative: tuple[float, ...]
-    sticky_decisions: tuple[Route, ...]
-    champion: Route
+    sticky_decisions: tuple[Decision, ...]
+    champion: Decision
     shares: Mapping[str, float]
 
 
@@ -117,17 +116,15 @@ def champion_name(prompt: Any) -> str:
     return str(prompt.variants[0].name)
 
 
-def _make_decision(
-    variant: str, champion: str, p: float, strategy: RoutingStrategy, version: int
-) -> Route:
+def _make_decision(variant: str, champion: str, p: float, strategy: str, version: int) -> Decision:
     exploration = variant != champion
     info = RoutingInfo(
-        strategy=strategy,
+        strategy=strategy,  # type: ignore[arg-type]  # one of the router's own strategy names
         probability=min(1.0, max(0.0, p)),
         exploration=exploration,
         snapshot_version=version,
     )
-    return Route(variant, champion, p, exploration, strategy, version, info)
+    return Decision(variant, champion, p, exploration, strategy, version, info)
 
 
 def _cumulate(shares: Sequence[float]) -> tuple[float, ...]:
@@ -200,7 +197,7 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
 
     if paused or len(arms) == 1:
         shares = [1.0 if i == ci else 0.0 for i in range(len(arms))]
-        kind: RoutingStrategy = "champion"
+        kind = "champion"
         stable = shares
     elif strategy == "fixed":
         raw = [max(0.0, float(weights.get(n, 0.0))) for n in arms] if weights else [1.0] * len(arms)
@@ -283,7 +280,7 @@ class Router:
         """Current traffic share of each variant (for the admin API)."""
         return self._tables[prompt_id].shares
 
-    def decide(self, prompt_id: str, subject: str | None = None) -> Route:
+    def decide(self, prompt_id: str, subject: str | None = None) -> Decision:
         """Pick the variant of one call. ``KeyError`` for an unknown prompt."""
         table = self._tables[prompt_id]
         if subject is not None and table.sticky:
@@ -292,6 +289,6 @@ class Router:
             return table.sticky_decisions[bisect_right(table.sticky_cumulative, point)]
         return table.decisions[bisect_right(table.cumulative, self._random())]
 
-    def champion(self, prompt_id: str) -> Route:
+    def champion(self, prompt_id: str) -> Decision:
         """The champion's decision, for the retry after a challenger failed."""
         return self._tables[prompt_id].champion
