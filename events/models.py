@@ -213,7 +213,7 @@ class FeedbackReceived(BaseEvent):
     name: str
     value: bool | float
     comment: str | None = None
-    source: EventSource = "live"
+    source: Literal["live", "offline"] = "live"
 
 
 # --------------------------------------------------------------------------- decisions
