@@ -228,9 +228,6 @@ async def test_16_no_header_injection(stack: Callable[..., Stack], figures: dict
     figures.update(injected_headers=0)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs branch kernel: variant names must end at \\Z (no final newline)"
-)
 async def test_16_variant_name_with_newline_refused(stack: Callable[..., Stack]) -> None:
     s = stack()
     reply = await http(
@@ -289,9 +286,6 @@ async def test_17_no_call_leaves_for_another_host(
     figures.update(calls=calls, hits_on_other_host=len(other_host.requests))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs branch kernel: variant params are an allow-list of model params"
-)
 async def test_17_variant_params_cannot_redirect(
     stack: Callable[..., Stack], other_host: FakeUpstream
 ) -> None:
@@ -333,7 +327,6 @@ SANDBOX_ESCAPES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch kernel: sandbox escapes refused at validation")
 async def test_18_sandbox_escapes_refused_by_admin(
     stack: Callable[..., Stack], figures: dict[str, Any]
 ) -> None:
