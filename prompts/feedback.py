@@ -1,53 +1,78 @@
 """What a feedback value means: ``[reward] scale`` maps it onto 0..1 (pure, no I/O).
 
-``normalise_feedback(value, scale)`` is the one rule, used by the sidecar (to answer 400
-at once) and by the learner (for feedback the sidecar could not check). A bool is 1 or
-0 and only fits the default scale ``[0, 1]``; a number must lie on the scale, it is
-never clipped (a 1..5 star rating sent to a 0..1 prompt is an error, not a 1.0).
+:func:`normalise_feedback` is the one place a feedback value (a thumbs-up, a 1-5 star
+rating) becomes the 0..1 reward the statistics use: the sidecar calls it to answer 400
+at once, the learner for feedback the sidecar could not check.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Protocol
+
+from prompts.errors import FeedbackValueError
+from prompts.spec import RewardSpec
+from prompts.values import json_type
+
+__all__ = ["DEFAULT_SCALE", "FeedbackValueError", "normalise_feedback", "scale_text"]
+
+
+class _HasReward(Protocol):
+    @property
+    def reward(self) -> RewardSpec: ...
+
 
 DEFAULT_SCALE: tuple[float, float] = (0.0, 1.0)
+"""The scale of a prompt whose ``[reward]`` sets none."""
+
+Scale = tuple[float, float]
 
 
-class FeedbackValueError(ValueError):
-    """A feedback value that does not fit the prompt's reward scale (or is no number)."""
-
-    def __init__(self, message: str, scale: tuple[float, float]) -> None:
-        super().__init__(message)
-        self.scale = scale
-
-
-def scale_text(scale: tuple[float, float]) -> str:
-    low, high = scale
-    return f"[{low:g}, {high:g}]"
+def _scale_of(spec: RewardSpec | _HasReward | Scale | None) -> Scale:
+    if spec is None:
+        return DEFAULT_SCALE
+    if isinstance(spec, tuple):
+        return (float(spec[0]), float(spec[1]))
+    reward = spec if isinstance(spec, RewardSpec) else spec.reward
+    return reward.scale if reward.scale is not None else DEFAULT_SCALE
 
 
-def normalise_feedback(value: object, scale: tuple[float, float] | None = None) -> float:
-    """``value`` mapped from ``scale`` (default ``[0, 1]``) onto 0..1.
+def scale_text(scale: Scale) -> str:
+    """A scale as users write it: ``[1, 5]``."""
+    return f"[{scale[0]:g}, {scale[1]:g}]"
 
-    Raises :class:`FeedbackValueError` for a value that is not a bool or a finite
-    number, a bool on a scale other than ``[0, 1]``, or a number off the scale.
+
+def normalise_feedback(value: object, spec: RewardSpec | _HasReward | Scale | None = None) -> float:
+    """The reward in 0..1 that feedback ``value`` means under ``spec``: a prompt, its
+    ``[reward]``, or a ``(min, max)`` scale (None: ``[0, 1]``).
+
+    A number must lie on the scale and is mapped linearly onto 0..1; it is never
+    clipped (a 1-5 star rating sent to a 0..1 prompt is an error, not a 1.0). ``True`` /
+    ``False`` are 1 and 0 on the default scale only (a thumbs-up is no star rating).
+    Anything else (a string, null, NaN, an integer too large for a float) raises
+    :class:`FeedbackValueError`, whose message names the scale and whose ``scale`` holds it.
     """
-    low, high = scale or DEFAULT_SCALE
-    shown = scale_text((low, high))
+    low, high = scale = _scale_of(spec)
+    shown = scale_text(scale)
     if isinstance(value, bool):
-        if (low, high) != DEFAULT_SCALE:
-            raise FeedbackValueError(
-                f"expects a number on the scale {shown}, got a boolean", (low, high)
-            )
+        if scale != DEFAULT_SCALE:
+            raise FeedbackValueError(f"expects a number on the scale {shown}, got a boolean", scale)
         return 1.0 if value else 0.0
-    if not isinstance(value, int | float) or not math.isfinite(value):
+    if not isinstance(value, int | float):
         raise FeedbackValueError(
-            f"expects a boolean or a finite number on the scale {shown}, got {value!r}",
-            (low, high),
+            f"expects a boolean or a number on the scale {shown}, got {json_type(value)}", scale
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise FeedbackValueError(
+            f"too large a number; expects one on the scale {shown}", scale
+        ) from None
+    if not math.isfinite(number):
+        raise FeedbackValueError(
+            f"expects a finite number on the scale {shown}, got {number}", scale
+        )
     if not low <= number <= high:
-        raise FeedbackValueError(
-            f"{number:g} is outside the scale {shown} of this prompt's reward", (low, high)
-        )
+        hint = "" if scale != DEFAULT_SCALE else " (set [reward] scale = [min, max] for others)"
+        raise FeedbackValueError(f"{number:g} is outside the scale {shown}{hint}", scale)
     return (number - low) / (high - low)
