@@ -117,6 +117,8 @@ class RawUpstream:
     connections: int = 0
     bodies: list[bytes] = field(default_factory=list)
     port: int = 0
+    received: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a request has been read."""
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -158,6 +160,7 @@ class RawUpstream:
                         length = int(value.strip())
                 self.bodies.append(await reader.readexactly(length))
                 self.requests += 1
+                self.received.set()
                 reply = self.script.popleft() if self.script else response()
                 if not await reply(writer):
                     return
