@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
+from provider_kit import KEY, KEY_ENV, MakeProviders
 from raw_upstream import RawUpstream
 
 from providers import Providers, ProviderSettings
-
-KEY = "sk-test-PROVIDERKEY-0123456789"
-KEY_ENV = "PROMPTLAB_TEST_PROVIDER_KEY"
-
-MakeProviders = Callable[..., Awaitable[Providers]]
-
-
-def settings(api_base: str, **overrides: Any) -> ProviderSettings:
-    """A provider on ``api_base`` with fast retries (for tests)."""
-    return ProviderSettings(
-        **{
-            "kind": "openai",
-            "api_base": api_base,
-            "api_key_env": KEY_ENV,
-            "max_retries": 2,
-            "retry_backoff_s": 0.01,
-            "retry_backoff_max_s": 0.02,
-            "timeout_s": 5.0,
-            **overrides,
-        }
-    )
 
 
 @pytest.fixture
@@ -54,6 +33,3 @@ async def make_providers() -> AsyncIterator[MakeProviders]:
     yield make
     for p in started:
         await p.close()
-
-
-BODY = {"messages": [{"role": "user", "content": "hi"}]}

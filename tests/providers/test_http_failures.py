@@ -9,8 +9,8 @@ import time
 
 import pytest
 import raw_upstream as up
-from conftest import BODY, KEY, MakeProviders, settings
 from fake_upstream import FakeUpstream
+from provider_kit import BODY, KEY, MakeProviders, settings
 from raw_upstream import RawUpstream
 
 from providers import (
