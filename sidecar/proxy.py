@@ -234,6 +234,7 @@ class Proxy:
                 model=answer.model if answer.model != call.model else None,
                 attempts=answer.attempts,
                 usage=data.get("usage"),
+                cost_usd=answer.cost_usd,
                 output=output,
             ),
         )

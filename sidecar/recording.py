@@ -62,6 +62,8 @@ class Outcome:
     """The ``provider/model`` that answered, when not the one asked for (a fallback)."""
     attempts: list[Attempt] = field(default_factory=list)
     usage: Any = None
+    cost_usd: float | None = None
+    """The provider's own cost when it knows one (litellm); else estimated from usage."""
     ttft_ms: float | None = None
     output: str | None = None
     fell_back_to: str | None = None
@@ -112,11 +114,12 @@ class Recorder:
             outcome = replace(outcome, http_status=200)
         model = outcome.model or call.model
         input_tokens, output_tokens = _tokens(outcome.usage)
-        cost = (
-            estimate_cost(model, input_tokens, output_tokens)
-            if input_tokens or output_tokens
-            else 0.0
-        )
+        if outcome.cost_usd is not None:
+            cost = outcome.cost_usd
+        elif input_tokens or output_tokens:
+            cost = estimate_cost(model, input_tokens, output_tokens)
+        else:
+            cost = 0.0
         self.metrics.observe(
             call.prompt_id,
             call.variant,

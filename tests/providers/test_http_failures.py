@@ -10,7 +10,7 @@ import time
 import pytest
 import raw_upstream as up
 from fake_upstream import FakeUpstream
-from provider_kit import BODY, KEY, MakeProviders, settings
+from provider_kit import BODY, KEY, MakeProviders, make_providers, raw_upstream, settings
 from raw_upstream import RawUpstream
 
 from providers import (
