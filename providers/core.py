@@ -143,6 +143,10 @@ class Providers:
         """``provider/model`` -> Target (:class:`ProviderNotConfigured` when unknown)."""
         return self.registry.resolve(model, strict=strict)
 
+    def settings(self, provider: str) -> ProviderSettings:
+        """The settings of a configured provider (KeyError when there is none)."""
+        return self.registry.providers[provider]
+
     def describe(self) -> list[str]:
         """One line per provider: name, kind, base URL, key present (never the key)."""
         lines = []
@@ -224,10 +228,57 @@ class Providers:
             )
             data, cost = await litellm_adapter.complete(args, target.qualified, self.redactor)
             return data, None, cost
-        data, raw = await self.request(target, "/chat/completions", body, deadline)
+        data, raw = await self._request(target, "/chat/completions", body, deadline)
         return data, raw, None
 
-    async def request(
+    async def post(
+        self,
+        model: str,
+        path: str,
+        body: JsonDict,
+        *,
+        timeout_s: float | None = None,
+        strict: bool = True,
+    ) -> Completion:
+        """Any other OpenAI endpoint (``/embeddings``, ``/completions``, ``/responses``),
+        non-streamed, passed through to the provider ``model`` names (no fallbacks).
+
+        Tokens are read from ``usage`` in either of OpenAI's shapes (``prompt_tokens``/
+        ``completion_tokens`` or ``input_tokens``/``output_tokens``).
+        """
+        target = self.resolve(model, strict=strict)
+        started = time.perf_counter()
+        timeout = timeout_s if timeout_s is not None else target.settings.timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            data, raw = await self._request(target, path, body, deadline)
+        except ProviderError as err:
+            err.model = target.qualified
+            raise err.with_attempts([(target.qualified, err.kind)]) from None
+        usage = data.get("usage")
+        prompt_tokens, completion_tokens = _tokens(usage)
+        if isinstance(usage, dict) and not (prompt_tokens or completion_tokens):
+            prompt_tokens, completion_tokens = _tokens(
+                {
+                    "prompt_tokens": usage.get("input_tokens"),
+                    "completion_tokens": usage.get("output_tokens"),
+                }
+            )
+        cost = None
+        if self._cost is not None and (prompt_tokens or completion_tokens):
+            cost = self._cost(target.qualified, prompt_tokens, completion_tokens)
+        return Completion(
+            data=data,
+            model=target.qualified,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
+            attempts=[(target.qualified, None)],
+            raw=raw,
+        )
+
+    async def _request(
         self, target: Target, path: str, body: JsonDict, deadline: float
     ) -> tuple[JsonDict, bytes]:
         """POST ``body`` (with the target's model) to an OpenAI-compatible provider's

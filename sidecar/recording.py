@@ -42,6 +42,8 @@ class Call:
     stream: bool = False
     routing: RoutingInfo | None = None
     messages: list[Any] = field(default_factory=list)
+    endpoint: str | None = None
+    """``embeddings``, ``completions`` or ``responses`` for passthrough calls."""
     started: float = field(default_factory=time.perf_counter)
 
     def headers(self) -> dict[str, str]:
@@ -177,6 +179,7 @@ class Recorder:
             content=content,
             fell_back_to=outcome.fell_back_to,
             attempts=attempts,
+            endpoint=call.endpoint,
         )
         with self.telemetry.span("promptlab.publish") as span:
             set_attributes(

@@ -1,7 +1,8 @@
 """The ``/v1`` API and the probes: thin handlers over plain functions.
 
 ``POST /v1/chat/completions`` (see :mod:`sidecar.proxy`), ``POST /v1/feedback``,
-``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
+``GET /healthz``, ``GET /readyz``, ``GET /metrics``; ``/v1/models``, embeddings,
+completions and responses in :mod:`sidecar.passthrough`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from events.models import FeedbackReceived
-from sidecar import keys
-from sidecar.catalog import Catalog
+from sidecar import keys, passthrough
 from sidecar.errors import BadRequest
 from sidecar.ports import Publisher
-from sidecar.proxy import MODEL_PREFIX, parse_body
+from sidecar.proxy import parse_body
 
 
 def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
@@ -49,23 +49,6 @@ def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
     )
 
 
-def models_listing(catalog: Catalog) -> dict[str, Any]:
-    """The routed prompts in the shape of OpenAI's ``GET /v1/models``."""
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": MODEL_PREFIX + p.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": "promptlab",
-                "description": p.description,
-            }
-            for p in catalog.all()
-        ],
-    }
-
-
 def readiness(
     publisher: Publisher, catalog_loaded: bool, bus_connected: bool
 ) -> tuple[bool, dict[str, Any]]:
@@ -93,10 +76,6 @@ async def feedback(request: web.Request) -> web.Response:
             "status": "accepted",
         }
     )
-
-
-async def models(request: web.Request) -> web.Response:
-    return web.json_response(models_listing(request.app[keys.CATALOG]))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -130,7 +109,7 @@ async def metrics(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/feedback", feedback)
-    app.router.add_get("/v1/models", models)
+    passthrough.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
