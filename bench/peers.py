@@ -96,7 +96,13 @@ def start_litellm(tmpdir: Path, port: int, upstream_port: int) -> subprocess.Pop
         "litellm_settings:\n"
         "  drop_params: true\n"
     )
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        # A loopback-only bench: no master key (the load generator sends no credentials).
+        "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+    }
     return subprocess.Popen(
         [str(litellm_binary()), "--config", str(config), "--port", str(port),
          "--host", "127.0.0.1", "--num_workers", "1"],
