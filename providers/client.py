@@ -46,7 +46,6 @@ from providers.errors import (
     ProviderError,
     ProviderTimeout,
     RateLimited,
-    ResponseTooLarge,
     TLSFailed,
     UpstreamFailed,
     UpstreamRejected,
@@ -244,11 +243,13 @@ class HttpClient:
     async def _answer_error(self, resp: aiohttp.ClientResponse, what: str) -> ProviderError:
         try:
             raw = await read_body(resp, ERROR_BODY_LIMIT, what)
-        except ResponseTooLarge:
+        except ProviderError:  # too large, malformed: the status says enough
             raw = b""
-        except ProviderError:
-            raw = b""
-        finally:
+            resp.close()
+        except BaseException:
+            resp.close()
+            raise
+        else:
             resp.release()
         message = self.redactor.redact(upstream_message(raw, resp.status))
         return status_error(

@@ -296,8 +296,10 @@ class Providers:
         resp = await self._http.post(target.provider, target.url(path), payload, deadline, what)
         try:
             raw = await read_body(resp, target.settings.max_response_bytes, what)
-        finally:
-            resp.release()
+        except BaseException:
+            resp.close()  # a body read only in part: the connection cannot be reused
+            raise
+        resp.release()
         try:
             data = codec.loads(raw)
         except ValueError:
