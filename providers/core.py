@@ -24,6 +24,7 @@ from providers.client import HttpClient
 from providers.errors import Attempt, BadResponse, Misconfigured, ProviderError
 from providers.redact import Redactor
 from providers.registry import Registry, Target
+from providers.safety import safe_body
 from providers.settings import ProviderSettings
 
 JsonDict = dict[str, Any]
@@ -181,6 +182,7 @@ class Providers:
         strict: bool = True,
     ) -> Completion:
         """One chat completion (non-streamed), with fallbacks."""
+        body = safe_body(body)
         chain = self._chain(model, fallbacks, strict)
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -247,6 +249,7 @@ class Providers:
         ``completion_tokens`` or ``input_tokens``/``output_tokens``).
         """
         target = self.resolve(model, strict=strict)
+        body = safe_body(body)
         started = time.perf_counter()
         timeout = timeout_s if timeout_s is not None else target.settings.timeout_s
         deadline = asyncio.get_running_loop().time() + timeout
@@ -319,6 +322,7 @@ class Providers:
     ) -> Stream:
         """Open a streamed chat completion. Failures before the stream opens raise here
         (after the fallbacks); later ones raise while iterating."""
+        body = safe_body(body)
         chain = self._chain(model, fallbacks, strict)
         loop = asyncio.get_running_loop()
         overall = loop.time() + (

@@ -295,3 +295,16 @@ async def test_a_stream_is_read_to_done(make_providers: MakeProviders) -> None:
         assert stream.model == "fake/m"
     finally:
         await fake.stop()
+
+
+async def test_keys_that_would_redirect_a_call_never_leave(make_providers: MakeProviders) -> None:
+    fake = FakeUpstream()
+    await fake.start()
+    try:
+        p = await make_providers(fake=settings(fake.base_url))
+        body = {**BODY, "api_base": "http://169.254.169.254/v1", "extra_headers": {"X": "1"}}
+        await p.complete("fake/m", body)
+        forwarded = fake.requests[-1].body
+        assert "api_base" not in forwarded and "extra_headers" not in forwarded
+    finally:
+        await fake.stop()

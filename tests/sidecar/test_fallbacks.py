@@ -148,3 +148,20 @@ async def test_an_unservable_champion_is_a_502_not_the_clients_400(
     assert caught.value.status_code == 502
     [event] = await sidecar.wait_events("execution.completed", 1)
     assert isinstance(event, ExecutionCompleted) and event.error_kind == "not_configured"
+
+
+async def test_variant_params_cannot_redirect_a_call(make_sidecar: MakeSidecar) -> None:
+    spec = summarize_prompt().model_dump()
+    spec["variants"] = [
+        {**spec["variants"][0], "params": {"api_base": "http://169.254.169.254", "temperature": 0}}
+    ]
+    try:
+        prompt = PromptSpec.model_validate(spec)
+    except ValueError:
+        pytest.skip("the prompt kernel refuses such params already")
+    sidecar = await make_sidecar(prompts=[prompt])
+    await sidecar.client().chat.completions.create(
+        model="promptlab/summarize", messages=[], extra_body=VARS
+    )
+    forwarded = sidecar.upstream.requests[-1].body
+    assert "api_base" not in forwarded and forwarded["temperature"] == 0
