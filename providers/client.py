@@ -157,6 +157,7 @@ class HttpClient:
             self._headers[name] = headers
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._proxies: dict[str, tuple[URL | None, aiohttp.BasicAuth | None]] = {}
+        self._urls: dict[str, URL] = {}
         self._rng = random.Random()
 
     async def start(self) -> None:
@@ -187,6 +188,17 @@ class HttpClient:
             raise RuntimeError("Providers.start() was not awaited")
         return session
 
+    def _url(self, url: str) -> URL:
+        """The parsed URL (parsed once: the hot path posts to the same few)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            try:
+                parsed = URL(url)
+            except (TypeError, ValueError):
+                raise Misconfigured(f"bad upstream URL {url!r}") from None
+            self._urls[url] = parsed
+        return parsed
+
     async def post(
         self, provider: str, url: str, payload: bytes, deadline: float, what: str
     ) -> aiohttp.ClientResponse:
@@ -197,6 +209,7 @@ class HttpClient:
         cfg = self._providers[provider]
         session = self.session(provider)
         proxy, proxy_auth = self._proxies[provider]
+        target = self._url(url)
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
@@ -210,7 +223,7 @@ class HttpClient:
             )
             try:
                 resp = await session.post(
-                    url,
+                    target,
                     data=payload,
                     timeout=timeout,
                     allow_redirects=False,
