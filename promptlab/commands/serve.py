@@ -38,6 +38,7 @@ from events.jetstream import JetStreamBus
 from events.publisher import EventPublisher
 from promptlab.settings import Settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
+from providers import Providers
 from sidecar import keys
 from sidecar.app import create_app
 
@@ -247,6 +248,8 @@ async def serve(
             stop_learner = await start_learner(settings, bus)
         stop = _stop_event()
         announce(f"promptlab serving on http://{server.host}:{port}/v1 (nats: {url})")
+        for line in app[keys.PROVIDERS].describe():  # never a key: only whether it is set
+            announce(f"  provider {line}")
         await stop.wait()
         app[keys.STATE]["draining"] = True
     finally:
@@ -315,6 +318,8 @@ async def supervise(
             f"promptlab serving on http://{server.host}:{port}/v1 (nats: {url}, {server.workers} workers)",
             flush=True,
         )
+        for described in Providers(settings.providers).describe():
+            print(f"  provider {described}", flush=True)
         exited = [asyncio.create_task(p.wait()) for p in procs]
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([stopping, *exited], return_when=asyncio.FIRST_COMPLETED)
