@@ -1,8 +1,7 @@
 """The ``/v1`` API and the probes: thin handlers over plain functions.
 
 ``POST /v1/chat/completions`` (see :mod:`sidecar.proxy`), ``POST /v1/feedback``,
-``GET /healthz``, ``GET /readyz``, ``GET /metrics``; ``/v1/models``, embeddings,
-completions and responses in :mod:`sidecar.passthrough`.
+``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 """
 
 from __future__ import annotations
