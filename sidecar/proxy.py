@@ -32,7 +32,7 @@ from providers import ProviderError, Providers
 from sidecar.catalog import Catalog
 from sidecar.config import ServerSettings
 from sidecar.errors import BadRequest, from_provider
-from sidecar.recording import Call, Outcome, Recorder
+from sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, Outcome, Recorder
 from sidecar.router import Decision, Router
 from sidecar.shaping import (
     app_messages,
@@ -50,9 +50,18 @@ from sidecar.telemetry import Telemetry
 
 PROMPT_HEADER = "X-Promptlab-Prompt"
 MODEL_PREFIX = "promptlab/"
+PROMPT_ID_KEY = web.RequestKey("promptlab_prompt", str)
+"""Where a routed request keeps its prompt id (read by the access log)."""
 
 # Re-exported for the modules that import them from here.
-__all__ = ["MODEL_PREFIX", "PROMPT_HEADER", "Proxy", "parse_body"]
+__all__ = [
+    "EXECUTION_HEADER",
+    "MODEL_PREFIX",
+    "PROMPT_HEADER",
+    "VARIANT_HEADER",
+    "Proxy",
+    "parse_body",
+]
 
 
 class _Unanswered(Exception):
@@ -93,6 +102,8 @@ class Proxy:
         prompt_id = request.headers.get(PROMPT_HEADER)
         if not prompt_id and isinstance(model, str) and model.startswith(MODEL_PREFIX):
             prompt_id = model[len(MODEL_PREFIX) :]
+        if prompt_id:
+            request[PROMPT_ID_KEY] = prompt_id  # for the access log
         with self.telemetry.span(
             f"chat {model}",
             {
@@ -100,6 +111,7 @@ class Proxy:
                 "gen_ai.request.model": model,
                 "promptlab.prompt_id": prompt_id,
             },
+            headers=request.headers,
         ):
             if prompt_id:
                 return await self._routed(request, prompt_id, body, meta)
