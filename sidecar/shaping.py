@@ -22,6 +22,7 @@ from typing import Any
 from providers.safety import UNSAFE_KEYS
 from sidecar import codec
 from sidecar.errors import BadRequest
+from sidecar.inputs import check_text, check_values
 
 OVERRIDE_KEYS = UNSAFE_KEYS
 """Body keys that could point a call elsewhere or change its credentials (litellm reads
@@ -65,11 +66,13 @@ def parse_meta(meta: Any) -> tuple[dict[str, Any] | None, str | None]:
     variables = meta.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise BadRequest("'promptlab.variables' must be an object", param="promptlab.variables")
+    if variables:
+        check_values(variables, "promptlab.variables")
     subject = meta.get("subject")
     if subject is not None:
         if isinstance(subject, bool) or not isinstance(subject, str | int):
             raise BadRequest("'promptlab.subject' must be a string", param="promptlab.subject")
-        subject = str(subject)
+        subject = check_text(str(subject), "promptlab.subject")
     return variables, subject
 
 
