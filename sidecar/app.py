@@ -274,16 +274,7 @@ def apply_variant_event(catalog: Catalog, event: VariantRegistered) -> bool:
     if known is not None and known.version == event.version:
         return False
     try:
-        variant = VariantSpec(
-            name=event.variant,
-            model=event.model,
-            params=event.params,
-            system=event.system,
-            template=event.template,
-            origin=event.origin,
-            parent=event.parent,
-            strategy=event.strategy,
-        )
+        variant = VariantSpec.from_event(event)
         catalog.add_variant(event.prompt_id, variant)
     except (ValidationError, SpecError) as exc:
         log.warning("cannot take variant %s/%s: %s", event.prompt_id, event.variant, exc)

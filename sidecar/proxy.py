@@ -51,7 +51,7 @@ from sidecar.config import ServerSettings
 from sidecar.errors import BadRequest, SidecarError, UpstreamError
 from sidecar.metrics import Metrics
 from sidecar.ports import Publisher
-from sidecar.router import Decision, Router
+from sidecar.router import Route, Router
 from sidecar.streaming import relay
 from sidecar.telemetry import Telemetry, set_attributes
 from sidecar.upstream import Target, Upstreams
@@ -268,7 +268,7 @@ class Proxy:
         self,
         request: web.Request,
         prompt: PromptSpec,
-        decision: Decision,
+        decision: Route,
         values: dict[str, Any],
         body: dict[str, Any],
         kept: list[Any],

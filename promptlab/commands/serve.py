@@ -149,7 +149,7 @@ def load_prompts(settings: Settings) -> dict[str, PromptSpec]:
     if not directory.is_dir():
         log.warning("prompt directory %s does not exist: no routed prompts", directory)
         return {}
-    return load_prompt_dir(directory)
+    return load_prompt_dir(directory, providers=settings.providers.keys())
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
