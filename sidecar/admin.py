@@ -9,7 +9,11 @@ configured (see :mod:`sidecar.auth`).
   ``params``, ``system``, ``template``). It is validated by the prompt kernel (every
   rule of the prompt runs again), added to this sidecar's live prompt set and announced
   as VariantRegistered (``origin = "api"``), so the learner and other replicas see it.
-  201 with the variant; 400 naming each problem.
+  201 with the variant; 400 naming each problem. A variant is (prompt, name, version =
+  content hash): the same body again is idempotent (200, nothing published); another
+  body under an existing name is a *new version* and answers 409 unless the body says
+  ``"replace": true`` (then 201: the learner retires the old version and the new one
+  starts with no evidence; a champion stays the champion).
 * ``POST /admin/prompts/{id}/promote`` ``{"variant", "reason"?}``, ``.../rollback``,
   ``.../pause``, ``.../resume``: publish the command event and return 202 with its
   ``command_id``. The learner carries commands out (or answers CommandRejected); the
@@ -30,7 +34,7 @@ from events.snapshots import StatsSnapshot
 from events.subjects import Bucket
 from prompts import PromptSpec, SpecError, VariantSpec
 from sidecar import keys
-from sidecar.errors import BadRequest, NotFound
+from sidecar.errors import BadRequest, Conflict, NotFound
 from sidecar.proxy import parse_body
 
 log = logging.getLogger(__name__)
@@ -159,7 +163,25 @@ def _problems(exc: Exception) -> str:
 async def register_variant(request: web.Request) -> web.Response:
     app = request.app
     prompt = _prompt(request)
-    variant = variant_from_body(parse_body(await request.read()))
+    body = parse_body(await request.read())
+    replace = body.pop("replace", False)
+    if not isinstance(replace, bool):
+        raise BadRequest("'replace' must be a boolean", param="replace")
+    variant = variant_from_body(body)
+    existing = next((v for v in prompt.variants if v.name == variant.name), None)
+    if existing is not None:
+        if existing.version == variant.version:
+            return web.json_response(_registered(prompt.id, existing), status=200)
+        if not replace:
+            raise Conflict(
+                f"variant {variant.name!r} of {prompt.id!r} exists with another body "
+                f"(version {existing.version}; this one is {variant.version}); send "
+                '"replace": true to register it as a new version, whose evidence starts '
+                "at zero",
+                code="variant_exists",
+                param="name",
+            )
+        variant = variant.model_copy(update={"champion": existing.champion})
     app[keys.UPSTREAMS].resolve(
         variant.model, strict=True
     )  # 400 when its provider is not configured
@@ -186,18 +208,29 @@ async def register_variant(request: web.Request) -> web.Response:
                 variant.name,
                 exc,
             )
-    added = spec.variant(variant.name)
-    return web.json_response(
-        {
-            "prompt_id": spec.id,
-            "name": added.name,
-            "model": added.model,
-            "version": added.version,
-            "origin": added.origin,
-            "event_id": event.event_id,
-        },
-        status=201,
-    )
+    if existing is not None:
+        log.warning(
+            "variant %s/%s replaced through /admin: version %s -> %s (evidence starts at zero)",
+            spec.id,
+            variant.name,
+            existing.version,
+            variant.version,
+        )
+    body_out = _registered(spec.id, spec.variant(variant.name))
+    body_out["event_id"] = event.event_id
+    if existing is not None:
+        body_out["replaced_version"] = existing.version
+    return web.json_response(body_out, status=201)
+
+
+def _registered(prompt_id: str, variant: VariantSpec) -> dict[str, Any]:
+    return {
+        "prompt_id": prompt_id,
+        "name": variant.name,
+        "model": variant.model,
+        "version": variant.version,
+        "origin": variant.origin,
+    }
 
 
 async def promote(request: web.Request) -> web.Response:

@@ -29,9 +29,11 @@ from events.subjects import Bucket
 from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token
 from sidecar import admin, keys, routes
 from sidecar.admin import variant_key
+from sidecar.assignments import share_assignments, watch_assignments
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
 from sidecar.errors import NotFound, Redactor, SidecarError, TooLarge, error_response
+from sidecar.feedback import FeedbackDesk, FeedbackPolicy, RecordingPublisher
 from sidecar.metrics import Metrics
 from sidecar.ports import Publisher, SidecarSettings
 from sidecar.proxy import Proxy
@@ -52,6 +54,7 @@ def create_app(
     bus: EventBus | None = None,
     router_seed: int | None = None,
     environ: Mapping[str, str] | None = None,
+    feedback_policy: FeedbackPolicy | None = None,
 ) -> web.Application:
     """The sidecar's aiohttp application.
 
@@ -62,7 +65,8 @@ def create_app(
     for routing snapshots, stats and variants registered elsewhere (owned by the
     caller); without it the router stays on the config priors. ``router_seed`` makes
     routing reproducible (tests). ``environ`` is where provider keys are read (default:
-    ``os.environ``).
+    ``os.environ``). ``feedback_policy``: the learner's feedback settings, which
+    ``/v1/feedback`` answers describe.
     """
     server = settings.server
     redactor = Redactor()
@@ -73,6 +77,8 @@ def create_app(
         environ=environ,
     )
     catalog = Catalog(prompts)
+    desk = FeedbackDesk(catalog, feedback_policy)
+    publisher = RecordingPublisher(publisher, desk)
     router = Router(catalog.all(), seed=router_seed)
     catalog.subscribe(router.update_prompt)
     learner = getattr(settings, "learner", None)  # whose backlog is the learner lag
@@ -99,6 +105,7 @@ def create_app(
     app[keys.METRICS] = metrics
     app[keys.TELEMETRY] = telemetry
     app[keys.PROXY] = proxy
+    app[keys.FEEDBACK] = desk
     app[keys.CLIENT_KEYS] = KeyRing(server.api_keys)
     app[keys.ADMIN_KEYS] = KeyRing(server.admin_keys)
     app[keys.STATE] = {"prompts_loaded": True, "draining": False}
@@ -180,6 +187,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         tasks.append(
             asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch")
+        )
+        assignments = app[keys.ROUTER].assignments
+        tasks.append(
+            asyncio.create_task(
+                share_assignments(bus, assignments), name="promptlab-assignment-share"
+            )
+        )
+        tasks.append(
+            asyncio.create_task(
+                watch_assignments(bus, assignments), name="promptlab-assignment-watch"
+            )
         )
     tasks.append(asyncio.create_task(sample_metrics(app), name="promptlab-metrics-sample"))
     _freeze_startup_heap()

@@ -7,6 +7,7 @@ from aiohttp import web
 from events.bus import EventBus
 from sidecar.auth import KeyRing
 from sidecar.catalog import Catalog
+from sidecar.feedback import FeedbackDesk
 from sidecar.metrics import Metrics
 from sidecar.ports import Publisher, SidecarSettings
 from sidecar.proxy import Proxy
@@ -23,6 +24,7 @@ BUS = web.AppKey("bus", EventBus)
 METRICS = web.AppKey("metrics", Metrics)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 PROXY = web.AppKey("proxy", Proxy)
+FEEDBACK = web.AppKey("feedback", FeedbackDesk)
 CLIENT_KEYS = web.AppKey("client_keys", KeyRing)
 ADMIN_KEYS = web.AppKey("admin_keys", KeyRing)
 STATE = web.AppKey("state", dict)

@@ -170,6 +170,16 @@ class Metrics:
             registry=reg,
         )
         self._series: dict[tuple[str, str], _Series] = {}
+        self._feedback = Counter(
+            "promptlab_feedback",
+            "Feedback received by this sidecar, by answer.",
+            ["status"],
+            registry=reg,
+        )
+
+    def feedback(self, status: str) -> None:
+        """Count one ``/v1/feedback`` answer: accepted, pending or rejected."""
+        self._feedback.labels(status).inc()
 
     # ------------------------------------------------------------------ hot path
 

@@ -1,53 +1,22 @@
 """The ``/v1`` API and the probes: thin handlers over plain functions.
 
-``POST /v1/chat/completions`` (see :mod:`sidecar.proxy`), ``POST /v1/feedback``,
+``POST /v1/chat/completions`` (see :mod:`sidecar.proxy`), ``POST /v1/feedback`` (see
+:mod:`sidecar.feedback`),
 ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from aiohttp import web
 
-from events.models import FeedbackReceived
 from sidecar import keys
 from sidecar.catalog import Catalog
 from sidecar.errors import BadRequest
 from sidecar.metrics import CONTENT_TYPE
 from sidecar.ports import Publisher
 from sidecar.proxy import MODEL_PREFIX, parse_body
-
-
-def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
-    """Validate ``{"execution_id", "name", "value", "comment"?}`` into an event (400 otherwise)."""
-    execution_id = body.get("execution_id")
-    if not isinstance(execution_id, str) or not execution_id.strip():
-        raise BadRequest(
-            "'execution_id' must be a non-empty string (the response id or X-Promptlab-Execution)",
-            param="execution_id",
-        )
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest(
-            "'name' must be a non-empty string (e.g. the prompt's reward feedback name)",
-            param="name",
-        )
-    value = body.get("value")
-    if not isinstance(value, bool | int | float) or (
-        not isinstance(value, bool) and not math.isfinite(value)
-    ):
-        raise BadRequest("'value' must be a boolean or a finite number", param="value")
-    comment = body.get("comment")
-    if comment is not None and not isinstance(comment, str):
-        raise BadRequest("'comment' must be a string", param="comment")
-    return FeedbackReceived(
-        execution_id=execution_id.strip(),
-        name=name.strip(),
-        value=value if isinstance(value, bool) else float(value),
-        comment=comment,
-    )
 
 
 def models_listing(catalog: Catalog) -> dict[str, Any]:
@@ -84,16 +53,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def feedback(request: web.Request) -> web.Response:
-    event = feedback_event(parse_body(await request.read()))
-    request.app[keys.PUBLISHER].publish(event)
-    return web.json_response(
-        {
-            "id": event.event_id,
-            "object": "feedback",
-            "execution_id": event.execution_id,
-            "status": "accepted",
-        }
-    )
+    """200 accepted, 202 pending (execution unknown here), 400 (see :mod:`sidecar.feedback`)."""
+    app = request.app
+    try:
+        status, answer, event = app[keys.FEEDBACK].receive(parse_body(await request.read()))
+    except BadRequest:
+        app[keys.METRICS].feedback("rejected")
+        raise
+    app[keys.PUBLISHER].publish(event)
+    app[keys.METRICS].feedback(answer["status"])
+    return web.json_response(answer, status=status)
 
 
 async def models(request: web.Request) -> web.Response:

@@ -62,7 +62,16 @@ def register_tui(sub: argparse._SubParsersAction) -> None:
 
 
 def register_learner(sub: argparse._SubParsersAction) -> None:
-    """Add ``replay``, ``stats``, ``promote``, ``rollback`` and ``pause``."""
+    """Add ``learner``, ``replay``, ``stats``, ``promote``, ``rollback`` and ``pause``."""
+    learner = sub.add_parser(
+        "learner",
+        help="run the learner alone (one is active per store, others stand by)",
+        description="Run the learner without a sidecar (for fleets of 'serve --no-learner'). "
+        "It takes the store's lease, or stands by until the active learner stops.",
+    )
+    add_config_option(learner)
+    learner.set_defaults(handler=lazy("promptlab.commands.learner_run:run"))
+
     replay = sub.add_parser(
         "replay", help="rebuild the learner's projection from the stream and compare"
     )

@@ -43,6 +43,7 @@ from prompts import PromptFileError, PromptSpec, load_prompt_dir
 from sidecar import keys
 from sidecar.access_log import AccessLogger
 from sidecar.app import create_app
+from sidecar.feedback import FeedbackPolicy
 from sidecar.metrics import WORKER_ENV, multiprocess_env, remove_multiprocess_dir
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,12 @@ async def serve(
     server = settings.server
     bus, url, embedded, connecting = await _open_bus(settings)
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
-    app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus)
+    policy = FeedbackPolicy(
+        repeat=settings.learner.feedback_repeat, wait_s=settings.learner.feedback_wait_s
+    )
+    app = create_app(
+        settings, prompts=prompts, publisher=publisher, bus=bus, feedback_policy=policy
+    )
     runner = web.AppRunner(
         app,
         handler_cancellation=True,

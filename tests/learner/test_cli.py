@@ -96,13 +96,17 @@ async def test_stats_prints_variants_leader_and_recommendation(
 ) -> None:
     code, out, _ = await cli(capsys, "stats", "--config", str(config), "--json")
     assert code == 0
-    [prompt] = json.loads(out)
+    report = json.loads(out)
+    [prompt] = report["prompts"]
+    assert report["learner"]["lease"]["state"] == "active"  # the in-process learner holds it
+    assert report["learner"]["counters"]["dead_letters"] == 0
     assert (prompt["prompt_id"], prompt["champion"], prompt["leader"]) == ("greet", "a", "b")
     b = next(v for v in prompt["variants"] if v["variant"] == "b")
     assert (b["n"], b["reward_mean"], b["executions"]) == (30, 1.0, 30)
     assert prompt["recommendation"]
     code, out, _ = await cli(capsys, "stats", "--config", str(config))
     assert code == 0 and "leader b" in out and "P(BEST)" in out
+    assert "learner lease: active, held by" in out and "0 dead-lettered events" in out
 
 
 async def test_replay_is_identical_then_notices_a_tampered_row(

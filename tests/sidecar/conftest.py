@@ -26,6 +26,7 @@ from events.publisher import EventPublisher
 from prompts import PromptSpec
 from sidecar.app import create_app
 from sidecar.config import ProviderSettings, ServerSettings, TelemetrySettings, default_providers
+from sidecar.feedback import FeedbackPolicy
 from sidecar.ports import SidecarConfig
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
@@ -151,6 +152,7 @@ async def make_sidecar(
         telemetry: dict[str, Any] | None = None,
         bus: str = "jetstream",
         router_seed: int | None = 7,
+        feedback_policy: FeedbackPolicy | None = None,
     ) -> Harness:
         event_bus: EventBus
         if bus == "memory":
@@ -189,6 +191,7 @@ async def make_sidecar(
             bus=event_bus,
             router_seed=router_seed,
             environ={KEY_ENV: SECRET},
+            feedback_policy=feedback_policy,
         )
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()

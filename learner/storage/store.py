@@ -2,7 +2,7 @@
 
 :class:`Store` owns the engine, creates the tables, and answers the read questions
 that snapshots, the CLI and the admin API ask. Writes happen only in
-:mod:`learner.projection`, inside one transaction per batch.
+:mod:`learner.projection.transaction`, inside one transaction per batch.
 
 PostgreSQL tables can live in their own schema (``Store(url, schema="x")``), which
 tests and ``promptlab replay`` use for scratch copies; SQLAlchemy's
@@ -23,8 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from learner import schema as t
-from learner.schema import AGGREGATE_COLUMNS, MICRO, NANO
+from learner.storage import schema as t
+from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
 
 LATENCY_BUCKET_BASE = 1.02
 """Width of a latency histogram bucket: each covers 2 % more than the previous one."""
@@ -113,7 +113,18 @@ class Store:
             )
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
+        connect_args: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            # Names the learner's sessions in pg_stat_activity (operators, and the test
+            # that makes the database fail under a running learner).
+            connect_args["server_settings"] = {"application_name": self.application_name}
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            connect_args=connect_args,
+            # A session the server ended (restart, failover) is replaced, not reused.
+            pool_pre_ping=self.dialect == "postgresql",
+        )
         if self.dialect == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if schema is not None:
@@ -121,6 +132,11 @@ class Store:
                 raise StoreError("a schema name is only supported on PostgreSQL")
             engine = engine.execution_options(schema_translate_map={None: schema})
         self.engine: AsyncEngine = engine
+
+    @property
+    def application_name(self) -> str:
+        """``promptlab`` or ``promptlab:<schema>``: the PostgreSQL application name."""
+        return "promptlab" if self.schema is None else f"promptlab:{self.schema}"[:63]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -272,12 +288,6 @@ class Store:
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
         return [tuple(r) for r in rows]
-
-    async def analytics(self, **kwargs: Any) -> Any:
-        """Period analytics; see :func:`learner.analytics.analytics` for the arguments."""
-        from learner.analytics import analytics
-
-        return await analytics(self, **kwargs)
 
 
 def _percentiles(buckets: list[tuple[int, int]], quantiles: Sequence[float]) -> list[float | None]:

@@ -66,7 +66,7 @@ prompt_state = Table(
     # The probation record of the last promotion (until the next promotion or a
     # rollback): the champion's counters since it was promoted, and the previous
     # champion's counters frozen at that moment (over the evaluation window, if any).
-    # What the rollback guard (learner.probation) compares.
+    # What the rollback guard (learner.policy.probation) compares.
     *[
         Column(f"{side}_{name}", BigInteger, nullable=False, default=0)
         for side in ("probation", "baseline")
@@ -124,6 +124,8 @@ pending_feedback = Table(
     Column("execution_id", String(200), nullable=False, index=True),
     Column("name", String(200), nullable=False),
     Column("value", Float, nullable=False),
+    # The value was a bool (it fits only the default 0..1 reward scale).
+    Column("boolean", Boolean, nullable=False, default=False),
     Column("occurred_ms", BigInteger, nullable=False),
 )
 """Feedback whose execution has not arrived yet; applied (and deleted) when it does."""
@@ -202,6 +204,30 @@ outbox = Table(
 """Decisions written in the projection's transaction, published after commit and
 deleted when they come back through the stream. Not a projection: replay skips it."""
 
+learner_counters = Table(
+    "learner_counters",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+"""Counts the projection keeps (a pure function of the stream, so replay rebuilds them):
+``dead_letters``, ``feedback_dropped`` (its execution never arrived within
+``learner.feedback_wait_s``), ``feedback_rejected`` (off the reward scale),
+``feedback_replaced`` / ``feedback_ignored`` (repeats, per ``learner.feedback_repeat``),
+and ``clock_ms``: the newest ``occurred_at`` seen, the projection's notion of "now"."""
+
+learner_lease = Table(
+    "learner_lease",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(300), nullable=False),
+    Column("host", String(300), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_ms", BigInteger, nullable=False),
+)
+"""Who took the single-active-learner lease last (:mod:`learner.lease`); whether it is
+still held is asked of the lock itself. Not a projection: replay skips it."""
+
 PROJECTED_TABLES: tuple[Table, ...] = (
     projection_position,
     prompt_state,
@@ -212,5 +238,6 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     minute_buckets,
     latency_histogram,
     decisions,
+    learner_counters,
 )
 """Tables that replay rebuilds and compares (in this order)."""

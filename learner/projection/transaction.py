@@ -12,7 +12,10 @@ Aggregates are summed in memory per batch and written as integer upserts
 and makes totals independent of where batch boundaries fall.
 
 Nothing here reads the wall clock or draws random numbers: time comes from event
-``occurred_at`` fields, so ``promptlab replay`` rebuilds identical tables.
+``occurred_at`` fields, so ``promptlab replay`` rebuilds identical tables. "Now" is the
+newest ``occurred_at`` seen so far in stream order (``clock_ms``), which is how long
+feedback waits for its execution (``feedback_wait_s``) is measured: the same on replay
+whatever the batch boundaries.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events.bus import Delivery
@@ -42,14 +45,14 @@ from events.models import (
     VariantRolledBack,
     encode,
 )
-from learner import schema as t
-from learner.commands import carry_out
-from learner.decisions import decision_record
-from learner.reward import RewardRule, feedback_value, finite
-from learner.schema import AGGREGATE_COLUMNS, MICRO, NANO
-from learner.state import LearnerState, PromptRow, VariantRow
-from learner.store import Store, latency_bucket
-from learner.view import window_minutes
+from learner.projection.commands import carry_out
+from learner.projection.decisions import decision_record
+from learner.projection.reward import RewardRule, finite, raw_value
+from learner.projection.state import LearnerState, PromptRow, VariantRow
+from learner.storage import schema as t
+from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
+from learner.storage.store import Store, latency_bucket
+from learner.storage.view import window_minutes
 from prompts.config import PromotionConfig
 
 log = logging.getLogger(__name__)
@@ -97,9 +100,17 @@ class _Exec:
     occurred_ms: int
     cost_usd: float
     latency_ms: float
-    rewarded: bool
+    feedback_sequence: int | None = None
+    """Sequence of the feedback that counts now (None: not rewarded yet)."""
+    value: float | None = None
+    """Its value on 0..1, before cost and latency weights."""
+    reward: float | None = None
     new_row: dict[str, Any] | None = None
     """The row to insert when the execution arrived in this batch."""
+
+    @property
+    def rewarded(self) -> bool:
+        return self.feedback_sequence is not None
 
 
 def event_ms(event: BaseEvent) -> int:
@@ -124,12 +135,18 @@ class Projection:
         rewards: Mapping[str, RewardRule] | None = None,
         promotion: Callable[[str], PromotionConfig] | None = None,
         write_outbox: bool = True,
+        feedback_repeat: Literal["first", "last"] = "last",
+        feedback_wait_s: float = 3600.0,
     ) -> None:
         self.store = store
         self.consumer = consumer
         self.rewards = dict(rewards or {})
         self.promotion = promotion or (lambda _prompt: PromotionConfig())
         self.write_outbox = write_outbox
+        self.feedback_repeat = feedback_repeat
+        self.feedback_wait_ms = round(feedback_wait_s * 1000)
+        self.counters: dict[str, int] = {}
+        """``learner_counters`` as committed (see :data:`learner.storage.schema.learner_counters`)."""
         self.state = LearnerState()
         self.position = 0
         self.in_flight: dict[str, str] = {}
@@ -165,6 +182,12 @@ class Projection:
         for row in await conn.execute(select(t.variants)):
             state.variants[(row.prompt_id, row.variant)] = VariantRow(**dict(row._mapping))
         self.state = state
+        self.counters = {
+            r.name: int(r.value)
+            for r in await conn.execute(
+                select(t.learner_counters.c.name, t.learner_counters.c.value)
+            )
+        }
         self.in_flight = {
             r.event_id: r.prompt_id
             for r in await conn.execute(select(t.outbox.c.event_id, t.outbox.c.prompt_id))
@@ -206,8 +229,8 @@ class _Batch:
         self.result = BatchResult(position=projection.position)
         self.execs: dict[str, _Exec] = {}
         self.reward_updates: list[dict[str, Any]] = []
-        self.pending_db: dict[str, list[tuple[int, str, float]]] = {}
-        self.pending_new: dict[str, list[tuple[int, str, float, int]]] = {}
+        self.pending_db: dict[str, list[tuple[int, str, bool | float, int]]] = {}
+        self.pending_new: dict[str, list[tuple[int, str, bool | float, int]]] = {}
         self.pending_delete: set[str] = set()
         self.arms: dict[tuple[str, str], list[int]] = {}
         self.minutes: dict[tuple[str, str, int], list[int]] = {}
@@ -219,6 +242,8 @@ class _Batch:
         self.base_minutes: dict[tuple[str, str], list[tuple[int, list[int]]]] = {}
         self.outbox_new: list[dict[str, Any]] = []
         self.outbox_done: list[str] = []
+        self.counters = projection.counters
+        self.dirty_counters: set[str] = set()
 
     async def run(self, deliveries: Sequence[Delivery]) -> BatchResult:
         position = self.p.position
@@ -235,6 +260,7 @@ class _Batch:
                 reason = d.error or "undecodable event"
                 log.warning("dead-lettering stream sequence %d: %s", d.sequence, reason)
                 self.result.dead_letters.append(DeadLetter(d.sequence, d.data, reason))
+                self._count("dead_letters")
                 continue
             self._apply(d.sequence, d.event)
             self.result.applied += 1
@@ -261,20 +287,23 @@ class _Batch:
                 exec_ids.add(ev.execution_id)
         for chunk in _chunks(sorted(exec_ids)):
             rows = await self.conn.execute(_SELECT_EXECUTIONS, {"ids": chunk})
-            for exec_id, prompt_id, variant, occurred, cost, latency, fb_seq in rows:
+            for exec_id, prompt_id, variant, occurred, cost, latency, fb_seq, value, reward in rows:
                 self.execs[exec_id] = _Exec(
                     prompt_id,
                     variant,
                     int(occurred),
                     float(cost),
                     float(latency),
-                    fb_seq is not None,
+                    None if fb_seq is None else int(fb_seq),
+                    None if value is None else float(value),
+                    None if reward is None else float(reward),
                 )
         for chunk in _chunks(sorted(arriving - self.execs.keys())):
-            for exec_id, seq, name, value in await self.conn.execute(
+            for exec_id, seq, name, value, boolean, ms in await self.conn.execute(
                 _SELECT_PENDING, {"ids": chunk}
             ):
-                self.pending_db.setdefault(exec_id, []).append((int(seq), name, float(value)))
+                raw: bool | float = bool(value) if boolean else float(value)
+                self.pending_db.setdefault(exec_id, []).append((int(seq), name, raw, int(ms)))
         for prompt_id in sorted(promoted):
             await self._prefetch_totals(prompt_id)
 
@@ -350,10 +379,27 @@ class _Batch:
             acc = self.minutes[key] = [0] * _N_AGG
         return acc
 
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+        self.dirty_counters.add(name)
+
+    def _tick(self, occurred_ms: int) -> int:
+        """Advance the event-time clock; returns "now"."""
+        now = self.counters.get("clock_ms", 0)
+        if occurred_ms > now:
+            self.counters["clock_ms"] = now = occurred_ms
+            self.dirty_counters.add("clock_ms")
+        return now
+
+    def _expired(self, feedback_ms: int) -> bool:
+        """Has feedback sent at ``feedback_ms`` waited longer than ``feedback_wait_s``?"""
+        return feedback_ms + self.p.feedback_wait_ms < self.counters.get("clock_ms", 0)
+
     def _execution(self, seq: int, ev: ExecutionCompleted) -> None:
         if ev.execution_id in self.execs:
             return  # the same execution published twice under two event ids
         occurred = event_ms(ev)
+        self._tick(occurred)
         latency, cost = finite(ev.latency_ms), finite(ev.cost_usd)
         ttft = None if ev.ttft_ms is None else finite(ev.ttft_ms)
         row = {
@@ -374,7 +420,7 @@ class _Batch:
             "feedback_value": None,
             "reward": None,
         }
-        ex = _Exec(ev.prompt_id, ev.variant, occurred, cost, latency, False, row)
+        ex = _Exec(ev.prompt_id, ev.variant, occurred, cost, latency, new_row=row)
         self.execs[ev.execution_id] = ex
         if ev.prompt_id is None or ev.variant is None:
             return  # an unrouted passthrough call: kept for analytics, no arm
@@ -404,36 +450,86 @@ class _Batch:
         early_db = self.pending_db.pop(ev.execution_id, None)
         early_new = self.pending_new.pop(ev.execution_id, None)
         if early_db or early_new:
-            early = (early_db or []) + [x[:3] for x in early_new or ()]
             self.pending_delete.add(ev.execution_id)
-            rule = self.p.rule(ev.prompt_id)
-            for fb_seq, name, value in sorted(early):
-                if rule.accepts(name):
-                    self._reward(ex, ev.execution_id, fb_seq, value, seq)
-                    break
+            for fb_seq, name, raw, fb_ms in sorted((early_db or []) + (early_new or [])):
+                if self._expired(fb_ms):
+                    self._count("feedback_dropped")
+                else:
+                    self._judge(ex, ev.execution_id, fb_seq, name, raw, seq)
 
     def _feedback(self, seq: int, ev: FeedbackReceived) -> None:
-        value = feedback_value(ev.value)
-        if value is None:
+        raw = raw_value(ev.value)
+        if raw is None:
             log.warning(
                 "ignoring NaN feedback %r for %s at sequence %d", ev.name, ev.execution_id, seq
             )
+            self._count("feedback_rejected")
             return
+        self._tick(event_ms(ev))
         ex = self.execs.get(ev.execution_id)
         if ex is None:
             self.pending_new.setdefault(ev.execution_id, []).append(
-                (seq, ev.name, value, event_ms(ev))
+                (seq, ev.name, raw, event_ms(ev))
             )
             return
-        if ex.rewarded or ex.prompt_id is None or ex.variant is None:
-            return  # first reward feedback wins; unrouted calls have no arm to reward
-        if self.p.rule(ex.prompt_id).accepts(ev.name):
-            self._reward(ex, ev.execution_id, seq, value, seq)
+        self._judge(ex, ev.execution_id, seq, ev.name, raw, seq)
 
-    def _reward(self, ex: _Exec, execution_id: str, fb_seq: int, value: float, seq: int) -> None:
+    def _judge(
+        self, ex: _Exec, execution_id: str, fb_seq: int, name: str, raw: bool | float, seq: int
+    ) -> None:
+        """One feedback for a known execution: reward it, replace its reward, or not."""
+        if ex.prompt_id is None or ex.variant is None:
+            return  # unrouted calls have no arm to reward
+        rule = self.p.rule(ex.prompt_id)
+        if not rule.accepts(name):
+            return
+        value = rule.normalise(raw)
+        if value is None:
+            log.warning(
+                "feedback %r = %r for %s is off the reward scale %s; not counted",
+                name,
+                raw,
+                execution_id,
+                rule.scale or (0, 1),
+            )
+            self._count("feedback_rejected")
+            return
+        if ex.rewarded:
+            if self.p.feedback_repeat == "first":
+                self._count("feedback_ignored")
+                return
+            self._unreward(ex)
+            self._count("feedback_replaced")
+            self._reward(ex, execution_id, fb_seq, value, seq, replacing=True)
+            return
+        self._reward(ex, execution_id, fb_seq, value, seq)
+
+    def _unreward(self, ex: _Exec) -> None:
+        """Take an execution's current reward out of its arm's counters."""
+        assert ex.prompt_id is not None and ex.variant is not None
+        old_value, old_reward = ex.value or 0.0, ex.reward or 0.0
+        for acc in (
+            self._arm(ex.prompt_id, ex.variant),
+            self._minute(ex.prompt_id, ex.variant, ex.occurred_ms // 60_000),
+        ):
+            acc[_REWARDED] -= 1
+            acc[_POSITIVE] -= 1 if old_value >= 0.5 else 0
+            acc[_REWARD] -= round(old_reward * MICRO)
+            acc[_REWARD_SQ] -= round(old_reward * old_reward * MICRO)
+
+    def _reward(
+        self,
+        ex: _Exec,
+        execution_id: str,
+        fb_seq: int,
+        value: float,
+        seq: int,
+        *,
+        replacing: bool = False,
+    ) -> None:
         assert ex.prompt_id is not None and ex.variant is not None
         reward = self.p.rule(ex.prompt_id).reward(value, ex.cost_usd, ex.latency_ms)
-        ex.rewarded = True
+        ex.feedback_sequence, ex.value, ex.reward = fb_seq, value, reward
         if ex.new_row is not None:
             ex.new_row.update(feedback_sequence=fb_seq, feedback_value=value, reward=reward)
         else:
@@ -452,6 +548,8 @@ class _Batch:
             acc[_REWARD] += micro
             acc[_REWARD_SQ] += sq
         prompt = self._prompt(ex.prompt_id, seq)
+        if replacing:
+            return  # a probation record keeps the first rating (see learner.projection.reward)
         if prompt.previous_champion is not None and ex.variant == prompt.champion:
             # Rewards since the promotion (counted until the next promotion or a
             # rollback; the policy decides how long it judges them).
@@ -546,7 +644,7 @@ class _Batch:
 
     def _totals_now(self, prompt_id: str, variant: str, last_event_ms: int) -> dict[str, int]:
         """An arm's counters at this point of the stream (committed + this batch so far),
-        over the prompt's evaluation window like :func:`learner.view.load_view`."""
+        over the prompt's evaluation window like :func:`learner.storage.view.load_view`."""
         acc = [0] * _N_AGG
         minutes = window_minutes(self.p.promotion(prompt_id).evaluation_window)
         if minutes is None:
@@ -586,11 +684,23 @@ class _Batch:
             await conn.execute(_UPDATE_REWARD, self.reward_updates)
         for chunk in _chunks(sorted(self.pending_delete)):
             await conn.execute(_DELETE_PENDING, {"ids": chunk})
+        await self._expire_pending()
         pending_rows = [
-            {"sequence": s, "execution_id": exec_id, "name": n, "value": v, "occurred_ms": ms}
+            {
+                "sequence": s,
+                "execution_id": exec_id,
+                "name": n,
+                "value": float(v),
+                "boolean": isinstance(v, bool),
+                "occurred_ms": ms,
+            }
             for exec_id, items in self.pending_new.items()
             for s, n, v, ms in items
+            if not self._expired(ms)
         ]
+        dropped_new = sum(len(items) for items in self.pending_new.values()) - len(pending_rows)
+        if dropped_new:
+            self._count("feedback_dropped", dropped_new)
         if pending_rows:
             await conn.execute(t.pending_feedback.insert(), pending_rows)
         await self._add(
@@ -619,6 +729,10 @@ class _Batch:
         )
         if self.decision_rows:
             await conn.execute(t.decisions.insert(), self.decision_rows)
+        await self._replace(
+            t.learner_counters,
+            [{"name": n, "value": self.counters[n]} for n in sorted(self.dirty_counters)],
+        )
         if self.outbox_new:
             await conn.execute(t.outbox.insert(), self.outbox_new)
         for chunk in _chunks(self.outbox_done):
@@ -631,6 +745,17 @@ class _Batch:
             ),
             {"consumer": self.p.consumer, "sequence": position},
         )
+
+    async def _expire_pending(self) -> None:
+        """Drop (and count) stored feedback that waited longer than ``feedback_wait_s``."""
+        cutoff = self.counters.get("clock_ms", 0) - self.p.feedback_wait_ms
+        pf = t.pending_feedback
+        expired = await self.conn.scalar(
+            select(func.count()).select_from(pf).where(pf.c.occurred_ms < cutoff)
+        )
+        if expired:
+            await self.conn.execute(delete(pf).where(pf.c.occurred_ms < cutoff))
+            self._count("feedback_dropped", int(expired))
 
     async def _add(self, table: Any, rows: list[dict[str, Any]]) -> None:
         """Upsert counters: insert, or add to the existing row's counters."""
@@ -674,9 +799,18 @@ _SELECT_EXECUTIONS = select(
     _e.c.cost_usd,
     _e.c.latency_ms,
     _e.c.feedback_sequence,
+    _e.c.feedback_value,
+    _e.c.reward,
 ).where(_e.c.execution_id.in_(bindparam("ids", expanding=True)))
 _SELECT_PENDING = (
-    select(_pf.c.execution_id, _pf.c.sequence, _pf.c.name, _pf.c.value)
+    select(
+        _pf.c.execution_id,
+        _pf.c.sequence,
+        _pf.c.name,
+        _pf.c.value,
+        _pf.c.boolean,
+        _pf.c.occurred_ms,
+    )
     .where(_pf.c.execution_id.in_(bindparam("ids", expanding=True)))
     .order_by(_pf.c.sequence)
 )

@@ -4,15 +4,20 @@ The rules, which replay must apply identically, are:
 
 * only feedback named as the prompt's reward metric counts (a prompt the learner has
   no file for accepts any name);
-* ``True``/``False`` become 1/0; numbers are clipped to 0..1;
+* a value is mapped from the prompt's ``[reward] scale`` (default ``[0, 1]``) onto 0..1 by
+  :func:`prompts.feedback.normalise_feedback`; a value off the scale (or a bool on a
+  non-default scale) is rejected and counted, never clipped;
 * optional weights subtract cost (per USD) and latency (per second) from it, and the
   result is clipped to 0..1 again;
 * the ``[reward]`` hard constraints (mean cost, p95 latency, error rate) are not
   applied per call: they bound which variant may be promoted (see
   :func:`effective_promotion`);
-* the **first** reward feedback of an execution (lowest stream sequence) counts; later
-  ones for the same execution are ignored, so an app that resends feedback cannot
-  weigh one call twice.
+* a repeated reward feedback for the same execution follows ``learner.feedback_repeat``:
+  ``last`` (default) replaces the reward in the statistics (a user who corrects a
+  rating), ``first`` keeps the first; either way one call weighs once. (A probation's
+  counters keep the first rating: they are a record of what was known then.)
+* feedback whose execution has not arrived waits ``learner.feedback_wait_s`` of *event
+  time* (the newest ``occurred_at`` the stream has shown), then is dropped and counted.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from learner.stats import composite_reward
+from learner.stats.beta import composite_reward
 from prompts.config import PromotionConfig
+from prompts.feedback import FeedbackValueError, normalise_feedback
 from prompts.spec import PromptSpec
 
 
@@ -36,13 +42,22 @@ class RewardRule:
     """Reward lost per USD of cost."""
     latency_weight: float = 0.0
     """Reward lost per second of latency."""
+    scale: tuple[float, float] | None = None
+    """``[reward] scale``: the range of the feedback's values (None: 0..1)."""
+
+    def normalise(self, value: bool | float) -> float | None:
+        """A raw feedback value on 0..1, or None when it is off the scale."""
+        try:
+            return normalise_feedback(value, self.scale)
+        except FeedbackValueError:
+            return None
 
     def accepts(self, name: str) -> bool:
         return self.feedback is None or name == self.feedback
 
     def reward(self, value: float, cost_usd: float, latency_ms: float) -> float:
         """The reward of a call whose clipped feedback value is ``value``
-        (:func:`learner.stats.composite_reward`, the one reward rule)."""
+        (:func:`learner.stats.beta.composite_reward`, the one reward rule)."""
         return composite_reward(
             value,
             cost_usd=cost_usd,
@@ -56,13 +71,14 @@ def clip01(value: float) -> float:
     return 0.0 if value < 0.0 else 1.0 if value > 1.0 else float(value)
 
 
-def feedback_value(value: bool | float) -> float | None:
-    """A feedback value as a number in 0..1 (bool -> 0/1, numbers clipped); None for
-    NaN, which carries no information and would poison every sum it touched."""
+def raw_value(value: bool | float) -> bool | float | None:
+    """A feedback value as it was sent (a bool stays a bool: it fits only the default
+    scale); None for NaN or an infinity, which carry no information and would poison
+    every sum they touched."""
     if isinstance(value, bool):
-        return 1.0 if value else 0.0
+        return value
     number = float(value)
-    return None if math.isnan(number) else clip01(number)
+    return number if math.isfinite(number) else None
 
 
 def finite(value: float | None, default: float = 0.0) -> float:
@@ -77,6 +93,7 @@ def rule_from_spec(spec: PromptSpec) -> RewardRule:
         feedback=reward.feedback,
         cost_weight=reward.cost_weight,
         latency_weight=reward.latency_weight,
+        scale=reward.scale,
     )
 
 
