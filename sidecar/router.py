@@ -25,8 +25,9 @@ Strategies
     shares or fixed weights), at a point of [0, 1) hashed from prompt and subject, so
     replicas with the same snapshot assign alike; the assignment is remembered
     (:mod:`sidecar.assignments`: a local cache shared through a KV bucket) and the
-    subject keeps its variant while that variant is live, with the routing probability
-    of the assignment logged for every call. Traffic therefore still moves toward a
+    subject keeps its variant while that variant is live and the champion it was
+    assigned under leads, with the routing probability of the assignment logged for
+    every call. Traffic therefore still moves toward a
     better variant (new subjects follow the posteriors), unlike a stable split.
 paused
     When the snapshot says exploration is paused, every call gets the champion.
@@ -329,8 +330,8 @@ class Router:
     def _sticky(self, prompt_id: str, subject: str, table: _Table) -> Route:
         key = assignment_key(prompt_id, subject)
         kept = self.assignments.get(key)
-        if kept is not None and kept.variant in table.live:
-            champion = table.champion.variant
+        champion = table.champion.variant
+        if kept is not None and kept.variant in table.live and kept.champion == champion:
             ck = (prompt_id, kept.variant, kept.probability, kept.snapshot_version, champion)
             decision = self._sticky_cache.get(ck)
             if decision is None:
@@ -341,11 +342,13 @@ class Router:
                 )
                 self._sticky_cache[ck] = decision
             return decision
-        # A new subject (or its variant was retired): assign by the current table, at a
-        # point every replica computes alike.
+        # A new subject (or its variant was retired, or the champion changed): assign by
+        # the current table, at a point every replica computes alike.
         point = int(key[:16], 16) / 18446744073709551616.0
         decision = table.sticky_decisions[bisect_right(table.cumulative, point)]
-        self.assignments.put(key, Assignment(decision.variant, decision.probability, table.version))
+        self.assignments.put(
+            key, Assignment(decision.variant, decision.probability, table.version, champion)
+        )
         return decision
 
     def champion(self, prompt_id: str) -> Route:

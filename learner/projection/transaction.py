@@ -419,6 +419,7 @@ class _Batch:
             "feedback_sequence": None,
             "feedback_value": None,
             "reward": None,
+            "probability": None if ev.routing is None else ev.routing.probability,
         }
         ex = _Exec(ev.prompt_id, ev.variant, occurred, cost, latency, new_row=row)
         self.execs[ev.execution_id] = ex

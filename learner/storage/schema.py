@@ -114,6 +114,9 @@ executions = Table(
     # The reward metric's value clipped to 0..1, before cost/latency weights.
     Column("feedback_value", Float, nullable=True),
     Column("reward", Float, nullable=True),
+    # RoutingInfo.probability: the share the variant had when this call was routed (what
+    # the allocation-aware promotion test weights the reward by).
+    Column("probability", Float, nullable=True),
     Index("ix_executions_prompt_time", "prompt_id", "occurred_ms"),
 )
 

@@ -213,6 +213,36 @@ class Store:
             )
         return [dict(r._mapping) for r in rows]
 
+    async def reward_steps(self, prompt_id: str) -> list[tuple[int, str, float, float | None]]:
+        """Every rewarded call of a prompt in the order its reward arrived:
+        ``(feedback_sequence, variant, reward, routing probability)``."""
+        e = t.executions
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(e.c.feedback_sequence, e.c.variant, e.c.reward, e.c.probability)
+                .where(e.c.prompt_id == prompt_id, e.c.reward.is_not(None))
+                .order_by(e.c.feedback_sequence, e.c.execution_id)
+            )
+        return [(int(r[0]), str(r[1]), float(r[2]), r[3]) for r in rows]
+
+    async def champion_changes(self, prompt_id: str) -> list[tuple[int, str, str, str]]:
+        """Promotions and rollbacks of a prompt in stream order:
+        ``(sequence, type, new champion, reason)``."""
+        d = t.decisions
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(d.c.sequence, d.c.type, d.c.variant, d.c.previous, d.c.reason)
+                .where(d.c.prompt_id == prompt_id)
+                .order_by(d.c.sequence)
+            )
+        out = []
+        for seq, kind, variant, previous, reason in rows:
+            if kind == "variant.promoted" and variant:
+                out.append((int(seq), "promoted", str(variant), str(reason)))
+            elif kind == "variant.rolled_back" and previous:
+                out.append((int(seq), "rolled_back", str(previous), str(reason)))
+        return out
+
     async def arm_totals(
         self, prompt_id: str, *, since_minute: int | None = None
     ) -> dict[str, ArmTotals]:
