@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.kinds import VariantStatus
+from events.kinds import VariantLifecycle, VariantStatus
 
 __all__ = [
     "ArmPosterior",
@@ -35,6 +35,8 @@ class ArmPosterior(_Snap):
     alpha: float = Field(gt=0)
     beta: float = Field(gt=0)
     status: VariantStatus = "challenger"
+    lifecycle: VariantLifecycle = "active"
+    """Only ``active`` arms are routed (a deprecated or archived champion still is)."""
 
 
 class RoutingSnapshot(_Snap):
@@ -62,6 +64,7 @@ class VariantStats(_Snap):
 
     variant: str
     status: VariantStatus
+    lifecycle: VariantLifecycle = "active"
     model: str = ""
     origin: str = "config"
     parent: str | None = None

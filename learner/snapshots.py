@@ -40,7 +40,15 @@ async def build_snapshots(
     for arm in view.arms.values():
         a = analysis.arms.get(arm.variant)
         alpha, beta = (a.alpha, a.beta) if a else (1.0, 1.0)
-        arms.append(ArmPosterior(variant=arm.variant, alpha=alpha, beta=beta, status=arm.status))  # type: ignore[arg-type]
+        arms.append(
+            ArmPosterior(
+                variant=arm.variant,
+                alpha=alpha,
+                beta=beta,
+                status=arm.status,  # type: ignore[arg-type]
+                lifecycle=arm.lifecycle,  # type: ignore[arg-type]
+            )
+        )
     routing = RoutingSnapshot(
         prompt_id=view.prompt_id,
         version=view.last_sequence,
@@ -59,6 +67,7 @@ async def build_snapshots(
             VariantStats(
                 variant=arm.variant,
                 status=arm.status,  # type: ignore[arg-type]
+                lifecycle=arm.lifecycle,  # type: ignore[arg-type]
                 model=arm.model,
                 origin=arm.origin,
                 parent=arm.parent,

@@ -36,16 +36,18 @@ from events.models import (
     ExplorationPaused,
     ExplorationResumed,
     FeedbackReceived,
+    LifecycleCommand,
     PauseCommand,
     PromoteCommand,
     RollbackCommand,
+    VariantLifecycleChanged,
     VariantPromoted,
     VariantRegistered,
     VariantRetired,
     VariantRolledBack,
     encode,
 )
-from learner.projection.commands import carry_out
+from learner.projection.commands import Command, carry_out
 from learner.projection.decisions import decision_record
 from learner.projection.reward import RewardRule, finite, raw_value
 from learner.projection.state import LearnerState, PromptRow, VariantRow
@@ -348,10 +350,11 @@ class _Batch:
                 | VariantRetired()
                 | ExplorationPaused()
                 | ExplorationResumed()
+                | VariantLifecycleChanged()
                 | CommandRejected()
             ):
                 self._decision(seq, ev)
-            case PromoteCommand() | RollbackCommand() | PauseCommand():
+            case PromoteCommand() | RollbackCommand() | PauseCommand() | LifecycleCommand():
                 self._command(seq, ev)
             case _:
                 # A type this learner does not project: the position still advances.
@@ -580,8 +583,13 @@ class _Batch:
                 strategy=ev.strategy,
                 status="challenger",
                 registered_sequence=seq,
+                lifecycle=ev.status,
             )
         else:
+            # A new version takes the file's lifecycle; the same version registered again
+            # (a restart) keeps what operators made of it, unless it was still a draft.
+            if existing.version != ev.version or existing.lifecycle == "draft":
+                existing.lifecycle = ev.status
             existing.version, existing.model = ev.version, ev.model
         self.dirty_variants.add(key)
         if prompt.champion is None or (ev.champion and not prompt.champion_explicit):
@@ -640,6 +648,12 @@ class _Batch:
                 prompt.paused = True
             case ExplorationResumed():
                 prompt.paused = False
+            case VariantLifecycleChanged():
+                row = self.state.variants.get((ev.prompt_id, ev.variant))
+                if row is not None and row.lifecycle != ev.status:
+                    row.lifecycle = ev.status
+                    self.dirty_variants.add((ev.prompt_id, ev.variant))
+                    prompt.last_decision_sequence = seq
             case _:
                 pass  # rejections, and decisions overtaken by an earlier one: logged only
 
@@ -664,7 +678,7 @@ class _Batch:
                     acc[i] += value
         return _named(acc)
 
-    def _command(self, seq: int, ev: PromoteCommand | RollbackCommand | PauseCommand) -> None:
+    def _command(self, seq: int, ev: Command) -> None:
         answer = carry_out(ev, self.state)
         if not self.p.write_outbox or answer.event_id in self.p.in_flight:
             return

@@ -91,6 +91,8 @@ variants = Table(
     Column("strategy", String(200), nullable=True),
     Column("status", String(20), nullable=False),
     Column("registered_sequence", BigInteger, nullable=False),
+    # The author's lifecycle (draft/active/deprecated/archived), next to the learner's status.
+    Column("lifecycle", String(20), nullable=False, server_default="active"),
 )
 
 executions = Table(

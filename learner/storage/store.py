@@ -146,6 +146,7 @@ class Store:
             if self.schema is not None:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             await conn.run_sync(t.metadata.create_all)
+            await conn.run_sync(_add_missing_columns, self.schema)
 
     async def drop(self) -> None:
         """Drop every table (and the scratch schema, if any)."""
@@ -358,3 +359,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _add_missing_columns(conn: Any, schema: str | None) -> None:
+    """Columns added to an existing table since a store was created (``create_all``
+    makes missing tables only). Each has a server default, so old rows stay valid."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(conn)
+    table = t.variants
+    present = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
+    for column in table.columns:
+        if column.name not in present and column.server_default is not None:
+            kind = column.type.compile(dialect=conn.dialect)
+            default = column.server_default.arg  # type: ignore[attr-defined]
+            name = table.name if schema is None else f'"{schema}".{table.name}'
+            conn.execute(
+                text(
+                    f"ALTER TABLE {name} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT '{default}'"
+                )
+            )

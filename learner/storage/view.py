@@ -38,6 +38,8 @@ class ArmView:
     variant: str
     status: str
     model: str = ""
+    lifecycle: str = "active"
+    """The author's lifecycle; only ``active`` arms (and the champion) are decided on."""
     origin: str = "config"
     parent: str | None = None
     strategy: str | None = None
@@ -95,8 +97,13 @@ class PromptView:
 
     @property
     def active(self) -> list[ArmView]:
-        """Arms that may still be routed and decided on (not retired)."""
-        return [a for a in self.arms.values() if a.status != "retired"]
+        """Arms that may still be routed and decided on: not retired, and active (a
+        deprecated or archived variant keeps its statistics but competes no more)."""
+        return [
+            a
+            for a in self.arms.values()
+            if a.status != "retired" and (a.lifecycle == "active" or a.variant == self.champion)
+        ]
 
 
 async def load_view(
@@ -120,6 +127,7 @@ async def load_view(
             variant=name,
             status=v["status"],
             model=v["model"],
+            lifecycle=v.get("lifecycle", "active") or "active",
             origin=v["origin"],
             parent=v["parent"],
             strategy=v["strategy"],

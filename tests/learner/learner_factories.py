@@ -26,7 +26,7 @@ def registered(
     return VariantRegistered(
         prompt_id=prompt,
         variant=variant,
-        version=f"v-{variant}",
+        version=kw.pop("version", f"v-{variant}"),
         model="simulated/echo",
         template="Hello {{ name }}",
         champion=champion,
