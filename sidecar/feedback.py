@@ -153,6 +153,11 @@ class RecordingPublisher:
     def outbox_active(self) -> bool:
         return self.inner.outbox_active
 
+    def __getattr__(self, name: str) -> Any:
+        # Counters and gauges of the wrapped publisher (queue depth, outbox, failures)
+        # for /metrics: the wrapper only adds what the feedback desk needs.
+        return getattr(self.inner, name)
+
 
 def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
     """Validate ``{"execution_id", "name", "value", "comment"?}`` into an event (400 otherwise)."""
