@@ -18,6 +18,10 @@ configured (see :mod:`sidecar.auth`).
   ``.../pause``, ``.../resume``: publish the command event and return 202 with its
   ``command_id``. The learner carries commands out (or answers CommandRejected); the
   new routing reaches every replica through the routing snapshot.
+* ``POST /admin/prompts/{id}/variants/{name}/lifecycle`` ``{"status", "reason"?,
+  "actor"?}``: ask the learner to move a variant to ``active``, ``deprecated`` or
+  ``archived`` (202 with the ``command_id``; the learner refuses a move that is not
+  allowed, e.g. deprecating the champion, with CommandRejected).
 """
 
 from __future__ import annotations
@@ -29,7 +33,15 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from events.bus import BusError
-from events.models import BaseEvent, PauseCommand, PromoteCommand, RollbackCommand, encode
+from events.kinds import VariantLifecycle
+from events.models import (
+    BaseEvent,
+    LifecycleCommand,
+    PauseCommand,
+    PromoteCommand,
+    RollbackCommand,
+    encode,
+)
 from events.snapshots import StatsSnapshot
 from events.subjects import Bucket
 from prompts import PromptSpec, SpecError, VariantSpec
@@ -275,6 +287,33 @@ async def resume(request: web.Request) -> web.Response:
     )
 
 
+LIFECYCLE_TARGETS: tuple[VariantLifecycle, ...] = ("active", "deprecated", "archived")
+"""States an operator may move a variant to (``draft`` is set in a prompt file only)."""
+
+
+async def lifecycle(request: web.Request) -> web.Response:
+    prompt = _prompt(request)
+    name = request.match_info["variant"]
+    if name not in {v.name for v in prompt.variants}:
+        raise NotFound(f"prompt {prompt.id!r} has no variant {name!r}", code="unknown_variant")
+    body = await _optional_body(request)
+    status = body.get("status")
+    if status not in LIFECYCLE_TARGETS:
+        raise BadRequest(
+            f"'status' must be one of {', '.join(LIFECYCLE_TARGETS)}, got {status!r}",
+            param="status",
+        )
+    actor = body.get("actor", ACTOR)
+    if not isinstance(actor, str) or not actor or len(actor) > 200:
+        raise BadRequest("'actor' must be a non-empty string (at most 200)", param="actor")
+    return _accepted(
+        request.app,
+        LifecycleCommand(
+            prompt_id=prompt.id, variant=name, status=status, actor=actor, reason=_reason(body)
+        ),
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/admin/prompts", list_prompts)
     app.router.add_get("/admin/prompts/{prompt_id}", show_prompt)
@@ -283,3 +322,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/admin/prompts/{prompt_id}/rollback", rollback)
     app.router.add_post("/admin/prompts/{prompt_id}/pause", pause)
     app.router.add_post("/admin/prompts/{prompt_id}/resume", resume)
+    app.router.add_post("/admin/prompts/{prompt_id}/variants/{variant}/lifecycle", lifecycle)
