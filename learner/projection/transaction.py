@@ -139,8 +139,11 @@ class Projection:
         write_outbox: bool = True,
         feedback_repeat: Literal["first", "last"] = "last",
         feedback_wait_s: float = 3600.0,
+        retention_days: float = 0.0,
     ) -> None:
         self.store = store
+        self.retention_ms = round(retention_days * 86_400_000)
+        """Raw executions older than this before the event clock are deleted (0: never)."""
         self.consumer = consumer
         self.rewards = dict(rewards or {})
         self.promotion = promotion or (lambda _prompt: PromotionConfig())
@@ -700,6 +703,7 @@ class _Batch:
         for chunk in _chunks(sorted(self.pending_delete)):
             await conn.execute(_DELETE_PENDING, {"ids": chunk})
         await self._expire_pending()
+        await self._expire_executions()
         pending_rows = [
             {
                 "sequence": s,
@@ -760,6 +764,16 @@ class _Batch:
             ),
             {"consumer": self.p.consumer, "sequence": position},
         )
+
+    async def _expire_executions(self) -> None:
+        """Delete raw executions past ``retention_days`` of event time; the aggregates
+        stay. The clock is the stream's, so a replay deletes exactly the same rows."""
+        if self.p.retention_ms <= 0:
+            return
+        cutoff = self.counters.get("clock_ms", 0) - self.p.retention_ms
+        if cutoff > 0:
+            ex = t.executions
+            await self.conn.execute(delete(ex).where(ex.c.occurred_ms < cutoff))
 
     async def _expire_pending(self) -> None:
         """Drop (and count) stored feedback that waited longer than ``feedback_wait_s``."""

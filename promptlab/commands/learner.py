@@ -112,6 +112,7 @@ async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) ->
             promotion=lambda p: effective_promotion(prompts.get(p), settings.learner.promotion),
             feedback_repeat=settings.learner.feedback_repeat,
             feedback_wait_s=settings.learner.feedback_wait_s,
+            retention_days=settings.learner.retention_days,
         )
         for _ in range(attempts):
             diffs = await compare(live, scratch)

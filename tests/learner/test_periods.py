@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 from learner_factories import T0, deliveries, execution, feedback, registered
+from sqlalchemy import select
 
 from events.models import BaseEvent
 from learner.projection.reward import RewardRule
 from learner.projection.transaction import Projection
+from learner.replay import compare
+from learner.storage import schema as t
 from learner.storage.periods import PeriodFigures, period_analytics, period_start
 from learner.storage.store import Store
-
 
 HOUR, DAY = 3600, 86400
 
@@ -135,3 +137,32 @@ def test_period_starts() -> None:
         "2025-01-06T00:00:00+00:00"
     )
     assert period_start(datetime(2025, 2, 28, 23, 59, tzinfo=UTC), "month").day == 1
+
+
+async def test_retention_deletes_raw_executions_and_keeps_the_counters(
+    store: Store, make_store: Any
+) -> None:
+    """With 0.5 days of retention, the day-old calls lose their raw rows once x6 (a day
+    later) moves the event clock: counters stay, percentiles and subjects become unknown;
+    a replay in other batches deletes the same rows."""
+    rules = {"greet": RewardRule(feedback="thumbs_up")}
+
+    async def project(target: Store, batch: int) -> None:
+        projection = Projection(target, consumer="learner", rewards=rules, retention_days=0.5)
+        await projection.load()
+        items = deliveries(stream())
+        for i in range(0, len(items), batch):
+            await projection.apply(items[i : i + batch])
+
+    await project(store, batch=3)
+    async with store.engine.connect() as conn:
+        left = sorted(r[0] for r in await conn.execute(select(t.executions.c.execution_id)))
+    assert left == ["x6"]
+    report = await period_analytics(store, "greet", interval="day")
+    a6 = cells(report.periods)[("2025-01-06T00:00", "a")]
+    assert figures(a6, "executions", "quality", "error_rate", "raw_executions") == (4, 1.0, 0.25, 0)
+    assert figures(a6, "latency_p50_ms", "unique_subjects") == (None, None)
+    assert (await store.arm_totals("greet"))["a"].executions == 5  # lifetime aggregates kept
+    other = await make_store()
+    await project(other, batch=50)
+    assert await compare(store, other) == []
