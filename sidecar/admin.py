@@ -22,11 +22,15 @@ configured (see :mod:`sidecar.auth`).
   "actor"?}``: ask the learner to move a variant to ``active``, ``deprecated`` or
   ``archived`` (202 with the ``command_id``; the learner refuses a move that is not
   allowed, e.g. deprecating the champion, with CommandRejected).
+* ``GET /admin/prompts/{id}/analytics?interval=hour|day|week|month&from=&to=``: per
+  variant and period, as ``promptlab analytics --json`` prints it (503 when this
+  process has no learner database to read).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -46,7 +50,7 @@ from events.snapshots import StatsSnapshot
 from events.subjects import Bucket
 from prompts import PromptSpec, SpecError, VariantSpec
 from sidecar import keys
-from sidecar.errors import BadRequest, Conflict, NotFound
+from sidecar.errors import BadRequest, Conflict, NotFound, SidecarError
 from sidecar.proxy import parse_body
 
 log = logging.getLogger(__name__)
@@ -314,6 +318,41 @@ async def lifecycle(request: web.Request) -> web.Response:
     )
 
 
+ANALYTICS_INTERVALS = ("hour", "day", "week", "month")
+
+
+def _moment(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(
+            f"{name!r} must be an ISO date or time, got {text!r}", param=name
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def analytics(request: web.Request) -> web.Response:
+    prompt = _prompt(request)
+    interval = request.query.get("interval", "day")
+    if interval not in ANALYTICS_INTERVALS:
+        raise BadRequest(
+            f"'interval' must be one of {', '.join(ANALYTICS_INTERVALS)}, got {interval!r}",
+            param="interval",
+        )
+    start, end = _moment(request, "from"), _moment(request, "to")
+    source = request.app.get(keys.ANALYTICS)
+    if source is None:
+        raise SidecarError(
+            "analytics need the learner's database; this process was started without one",
+            status=503,
+            code="analytics_unavailable",
+        )
+    return web.json_response(await source(prompt.id, interval, start, end))
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/admin/prompts", list_prompts)
     app.router.add_get("/admin/prompts/{prompt_id}", show_prompt)
@@ -323,3 +362,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/admin/prompts/{prompt_id}/pause", pause)
     app.router.add_post("/admin/prompts/{prompt_id}/resume", resume)
     app.router.add_post("/admin/prompts/{prompt_id}/variants/{variant}/lifecycle", lifecycle)
+    app.router.add_get("/admin/prompts/{prompt_id}/analytics", analytics)

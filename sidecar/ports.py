@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 from events.models import BaseEvent
 from sidecar.config import ProviderSettings, ServerSettings, TelemetrySettings, default_providers
@@ -54,3 +55,14 @@ class Publisher(Protocol):
 
     @property
     def outbox_active(self) -> bool: ...
+
+
+class AnalyticsSource(Protocol):
+    """Analytics by period of one prompt (``/admin/prompts/{id}/analytics``), as JSON.
+
+    The composition root provides it from the learner's database; the sidecar never
+    imports the learner."""
+
+    async def __call__(
+        self, prompt_id: str, interval: str, start: datetime | None, end: datetime | None
+    ) -> dict[str, Any]: ...

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from learner.replay import compare
 from learner.storage import schema as t
 from learner.storage.periods import PeriodFigures, period_analytics, period_start
 from learner.storage.store import Store
+from promptlab.cli import main
 
 HOUR, DAY = 3600, 86400
 
@@ -44,7 +48,11 @@ def stream() -> list[BaseEvent]:
     ]
 
 
-@pytest.fixture
+@pytest.fixture(name="loaded")
+async def loaded_fixture(store: Store) -> Store:
+    return await loaded(store)
+
+
 async def loaded(store: Store) -> Store:
     projection = Projection(
         store, consumer="learner", rewards={"greet": RewardRule(feedback="thumbs_up")}
@@ -166,3 +174,36 @@ async def test_retention_deletes_raw_executions_and_keeps_the_counters(
     other = await make_store()
     await project(other, batch=50)
     assert await compare(store, other) == []
+
+
+async def test_the_analytics_command_prints_the_same_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'learner.db'}")
+    await store.create()
+    await loaded(store)
+    await store.close()
+    config = tmp_path / "promptlab.toml"
+    config.write_text(f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path / "learner.db"}"\n')
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["analytics", "greet", *args, "--config", str(config)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = await asyncio.to_thread(run, "--interval", "hour", "--json")
+    assert code == 0
+    body = json.loads(out)
+    assert [(p["start"][:16], p["variant"], p["executions"]) for p in body["periods"]] == [
+        ("2025-01-06T12:00", "a", 2),
+        ("2025-01-06T12:00", "b", 1),
+        ("2025-01-06T13:00", "a", 2),
+        ("2025-01-07T12:00", "a", 1),
+    ]
+    code, out, _ = await asyncio.to_thread(run, "--from", "2025-01-07")
+    assert code == 0 and "2025-01-07 00:00" in out and "2025-01-06" not in out
+    assert "calls -3" not in out  # the previous day is outside the range: no trend
+    code, out, _ = await asyncio.to_thread(run)
+    assert "calls -3, quality -1.000, errors -25.0%" in out
+    code, _, err = await asyncio.to_thread(run, "--from", "2030-01-01")
+    assert code == 1 and "no executions" in err
