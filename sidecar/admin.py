@@ -25,6 +25,8 @@ configured (see :mod:`sidecar.auth`).
 * ``GET /admin/prompts/{id}/analytics?interval=hour|day|week|month&from=&to=``: per
   variant and period, as ``promptlab analytics --json`` prints it (503 when this
   process has no learner database to read).
+* ``GET /admin/prompts/{id}/history?variant=``: every version of each variant, as
+  ``promptlab prompts history --json`` prints it (503 likewise).
 """
 
 from __future__ import annotations
@@ -353,6 +355,18 @@ async def analytics(request: web.Request) -> web.Response:
     return web.json_response(await source(prompt.id, interval, start, end))
 
 
+async def history(request: web.Request) -> web.Response:
+    prompt = _prompt(request)
+    source = request.app.get(keys.HISTORY)
+    if source is None:
+        raise SidecarError(
+            "history needs the learner's database; this process was started without one",
+            status=503,
+            code="history_unavailable",
+        )
+    return web.json_response(await source(prompt.id, request.query.get("variant") or None))
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/admin/prompts", list_prompts)
     app.router.add_get("/admin/prompts/{prompt_id}", show_prompt)
@@ -363,3 +377,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/admin/prompts/{prompt_id}/resume", resume)
     app.router.add_post("/admin/prompts/{prompt_id}/variants/{variant}/lifecycle", lifecycle)
     app.router.add_get("/admin/prompts/{prompt_id}/analytics", analytics)
+    app.router.add_get("/admin/prompts/{prompt_id}/history", history)

@@ -66,3 +66,9 @@ class AnalyticsSource(Protocol):
     async def __call__(
         self, prompt_id: str, interval: str, start: datetime | None, end: datetime | None
     ) -> dict[str, Any]: ...
+
+
+class HistorySource(Protocol):
+    """Version history of a prompt (``/admin/prompts/{id}/history``), as JSON."""
+
+    async def __call__(self, prompt_id: str, variant: str | None) -> dict[str, Any]: ...

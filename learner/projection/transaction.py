@@ -20,6 +20,7 @@ whatever the batch boundaries.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -243,6 +244,7 @@ class _Batch:
         self.dirty_prompts: set[str] = set()
         self.dirty_variants: set[tuple[str, str]] = set()
         self.decision_rows: list[dict[str, Any]] = []
+        self.version_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.base_arms: dict[tuple[str, str], list[int]] = {}
         self.base_minutes: dict[tuple[str, str], list[tuple[int, list[int]]]] = {}
         self.outbox_new: list[dict[str, Any]] = []
@@ -572,6 +574,24 @@ class _Batch:
             prompt.probation_variant = None
 
     def _registered(self, seq: int, ev: VariantRegistered) -> None:
+        self.version_rows.setdefault(
+            (ev.prompt_id, ev.variant, ev.version),
+            {
+                "prompt_id": ev.prompt_id,
+                "variant": ev.variant,
+                "version": ev.version,
+                "sequence": seq,
+                "occurred_ms": event_ms(ev),
+                "origin": ev.origin,
+                "parent": ev.parent,
+                "strategy": ev.strategy,
+                "model": ev.model,
+                "lifecycle": ev.status,
+                "params": json.dumps(ev.params, sort_keys=True),
+                "system": ev.system,
+                "template": ev.template,
+            },
+        )
         key = (ev.prompt_id, ev.variant)
         prompt = self._prompt(ev.prompt_id, seq)
         existing = self.state.variants.get(key)
@@ -748,6 +768,7 @@ class _Batch:
         )
         if self.decision_rows:
             await conn.execute(t.decisions.insert(), self.decision_rows)
+        await self._write_versions()
         await self._replace(
             t.learner_counters,
             [{"name": n, "value": self.counters[n]} for n in sorted(self.dirty_counters)],
@@ -764,6 +785,24 @@ class _Batch:
             ),
             {"consumer": self.p.consumer, "sequence": position},
         )
+
+    async def _write_versions(self) -> None:
+        """Record versions not seen before (a re-registration of one changes nothing)."""
+        if not self.version_rows:
+            return
+        vv = t.variant_versions
+        prompts = sorted({p for p, _, _ in self.version_rows})
+        known = {
+            (r.prompt_id, r.variant, r.version)
+            for r in await self.conn.execute(
+                select(vv.c.prompt_id, vv.c.variant, vv.c.version).where(
+                    vv.c.prompt_id.in_(prompts)
+                )
+            )
+        }
+        rows = [row for key, row in sorted(self.version_rows.items()) if key not in known]
+        if rows:
+            await self.conn.execute(vv.insert(), rows)
 
     async def _expire_executions(self) -> None:
         """Delete raw executions past ``retention_days`` of event time; the aggregates

@@ -95,6 +95,26 @@ variants = Table(
     Column("lifecycle", String(20), nullable=False, server_default="active"),
 )
 
+variant_versions = Table(
+    "variant_versions",
+    metadata,
+    Column("prompt_id", String(200), primary_key=True),
+    Column("variant", String(200), primary_key=True),
+    Column("version", String(100), primary_key=True),
+    # Stream sequence and event time of the version's first registration.
+    Column("sequence", BigInteger, nullable=False),
+    Column("occurred_ms", BigInteger, nullable=False),
+    Column("origin", String(20), nullable=False),
+    Column("parent", String(200), nullable=True),
+    Column("strategy", String(200), nullable=True),
+    Column("model", String(200), nullable=False),
+    Column("lifecycle", String(20), nullable=False),
+    Column("params", Text, nullable=False),  # sorted JSON
+    Column("system", Text, nullable=True),
+    Column("template", Text, nullable=False),
+)
+"""Every version each variant ever had (``promptlab prompts history`` and ``diff``)."""
+
 executions = Table(
     "executions",
     metadata,
@@ -237,6 +257,7 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     projection_position,
     prompt_state,
     variants,
+    variant_versions,
     executions,
     pending_feedback,
     arm_stats,

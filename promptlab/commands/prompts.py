@@ -44,6 +44,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_option(validate)
     validate.set_defaults(handler=validate_prompts, needs_settings=False)
 
+    history = commands.add_parser(
+        "history", help="every version of each variant: hash, when, origin, parent, status, n"
+    )
+    history.add_argument("id", help="prompt id")
+    history.add_argument("variant", nargs="?", help="only this variant")
+    history.add_argument("--json", action="store_true", help="print as JSON")
+    add_config_option(history)
+    history.set_defaults(handler=lazy("promptlab.commands.history:history"))
+
+    diff = commands.add_parser("diff", help="unified diff of two versions of a variant")
+    diff.add_argument("id", help="prompt id")
+    diff.add_argument("variant", help="variant name")
+    diff.add_argument("v1", help="version number (1, 2, ...) or hash prefix")
+    diff.add_argument("v2", help="version number or hash prefix")
+    add_config_option(diff)
+    diff.set_defaults(handler=lazy("promptlab.commands.history:diff"))
+
     for status, verb, what in LIFECYCLE_VERBS:
         move = commands.add_parser(verb, help=what)
         move.add_argument("id", help="prompt id")

@@ -39,6 +39,7 @@ from events.jetstream import JetStreamBus
 from events.publisher import EventPublisher
 from promptlab import startup
 from promptlab.commands.analytics import report_json
+from promptlab.commands.history import history_json
 from promptlab.logs import ACCESS_LOGGER
 from promptlab.settings import Settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
@@ -265,6 +266,7 @@ async def serve(
         settings, prompts=prompts, publisher=publisher, bus=bus, feedback_policy=policy
     )
     app[keys.ANALYTICS] = functools.partial(report_json, settings)
+    app[keys.HISTORY] = functools.partial(history_json, settings)
     runner = web.AppRunner(
         app,
         handler_cancellation=True,

@@ -28,7 +28,7 @@ def registered(
         variant=variant,
         version=kw.pop("version", f"v-{variant}"),
         model="simulated/echo",
-        template="Hello {{ name }}",
+        template=kw.pop("template", "Hello {{ name }}"),
         champion=champion,
         occurred_at=kw.pop("occurred_at", T0),
         **kw,

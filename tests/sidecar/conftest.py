@@ -28,7 +28,7 @@ from sidecar import keys
 from sidecar.app import create_app
 from sidecar.config import ProviderSettings, ServerSettings, TelemetrySettings, default_providers
 from sidecar.feedback import FeedbackPolicy
-from sidecar.ports import AnalyticsSource, SidecarConfig
+from sidecar.ports import AnalyticsSource, HistorySource, SidecarConfig
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
 """The fake provider key: it must reach the upstream and nothing else."""
@@ -155,6 +155,7 @@ async def make_sidecar(
         router_seed: int | None = 7,
         feedback_policy: FeedbackPolicy | None = None,
         analytics: AnalyticsSource | None = None,
+        history: HistorySource | None = None,
     ) -> Harness:
         event_bus: EventBus
         if bus == "memory":
@@ -197,6 +198,8 @@ async def make_sidecar(
         )
         if analytics is not None:
             app[keys.ANALYTICS] = analytics
+        if history is not None:
+            app[keys.HISTORY] = history
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
