@@ -115,9 +115,7 @@ async def test_history_and_diff_commands(
     assert lines[2].split()[:6] == ["b", "2", "v-b2", "2025-01-06", "12:10", "api"]
     assert lines[3].split()[5:8] == ["mutation", "b", "active"]
     code, out, _ = await asyncio.to_thread(run, "diff", "greet", "b", "2", "3")
-    assert (
     assert code == 0 and '+  "temperature": 0.7' in out
     assert not [line for line in out.splitlines() if line.startswith(("+Hello", "-Hello"))]
-    )
     code, _, err = await asyncio.to_thread(run, "diff", "greet", "b", "1", "9")
     assert code == 1 and "no version '9'" in err and "1=v-b" in err
