@@ -14,6 +14,7 @@ from conftest import MakeSidecar
 from events.bus import Delivery
 from events.models import BaseEvent, ExecutionCompleted, VariantRegistered, encode
 from learner.projection.transaction import Projection
+from learner.storage.history import variant_history
 from learner.storage.periods import period_analytics
 from learner.storage.store import Store
 
@@ -95,3 +96,44 @@ async def test_admin_analytics_without_a_learner_database_is_503(
     sidecar = await make_sidecar(bus="memory")
     status, body = await call("GET", sidecar.url + "/admin/prompts/summarize/analytics")
     assert status == 503 and body["error"]["code"] == "analytics_unavailable"
+
+
+async def test_admin_history_after_a_variant_replaced_through_admin(
+    make_sidecar: MakeSidecar, tmp_path: Path
+) -> None:
+    """Variants registered through /admin (and replaced) reach the history as versions
+    with origin ``api``; the history endpoint serves them."""
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'learner.db'}")
+    await store.create()
+    try:
+        source = functools.partial(_history, store)
+        sidecar = await make_sidecar(bus="memory", history=source)
+        url = sidecar.url + "/admin/prompts/summarize/variants"
+        body = {"name": "v3", "model": "fake/model-c", "template": "Explain {{ code }}"}
+        async with aiohttp.ClientSession() as session:
+            for extra in ({}, {"template": "Explain briefly {{ code }}", "replace": True}):
+                async with session.post(url, json={**body, **extra}) as resp:
+                    assert resp.status == 201
+        events = await sidecar.events("variant.registered")
+        projection = Projection(store, consumer="learner")
+        await projection.load()
+        await projection.apply(
+            [Delivery(sequence=i + 1, event=e, data=encode(e)) for i, e in enumerate(events)]
+        )
+        status, answer = await call(
+            "GET", sidecar.url + "/admin/prompts/summarize/history?variant=v3"
+        )
+        assert status == 200
+        versions = answer["versions"]
+        assert [(v["number"], v["origin"], v["status"]) for v in versions] == [
+            (1, "api", "replaced"),
+            (2, "api", "active"),
+        ]
+        assert versions[1]["template"] == "Explain briefly {{ code }}"
+    finally:
+        await store.close()
+
+
+async def _history(store: Store, prompt_id: str, variant: str | None) -> dict[str, Any]:
+    entries = await variant_history(store, prompt_id, variant)
+    return {"prompt_id": prompt_id, "versions": [e.to_dict() for e in entries]}
