@@ -14,6 +14,7 @@ from events import (
     BusUnavailable,
     CommandRejected,
     ExecutionCompleted,
+    LifecycleCommand,
     PauseCommand,
     PromoteCommand,
     RollbackCommand,
@@ -29,7 +30,7 @@ async def commands(bus: MemoryBus) -> list[BaseEvent]:
     return [
         e
         async for _, e, _ in bus.read(1)
-        if isinstance(e, PromoteCommand | RollbackCommand | PauseCommand)
+        if isinstance(e, PromoteCommand | RollbackCommand | PauseCommand | LifecycleCommand)
     ]
 
 
@@ -133,6 +134,30 @@ async def test_promote_asks_then_publishes_a_command() -> None:
         ) in toasts(app)
         await pilot.press("5")
         await until(pilot, lambda: "REJECTED" in screen_text(app))
+
+
+async def test_lifecycle_keys_ask_then_publish_a_command() -> None:
+    bus, app = await loaded_app()
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await open_support_reply(pilot, app)
+        await pilot.press("down", "D")  # cursor on concise-v3
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Deprecate concise-v3 of support-reply?" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: len(app.state.pending) == 1)
+        (command,) = await commands(bus)
+        assert isinstance(command, LifecycleCommand)
+        assert (command.variant, command.status, command.actor) == (
+            "concise-v3",
+            "deprecated",
+            "tui",
+        )
+        await pilot.press("X")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")  # cancelled: nothing more sent
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.pause(0.1)
+        assert len(await commands(bus)) == 1
 
 
 async def test_cancel_sends_nothing_and_champion_cannot_be_promoted() -> None:

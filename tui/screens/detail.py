@@ -10,7 +10,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane, Tree
 from textual.widgets.tree import TreeNode
 
-from events import PromoteCommand
+from events import LifecycleCommand, PromoteCommand
+from events.kinds import VariantLifecycle
 from tui.screens.base import LiveScreen
 from tui.state import LabState, LivePrompt
 from tui.views import (
@@ -38,6 +39,11 @@ class DetailScreen(LiveScreen):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
         Binding("p", "promote", "Promote"),
+        # Lifecycle moves (shifted, so a stray key cannot retire a variant); kept out of
+        # the footer, which has no room left at 80 columns.
+        Binding("A", "lifecycle('active')", "Activate", show=False),
+        Binding("D", "lifecycle('deprecated')", "Deprecate", show=False),
+        Binding("X", "lifecycle('archived')", "Archive", show=False),
         *LiveScreen.BINDINGS,
         *(
             Binding(str(i), f"tab('{tab}')", tab.title(), show=False)
@@ -165,6 +171,25 @@ class DetailScreen(LiveScreen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
+
+    def action_lifecycle(self, status: VariantLifecycle) -> None:
+        variant = self.selected_variant()
+        if variant is None:
+            self.notify("Select a variant first.", severity="warning")
+            return
+        verb = {"active": "Activate", "deprecated": "Deprecate", "archived": "Archive"}[status]
+        self.request(
+            LifecycleCommand(
+                prompt_id=self.prompt_id,
+                variant=variant,
+                status=status,
+                actor=self.actor,
+                reason=f"{verb.lower()}d from the TUI",
+            ),
+            question=f"{verb} [b]{escape(variant)}[/b] of [b]{escape(self.prompt_id)}[/b]?\n\n"
+            "The learner may refuse (the champion stays active).",
+            description=f"{verb.lower()} {variant} on {self.prompt_id}",
+        )
 
     def action_promote(self) -> None:
         variant = self.selected_variant()
