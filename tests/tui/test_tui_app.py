@@ -18,6 +18,7 @@ from events import (
     PauseCommand,
     PromoteCommand,
     RollbackCommand,
+    VariantRegistered,
 )
 from events.memory import MemoryBus
 from tui import PromptLabApp, make_tui, sample
@@ -325,3 +326,35 @@ async def test_works_at_80x24() -> None:
         text = screen_text(app)
         assert "empathetic-v2" in text and "p Promote" in text and "1 Trends" in text
         assert "Reward per minute" in text
+
+
+async def test_the_template_tab_steps_through_versions() -> None:
+    bus, app = await loaded_app()
+    (first,) = [
+        e
+        for e in sample.history()
+        if isinstance(e, VariantRegistered) and e.variant == "concise-v3"
+    ]
+    await bus.publish(
+        first.model_copy(
+            update={
+                "event_id": "v2-of-concise",
+                "version": "second-version-hash",
+                "template": "Newer wording {{ message }}",
+            }
+        )
+    )
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        screen = await open_support_reply(pilot, app)
+        await pilot.press("down", "6")  # concise-v3, template tab
+        await until(pilot, lambda: "version 2 of 2" in screen_text(app))
+        assert "Newer wording" in screen_text(app)
+        await pilot.press("[")
+        await until(pilot, lambda: "version 1 of 2" in screen_text(app))
+        text = screen_text(app)
+        assert "not the current one" in text and "Newer wording" not in text
+        assert first.template.split("\n")[0][:30] in text
+        await pilot.press("[")  # already the oldest
+        await pilot.press("]")
+        await until(pilot, lambda: "version 2 of 2" in screen_text(app))
+        assert isinstance(screen, DetailScreen)

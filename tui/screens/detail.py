@@ -44,6 +44,8 @@ class DetailScreen(LiveScreen):
         Binding("A", "lifecycle('active')", "Activate", show=False),
         Binding("D", "lifecycle('deprecated')", "Deprecate", show=False),
         Binding("X", "lifecycle('archived')", "Archive", show=False),
+        Binding("[", "version(1)", "Older version", show=False),
+        Binding("]", "version(-1)", "Newer version", show=False),
         *LiveScreen.BINDINGS,
         *(
             Binding(str(i), f"tab('{tab}')", tab.title(), show=False)
@@ -56,7 +58,9 @@ class DetailScreen(LiveScreen):
         super().__init__(state, actor=actor)
         self.prompt_id = prompt_id
         self._lineage_drawn: object = None
-        self._template_drawn: tuple[str | None, int] | None = None
+        self._template_drawn: tuple[str | None, int, int] | None = None
+        self._back = 0
+        """How many versions back the template tab shows (0: the current one)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -151,14 +155,15 @@ class DetailScreen(LiveScreen):
     def _draw_template(self, prompt: LivePrompt, *, force: bool = False) -> None:
         variant = self.selected_variant()
         registered = prompt.templates.get(variant) if variant else None
-        key = (variant, id(registered))
+        key = (variant, id(registered), self._back)
         if not force and key == self._template_drawn:
             return
         self._template_drawn = key
-        self.query_one("#template-text", Static).update(template_text(prompt, variant))
+        self.query_one("#template-text", Static).update(template_text(prompt, variant, self._back))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "variants":
+            self._back = 0
             self._draw_template(self.prompt)
 
     # ------------------------------------------------------------------ actions
@@ -171,6 +176,14 @@ class DetailScreen(LiveScreen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
+
+    def action_version(self, step: int) -> None:
+        """Step the template tab one version older (1) or newer (-1)."""
+        variant = self.selected_variant()
+        count = len(self.prompt.versions.get(variant, [])) if variant else 0
+        self._back = min(max(0, self._back + step), max(0, count - 1))
+        self.query_one(TabbedContent).active = "template"
+        self._draw_template(self.prompt)
 
     def action_lifecycle(self, status: VariantLifecycle) -> None:
         variant = self.selected_variant()
