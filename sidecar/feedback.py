@@ -28,6 +28,7 @@ from events.models import BaseEvent, ExecutionCompleted, FeedbackReceived
 from prompts.feedback import FeedbackValueError, normalise_feedback, scale_text
 from sidecar.catalog import Catalog
 from sidecar.errors import BadRequest
+from sidecar.inputs import check_text
 from sidecar.ports import Publisher
 
 Repeat = Literal["first", "last"]
@@ -159,6 +160,11 @@ class RecordingPublisher:
         return getattr(self.inner, name)
 
 
+MAX_FEEDBACK_INT = 2**53
+"""Integer feedback values beyond this lose precision as floats (and ``float()`` of a
+401-digit integer raises ``OverflowError``): refused."""
+
+
 def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
     """Validate ``{"execution_id", "name", "value", "comment"?}`` into an event (400 otherwise)."""
     execution_id = body.get("execution_id")
@@ -174,6 +180,8 @@ def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
             param="name",
         )
     value = body.get("value")
+    if not isinstance(value, bool) and isinstance(value, int) and abs(value) > MAX_FEEDBACK_INT:
+        raise BadRequest("'value' is out of range", param="value")
     if not isinstance(value, bool | int | float) or (
         not isinstance(value, bool) and not math.isfinite(value)
     ):
@@ -181,6 +189,10 @@ def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
     comment = body.get("comment")
     if comment is not None and not isinstance(comment, str):
         raise BadRequest("'comment' must be a string", param="comment")
+    check_text(execution_id, "execution_id")
+    check_text(name, "name")
+    if comment is not None:
+        check_text(comment, "comment")
     return FeedbackReceived(
         execution_id=execution_id.strip(),
         name=name.strip(),

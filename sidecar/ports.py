@@ -56,6 +56,11 @@ class Publisher(Protocol):
     @property
     def outbox_active(self) -> bool: ...
 
+    @property
+    def running(self) -> bool:
+        """True while the background publishing tasks are alive."""
+        ...
+
 
 class AnalyticsSource(Protocol):
     """Analytics by period of one prompt (``/admin/prompts/{id}/analytics``), as JSON.

@@ -48,7 +48,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from events.kinds import RoutingStrategy
 from events.models import RoutingInfo
 from events.snapshots import RoutingSnapshot
 from sidecar.assignments import Assignment, Assignments, assignment_key
@@ -126,12 +125,10 @@ def champion_name(prompt: Any) -> str:
     return str(prompt.variants[0].name)
 
 
-def _make_decision(
-    variant: str, champion: str, p: float, strategy: RoutingStrategy, version: int
-) -> Route:
+def _make_decision(variant: str, champion: str, p: float, strategy: str, version: int) -> Route:
     exploration = variant != champion
     info = RoutingInfo(
-        strategy=strategy,
+        strategy=strategy,  # type: ignore[arg-type]  # one of the router's own strategy names
         probability=min(1.0, max(0.0, p)),
         exploration=exploration,
         snapshot_version=version,
@@ -239,7 +236,7 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
 
     if paused or len(arms) == 1:
         shares = [1.0 if i == ci else 0.0 for i in range(len(arms))]
-        kind: RoutingStrategy = "champion"
+        kind = "champion"
     elif strategy == "fixed":
         raw = [max(0.0, float(weights.get(n, 0.0))) for n in arms] if weights else [1.0] * len(arms)
         if sum(raw) <= 0:

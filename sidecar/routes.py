@@ -18,6 +18,10 @@ from sidecar.metrics import CONTENT_TYPE
 from sidecar.ports import Publisher
 from sidecar.proxy import MODEL_PREFIX, parse_body
 
+MAX_FEEDBACK_INT = 2**53
+"""Integer feedback values beyond this lose precision as floats (and ``float()`` of a
+401-digit integer raises ``OverflowError``): refused."""
+
 
 def models_listing(catalog: Catalog) -> dict[str, Any]:
     """The routed prompts in the shape of OpenAI's ``GET /v1/models``."""
@@ -39,10 +43,13 @@ def models_listing(catalog: Catalog) -> dict[str, Any]:
 def readiness(
     publisher: Publisher, catalog_loaded: bool, bus_connected: bool
 ) -> tuple[bool, dict[str, Any]]:
-    """Ready = events can go somewhere (bus connected or the outbox takes them) and prompts are loaded."""
-    events_ok = bus_connected or publisher.healthy or publisher.outbox_active
+    """Ready = the publisher runs, events can go somewhere (bus connected or the outbox
+    takes them) and prompts are loaded."""
+    running = publisher.running
+    events_ok = running and (bus_connected or publisher.healthy or publisher.outbox_active)
     checks = {
         "events": "ok" if events_ok else "unavailable",
+        "publisher": "running" if running else "stopped",
         "prompts": "ok" if catalog_loaded else "not loaded",
     }
     return events_ok and catalog_loaded, checks

@@ -47,6 +47,7 @@ from sidecar import keys
 from sidecar.access_log import AccessLogger
 from sidecar.app import create_app
 from sidecar.feedback import FeedbackPolicy
+from sidecar.guard import GuardedAppRunner
 from sidecar.metrics import WORKER_ENV, multiprocess_env, remove_multiprocess_dir
 
 log = logging.getLogger(__name__)
@@ -267,8 +268,9 @@ async def serve(
     )
     app[keys.ANALYTICS] = functools.partial(report_json, settings)
     app[keys.HISTORY] = functools.partial(history_json, settings)
-    runner = web.AppRunner(
+    runner = GuardedAppRunner(
         app,
+        header_timeout=server.header_timeout_s,
         handler_cancellation=True,
         shutdown_timeout=server.drain_timeout_s,
         **(
