@@ -60,6 +60,8 @@ PROMPT_HEADER = "X-Promptlab-Prompt"
 EXECUTION_HEADER = "X-Promptlab-Execution"
 VARIANT_HEADER = "X-Promptlab-Variant"
 MODEL_PREFIX = "promptlab/"
+PROMPT_ID_KEY = web.RequestKey("promptlab_prompt", str)
+"""Where a routed request keeps its prompt id (read by the access log)."""
 
 OVERRIDE_KEYS = frozenset({
     "api_base", "base_url", "api_key", "api_version", "host", "url", "endpoint",
@@ -198,6 +200,8 @@ class Proxy:
         prompt_id = request.headers.get(PROMPT_HEADER)
         if not prompt_id and isinstance(model, str) and model.startswith(MODEL_PREFIX):
             prompt_id = model[len(MODEL_PREFIX) :]
+        if prompt_id:
+            request[PROMPT_ID_KEY] = prompt_id  # for the access log
         with self.telemetry.span(
             f"chat {model}",
             {
@@ -205,6 +209,7 @@ class Proxy:
                 "gen_ai.request.model": model,
                 "promptlab.prompt_id": prompt_id,
             },
+            headers=request.headers,
         ):
             if prompt_id:
                 return await self._routed(request, prompt_id, body, meta)
