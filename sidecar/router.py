@@ -178,14 +178,14 @@ def cap_exploration(shares: Sequence[float], champion_index: int, cap: float) ->
 def floor_shares(
     shares: Sequence[float], champion_index: int, cap: float, floor: float
 ) -> list[float]:
-    """Raise every arm to at least ``floor`` (for the challengers: ``min(floor, cap / k)``
+    """Raise every arm to at least ``floor`` (for the challengers: ``min(floor, cap / (2 k))``
     with ``k`` challengers, so their floors fit in the cap), taking the difference from
     the challengers above it and then from the champion; the challengers' total stays
     within ``max(cap, their total before)``."""
     k = len(shares) - 1
     if k <= 0 or floor <= 0:
         return list(shares)
-    f = min(floor, cap / k) if cap > 0 else 0.0
+    f = min(floor, cap / (2 * k)) if cap > 0 else 0.0
     out = list(shares)
     chal = [i for i in range(len(out)) if i != champion_index]
     raised = {i: max(out[i], f) for i in chal}

@@ -230,7 +230,7 @@ class _Sim:
         """Each live arm's least share now: ``exploration_floor``, lowered so the floors
         of the challengers fit in ``exploration_cap`` (per run)."""
         n_chal = (self.status == CHALLENGER).sum(axis=1)
-        cap = self.pol.exploration_cap / np.maximum(n_chal, 1)
+        cap = self.pol.exploration_cap / (2 * np.maximum(n_chal, 1))
         return np.minimum(self.pol.exploration_floor, cap)
 
     def route(self, j: int) -> None:
