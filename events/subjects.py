@@ -55,6 +55,9 @@ class Bucket(str, Enum):
     VARIANTS = "promptlab_variants"
     """Variants registered at run time (admin API, mutation), keyed ``<prompt>.<variant>``;
     the value is the VariantRegistered event. A sidecar that starts later learns them here."""
+    LEARNER = "promptlab_learner"
+    """The active learner's :class:`~events.snapshots.LearnerStatus`, key ``status``: who
+    holds the store's lease, and its counters (for the TUI header and ``/metrics``)."""
     ASSIGNMENTS = "promptlab_assignments"
     """Sticky routing: the variant each (prompt, subject) was assigned, keyed by a hash of
     both; entries expire after :data:`ASSIGNMENT_TTL_S`."""

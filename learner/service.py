@@ -30,12 +30,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 from events.bus import BusError, Consumer, Delivery, EventBus
 from events.models import BaseEvent, decode, encode
-from events.subjects import Header, Subject
+from events.snapshots import LearnerStatus
+from events.subjects import Bucket, Header, Subject
 from learner.analysis import PromptAnalysis, analyze, rng_for
 from learner.config import LearnerSettings, StorageSettings
 from learner.decide import Policy, default_policy
@@ -107,6 +111,7 @@ class Learner:
         self._progress = asyncio.Condition()
         self._unpublished: dict[str, BaseEvent] = {}
         self._idle_fetches = 0
+        self._status_at = -1e18
         self.lease = Lease(self.store, lease_s=settings.lease_s)
         self.active = False
         """True while this learner holds the lease and has loaded its state."""
@@ -168,6 +173,28 @@ class Learner:
         self.snapshots.mark(await self.store.prompt_ids())
         self.active = True
         log.info("learner active (lease: %s)", self.lease.backend)
+        await self._publish_status(force=True)
+
+    async def _publish_status(self, *, force: bool = False, state: str = "active") -> None:
+        """Write this learner's :class:`LearnerStatus` (every ``lease.retry_s`` at most)."""
+        now = time.monotonic()
+        if not force and now - self._status_at < self.lease.retry_s:
+            return
+        self._status_at = now
+        status = LearnerStatus(
+            state=state,  # type: ignore[arg-type]
+            holder=self.lease.holder,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            lease=self.lease.backend,
+            sequence=self.projection.position,
+            updated_ms=int(time.time() * 1000),
+            counters={k: v for k, v in self.projection.counters.items() if k != "clock_ms"},
+        )
+        try:
+            await self.bus.kv_put(Bucket.LEARNER.value, "status", status.encode())
+        except Exception as exc:  # a status is best effort; the next one follows soon
+            log.debug("learner status not written: %s", exc)
 
     async def _register_config_variants(self) -> None:
         """Publish VariantRegistered for config variants the projection does not know.
@@ -240,6 +267,7 @@ class Learner:
                 if self._unpublished:
                     await self._publish_pending()
                 await self.snapshots.flush(learner_sequence=self.projection.position)
+                await self._publish_status()
                 backoff = 0.05
             except asyncio.CancelledError:
                 raise
@@ -286,6 +314,8 @@ class Learner:
             with contextlib.suppress(Exception):
                 await self._consumer.close()
             self._consumer = None
+        if self.active:
+            await self._publish_status(force=True, state="stopped")
         self.active = False
         await self.lease.release()
 

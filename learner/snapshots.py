@@ -43,6 +43,7 @@ async def build_snapshots(
         arms.append(
             ArmPosterior(
                 variant=arm.variant,
+                version=arm.version,
                 alpha=alpha,
                 beta=beta,
                 status=arm.status,  # type: ignore[arg-type]
@@ -69,6 +70,7 @@ async def build_snapshots(
                 status=arm.status,  # type: ignore[arg-type]
                 lifecycle=arm.lifecycle,  # type: ignore[arg-type]
                 model=arm.model,
+                version=arm.version,
                 origin=arm.origin,
                 parent=arm.parent,
                 strategy=arm.strategy,

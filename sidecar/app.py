@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from events.bus import EventBus
 from events.models import EventDecodeError, VariantRegistered, decode, encode
-from events.snapshots import RoutingSnapshot
+from events.snapshots import LearnerStatus, RoutingSnapshot
 from events.subjects import Bucket
 from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token
 from sidecar import admin, keys, routes
@@ -219,6 +219,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         tasks.append(
             asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch")
         )
+        tasks.append(
+            asyncio.create_task(
+                watch_learner(bus, app[keys.METRICS]), name="promptlab-learner-watch"
+            )
+        )
         assignments = app[keys.ROUTER].assignments
         tasks.append(
             asyncio.create_task(
@@ -278,6 +283,24 @@ def _freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+async def watch_learner(bus: EventBus, metrics: Metrics) -> None:
+    """Expose the active learner's counters (dead letters, feedback dropped...) in /metrics."""
+    while True:
+        try:
+            async for entry in bus.kv_watch(str(Bucket.LEARNER)):
+                if entry.value is None or entry.key != "status":
+                    continue
+                try:
+                    metrics.learner(dict(LearnerStatus.decode(entry.value).counters))
+                except (ValidationError, ValueError) as exc:
+                    log.warning("ignoring a learner status: %s", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("learner status watch interrupted (%s); retrying", exc)
+        await asyncio.sleep(WATCH_RETRY_S)
 
 
 async def sample_metrics(app: web.Application, interval_s: float = 1.0) -> None:

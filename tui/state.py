@@ -26,7 +26,11 @@ from events import (
     VariantRetired,
     VariantRolledBack,
 )
-from events.snapshots import RoutingSnapshot, StatsSnapshot
+from events.snapshots import (
+    LearnerStatus,
+    RoutingSnapshot,
+    StatsSnapshot,
+)
 from tui.live_prompt import LIVE_DECISIONS_KEPT, DecisionEntry, ExecutionRow, LivePrompt, iso_text
 
 __all__ = ["DecisionEntry", "ExecutionRow", "LabState", "LivePrompt", "Notice", "Severity"]
@@ -60,6 +64,9 @@ class LabState:
         self.last_traffic_at: float | None = None
         """Monotonic time the last execution or feedback arrived."""
         self.bad_snapshots = 0
+        self.learner: LearnerStatus | None = None
+        """The active learner's status (who holds the lease), when one has written it."""
+        self.learner_seen_at: float | None = None
         self.pending: dict[str, str] = {}
         """Commands this TUI sent, by event id -> description, to word a refusal."""
         self.notices: deque[Notice] = deque(maxlen=20)

@@ -108,6 +108,8 @@ class _Exec:
     value: float | None = None
     """Its value on 0..1, before cost and latency weights."""
     reward: float | None = None
+    fallback_from: str | None = None
+    """Set when this call answered for a challenger that failed (not a reward)."""
     new_row: dict[str, Any] | None = None
     """The row to insert when the execution arrived in this batch."""
 
@@ -251,6 +253,8 @@ class _Batch:
         self.outbox_done: list[str] = []
         self.counters = projection.counters
         self.dirty_counters: set[str] = set()
+        self.renames: list[tuple[str, str, str]] = []
+        """``(prompt, name, archived)``: an old version's rows to move before writing."""
 
     async def run(self, deliveries: Sequence[Delivery]) -> BatchResult:
         position = self.p.position
@@ -294,7 +298,9 @@ class _Batch:
                 exec_ids.add(ev.execution_id)
         for chunk in _chunks(sorted(exec_ids)):
             rows = await self.conn.execute(_SELECT_EXECUTIONS, {"ids": chunk})
-            for exec_id, prompt_id, variant, occurred, cost, latency, fb_seq, value, reward in rows:
+            for row in rows:
+                exec_id, prompt_id, variant, occurred, cost, latency = row[:6]
+                fb_seq, value, reward, fallback_from = row[6:]
                 self.execs[exec_id] = _Exec(
                     prompt_id,
                     variant,
@@ -304,6 +310,7 @@ class _Batch:
                     None if fb_seq is None else int(fb_seq),
                     None if value is None else float(value),
                     None if reward is None else float(reward),
+                    fallback_from,
                 )
         for chunk in _chunks(sorted(arriving - self.execs.keys())):
             for exec_id, seq, name, value, boolean, ms in await self.conn.execute(
@@ -408,13 +415,17 @@ class _Batch:
             return  # the same execution published twice under two event ids
         occurred = event_ms(ev)
         self._tick(occurred)
+        variant = ev.variant
+        if ev.prompt_id is not None and variant is not None:
+            variant = self._arm_name(ev.prompt_id, variant, ev.version)
+        fallback_from = ev.routing.fallback_from if ev.routing is not None else None
         latency, cost = finite(ev.latency_ms), finite(ev.cost_usd)
         ttft = None if ev.ttft_ms is None else finite(ev.ttft_ms)
         row = {
             "execution_id": ev.execution_id,
             "sequence": seq,
             "prompt_id": ev.prompt_id,
-            "variant": ev.variant,
+            "variant": variant,
             "model": ev.model,
             "subject": ev.subject,
             "status": ev.status,
@@ -424,14 +435,17 @@ class _Batch:
             "output_tokens": ev.output_tokens,
             "cost_usd": cost,
             "occurred_ms": occurred,
+            "fallback_from": fallback_from,
             "feedback_sequence": None,
             "feedback_value": None,
             "reward": None,
             "probability": None if ev.routing is None else ev.routing.probability,
         }
-        ex = _Exec(ev.prompt_id, ev.variant, occurred, cost, latency, new_row=row)
+        ex = _Exec(
+            ev.prompt_id, variant, occurred, cost, latency, fallback_from=fallback_from, new_row=row
+        )
         self.execs[ev.execution_id] = ex
-        if ev.prompt_id is None or ev.variant is None:
+        if ev.prompt_id is None or variant is None:
             return  # an unrouted passthrough call: kept for analytics, no arm
         prompt = self._prompt(ev.prompt_id, seq)
         if occurred > prompt.last_event_ms:
@@ -441,20 +455,26 @@ class _Batch:
         tokens = ev.input_tokens + ev.output_tokens
         latency_us = round(latency * 1000)
         for acc in (
-            self._arm(ev.prompt_id, ev.variant),
-            self._minute(ev.prompt_id, ev.variant, occurred // 60_000),
+            self._arm(ev.prompt_id, variant),
+            self._minute(ev.prompt_id, variant, occurred // 60_000),
         ):
             acc[_EXECUTIONS] += 1
             acc[_ERRORS] += errors
             acc[_COST] += cost_nano
             acc[_TOKENS] += tokens
             acc[_LATENCY] += latency_us
-        if prompt.previous_champion is not None and ev.variant == prompt.champion:
+        if prompt.previous_champion is not None and variant == prompt.champion:
             prompt.probation_executions += 1
             prompt.probation_errors += errors
             prompt.probation_cost_nano += cost_nano
-        hkey = (ev.prompt_id, ev.variant, latency_bucket(latency))
+        hkey = (ev.prompt_id, variant, latency_bucket(latency))
         self.hist[hkey] = self.hist.get(hkey, 0) + 1
+        if errors and getattr(ev, "fell_back_to", None):
+            # A routed challenger failed and the champion answered instead: the failure
+            # is the challenger's, a reward of 0 in its statistics (not only an error),
+            # so it is not judged on its successful calls alone.
+            self._reward(ex, ev.execution_id, seq, 0.0, seq)
+            self._count("fallback_failures")
         # Feedback that arrived first (earlier batches, then this one) joins now.
         early_db = self.pending_db.pop(ev.execution_id, None)
         early_new = self.pending_new.pop(ev.execution_id, None)
@@ -489,6 +509,8 @@ class _Batch:
         """One feedback for a known execution: reward it, replace its reward, or not."""
         if ex.prompt_id is None or ex.variant is None:
             return  # unrouted calls have no arm to reward
+        if ex.fallback_from is not None:
+            return  # the champion answered for a failed challenger: evidence of neither
         rule = self.p.rule(ex.prompt_id)
         if not rule.accepts(name):
             return
@@ -608,12 +630,14 @@ class _Batch:
                 registered_sequence=seq,
                 lifecycle=ev.status,
             )
+        elif existing.version != ev.version:
+            self._new_version(seq, ev, existing)
         else:
-            # A new version takes the file's lifecycle; the same version registered again
-            # (a restart) keeps what operators made of it, unless it was still a draft.
-            if existing.version != ev.version or existing.lifecycle == "draft":
+            # The same version registered again (a restart) keeps what operators made
+            # of it, unless it was still a draft; a new version takes its file's status.
+            if existing.lifecycle == "draft":
                 existing.lifecycle = ev.status
-            existing.version, existing.model = ev.version, ev.model
+            existing.model = ev.model
         self.dirty_variants.add(key)
         if prompt.champion is None or (ev.champion and not prompt.champion_explicit):
             if prompt.champion is not None and prompt.champion != ev.variant:
@@ -621,6 +645,79 @@ class _Batch:
             prompt.champion = ev.variant
             prompt.champion_explicit = ev.champion
             self._set_status(ev.prompt_id, ev.variant, "champion")
+
+    def _new_version(self, seq: int, ev: VariantRegistered, row: VariantRow) -> None:
+        """A changed variant under the same name: a new version with no evidence.
+
+        The old version's evidence moves, in this transaction, to the retired arm
+        ``<name>@<old version>`` (counters, minute buckets, latency histogram and its
+        executions, so late feedback for them lands there too); the name continues with
+        the new version at zero. The change is logged and recorded in ``decisions``.
+        """
+        prompt_id, name = ev.prompt_id, ev.variant
+        archived = f"{name}@{row.version}"
+        if (prompt_id, archived) in self.state.variants:
+            archived = f"{archived}.{seq}"  # the same old content archived twice
+        self.state.variants[(prompt_id, archived)] = VariantRow(
+            prompt_id=prompt_id,
+            variant=archived,
+            version=row.version,
+            model=row.model,
+            origin=row.origin,
+            parent=row.parent,
+            strategy=row.strategy,
+            status="retired",
+            registered_sequence=row.registered_sequence,
+        )
+        self.dirty_variants.add((prompt_id, archived))
+        _rekey(self.arms, prompt_id, name, archived)
+        _rekey(self.minutes, prompt_id, name, archived)
+        _rekey(self.hist, prompt_id, name, archived)
+        for ex in self.execs.values():
+            if ex.prompt_id == prompt_id and ex.variant == name:
+                ex.variant = archived
+                if ex.new_row is not None:
+                    ex.new_row["variant"] = archived
+        self.renames.append((prompt_id, name, archived))
+        prompt = self.state.prompts[prompt_id]
+        if prompt.probation_variant == name:  # the record was of the old version
+            prompt.probation_variant = None
+            prompt.previous_champion = None
+            prompt.clear_probation()
+        summary = (
+            f"{name}: version {row.version} -> {ev.version} ({ev.origin}); the new version "
+            f"starts with no evidence, the old one is retired as {archived}"
+        )
+        log.warning("prompt %s: %s", prompt_id, summary)
+        self.decision_rows.append(
+            {
+                "sequence": seq,
+                "event_id": ev.event_id,
+                "prompt_id": prompt_id,
+                "type": "variant.version_changed",
+                "variant": name,
+                "previous": archived,
+                "reason": "new version",
+                "actor": ev.origin,
+                "summary": summary,
+                "evidence": None,
+                "occurred_ms": event_ms(ev),
+            }
+        )
+        row.version, row.model = ev.version, ev.model
+        row.origin, row.parent, row.strategy = ev.origin, ev.parent, ev.strategy
+        row.lifecycle = ev.status
+
+    def _arm_name(self, prompt_id: str, variant: str, version: str | None) -> str:
+        """The arm an execution counts for: an old version's calls finishing after its
+        successor was registered count for the retired ``<name>@<version>``."""
+        if version is None:
+            return variant
+        row = self.state.variants.get((prompt_id, variant))
+        if row is None or row.version == version:
+            return variant
+        archived = f"{variant}@{version}"
+        return archived if (prompt_id, archived) in self.state.variants else variant
 
     def _set_status(self, prompt_id: str, variant: str, status: str) -> None:
         row = self.state.variants.get((prompt_id, variant))
@@ -715,6 +812,13 @@ class _Batch:
 
     async def _write(self, position: int) -> None:
         conn, store = self.conn, self.p.store
+        for prompt_id, name, archived in self.renames:
+            for table in (t.arm_stats, t.minute_buckets, t.latency_histogram, t.executions):
+                await conn.execute(
+                    update(table)
+                    .where(table.c.prompt_id == prompt_id, table.c.variant == name)
+                    .values(variant=archived)
+                )
         new_execs = [ex.new_row for ex in self.execs.values() if ex.new_row is not None]
         if new_execs:
             await conn.execute(t.executions.insert(), new_execs)
@@ -869,6 +973,7 @@ _SELECT_EXECUTIONS = select(
     _e.c.feedback_sequence,
     _e.c.feedback_value,
     _e.c.reward,
+    _e.c.fallback_from,
 ).where(_e.c.execution_id.in_(bindparam("ids", expanding=True)))
 _SELECT_PENDING = (
     select(
@@ -893,6 +998,12 @@ _UPDATE_REWARD = (
 )
 _DELETE_PENDING = delete(_pf).where(_pf.c.execution_id.in_(bindparam("ids", expanding=True)))
 _DELETE_OUTBOX = delete(t.outbox).where(t.outbox.c.event_id.in_(bindparam("ids", expanding=True)))
+
+
+def _rekey(table: dict[Any, Any], prompt_id: str, name: str, archived: str) -> None:
+    """Move a batch's accumulators keyed ``(prompt, name, ...)`` to ``(prompt, archived, ...)``."""
+    for key in [k for k in table if k[0] == prompt_id and k[1] == name]:
+        table[(prompt_id, archived, *key[2:])] = table.pop(key)
 
 
 def _named(acc: list[int]) -> dict[str, int]:

@@ -2,9 +2,9 @@
 
 A variant is (prompt, name, version = content hash); every version it ever had is a
 ``variant_versions`` row written when it was first registered (from a file, the admin
-API or a mutation). A version "ran" from its registration until the next version of the
-same name was registered; its executions and reward over that time come from the kept
-per-minute aggregates (so retention does not erase them).
+API or a mutation). A replaced version's evidence stays with it (the learner moves it to the
+retired arm ``<name>@<version>``), so each version's executions and reward are its own,
+from the kept per-arm aggregates (retention does not erase them).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from learner.storage import schema as t
 from learner.storage.schema import MICRO
@@ -62,64 +62,70 @@ async def variant_history(
     store: Store, prompt_id: str, variant: str | None = None
 ) -> list[VersionEntry]:
     """Every version of every variant of ``prompt_id`` (or of one), oldest first."""
-    vv, v, m = t.variant_versions, t.variants, t.minute_buckets
+    vv, v, a = t.variant_versions, t.variants, t.arm_stats
     query = select(vv).where(vv.c.prompt_id == prompt_id)
     if variant is not None:
         query = query.where(vv.c.variant == variant)
     async with store.engine.connect() as conn:
         rows = [r._mapping for r in await conn.execute(query.order_by(vv.c.sequence))]
-        current = {
-            r.variant: r
-            for r in await conn.execute(
+        arms = list(
+            await conn.execute(
                 select(v.c.variant, v.c.version, v.c.status, v.c.lifecycle).where(
                     v.c.prompt_id == prompt_id
                 )
             )
-        }
-        entries: list[VersionEntry] = []
-        by_name: dict[str, list[Any]] = {}
-        for row in rows:
-            by_name.setdefault(row["variant"], []).append(row)
-        for name, versions in by_name.items():
-            for i, row in enumerate(versions):
-                lo = int(row["occurred_ms"]) // 60_000
-                stop = versions[i + 1]["occurred_ms"] // 60_000 if i + 1 < len(versions) else None
-                totals = select(
-                    func.coalesce(func.sum(m.c.executions), 0),
-                    func.coalesce(func.sum(m.c.rewarded), 0),
-                    func.coalesce(func.sum(m.c.reward_micro), 0),
-                ).where(m.c.prompt_id == prompt_id, m.c.variant == name, m.c.minute >= lo)
-                if stop is not None:
-                    totals = totals.where(m.c.minute < stop)
-                n, rewarded, reward = (await conn.execute(totals)).one()
-                now = current.get(name)
-                is_current = now is not None and now.version == row["version"]
-                if now is None or not is_current:
-                    status = "replaced"
-                elif now.status == "retired":
-                    status = "retired"
-                else:
-                    status = str(now.lifecycle)
-                entries.append(
-                    VersionEntry(
-                        variant=name,
-                        number=i + 1,
-                        version=row["version"],
-                        registered_at=datetime.fromtimestamp(row["occurred_ms"] / 1000, UTC),
-                        origin=row["origin"],
-                        parent=row["parent"],
-                        strategy=row["strategy"],
-                        model=row["model"],
-                        status=status,
-                        current=is_current,
-                        executions=int(n),
-                        rewarded=int(rewarded),
-                        reward_mean=int(reward) / MICRO / int(rewarded) if rewarded else None,
-                        params=json.loads(row["params"]),
-                        system=row["system"],
-                        template=row["template"],
-                    )
+        )
+        totals = {
+            r.variant: (int(r.executions), int(r.rewarded), int(r.reward_micro))
+            for r in await conn.execute(
+                select(a.c.variant, a.c.executions, a.c.rewarded, a.c.reward_micro).where(
+                    a.c.prompt_id == prompt_id
                 )
+            )
+        }
+    current = {r.variant: r for r in arms}
+    numbers: dict[str, int] = {}
+    entries: list[VersionEntry] = []
+    for row in rows:
+        name, version = row["variant"], row["version"]
+        numbers[name] = numbers.get(name, 0) + 1
+        # A replaced version's evidence lives on under the retired arm <name>@<version>.
+        mine = [
+            r.variant
+            for r in arms
+            if r.version == version and (r.variant == name or r.variant.startswith(name + "@"))
+        ]
+        n = sum(totals.get(m, (0, 0, 0))[0] for m in mine)
+        rewarded = sum(totals.get(m, (0, 0, 0))[1] for m in mine)
+        reward = sum(totals.get(m, (0, 0, 0))[2] for m in mine)
+        now = current.get(name)
+        is_current = now is not None and now.version == version
+        if now is None or not is_current:
+            status = "replaced"
+        elif now.status == "retired":
+            status = "retired"
+        else:
+            status = str(now.lifecycle)
+        entries.append(
+            VersionEntry(
+                variant=name,
+                number=numbers[name],
+                version=version,
+                registered_at=datetime.fromtimestamp(row["occurred_ms"] / 1000, UTC),
+                origin=row["origin"],
+                parent=row["parent"],
+                strategy=row["strategy"],
+                model=row["model"],
+                status=status,
+                current=is_current,
+                executions=n,
+                rewarded=rewarded,
+                reward_mean=reward / MICRO / rewarded if rewarded else None,
+                params=json.loads(row["params"]),
+                system=row["system"],
+                template=row["template"],
+            )
+        )
     return entries
 
 

@@ -131,6 +131,9 @@ executions = Table(
     Column("output_tokens", Integer, nullable=False),
     Column("cost_usd", Float, nullable=False),
     Column("occurred_ms", BigInteger, nullable=False),
+    # The challenger whose failed call this execution answered instead (routed to it,
+    # fell back to the champion): its feedback is not evidence about either arm.
+    Column("fallback_from", String(200), nullable=True),
     # Sequence of the feedback that set the reward (the first one counts).
     Column("feedback_sequence", BigInteger, nullable=True),
     # The reward metric's value clipped to 0..1, before cost/latency weights.

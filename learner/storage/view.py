@@ -38,6 +38,8 @@ class ArmView:
     variant: str
     status: str
     model: str = ""
+    version: str = ""
+    """Content hash of the variant's current version."""
     lifecycle: str = "active"
     """The author's lifecycle; only ``active`` arms (and the champion) are decided on."""
     origin: str = "config"
@@ -127,6 +129,7 @@ async def load_view(
             variant=name,
             status=v["status"],
             model=v["model"],
+            version=v["version"],
             lifecycle=v.get("lifecycle", "active") or "active",
             origin=v["origin"],
             parent=v["parent"],

@@ -240,6 +240,7 @@ async def collect_stats(
                         "variant": arm.variant,
                         "status": arm.status,
                         "model": arm.model,
+                        "version": arm.version,
                         "executions": life.executions if life else 0,
                         "n": arm.n,
                         "reward_mean": a.mean if a else None,

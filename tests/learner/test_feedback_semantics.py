@@ -128,3 +128,31 @@ async def test_the_feedback_rules_do_not_depend_on_batch_boundaries(
         await project(other, events, batch=batch, **options)
         assert await compare(store, other) == [], f"batch size {batch}"
     assert (await counters(store))["feedback_dropped"] > 0
+
+
+async def test_a_challenger_failure_answered_by_the_champion_is_the_challengers_failure(
+    store: Store,
+) -> None:
+    from events.models import ExecutionCompleted, RoutingInfo
+
+    if "fell_back_to" not in ExecutionCompleted.model_fields:
+        pytest.skip("ExecutionCompleted.fell_back_to arrives with the providers branch")
+    failed = execution("c1", variant="b", status="error", fell_back_to="a")
+    answer = execution(
+        "c1-answer", variant="a", routing=RoutingInfo(probability=1.0, fallback_from="b")
+    )
+    events = [
+        registered(champion=True),
+        registered(variant="b"),
+        execution("ok", variant="b"),
+        feedback("ok", True),
+        failed,
+        answer,
+        feedback("c1-answer", True),  # the user rates the champion's stand-in answer
+    ]
+    await project(store, events, batch=2, rules=THUMBS)
+    totals = await store.arm_totals("greet")
+    b, a = totals["b"], totals["a"]
+    assert (b.executions, b.errors, b.rewarded, b.reward_sum) == (2, 1, 2, 1.0)  # 1 of 2
+    assert (a.executions, a.rewarded) == (1, 0)  # not a routed draw of the champion
+    assert (await counters(store))["fallback_failures"] == 1

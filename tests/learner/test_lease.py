@@ -17,6 +17,8 @@ from learner_factories import execution, feedback
 
 from events.embedded import NatsServerProcess
 from events.jetstream import JetStreamBus
+from events.snapshots import LearnerStatus
+from events.subjects import Bucket
 from learner.lease import Lease, lease_status
 from learner.projection.reward import RewardRule
 from learner.replay import compare, rebuild
@@ -170,6 +172,12 @@ async def test_two_learners_one_active_standby_takes_over_after_a_kill(
         assert (await lease_status(live)).pid == second.pid
         await poll(lambda: _position_above(live, last - 1), 60, "the standby did not catch up")
         assert "taking over" in (tmp_path / "second.log").read_text()
+
+        async def status_names_the_standby() -> bool:
+            entry = await bus.kv_get(Bucket.LEARNER.value, "status")
+            return entry is not None and LearnerStatus.decode(entry.value or b"").pid == second.pid
+
+        await poll(status_names_the_standby, 10, "the new learner's status is not in KV")
 
         single = Store(f"sqlite+aiosqlite:///{tmp_path / 'single.db'}")
         await single.create()
