@@ -204,10 +204,17 @@ def floor_shares(
 def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     """The routing table of one prompt under one snapshot (or the config priors)."""
     # Only active variants are routed: a draft, deprecated or archived one gets no traffic.
-    # The learner's lifecycle (a carried-out command, in the snapshot) overrides the file's.
+    # The learner's lifecycle (a carried-out command, in the snapshot) overrides the file's
+    # when the snapshot states it (a learner that predates lifecycles leaves it out).
     lifecycle = {str(v.name): str(getattr(v, "status", "active")) for v in prompt.variants}
     if snapshot is not None:
-        lifecycle.update({a.variant: a.lifecycle for a in snapshot.arms if a.variant in lifecycle})
+        lifecycle.update(
+            {
+                a.variant: a.lifecycle
+                for a in snapshot.arms
+                if a.variant in lifecycle and "lifecycle" in a.model_fields_set
+            }
+        )
     names = [name for name, status in lifecycle.items() if status == "active"]
     spec = prompt.routing
     strategy = str(getattr(spec, "strategy", "thompson"))
