@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from events.models import BaseEvent
-from sidecar.config import ProviderSettings, ServerSettings, TelemetrySettings, default_providers
+from providers.settings import ProviderSettings, default_providers
+from sidecar.config import ServerSettings, TelemetrySettings
 
 
 class SidecarSettings(Protocol):
