@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sidecar.inputs import check_decoded
+
 orjson: Any
 try:
     import orjson
@@ -20,13 +22,16 @@ except (
 
 
 def loads(raw: bytes | str) -> Any:
-    """Parse JSON (``ValueError`` when it is not)."""
+    """Parse JSON (``ValueError`` when it is not, or when it holds a lone surrogate or an
+    integer beyond 64 bits, which orjson refuses and nothing downstream can carry)."""
     if orjson is not None:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass  # let the standard library decide, and word the error
-    return json.loads(raw)
+    value = json.loads(raw)
+    check_decoded(value)
+    return value
 
 
 def dumps(obj: Any) -> bytes:

@@ -49,9 +49,10 @@ from sidecar import codec
 from sidecar.catalog import Catalog
 from sidecar.config import ServerSettings
 from sidecar.errors import BadRequest, SidecarError, UpstreamError
+from sidecar.inputs import check_text, check_values
 from sidecar.metrics import Metrics
 from sidecar.ports import Publisher
-from sidecar.router import Decision, Router
+from sidecar.router import Route, Router
 from sidecar.streaming import relay
 from sidecar.telemetry import Telemetry, set_attributes
 from sidecar.upstream import Target, Upstreams
@@ -104,11 +105,13 @@ def parse_meta(meta: Any) -> tuple[dict[str, Any] | None, str | None]:
     variables = meta.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise BadRequest("'promptlab.variables' must be an object", param="promptlab.variables")
+    if variables:
+        check_values(variables, "promptlab.variables")
     subject = meta.get("subject")
     if subject is not None:
         if isinstance(subject, bool) or not isinstance(subject, str | int):
             raise BadRequest("'promptlab.subject' must be a string", param="promptlab.subject")
-        subject = str(subject)
+        subject = check_text(str(subject), "promptlab.subject")
     return variables, subject
 
 
@@ -268,7 +271,7 @@ class Proxy:
         self,
         request: web.Request,
         prompt: PromptSpec,
-        decision: Decision,
+        decision: Route,
         values: dict[str, Any],
         body: dict[str, Any],
         kept: list[Any],

@@ -4,7 +4,7 @@ Per prompt, a :class:`Router` keeps an immutable routing table built from the pr
 file and the latest :class:`~events.snapshots.RoutingSnapshot` (before any snapshot:
 Beta(1, 1) priors and the champion from the prompt file). Building a table is where the
 work happens; a decision is one ``random()`` and a bisect over precomputed cumulative
-shares, returning a prebuilt :class:`Decision` (well under the 20 us budget).
+shares, returning a prebuilt :class:`Route` (well under the 20 us budget).
 
 Strategies
 ----------
@@ -79,7 +79,7 @@ class PromptLike(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Route:
     """One routing outcome; prebuilt per arm, shared by every call that gets it."""
 
     variant: str
@@ -100,11 +100,11 @@ class Decision:
 @dataclass(frozen=True, slots=True)
 class _Table:
     cumulative: tuple[float, ...]
-    decisions: tuple[Decision, ...]
+    decisions: tuple[Route, ...]
     sticky: bool
-    sticky_decisions: tuple[Decision, ...]
+    sticky_decisions: tuple[Route, ...]
     """``decisions`` again with strategy ``sticky`` (what a new subject is assigned)."""
-    champion: Decision
+    champion: Route
     shares: Mapping[str, float]
     live: frozenset[str]
     """Arms a returning subject may keep (champion only while paused)."""
@@ -125,7 +125,7 @@ def champion_name(prompt: Any) -> str:
     return str(prompt.variants[0].name)
 
 
-def _make_decision(variant: str, champion: str, p: float, strategy: str, version: int) -> Decision:
+def _make_decision(variant: str, champion: str, p: float, strategy: str, version: int) -> Route:
     exploration = variant != champion
     info = RoutingInfo(
         strategy=strategy,  # type: ignore[arg-type]  # one of the router's own strategy names
@@ -133,7 +133,7 @@ def _make_decision(variant: str, champion: str, p: float, strategy: str, version
         exploration=exploration,
         snapshot_version=version,
     )
-    return Decision(variant, champion, p, exploration, strategy, version, info)
+    return Route(variant, champion, p, exploration, strategy, version, info)
 
 
 def _cumulate(shares: Sequence[float]) -> tuple[float, ...]:
@@ -203,7 +203,8 @@ def floor_shares(
 
 def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     """The routing table of one prompt under one snapshot (or the config priors)."""
-    names = [str(v.name) for v in prompt.variants]
+    # Only active variants are routed: a draft, deprecated or archived one gets no traffic.
+    names = [str(v.name) for v in prompt.variants if getattr(v, "status", "active") == "active"]
     spec = prompt.routing
     strategy = str(getattr(spec, "strategy", "thompson"))
     cap = float(getattr(spec, "exploration_cap", 0.2))
@@ -284,7 +285,7 @@ class Router:
         assignments: Assignments | None = None,
     ) -> None:
         self.assignments = assignments if assignments is not None else Assignments()
-        self._sticky_cache: dict[tuple[str, str, float, int, str], Decision] = {}
+        self._sticky_cache: dict[tuple[str, str, float, int, str], Route] = {}
         self._rng = random.Random(seed)
         self._random = self._rng.random
         self._prompts: dict[str, PromptLike] = {}
@@ -316,14 +317,14 @@ class Router:
         """Current traffic share of each variant (for the admin API)."""
         return self._tables[prompt_id].shares
 
-    def decide(self, prompt_id: str, subject: str | None = None) -> Decision:
+    def decide(self, prompt_id: str, subject: str | None = None) -> Route:
         """Pick the variant of one call. ``KeyError`` for an unknown prompt."""
         table = self._tables[prompt_id]
         if subject is not None and table.sticky:
             return self._sticky(prompt_id, subject, table)
         return table.decisions[bisect_right(table.cumulative, self._random())]
 
-    def _sticky(self, prompt_id: str, subject: str, table: _Table) -> Decision:
+    def _sticky(self, prompt_id: str, subject: str, table: _Table) -> Route:
         key = assignment_key(prompt_id, subject)
         kept = self.assignments.get(key)
         champion = table.champion.variant
@@ -347,6 +348,6 @@ class Router:
         )
         return decision
 
-    def champion(self, prompt_id: str) -> Decision:
+    def champion(self, prompt_id: str) -> Route:
         """The champion's decision, for the retry after a challenger failed."""
         return self._tables[prompt_id].champion
