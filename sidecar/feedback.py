@@ -33,6 +33,10 @@ from sidecar.ports import Publisher
 
 Repeat = Literal["first", "last"]
 
+MAX_FEEDBACK_INT = 2**53
+"""Integer feedback values beyond this lose precision as floats (and ``float()`` of a
+401-digit integer raises ``OverflowError``): refused."""
+
 
 @dataclass(frozen=True, slots=True)
 class FeedbackPolicy:

@@ -26,11 +26,7 @@ from events import (
     VariantRetired,
     VariantRolledBack,
 )
-from events.snapshots import (
-    LearnerStatus,
-    RoutingSnapshot,
-    StatsSnapshot,
-)
+from events.snapshots import LearnerStatus, RoutingSnapshot, StatsSnapshot
 from tui.live_prompt import LIVE_DECISIONS_KEPT, DecisionEntry, ExecutionRow, LivePrompt, iso_text
 
 __all__ = ["DecisionEntry", "ExecutionRow", "LabState", "LivePrompt", "Notice", "Severity"]

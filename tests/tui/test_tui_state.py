@@ -230,16 +230,6 @@ def test_beta_density_peaks_at_the_mean() -> None:
     assert beta_pdf(0.5, 1, 1) == 1.0
 
 
-def test_the_sample_fixture_is_data_and_labelled_simulated() -> None:
-    models = {v.model for s in sample.stats_snapshots() for v in s.variants}
-    models |= {e.model for e in sample.history() if hasattr(e, "model")}
-    assert models and all(m.startswith("simulated/") for m in models)
-    assert {r.prompt_id for r in sample.routing_snapshots()} == {
-        s.prompt_id for s in sample.stats_snapshots()
-    }
-    assert max(e.occurred_at for e in sample.history()) <= sample.T0
-
-
 def test_health_names_the_active_learner_and_notices_when_it_stops() -> None:
     from events.snapshots import LearnerStatus
 
@@ -260,3 +250,13 @@ def test_health_names_the_active_learner_and_notices_when_it_stops() -> None:
     state.learner = status.model_copy(update={"state": "stopped"})
     health = assess(state, now=3.0, **common)
     assert health.level == "warn" and "no active learner" in health.text
+
+
+def test_the_sample_fixture_is_data_and_labelled_simulated() -> None:
+    models = {v.model for s in sample.stats_snapshots() for v in s.variants}
+    models |= {e.model for e in sample.history() if hasattr(e, "model")}
+    assert models and all(m.startswith("simulated/") for m in models)
+    assert {r.prompt_id for r in sample.routing_snapshots()} == {
+        s.prompt_id for s in sample.stats_snapshots()
+    }
+    assert max(e.occurred_at for e in sample.history()) <= sample.T0
