@@ -266,6 +266,7 @@ class JetStreamBus:
             duplicate_window=s.duplicate_window_s,
             num_replicas=s.stream_replicas,
             max_age=s.stream_max_age_days * 86_400.0,
+            max_bytes=s.stream_max_bytes or -1,
             allow_direct=True,
         )
         with _translate("create stream"):

@@ -324,6 +324,35 @@ class PauseCommand(BaseEvent):
     reason: str = ""
 
 
+class LifecycleCommand(BaseEvent):
+    """An operator asks to move a variant to another lifecycle state (CLI, admin API, TUI):
+    ``active`` (routed), ``deprecated`` (no new traffic, statistics kept) or ``archived``
+    (also hidden from default lists). The learner carries it out or rejects it."""
+
+    nats_subject: ClassVar[Subject] = Subject.COMMAND
+    type: Literal["command.lifecycle"] = "command.lifecycle"
+
+    prompt_id: str
+    variant: str
+    status: VariantLifecycle
+    actor: str = "operator"
+    reason: str = ""
+
+
+class VariantLifecycleChanged(BaseEvent):
+    """The learner moved a variant to another lifecycle state (a carried-out command)."""
+
+    nats_subject: ClassVar[Subject] = Subject.DECISION
+    type: Literal["variant.lifecycle"] = "variant.lifecycle"
+
+    prompt_id: str
+    variant: str
+    status: VariantLifecycle
+    previous: VariantLifecycle
+    actor: str = "operator"
+    reason: str = ""
+
+
 class CommandRejected(BaseEvent):
     """The learner refused a command, and says why."""
 
@@ -347,6 +376,8 @@ Event = Annotated[
     | PromoteCommand
     | RollbackCommand
     | PauseCommand
+    | LifecycleCommand
+    | VariantLifecycleChanged
     | CommandRejected,
     Field(discriminator="type"),
 ]

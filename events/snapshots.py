@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.kinds import VariantStatus
+from events.kinds import VariantLifecycle, VariantStatus
 
 __all__ = [
     "ArmPosterior",
@@ -41,6 +41,8 @@ class ArmPosterior(_Snap):
     alpha: float = Field(gt=0)
     beta: float = Field(gt=0)
     status: VariantStatus = "challenger"
+    lifecycle: VariantLifecycle = "active"
+    """Only ``active`` arms are routed (a deprecated or archived champion still is)."""
 
 
 class RoutingSnapshot(_Snap):
@@ -68,6 +70,7 @@ class VariantStats(_Snap):
 
     variant: str
     status: VariantStatus
+    lifecycle: VariantLifecycle = "active"
     model: str = ""
     version: str = ""
     """Content hash of the variant's version (a new version starts with no evidence)."""

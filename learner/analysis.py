@@ -17,6 +17,12 @@ from typing import Any, cast
 import numpy as np
 
 from events.snapshots import VariantStatus
+from learner.policy.concurrent import (
+    ChampionChange,
+    ConcurrentTest,
+    RewardStep,
+    concurrent_tests,
+)
 from learner.policy.rules import Probation, PromptState, lift_with_interval, recommendation
 from learner.stats import beta as stats
 from learner.stats.beta import ArmSummary
@@ -118,6 +124,30 @@ def prompt_state(view: PromptView) -> PromptState:
         statuses=statuses,
         probation=probation,
         paused=view.paused,
+        concurrent=_concurrent(view, statuses),
+    )
+
+
+def _concurrent(
+    view: PromptView, statuses: dict[str, VariantStatus]
+) -> dict[str, ConcurrentTest] | None:
+    """The same-period test of every challenger (None for a view without history)."""
+    if not view.registered:
+        return None
+    steps = [RewardStep(*row) for row in view.reward_steps]
+    changes = [
+        ChampionChange(seq, champion, automatic=(kind == "promoted" and reason == "auto"))
+        for seq, kind, champion, reason in view.champion_changes
+    ]
+    challengers = sorted(v for v, s in statuses.items() if s == "challenger")
+    return concurrent_tests(
+        steps,
+        changes,
+        view.registered,
+        view.champion,
+        challengers,
+        alpha=view.config.alpha,
+        min_lift=view.config.min_lift,
     )
 
 

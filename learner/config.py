@@ -54,6 +54,10 @@ class LearnerSettings(BaseModel):
     feedback_wait_s: float = Field(default=3600.0, ge=0)
     """Feedback whose execution has not arrived waits this long (in event time) before
     it is dropped and counted."""
+    retention_days: float = Field(default=90.0, ge=0)
+    """Raw executions older than this (in event time: the newest event seen) are deleted
+    from SQL; the per-minute and per-arm aggregates are kept, so analytics by period keep
+    their counters (not p50/p95 or unique subjects). 0 keeps every execution."""
     feedback_repeat: Literal["first", "last"] = "last"
     """A second feedback for the same execution and name: ``last`` replaces the reward
     (a user who corrects a rating), ``first`` keeps the first one."""

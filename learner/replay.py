@@ -87,6 +87,7 @@ async def rebuild(
     batch_size: int = REPLAY_BATCH,
     feedback_repeat: Literal["first", "last"] = "last",
     feedback_wait_s: float = 3600.0,
+    retention_days: float = 0.0,
 ) -> tuple[Projection, int]:
     """Project the stream from sequence 1 to ``until`` into ``store``; no publishing.
 
@@ -101,6 +102,7 @@ async def rebuild(
         write_outbox=False,
         feedback_repeat=feedback_repeat,
         feedback_wait_s=feedback_wait_s,
+        retention_days=retention_days,
     )
     await projection.load()
     return projection, await catch_up(bus, projection, until, batch_size=batch_size)

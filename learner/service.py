@@ -100,6 +100,7 @@ class Learner:
             promotion=self.promotion_config,
             feedback_repeat=settings.feedback_repeat,
             feedback_wait_s=settings.feedback_wait_s,
+            retention_days=settings.retention_days,
         )
         self.snapshots = SnapshotWriter(
             bus, self.store, self.load, interval_ms=settings.snapshot_interval_ms

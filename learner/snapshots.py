@@ -47,6 +47,7 @@ async def build_snapshots(
                 alpha=alpha,
                 beta=beta,
                 status=arm.status,  # type: ignore[arg-type]
+                lifecycle=arm.lifecycle,  # type: ignore[arg-type]
             )
         )
     routing = RoutingSnapshot(
@@ -67,6 +68,7 @@ async def build_snapshots(
             VariantStats(
                 variant=arm.variant,
                 status=arm.status,  # type: ignore[arg-type]
+                lifecycle=arm.lifecycle,  # type: ignore[arg-type]
                 model=arm.model,
                 version=arm.version,
                 origin=arm.origin,

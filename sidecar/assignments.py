@@ -2,8 +2,10 @@
 
 A subject seen for the first time is assigned by the *current* routing table (Thompson
 shares, so traffic still moves toward a better variant); from then on it keeps that
-variant while it is live, and the routing probability logged for its calls is the one
-at assignment (what the learner's allocation-aware test weights by).
+variant while it is live and the champion it was assigned under still leads, and the
+routing probability logged for its calls is the one at assignment (what the learner's
+allocation-aware test weights by). A promotion or rollback re-assigns everyone once, by
+the new table, so the logged probabilities match the new regime.
 
 :class:`Assignments` is the router's synchronous, bounded local cache (least recently
 used entries go first). New assignments are queued for :func:`share_assignments`,
@@ -40,17 +42,25 @@ class Assignment:
     probability: float
     """The variant's routing share when the subject was assigned."""
     snapshot_version: int
+    champion: str = ""
+    """The champion when the subject was assigned: the assignment holds while it leads
+    (after a promotion or rollback the shares change, and so must the logged probability)."""
 
     def encode(self) -> bytes:
         return json.dumps(
-            {"variant": self.variant, "p": self.probability, "v": self.snapshot_version},
+            {
+                "variant": self.variant,
+                "p": self.probability,
+                "v": self.snapshot_version,
+                "c": self.champion,
+            },
             separators=(",", ":"),
         ).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> Assignment:
         raw = json.loads(data)
-        return cls(str(raw["variant"]), float(raw["p"]), int(raw["v"]))
+        return cls(str(raw["variant"]), float(raw["p"]), int(raw["v"]), str(raw.get("c", "")))
 
 
 def assignment_key(prompt_id: str, subject: str) -> str:

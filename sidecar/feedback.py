@@ -159,9 +159,14 @@ class RecordingPublisher:
         return self.inner.outbox_active
 
     def __getattr__(self, name: str) -> Any:
-        # Everything else (queue depth, outbox and failure counts for /metrics) is the
-        # wrapped publisher's.
+        # Counters and gauges of the wrapped publisher (queue depth, outbox, failures)
+        # for /metrics: the wrapper only adds what the feedback desk needs.
         return getattr(self.inner, name)
+
+
+MAX_FEEDBACK_INT = 2**53
+"""Integer feedback values beyond this lose precision as floats (and ``float()`` of a
+401-digit integer raises ``OverflowError``): refused."""
 
 
 def feedback_event(body: dict[str, Any]) -> FeedbackReceived:

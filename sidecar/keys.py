@@ -10,7 +10,7 @@ from sidecar.auth import KeyRing
 from sidecar.catalog import Catalog
 from sidecar.feedback import FeedbackDesk
 from sidecar.metrics import Metrics
-from sidecar.ports import Publisher, SidecarSettings
+from sidecar.ports import AnalyticsSource, HistorySource, Publisher, SidecarSettings
 from sidecar.proxy import Proxy
 from sidecar.router import Router
 from sidecar.telemetry import Telemetry
@@ -30,4 +30,7 @@ FEEDBACK = web.AppKey("feedback", FeedbackDesk)
 CLIENT_KEYS = web.AppKey("client_keys", KeyRing)
 ADMIN_KEYS = web.AppKey("admin_keys", KeyRing)
 STATE = web.AppKey("state", dict)
+ANALYTICS = web.AppKey("analytics", AnalyticsSource)
+HISTORY = web.AppKey("history", HistorySource)
+"""Set by ``promptlab serve`` (the learner's database); absent: analytics answer 503."""
 """Mutable flags of the running app (``prompts_loaded``, ``draining``)."""

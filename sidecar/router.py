@@ -25,8 +25,9 @@ Strategies
     shares or fixed weights), at a point of [0, 1) hashed from prompt and subject, so
     replicas with the same snapshot assign alike; the assignment is remembered
     (:mod:`sidecar.assignments`: a local cache shared through a KV bucket) and the
-    subject keeps its variant while that variant is live, with the routing probability
-    of the assignment logged for every call. Traffic therefore still moves toward a
+    subject keeps its variant while that variant is live and the champion it was
+    assigned under leads, with the routing probability of the assignment logged for
+    every call. Traffic therefore still moves toward a
     better variant (new subjects follow the posteriors), unlike a stable split.
 paused
     When the snapshot says exploration is paused, every call gets the champion.
@@ -177,14 +178,14 @@ def cap_exploration(shares: Sequence[float], champion_index: int, cap: float) ->
 def floor_shares(
     shares: Sequence[float], champion_index: int, cap: float, floor: float
 ) -> list[float]:
-    """Raise every arm to at least ``floor`` (for the challengers: ``min(floor, cap / k)``
+    """Raise every arm to at least ``floor`` (for the challengers: ``min(floor, cap / (2 k))``
     with ``k`` challengers, so their floors fit in the cap), taking the difference from
     the challengers above it and then from the champion; the challengers' total stays
     within ``max(cap, their total before)``."""
     k = len(shares) - 1
     if k <= 0 or floor <= 0:
         return list(shares)
-    f = min(floor, cap / k) if cap > 0 else 0.0
+    f = min(floor, cap / (2 * k)) if cap > 0 else 0.0
     out = list(shares)
     chal = [i for i in range(len(out)) if i != champion_index]
     raised = {i: max(out[i], f) for i in chal}
@@ -203,7 +204,18 @@ def floor_shares(
 def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     """The routing table of one prompt under one snapshot (or the config priors)."""
     # Only active variants are routed: a draft, deprecated or archived one gets no traffic.
-    names = [str(v.name) for v in prompt.variants if getattr(v, "status", "active") == "active"]
+    # The learner's lifecycle (a carried-out command, in the snapshot) overrides the file's
+    # when the snapshot states it (a learner that predates lifecycles leaves it out).
+    lifecycle = {str(v.name): str(getattr(v, "status", "active")) for v in prompt.variants}
+    if snapshot is not None:
+        lifecycle.update(
+            {
+                a.variant: a.lifecycle
+                for a in snapshot.arms
+                if a.variant in lifecycle and "lifecycle" in a.model_fields_set
+            }
+        )
+    names = [name for name, status in lifecycle.items() if status == "active"]
     spec = prompt.routing
     strategy = str(getattr(spec, "strategy", "thompson"))
     cap = float(getattr(spec, "exploration_cap", 0.2))
@@ -326,8 +338,8 @@ class Router:
     def _sticky(self, prompt_id: str, subject: str, table: _Table) -> Route:
         key = assignment_key(prompt_id, subject)
         kept = self.assignments.get(key)
-        if kept is not None and kept.variant in table.live:
-            champion = table.champion.variant
+        champion = table.champion.variant
+        if kept is not None and kept.variant in table.live and kept.champion == champion:
             ck = (prompt_id, kept.variant, kept.probability, kept.snapshot_version, champion)
             decision = self._sticky_cache.get(ck)
             if decision is None:
@@ -338,11 +350,13 @@ class Router:
                 )
                 self._sticky_cache[ck] = decision
             return decision
-        # A new subject (or its variant was retired): assign by the current table, at a
-        # point every replica computes alike.
+        # A new subject (or its variant was retired, or the champion changed): assign by
+        # the current table, at a point every replica computes alike.
         point = int(key[:16], 16) / 18446744073709551616.0
         decision = table.sticky_decisions[bisect_right(table.cumulative, point)]
-        self.assignments.put(key, Assignment(decision.variant, decision.probability, table.version))
+        self.assignments.put(
+            key, Assignment(decision.variant, decision.probability, table.version, champion)
+        )
         return decision
 
     def champion(self, prompt_id: str) -> Route:

@@ -133,7 +133,11 @@ class LabState:
 
     def apply_variant(self, event: VariantRegistered) -> None:
         """A variant's content (an event, or the variants bucket): its templates."""
-        self.prompt(event.prompt_id).templates[event.variant] = event
+        prompt = self.prompt(event.prompt_id)
+        prompt.templates[event.variant] = event
+        seen = prompt.versions.setdefault(event.variant, [])
+        if not any(v.version == event.version for v in seen):
+            seen.append(event)
         self._changed()
 
     def apply_event(self, event: BaseEvent, *, now: float, live: bool = True) -> None:

@@ -9,6 +9,7 @@ for arms that are surely above ``retire_below``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,10 +123,26 @@ def check_promotion(
     if c.n < config.min_samples or h.n < config.min_samples:
         blocked.append(f"min_samples: n={c.n}/{h.n} < {config.min_samples}")
     blocked += constraint_breaches(c, config)
-    if not test.lift >= config.min_lift:  # also catches NaN
-        blocked.append(f"lift {test.lift:+.4f} < min_lift {config.min_lift}")
-    if not (test.rejects(alpha_each) and test.lift > 0):
-        blocked.append(f"mSPRT p={test.p_value:.3g} > alpha {alpha_each:.3g}")
+    lift, p_value = test.lift, test.p_value
+    concurrent = state.concurrent.get(challenger) if state.concurrent is not None else None
+    if state.concurrent is not None and concurrent is None:
+        blocked.append("no same-period test against this champion yet")
+    elif concurrent is not None:
+        # The same-period, allocation-aware e-process with e-LOND's level for this test
+        # (learner.policy.concurrent); its null is lift <= min_lift, so no point check.
+        alpha_each = math.exp(-concurrent.log_threshold)
+        lift = concurrent.lift if concurrent.lift is not None else test.lift
+        p_value = concurrent.p_value
+        if not concurrent.promotes:
+            blocked.append(
+                f"same-period e-value {concurrent.e_value:.3g} < 1/alpha_{concurrent.number}"
+                f" = {1 / alpha_each:.3g}"
+            )
+    else:
+        if not test.lift >= config.min_lift:  # also catches NaN
+            blocked.append(f"lift {test.lift:+.4f} < min_lift {config.min_lift}")
+        if not (test.rejects(alpha_each) and test.lift > 0):
+            blocked.append(f"mSPRT p={test.p_value:.3g} > alpha {alpha_each:.3g}")
     p_better: float | None = None
     if not blocked or always_compute_p:
         p_better = p_beats(c.posterior, h.posterior, rng, draws)
@@ -134,9 +151,9 @@ def check_promotion(
     return PromotionCheck(
         variant=challenger,
         champion=state.champion,
-        lift=test.lift,
+        lift=lift,
         lift_interval=test.confidence_sequence(config.alpha),
-        p_value=test.p_value,
+        p_value=p_value,
         alpha=alpha_each,
         p_better=p_better,
         blocked_by=tuple(blocked),

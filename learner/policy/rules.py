@@ -136,7 +136,8 @@ def _check_promotions(
             rule = (
                 f"P({variant}>{state.champion})={check.p_better:.3f}>={config.threshold}, "
                 f"n={c.n}/{h.n}>={config.min_samples}, lift {check.lift:+.4f}>={config.min_lift}, "
-                f"mSPRT p={check.p_value:.3g}<={check.alpha:.3g}, hard constraints hold"
+                f"{'e-LOND p' if state.concurrent is not None else 'mSPRT p'}={check.p_value:.3g}"
+                f"<={check.alpha:.3g}, hard constraints hold"
             )
             evidence = Evidence(
                 challenger=to_arm_evidence(c),
@@ -147,6 +148,9 @@ def _check_promotions(
                 lift_interval=check.lift_interval,
                 rule=rule,
                 details={
+                    "test": "same-period e-value, e-LOND"
+                    if state.concurrent is not None
+                    else "whole-history mSPRT, Bonferroni",
                     "tau2": tau2,
                     "alpha_per_test": check.alpha,
                     "challengers": len(state.challengers),
@@ -175,6 +179,8 @@ def _check_retirements(
     candidates = [
         v for v in state.challengers if v != protected and state.arms[v].n >= config.min_samples
     ]
+    if state.concurrent is not None:
+        return _check_futility(state, config, candidates)
     candidates = [v for v in candidates if retire_screen(state, v, config.retire_below)]
     if not candidates:
         return None
@@ -211,6 +217,44 @@ def _check_retirements(
     return Decision(
         kind="retire", variant=variant, counterpart=state.champion, evidence=evidence, reason=rule
     )
+
+
+def _check_futility(
+    state: PromptState, config: PromotionConfig, candidates: list[str]
+) -> Decision | None:
+    """Retire the first challenger (by name) whose same-period test rejects
+    ``lift >= min_lift`` at ``futility_alpha``: the always-valid upper bound of its lift
+    is below ``min_lift``, so it will not be worth a promotion."""
+    assert state.concurrent is not None
+    bar = -math.log(config.futility_alpha)
+    for variant in candidates:
+        test = state.concurrent.get(variant)
+        if test is None or test.futility_max_log_wealth < bar:
+            continue
+        c, h = state.arms[variant], state.arms[state.champion]
+        lift, interval = lift_with_interval(c, h, config.alpha)
+        rule = (
+            f"futility: same-period lift {test.lift:+.4f} over {test.steps} steps, "
+            f"e-value of lift<{config.min_lift} {math.exp(min(test.futility_max_log_wealth, 700)):.3g}"
+            f" >= 1/{config.futility_alpha}"
+        )
+        evidence = Evidence(
+            challenger=to_arm_evidence(c),
+            champion=to_arm_evidence(h),
+            p_better=None,
+            lift=test.lift if test.lift is not None else lift,
+            lift_interval=interval,
+            rule=rule,
+            details={"steps": test.steps, "futility_alpha": config.futility_alpha},
+        )
+        return Decision(
+            kind="retire",
+            variant=variant,
+            counterpart=state.champion,
+            evidence=evidence,
+            reason=rule,
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- recommendation

@@ -230,7 +230,7 @@ class _Sim:
         """Each live arm's least share now: ``exploration_floor``, lowered so the floors
         of the challengers fit in ``exploration_cap`` (per run)."""
         n_chal = (self.status == CHALLENGER).sum(axis=1)
-        cap = self.pol.exploration_cap / np.maximum(n_chal, 1)
+        cap = self.pol.exploration_cap / (2 * np.maximum(n_chal, 1))
         return np.minimum(self.pol.exploration_floor, cap)
 
     def route(self, j: int) -> None:
@@ -269,15 +269,15 @@ class _Sim:
     ) -> tuple[npt.NDArray[np.int64], FloatArray]:
         """Subjects (as the sidecar's sticky routing): a subject keeps the arm and logged
         probability of its first call while that arm is live and the champion it was
-        assigned under still leads (or it was assigned the champion itself)."""
+        assigned under still leads."""
         runs, b = arms.shape
         who = self.rng.integers(0, self.row.subjects, (runs, b))
         lane = np.arange(runs)[:, None].repeat(b, 1)
         kept = self.s_arm[lane, who]
         kept_c = self.s_champ[lane, who]
         status = np.take_along_axis(self.status, np.maximum(kept, 0), axis=1)
-        ok = (kept >= 0) & np.isin(status, (CHAMPION, CHALLENGER))
-        ok &= (kept_c == self.champion[:, None]) | (kept == self.champion[:, None])
+        ok = (kept >= 0) & np.isin(status, (CHAMPION, CHALLENGER, HOLDBACK))
+        ok &= kept_c == self.champion[:, None]
         # A subject new in this block is assigned at its first call in the block.
         flat = (lane * self.row.subjects + who).ravel()
         _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)

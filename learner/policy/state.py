@@ -23,6 +23,7 @@ from events.models import (
     deterministic_event_id,
 )
 from events.snapshots import VariantStatus
+from learner.policy.concurrent import ConcurrentTest
 from learner.stats.beta import ArmSummary
 from prompts.config import PromotionConfig
 
@@ -73,6 +74,10 @@ class PromptState:
     statuses: Mapping[str, VariantStatus]
     probation: Probation | None = None
     paused: bool = False
+    concurrent: Mapping[str, ConcurrentTest] | None = None
+    """Each live challenger's same-period test against the champion
+    (:mod:`learner.policy.concurrent`); None: decide on the summaries alone (the
+    whole-history mSPRT, kept for states built without the reward history)."""
 
     def __post_init__(self) -> None:
         # Freeze the mappings so the state cannot change under a decision.
@@ -184,6 +189,7 @@ class PromptState:
             "statuses": self.statuses,
             "probation": self.probation,
             "paused": self.paused,
+            "concurrent": self.concurrent,
         }
         fields.update(changes)
         return PromptState(**fields)  # type: ignore[arg-type]
@@ -245,13 +251,25 @@ def apply_decision(state: PromptState, decision: Decision, config: PromotionConf
         )
         statuses[old] = "challenger"
         statuses[new] = "probation" if probation is not None else "champion"
-        return state._replace(champion=new, statuses=statuses, probation=probation)
+        return state._replace(
+            champion=new, statuses=statuses, probation=probation, concurrent=_restart(state)
+        )
     if decision.kind == "rollback":
         statuses[decision.variant] = "retired"
         statuses[decision.counterpart] = "champion"
-        return state._replace(champion=decision.counterpart, statuses=statuses, probation=None)
+        return state._replace(
+            champion=decision.counterpart,
+            statuses=statuses,
+            probation=None,
+            concurrent=_restart(state),
+        )
     statuses[decision.variant] = "retired"
     return state._replace(statuses=statuses)
+
+
+def _restart(state: PromptState) -> Mapping[str, ConcurrentTest] | None:
+    """A new champion starts a new epoch: no same-period evidence against it yet."""
+    return None if state.concurrent is None else {}
 
 
 def end_probation_if_due(state: PromptState, config: PromotionConfig) -> PromptState:

@@ -15,6 +15,7 @@ from events.models import (
     Evidence,
     ExplorationPaused,
     ExplorationResumed,
+    VariantLifecycleChanged,
     VariantPromoted,
     VariantRetired,
     VariantRolledBack,
@@ -83,6 +84,15 @@ def summarize(event: BaseEvent) -> tuple[str | None, str | None, str, str, str]:
                 "manual",
                 event.actor,
                 "exploration resumed" + (f": {event.reason}" if event.reason else ""),
+            )
+        case VariantLifecycleChanged():
+            return (
+                event.variant,
+                None,
+                "manual",
+                event.actor,
+                f"{event.variant} {event.previous} -> {event.status}"
+                + (f": {event.reason}" if event.reason else ""),
             )
         case CommandRejected():
             return None, None, "rejected", "learner", f"command rejected: {event.reason}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from events.snapshots import VariantStatus
+from events.kinds import VariantLifecycle, VariantStatus
 from learner.storage.schema import PROBATION_COUNTERS
 
 
@@ -68,6 +68,7 @@ class VariantRow:
     strategy: str | None = None
     status: VariantStatus = "challenger"
     registered_sequence: int = 0
+    lifecycle: VariantLifecycle = "active"
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)

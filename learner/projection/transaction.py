@@ -20,6 +20,7 @@ whatever the batch boundaries.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,16 +37,18 @@ from events.models import (
     ExplorationPaused,
     ExplorationResumed,
     FeedbackReceived,
+    LifecycleCommand,
     PauseCommand,
     PromoteCommand,
     RollbackCommand,
+    VariantLifecycleChanged,
     VariantPromoted,
     VariantRegistered,
     VariantRetired,
     VariantRolledBack,
     encode,
 )
-from learner.projection.commands import carry_out
+from learner.projection.commands import Command, carry_out
 from learner.projection.decisions import decision_record
 from learner.projection.reward import RewardRule, finite, raw_value
 from learner.projection.state import LearnerState, PromptRow, VariantRow
@@ -139,8 +142,11 @@ class Projection:
         write_outbox: bool = True,
         feedback_repeat: Literal["first", "last"] = "last",
         feedback_wait_s: float = 3600.0,
+        retention_days: float = 0.0,
     ) -> None:
         self.store = store
+        self.retention_ms = round(retention_days * 86_400_000)
+        """Raw executions older than this before the event clock are deleted (0: never)."""
         self.consumer = consumer
         self.rewards = dict(rewards or {})
         self.promotion = promotion or (lambda _prompt: PromotionConfig())
@@ -240,6 +246,7 @@ class _Batch:
         self.dirty_prompts: set[str] = set()
         self.dirty_variants: set[tuple[str, str]] = set()
         self.decision_rows: list[dict[str, Any]] = []
+        self.version_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.base_arms: dict[tuple[str, str], list[int]] = {}
         self.base_minutes: dict[tuple[str, str], list[tuple[int, list[int]]]] = {}
         self.outbox_new: list[dict[str, Any]] = []
@@ -355,10 +362,11 @@ class _Batch:
                 | VariantRetired()
                 | ExplorationPaused()
                 | ExplorationResumed()
+                | VariantLifecycleChanged()
                 | CommandRejected()
             ):
                 self._decision(seq, ev)
-            case PromoteCommand() | RollbackCommand() | PauseCommand():
+            case PromoteCommand() | RollbackCommand() | PauseCommand() | LifecycleCommand():
                 self._command(seq, ev)
             case _:
                 # A type this learner does not project: the position still advances.
@@ -431,6 +439,7 @@ class _Batch:
             "feedback_sequence": None,
             "feedback_value": None,
             "reward": None,
+            "probability": None if ev.routing is None else ev.routing.probability,
         }
         ex = _Exec(
             ev.prompt_id, variant, occurred, cost, latency, fallback_from=fallback_from, new_row=row
@@ -587,6 +596,24 @@ class _Batch:
             prompt.probation_variant = None
 
     def _registered(self, seq: int, ev: VariantRegistered) -> None:
+        self.version_rows.setdefault(
+            (ev.prompt_id, ev.variant, ev.version),
+            {
+                "prompt_id": ev.prompt_id,
+                "variant": ev.variant,
+                "version": ev.version,
+                "sequence": seq,
+                "occurred_ms": event_ms(ev),
+                "origin": ev.origin,
+                "parent": ev.parent,
+                "strategy": ev.strategy,
+                "model": ev.model,
+                "lifecycle": ev.status,
+                "params": json.dumps(ev.params, sort_keys=True),
+                "system": ev.system,
+                "template": ev.template,
+            },
+        )
         key = (ev.prompt_id, ev.variant)
         prompt = self._prompt(ev.prompt_id, seq)
         existing = self.state.variants.get(key)
@@ -601,10 +628,15 @@ class _Batch:
                 strategy=ev.strategy,
                 status="challenger",
                 registered_sequence=seq,
+                lifecycle=ev.status,
             )
         elif existing.version != ev.version:
             self._new_version(seq, ev, existing)
         else:
+            # The same version registered again (a restart) keeps what operators made
+            # of it, unless it was still a draft; a new version takes its file's status.
+            if existing.lifecycle == "draft":
+                existing.lifecycle = ev.status
             existing.model = ev.model
         self.dirty_variants.add(key)
         if prompt.champion is None or (ev.champion and not prompt.champion_explicit):
@@ -674,6 +706,7 @@ class _Batch:
         )
         row.version, row.model = ev.version, ev.model
         row.origin, row.parent, row.strategy = ev.origin, ev.parent, ev.strategy
+        row.lifecycle = ev.status
 
     def _arm_name(self, prompt_id: str, variant: str, version: str | None) -> str:
         """The arm an execution counts for: an old version's calls finishing after its
@@ -735,6 +768,12 @@ class _Batch:
                 prompt.paused = True
             case ExplorationResumed():
                 prompt.paused = False
+            case VariantLifecycleChanged():
+                row = self.state.variants.get((ev.prompt_id, ev.variant))
+                if row is not None and row.lifecycle != ev.status:
+                    row.lifecycle = ev.status
+                    self.dirty_variants.add((ev.prompt_id, ev.variant))
+                    prompt.last_decision_sequence = seq
             case _:
                 pass  # rejections, and decisions overtaken by an earlier one: logged only
 
@@ -759,7 +798,7 @@ class _Batch:
                     acc[i] += value
         return _named(acc)
 
-    def _command(self, seq: int, ev: PromoteCommand | RollbackCommand | PauseCommand) -> None:
+    def _command(self, seq: int, ev: Command) -> None:
         answer = carry_out(ev, self.state)
         if not self.p.write_outbox or answer.event_id in self.p.in_flight:
             return
@@ -788,6 +827,7 @@ class _Batch:
         for chunk in _chunks(sorted(self.pending_delete)):
             await conn.execute(_DELETE_PENDING, {"ids": chunk})
         await self._expire_pending()
+        await self._expire_executions()
         pending_rows = [
             {
                 "sequence": s,
@@ -832,6 +872,7 @@ class _Batch:
         )
         if self.decision_rows:
             await conn.execute(t.decisions.insert(), self.decision_rows)
+        await self._write_versions()
         await self._replace(
             t.learner_counters,
             [{"name": n, "value": self.counters[n]} for n in sorted(self.dirty_counters)],
@@ -848,6 +889,34 @@ class _Batch:
             ),
             {"consumer": self.p.consumer, "sequence": position},
         )
+
+    async def _write_versions(self) -> None:
+        """Record versions not seen before (a re-registration of one changes nothing)."""
+        if not self.version_rows:
+            return
+        vv = t.variant_versions
+        prompts = sorted({p for p, _, _ in self.version_rows})
+        known = {
+            (r.prompt_id, r.variant, r.version)
+            for r in await self.conn.execute(
+                select(vv.c.prompt_id, vv.c.variant, vv.c.version).where(
+                    vv.c.prompt_id.in_(prompts)
+                )
+            )
+        }
+        rows = [row for key, row in sorted(self.version_rows.items()) if key not in known]
+        if rows:
+            await self.conn.execute(vv.insert(), rows)
+
+    async def _expire_executions(self) -> None:
+        """Delete raw executions past ``retention_days`` of event time; the aggregates
+        stay. The clock is the stream's, so a replay deletes exactly the same rows."""
+        if self.p.retention_ms <= 0:
+            return
+        cutoff = self.counters.get("clock_ms", 0) - self.p.retention_ms
+        if cutoff > 0:
+            ex = t.executions
+            await self.conn.execute(delete(ex).where(ex.c.occurred_ms < cutoff))
 
     async def _expire_pending(self) -> None:
         """Drop (and count) stored feedback that waited longer than ``feedback_wait_s``."""

@@ -133,6 +133,8 @@ def wealth_path(
     use prefix sums, so the path equals calling :meth:`BetState.step` step by step (up
     to float summation order).
     """
+    if x.shape[-1] == 0:  # no steps: nothing changes
+        return np.zeros(x.shape), sum_y, sum_y2, n, log_wealth
     m = mask.astype(float)
     y = (x - null) * m
     cy = np.cumsum(y, axis=-1)

@@ -91,7 +91,29 @@ variants = Table(
     Column("strategy", String(200), nullable=True),
     Column("status", String(20), nullable=False),
     Column("registered_sequence", BigInteger, nullable=False),
+    # The author's lifecycle (draft/active/deprecated/archived), next to the learner's status.
+    Column("lifecycle", String(20), nullable=False, server_default="active"),
 )
+
+variant_versions = Table(
+    "variant_versions",
+    metadata,
+    Column("prompt_id", String(200), primary_key=True),
+    Column("variant", String(200), primary_key=True),
+    Column("version", String(100), primary_key=True),
+    # Stream sequence and event time of the version's first registration.
+    Column("sequence", BigInteger, nullable=False),
+    Column("occurred_ms", BigInteger, nullable=False),
+    Column("origin", String(20), nullable=False),
+    Column("parent", String(200), nullable=True),
+    Column("strategy", String(200), nullable=True),
+    Column("model", String(200), nullable=False),
+    Column("lifecycle", String(20), nullable=False),
+    Column("params", Text, nullable=False),  # sorted JSON
+    Column("system", Text, nullable=True),
+    Column("template", Text, nullable=False),
+)
+"""Every version each variant ever had (``promptlab prompts history`` and ``diff``)."""
 
 executions = Table(
     "executions",
@@ -117,6 +139,9 @@ executions = Table(
     # The reward metric's value clipped to 0..1, before cost/latency weights.
     Column("feedback_value", Float, nullable=True),
     Column("reward", Float, nullable=True),
+    # RoutingInfo.probability: the share the variant had when this call was routed (what
+    # the allocation-aware promotion test weights the reward by).
+    Column("probability", Float, nullable=True),
     Index("ix_executions_prompt_time", "prompt_id", "occurred_ms"),
 )
 
@@ -235,6 +260,7 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     projection_position,
     prompt_state,
     variants,
+    variant_versions,
     executions,
     pending_feedback,
     arm_stats,

@@ -146,6 +146,7 @@ class Store:
             if self.schema is not None:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             await conn.run_sync(t.metadata.create_all)
+            await conn.run_sync(_add_missing_columns, self.schema)
 
     async def drop(self) -> None:
         """Drop every table (and the scratch schema, if any)."""
@@ -212,6 +213,36 @@ class Store:
                 .order_by(t.variants.c.registered_sequence, t.variants.c.variant)
             )
         return [dict(r._mapping) for r in rows]
+
+    async def reward_steps(self, prompt_id: str) -> list[tuple[int, str, float, float | None]]:
+        """Every rewarded call of a prompt in the order its reward arrived:
+        ``(feedback_sequence, variant, reward, routing probability)``."""
+        e = t.executions
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(e.c.feedback_sequence, e.c.variant, e.c.reward, e.c.probability)
+                .where(e.c.prompt_id == prompt_id, e.c.reward.is_not(None))
+                .order_by(e.c.feedback_sequence, e.c.execution_id)
+            )
+        return [(int(r[0]), str(r[1]), float(r[2]), r[3]) for r in rows]
+
+    async def champion_changes(self, prompt_id: str) -> list[tuple[int, str, str, str]]:
+        """Promotions and rollbacks of a prompt in stream order:
+        ``(sequence, type, new champion, reason)``."""
+        d = t.decisions
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(d.c.sequence, d.c.type, d.c.variant, d.c.previous, d.c.reason)
+                .where(d.c.prompt_id == prompt_id)
+                .order_by(d.c.sequence)
+            )
+        out = []
+        for seq, kind, variant, previous, reason in rows:
+            if kind == "variant.promoted" and variant:
+                out.append((int(seq), "promoted", str(variant), str(reason)))
+            elif kind == "variant.rolled_back" and previous:
+                out.append((int(seq), "rolled_back", str(previous), str(reason)))
+        return out
 
     async def arm_totals(
         self, prompt_id: str, *, since_minute: int | None = None
@@ -328,3 +359,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _add_missing_columns(conn: Any, schema: str | None) -> None:
+    """Columns added to an existing table since a store was created (``create_all``
+    makes missing tables only). Each has a server default, so old rows stay valid."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(conn)
+    table = t.variants
+    present = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
+    for column in table.columns:
+        if column.name not in present and column.server_default is not None:
+            kind = column.type.compile(dialect=conn.dialect)
+            default = column.server_default.arg  # type: ignore[attr-defined]
+            name = table.name if schema is None else f'"{schema}".{table.name}'
+            conn.execute(
+                text(
+                    f"ALTER TABLE {name} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT '{default}'"
+                )
+            )

@@ -40,6 +40,8 @@ class ArmView:
     model: str = ""
     version: str = ""
     """Content hash of the variant's current version."""
+    lifecycle: str = "active"
+    """The author's lifecycle; only ``active`` arms (and the champion) are decided on."""
     origin: str = "config"
     parent: str | None = None
     strategy: str | None = None
@@ -87,11 +89,23 @@ class PromptView:
     arms: dict[str, ArmView] = field(default_factory=dict)
     """Registered variants by name, in registration order."""
     window_start_minute: int | None = None
+    reward_steps: tuple[tuple[int, str, float, float | None], ...] = ()
+    """Every rewarded call in reward order: ``(feedback_sequence, variant, reward,
+    routing probability)`` (:meth:`learner.storage.store.Store.reward_steps`)."""
+    champion_changes: tuple[tuple[int, str, str, str], ...] = ()
+    """Promotions and rollbacks: ``(sequence, type, new champion, reason)``."""
+    registered: dict[str, int] = field(default_factory=dict)
+    """Each variant's registration sequence (empty: a view built without history)."""
 
     @property
     def active(self) -> list[ArmView]:
-        """Arms that may still be routed and decided on (not retired)."""
-        return [a for a in self.arms.values() if a.status != "retired"]
+        """Arms that may still be routed and decided on: not retired, and active (a
+        deprecated or archived variant keeps its statistics but competes no more)."""
+        return [
+            a
+            for a in self.arms.values()
+            if a.status != "retired" and (a.lifecycle == "active" or a.variant == self.champion)
+        ]
 
 
 async def load_view(
@@ -107,7 +121,8 @@ async def load_view(
     windowed = lifetime if since is None else await store.arm_totals(prompt_id, since_minute=since)
     latency = await store.latency_percentiles(prompt_id)
     arms = {}
-    for v in await store.variant_rows(prompt_id):
+    variants = await store.variant_rows(prompt_id)
+    for v in variants:
         name = v["variant"]
         p50, p95, p99 = latency.get(name, [None, None, None])
         arms[name] = ArmView(
@@ -115,6 +130,7 @@ async def load_view(
             status=v["status"],
             model=v["model"],
             version=v["version"],
+            lifecycle=v.get("lifecycle", "active") or "active",
             origin=v["origin"],
             parent=v["parent"],
             strategy=v["strategy"],
@@ -138,6 +154,9 @@ async def load_view(
         exploration_cap=exploration_cap,
         arms=arms,
         window_start_minute=since,
+        reward_steps=tuple(await store.reward_steps(prompt_id)),
+        champion_changes=tuple(await store.champion_changes(prompt_id)),
+        registered={v["variant"]: int(v["registered_sequence"]) for v in variants},
     )
 
 

@@ -8,7 +8,8 @@
   the learner's counters (dead letters, feedback dropped / refused / replaced), then,
   per prompt and variant, what the learner knows (from the database; no NATS needed)
   and, per prompt, the leader, its lift and a recommendation.
-* ``promote``, ``rollback`` and ``pause`` publish command events; the learner carries
+* ``promote``, ``rollback``, ``pause`` and ``prompts activate|deprecate|archive``
+  publish command events; the learner carries
   them out (or rejects them, saying why) and this command waits briefly for its answer.
 """
 
@@ -27,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 from events.bus import BusError, EventBus
 from events.embedded import resolve_nats_url
 from events.jetstream import JetStreamBus
-from events.models import BaseEvent, CommandRejected, PauseCommand, PromoteCommand, RollbackCommand
+from events.models import (
+    BaseEvent,
+    CommandRejected,
+    LifecycleCommand,
+    PauseCommand,
+    PromoteCommand,
+    RollbackCommand,
+)
 from learner.analysis import analyze, rng_for
 from learner.projection.commands import answer_id
 from learner.projection.reward import effective_promotion, rules_from_prompts
@@ -104,6 +112,7 @@ async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) ->
             promotion=lambda p: effective_promotion(prompts.get(p), settings.learner.promotion),
             feedback_repeat=settings.learner.feedback_repeat,
             feedback_wait_s=settings.learner.feedback_wait_s,
+            retention_days=settings.learner.retention_days,
         )
         for _ in range(attempts):
             diffs = await compare(live, scratch)
@@ -347,6 +356,18 @@ def promote_command(args: argparse.Namespace, settings: Settings) -> int:
         ),
         args.wait,
     )
+
+
+def lifecycle_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``promptlab prompts activate|deprecate|archive ID VARIANT``."""
+    command = LifecycleCommand(
+        prompt_id=args.id,
+        variant=args.variant,
+        status=args.status,
+        actor=args.actor,
+        reason=args.reason,
+    )
+    return _send(settings, command, args.wait)
 
 
 def rollback_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -90,12 +90,12 @@ def register_learner(sub: argparse._SubParsersAction) -> None:
     promote = sub.add_parser("promote", help="make a variant the champion of a prompt")
     promote.add_argument("prompt", help="prompt id")
     promote.add_argument("variant", help="variant name")
-    _command_options(promote)
+    command_options(promote)
     promote.set_defaults(handler=lazy("promptlab.commands.learner:promote_command"))
 
     rollback = sub.add_parser("rollback", help="undo the last promotion of a prompt")
     rollback.add_argument("prompt", help="prompt id")
-    _command_options(rollback)
+    command_options(rollback)
     rollback.set_defaults(handler=lazy("promptlab.commands.learner:rollback_command"))
 
     pause = sub.add_parser(
@@ -103,11 +103,12 @@ def register_learner(sub: argparse._SubParsersAction) -> None:
     )
     pause.add_argument("prompt", help="prompt id")
     pause.add_argument("--resume", action="store_true", help="resume exploration instead")
-    _command_options(pause)
+    command_options(pause)
     pause.set_defaults(handler=lazy("promptlab.commands.learner:pause_command"))
 
 
-def _command_options(parser: argparse.ArgumentParser) -> None:
+def command_options(parser: argparse.ArgumentParser) -> None:
+    """``--reason``, ``--actor``, ``--wait`` and ``--config`` of a command sent to the learner."""
     parser.add_argument("--reason", default="", help="why (recorded with the decision)")
     parser.add_argument("--actor", default="cli", help="who asks (recorded with the decision)")
     parser.add_argument(

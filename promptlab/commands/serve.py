@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import logging
 import os
@@ -37,6 +38,8 @@ from events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from events.jetstream import JetStreamBus
 from events.publisher import EventPublisher
 from promptlab import startup
+from promptlab.commands.analytics import report_json
+from promptlab.commands.history import history_json
 from promptlab.logs import ACCESS_LOGGER
 from promptlab.settings import Settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
@@ -263,6 +266,8 @@ async def serve(
     app = create_app(
         settings, prompts=prompts, publisher=publisher, bus=bus, feedback_policy=policy
     )
+    app[keys.ANALYTICS] = functools.partial(report_json, settings)
+    app[keys.HISTORY] = functools.partial(history_json, settings)
     runner = GuardedAppRunner(
         app,
         header_timeout=server.header_timeout_s,

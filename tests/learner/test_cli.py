@@ -143,3 +143,25 @@ async def test_promote_rollback_and_pause_through_the_learner(
     assert code == 0 and "ExplorationPaused" in out
     code, _, err = await cli(capsys, "pause", "greet", "--config", str(config))
     assert code == 1 and "already paused" in err
+
+
+async def test_lifecycle_moves_through_the_learner_and_refusals_exit_1(
+    running: tuple[Settings, Learner, JetStreamBus],
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    opts = ["--config", str(config)]
+    code, out, _ = await cli(
+        capsys, "prompts", "deprecate", "greet", "b", "--reason", "too long", *opts
+    )
+    assert code == 0 and "VariantLifecycleChanged" in out
+    code, _, err = await cli(capsys, "promote", "greet", "b", *opts)
+    assert code == 1 and "is deprecated and cannot be promoted" in err
+    code, _, err = await cli(capsys, "prompts", "archive", "greet", "a", *opts)
+    assert code == 1 and "'a' is the champion" in err
+    code, out, _ = await cli(capsys, "prompts", "archive", "greet", "b", "--actor", "bob", *opts)
+    assert code == 0 and "VariantLifecycleChanged" in out
+    code, out, _ = await cli(capsys, "prompts", "activate", "greet", "b", *opts)
+    assert code == 0
+    code, out, _ = await cli(capsys, "promote", "greet", "b", *opts)
+    assert code == 0 and "VariantPromoted" in out

@@ -76,3 +76,11 @@ def test_elond_budget_sums_to_at_most_one_and_discoveries_relax_it() -> None:
     assert relaxed.threshold(2) < ledger.threshold(2)
     with pytest.raises(ValueError):
         gamma(0)
+
+
+def test_an_empty_block_changes_nothing() -> None:
+    zero = np.zeros(1)
+    path, sy, _, n, lw = wealth_path(
+        np.zeros((1, 0)), np.zeros((1, 0), dtype=bool), zero, zero, zero, zero, 0.0, 20.0
+    )
+    assert path.shape == (1, 0) and (sy[0], n[0], lw[0]) == (0.0, 0.0, 0.0)

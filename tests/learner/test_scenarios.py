@@ -34,7 +34,7 @@ def test_routing_shares_are_the_sidecars() -> None:
         arms = [i for i in range(4) if live[r, i]]
         want = floor_shares(cap_exploration([pbest[r, i] for i in arms], 0, 0.2), 0, 0.2, 0.05)
         assert [got[r, i] for i in arms] == pytest.approx(want, abs=1e-12)
-        assert min(want) >= min(0.05, 0.2 / (len(arms) - 1)) - 1e-12
+        assert min(want) >= min(0.05, 0.2 / (2 * (len(arms) - 1))) - 1e-12
 
 
 def test_small_rows_behave() -> None:

@@ -11,6 +11,7 @@ from conftest import MakeSidecar
 
 from events.models import (
     FeedbackReceived,
+    LifecycleCommand,
     PauseCommand,
     PromoteCommand,
     RollbackCommand,
@@ -90,6 +91,25 @@ async def test_admin_promote_rollback_pause_publish_commands(make_sidecar: MakeS
     assert isinstance(commands[1], RollbackCommand)
     assert isinstance(commands[2], PauseCommand) and commands[2].paused
     assert isinstance(commands[3], PauseCommand) and not commands[3].paused
+
+
+async def test_admin_lifecycle_publishes_a_command_with_who_and_why(
+    make_sidecar: MakeSidecar,
+) -> None:
+    sidecar = await make_sidecar()
+    url = sidecar.url + "/admin/prompts/summarize/variants/v2/lifecycle"
+    body = {"status": "deprecated", "reason": "too slow", "actor": "alice"}
+    status, answer = await call("POST", url, body)
+    assert status == 202 and answer["type"] == "command.lifecycle"
+    assert (await call("POST", url, {"status": "draft"}))[0] == 400  # files only
+    assert (await call("POST", url, {"status": "gone"}))[0] == 400
+    assert (await call("POST", url, {"status": "archived", "actor": 7}))[0] == 400
+    missing = sidecar.url + "/admin/prompts/summarize/variants/zzz/lifecycle"
+    assert (await call("POST", missing, {"status": "archived"}))[0] == 404
+    commands = [e for e in await sidecar.events() if isinstance(e, LifecycleCommand)]
+    assert [(c.event_id, c.variant, c.status, c.actor, c.reason) for c in commands] == [
+        (answer["command_id"], "v2", "deprecated", "alice", "too slow")
+    ]
 
 
 async def test_admin_registers_a_variant_and_routes_to_it(make_sidecar: MakeSidecar) -> None:

@@ -62,9 +62,11 @@ def test_a_confident_posterior_explores_less_than_the_cap_but_keeps_the_floor() 
 
 def test_floor_shares_fit_the_floors_in_the_cap() -> None:
     assert floor_shares([0.8, 0.2, 0.0], 0, 0.2, 0.05) == pytest.approx([0.8, 0.15, 0.05])
-    # Ten challengers: the floor shrinks to cap / 10 so the champion keeps 1 - cap.
+    # Ten challengers: the floor shrinks to cap / 20 (half the cap for floors, half for
+    # Thompson) and the champion keeps at least 1 - cap.
     got = floor_shares([0.9, 0.1] + [0.0] * 9, 0, 0.2, 0.05)
-    assert got[0] == pytest.approx(0.8) and min(got[1:]) == pytest.approx(0.02)
+    assert got[0] == pytest.approx(0.81) and min(got[1:]) == pytest.approx(0.01)
+    assert got[1] == pytest.approx(0.1)  # the one Thompson favours keeps its edge
     assert floor_shares([1.0, 0.0], 0, 0.2, 0.0) == [1.0, 0.0]
 
 

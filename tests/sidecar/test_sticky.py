@@ -105,3 +105,19 @@ async def test_replicas_share_assignments_through_the_kv_bucket(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_a_new_champion_reassigns_everyone_once() -> None:
+    router = Router([summarize_prompt()], seed=5)
+    before = {f"u{i}": router.decide("summarize", f"u{i}") for i in range(2000)}
+    promoted = snap(2, v1=(1, 1), v2=(1, 1)).model_copy(update={"champion": "v2"})
+    router.apply_snapshot(promoted)
+    after = {s: router.decide("summarize", s) for s in before}
+    # The new table (v2 champion, 1 - cap) decides; the probabilities logged are its own.
+    assert abs(Counter(d.variant for d in after.values())["v2"] / 2000 - 0.8) < 0.03
+    assert all(d.snapshot_version == 2 for d in after.values())
+    again = {s: router.decide("summarize", s) for s in before}
+    assert all(
+        (again[s].variant, again[s].probability) == (d.variant, d.probability)
+        for s, d in after.items()
+    )
