@@ -476,17 +476,23 @@ class JetStreamBus:
                 return  # nothing but dead letters (or nothing at all) from start_sequence
             with _translate("read stream"):
                 await reader.start()
+            taken = 0
             while True:
                 with _translate("read stream"):
                     msgs = await reader.take()
                 if not msgs:
                     if stop_at_end:
                         with _translate("read stream"):
-                            pending = (await js.consumer_info(STREAM_NAME, info.name)).num_pending
-                        if pending == 0:
+                            now = await js.consumer_info(STREAM_NAME, info.name)
+                        # Done when nothing is left on the server and every message it
+                        # delivered has been taken: a request's end status can overtake
+                        # the last messages on nats-py's callback path.
+                        delivered = now.delivered.consumer_seq if now.delivered else 0
+                        if not now.num_pending and taken >= (delivered or 0):
                             return
                         await asyncio.sleep(0.05)  # not served yet: do not spin
                     continue
+                taken += len(msgs)
                 for reply, data in msgs:
                     seq, _delivered, pending = ack_fields(reply)
                     if stop_at_end and seq > end:
