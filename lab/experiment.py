@@ -182,7 +182,7 @@ def cases_from_examples(prompt: PromptSpec) -> list[CaseSpec]:
             id=ex.name,
             inputs=dict(ex.variables),
             expected=ex.expected,
-            min_quality=getattr(ex, "min_quality", None),
+            min_quality=ex.min_quality,
         )
         for ex in prompt.examples
     ]

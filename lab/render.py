@@ -173,4 +173,3 @@ def plain(report: Report) -> str:
     console = Console(width=200, record=True, color_system=None, file=io.StringIO())
     print_report(report, console)
     return console.export_text()
-
