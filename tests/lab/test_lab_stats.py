@@ -73,7 +73,7 @@ def test_exact_wilcoxon_matches_enumeration() -> None:
     ranks = {i: r + 1 for r, i in enumerate(sorted(range(6), key=lambda i: abs(d[i])))}
     w = sum(ranks[i] for i in range(6) if d[i] > 0)
     sums = [
-        sum(r * s for r, s in zip(range(1, 7), signs))
+        sum(r * s for r, s in zip(range(1, 7), signs, strict=True))
         for signs in itertools.product((0, 1), repeat=6)
     ]
     p = 2 * min(sum(s <= w for s in sums), sum(s >= w for s in sums)) / 64
