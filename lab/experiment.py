@@ -11,7 +11,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -29,6 +29,8 @@ class _Spec(BaseModel):
 
 class CaseSpec(_Spec):
     """One test case: the prompt's variables, the output wanted, the quality it must reach."""
+
+    __test__: ClassVar[bool] = False  # exported as ``TestCase``: not a pytest test class
 
     id: str
     inputs: dict[str, Any] = Field(default_factory=dict)
