@@ -36,6 +36,7 @@ from events.bus import BusUnavailable, EventBus
 from events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from events.jetstream import JetStreamBus
 from events.publisher import EventPublisher
+from promptlab.online import online_evaluation
 from promptlab.settings import Settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 from sidecar import keys
@@ -119,7 +120,8 @@ async def _run_learner(
     if stopping.is_set():
         return
     try:
-        await learner.run()
+        async with online_evaluation(settings, bus, learner.prompts):
+            await learner.run()
     except asyncio.CancelledError:
         raise
     except Exception:

@@ -19,6 +19,15 @@ from aiohttp import web
 
 from lab.evaluators import JUDGE_SYSTEM
 
+PRICES = {"fake/cheap": (1e-6, 2e-6), "fake/pricey": (1e-5, 3e-5), "fake/judge": (1e-6, 1e-6)}
+"""USD per prompt token and per completion token, by model (``Providers(cost=price)``)."""
+
+
+def price(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    p = PRICES.get(model)
+    return None if p is None else prompt_tokens * p[0] + completion_tokens * p[1]
+
+
 MODEL_USAGE = (10, 5)
 JUDGE_USAGE = (20, 3)
 

@@ -14,8 +14,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import PRICES
-from lab_upstream import JUDGE_USAGE, MODEL_USAGE, LabUpstream
+from lab_upstream import JUDGE_USAGE, MODEL_USAGE, PRICES, LabUpstream
 from scipy.stats import t as t_dist
 
 from events.models import ExecutionCompleted
