@@ -307,8 +307,6 @@ class _Batch:
 
     def _apply(self, seq: int, ev: BaseEvent) -> None:
         match ev:
-            case ExecutionCompleted(source="offline"):
-                pass  # an offline experiment's trial: not live traffic, no arm statistics
             case ExecutionCompleted():
                 self._execution(seq, ev)
             case FeedbackReceived():

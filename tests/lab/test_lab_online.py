@@ -164,29 +164,3 @@ async def _subscribed(bus: JetStreamBus, evaluator: OnlineEvaluator) -> None:
         await bus.publish(live(f"probe{n}", "a", "", status="error"))
         n += 1
         await asyncio.sleep(0.02)
-
-
-async def test_offline_trials_do_not_count_as_live_traffic(tmp_path: Path) -> None:
-    from events.memory import MemoryBus
-
-    bus = MemoryBus()
-    await bus.start()
-    prompts = {"support": spec()}
-    learner = Learner(
-        LearnerSettings(batch_size=50, snapshot_interval_ms=10),
-        StorageSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'learner.db'}"),
-        bus,
-        prompts,
-        policy=None,
-    )
-    async with learner:
-        for i in range(3):
-            await bus.publish(live(f"off{i}", "b", "x", source="offline", experiment_id="e"))
-        await bus.publish(live("on", "b", "x"))
-        await learner.caught_up()
-        await learner.stop()
-    entry = await bus.kv_get(Bucket.STATS.value, "support")
-    assert entry is not None and entry.value is not None
-    b = next(v for v in StatsSnapshot.decode(entry.value).variants if v.variant == "b")
-    assert b.executions == 1
-    await bus.close()
