@@ -99,6 +99,20 @@ _STOP = frozenset("the a an of to and or in on for with by is it its as from eac
 # P(include part) per prompt style: (purpose, logic, edge cases).
 _PLAIN = (0.9, 0.45, 0.15)
 _STRUCT = (0.95, 0.85, 0.75)
+_MINI = 0.75
+"""A ``simulated/*mini*`` model includes each part this much less often."""
+
+PRICES = {"mini": (0.15e-6, 0.6e-6), "judge": (0.15e-6, 0.6e-6), "": (2.5e-6, 10e-6)}
+"""SIMULATED USD per prompt and completion token: ``*mini*`` and ``judge`` are cheap,
+every other simulated model costs like a large model. Not any provider's price list."""
+
+
+def price(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """The SIMULATED cost of a simulated call (see :data:`PRICES`)."""
+    name = model.partition("/")[2] or model
+    key = next((k for k in PRICES if k and k in name), "")
+    per_in, per_out = PRICES[key]
+    return prompt_tokens * per_in + completion_tokens * per_out
 
 
 def _text(content: Any) -> str:
@@ -139,6 +153,8 @@ def answer(model: str, body: dict[str, Any]) -> str | None:
         return None
     rng, temperature = _rng(body)
     chances = _STRUCT if structured else _PLAIN
+    if "mini" in model:
+        chances = (chances[0] * _MINI, chances[1] * _MINI, chances[2] * _MINI)
     parts = [
         text
         for text, p in zip((snippet.purpose, snippet.logic, snippet.edges), chances, strict=True)
