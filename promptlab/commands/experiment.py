@@ -221,7 +221,7 @@ def report_from_results(path: Path) -> Report:
         objectives=spec.objective_list(),
         constraints=spec.constraint_list(),
         planned=header.get("planned"),
-        stopped_by_budget=len(trials) < int(header.get("planned") or 0),
+        stopped_by_budget=bool(header.get("stopped_by_budget")),
         test=spec.test,
         alpha=spec.alpha,
         order=header.get("points"),

@@ -14,6 +14,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -40,6 +41,8 @@ class LabUpstream:
     fail_models: set[str] = field(default_factory=set)
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     """Calls received per model."""
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    """Every request body, in arrival order."""
     _next: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -66,6 +69,7 @@ class LabUpstream:
         body = await request.json()
         model = "fake/" + body["model"]  # the provider strips its name; keys use provider/model
         self.calls[model] += 1
+        self.bodies.append(body)
         if model in self.fail_models:
             return web.json_response(
                 {"error": {"message": "down", "type": "server_error"}}, status=500

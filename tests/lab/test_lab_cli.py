@@ -147,6 +147,9 @@ def test_budget_stop_and_resume_from_the_command_line(workdir: Path) -> None:
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert report["stopped_by_budget"] and report["calls"] == 40 and report["trials"] == 20
+    results = workdir / ".promptlab" / "experiments" / "summarize-variants.jsonl"
+    shown = json.loads(promptlab(workdir, "experiment", "show", str(results), "--json").stdout)
+    assert shown["stopped_by_budget"] and shown["trials"] == 20 and shown["planned"] == 120
     exp.write_text(exp.read_text().replace("max_calls = 40", "max_calls = 500"))
     second = promptlab(
         workdir, "experiment", "run", str(exp), "--json", "-", "--resume", "--no-events"
