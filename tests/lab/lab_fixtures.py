@@ -1,4 +1,8 @@
-"""Fixtures of the lab tests: the model+judge fake upstream and Providers pointed at it."""
+"""Fixtures of the lab tests: the model+judge fake upstream and Providers pointed at it.
+
+Imported by the test modules that use them (not a conftest.py: other test directories
+import their ``conftest`` by name, and a second module of that name would shadow theirs).
+"""
 
 from __future__ import annotations
 

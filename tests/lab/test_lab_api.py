@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from lab_fixtures import providers, upstream  # noqa: F401 (pytest fixtures)
 from lab_upstream import LabUpstream
 
 from promptlab import Lab, TestCase

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from lab_fixtures import providers, upstream  # noqa: F401 (pytest fixtures)
 from lab_upstream import LabUpstream
 
 from events.jetstream import JetStreamBus

@@ -14,6 +14,7 @@ import random
 from pathlib import Path
 
 import pytest
+from lab_fixtures import providers, upstream  # noqa: F401 (pytest fixtures)
 from lab_upstream import JUDGE_USAGE, MODEL_USAGE, PRICES, LabUpstream
 from scipy.stats import t as t_dist
 
