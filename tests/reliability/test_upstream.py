@@ -6,6 +6,7 @@ is never sent twice, and the provider key (a canary) appears nowhere but upstrea
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -83,6 +84,10 @@ async def events_for(nats_url: str, execution_id: str | None, timeout: float = 1
 
 
 def _needs_providers(reason: str) -> Any:
+    # Expected to fail until the providers branch is merged; once its package is here the
+    # cases are plain tests (a no-op mark keeps both the decorator and the param forms).
+    if importlib.util.find_spec("providers") is not None:
+        return pytest.mark.skipif(False, reason="providers is merged")
     return pytest.mark.xfail(strict=True, reason=f"needs branch providers: {reason}")
 
 
