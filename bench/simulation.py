@@ -1,134 +1,301 @@
-"""Statistical validation of the promotion policy on simulated Bernoulli arms.
+"""The scenario matrix of the promotion statistics (issue 16), on simulated traffic.
 
-Runs the real ``learner.policy.decide`` (checked after every rewarded event) under the
-sidecar's Thompson routing, and the same traffic with a naive repeated t-test instead,
-and prints:
+Every row runs the learner's statistics (:mod:`learner.policy.scenarios`: the IPW
+betting e-process, e-LOND, futility retirement, probation against a concurrent
+holdback) after every reward, under the sidecar's routing (Thompson shares rebuilt every
+100 requests, cap 0.2, floor 0.05), and prints the row's headline rate with its Wilson
+95% interval, the runs, the median request of the event counted, and the mean regret
+(expected reward lost against always serving the best live arm), then the regret and
+the rate again when the calls come from 500 subjects under sticky routing.
 
-* A/A (0.50 vs 0.50): false promotion rate over ``--runs`` runs of ``--horizon`` requests
-  (target <= 5 %);
-* power (0.50 -> 0.55): share of runs that promote the better arm within the horizon
-  (target >= 90 % within 20,000 requests) and the median requests to that promotion;
-* cumulative regret against a fixed equal split and against never experimenting.
-
-``python bench/simulation.py [--runs N] [--horizon T] [--quick] [--json]``
-(``--quick``: 60 runs per scenario. The full 1,000 runs took 683 s on a shared 2-core
-box at load ~4.5; almost all of it is the A/A runs where a losing challenger hovers
-near the retirement threshold and ``decide`` runs its Monte Carlo at every event.)
+``python -m bench --only simulation`` (400 runs per row, the FDR row 20 prompts x 50
+runs); ``--quick`` (60 runs, FDR 20 x 5) finishes in well under 2 minutes.
+``python bench/simulation.py --runs N --json`` for other sizes and machine-readable output.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
-import os
 import sys
 import time
-from typing import cast
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from learner.simulate import Allocator, Rule, Scenario, ScenarioReport, run_scenario
-from prompts.config import PromotionConfig
+import numpy as np
+import numpy.typing as npt
 
+from learner.policy.scenarios import Outcome, Row, simulate
 
-def _pct(x: float) -> str:
-    return f"{100 * x:5.1f} %"
-
-
-def _ci(rate: float, runs: int) -> str:
-    # Wilson 95 % interval of a rate measured over `runs` runs.
-    z = 1.959963984540054
-    denom = 1 + z * z / runs
-    centre = (rate + z * z / (2 * runs)) / denom
-    half = z / denom * math.sqrt(rate * (1 - rate) / runs + z * z / (4 * runs * runs))
-    return f"[{100 * max(0.0, centre - half):.1f}, {100 * min(1.0, centre + half):.1f}]"
+Z95 = 1.959963984540054
 
 
-def describe(r: ScenarioReport) -> list[str]:
-    """Human-readable lines for one scenario."""
-    head = f"{r.name:<16} {r.rule:<6} means={'/'.join(f'{m:.2f}' for m in r.means)} runs={r.runs} horizon={r.horizon}"
-    lines = [head]
-    aa = len(set(r.means)) == 1
-    if aa:
-        lines.append(
-            f"  false promotion rate  {_pct(r.promoted_rate)} {_ci(r.promoted_rate, r.runs)}  (target <= 5 %)"
-        )
-    else:
-        lines.append(
-            f"  power                 {_pct(r.correct_promotion_rate)} {_ci(r.correct_promotion_rate, r.runs)}  (target >= 90 %)"
-        )
-        med = (
-            "n/a"
-            if r.median_requests_to_promotion is None
-            else f"{r.median_requests_to_promotion:,.0f}"
-        )
-        lines.append(f"  median requests to promotion  {med}")
-        lines.append(f"  best arm champion at the end  {_pct(r.final_best_rate)}")
-    lines.append(
-        f"  rollbacks {_pct(r.rollback_rate)}   retirements {_pct(r.retire_rate)}   challenger traffic {_pct(r.mean_challenger_share)}"
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson 95% interval of ``k`` successes out of ``n``."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    denom = 1 + Z95 * Z95 / n
+    centre = (p + Z95 * Z95 / (2 * n)) / denom
+    half = Z95 / denom * math.sqrt(p * (1 - p) / n + Z95 * Z95 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+Metric = Callable[[Outcome], tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64] | None]]
+
+
+def _promoted(o: Outcome) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64] | None]:
+    return o.promoted >= 0, o.promoted
+
+
+def _promoted_best(o: Outcome) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64] | None]:
+    best = o.retired.shape[1] - 1
+    return (o.promoted >= 0) & (o.promoted_arm == best), o.promoted
+
+
+def _rolled_back(o: Outcome) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64] | None]:
+    return o.rolled_back >= 0, o.rolled_back
+
+
+def _retired(arm: int) -> Metric:
+    def metric(o: Outcome) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64] | None]:
+        return o.retired[:, arm], None
+
+    return metric
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    row: Row
+    metric: str
+    measure: Metric
+    target: str
+    extra: tuple[tuple[str, Metric], ...] = ()
+
+
+LATE = (0, 10_000)
+CASES = [
+    Case(Row("A/A, 2 arms", (0.5, 0.5)), "false promotion", _promoted, "<= 5%"),
+    Case(Row("A/A, 4 arms", (0.5,) * 4), "false promotion", _promoted, "<= 5%"),
+    Case(
+        Row("A/A, 30% delayed feedback", (0.5, 0.5), delayed=0.3),
+        "false promotion",
+        _promoted,
+        "<= 5%",
+    ),
+    Case(
+        Row("A/A, Beta(2,2) rewards", (0.5, 0.5), rewards="beta"),
+        "false promotion",
+        _promoted,
+        "<= 5%",
+    ),
+    Case(
+        Row("A/A, drift .45->.55, challenger at 10k", (0.45, 0.45), (0.55, 0.55), LATE),
+        "false promotion",
+        _promoted,
+        "<= 5%",
+    ),
+    Case(
+        Row("A/A, drift .48->.52, challenger at 10k", (0.48, 0.48), (0.52, 0.52), LATE),
+        "false promotion",
+        _promoted,
+        "<= 5%",
+    ),
+    Case(
+        Row("A/A, drift .40->.60", (0.4, 0.4), (0.6, 0.6)),
+        "false promotion",
+        _promoted,
+        "<= 5%",
+        (("equal arm retired", _retired(1)),),
+    ),
+    Case(Row("+5 pts (.50->.55)", (0.5, 0.55)), "power", _promoted, ">= 99%, median <= 5,700"),
+    Case(
+        Row("+2 pts (.50->.52)", (0.5, 0.52)),
+        "power",
+        _promoted,
+        ">= 60%",
+        (("+2 arm retired", _retired(1)),),
+    ),
+    Case(
+        Row("promoted arm 5 pts worse (forced at 5k)", (0.55, 0.5), force_at=5_000),
+        "rolled back",
+        _rolled_back,
+        ">= 80%",
+    ),
+    Case(
+        Row("promoted arm 10 pts worse (forced at 5k)", (0.6, 0.5), force_at=5_000),
+        "rolled back",
+        _rolled_back,
+        "",
+    ),
+    Case(
+        Row(
+            "forced promotion, both drop 8 pts",
+            (0.5, 0.5),
+            force_at=5_000,
+            step_at=8_000,
+            step=-0.08,
+        ),
+        "false rollback",
+        _rolled_back,
+        "<= 5%",
+        (("old champion retired", _retired(0)), ("equal arm retired", _retired(1))),
+    ),
+    Case(
+        Row("B worse by 5 pts", (0.5, 0.45)),
+        "false promotion",
+        _promoted,
+        "<= 5%",
+        (("worse arm retired", _retired(1)),),
+    ),
+    Case(
+        Row("10 challengers, one +5 pts", (0.5,) * 10 + (0.55,)),
+        "best promoted",
+        _promoted_best,
+        "",
+        (("any promotion", _promoted),),
+    ),
+]
+
+FDR_ROW = Row(
+    "FDR: 20 prompts x 100 challengers",
+    (0.5, 0.5),
+    horizon=620_000,
+    sequence=100,
+    life=5_000,
+)
+
+
+SUBJECTS = 500
+"""Subjects of the sticky-routing twin of every row (as many as the demo's users)."""
+
+
+def run_case(case: Case, runs: int, seed: int) -> dict[str, object]:
+    start = time.perf_counter()
+    out = simulate(case.row, runs, seed=seed)
+    sticky = simulate(dataclasses.replace(case.row, subjects=SUBJECTS), runs, seed=seed)
+    s_hit, _ = case.measure(sticky)
+    hit, when = case.measure(out)
+    k = int(hit.sum())
+    low, high = wilson(k, runs)
+    median = float(np.median(when[hit])) if when is not None and k else None
+    extras = {}
+    for name, metric in case.extra:
+        e, _ = metric(out)
+        extras[name] = (int(e.sum()), wilson(int(e.sum()), runs))
+    return {
+        "row": case.row.name,
+        "metric": case.metric,
+        "rate": k / runs,
+        "ci": (low, high),
+        "runs": runs,
+        "median_requests": median,
+        "regret": float(out.regret.mean()),
+        "regret_subjects": float(sticky.regret.mean()),
+        "rate_subjects": float(s_hit.mean()),
+        "target": case.target,
+        "extra": {n: {"rate": c / runs, "ci": ci} for n, (c, ci) in extras.items()},
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def run_fdr(prompts: int, runs: int, seed: int) -> dict[str, object]:
+    start = time.perf_counter()
+    out = simulate(FDR_ROW, prompts * runs, seed=seed)
+    # FDR of one run: false promotions / promotions over its 20 prompts (0 if none).
+    false = out.false_promotions.reshape(runs, prompts).sum(axis=1)
+    total = out.promotions.reshape(runs, prompts).sum(axis=1)
+    fdp = np.where(total > 0, false / np.maximum(total, 1), 0.0)
+    mean = float(fdp.mean())
+    se = float(fdp.std(ddof=1) / math.sqrt(runs)) if runs > 1 else 0.0
+    return {
+        "row": FDR_ROW.name,
+        "metric": "FDR",
+        "rate": mean,
+        "ci": (max(0.0, mean - Z95 * se), mean + Z95 * se),
+        "runs": runs,
+        "median_requests": None,
+        "regret": float(out.regret.mean()),
+        "regret_subjects": None,
+        "rate_subjects": None,
+        "target": "<= 5%",
+        "extra": {
+            "promotions per prompt": {"rate": float(out.promotions.mean()), "ci": None},
+            "true promotions per prompt": {
+                "rate": float((out.promotions - out.false_promotions).mean()),
+                "ci": None,
+            },
+        },
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def describe(r: dict[str, object]) -> str:
+    low, high = r["ci"]  # type: ignore[misc]
+    med = r["median_requests"]
+    line = (
+        f"| {r['row']} | {r['metric']} {100 * r['rate']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"  # type: ignore[operator]
+        f" | {r['runs']} | {'-' if med is None else f'{med:,.0f}'} | {r['regret']:,.0f} | {_subjects(r)} |"
     )
-    if not aa:
-        lines.append(
-            f"  regret  {r.mean_regret:8.1f}   equal split {r.equal_split_regret:8.1f}   champion only {r.champion_only_regret:8.1f}"
-        )
-    return lines
+    extras = []
+    for name, e in r["extra"].items():  # type: ignore[attr-defined]
+        if e["ci"] is None:
+            extras.append(f"{name} {e['rate']:.2f}")
+        else:
+            extras.append(
+                f"{name} {100 * e['rate']:.1f}% [{100 * e['ci'][0]:.1f}, {100 * e['ci'][1]:.1f}]"
+            )
+    target = f" target {r['target']}" if r["target"] else ""
+    return (
+        line
+        + f"{target}{'; ' if extras and target else ' ' if extras else ''}{'; '.join(extras)} |"
+    )
+
+
+def _subjects(r: dict[str, object]) -> str:
+    if r["regret_subjects"] is None:
+        return "-"
+    return f"{r['regret_subjects']:,.0f} ({r['metric']} {100 * r['rate_subjects']:.1f}%)"  # type: ignore[operator]
+
+
+HEADER = (
+    "| scenario | rate [95% CI] | runs | median requests | regret | regret (rate), 500 sticky subjects | notes |\n"
+    "|---|---|---|---|---|---|---|"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=1000, help="runs per scenario (default 1000)")
-    parser.add_argument(
-        "--horizon", type=int, default=20_000, help="requests per run (default 20000)"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="60 runs per scenario (about 30 s on 2 idle cores)"
-    )
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--seed", type=int, default=20240601)
-    parser.add_argument("--allocator", choices=["sidecar", "per_request"], default="sidecar")
-    parser.add_argument("--exploration-cap", type=float, default=0.2)
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--runs", type=int, default=400, help="runs per row (default 400)")
+    parser.add_argument("--fdr-runs", type=int, default=50, help="runs of 20 prompts (default 50)")
+    parser.add_argument("--quick", action="store_true", help="60 runs per row, FDR 20 x 5")
+    parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    runs = 60 if args.quick else args.runs
-    config = PromotionConfig()
-    scenarios: list[tuple[str, tuple[float, ...], Rule]] = [
-        ("A/A", (0.50, 0.50), "policy"),
-        ("A/A", (0.50, 0.50), "naive"),
-        ("+5 points", (0.50, 0.55), "policy"),
-        ("+5 points", (0.50, 0.55), "naive"),
-    ]
-    reports = []
+    runs, fdr_runs = (60, 5) if args.quick else (args.runs, args.fdr_runs)
     start = time.perf_counter()
-    for i, (name, means, rule) in enumerate(scenarios):
-        sc = Scenario(
-            means=means,
-            horizon=args.horizon,
-            exploration_cap=args.exploration_cap,
-            allocator=cast(Allocator, args.allocator),
-            rule=rule,
-            promotion=config,
-        )
-        # A/A and power share seeds, so both rules see the same reward streams.
-        rep = run_scenario(name, sc, runs, seed=args.seed + (i // 2), workers=args.workers)
-        reports.append(rep)
+    results = []
+    if not args.json:
+        print(HEADER, flush=True)
+    for i, case in enumerate(CASES):
+        r = run_case(case, runs, args.seed + i)
+        results.append(r)
         if not args.json:
-            print("\n".join(describe(rep)), flush=True)
+            print(describe(r), flush=True)
+    r = run_fdr(20, fdr_runs, args.seed + len(CASES))
+    results.append(r)
     elapsed = time.perf_counter() - start
     if args.json:
-        out = {
-            "runs": runs,
-            "horizon": args.horizon,
-            "allocator": args.allocator,
-            "exploration_cap": args.exploration_cap,
-            "promotion": config.model_dump(),
-            "seconds": round(elapsed, 1),
-            "scenarios": [r.as_dict() for r in reports],
-        }
-        print(json.dumps(out, indent=2))
+        print(json.dumps({"seconds": round(elapsed, 1), "rows": results}, indent=2))
     else:
+        print(describe(r))
         print(
-            f"({runs} runs per scenario, {args.allocator} routing, cap {args.exploration_cap}, checks after every event; {elapsed:.0f} s)"
+            f"(checks after every reward; Thompson routing rebuilt every 100 requests, cap 0.2, "
+            f"floor 0.05; 20,000 requests per run; {elapsed:.0f} s)"
         )
     return 0
 

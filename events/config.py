@@ -22,7 +22,10 @@ class NatsSettings(BaseModel):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     """JetStream replicas of the PROMPTLAB stream (3 on a cluster)."""
     stream_max_age_days: float = Field(default=0, ge=0)
-    """Drop events older than this many days; 0 keeps them forever."""
+    """Drop events older than this many days; 0 keeps them forever. A replay can then
+    rebuild only what the kept events say (see README, "Retention")."""
+    stream_max_bytes: int = Field(default=0, ge=0)
+    """Drop the oldest events once the stream holds this many bytes; 0: no limit."""
     duplicate_window_s: float = Field(default=120.0, gt=0)
     """Window in which JetStream drops a second event with the same id."""
     connect_timeout_s: float = Field(default=2.0, gt=0)

@@ -40,7 +40,13 @@ from events.config import NatsSettings
 from events.memory import DEFAULT_BUCKETS
 from events.models import BaseEvent, EventDecodeError, decode, encode
 from events.pull import READ_BATCH, PullReader, RawClient, ack_fields
-from events.subjects import CONSUMED_SUBJECTS, STREAM_NAME, STREAM_SUBJECTS, Header
+from events.subjects import (
+    BUCKET_TTL_S,
+    CONSUMED_SUBJECTS,
+    STREAM_NAME,
+    STREAM_SUBJECTS,
+    Header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +266,7 @@ class JetStreamBus:
             duplicate_window=s.duplicate_window_s,
             num_replicas=s.stream_replicas,
             max_age=s.stream_max_age_days * 86_400.0,
+            max_bytes=s.stream_max_bytes or -1,
             allow_direct=True,
         )
         with _translate("create stream"):
@@ -277,6 +284,7 @@ class JetStreamBus:
                         KeyValueConfig(
                             bucket=bucket,
                             history=1,
+                            ttl=BUCKET_TTL_S.get(bucket),
                             storage=StorageType.FILE,
                             replicas=s.stream_replicas,
                         )

@@ -218,6 +218,9 @@ class ExecutionCompleted(BaseEvent):
     attempts: list[ModelAttempt] = Field(default_factory=list)
     """Models tried for this execution, in order, when more than one was (provider
     ``fallbacks``); ``model`` is the one that answered."""
+    endpoint: str | None = None
+    """The OpenAI endpoint of a call passed through unrouted other than chat completions
+    (``embeddings``, ``completions``, ``responses``); None for chat completions."""
 
 
 class FeedbackReceived(BaseEvent):
@@ -322,6 +325,35 @@ class PauseCommand(BaseEvent):
     reason: str = ""
 
 
+class LifecycleCommand(BaseEvent):
+    """An operator asks to move a variant to another lifecycle state (CLI, admin API, TUI):
+    ``active`` (routed), ``deprecated`` (no new traffic, statistics kept) or ``archived``
+    (also hidden from default lists). The learner carries it out or rejects it."""
+
+    nats_subject: ClassVar[Subject] = Subject.COMMAND
+    type: Literal["command.lifecycle"] = "command.lifecycle"
+
+    prompt_id: str
+    variant: str
+    status: VariantLifecycle
+    actor: str = "operator"
+    reason: str = ""
+
+
+class VariantLifecycleChanged(BaseEvent):
+    """The learner moved a variant to another lifecycle state (a carried-out command)."""
+
+    nats_subject: ClassVar[Subject] = Subject.DECISION
+    type: Literal["variant.lifecycle"] = "variant.lifecycle"
+
+    prompt_id: str
+    variant: str
+    status: VariantLifecycle
+    previous: VariantLifecycle
+    actor: str = "operator"
+    reason: str = ""
+
+
 class CommandRejected(BaseEvent):
     """The learner refused a command, and says why."""
 
@@ -345,6 +377,8 @@ Event = Annotated[
     | PromoteCommand
     | RollbackCommand
     | PauseCommand
+    | LifecycleCommand
+    | VariantLifecycleChanged
     | CommandRejected,
     Field(discriminator="type"),
 ]

@@ -3,15 +3,19 @@
 * :class:`RoutingSnapshot` in bucket ``promptlab_routing``: what every sidecar replica
   routes by. A sidecar keeps its last snapshot when the learner is down.
 * :class:`StatsSnapshot` in bucket ``promptlab_stats``: what the TUI shows.
+* :class:`LearnerStatus` in bucket ``promptlab_learner`` (key ``status``): which learner
+  is active, refreshed every few seconds, and its counters.
 
 Both are read-only models for their readers; only the learner writes them.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.kinds import VariantStatus
+from events.kinds import VariantLifecycle, VariantStatus
 
 __all__ = [
     "ArmPosterior",
@@ -32,9 +36,13 @@ class ArmPosterior(_Snap):
     """Beta posterior of one variant's reward (successes + 1, failures + 1 with a flat prior)."""
 
     variant: str
+    version: str = ""
+    """Content hash of the variant's version these figures are about."""
     alpha: float = Field(gt=0)
     beta: float = Field(gt=0)
     status: VariantStatus = "challenger"
+    lifecycle: VariantLifecycle = "active"
+    """Only ``active`` arms are routed (a deprecated or archived champion still is)."""
 
 
 class RoutingSnapshot(_Snap):
@@ -62,7 +70,10 @@ class VariantStats(_Snap):
 
     variant: str
     status: VariantStatus
+    lifecycle: VariantLifecycle = "active"
     model: str = ""
+    version: str = ""
+    """Content hash of the variant's version (a new version starts with no evidence)."""
     origin: str = "config"
     parent: str | None = None
     strategy: str | None = None
@@ -128,4 +139,29 @@ class StatsSnapshot(_Snap):
 
     @classmethod
     def decode(cls, data: bytes) -> StatsSnapshot:
+        return cls.model_validate_json(data)
+
+
+class LearnerStatus(_Snap):
+    """The active learner, as it reports itself (refreshed every ``lease_s / 5`` s)."""
+
+    state: Literal["active", "stopped"]
+    holder: str
+    """``host:pid:id`` of the learner holding the store's lease."""
+    host: str
+    pid: int
+    lease: str = ""
+    """How the lease is held (file lock, PostgreSQL advisory lock)."""
+    sequence: int = 0
+    """Stream position it has applied."""
+    updated_ms: int = 0
+    """Wall-clock time of this status (a status that stops moving is a dead learner)."""
+    counters: dict[str, int] = Field(default_factory=dict)
+    """Dead letters, feedback dropped / rejected / replaced, fallback failures."""
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> LearnerStatus:
         return cls.model_validate_json(data)

@@ -55,6 +55,19 @@ class Bucket(str, Enum):
     VARIANTS = "promptlab_variants"
     """Variants registered at run time (admin API, mutation), keyed ``<prompt>.<variant>``;
     the value is the VariantRegistered event. A sidecar that starts later learns them here."""
+    LEARNER = "promptlab_learner"
+    """The active learner's :class:`~events.snapshots.LearnerStatus`, key ``status``: who
+    holds the store's lease, and its counters (for the TUI header and ``/metrics``)."""
+    ASSIGNMENTS = "promptlab_assignments"
+    """Sticky routing: the variant each (prompt, subject) was assigned, keyed by a hash of
+    both; entries expire after :data:`ASSIGNMENT_TTL_S`."""
 
     def __str__(self) -> str:
         return self.value
+
+
+ASSIGNMENT_TTL_S = 30 * 86_400.0
+"""How long a sticky assignment is kept after it was made (a subject back after that is
+assigned afresh)."""
+BUCKET_TTL_S: dict[str, float] = {Bucket.ASSIGNMENTS.value: ASSIGNMENT_TTL_S}
+"""Buckets whose entries expire (seconds); the others keep their entries."""

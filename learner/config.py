@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from prompts.config import PromotionConfig
@@ -46,5 +48,18 @@ class LearnerSettings(BaseModel):
     """Publish routing and stats snapshots at most this often per prompt."""
     seed: int = 0
     """Base seed of the decision randomness (mixed with the stream sequence)."""
+    lease_s: float = Field(default=10.0, gt=0)
+    """One learner is active per store; a standby takes over within this many seconds
+    of the active one's death (see ``learner/lease.py``)."""
+    feedback_wait_s: float = Field(default=3600.0, ge=0)
+    """Feedback whose execution has not arrived waits this long (in event time) before
+    it is dropped and counted."""
+    retention_days: float = Field(default=90.0, ge=0)
+    """Raw executions older than this (in event time: the newest event seen) are deleted
+    from SQL; the per-minute and per-arm aggregates are kept, so analytics by period keep
+    their counters (not p50/p95 or unique subjects). 0 keeps every execution."""
+    feedback_repeat: Literal["first", "last"] = "last"
+    """A second feedback for the same execution and name: ``last`` replaces the reward
+    (a user who corrects a rating), ``first`` keeps the first one."""
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     evolution: EvolutionSettings = Field(default_factory=EvolutionSettings)

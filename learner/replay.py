@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from events.bus import Delivery, EventBus
-from learner import schema as t
-from learner.projection import Projection
-from learner.reward import RewardRule
-from learner.store import Store
+from learner.projection.reward import RewardRule
+from learner.projection.transaction import Projection
+from learner.storage import schema as t
+from learner.storage.store import Store
 from prompts.config import PromotionConfig
 
 
@@ -85,14 +85,24 @@ async def rebuild(
     rewards: dict[str, RewardRule] | None = None,
     promotion: Callable[[str], PromotionConfig] | None = None,
     batch_size: int = REPLAY_BATCH,
+    feedback_repeat: Literal["first", "last"] = "last",
+    feedback_wait_s: float = 3600.0,
+    retention_days: float = 0.0,
 ) -> tuple[Projection, int]:
     """Project the stream from sequence 1 to ``until`` into ``store``; no publishing.
 
     Returns the projection (continue it with :func:`catch_up`) and the number of
-    stream entries read.
+    stream entries read. The feedback settings must be the live learner's.
     """
     projection = Projection(
-        store, consumer=consumer, rewards=rewards, promotion=promotion, write_outbox=False
+        store,
+        consumer=consumer,
+        rewards=rewards,
+        promotion=promotion,
+        write_outbox=False,
+        feedback_repeat=feedback_repeat,
+        feedback_wait_s=feedback_wait_s,
+        retention_days=retention_days,
     )
     await projection.load()
     return projection, await catch_up(bus, projection, until, batch_size=batch_size)

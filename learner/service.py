@@ -16,7 +16,13 @@ One loop iteration:
 6. write routing and stats snapshots of changed prompts (throttled per prompt).
 
 A NATS outage only delays things: fetch errors are retried with backoff, and anything
-not yet published stays in the outbox table until it is.
+not yet published stays in the outbox table until it is. A database outage only delays
+things too: database errors become :class:`~learner.errors.StoreUnavailable` and the
+whole batch is applied again with backoff (nothing is acked, nothing dead-lettered).
+
+Only one learner is active per store (:mod:`learner.lease`): :meth:`Learner.start`
+takes the lease or leaves the learner on standby, and :meth:`Learner.run` waits for the
+lease before it consumes anything (so a standby takes over when the active one dies).
 """
 
 from __future__ import annotations
@@ -24,21 +30,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 from events.bus import BusError, Consumer, Delivery, EventBus
 from events.models import BaseEvent, decode, encode
-from events.subjects import Header, Subject
-from learner import schema as t
+from events.snapshots import LearnerStatus
+from events.subjects import Bucket, Header, Subject
 from learner.analysis import PromptAnalysis, analyze, rng_for
 from learner.config import LearnerSettings, StorageSettings
 from learner.decide import Policy, default_policy
-from learner.projection import BatchResult, DeadLetter, Projection
-from learner.reward import effective_promotion, rules_from_prompts
+from learner.errors import StoreRejected, StoreUnavailable, classify, map_store_errors
+from learner.lease import Lease
+from learner.projection.reward import effective_promotion, rules_from_prompts
+from learner.projection.transaction import BatchResult, DeadLetter, Projection
 from learner.snapshots import SnapshotWriter
-from learner.store import Store
-from learner.view import PromptView, load_view
+from learner.storage import schema as t
+from learner.storage.store import Store
+from learner.storage.view import PromptView, load_view
 from prompts.config import PromotionConfig
 from prompts.spec import PromptSpec
 
@@ -86,6 +98,9 @@ class Learner:
             consumer=settings.durable,
             rewards=rules_from_prompts(self.prompts),
             promotion=self.promotion_config,
+            feedback_repeat=settings.feedback_repeat,
+            feedback_wait_s=settings.feedback_wait_s,
+            retention_days=settings.retention_days,
         )
         self.snapshots = SnapshotWriter(
             bus, self.store, self.load, interval_ms=settings.snapshot_interval_ms
@@ -96,8 +111,16 @@ class Learner:
         self._progress = asyncio.Condition()
         self._unpublished: dict[str, BaseEvent] = {}
         self._idle_fetches = 0
+        self._status_at = -1e18
+        self.lease = Lease(self.store, lease_s=settings.lease_s)
+        self.active = False
+        """True while this learner holds the lease and has loaded its state."""
         self.batches = 0
         self.events = 0
+        self.store_retries = 0
+        """Batches applied again because the database was unavailable."""
+        self.store_failures = 0
+        """Database errors met anywhere in the loop (retried, never dead-lettered)."""
 
     # ------------------------------------------------------------------ config
 
@@ -124,8 +147,23 @@ class Learner:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Create tables, load state, announce config variants, open the consumer."""
-        await self.store.create()
+        """Create tables and take the lease; when it is free, become active at once.
+
+        When another learner holds the lease this one is on standby: :meth:`run` waits
+        for the lease and then activates.
+        """
+        with map_store_errors():
+            await self.store.create()
+        if await self.lease.try_acquire():
+            await self._activate()
+        else:
+            log.warning(
+                "learner standby: another learner is active on this store (%s)",
+                self.lease.backend,
+            )
+
+    async def _activate(self) -> None:
+        """Load state, announce config variants, open the consumer (lease held)."""
         await self.projection.load()
         for event_id, _prompt, data in await self.store.outbox_rows():
             self._unpublished[event_id] = decode(data)
@@ -133,6 +171,30 @@ class Learner:
         await self._open_consumer(recreate=True)
         await self._publish_pending()
         self.snapshots.mark(await self.store.prompt_ids())
+        self.active = True
+        log.info("learner active (lease: %s)", self.lease.backend)
+        await self._publish_status(force=True)
+
+    async def _publish_status(self, *, force: bool = False, state: str = "active") -> None:
+        """Write this learner's :class:`LearnerStatus` (every ``lease.retry_s`` at most)."""
+        now = time.monotonic()
+        if not force and now - self._status_at < self.lease.retry_s:
+            return
+        self._status_at = now
+        status = LearnerStatus(
+            state=state,  # type: ignore[arg-type]
+            holder=self.lease.holder,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            lease=self.lease.backend,
+            sequence=self.projection.position,
+            updated_ms=int(time.time() * 1000),
+            counters={k: v for k, v in self.projection.counters.items() if k != "clock_ms"},
+        )
+        try:
+            await self.bus.kv_put(Bucket.LEARNER.value, "status", status.encode())
+        except Exception as exc:  # a status is best effort; the next one follows soon
+            log.debug("learner status not written: %s", exc)
 
     async def _register_config_variants(self) -> None:
         """Publish VariantRegistered for config variants the projection does not know.
@@ -167,11 +229,24 @@ class Learner:
         )
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`; survives NATS outages by retrying."""
+        """Consume until :meth:`stop`; survives NATS and database outages by retrying.
+
+        On standby, wait for the lease first; a learner that loses its lease (its
+        PostgreSQL session died) stops consuming and stands by again.
+        """
         backoff = 0.05
         failures = 0
         while not self._stopping.is_set():
             try:
+                if not self.active:
+                    if not await self.lease.acquire(self._stopping):
+                        return
+                    log.warning("learner taking over: the lease of this store is free")
+                    await self._activate()
+                    failures = 0
+                if not await self.lease.still_held():
+                    await self._stand_by()
+                    continue
                 if self._consumer is None or failures >= 3:
                     await self._open_consumer()
                     failures = 0
@@ -192,12 +267,15 @@ class Learner:
                 if self._unpublished:
                     await self._publish_pending()
                 await self.snapshots.flush(learner_sequence=self.projection.position)
+                await self._publish_status()
                 backoff = 0.05
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS restart, database hiccup: log, wait, retry
                 _reraise_if_cancelled()
                 failures += 1
+                if isinstance(classify(exc), StoreUnavailable):
+                    self.store_failures += 1
                 log.warning(
                     "learner loop error (%s: %s); retrying in %.2fs",
                     type(exc).__name__,
@@ -206,6 +284,14 @@ class Learner:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _stand_by(self) -> None:
+        self.active = False
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.close()
+            self._consumer = None
+        log.error("learner standing by: it no longer holds the lease of this store")
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to return after the batch in progress (no waiting here)."""
@@ -228,6 +314,10 @@ class Learner:
             with contextlib.suppress(Exception):
                 await self._consumer.close()
             self._consumer = None
+        if self.active:
+            await self._publish_status(force=True, state="stopped")
+        self.active = False
+        await self.lease.release()
 
     async def close(self) -> None:
         await self.stop()
@@ -253,8 +343,10 @@ class Learner:
     async def process(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Apply, ack, publish answers, decide and mark snapshots for one batch."""
         try:
-            result = await self.projection.apply(deliveries)
-        except Exception as exc:
+            result = await self._apply(deliveries)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # StoreRejected, or a bug: maybe one event's fault
             log.warning(
                 "batch of %d failed (%s: %s); applying one by one",
                 len(deliveries),
@@ -280,21 +372,51 @@ class Learner:
             self._progress.notify_all()
         return result
 
+    async def _apply(self, deliveries: Sequence[Delivery]) -> BatchResult:
+        """Apply a batch; while the database is unavailable, apply the whole batch again
+        with backoff (until it works, or the learner stops: then StoreUnavailable)."""
+        backoff = 0.05
+        while True:
+            try:
+                with map_store_errors():
+                    return await self.projection.apply(deliveries)
+            except StoreUnavailable as exc:
+                if self._stopping.is_set():
+                    raise
+                self.store_retries += 1
+                self.store_failures += 1
+                log.warning(
+                    "database unavailable (%s); applying the batch of %d again in %.2fs",
+                    exc,
+                    len(deliveries),
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
     async def _apply_one_by_one(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Find the event a batch failed on and set it aside, so it cannot block us.
 
-        If an event fails alone, the same sequence is applied as an undecodable delivery
-        (dead letter, position advances). If even that fails, the database itself is the
-        problem: the error propagates and the loop retries later.
+        Only for failures that may be one event's fault (the database rejected a write,
+        or a bug in the projection): an event that fails alone is applied as an
+        undecodable delivery (dead letter with the reason, position advances). A database
+        that is unavailable is retried (:meth:`_apply`), never blamed on an event.
         """
         merged = BatchResult(position=self.projection.position)
         for d in sorted(deliveries, key=lambda d: d.sequence):
             try:
-                part = await self.projection.apply([d])
+                part = await self._apply([d])
+            except StoreUnavailable:
+                raise
             except Exception as exc:
-                reason = f"cannot be projected: {type(exc).__name__}: {exc}"[:500]
+                kind = (
+                    "rejected by the database"
+                    if isinstance(exc, StoreRejected)
+                    else "cannot be projected"
+                )
+                reason = f"{kind}: {type(exc).__name__}: {exc}"[:500]
                 log.error("sequence %d %s", d.sequence, reason)
-                part = await self.projection.apply(
+                part = await self._apply(
                     [Delivery(d.sequence, None, d.data, d.num_delivered, reason)]
                 )
             merged.position = part.position

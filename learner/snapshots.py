@@ -19,9 +19,9 @@ from events.bus import BusError, EventBus
 from events.snapshots import ArmPosterior, RoutingSnapshot, StatsSnapshot, TrendPoint, VariantStats
 from events.subjects import Bucket
 from learner.analysis import PromptAnalysis
-from learner.decisions import to_record
-from learner.store import Store
-from learner.view import PromptView
+from learner.projection.decisions import to_record
+from learner.storage.store import Store
+from learner.storage.view import PromptView
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,16 @@ async def build_snapshots(
     for arm in view.arms.values():
         a = analysis.arms.get(arm.variant)
         alpha, beta = (a.alpha, a.beta) if a else (1.0, 1.0)
-        arms.append(ArmPosterior(variant=arm.variant, alpha=alpha, beta=beta, status=arm.status))  # type: ignore[arg-type]
+        arms.append(
+            ArmPosterior(
+                variant=arm.variant,
+                version=arm.version,
+                alpha=alpha,
+                beta=beta,
+                status=arm.status,  # type: ignore[arg-type]
+                lifecycle=arm.lifecycle,  # type: ignore[arg-type]
+            )
+        )
     routing = RoutingSnapshot(
         prompt_id=view.prompt_id,
         version=view.last_sequence,
@@ -59,7 +68,9 @@ async def build_snapshots(
             VariantStats(
                 variant=arm.variant,
                 status=arm.status,  # type: ignore[arg-type]
+                lifecycle=arm.lifecycle,  # type: ignore[arg-type]
                 model=arm.model,
+                version=arm.version,
                 origin=arm.origin,
                 parent=arm.parent,
                 strategy=arm.strategy,

@@ -193,7 +193,7 @@ def describe(decision: DecisionSeen) -> str:
         if ev.get("p_better") is not None:
             parts.append(f"P(better)={ev['p_better']:.3f}")
         if ev.get("p_value") is not None:
-            parts.append(f"mSPRT p={ev['p_value']:.4f}")
+            parts.append(f"p={ev['p_value']:.4f}")
         if ev.get("lift") is not None:
             lift = f"lift {ev['lift']:+.3f}"
             if ev.get("lift_interval"):

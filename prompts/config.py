@@ -16,16 +16,22 @@ class PromotionConfig(BaseModel):
     """P(challenger beats champion) needed to promote."""
     min_samples: int = Field(default=200, ge=1)
     """Rewarded executions each arm needs before any decision."""
-    min_lift: float = Field(default=0.01, ge=0.0)
-    """Smallest absolute reward lift worth a promotion."""
+    min_lift: float = Field(default=0.0, ge=0.0)
+    """The promotion test's null is ``lift <= min_lift`` (same-period lift of the
+    challenger over the champion); retirement on futility tests ``lift >= min_lift``."""
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
-    """Level of the always-valid sequential test (mSPRT) that must also reject."""
+    """False discovery rate of promotions over every challenger a prompt ever tests
+    (e-LOND over the same-period e-values)."""
     probation_samples: int = Field(default=300, ge=0)
     """After a promotion, watch this many rewarded executions of the new champion."""
     rollback_alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     """Level of the sequential test that declares a regression during probation."""
     retire_below: float = Field(default=0.01, ge=0.0, lt=0.5)
-    """Retire a challenger whose P(best) falls below this after ``min_samples``."""
+    """Without the reward history only: retire a challenger whose P(best) falls below
+    this after ``min_samples``."""
+    futility_alpha: float = Field(default=0.01, gt=0.0, lt=0.5)
+    """Retire a challenger once the same-period test rejects ``lift >= min_lift`` at this
+    level (the chance of retiring an arm that is really at least ``min_lift`` better)."""
     max_cost_usd: float | None = Field(default=None, gt=0)
     """Hard constraint: a challenger costing more per call on average is not promoted."""
     max_p95_latency_ms: float | None = Field(default=None, gt=0)

@@ -223,6 +223,10 @@ class RoutingSpec(SpecModel):
     strategy: Literal["thompson", "fixed"] = "thompson"
     exploration_cap: float = Field(default=0.2, ge=0, le=1)
     """At most this share of traffic goes to challengers."""
+    exploration_floor: float = Field(default=0.05, ge=0, le=0.5)
+    """Under Thompson routing every live variant keeps at least this share (less when
+    the challengers' floors would not fit in ``exploration_cap``), so the learner's
+    allocation-aware test always divides by a known, non-zero probability."""
     weights: dict[str, float] = Field(default_factory=dict)
     """``variant -> weight`` for ``strategy = "fixed"`` (normalised; need not sum to 1)."""
     sticky: bool = True

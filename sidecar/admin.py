@@ -9,28 +9,50 @@ configured (see :mod:`sidecar.auth`).
   ``params``, ``system``, ``template``). It is validated by the prompt kernel (every
   rule of the prompt runs again), added to this sidecar's live prompt set and announced
   as VariantRegistered (``origin = "api"``), so the learner and other replicas see it.
-  201 with the variant; 400 naming each problem.
+  201 with the variant; 400 naming each problem. A variant is (prompt, name, version =
+  content hash): the same body again is idempotent (200, nothing published); another
+  body under an existing name is a *new version* and answers 409 unless the body says
+  ``"replace": true`` (then 201: the learner retires the old version and the new one
+  starts with no evidence; a champion stays the champion).
 * ``POST /admin/prompts/{id}/promote`` ``{"variant", "reason"?}``, ``.../rollback``,
   ``.../pause``, ``.../resume``: publish the command event and return 202 with its
   ``command_id``. The learner carries commands out (or answers CommandRejected); the
   new routing reaches every replica through the routing snapshot.
+* ``POST /admin/prompts/{id}/variants/{name}/lifecycle`` ``{"status", "reason"?,
+  "actor"?}``: ask the learner to move a variant to ``active``, ``deprecated`` or
+  ``archived`` (202 with the ``command_id``; the learner refuses a move that is not
+  allowed, e.g. deprecating the champion, with CommandRejected).
+* ``GET /admin/prompts/{id}/analytics?interval=hour|day|week|month&from=&to=``: per
+  variant and period, as ``promptlab analytics --json`` prints it (503 when this
+  process has no learner database to read).
+* ``GET /admin/prompts/{id}/history?variant=``: every version of each variant, as
+  ``promptlab prompts history --json`` prints it (503 likewise).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from events.bus import BusError
-from events.models import BaseEvent, PauseCommand, PromoteCommand, RollbackCommand, encode
+from events.kinds import VariantLifecycle
+from events.models import (
+    BaseEvent,
+    LifecycleCommand,
+    PauseCommand,
+    PromoteCommand,
+    RollbackCommand,
+    encode,
+)
 from events.snapshots import StatsSnapshot
 from events.subjects import Bucket
 from prompts import PromptSpec, SpecError, VariantSpec
 from sidecar import keys
-from sidecar.errors import BadRequest, NotFound
+from sidecar.errors import BadRequest, Conflict, NotFound, SidecarError
 from sidecar.proxy import parse_body
 
 log = logging.getLogger(__name__)
@@ -159,7 +181,25 @@ def _problems(exc: Exception) -> str:
 async def register_variant(request: web.Request) -> web.Response:
     app = request.app
     prompt = _prompt(request)
-    variant = variant_from_body(parse_body(await request.read()))
+    body = parse_body(await request.read())
+    replace = body.pop("replace", False)
+    if not isinstance(replace, bool):
+        raise BadRequest("'replace' must be a boolean", param="replace")
+    variant = variant_from_body(body)
+    existing = next((v for v in prompt.variants if v.name == variant.name), None)
+    if existing is not None:
+        if existing.version == variant.version:
+            return web.json_response(_registered(prompt.id, existing), status=200)
+        if not replace:
+            raise Conflict(
+                f"variant {variant.name!r} of {prompt.id!r} exists with another body "
+                f"(version {existing.version}; this one is {variant.version}); send "
+                '"replace": true to register it as a new version, whose evidence starts '
+                "at zero",
+                code="variant_exists",
+                param="name",
+            )
+        variant = variant.model_copy(update={"champion": existing.champion})
     app[keys.UPSTREAMS].resolve(
         variant.model, strict=True
     )  # 400 when its provider is not configured
@@ -186,18 +226,29 @@ async def register_variant(request: web.Request) -> web.Response:
                 variant.name,
                 exc,
             )
-    added = spec.variant(variant.name)
-    return web.json_response(
-        {
-            "prompt_id": spec.id,
-            "name": added.name,
-            "model": added.model,
-            "version": added.version,
-            "origin": added.origin,
-            "event_id": event.event_id,
-        },
-        status=201,
-    )
+    if existing is not None:
+        log.warning(
+            "variant %s/%s replaced through /admin: version %s -> %s (evidence starts at zero)",
+            spec.id,
+            variant.name,
+            existing.version,
+            variant.version,
+        )
+    body_out = _registered(spec.id, spec.variant(variant.name))
+    body_out["event_id"] = event.event_id
+    if existing is not None:
+        body_out["replaced_version"] = existing.version
+    return web.json_response(body_out, status=201)
+
+
+def _registered(prompt_id: str, variant: VariantSpec) -> dict[str, Any]:
+    return {
+        "prompt_id": prompt_id,
+        "name": variant.name,
+        "model": variant.model,
+        "version": variant.version,
+        "origin": variant.origin,
+    }
 
 
 async def promote(request: web.Request) -> web.Response:
@@ -242,6 +293,80 @@ async def resume(request: web.Request) -> web.Response:
     )
 
 
+LIFECYCLE_TARGETS: tuple[VariantLifecycle, ...] = ("active", "deprecated", "archived")
+"""States an operator may move a variant to (``draft`` is set in a prompt file only)."""
+
+
+async def lifecycle(request: web.Request) -> web.Response:
+    prompt = _prompt(request)
+    name = request.match_info["variant"]
+    if name not in {v.name for v in prompt.variants}:
+        raise NotFound(f"prompt {prompt.id!r} has no variant {name!r}", code="unknown_variant")
+    body = await _optional_body(request)
+    status = body.get("status")
+    if status not in LIFECYCLE_TARGETS:
+        raise BadRequest(
+            f"'status' must be one of {', '.join(LIFECYCLE_TARGETS)}, got {status!r}",
+            param="status",
+        )
+    actor = body.get("actor", ACTOR)
+    if not isinstance(actor, str) or not actor or len(actor) > 200:
+        raise BadRequest("'actor' must be a non-empty string (at most 200)", param="actor")
+    return _accepted(
+        request.app,
+        LifecycleCommand(
+            prompt_id=prompt.id, variant=name, status=status, actor=actor, reason=_reason(body)
+        ),
+    )
+
+
+ANALYTICS_INTERVALS = ("hour", "day", "week", "month")
+
+
+def _moment(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(
+            f"{name!r} must be an ISO date or time, got {text!r}", param=name
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def analytics(request: web.Request) -> web.Response:
+    prompt = _prompt(request)
+    interval = request.query.get("interval", "day")
+    if interval not in ANALYTICS_INTERVALS:
+        raise BadRequest(
+            f"'interval' must be one of {', '.join(ANALYTICS_INTERVALS)}, got {interval!r}",
+            param="interval",
+        )
+    start, end = _moment(request, "from"), _moment(request, "to")
+    source = request.app.get(keys.ANALYTICS)
+    if source is None:
+        raise SidecarError(
+            "analytics need the learner's database; this process was started without one",
+            status=503,
+            code="analytics_unavailable",
+        )
+    return web.json_response(await source(prompt.id, interval, start, end))
+
+
+async def history(request: web.Request) -> web.Response:
+    prompt = _prompt(request)
+    source = request.app.get(keys.HISTORY)
+    if source is None:
+        raise SidecarError(
+            "history needs the learner's database; this process was started without one",
+            status=503,
+            code="history_unavailable",
+        )
+    return web.json_response(await source(prompt.id, request.query.get("variant") or None))
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/admin/prompts", list_prompts)
     app.router.add_get("/admin/prompts/{prompt_id}", show_prompt)
@@ -250,3 +375,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/admin/prompts/{prompt_id}/rollback", rollback)
     app.router.add_post("/admin/prompts/{prompt_id}/pause", pause)
     app.router.add_post("/admin/prompts/{prompt_id}/resume", resume)
+    app.router.add_post("/admin/prompts/{prompt_id}/variants/{variant}/lifecycle", lifecycle)
+    app.router.add_get("/admin/prompts/{prompt_id}/analytics", analytics)
+    app.router.add_get("/admin/prompts/{prompt_id}/history", history)

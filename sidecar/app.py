@@ -25,12 +25,13 @@ from pydantic import ValidationError
 
 from events.bus import EventBus
 from events.models import EventDecodeError, VariantRegistered, decode, encode
-from events.snapshots import RoutingSnapshot
+from events.snapshots import LearnerStatus, RoutingSnapshot
 from events.subjects import Bucket
 from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token, estimate_cost
 from providers import ProviderError, Providers
-from sidecar import admin, keys, routes
+from sidecar import admin, cors, keys, routes
 from sidecar.admin import variant_key
+from sidecar.assignments import share_assignments, watch_assignments
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
 from sidecar.errors import (
@@ -41,6 +42,7 @@ from sidecar.errors import (
     error_response,
     from_provider,
 )
+from sidecar.feedback import FeedbackDesk, FeedbackPolicy, RecordingPublisher
 from sidecar.guard import mark_request_done
 from sidecar.metrics import Metrics
 from sidecar.ports import Publisher, SidecarSettings
@@ -62,6 +64,7 @@ def create_app(
     bus: EventBus | None = None,
     router_seed: int | None = None,
     environ: Mapping[str, str] | None = None,
+    feedback_policy: FeedbackPolicy | None = None,
 ) -> web.Application:
     """The sidecar's aiohttp application.
 
@@ -72,7 +75,8 @@ def create_app(
     for routing snapshots, stats and variants registered elsewhere (owned by the
     caller); without it the router stays on the config priors. ``router_seed`` makes
     routing reproducible (tests). ``environ`` is where provider keys are read (default:
-    ``os.environ``).
+    ``os.environ``). ``feedback_policy``: the learner's feedback settings, which
+    ``/v1/feedback`` answers describe.
     """
     server = settings.server
     upstreams = Providers(
@@ -82,6 +86,8 @@ def create_app(
         cost=estimate_cost,
     )
     catalog = Catalog(prompts)
+    desk = FeedbackDesk(catalog, feedback_policy)
+    publisher = RecordingPublisher(publisher, desk)
     router = Router(catalog.all(), seed=router_seed)
     catalog.subscribe(router.update_prompt)
     learner = getattr(settings, "learner", None)  # whose backlog is the learner lag
@@ -96,7 +102,10 @@ def create_app(
         server=server,
     )
 
-    app = web.Application(client_max_size=server.max_body_bytes, middlewares=[_boundary])
+    middlewares = [cors.middleware(server.cors_origins)] if server.cors_origins else []
+    app = web.Application(
+        client_max_size=server.max_body_bytes, middlewares=[*middlewares, _boundary]
+    )
     app.on_response_prepare.append(_no_header_injection)
     app[keys.SETTINGS] = settings
     app[keys.CATALOG] = catalog
@@ -108,6 +117,7 @@ def create_app(
     app[keys.METRICS] = metrics
     app[keys.TELEMETRY] = telemetry
     app[keys.PROXY] = proxy
+    app[keys.FEEDBACK] = desk
     app[keys.CLIENT_KEYS] = KeyRing(server.api_keys)
     app[keys.ADMIN_KEYS] = KeyRing(server.admin_keys)
     app[keys.STATE] = {"prompts_loaded": True, "draining": False}
@@ -213,6 +223,22 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         tasks.append(
             asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch")
         )
+        tasks.append(
+            asyncio.create_task(
+                watch_learner(bus, app[keys.METRICS]), name="promptlab-learner-watch"
+            )
+        )
+        assignments = app[keys.ROUTER].assignments
+        tasks.append(
+            asyncio.create_task(
+                share_assignments(bus, assignments), name="promptlab-assignment-share"
+            )
+        )
+        tasks.append(
+            asyncio.create_task(
+                watch_assignments(bus, assignments), name="promptlab-assignment-watch"
+            )
+        )
     tasks.append(asyncio.create_task(sample_metrics(app), name="promptlab-metrics-sample"))
     _freeze_startup_heap()
     try:
@@ -261,6 +287,24 @@ def _freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+async def watch_learner(bus: EventBus, metrics: Metrics) -> None:
+    """Expose the active learner's counters (dead letters, feedback dropped...) in /metrics."""
+    while True:
+        try:
+            async for entry in bus.kv_watch(str(Bucket.LEARNER)):
+                if entry.value is None or entry.key != "status":
+                    continue
+                try:
+                    metrics.learner(dict(LearnerStatus.decode(entry.value).counters))
+                except (ValidationError, ValueError) as exc:
+                    log.warning("ignoring a learner status: %s", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("learner status watch interrupted (%s); retrying", exc)
+        await asyncio.sleep(WATCH_RETRY_S)
 
 
 async def sample_metrics(app: web.Application, interval_s: float = 1.0) -> None:

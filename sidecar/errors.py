@@ -75,6 +75,11 @@ class NotFound(SidecarError):
     type = "invalid_request_error"
 
 
+class Conflict(SidecarError):
+    status = 409
+    type = "invalid_request_error"
+
+
 class TooLarge(SidecarError):
     status = 413
     type = "invalid_request_error"

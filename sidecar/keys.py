@@ -8,8 +8,9 @@ from events.bus import EventBus
 from providers import Providers
 from sidecar.auth import KeyRing
 from sidecar.catalog import Catalog
+from sidecar.feedback import FeedbackDesk
 from sidecar.metrics import Metrics
-from sidecar.ports import Publisher, SidecarSettings
+from sidecar.ports import AnalyticsSource, HistorySource, Publisher, SidecarSettings
 from sidecar.proxy import Proxy
 from sidecar.router import Router
 from sidecar.telemetry import Telemetry
@@ -25,7 +26,11 @@ BUS = web.AppKey("bus", EventBus)
 METRICS = web.AppKey("metrics", Metrics)
 TELEMETRY = web.AppKey("telemetry", Telemetry)
 PROXY = web.AppKey("proxy", Proxy)
+FEEDBACK = web.AppKey("feedback", FeedbackDesk)
 CLIENT_KEYS = web.AppKey("client_keys", KeyRing)
 ADMIN_KEYS = web.AppKey("admin_keys", KeyRing)
 STATE = web.AppKey("state", dict)
+ANALYTICS = web.AppKey("analytics", AnalyticsSource)
+HISTORY = web.AppKey("history", HistorySource)
+"""Set by ``promptlab serve`` (the learner's database); absent: analytics answer 503."""
 """Mutable flags of the running app (``prompts_loaded``, ``draining``)."""

@@ -15,6 +15,11 @@ Operations, sampled every second and on each scrape (:meth:`Metrics.sample`):
 its durable's undelivered plus unacknowledged messages) and
 ``promptlab_dead_letters`` (messages on the dead-letter subject).
 
+Feedback: ``promptlab_feedback_total{status}`` (this sidecar's answers: accepted,
+pending, rejected) and ``promptlab_learner_counter{name}`` (the active learner's
+counters from its status in KV: dead_letters, feedback_dropped, feedback_rejected,
+feedback_replaced, feedback_ignored, fallback_failures).
+
 Workers (``serve --workers N``): the parent sets ``PROMETHEUS_MULTIPROC_DIR`` for its
 workers, each writes its values there, and ``/metrics`` on any worker reads all of
 them: call counters and histograms are summed over workers, per-worker gauges keep
@@ -169,7 +174,27 @@ class Metrics:
             multiprocess_mode="max",
             registry=reg,
         )
+        self.feedback_answers = Counter(
+            "promptlab_feedback", "Feedback received by this sidecar, by answer.", ["status"],
+            registry=reg,
+        )  # fmt: skip
+        self.learner_counters = Gauge(
+            "promptlab_learner_counter",
+            "Counters of the active learner (feedback dropped after the wait, dead letters...).",
+            ["name"],
+            multiprocess_mode="max",
+            registry=reg,
+        )
         self._series: dict[tuple[str, str], _Series] = {}
+
+    def feedback(self, status: str) -> None:
+        """Count one ``/v1/feedback`` answer: accepted, pending or rejected."""
+        self.feedback_answers.labels(status).inc()
+
+    def learner(self, counters: dict[str, int]) -> None:
+        """The active learner's counters, from its status."""
+        for name, value in counters.items():
+            self.learner_counters.labels(name).set(value)
 
     # ------------------------------------------------------------------ hot path
 

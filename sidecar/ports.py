@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 from events.models import BaseEvent
 from providers.settings import ProviderSettings, default_providers
@@ -60,3 +61,20 @@ class Publisher(Protocol):
     def running(self) -> bool:
         """True while the background publishing tasks are alive."""
         ...
+
+
+class AnalyticsSource(Protocol):
+    """Analytics by period of one prompt (``/admin/prompts/{id}/analytics``), as JSON.
+
+    The composition root provides it from the learner's database; the sidecar never
+    imports the learner."""
+
+    async def __call__(
+        self, prompt_id: str, interval: str, start: datetime | None, end: datetime | None
+    ) -> dict[str, Any]: ...
+
+
+class HistorySource(Protocol):
+    """Version history of a prompt (``/admin/prompts/{id}/history``), as JSON."""
+
+    async def __call__(self, prompt_id: str, variant: str | None) -> dict[str, Any]: ...

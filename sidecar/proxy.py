@@ -32,7 +32,7 @@ from providers import ProviderError, Providers
 from sidecar.catalog import Catalog
 from sidecar.config import ServerSettings
 from sidecar.errors import BadRequest, from_provider
-from sidecar.recording import Call, Outcome, Recorder
+from sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, Outcome, Recorder
 from sidecar.router import Route, Router
 from sidecar.shaping import (
     app_messages,
@@ -54,7 +54,14 @@ PROMPT_ID_KEY = web.RequestKey("promptlab_prompt", str)
 """Where a routed request keeps its prompt id (read by the access log)."""
 
 # Re-exported for the modules that import them from here.
-__all__ = ["MODEL_PREFIX", "PROMPT_HEADER", "Proxy", "parse_body"]
+__all__ = [
+    "EXECUTION_HEADER",
+    "MODEL_PREFIX",
+    "PROMPT_HEADER",
+    "VARIANT_HEADER",
+    "Proxy",
+    "parse_body",
+]
 
 
 class _Unanswered(Exception):
@@ -240,6 +247,7 @@ class Proxy:
                 model=answer.model if answer.model != call.model else None,
                 attempts=answer.attempts,
                 usage=data.get("usage"),
+                cost_usd=answer.cost_usd,
                 output=output,
             ),
         )

@@ -14,16 +14,21 @@ Strategies
     snapshot by Monte Carlo over the Beta posteriors (seeded by prompt id and snapshot
     version, so every replica computes the same table). The challengers' total share is
     then clipped to ``exploration_cap`` so the champion always gets at least
-    ``1 - exploration_cap`` of the traffic.
+    ``1 - exploration_cap`` of the traffic, and raised to ``exploration_floor`` (lowered
+    so the challengers' floors fit in the cap) so every live arm keeps a known non-zero
+    probability: the learner's allocation-aware test divides by it.
 ``fixed``
     Classic A/B: the prompt file's ``weights`` (missing variants weigh 0; no weights
     means an equal split). The exploration cap does not apply: the weights are the plan.
 ``sticky`` (``routing.sticky = true`` and the call names a subject)
-    The subject is hashed with the arm set into a point of [0, 1) that picks the arm
-    from a *stable* split (fixed: the weights; thompson: champion ``1 - cap``, the
-    challengers share ``cap`` equally). So the same subject gets the same variant for
-    as long as the arm set, champion and cap are unchanged, on every replica, whatever
-    the posteriors do meanwhile.
+    A subject seen for the first time is assigned by the *current* table (Thompson
+    shares or fixed weights), at a point of [0, 1) hashed from prompt and subject, so
+    replicas with the same snapshot assign alike; the assignment is remembered
+    (:mod:`sidecar.assignments`: a local cache shared through a KV bucket) and the
+    subject keeps its variant while that variant is live and the champion it was
+    assigned under leads, with the routing probability of the assignment logged for
+    every call. Traffic therefore still moves toward a
+    better variant (new subjects follow the posteriors), unlike a stable split.
 paused
     When the snapshot says exploration is paused, every call gets the champion.
 
@@ -34,7 +39,6 @@ does not name yet (just registered) start from the Beta(1, 1) prior.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import zlib
 from bisect import bisect_right
@@ -46,9 +50,12 @@ import numpy as np
 
 from events.models import RoutingInfo
 from events.snapshots import RoutingSnapshot
+from sidecar.assignments import Assignment, Assignments, assignment_key
 
 MONTE_CARLO_DRAWS = 8192
 """Posterior draws per table build; the standard error of a share is <= 0.6 points."""
+EXPLORATION_FLOOR = 0.05
+"""Least share of a live arm under Thompson routing (``routing.exploration_floor``)."""
 
 
 class RoutingSpecLike(Protocol):
@@ -95,11 +102,13 @@ class _Table:
     cumulative: tuple[float, ...]
     decisions: tuple[Route, ...]
     sticky: bool
-    salt: bytes
-    sticky_cumulative: tuple[float, ...]
     sticky_decisions: tuple[Route, ...]
+    """``decisions`` again with strategy ``sticky`` (what a new subject is assigned)."""
     champion: Route
     shares: Mapping[str, float]
+    live: frozenset[str]
+    """Arms a returning subject may keep (champion only while paused)."""
+    version: int
 
 
 def champion_name(prompt: Any) -> str:
@@ -166,10 +175,47 @@ def cap_exploration(shares: Sequence[float], champion_index: int, cap: float) ->
     return out
 
 
+def floor_shares(
+    shares: Sequence[float], champion_index: int, cap: float, floor: float
+) -> list[float]:
+    """Raise every arm to at least ``floor`` (for the challengers: ``min(floor, cap / (2 k))``
+    with ``k`` challengers, so their floors fit in the cap), taking the difference from
+    the challengers above it and then from the champion; the challengers' total stays
+    within ``max(cap, their total before)``."""
+    k = len(shares) - 1
+    if k <= 0 or floor <= 0:
+        return list(shares)
+    f = min(floor, cap / (2 * k)) if cap > 0 else 0.0
+    out = list(shares)
+    chal = [i for i in range(len(out)) if i != champion_index]
+    raised = {i: max(out[i], f) for i in chal}
+    total = sum(raised.values())
+    limit = max(cap, sum(out[i] for i in chal))
+    if total > limit:
+        above = sum(raised[i] - f for i in chal)
+        scale = (limit - k * f) / above if above > 0 else 0.0
+        raised = {i: f + (raised[i] - f) * scale for i in chal}
+    for i in chal:
+        out[i] = raised[i]
+    out[champion_index] = max(0.0, 1.0 - sum(raised.values()))
+    return out
+
+
 def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     """The routing table of one prompt under one snapshot (or the config priors)."""
     # Only active variants are routed: a draft, deprecated or archived one gets no traffic.
-    names = [str(v.name) for v in prompt.variants if getattr(v, "status", "active") == "active"]
+    # The learner's lifecycle (a carried-out command, in the snapshot) overrides the file's
+    # when the snapshot states it (a learner that predates lifecycles leaves it out).
+    lifecycle = {str(v.name): str(getattr(v, "status", "active")) for v in prompt.variants}
+    if snapshot is not None:
+        lifecycle.update(
+            {
+                a.variant: a.lifecycle
+                for a in snapshot.arms
+                if a.variant in lifecycle and "lifecycle" in a.model_fields_set
+            }
+        )
+    names = [name for name, status in lifecycle.items() if status == "active"]
     spec = prompt.routing
     strategy = str(getattr(spec, "strategy", "thompson"))
     cap = float(getattr(spec, "exploration_cap", 0.2))
@@ -198,7 +244,6 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     if paused or len(arms) == 1:
         shares = [1.0 if i == ci else 0.0 for i in range(len(arms))]
         kind = "champion"
-        stable = shares
     elif strategy == "fixed":
         raw = [max(0.0, float(weights.get(n, 0.0))) for n in arms] if weights else [1.0] * len(arms)
         if sum(raw) <= 0:
@@ -206,49 +251,52 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
         total = sum(raw)
         shares = [w / total for w in raw]
         kind = "fixed"
-        stable = shares
     else:
         alphas = [posteriors.get(n, (1.0, 1.0))[0] for n in arms]
         betas = [posteriors.get(n, (1.0, 1.0))[1] for n in arms]
         seed = zlib.crc32(f"{prompt.id}:{version}:{','.join(arms)}".encode())
-        shares = cap_exploration(thompson_shares(alphas, betas, seed), ci, cap)
+        floor = float(getattr(spec, "exploration_floor", EXPLORATION_FLOOR))
+        shares = floor_shares(
+            cap_exploration(thompson_shares(alphas, betas, seed), ci, cap), ci, cap, floor
+        )
         kind = "thompson"
-        each = cap / (len(arms) - 1)
-        stable = [1.0 - cap if i == ci else each for i in range(len(arms))]
 
     # Arms with no share stay out of the draw tables (a zero-width slot is never hit,
     # but keeping them out makes that obvious).
     live = [i for i, s in enumerate(shares) if s > 0]
     decisions = tuple(_make_decision(arms[i], champion, shares[i], kind, version) for i in live)
-    sticky_live = [i for i, s in enumerate(stable) if s > 0]
     sticky_decisions = tuple(
-        _make_decision(arms[i], champion, stable[i], "sticky", version) for i in sticky_live
+        _make_decision(arms[i], champion, shares[i], "sticky", version) for i in live
     )
     champion_decision = (
         next(d for d in decisions if d.variant == champion)
         if champion in [arms[i] for i in live]
         else _make_decision(champion, champion, 1.0, "champion", version)
     )
-    salt = hashlib.blake2b(
-        f"{prompt.id}|{champion}|{cap}|{','.join(arms)}|{[round(s, 9) for s in stable]}".encode(),
-        digest_size=16,
-    ).digest()
     return _Table(
         cumulative=_cumulate([shares[i] for i in live]),
         decisions=decisions,
-        sticky=sticky,
-        salt=salt,
-        sticky_cumulative=_cumulate([stable[i] for i in sticky_live]),
+        sticky=sticky and kind != "champion",
         sticky_decisions=sticky_decisions,
         champion=champion_decision,
         shares={arms[i]: shares[i] for i in range(len(arms))},
+        live=frozenset([champion] if kind == "champion" else arms),
+        version=version,
     )
 
 
 class Router:
     """Routing tables of every live prompt; swapped whole, never mutated in place."""
 
-    def __init__(self, prompts: Iterable[PromptLike] = (), *, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        prompts: Iterable[PromptLike] = (),
+        *,
+        seed: int | None = None,
+        assignments: Assignments | None = None,
+    ) -> None:
+        self.assignments = assignments if assignments is not None else Assignments()
+        self._sticky_cache: dict[tuple[str, str, float, int, str], Route] = {}
         self._rng = random.Random(seed)
         self._random = self._rng.random
         self._prompts: dict[str, PromptLike] = {}
@@ -284,10 +332,32 @@ class Router:
         """Pick the variant of one call. ``KeyError`` for an unknown prompt."""
         table = self._tables[prompt_id]
         if subject is not None and table.sticky:
-            digest = hashlib.blake2b(subject.encode(), digest_size=8, key=table.salt).digest()
-            point = int.from_bytes(digest, "big") / 18446744073709551616.0
-            return table.sticky_decisions[bisect_right(table.sticky_cumulative, point)]
+            return self._sticky(prompt_id, subject, table)
         return table.decisions[bisect_right(table.cumulative, self._random())]
+
+    def _sticky(self, prompt_id: str, subject: str, table: _Table) -> Route:
+        key = assignment_key(prompt_id, subject)
+        kept = self.assignments.get(key)
+        champion = table.champion.variant
+        if kept is not None and kept.variant in table.live and kept.champion == champion:
+            ck = (prompt_id, kept.variant, kept.probability, kept.snapshot_version, champion)
+            decision = self._sticky_cache.get(ck)
+            if decision is None:
+                if len(self._sticky_cache) > 4096:
+                    self._sticky_cache.clear()
+                decision = _make_decision(
+                    kept.variant, champion, kept.probability, "sticky", kept.snapshot_version
+                )
+                self._sticky_cache[ck] = decision
+            return decision
+        # A new subject (or its variant was retired, or the champion changed): assign by
+        # the current table, at a point every replica computes alike.
+        point = int(key[:16], 16) / 18446744073709551616.0
+        decision = table.sticky_decisions[bisect_right(table.cumulative, point)]
+        self.assignments.put(
+            key, Assignment(decision.variant, decision.probability, table.version, champion)
+        )
+        return decision
 
     def champion(self, prompt_id: str) -> Route:
         """The champion's decision, for the retry after a challenger failed."""

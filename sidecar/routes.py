@@ -1,81 +1,21 @@
 """The ``/v1`` API and the probes: thin handlers over plain functions.
 
-``POST /v1/chat/completions`` (see :mod:`sidecar.proxy`), ``POST /v1/feedback``,
+``POST /v1/chat/completions`` (see :mod:`sidecar.proxy`), ``POST /v1/feedback`` (see
+:mod:`sidecar.feedback`),
 ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from aiohttp import web
 
-from events.models import FeedbackReceived
-from sidecar import keys
-from sidecar.catalog import Catalog
+from sidecar import keys, passthrough
 from sidecar.errors import BadRequest
-from sidecar.inputs import check_text
 from sidecar.metrics import CONTENT_TYPE
 from sidecar.ports import Publisher
-from sidecar.proxy import MODEL_PREFIX, parse_body
-
-MAX_FEEDBACK_INT = 2**53
-"""Integer feedback values beyond this lose precision as floats (and ``float()`` of a
-401-digit integer raises ``OverflowError``): refused."""
-
-
-def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
-    """Validate ``{"execution_id", "name", "value", "comment"?}`` into an event (400 otherwise)."""
-    execution_id = body.get("execution_id")
-    if not isinstance(execution_id, str) or not execution_id.strip():
-        raise BadRequest(
-            "'execution_id' must be a non-empty string (the response id or X-Promptlab-Execution)",
-            param="execution_id",
-        )
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest(
-            "'name' must be a non-empty string (e.g. the prompt's reward feedback name)",
-            param="name",
-        )
-    value = body.get("value")
-    if not isinstance(value, bool) and isinstance(value, int) and abs(value) > MAX_FEEDBACK_INT:
-        raise BadRequest("'value' is out of range", param="value")
-    if not isinstance(value, bool | int | float) or (
-        not isinstance(value, bool) and not math.isfinite(value)
-    ):
-        raise BadRequest("'value' must be a boolean or a finite number", param="value")
-    comment = body.get("comment")
-    if comment is not None and not isinstance(comment, str):
-        raise BadRequest("'comment' must be a string", param="comment")
-    check_text(execution_id, "execution_id")
-    check_text(name, "name")
-    if comment is not None:
-        check_text(comment, "comment")
-    return FeedbackReceived(
-        execution_id=execution_id.strip(),
-        name=name.strip(),
-        value=value if isinstance(value, bool) else float(value),
-        comment=comment,
-    )
-
-
-def models_listing(catalog: Catalog) -> dict[str, Any]:
-    """The routed prompts in the shape of OpenAI's ``GET /v1/models``."""
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": MODEL_PREFIX + p.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": "promptlab",
-                "description": p.description,
-            }
-            for p in catalog.all()
-        ],
-    }
+from sidecar.proxy import parse_body
 
 
 def readiness(
@@ -98,20 +38,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def feedback(request: web.Request) -> web.Response:
-    event = feedback_event(parse_body(await request.read()))
-    request.app[keys.PUBLISHER].publish(event)
-    return web.json_response(
-        {
-            "id": event.event_id,
-            "object": "feedback",
-            "execution_id": event.execution_id,
-            "status": "accepted",
-        }
-    )
-
-
-async def models(request: web.Request) -> web.Response:
-    return web.json_response(models_listing(request.app[keys.CATALOG]))
+    """200 accepted, 202 pending (execution unknown here), 400 (see :mod:`sidecar.feedback`)."""
+    app = request.app
+    try:
+        status, answer, event = app[keys.FEEDBACK].receive(parse_body(await request.read()))
+    except BadRequest:
+        app[keys.METRICS].feedback("rejected")
+        raise
+    app[keys.PUBLISHER].publish(event)
+    app[keys.METRICS].feedback(answer["status"])
+    return web.json_response(answer, status=status)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -144,7 +80,7 @@ async def metrics(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/feedback", feedback)
-    app.router.add_get("/v1/models", models)
+    passthrough.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

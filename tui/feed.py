@@ -27,6 +27,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from events import BaseEvent, Bucket, EventBus, EventDecodeError, KVEntry, VariantRegistered, decode
+from events.snapshots import LearnerStatus
 from tui.state import LabState
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class Feed:
             ),
             # Templates of every variant, however far back in the stream it was registered.
             self._spawn(self._watch(str(Bucket.VARIANTS), self._on_variant), "tui-watch-variants"),
+            self._spawn(self._watch(str(Bucket.LEARNER), self._on_learner), "tui-watch-learner"),
         ]
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -148,6 +150,17 @@ class Feed:
             return
         if isinstance(event, VariantRegistered):
             self.state.apply_variant(event)
+
+    def _on_learner(self, entry: KVEntry) -> None:
+        if entry.key != "status" or entry.value is None:
+            return
+        try:
+            self.state.learner = LearnerStatus.decode(entry.value)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            log.warning("ignoring a learner status: %s", exc)
+            return
+        self.state.learner_seen_at = self.clock()
+        self.state.revision += 1
 
     def _on_stats(self, entry: KVEntry) -> None:
         self.state.apply_stats(entry, now=self.clock())

@@ -56,4 +56,20 @@ def assess(
         return Health(
             "warn", f"learner offline: no stats for {now - last:.0f}s while traffic flows"
         )
-    return Health("ok", "live")
+    return _learner(state, now, stale_after_s) or Health("ok", "live")
+
+
+def _learner(state: LabState, now: float, stale_after_s: float) -> Health | None:
+    """The lease: which learner is active (it refreshes its status every few seconds)."""
+    status, seen = state.learner, state.learner_seen_at
+    if status is None or seen is None:
+        return None
+    if status.state == "stopped":
+        return Health("warn", f"live · no active learner ({status.host} pid {status.pid} stopped)")
+    if now - seen >= stale_after_s:
+        return Health(
+            "warn",
+            f"live · learner {status.host} pid {status.pid} silent for {now - seen:.0f}s "
+            "(a standby takes over once its lease is free)",
+        )
+    return Health("ok", f"live · learner active: {status.host} pid {status.pid}")

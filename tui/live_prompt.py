@@ -69,6 +69,9 @@ class LivePrompt:
     routing: RoutingSnapshot | None = None
     templates: dict[str, VariantRegistered] = field(default_factory=dict)
     """Latest registration of each variant: its template, model and lineage."""
+    versions: dict[str, list[VariantRegistered]] = field(default_factory=dict)
+    """Every distinct version of each variant seen, oldest first (the template tab
+    steps through them)."""
     executions: deque[ExecutionRow] = field(default_factory=lambda: deque(maxlen=FEED_SIZE))
     live_decisions: dict[str, DecisionEntry] = field(default_factory=dict)
     """Decision events seen on the bus, by event id (they carry the full evidence)."""

@@ -26,7 +26,7 @@ from events import (
     VariantRetired,
     VariantRolledBack,
 )
-from events.snapshots import RoutingSnapshot, StatsSnapshot
+from events.snapshots import LearnerStatus, RoutingSnapshot, StatsSnapshot
 from tui.live_prompt import LIVE_DECISIONS_KEPT, DecisionEntry, ExecutionRow, LivePrompt, iso_text
 
 __all__ = ["DecisionEntry", "ExecutionRow", "LabState", "LivePrompt", "Notice", "Severity"]
@@ -60,6 +60,9 @@ class LabState:
         self.last_traffic_at: float | None = None
         """Monotonic time the last execution or feedback arrived."""
         self.bad_snapshots = 0
+        self.learner: LearnerStatus | None = None
+        """The active learner's status (who holds the lease), when one has written it."""
+        self.learner_seen_at: float | None = None
         self.pending: dict[str, str] = {}
         """Commands this TUI sent, by event id -> description, to word a refusal."""
         self.notices: deque[Notice] = deque(maxlen=20)
@@ -130,7 +133,11 @@ class LabState:
 
     def apply_variant(self, event: VariantRegistered) -> None:
         """A variant's content (an event, or the variants bucket): its templates."""
-        self.prompt(event.prompt_id).templates[event.variant] = event
+        prompt = self.prompt(event.prompt_id)
+        prompt.templates[event.variant] = event
+        seen = prompt.versions.setdefault(event.variant, [])
+        if not any(v.version == event.version for v in seen):
+            seen.append(event)
         self._changed()
 
     def apply_event(self, event: BaseEvent, *, now: float, live: bool = True) -> None:

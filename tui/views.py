@@ -355,11 +355,22 @@ def recent_decisions_text(prompts: Sequence[LivePrompt], limit: int = 8) -> Text
     return out
 
 
-def template_text(prompt: LivePrompt, variant: str | None) -> Text:
-    """The selected variant's model, lineage and system/user templates."""
+def template_text(prompt: LivePrompt, variant: str | None, back: int = 0) -> Text:
+    """The selected variant's model, lineage and system/user templates; ``back`` steps
+    to older versions (0: the current one)."""
     if variant is None:
         return Text("Select a variant in the table above.", style="dim")
     registered = prompt.templates.get(variant)
+    versions = prompt.versions.get(variant, [])
+    shown_version = ""
+    if len(versions) > 1:
+        index = max(0, len(versions) - 1 - back)
+        registered = versions[index]
+        shown_version = (
+            f"version {index + 1} of {len(versions)} ({registered.version[:12]})"
+            + ("" if index == len(versions) - 1 else ", not the current one")
+            + "  [ older  ] newer\n"
+        )
     stats = prompt.variant(variant)
     out = Text()
     out.append(f"{variant}", style="bold")
@@ -374,6 +385,8 @@ def template_text(prompt: LivePrompt, variant: str | None) -> Text:
     if parent:
         out.append(f"  from {parent}" + (f" by {strategy}" if strategy else ""), style="dim")
     out.append("\n\n")
+    if shown_version:
+        out.append(shown_version + "\n", style="yellow")
     if registered is None:
         out.append(
             "Template not seen yet: it is shown once this variant's registration event is "

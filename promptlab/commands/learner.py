@@ -4,9 +4,12 @@
   SQLite file, or a scratch schema on PostgreSQL) with the learner's own projection
   code, publishing nothing, and compares it with the live database table by table:
   exit 0 when identical, 1 with the differing rows otherwise.
-* ``stats`` prints, per prompt and variant, what the learner knows (from the database;
-  no NATS needed) and, per prompt, the leader, its lift and a recommendation.
-* ``promote``, ``rollback`` and ``pause`` publish command events; the learner carries
+* ``stats`` prints whether a learner is active on the store (the lease: who holds it),
+  the learner's counters (dead letters, feedback dropped / refused / replaced), then,
+  per prompt and variant, what the learner knows (from the database; no NATS needed)
+  and, per prompt, the leader, its lift and a recommendation.
+* ``promote``, ``rollback``, ``pause`` and ``prompts activate|deprecate|archive``
+  publish command events; the learner carries
   them out (or rejects them, saying why) and this command waits briefly for its answer.
 """
 
@@ -25,13 +28,20 @@ from typing import TYPE_CHECKING, Any
 from events.bus import BusError, EventBus
 from events.embedded import resolve_nats_url
 from events.jetstream import JetStreamBus
-from events.models import BaseEvent, CommandRejected, PauseCommand, PromoteCommand, RollbackCommand
+from events.models import (
+    BaseEvent,
+    CommandRejected,
+    LifecycleCommand,
+    PauseCommand,
+    PromoteCommand,
+    RollbackCommand,
+)
 from learner.analysis import analyze, rng_for
-from learner.commands import answer_id
+from learner.projection.commands import answer_id
+from learner.projection.reward import effective_promotion, rules_from_prompts
 from learner.replay import ReplayReport, catch_up, compare, rebuild
-from learner.reward import effective_promotion, rules_from_prompts
-from learner.store import Store
-from learner.view import load_view
+from learner.storage.store import Store
+from learner.storage.view import load_view
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 
 if TYPE_CHECKING:
@@ -100,6 +110,9 @@ async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) ->
             until=position,
             rewards=rules_from_prompts(prompts),
             promotion=lambda p: effective_promotion(prompts.get(p), settings.learner.promotion),
+            feedback_repeat=settings.learner.feedback_repeat,
+            feedback_wait_s=settings.learner.feedback_wait_s,
+            retention_days=settings.learner.retention_days,
         )
         for _ in range(attempts):
             diffs = await compare(live, scratch)
@@ -109,7 +122,7 @@ async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) ->
             position = now
             events += await catch_up(bus, projection, position)
         tables = {}
-        from learner.schema import PROJECTED_TABLES
+        from learner.storage.schema import PROJECTED_TABLES
 
         for table in PROJECTED_TABLES:
             tables[table.name] = len(await live.dump(table))
@@ -162,6 +175,43 @@ def _print_replay(report: ReplayReport) -> None:
 # --------------------------------------------------------------------------- stats
 
 
+COUNTERS = (
+    ("dead_letters", "dead-lettered events"),
+    ("feedback_pending", "feedback waiting for its execution"),
+    (
+        "feedback_dropped",
+        "feedback dropped (its execution never came within learner.feedback_wait_s)",
+    ),
+    ("feedback_rejected", "feedback refused (off the reward scale, or NaN)"),
+    ("feedback_replaced", "feedback replaced by a later one (learner.feedback_repeat = last)"),
+    ("feedback_ignored", "repeated feedback ignored (learner.feedback_repeat = first)"),
+)
+"""The learner counters ``stats`` shows, with what they mean."""
+
+
+async def collect_learner(settings: Settings) -> dict[str, Any]:
+    """The lease of the store (is a learner active, which one) and the learner's counters."""
+    from sqlalchemy import func, select
+
+    from learner.lease import lease_status
+    from learner.storage import schema as t
+
+    store = Store(settings.storage.url)
+    try:
+        await store.create()
+        lease = await lease_status(store)
+        counters = {name: value for name, value in await store.dump(t.learner_counters)}
+        async with store.engine.connect() as conn:
+            pending = await conn.scalar(select(func.count()).select_from(t.pending_feedback))
+        counters["feedback_pending"] = int(pending or 0)
+    finally:
+        await store.close()
+    return {
+        "lease": {**lease.to_dict(), "text": lease.describe()},
+        "counters": {name: int(counters.get(name, 0)) for name, _ in COUNTERS},
+    }
+
+
 async def collect_stats(
     settings: Settings, prompt_filter: str | None = None
 ) -> list[dict[str, Any]]:
@@ -190,6 +240,7 @@ async def collect_stats(
                         "variant": arm.variant,
                         "status": arm.status,
                         "model": arm.model,
+                        "version": arm.version,
                         "executions": life.executions if life else 0,
                         "n": arm.n,
                         "reward_mean": a.mean if a else None,
@@ -225,10 +276,18 @@ async def collect_stats(
 
 def stats_command(args: argparse.Namespace, settings: Settings) -> int:
     """``promptlab stats``."""
+    learner = asyncio.run(collect_learner(settings))
     data = asyncio.run(collect_stats(settings, args.prompt))
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps({"learner": learner, "prompts": data}, indent=2))
         return 0
+    print(learner["lease"]["text"])
+    counts = learner["counters"]
+    print(
+        "  "
+        + ", ".join(f"{counts[name]} {label.split(' (')[0]}" for name, label in COUNTERS)
+        + "\n"
+    )
     if not data:
         print("no prompts in the learner's database yet (is the learner running?)")
         return 0
@@ -297,6 +356,18 @@ def promote_command(args: argparse.Namespace, settings: Settings) -> int:
         ),
         args.wait,
     )
+
+
+def lifecycle_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``promptlab prompts activate|deprecate|archive ID VARIANT``."""
+    command = LifecycleCommand(
+        prompt_id=args.id,
+        variant=args.variant,
+        status=args.status,
+        actor=args.actor,
+        reason=args.reason,
+    )
+    return _send(settings, command, args.wait)
 
 
 def rollback_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -63,7 +63,16 @@ def register_tui(sub: argparse._SubParsersAction) -> None:
 
 
 def register_learner(sub: argparse._SubParsersAction) -> None:
-    """Add ``replay``, ``stats``, ``promote``, ``rollback`` and ``pause``."""
+    """Add ``learner``, ``replay``, ``stats``, ``promote``, ``rollback`` and ``pause``."""
+    learner = sub.add_parser(
+        "learner",
+        help="run the learner alone (one is active per store, others stand by)",
+        description="Run the learner without a sidecar (for fleets of 'serve --no-learner'). "
+        "It takes the store's lease, or stands by until the active learner stops.",
+    )
+    add_config_option(learner)
+    learner.set_defaults(handler=lazy("promptlab.commands.learner_run:run"))
+
     replay = sub.add_parser(
         "replay", help="rebuild the learner's projection from the stream and compare"
     )
@@ -82,12 +91,12 @@ def register_learner(sub: argparse._SubParsersAction) -> None:
     promote = sub.add_parser("promote", help="make a variant the champion of a prompt")
     promote.add_argument("prompt", help="prompt id")
     promote.add_argument("variant", help="variant name")
-    _command_options(promote)
+    command_options(promote)
     promote.set_defaults(handler=lazy("promptlab.commands.learner:promote_command"))
 
     rollback = sub.add_parser("rollback", help="undo the last promotion of a prompt")
     rollback.add_argument("prompt", help="prompt id")
-    _command_options(rollback)
+    command_options(rollback)
     rollback.set_defaults(handler=lazy("promptlab.commands.learner:rollback_command"))
 
     pause = sub.add_parser(
@@ -95,11 +104,12 @@ def register_learner(sub: argparse._SubParsersAction) -> None:
     )
     pause.add_argument("prompt", help="prompt id")
     pause.add_argument("--resume", action="store_true", help="resume exploration instead")
-    _command_options(pause)
+    command_options(pause)
     pause.set_defaults(handler=lazy("promptlab.commands.learner:pause_command"))
 
 
-def _command_options(parser: argparse.ArgumentParser) -> None:
+def command_options(parser: argparse.ArgumentParser) -> None:
+    """``--reason``, ``--actor``, ``--wait`` and ``--config`` of a command sent to the learner."""
     parser.add_argument("--reason", default="", help="why (recorded with the decision)")
     parser.add_argument("--actor", default="cli", help="who asks (recorded with the decision)")
     parser.add_argument(

@@ -1,4 +1,6 @@
-"""`promptlab prompts list|show|validate`: look at and check prompt files."""
+"""`promptlab prompts list|show|validate`: look at and check prompt files;
+`promptlab prompts activate|deprecate|archive ID VARIANT`: move a variant through its
+lifecycle (a command event the learner carries out or refuses, with who and why)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from promptlab.cli import add_config_option
+from promptlab.cli import add_config_option, lazy
+from promptlab.commands.parsers import command_options
 from promptlab.settings import SettingsError, load_settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir, validate_files
 
@@ -40,6 +43,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     validate.add_argument("files", nargs="+", metavar="FILE", help="prompt file or directory")
     add_config_option(validate)
     validate.set_defaults(handler=validate_prompts, needs_settings=False)
+
+    history = commands.add_parser(
+        "history", help="every version of each variant: hash, when, origin, parent, status, n"
+    )
+    history.add_argument("id", help="prompt id")
+    history.add_argument("variant", nargs="?", help="only this variant")
+    history.add_argument("--json", action="store_true", help="print as JSON")
+    add_config_option(history)
+    history.set_defaults(handler=lazy("promptlab.commands.history:history"))
+
+    diff = commands.add_parser("diff", help="unified diff of two versions of a variant")
+    diff.add_argument("id", help="prompt id")
+    diff.add_argument("variant", help="variant name")
+    diff.add_argument("v1", help="version number (1, 2, ...) or hash prefix")
+    diff.add_argument("v2", help="version number or hash prefix")
+    add_config_option(diff)
+    diff.set_defaults(handler=lazy("promptlab.commands.history:diff"))
+
+    for status, verb, what in LIFECYCLE_VERBS:
+        move = commands.add_parser(verb, help=what)
+        move.add_argument("id", help="prompt id")
+        move.add_argument("variant", help="variant name")
+        command_options(move)
+        move.set_defaults(
+            handler=lazy("promptlab.commands.learner:lifecycle_command"), status=status
+        )
+
+
+LIFECYCLE_VERBS = (
+    ("active", "activate", "route a draft, deprecated or archived variant again"),
+    ("deprecated", "deprecate", "stop new traffic to a variant (its statistics stay)"),
+    ("archived", "archive", "stop traffic and hide a variant from default lists"),
+)
+"""``(lifecycle state, subcommand, help)`` of the lifecycle moves."""
 
 
 def _load(settings: Settings) -> dict[str, PromptSpec] | None:

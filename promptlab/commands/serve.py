@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import logging
 import os
@@ -37,6 +38,8 @@ from events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from events.jetstream import JetStreamBus
 from events.publisher import EventPublisher
 from promptlab import startup
+from promptlab.commands.analytics import report_json
+from promptlab.commands.history import history_json
 from promptlab.logs import ACCESS_LOGGER
 from promptlab.online import online_evaluation
 from promptlab.settings import Settings
@@ -44,6 +47,7 @@ from prompts import PromptFileError, PromptSpec, load_prompt_dir
 from sidecar import keys
 from sidecar.access_log import AccessLogger
 from sidecar.app import create_app
+from sidecar.feedback import FeedbackPolicy
 from sidecar.guard import GuardedAppRunner
 from sidecar.metrics import WORKER_ENV, multiprocess_env, remove_multiprocess_dir
 
@@ -258,7 +262,14 @@ async def serve(
     server = settings.server
     bus, url, embedded, connecting = await _open_bus(settings)
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
-    app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus)
+    policy = FeedbackPolicy(
+        repeat=settings.learner.feedback_repeat, wait_s=settings.learner.feedback_wait_s
+    )
+    app = create_app(
+        settings, prompts=prompts, publisher=publisher, bus=bus, feedback_policy=policy
+    )
+    app[keys.ANALYTICS] = functools.partial(report_json, settings)
+    app[keys.HISTORY] = functools.partial(history_json, settings)
     runner = GuardedAppRunner(
         app,
         header_timeout=server.header_timeout_s,

@@ -20,10 +20,12 @@ from events.models import (
     ExplorationPaused,
     ExplorationResumed,
     FeedbackReceived,
+    LifecycleCommand,
     PauseCommand,
     PromoteCommand,
     RollbackCommand,
     RoutingInfo,
+    VariantLifecycleChanged,
     VariantPromoted,
     VariantRegistered,
     VariantRetired,
@@ -58,6 +60,8 @@ SAMPLES: list[BaseEvent] = [
     RollbackCommand(prompt_id="p"),
     PauseCommand(prompt_id="p", paused=False),
     CommandRejected(command_id="c1", prompt_id="p", reason="unknown variant"),
+    LifecycleCommand(prompt_id="p", variant="v2", status="deprecated", actor="alice", reason="slow"),
+    VariantLifecycleChanged(prompt_id="p", variant="v2", status="deprecated", previous="active"),
 ]  # fmt: skip
 
 

@@ -26,9 +26,9 @@ def registered(
     return VariantRegistered(
         prompt_id=prompt,
         variant=variant,
-        version=f"v-{variant}",
+        version=kw.pop("version", f"v-{variant}"),
         model="simulated/echo",
-        template="Hello {{ name }}",
+        template=kw.pop("template", "Hello {{ name }}"),
         champion=champion,
         occurred_at=kw.pop("occurred_at", T0),
         **kw,

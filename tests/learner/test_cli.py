@@ -96,13 +96,17 @@ async def test_stats_prints_variants_leader_and_recommendation(
 ) -> None:
     code, out, _ = await cli(capsys, "stats", "--config", str(config), "--json")
     assert code == 0
-    [prompt] = json.loads(out)
+    report = json.loads(out)
+    [prompt] = report["prompts"]
+    assert report["learner"]["lease"]["state"] == "active"  # the in-process learner holds it
+    assert report["learner"]["counters"]["dead_letters"] == 0
     assert (prompt["prompt_id"], prompt["champion"], prompt["leader"]) == ("greet", "a", "b")
     b = next(v for v in prompt["variants"] if v["variant"] == "b")
     assert (b["n"], b["reward_mean"], b["executions"]) == (30, 1.0, 30)
     assert prompt["recommendation"]
     code, out, _ = await cli(capsys, "stats", "--config", str(config))
     assert code == 0 and "leader b" in out and "P(BEST)" in out
+    assert "learner lease: active, held by" in out and "0 dead-lettered events" in out
 
 
 async def test_replay_is_identical_then_notices_a_tampered_row(
@@ -139,3 +143,25 @@ async def test_promote_rollback_and_pause_through_the_learner(
     assert code == 0 and "ExplorationPaused" in out
     code, _, err = await cli(capsys, "pause", "greet", "--config", str(config))
     assert code == 1 and "already paused" in err
+
+
+async def test_lifecycle_moves_through_the_learner_and_refusals_exit_1(
+    running: tuple[Settings, Learner, JetStreamBus],
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    opts = ["--config", str(config)]
+    code, out, _ = await cli(
+        capsys, "prompts", "deprecate", "greet", "b", "--reason", "too long", *opts
+    )
+    assert code == 0 and "VariantLifecycleChanged" in out
+    code, _, err = await cli(capsys, "promote", "greet", "b", *opts)
+    assert code == 1 and "is deprecated and cannot be promoted" in err
+    code, _, err = await cli(capsys, "prompts", "archive", "greet", "a", *opts)
+    assert code == 1 and "'a' is the champion" in err
+    code, out, _ = await cli(capsys, "prompts", "archive", "greet", "b", "--actor", "bob", *opts)
+    assert code == 0 and "VariantLifecycleChanged" in out
+    code, out, _ = await cli(capsys, "prompts", "activate", "greet", "b", *opts)
+    assert code == 0
+    code, out, _ = await cli(capsys, "promote", "greet", "b", *opts)
+    assert code == 0 and "VariantPromoted" in out

@@ -1,4 +1,5 @@
-"""The learner stays below the sidecar and the TUI: importing it loads neither."""
+"""The learner stays below the sidecar and the TUI: importing it loads neither (no import
+cycle anywhere: tests/promptlab/test_import_cycles.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 def test_import_learner_loads_no_aiohttp_textual_or_litellm() -> None:
     code = (
         "import json, sys\n"
-        "import learner, learner.service, learner.projection, learner.replay, learner.analytics\n"
+        "import learner, learner.service, learner.projection.transaction, learner.replay, learner.storage.analytics\n"
         "print(json.dumps(sorted(m for m in ('aiohttp', 'textual', 'litellm', 'sidecar', 'tui') if m in sys.modules)))\n"
     )
     out = subprocess.run(

@@ -17,6 +17,7 @@ from events.models import (
     CommandRejected,
     PauseCommand,
     PromoteCommand,
+    RoutingInfo,
     VariantPromoted,
     VariantRegistered,
     VariantRolledBack,
@@ -27,8 +28,8 @@ from events.subjects import Bucket, Header, Subject
 from learner.config import LearnerSettings, StorageSettings
 from learner.decide import default_policy
 from learner.service import Learner
-from learner.store import ArmTotals, Store
-from learner.view import ArmView, PromptView
+from learner.storage.store import ArmTotals, Store
+from learner.storage.view import ArmView, PromptView
 from prompts.config import PromotionConfig
 from prompts.spec import PromptSpec
 
@@ -274,7 +275,9 @@ async def test_default_policy_promotes_a_clearly_better_challenger(
         rng = np.random.default_rng(1)
         for i in range(600):
             variant = "ab"[i % 2]
-            await bus.publish(execution(f"x{i}", variant=variant, seconds=i))
+            # An even split, as the router logs it: the same-period test weights by it.
+            split = RoutingInfo(strategy="fixed", probability=0.5)
+            await bus.publish(execution(f"x{i}", variant=variant, seconds=i, routing=split))
             await bus.publish(
                 feedback(
                     f"x{i}",

@@ -24,9 +24,11 @@ from events.memory import MemoryBus
 from events.models import BaseEvent
 from events.publisher import EventPublisher
 from prompts import PromptSpec
+from sidecar import keys
 from sidecar.app import create_app
 from sidecar.config import ProviderSettings, ServerSettings, TelemetrySettings, default_providers
-from sidecar.ports import SidecarConfig
+from sidecar.feedback import FeedbackPolicy
+from sidecar.ports import AnalyticsSource, HistorySource, SidecarConfig
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
 """The fake provider key: it must reach the upstream and nothing else."""
@@ -151,6 +153,9 @@ async def make_sidecar(
         telemetry: dict[str, Any] | None = None,
         bus: str = "jetstream",
         router_seed: int | None = 7,
+        feedback_policy: FeedbackPolicy | None = None,
+        analytics: AnalyticsSource | None = None,
+        history: HistorySource | None = None,
     ) -> Harness:
         event_bus: EventBus
         if bus == "memory":
@@ -189,7 +194,12 @@ async def make_sidecar(
             bus=event_bus,
             router_seed=router_seed,
             environ={KEY_ENV: SECRET},
+            feedback_policy=feedback_policy,
         )
+        if analytics is not None:
+            app[keys.ANALYTICS] = analytics
+        if history is not None:
+            app[keys.HISTORY] = history
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -11,6 +11,7 @@ from conftest import MakeSidecar
 
 from events.models import (
     FeedbackReceived,
+    LifecycleCommand,
     PauseCommand,
     PromoteCommand,
     RollbackCommand,
@@ -38,13 +39,13 @@ async def test_feedback_publishes_feedback_received(make_sidecar: MakeSidecar) -
         sidecar.url + "/v1/feedback",
         {"execution_id": "abc", "name": "thumbs_up", "value": True},
     )
-    assert status == 200 and body["execution_id"] == "abc"
+    assert status == 202 and body["execution_id"] == "abc"  # not served here: pending
     status, _ = await call(
         "POST",
         sidecar.url + "/v1/feedback",
         {"execution_id": "abc", "name": "score", "value": 0.5, "comment": "ok"},
     )
-    assert status == 200
+    assert status == 202
     events = await sidecar.wait_events("feedback.received", 2)
     assert [(e.name, e.value) for e in events if isinstance(e, FeedbackReceived)] == [
         ("thumbs_up", True),
@@ -90,6 +91,25 @@ async def test_admin_promote_rollback_pause_publish_commands(make_sidecar: MakeS
     assert isinstance(commands[1], RollbackCommand)
     assert isinstance(commands[2], PauseCommand) and commands[2].paused
     assert isinstance(commands[3], PauseCommand) and not commands[3].paused
+
+
+async def test_admin_lifecycle_publishes_a_command_with_who_and_why(
+    make_sidecar: MakeSidecar,
+) -> None:
+    sidecar = await make_sidecar()
+    url = sidecar.url + "/admin/prompts/summarize/variants/v2/lifecycle"
+    body = {"status": "deprecated", "reason": "too slow", "actor": "alice"}
+    status, answer = await call("POST", url, body)
+    assert status == 202 and answer["type"] == "command.lifecycle"
+    assert (await call("POST", url, {"status": "draft"}))[0] == 400  # files only
+    assert (await call("POST", url, {"status": "gone"}))[0] == 400
+    assert (await call("POST", url, {"status": "archived", "actor": 7}))[0] == 400
+    missing = sidecar.url + "/admin/prompts/summarize/variants/zzz/lifecycle"
+    assert (await call("POST", missing, {"status": "archived"}))[0] == 404
+    commands = [e for e in await sidecar.events() if isinstance(e, LifecycleCommand)]
+    assert [(c.event_id, c.variant, c.status, c.actor, c.reason) for c in commands] == [
+        (answer["command_id"], "v2", "deprecated", "alice", "too slow")
+    ]
 
 
 async def test_admin_registers_a_variant_and_routes_to_it(make_sidecar: MakeSidecar) -> None:
@@ -169,3 +189,40 @@ async def test_probes_and_metrics(make_sidecar: MakeSidecar) -> None:
     assert prom.value(text, "promptlab_calls_total", **labels, status="ok") == 1
     assert prom.value(text, "promptlab_latency_seconds_count", **labels) == 1
     assert prom.value(text, "promptlab_tokens_total", **labels, direction="input") == 10
+
+
+async def test_admin_re_registering_a_name_is_idempotent_or_409_unless_replace(
+    make_sidecar: MakeSidecar,
+) -> None:
+    sidecar = await make_sidecar(bus="memory")
+    url = sidecar.url + "/admin/prompts/summarize/variants"
+    body = {"name": "v3", "model": "fake/model-c", "template": "Explain {{ code }}"}
+    status, first = await call("POST", url, body)
+    assert status == 201
+    status, again = await call("POST", url, body)
+    assert status == 200 and again["version"] == first["version"]  # same body: same variant
+    changed = {**body, "template": "Explain briefly {{ code }}"}
+    status, refused = await call("POST", url, changed)
+    assert status == 409 and '"replace": true' in refused["error"]["message"]
+    status, replaced = await call("POST", url, {**changed, "replace": True})
+    assert status == 201 and replaced["replaced_version"] == first["version"]
+    assert replaced["version"] != first["version"]
+    # the config champion can be replaced too, and stays the champion
+    status, _ = await call(
+        "POST", url, {"name": "v1", "model": "fake/model-a", "template": "Sum up: {{ code }}"}
+    )
+    assert status == 409
+    status, _ = await call(
+        "POST",
+        url,
+        {"name": "v1", "model": "fake/model-a", "template": "Sum up: {{ code }}", "replace": True},
+    )
+    assert status == 201
+    v3 = [
+        e.version
+        for e in await sidecar.events("variant.registered")
+        if isinstance(e, VariantRegistered) and e.variant == "v3"
+    ]
+    assert v3 == [first["version"], replaced["version"]]  # the idempotent call published nothing
+    status, listing = await call("GET", sidecar.url + "/admin/prompts/summarize")
+    assert listing["champion"] == "v1"

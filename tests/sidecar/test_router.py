@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from conftest import summarize_prompt
 
 from events.snapshots import ArmPosterior, RoutingSnapshot
 from prompts import PromptSpec
-from sidecar.router import Router
+from sidecar.router import Router, floor_shares
 
 DRAWS = 20_000
 
@@ -48,18 +49,32 @@ def test_priors_respect_the_exploration_cap() -> None:
     assert abs(got["v2"] - 0.1) < 0.015 and abs(got["v3"] - 0.1) < 0.015
 
 
-def test_a_confident_posterior_explores_less_than_the_cap() -> None:
+def test_a_confident_posterior_explores_less_than_the_cap_but_keeps_the_floor() -> None:
     router = Router([three_arms(sticky=False)], seed=1)
     router.apply_snapshot(snapshot(v1=(900, 100), v2=(100, 900), v3=(850, 150)))
+    exact = router.shares("summarize")
+    # A hopeless challenger keeps the exploration floor (0.05, and 0.05 * 2 fits in the
+    # 0.2 cap): its logged probability is never zero.
+    assert exact["v2"] == pytest.approx(0.05) and exact["v3"] == pytest.approx(0.05, abs=0.01)
     got = shares(router)
-    assert got["v1"] > 0.97 and got.get("v2", 0.0) == 0.0
+    assert got["v1"] > 0.88 and abs(got["v2"] - 0.05) < 0.01
+
+
+def test_floor_shares_fit_the_floors_in_the_cap() -> None:
+    assert floor_shares([0.8, 0.2, 0.0], 0, 0.2, 0.05) == pytest.approx([0.8, 0.15, 0.05])
+    # Ten challengers: the floor shrinks to cap / 20 (half the cap for floors, half for
+    # Thompson) and the champion keeps at least 1 - cap.
+    got = floor_shares([0.9, 0.1] + [0.0] * 9, 0, 0.2, 0.05)
+    assert got[0] == pytest.approx(0.81) and min(got[1:]) == pytest.approx(0.01)
+    assert got[1] == pytest.approx(0.1)  # the one Thompson favours keeps its edge
+    assert floor_shares([1.0, 0.0], 0, 0.2, 0.0) == [1.0, 0.0]
 
 
 def test_a_better_challenger_is_still_capped() -> None:
     router = Router([three_arms(sticky=False)], seed=1)
     router.apply_snapshot(snapshot(cap=0.3, v1=(100, 900), v2=(900, 100), v3=(100, 900)))
     got = shares(router)
-    assert abs(got["v1"] - 0.7) < 0.015 and abs(got["v2"] - 0.3) < 0.015
+    assert abs(got["v1"] - 0.7) < 0.015 and abs(got["v2"] - 0.25) < 0.015  # v3 keeps 0.05
 
 
 def test_fixed_weights_are_followed() -> None:
@@ -81,7 +96,7 @@ def test_sticky_subject_keeps_its_variant_while_the_arm_set_is_unchanged() -> No
     router.apply_snapshot(snapshot(v1=(50, 60), v2=(70, 30), v3=(1, 1)))
     assert all(router.decide("summarize", s).variant == v for s, v in first.items())
     counts = Counter(first.values())
-    assert 0.75 < counts["v1"] / 2000 < 0.85  # the stable split: champion 1 - cap
+    assert 0.75 < counts["v1"] / 2000 < 0.85  # Thompson shares at the priors: champion 1 - cap
     # A fresh router (another replica) agrees.
     other = Router([three_arms()], seed=99)
     assert all(other.decide("summarize", s).variant == v for s, v in first.items())

@@ -14,9 +14,11 @@ from events import (
     BusUnavailable,
     CommandRejected,
     ExecutionCompleted,
+    LifecycleCommand,
     PauseCommand,
     PromoteCommand,
     RollbackCommand,
+    VariantRegistered,
 )
 from events.memory import MemoryBus
 from tui import PromptLabApp, make_tui, sample
@@ -29,7 +31,7 @@ async def commands(bus: MemoryBus) -> list[BaseEvent]:
     return [
         e
         async for _, e, _ in bus.read(1)
-        if isinstance(e, PromoteCommand | RollbackCommand | PauseCommand)
+        if isinstance(e, PromoteCommand | RollbackCommand | PauseCommand | LifecycleCommand)
     ]
 
 
@@ -133,6 +135,30 @@ async def test_promote_asks_then_publishes_a_command() -> None:
         ) in toasts(app)
         await pilot.press("5")
         await until(pilot, lambda: "REJECTED" in screen_text(app))
+
+
+async def test_lifecycle_keys_ask_then_publish_a_command() -> None:
+    bus, app = await loaded_app()
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await open_support_reply(pilot, app)
+        await pilot.press("down", "D")  # cursor on concise-v3
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Deprecate concise-v3 of support-reply?" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: len(app.state.pending) == 1)
+        (command,) = await commands(bus)
+        assert isinstance(command, LifecycleCommand)
+        assert (command.variant, command.status, command.actor) == (
+            "concise-v3",
+            "deprecated",
+            "tui",
+        )
+        await pilot.press("X")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")  # cancelled: nothing more sent
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.pause(0.1)
+        assert len(await commands(bus)) == 1
 
 
 async def test_cancel_sends_nothing_and_champion_cannot_be_promoted() -> None:
@@ -300,3 +326,35 @@ async def test_works_at_80x24() -> None:
         text = screen_text(app)
         assert "empathetic-v2" in text and "p Promote" in text and "1 Trends" in text
         assert "Reward per minute" in text
+
+
+async def test_the_template_tab_steps_through_versions() -> None:
+    bus, app = await loaded_app()
+    (first,) = [
+        e
+        for e in sample.history()
+        if isinstance(e, VariantRegistered) and e.variant == "concise-v3"
+    ]
+    await bus.publish(
+        first.model_copy(
+            update={
+                "event_id": "v2-of-concise",
+                "version": "second-version-hash",
+                "template": "Newer wording {{ message }}",
+            }
+        )
+    )
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        screen = await open_support_reply(pilot, app)
+        await pilot.press("down", "6")  # concise-v3, template tab
+        await until(pilot, lambda: "version 2 of 2" in screen_text(app))
+        assert "Newer wording" in screen_text(app)
+        await pilot.press("[")
+        await until(pilot, lambda: "version 1 of 2" in screen_text(app))
+        text = screen_text(app)
+        assert "not the current one" in text and "Newer wording" not in text
+        assert first.template.split("\n")[0][:30] in text
+        await pilot.press("[")  # already the oldest
+        await pilot.press("]")
+        await until(pilot, lambda: "version 2 of 2" in screen_text(app))
+        assert isinstance(screen, DetailScreen)

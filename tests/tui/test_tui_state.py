@@ -230,6 +230,28 @@ def test_beta_density_peaks_at_the_mean() -> None:
     assert beta_pdf(0.5, 1, 1) == 1.0
 
 
+def test_health_names_the_active_learner_and_notices_when_it_stops() -> None:
+    from events.snapshots import LearnerStatus
+
+    state = LabState()
+    common: dict[str, Any] = {
+        "started_at": 0.0,
+        "connected": True,
+        "ever_connected": True,
+        "connect_error": None,
+        "stale_after_s": 10.0,
+    }
+    state.last_snapshot_at = 1.0
+    assert assess(state, now=2.0, **common).text == "live"
+    status = LearnerStatus(state="active", holder="h:7:x", host="h", pid=7)
+    state.learner, state.learner_seen_at = status, 2.0
+    assert assess(state, now=3.0, **common).text == "live · learner active: h pid 7"
+    assert "silent for 10s" in assess(state, now=12.0, **common).text
+    state.learner = status.model_copy(update={"state": "stopped"})
+    health = assess(state, now=3.0, **common)
+    assert health.level == "warn" and "no active learner" in health.text
+
+
 def test_the_sample_fixture_is_data_and_labelled_simulated() -> None:
     models = {v.model for s in sample.stats_snapshots() for v in s.variants}
     models |= {e.model for e in sample.history() if hasattr(e, "model")}

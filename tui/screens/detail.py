@@ -10,7 +10,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane, Tree
 from textual.widgets.tree import TreeNode
 
-from events import PromoteCommand
+from events import LifecycleCommand, PromoteCommand
+from events.kinds import VariantLifecycle
 from tui.screens.base import LiveScreen
 from tui.state import LabState, LivePrompt
 from tui.views import (
@@ -38,6 +39,13 @@ class DetailScreen(LiveScreen):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
         Binding("p", "promote", "Promote"),
+        # Lifecycle moves (shifted, so a stray key cannot retire a variant); kept out of
+        # the footer, which has no room left at 80 columns.
+        Binding("A", "lifecycle('active')", "Activate", show=False),
+        Binding("D", "lifecycle('deprecated')", "Deprecate", show=False),
+        Binding("X", "lifecycle('archived')", "Archive", show=False),
+        Binding("[", "version(1)", "Older version", show=False),
+        Binding("]", "version(-1)", "Newer version", show=False),
         *LiveScreen.BINDINGS,
         *(
             Binding(str(i), f"tab('{tab}')", tab.title(), show=False)
@@ -50,7 +58,9 @@ class DetailScreen(LiveScreen):
         super().__init__(state, actor=actor)
         self.prompt_id = prompt_id
         self._lineage_drawn: object = None
-        self._template_drawn: tuple[str | None, int] | None = None
+        self._template_drawn: tuple[str | None, int, int] | None = None
+        self._back = 0
+        """How many versions back the template tab shows (0: the current one)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -145,14 +155,15 @@ class DetailScreen(LiveScreen):
     def _draw_template(self, prompt: LivePrompt, *, force: bool = False) -> None:
         variant = self.selected_variant()
         registered = prompt.templates.get(variant) if variant else None
-        key = (variant, id(registered))
+        key = (variant, id(registered), self._back)
         if not force and key == self._template_drawn:
             return
         self._template_drawn = key
-        self.query_one("#template-text", Static).update(template_text(prompt, variant))
+        self.query_one("#template-text", Static).update(template_text(prompt, variant, self._back))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "variants":
+            self._back = 0
             self._draw_template(self.prompt)
 
     # ------------------------------------------------------------------ actions
@@ -165,6 +176,33 @@ class DetailScreen(LiveScreen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
+
+    def action_version(self, step: int) -> None:
+        """Step the template tab one version older (1) or newer (-1)."""
+        variant = self.selected_variant()
+        count = len(self.prompt.versions.get(variant, [])) if variant else 0
+        self._back = min(max(0, self._back + step), max(0, count - 1))
+        self.query_one(TabbedContent).active = "template"
+        self._draw_template(self.prompt)
+
+    def action_lifecycle(self, status: VariantLifecycle) -> None:
+        variant = self.selected_variant()
+        if variant is None:
+            self.notify("Select a variant first.", severity="warning")
+            return
+        verb = {"active": "Activate", "deprecated": "Deprecate", "archived": "Archive"}[status]
+        self.request(
+            LifecycleCommand(
+                prompt_id=self.prompt_id,
+                variant=variant,
+                status=status,
+                actor=self.actor,
+                reason=f"{verb.lower()}d from the TUI",
+            ),
+            question=f"{verb} [b]{escape(variant)}[/b] of [b]{escape(self.prompt_id)}[/b]?\n\n"
+            "The learner may refuse (the champion stays active).",
+            description=f"{verb.lower()} {variant} on {self.prompt_id}",
+        )
 
     def action_promote(self) -> None:
         variant = self.selected_variant()

@@ -1,0 +1,119 @@
+"""Probation after a promotion: when a new champion is rolled back.
+
+The new champion's data *since the promotion* is compared with the previous champion's
+record frozen at the promotion (see :mod:`learner.policy.rules` for why). :func:`check_rollback`
+rolls back on a significant regression (mSPRT at ``rollback_alpha``) or a significant
+breach of ``max_error_rate`` (:func:`error_rate_breach`, an always-valid test).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from events.models import Evidence
+from learner.policy.state import Decision, PromptState
+from learner.stats.beta import ArmSummary, p_beats, to_arm_evidence
+from learner.stats.sequential import msprt
+from prompts.config import PromotionConfig
+
+
+def error_rate_breach(errors: int, executions: int, limit: float) -> float:
+    """Always-valid p-value of ``H0: error rate <= limit`` from ``errors`` in ``executions``.
+
+    Mixture martingale with a uniform prior on rates above the limit (``p0 = limit``,
+    ``k`` errors, ``m`` executions)::
+
+        Lambda = int_{p0}^1 p^k (1-p)^(m-k) dp / ((1 - p0) p0^k (1 - p0)^(m-k))
+
+    For every true rate ``<= p0`` each factor ``(p/p0)^x ((1-p)/(1-p0))^(1-x)`` with
+    ``p > p0`` has expectation ``<= 1``, so ``Lambda`` is a supermartingale and
+    ``min(1, 1/Lambda)`` is valid at any stopping time (Ville). Returns that p-value.
+    """
+    if executions <= 0 or errors <= 0:
+        return 1.0
+    if limit <= 0.0:
+        return 0.0
+    if limit >= 1.0:
+        return 1.0
+    k, m = float(errors), float(executions)
+    a, b = k + 1.0, m - k + 1.0
+    upper_tail = float(special.betaincc(a, b, limit))  # P(Beta(a, b) > p0)
+    if upper_tail <= 0.0:
+        return 1.0
+    log_lam = (
+        float(special.betaln(a, b))
+        + math.log(upper_tail)
+        - math.log1p(-limit)
+        - k * math.log(limit)
+        - (m - k) * math.log1p(-limit)
+    )
+    return 1.0 if log_lam <= 0 else math.exp(-log_lam)
+
+
+def check_rollback(
+    state: PromptState,
+    config: PromotionConfig,
+    rng: np.random.Generator,
+    *,
+    tau2: float,
+    draws: int,
+) -> Decision | None:
+    probation = state.probation
+    assert probation is not None
+    new, base = probation.since, probation.baseline
+    rules: list[str] = []
+    error_p: float | None = None
+    if config.max_error_rate is not None:
+        error_p = error_rate_breach(new.errors, new.executions, config.max_error_rate)
+        if error_p <= config.rollback_alpha:
+            rules.append(
+                f"error rate {new.errors}/{new.executions} since promotion > max_error_rate {config.max_error_rate} (always-valid p={error_p:.3g}<={config.rollback_alpha})"
+            )
+    test = msprt(new, base, tau2=tau2)
+    if test.rejects(config.rollback_alpha) and test.lift < 0:
+        rules.append(
+            f"regression: lift {test.lift:+.4f} since promotion vs {probation.previous}, mSPRT p={test.p_value:.3g}<={config.rollback_alpha}"
+        )
+    if not rules:
+        return None
+    p_better = p_beats(new.posterior, base.posterior, rng, draws) if new.n else None
+    evidence = Evidence(
+        challenger=to_arm_evidence(_with_latency(new, state.arms[probation.champion])),
+        champion=to_arm_evidence(base),
+        p_better=p_better,
+        p_value=test.p_value,
+        lift=test.lift if new.n and base.n else None,
+        lift_interval=test.confidence_sequence(config.rollback_alpha) if new.n and base.n else None,
+        rule="; ".join(rules),
+        details={
+            "tau2": tau2,
+            "error_p_value": error_p,
+            "probation_samples": config.probation_samples,
+            "since_promotion_n": new.n,
+        },
+    )
+    return Decision(
+        kind="rollback",
+        variant=probation.champion,
+        counterpart=probation.previous,
+        evidence=evidence,
+        reason=evidence.rule,
+    )
+
+
+def _with_latency(since: ArmSummary, whole: ArmSummary) -> ArmSummary:
+    # Percentiles cannot be subtracted; the evidence shows the arm's current ones.
+    return ArmSummary(
+        since.variant,
+        since.n,
+        since.reward_sum,
+        since.reward_sq_sum,
+        since.executions,
+        since.errors,
+        since.cost_sum,
+        whole.latency_p50_ms,
+        whole.latency_p95_ms,
+    )

@@ -1,0 +1,272 @@
+"""The learner's SQL schema (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+Every table here except :data:`outbox` is a pure projection of the event stream:
+``promptlab replay`` rebuilds it from sequence 1 and must find it identical.
+
+Aggregates are stored as integers in fixed-point units (``*_micro`` = 1e-6,
+``cost_nano`` = 1e-9 USD, ``latency_us`` = microseconds). Integer addition is
+associative, so the totals do not depend on where batch boundaries fell: a learner that
+was killed and restarted mid-stream ends with exactly the numbers of a single pass.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+MICRO = 1_000_000
+"""Scale of rewards (and squared rewards) stored as integers."""
+NANO = 1_000_000_000
+"""Scale of costs in USD stored as integers."""
+
+PROBATION_COUNTERS: tuple[str, ...] = (
+    "rewarded",
+    "reward_micro",
+    "reward_sq_micro",
+    "executions",
+    "errors",
+    "cost_nano",
+)
+"""Counters kept for a probation, for the new champion and for the frozen baseline
+(named like the :data:`arm_stats` columns, prefixed ``probation_`` / ``baseline_``)."""
+
+metadata = MetaData()
+
+projection_position = Table(
+    "projection_position",
+    metadata,
+    Column("consumer", String(200), primary_key=True),
+    Column("sequence", BigInteger, nullable=False),
+)
+"""The stream sequence each projection has applied, written with its data."""
+
+prompt_state = Table(
+    "prompt_state",
+    metadata,
+    Column("prompt_id", String(200), primary_key=True),
+    Column("champion", String(200), nullable=True),
+    # True once a champion was chosen explicitly (prompt file flag or a decision), so
+    # a later VariantRegistered does not move it.
+    Column("champion_explicit", Boolean, nullable=False, default=False),
+    Column("paused", Boolean, nullable=False, default=False),
+    # Champion before the last promotion: what a rollback restores.
+    Column("previous_champion", String(200), nullable=True),
+    Column("probation_variant", String(200), nullable=True),
+    # The probation record of the last promotion (until the next promotion or a
+    # rollback): the champion's counters since it was promoted, and the previous
+    # champion's counters frozen at that moment (over the evaluation window, if any).
+    # What the rollback guard (learner.policy.probation) compares.
+    *[
+        Column(f"{side}_{name}", BigInteger, nullable=False, default=0)
+        for side in ("probation", "baseline")
+        for name in PROBATION_COUNTERS
+    ],
+    Column("last_decision_sequence", BigInteger, nullable=False, default=0),
+    # Newest stream sequence that changed this prompt (snapshot version).
+    Column("last_sequence", BigInteger, nullable=False, default=0),
+    # Newest ``occurred_at`` seen for this prompt: the learner's notion of "now".
+    Column("last_event_ms", BigInteger, nullable=False, default=0),
+)
+
+variants = Table(
+    "variants",
+    metadata,
+    Column("prompt_id", String(200), primary_key=True),
+    Column("variant", String(200), primary_key=True),
+    Column("version", String(100), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("origin", String(20), nullable=False),
+    Column("parent", String(200), nullable=True),
+    Column("strategy", String(200), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("registered_sequence", BigInteger, nullable=False),
+    # The author's lifecycle (draft/active/deprecated/archived), next to the learner's status.
+    Column("lifecycle", String(20), nullable=False, server_default="active"),
+)
+
+variant_versions = Table(
+    "variant_versions",
+    metadata,
+    Column("prompt_id", String(200), primary_key=True),
+    Column("variant", String(200), primary_key=True),
+    Column("version", String(100), primary_key=True),
+    # Stream sequence and event time of the version's first registration.
+    Column("sequence", BigInteger, nullable=False),
+    Column("occurred_ms", BigInteger, nullable=False),
+    Column("origin", String(20), nullable=False),
+    Column("parent", String(200), nullable=True),
+    Column("strategy", String(200), nullable=True),
+    Column("model", String(200), nullable=False),
+    Column("lifecycle", String(20), nullable=False),
+    Column("params", Text, nullable=False),  # sorted JSON
+    Column("system", Text, nullable=True),
+    Column("template", Text, nullable=False),
+)
+"""Every version each variant ever had (``promptlab prompts history`` and ``diff``)."""
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("execution_id", String(200), primary_key=True),
+    Column("sequence", BigInteger, nullable=False),
+    Column("prompt_id", String(200), nullable=True),
+    Column("variant", String(200), nullable=True),
+    Column("model", String(200), nullable=False),
+    Column("subject", String(200), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("ttft_ms", Float, nullable=True),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("occurred_ms", BigInteger, nullable=False),
+    # The challenger whose failed call this execution answered instead (routed to it,
+    # fell back to the champion): its feedback is not evidence about either arm.
+    Column("fallback_from", String(200), nullable=True),
+    # Sequence of the feedback that set the reward (the first one counts).
+    Column("feedback_sequence", BigInteger, nullable=True),
+    # The reward metric's value clipped to 0..1, before cost/latency weights.
+    Column("feedback_value", Float, nullable=True),
+    Column("reward", Float, nullable=True),
+    # RoutingInfo.probability: the share the variant had when this call was routed (what
+    # the allocation-aware promotion test weights the reward by).
+    Column("probability", Float, nullable=True),
+    Index("ix_executions_prompt_time", "prompt_id", "occurred_ms"),
+)
+
+pending_feedback = Table(
+    "pending_feedback",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True),
+    Column("execution_id", String(200), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("value", Float, nullable=False),
+    # The value was a bool (it fits only the default 0..1 reward scale).
+    Column("boolean", Boolean, nullable=False, default=False),
+    Column("occurred_ms", BigInteger, nullable=False),
+)
+"""Feedback whose execution has not arrived yet; applied (and deleted) when it does."""
+
+_AGGREGATES = (
+    ("executions", BigInteger),
+    ("errors", BigInteger),
+    ("rewarded", BigInteger),
+    ("positive", BigInteger),
+    ("reward_micro", BigInteger),
+    ("reward_sq_micro", BigInteger),
+    ("cost_nano", BigInteger),
+    ("tokens", BigInteger),
+    ("latency_us", BigInteger),
+)
+AGGREGATE_COLUMNS: tuple[str, ...] = tuple(name for name, _ in _AGGREGATES)
+"""Counters shared by :data:`arm_stats` and :data:`minute_buckets`, added up per batch."""
+
+
+def _aggregates() -> list[Column[int]]:
+    return [Column(name, kind, nullable=False, default=0) for name, kind in _AGGREGATES]
+
+
+arm_stats = Table(
+    "arm_stats",
+    metadata,
+    Column("prompt_id", String(200), primary_key=True),
+    Column("variant", String(200), primary_key=True),
+    *_aggregates(),
+)
+
+minute_buckets = Table(
+    "minute_buckets",
+    metadata,
+    Column("prompt_id", String(200), primary_key=True),
+    Column("variant", String(200), primary_key=True),
+    # Minutes since the epoch of the execution's ``occurred_at`` (late rewards land in
+    # their execution's minute, so a window means "calls made in the window").
+    Column("minute", BigInteger, primary_key=True),
+    *_aggregates(),
+)
+
+latency_histogram = Table(
+    "latency_histogram",
+    metadata,
+    Column("prompt_id", String(200), primary_key=True),
+    Column("variant", String(200), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+"""Log-spaced latency buckets (2 % wide): bounded, exact and deterministic percentiles."""
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True),
+    Column("event_id", String(64), nullable=False),
+    Column("prompt_id", String(200), nullable=False, index=True),
+    Column("type", String(40), nullable=False),
+    Column("variant", String(200), nullable=True),
+    Column("previous", String(200), nullable=True),
+    Column("reason", String(40), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("evidence", Text, nullable=True),
+    Column("occurred_ms", BigInteger, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("prompt_id", String(200), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+"""Decisions written in the projection's transaction, published after commit and
+deleted when they come back through the stream. Not a projection: replay skips it."""
+
+learner_counters = Table(
+    "learner_counters",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+"""Counts the projection keeps (a pure function of the stream, so replay rebuilds them):
+``dead_letters``, ``feedback_dropped`` (its execution never arrived within
+``learner.feedback_wait_s``), ``feedback_rejected`` (off the reward scale),
+``feedback_replaced`` / ``feedback_ignored`` (repeats, per ``learner.feedback_repeat``),
+and ``clock_ms``: the newest ``occurred_at`` seen, the projection's notion of "now"."""
+
+learner_lease = Table(
+    "learner_lease",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(300), nullable=False),
+    Column("host", String(300), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_ms", BigInteger, nullable=False),
+)
+"""Who took the single-active-learner lease last (:mod:`learner.lease`); whether it is
+still held is asked of the lock itself. Not a projection: replay skips it."""
+
+PROJECTED_TABLES: tuple[Table, ...] = (
+    projection_position,
+    prompt_state,
+    variants,
+    variant_versions,
+    executions,
+    pending_feedback,
+    arm_stats,
+    minute_buckets,
+    latency_histogram,
+    decisions,
+    learner_counters,
+)
+"""Tables that replay rebuilds and compares (in this order)."""
