@@ -337,14 +337,15 @@ async def test_an_interrupted_run_resumes_where_it_stopped(
     header, kept = read(path)
     assert 7 <= len(kept) < 36
     assert "stopped_by_budget" not in header  # interrupted: no end line
-    before = sum(upstream.calls.values())
-
     run = await run_experiment(
         exp, providers, points=points_of(exp), results=ResultsFile(path), resume=True
     )
     assert run.report.trials == run.report.planned == 36
     assert len({t.key for t in run.trials}) == 36
-    assert sum(upstream.calls.values()) - before == 2 * (36 - len(kept))
+    # Every trial ran once across both runs, except at most the one in flight when the
+    # first run was cancelled (its call may have reached the upstream; it runs again).
+    model_calls = upstream.calls["fake/cheap"] + upstream.calls["fake/pricey"]
+    assert 36 <= model_calls <= 37
     _, saved = read(path)
     assert len(saved) == 36
 
