@@ -26,6 +26,7 @@ from prompts.params import ALLOWED_PARAMS
 from prompts.render import Message, Renderer
 from prompts.spec import (
     ConstraintsSpec,
+    EvaluationSpec,
     ExampleSpec,
     PromptSpec,
     RewardSpec,
@@ -39,6 +40,7 @@ from prompts.variables import VariablesValidator
 __all__ = [
     "ALLOWED_PARAMS",
     "ConstraintsSpec",
+    "EvaluationSpec",
     "ExampleSpec",
     "FeedbackValueError",
     "FormatSpec",

@@ -12,7 +12,8 @@ from __future__ import annotations
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from sidecar.proxy import EXECUTION_HEADER, PROMPT_ID_KEY, VARIANT_HEADER
+from sidecar.proxy import PROMPT_ID_KEY
+from sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER
 
 
 class AccessLogger(AbstractAccessLogger):

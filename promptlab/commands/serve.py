@@ -41,6 +41,7 @@ from promptlab import startup
 from promptlab.commands.analytics import report_json
 from promptlab.commands.history import history_json
 from promptlab.logs import ACCESS_LOGGER
+from promptlab.online import online_evaluation
 from promptlab.settings import Settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 from sidecar import keys
@@ -128,7 +129,8 @@ async def _run_learner(
     if stopping.is_set():
         return
     try:
-        await learner.run()
+        async with online_evaluation(settings, bus, learner.prompts):
+            await learner.run()
     except asyncio.CancelledError:
         raise
     except Exception:

@@ -67,8 +67,26 @@ def test_prompt_file_examples_load(tmp_path: Path, body: str) -> None:
     assert spec.variants and spec.champion.name
 
 
+def _experiment_file(body: str) -> bool:
+    return body.startswith("# experiment file")
+
+
 @pytest.mark.parametrize(
-    "body", [b for b in blocks("toml") if "[[variants]]" not in b], ids=lambda b: b.split("\n")[0]
+    "body", [b for b in blocks("toml") if _experiment_file(b)], ids=lambda b: b.split("\n")[1]
+)
+def test_experiment_file_examples_parse(body: str) -> None:
+    import tomllib
+
+    from lab.experiment import parse_experiment
+
+    spec = parse_experiment(tomllib.loads(body))
+    assert spec.evaluators and spec.constraint_list()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b for b in blocks("toml") if "[[variants]]" not in b and not _experiment_file(b)],
+    ids=lambda b: b.split("\n")[0],
 )
 def test_config_examples_load(tmp_path: Path, body: str) -> None:
     path = tmp_path / "promptlab.toml"
