@@ -18,6 +18,7 @@ BENCHMARKS = {
     "sidecar_startup": "bench.sidecar_startup",
     "replay": "bench.replay",
     "simulation": "bench.simulation",
+    "evolution": "bench.evolution",
 }
 
 

@@ -144,6 +144,14 @@ class VariantRegistered(BaseEvent):
     """Variant this one was bred from (mutation), if any."""
     strategy: str | None = None
     """Mutation strategy that produced it, if any."""
+    parents: list[str] = Field(default_factory=list)
+    """Every variant it was bred from (two for a crossover); ``parent`` is the first."""
+    generation: int | None = None
+    """Generation of the search that bred it (0 is the seed), if any."""
+    search: str | None = None
+    """Search that selected its parents (genetic, hill_climbing, annealing, pareto)."""
+    rationale: str | None = None
+    """The mutator's one-sentence account of what it changed."""
 
 
 class VariantRetired(BaseEvent):

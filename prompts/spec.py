@@ -68,6 +68,10 @@ class VariantSpec(SpecModel):
     """Variant this one was bred from (mutation)."""
     strategy: str | None = None
     """Mutation strategy that produced it."""
+    parents: tuple[str, ...] = ()
+    """Every variant this one was bred from (two for a crossover); ``parent`` is the first."""
+    generation: int | None = None
+    """Generation of the search that bred it (0 is the seed)."""
 
     @field_validator("name")
     @classmethod
@@ -392,6 +396,8 @@ class PromptSpec(SpecModel):
                 origin=v.origin,
                 parent=v.parent,
                 strategy=v.strategy,
+                parents=list(v.parents),
+                generation=v.generation,
             )
             for v in self.variants
         ]
