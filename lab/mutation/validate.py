@@ -3,7 +3,8 @@
 A mutant is discarded, with the reason, when it drops a required variable its parent
 used, reads a variable the prompt does not declare, breaks the template syntax, or
 fails any rule of prompt validation (:meth:`prompts.PromptSpec.with_variant` runs them
-all). A mutant identical to its parent is rejected too: it would only re-measure it.
+all). Duplicates (of the parent or any known candidate) are the search's business: see
+:mod:`lab.search.diversity`.
 """
 
 from __future__ import annotations
@@ -53,8 +54,6 @@ def validate_mutant(
     needed = set().union(*(p.variables_used for p in parents)) & required
     if dropped := sorted(needed - used):
         raise MutantRejected(f"drops required variable(s) {', '.join(map(repr, dropped))}")
-    if (draft.system, draft.template) == (parent.system, parent.template):
-        raise MutantRejected("identical to its parent")
     try:
         variant = VariantSpec(
             name=name,
