@@ -162,7 +162,7 @@ def test_prompt_rules_apply_to_mutants(prompt: PromptSpec) -> None:
     )
     assert ok.params == {"max_tokens": 50}
     too_many = constrained.model_copy(update={"constraints": {"max_tokens": 10}})
-    with pytest.raises(MutantRejected, match="exceeds constraints.max_tokens 10"):
+    with pytest.raises(MutantRejected, match=r"exceeds constraints\.max_tokens 10"):
         validate_mutant(
             too_many,
             [parent],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -235,4 +236,4 @@ async def test_lineage_follows_first_parents_back_to_the_seed() -> None:
     chain = result.lineage(last.name)
     assert [c.generation for c in chain] == [3, 2, 1, 0]
     assert chain[-1].name == "seed"
-    assert all(c.parents == (p.name,) for c, p in zip(chain, chain[1:], strict=False))
+    assert all(c.parents == (p.name,) for c, p in itertools.pairwise(chain))
