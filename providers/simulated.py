@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sidecar.errors import UpstreamError
+from providers.errors import UpstreamFailed
 
 FINGERPRINT = "promptlab-simulated"
 
@@ -72,7 +72,7 @@ def _usage(messages: list[dict[str, Any]], text: str) -> dict[str, int]:
 
 def _check(model: str) -> None:
     if model == "error":
-        raise UpstreamError(
+        raise UpstreamFailed(
             "simulated upstream failure (model simulated/error always fails)",
             kind="simulated_error",
             upstream_status=500,

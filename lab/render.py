@@ -1,0 +1,165 @@
+"""A report as Markdown or as rich terminal tables."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lab.report import Report
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.6f}".rstrip("0").rstrip(".")
+
+
+def _ci(ci: tuple[float, float] | None) -> str:
+    return "-" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.4f}"
+
+
+RESULT_HEADERS = (
+    "variant @ model", "n", "quality", "95% CI", "std", "success", "cost/call",
+    "cost total", "p50 ms", "p95 ms", "tokens", "errors", "eval err", "score",
+)  # fmt: skip
+
+
+def result_rows(report: Report) -> list[list[str]]:
+    pareto = {p.label for p in report.pareto}
+    best = report.best.label if report.best else None
+    rows = []
+    for r in report.results:
+        mark = (" ★" if r.label == best else "") + (" ◆" if r.label in pareto else "")
+        rows.append(
+            [
+                r.label + mark,
+                str(r.n),
+                _f(r.quality_mean),
+                _ci(r.quality_ci),
+                _f(r.quality_std),
+                _pct(r.success_rate),
+                _usd(r.cost_usd_mean),
+                _usd(r.cost_usd_total),
+                _f(r.latency_ms_p50, 1),
+                _f(r.latency_ms_p95, 1),
+                _f(r.tokens_mean, 0),
+                str(r.errors),
+                str(r.eval_errors),
+                _f(r.score) if r.feasible else "infeasible",
+            ]
+        )
+    return rows
+
+
+COMPARISON_HEADERS = ("a", "b", "cases", "mean a-b", "test", "p", "p (Holm)", "significant")
+
+
+def comparison_rows(report: Report) -> list[list[str]]:
+    return [
+        [
+            c.a,
+            c.b,
+            str(c.n),
+            f"{c.mean_diff:+.3f}",
+            c.test,
+            _p(c.p_value),
+            _p(c.p_holm),
+            ("yes: " + (c.better or "")) if c.significant else "no",
+        ]
+        for c in report.comparisons
+    ]
+
+
+def summary_lines(report: Report) -> list[str]:
+    lines = [
+        f"experiment {report.experiment} (prompt {report.prompt}): {report.trials}/{report.planned}"
+        f" trials, {report.calls} calls, spend {_usd(report.spend_usd)}"
+        + (" — stopped by budget" if report.stopped_by_budget else ""),
+    ]
+    if report.best is not None:
+        b = report.best
+        lines.append(
+            f"best: {b.label} (quality {_f(b.quality_mean)}, cost/call {_usd(b.cost_usd_mean)}, "
+            f"p50 {_f(b.latency_ms_p50, 1)} ms, score {b.score:.3f}): {b.reason}"
+        )
+    else:
+        lines.append(f"best: none — {report.best_reason}")
+    lines.append("Pareto front (quality, cost, latency): " + ", ".join(p.label for p in report.pareto))
+    return lines
+
+
+def _md_table(headers: tuple[str, ...], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def markdown(report: Report) -> str:
+    parts = [
+        f"# Experiment {report.experiment}",
+        "\n\n".join(summary_lines(report)),
+        "## Results (★ best, ◆ Pareto front)",
+        _md_table(RESULT_HEADERS, result_rows(report)),
+        f"## Paired comparisons (Holm-corrected, alpha {report.alpha:g})",
+        _md_table(COMPARISON_HEADERS, comparison_rows(report))
+        if report.comparisons
+        else "(one point: nothing to compare)",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    """Print the report as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title="Results (★ best, ◆ Pareto front)", title_justify="left")
+    for h in RESULT_HEADERS:
+        table.add_column(h, justify="left" if h == "variant @ model" else "right")
+    for row in result_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    if report.comparisons:
+        comp = Table(
+            title=f"Paired comparisons (Holm-corrected, alpha {report.alpha:g})",
+            title_justify="left",
+        )
+        for h in COMPARISON_HEADERS:
+            comp.add_column(h)
+        for row in comparison_rows(report):
+            comp.add_row(*row)
+        console.print(comp)
+    for line in summary_lines(report):
+        console.print(line, highlight=False)
+
+
+def plain(report: Report) -> str:
+    """The rich output rendered to plain text (for logs and tests)."""
+    from rich.console import Console
+
+    console = Console(width=200, record=True, color_system=None, file=_Null())
+    print_report(report, console)
+    return console.export_text()
+
+
+class _Null:
+    def write(self, _: Any) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
