@@ -127,7 +127,10 @@ def print_report(report: Report, console: Console | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=max(console.width, 180))
     table = Table(title="Results (★ best, ◆ Pareto front)", title_justify="left")
     for h in RESULT_HEADERS:
         table.add_column(h, justify="left" if h == "variant @ model" else "right")

@@ -27,6 +27,7 @@ COMMANDS = (
     "promptlab.commands.parsers:register_tui",
     "promptlab.commands.parsers:register_learner",
     "promptlab.commands.prompts:register",
+    "promptlab.commands.parsers:register_experiment",
 )
 """``module:function`` adding each command's parser, in the order ``--help`` lists them."""
 

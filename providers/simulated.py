@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from providers import simulated_tasks
 from providers.errors import UpstreamFailed
 
 FINGERPRINT = "promptlab-simulated"
@@ -83,7 +84,7 @@ def complete(model: str, body: dict[str, Any]) -> dict[str, Any]:
     """A chat completion in OpenAI's shape."""
     _check(model)
     messages = body.get("messages") or []
-    text = answer(model, messages)
+    text = simulated_tasks.answer(model, body) or answer(model, messages)
     return {
         "id": f"chatcmpl-sim-{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
@@ -109,7 +110,7 @@ async def stream(model: str, body: dict[str, Any]) -> AsyncIterator[bytes]:
     """
     _check(model)
     messages = body.get("messages") or []
-    text = answer(model, messages)
+    text = simulated_tasks.answer(model, body) or answer(model, messages)
     cid = f"chatcmpl-sim-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
 

@@ -109,3 +109,50 @@ def _command_options(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for the learner's answer",
     )
     add_config_option(parser)
+
+
+def register_experiment(sub: argparse._SubParsersAction) -> None:
+    """Add ``experiment`` (run, show, list) and ``optimize``."""
+    parser = sub.add_parser("experiment", help="offline experiments: run, show, list")
+    commands = parser.add_subparsers(dest="experiment_command", metavar="SUBCOMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run an experiment file: variants x models x cases x repeats",
+        description="Run config/experiments/NAME.toml; trials are appended to a JSONL "
+        "file as they finish (Ctrl-C keeps them; --resume continues).",
+    )
+    run.add_argument("file", metavar="FILE", help="experiment file (TOML)")
+    run.add_argument("--json", metavar="OUT", help="write the JSON report here ('-': stdout)")
+    run.add_argument("--markdown", metavar="OUT", help="write the Markdown report here")
+    run.add_argument("--resume", action="store_true", help="keep finished trials, run the rest")
+    run.add_argument("--results", metavar="JSONL", help="trials file (default from the experiment)")
+    run.add_argument("--prompts-dir", help="where prompt ids are looked up")
+    run.add_argument(
+        "--no-events", dest="events", action="store_false", help="publish no events"
+    )
+    add_config_option(run)
+    run.set_defaults(handler=lazy("promptlab.commands.experiment:run_command"))
+
+    show = commands.add_parser("show", help="re-render a saved report (.json) or results (.jsonl)")
+    show.add_argument("result", metavar="RESULT", help="report/results file, or experiment name")
+    show.add_argument("--json", action="store_true", help="print the JSON report")
+    show.add_argument("--markdown", action="store_true", help="print Markdown")
+    show.set_defaults(handler=lazy("promptlab.commands.experiment:show_command"), needs_settings=False)
+
+    listing = commands.add_parser("list", help="saved experiment results")
+    listing.add_argument("--dir", default=".promptlab/experiments", help="results directory")
+    listing.set_defaults(handler=lazy("promptlab.commands.experiment:list_command"), needs_settings=False)
+
+    opt = sub.add_parser(
+        "optimize",
+        help="search variants x models x params with optuna under the budget",
+        description="TPE for one objective, NSGA-II for several (the Pareto front).",
+    )
+    opt.add_argument("file", metavar="FILE", help="experiment file (TOML) with [optimize]")
+    opt.add_argument("--trials", type=int, help="optuna trials (default: [optimize] trials)")
+    opt.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    opt.add_argument("--prompts-dir", help="where prompt ids are looked up")
+    opt.add_argument("--no-events", dest="events", action="store_false", help="publish no events")
+    add_config_option(opt)
+    opt.set_defaults(handler=lazy("promptlab.commands.experiment:optimize_command"))

@@ -1,0 +1,270 @@
+"""``promptlab experiment run|show|list`` and ``promptlab optimize``: the offline lab.
+
+Wiring only: build the providers from settings, open the event bus (embedded NATS by
+default), run :mod:`lab`, print. Events are published through the durable publisher, so
+a run without NATS still finishes (its events wait in the outbox).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lab.experiment import Experiment, ExperimentFileError, load_experiment
+from lab.report import Report, build_report
+from lab.results import ResultsFile, read
+from lab.runner import Progress, Publish, RunResult, run_experiment
+
+if TYPE_CHECKING:
+    from providers import Providers
+    from promptlab.settings import Settings
+
+RESULTS_DIR = Path(".promptlab") / "experiments"
+
+
+def provider_settings(settings: Settings | None) -> dict[str, Any]:
+    """``[providers]`` from settings as ``providers.ProviderSettings`` (built-ins kept)."""
+    from providers import ProviderSettings, merge_providers
+
+    known = set(ProviderSettings.model_fields)
+    tables = {}
+    for name, cfg in (settings.providers if settings is not None else {}).items():
+        fields = cfg.model_dump(exclude_unset=True) if hasattr(cfg, "model_dump") else dict(cfg)
+        tables[name] = {k: v for k, v in fields.items() if k in known}
+    return merge_providers(tables)
+
+
+def make_providers(settings: Settings | None) -> Providers:
+    from providers import Providers
+    from prompts import cost_per_token
+
+    def cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        prices = cost_per_token(model)
+        return None if prices is None else prompt_tokens * prices[0] + completion_tokens * prices[1]
+
+    return Providers(provider_settings(settings), cost=cost)
+
+
+@contextlib.asynccontextmanager
+async def event_sink(settings: Settings | None, enabled: bool) -> AsyncIterator[Publish | None]:
+    """A ``publish`` for ExecutionCompleted events (None when disabled or no settings)."""
+    if not enabled or settings is None:
+        yield None
+        return
+    from events.bus import BusError
+    from events.embedded import resolve_nats_url
+    from events.jetstream import JetStreamBus
+    from events.publisher import EventPublisher
+
+    url, embedded = await resolve_nats_url(settings.nats)
+    bus = JetStreamBus(settings.nats, url=url, name="promptlab-lab")
+    try:
+        await bus.start()
+    except BusError as exc:
+        print(f"promptlab: NATS at {url}: {exc}; events go to the outbox", file=sys.stderr)
+    publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
+    await publisher.start()
+    try:
+        yield publisher.publish
+    finally:
+        await publisher.close()
+        await bus.close()
+        if embedded is not None:
+            await embedded.stop()
+
+
+class ProgressBar:
+    """done/total, spend and ETA on one rich progress line (stderr)."""
+
+    def __init__(self, total_hint: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("spend ${task.fields[spend]:.4f}"),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.task = self.progress.add_task("trials", total=total_hint, spend=0.0, eta="-")
+
+    def __enter__(self) -> ProgressBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, p: Progress) -> None:
+        eta = "-" if p.eta_s is None else f"{p.eta_s:.0f}s"
+        self.progress.update(self.task, completed=p.done, total=p.total, spend=p.spend_usd, eta=eta)
+
+
+def _load(args: argparse.Namespace, settings: Settings | None) -> Experiment | None:
+    try:
+        prompts_dir = getattr(args, "prompts_dir", None)
+        return load_experiment(args.file, prompts_dir=prompts_dir)
+    except ExperimentFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _write_outputs(report: Report, args: argparse.Namespace, results_path: Path) -> None:
+    from lab.render import print_report
+
+    data = json.dumps(report.to_json(), indent=2)
+    results_path.with_suffix(".report.json").write_text(data + "\n", encoding="utf-8")
+    if args.json:
+        Path(args.json).write_text(data + "\n", encoding="utf-8")
+    if args.markdown:
+        Path(args.markdown).write_text(report.to_markdown(), encoding="utf-8")
+    if args.json == "-":
+        print(data)
+    else:
+        print_report(report)
+
+
+def _run(main: Callable[[], Awaitable[int]]) -> int:
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are saved; --resume continues", file=sys.stderr)
+        return 130
+
+
+def run_command(args: argparse.Namespace, settings: Settings | None) -> int:
+    """``experiment run FILE``."""
+    experiment = _load(args, settings)
+    if experiment is None:
+        return 2
+    path = Path(args.results) if args.results else experiment.results_path()
+
+    async def main() -> int:
+        results = ResultsFile(path)
+        async with make_providers(settings) as client, event_sink(settings, args.events) as pub:
+            planned = (
+                len(experiment.cases) * experiment.spec.repeats * _points_count(experiment)
+            )
+            with ProgressBar(planned) as bar:
+                run: RunResult = await run_experiment(
+                    experiment, client, publish=pub, results=results, resume=args.resume,
+                    progress=bar,
+                )  # fmt: skip
+        _write_outputs(run.report, args, path)
+        print(f"trials: {path}", file=sys.stderr)
+        return 0
+
+    return _run(main)
+
+
+def _points_count(experiment: Experiment) -> int:
+    return len(experiment.variant_names()) * max(1, len(experiment.spec.models or []))
+
+
+def report_from_results(path: Path) -> Report:
+    """Rebuild a report from a results JSONL file alone."""
+    from lab.experiment import ExperimentSpec
+
+    header, trials = read(path)
+    spec = ExperimentSpec.model_validate(header.get("spec", {}))
+    return build_report(
+        trials,
+        experiment=header.get("name", spec.name),
+        prompt=header.get("prompt", spec.prompt),
+        objectives=spec.objective_list(),
+        constraints=spec.constraint_list(),
+        planned=header.get("planned"),
+        stopped_by_budget=len(trials) < int(header.get("planned") or 0),
+        test=spec.test,
+        alpha=spec.alpha,
+        order=header.get("points"),
+    )
+
+
+def load_report(path: Path) -> Report:
+    """A saved report: a ``.json`` report, or rebuilt from a ``.jsonl`` results file."""
+    if path.suffix == ".jsonl":
+        return report_from_results(path)
+    return Report.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def show_command(args: argparse.Namespace, settings: Settings | None) -> int:
+    """``experiment show RESULT``."""
+    from lab.render import print_report
+
+    path = Path(args.result)
+    if not path.exists() and (RESULTS_DIR / f"{args.result}.jsonl").exists():
+        path = RESULTS_DIR / f"{args.result}.jsonl"
+    try:
+        report = load_report(path)
+    except (OSError, ValueError) as exc:
+        print(f"promptlab: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    elif args.markdown:
+        print(report.to_markdown(), end="")
+    else:
+        print_report(report)
+    return 0
+
+
+def saved_results(directory: Path = RESULTS_DIR) -> list[dict[str, Any]]:
+    """Name, trials, planned and path of every results file under ``directory``."""
+    rows = []
+    for path in sorted(directory.glob("*.jsonl")):
+        header, trials = read(path)
+        rows.append(
+            {
+                "name": header.get("name", path.stem),
+                "prompt": header.get("prompt", "?"),
+                "trials": len(trials),
+                "planned": header.get("planned", len(trials)),
+                "path": str(path),
+            }
+        )
+    return rows
+
+
+def list_command(args: argparse.Namespace, settings: Settings | None) -> int:
+    """``experiment list``."""
+    rows = saved_results(Path(args.dir))
+    if not rows:
+        print(f"no results under {args.dir}")
+        return 0
+    for row in rows:
+        print(f"{row['name']:<32} {row['prompt']:<20} {row['trials']}/{row['planned']:<8} {row['path']}")
+    return 0
+
+
+def optimize_command(args: argparse.Namespace, settings: Settings | None) -> int:
+    """``optimize FILE``."""
+    from lab.optimize import optimize
+
+    experiment = _load(args, settings)
+    if experiment is None:
+        return 2
+
+    async def main() -> int:
+        async with make_providers(settings) as client, event_sink(settings, args.events) as pub:
+            outcome = await optimize(
+                experiment, client, trials=args.trials, publish=pub,
+                on_trial=lambda line: print(line, file=sys.stderr),
+            )  # fmt: skip
+        if args.json:
+            print(json.dumps(outcome.to_json(), indent=2))
+        else:
+            print(outcome.summary())
+        return 0
+
+    return _run(main)
