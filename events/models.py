@@ -152,6 +152,9 @@ class VariantRegistered(BaseEvent):
     """Search that selected its parents (genetic, hill_climbing, annealing, pareto)."""
     rationale: str | None = None
     """The mutator's one-sentence account of what it changed."""
+    source: Literal["live", "offline"] = "live"
+    """``offline``: a candidate of an offline search (``promptlab evolve``), recorded for
+    its lineage and never routed; ``live``: a variant that may receive traffic."""
 
 
 class VariantRetired(BaseEvent):

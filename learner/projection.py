@@ -467,6 +467,8 @@ class _Batch:
             prompt.probation_variant = None
 
     def _registered(self, seq: int, ev: VariantRegistered) -> None:
+        if ev.source == "offline":  # an offline search candidate: lineage only, never routed
+            return
         key = (ev.prompt_id, ev.variant)
         prompt = self._prompt(ev.prompt_id, seq)
         existing = self.state.variants.get(key)

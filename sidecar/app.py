@@ -235,7 +235,7 @@ def apply_variant_event(catalog: Catalog, event: VariantRegistered) -> bool:
 
     Prompt-file variants (``origin = "config"``) are left alone: each replica has the file.
     """
-    if event.origin == "config":
+    if event.origin == "config" or event.source == "offline":
         return False
     prompt = catalog.get(event.prompt_id)
     if prompt is None:
