@@ -28,6 +28,7 @@ COMMANDS = (
     "promptlab.commands.parsers:register_learner",
     "promptlab.commands.prompts:register",
     "promptlab.commands.parsers:register_experiment",
+    "promptlab.commands.parsers:register_evolve",
 )
 """``module:function`` adding each command's parser, in the order ``--help`` lists them."""
 
