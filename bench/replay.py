@@ -5,7 +5,7 @@ them, 10 % of it arriving before its execution, a few duplicates and commands) a
 measures three things:
 
 1. decode: JSON bytes -> event models (what any bus consumer pays);
-2. projection only: decoded events straight into :class:`learner.projection.Projection`;
+2. projection only: decoded events straight into :class:`learner.projection.transaction.Projection`;
 3. end to end: ``promptlab replay``'s path, a real nats-server stream read with
    ``EventBus.read`` and projected into a fresh SQLite file.
 
@@ -37,10 +37,10 @@ from events.models import (
     decode,
     encode,
 )
-from learner.projection import Projection
+from learner.projection.reward import RewardRule
+from learner.projection.transaction import Projection
 from learner.replay import REPLAY_BATCH, rebuild
-from learner.reward import RewardRule
-from learner.store import Store
+from learner.storage.store import Store
 
 PROMPTS = [f"prompt-{i}" for i in range(5)]
 VARIANTS = ["a", "b", "c"]

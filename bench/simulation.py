@@ -1,6 +1,6 @@
 """Statistical validation of the promotion policy on simulated Bernoulli arms.
 
-Runs the real ``learner.policy.decide`` (checked after every rewarded event) under the
+Runs the real ``learner.policy.rules.decide`` (checked after every rewarded event) under the
 sidecar's Thompson routing, and the same traffic with a naive repeated t-test instead,
 and prints:
 
@@ -26,7 +26,7 @@ import sys
 import time
 from typing import cast
 
-from learner.simulate import Allocator, Rule, Scenario, ScenarioReport, run_scenario
+from learner.policy.simulate import Allocator, Rule, Scenario, ScenarioReport, run_scenario
 from prompts.config import PromotionConfig
 
 

@@ -2,9 +2,9 @@
 numbers snapshots and ``promptlab stats`` show (posterior, interval, P(best), lift,
 recommendation).
 
-:func:`prompt_state` builds the policy's :class:`~learner.policy.PromptState` (the one
+:func:`prompt_state` builds the policy's :class:`~learner.policy.rules.PromptState` (the one
 place that maps projection rows to policy state); :func:`analyze` computes the display
-numbers with :mod:`learner.stats` and :mod:`learner.policy`. Both take a seeded generator
+numbers with :mod:`learner.stats.beta` and :mod:`learner.policy.rules`. Both take a seeded generator
 at most (seeded from the learner seed and the prompt's stream position, so the same
 state always shows the same numbers) and never do I/O.
 """
@@ -17,11 +17,11 @@ from typing import Any, cast
 import numpy as np
 
 from events.snapshots import VariantStatus
-from learner import stats
-from learner.policy import Probation, PromptState, lift_with_interval, recommendation
-from learner.stats import ArmSummary
-from learner.store import ArmTotals
-from learner.view import ArmView, PromptView
+from learner.policy.rules import Probation, PromptState, lift_with_interval, recommendation
+from learner.stats import beta as stats
+from learner.stats.beta import ArmSummary
+from learner.storage.store import ArmTotals
+from learner.storage.view import ArmView, PromptView
 
 P_BEST_DRAWS = stats.DEFAULT_DRAWS
 
@@ -123,10 +123,10 @@ def prompt_state(view: PromptView) -> PromptState:
 
 def analyze(view: PromptView, rng: np.random.Generator) -> PromptAnalysis:
     """Posterior, interval and P(best) of every active arm, the leader, its lift and the
-    policy's recommendation (:func:`learner.policy.recommendation`).
+    policy's recommendation (:func:`learner.policy.rules.recommendation`).
 
     The lift interval is the always-valid confidence sequence of the mSPRT
-    (:func:`learner.policy.lift_with_interval`), so it can be shown after every event
+    (:func:`learner.policy.rules.lift_with_interval`), so it can be shown after every event
     without overstating certainty.
     """
     state = prompt_state(view)

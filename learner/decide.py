@@ -3,8 +3,8 @@
 A :data:`Policy` looks at one prompt's :class:`PromptView` with a generator seeded from
 the stream position and returns the decision event to publish, or None.
 
-:func:`default_policy` is :func:`learner.policy.decide` on the view's
-:class:`~learner.policy.PromptState` (built by :func:`learner.analysis.prompt_state`):
+:func:`default_policy` is :func:`learner.policy.rules.decide` on the view's
+:class:`~learner.policy.rules.PromptState` (built by :func:`learner.analysis.prompt_state`):
 there is one policy, the one ``bench/simulation.py`` validates. The event's id derives
 from the prompt, the decision, the trigger sequence and the variant, and its time is
 the prompt's newest event time, so a learner that decides again after a crash
@@ -20,8 +20,8 @@ import numpy as np
 
 from events.models import BaseEvent
 from learner.analysis import prompt_state
-from learner.policy import decide
-from learner.view import PromptView
+from learner.policy.rules import decide
+from learner.storage.view import PromptView
 
 Policy = Callable[[PromptView, np.random.Generator, int], BaseEvent | None]
 """``(view, rng, trigger_sequence) -> decision event or None``."""
@@ -33,7 +33,7 @@ def default_policy(
     """The policy's decision for this prompt now, as the event to publish (or None).
 
     With an ``evaluation_window`` the view's counters, and so the decision, cover only
-    the window (see :func:`learner.view.load_view`).
+    the window (see :func:`learner.storage.view.load_view`).
     """
     decision = decide(prompt_state(view), view.config, rng)
     if decision is None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from events.bus import Delivery, EventBus
-from learner import schema as t
-from learner.projection import Projection
-from learner.reward import RewardRule
-from learner.store import Store
+from learner.projection.reward import RewardRule
+from learner.projection.transaction import Projection
+from learner.storage import schema as t
+from learner.storage.store import Store
 from prompts.config import PromotionConfig
 
 

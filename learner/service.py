@@ -30,15 +30,15 @@ from types import TracebackType
 from events.bus import BusError, Consumer, Delivery, EventBus
 from events.models import BaseEvent, decode, encode
 from events.subjects import Header, Subject
-from learner import schema as t
 from learner.analysis import PromptAnalysis, analyze, rng_for
 from learner.config import LearnerSettings, StorageSettings
 from learner.decide import Policy, default_policy
-from learner.projection import BatchResult, DeadLetter, Projection
-from learner.reward import effective_promotion, rules_from_prompts
+from learner.projection.reward import effective_promotion, rules_from_prompts
+from learner.projection.transaction import BatchResult, DeadLetter, Projection
 from learner.snapshots import SnapshotWriter
-from learner.store import Store
-from learner.view import PromptView, load_view
+from learner.storage import schema as t
+from learner.storage.store import Store
+from learner.storage.view import PromptView, load_view
 from prompts.config import PromotionConfig
 from prompts.spec import PromptSpec
 

@@ -19,9 +19,9 @@ from events.bus import BusError, EventBus
 from events.snapshots import ArmPosterior, RoutingSnapshot, StatsSnapshot, TrendPoint, VariantStats
 from events.subjects import Bucket
 from learner.analysis import PromptAnalysis
-from learner.decisions import to_record
-from learner.store import Store
-from learner.view import PromptView
+from learner.projection.decisions import to_record
+from learner.storage.store import Store
+from learner.storage.view import PromptView
 
 log = logging.getLogger(__name__)
 

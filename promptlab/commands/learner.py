@@ -27,11 +27,11 @@ from events.embedded import resolve_nats_url
 from events.jetstream import JetStreamBus
 from events.models import BaseEvent, CommandRejected, PauseCommand, PromoteCommand, RollbackCommand
 from learner.analysis import analyze, rng_for
-from learner.commands import answer_id
+from learner.projection.commands import answer_id
+from learner.projection.reward import effective_promotion, rules_from_prompts
 from learner.replay import ReplayReport, catch_up, compare, rebuild
-from learner.reward import effective_promotion, rules_from_prompts
-from learner.store import Store
-from learner.view import load_view
+from learner.storage.store import Store
+from learner.storage.view import load_view
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) ->
             position = now
             events += await catch_up(bus, projection, position)
         tables = {}
-        from learner.schema import PROJECTED_TABLES
+        from learner.storage.schema import PROJECTED_TABLES
 
         for table in PROJECTED_TABLES:
             tables[table.name] = len(await live.dump(table))

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from learner_factories import deliveries, execution, feedback, registered
 
-from learner.projection import Projection
-from learner.reward import RewardRule
-from learner.store import Store
+from learner.projection.reward import RewardRule
+from learner.projection.transaction import Projection
+from learner.storage.analytics import analytics
+from learner.storage.store import Store
 
 
 async def test_period_figures_and_trend(store: Store) -> None:
@@ -35,7 +36,7 @@ async def test_period_figures_and_trend(store: Store) -> None:
     await projection.load()
     await projection.apply(deliveries(events))
 
-    report = await store.analytics(prompt_id="greet", period=timedelta(hours=1))
+    report = await analytics(store, prompt_id="greet", period=timedelta(hours=1))
     cur, prev = report.current, report.previous
     assert (cur.executions, cur.unique_subjects, prev.executions, prev.unique_subjects) == (
         3,

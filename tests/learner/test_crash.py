@@ -24,9 +24,9 @@ from events.embedded import NatsServerProcess
 from events.jetstream import JetStreamBus
 from events.models import BaseEvent
 from events.subjects import Subject
+from learner.projection.reward import RewardRule
 from learner.replay import compare, rebuild
-from learner.reward import RewardRule
-from learner.store import Store
+from learner.storage.store import Store
 
 HERE = Path(__file__).parent
 N = 2500

@@ -7,8 +7,9 @@ import pytest
 from scipy import integrate, special, stats
 
 from events.models import VariantPromoted, VariantRetired, VariantRolledBack, deterministic_event_id
-from learner.guards import retire_screen
-from learner.policy import (
+from learner.policy.guards import retire_screen
+from learner.policy.probation import error_rate_breach
+from learner.policy.rules import (
     Decision,
     Probation,
     PromptState,
@@ -18,9 +19,8 @@ from learner.policy import (
     lift_with_interval,
     recommendation,
 )
-from learner.probation import error_rate_breach
-from learner.prompt_state import end_probation_if_due
-from learner.stats import ArmSummary
+from learner.policy.state import end_probation_if_due
+from learner.stats.beta import ArmSummary
 from prompts.config import PromotionConfig
 
 CFG = PromotionConfig()  # threshold 0.95, min_samples 200, min_lift 0.01, alpha 0.05

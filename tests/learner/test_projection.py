@@ -19,11 +19,11 @@ from events.models import (
     VariantPromoted,
     VariantRolledBack,
 )
-from learner import schema as t
-from learner.projection import Projection
+from learner.projection.reward import RewardRule
+from learner.projection.transaction import Projection
 from learner.replay import compare
-from learner.reward import RewardRule
-from learner.store import Store
+from learner.storage import schema as t
+from learner.storage.store import Store
 from prompts.config import PromotionConfig
 
 pytestmark = pytest.mark.asyncio

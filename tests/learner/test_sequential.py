@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from learner.sequential import DEFAULT_TAU2, MIN_SEQUENTIAL_N, boundary_z, log_lambda, msprt
-from learner.stats import ArmSummary
+from learner.stats.beta import ArmSummary
+from learner.stats.sequential import DEFAULT_TAU2, MIN_SEQUENTIAL_N, boundary_z, log_lambda, msprt
 
 
 def bernoulli(variant: str, n: int, p: float) -> ArmSummary:

@@ -27,8 +27,8 @@ from events.subjects import Bucket, Header, Subject
 from learner.config import LearnerSettings, StorageSettings
 from learner.decide import default_policy
 from learner.service import Learner
-from learner.store import ArmTotals, Store
-from learner.view import ArmView, PromptView
+from learner.storage.store import ArmTotals, Store
+from learner.storage.view import ArmView, PromptView
 from prompts.config import PromotionConfig
 from prompts.spec import PromptSpec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from learner.simulate import Allocator, Scenario, run_scenario, simulate_run
+from learner.policy.simulate import Allocator, Scenario, run_scenario, simulate_run
 from prompts.config import PromotionConfig
 
 FAST = PromotionConfig(min_samples=100, probation_samples=150)

@@ -1,4 +1,4 @@
-"""Known answers for the pure statistics of learner.stats."""
+"""Known answers for the pure statistics of learner.stats.beta."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from learner import pbest
-from learner.stats import (
+from learner.stats import pbest
+from learner.stats.beta import (
     ArmSummary,
     BetaPosterior,
     composite_reward,

@@ -1,7 +1,7 @@
 """The promotion, rollback and retirement policy: state + config + seeded rng -> decision.
 
 :func:`decide` is pure: no I/O, no clock; its only randomness is the Monte Carlo of
-P(best) with more than :data:`learner.pbest.EXACT_MAX_ARMS` arms, drawn from the
+P(best) with more than :data:`learner.stats.pbest.EXACT_MAX_ARMS` arms, drawn from the
 ``numpy.random.Generator`` the caller passes (the learner seeds it from the stream
 sequence), so a replay decides identically.
 
@@ -15,12 +15,12 @@ Rules (thresholds from :class:`prompts.config.PromotionConfig`)
    ``<= max_error_rate``. An unknown figure (no data) counts as a breach: a promotion
    must be shown to respect the constraint;
 3. ``lift = mean_c - mean_h >= min_lift``;
-4. the always-valid mSPRT (:mod:`learner.sequential`) rejects ``mu_c = mu_h`` at
+4. the always-valid mSPRT (:mod:`learner.stats.sequential`) rejects ``mu_c = mu_h`` at
    ``alpha / K`` with a positive lift, ``K`` the number of challengers being compared
    with the champion (Bonferroni: with several challengers the chance that *any* of
    them is falsely promoted stays <= alpha);
 5. ``P(theta_c > theta_h) >= threshold`` under the Beta posteriors (integrated
-   numerically, :mod:`learner.pbest`).
+   numerically, :mod:`learner.stats.pbest`).
 
 The sequential test is what makes checking after every event safe; the posterior
 probability is what users read; the lift and constraints make a promotion worth it.
@@ -40,7 +40,7 @@ rolled back when
   (a significant regression), or
 * its error rate since the promotion significantly exceeds ``max_error_rate``: an
   always-valid one-sided test of ``H0: error rate <= max_error_rate`` (Beta(1, 1)
-  mixture over rates above the limit; see :func:`learner.probation.error_rate_breach`) rejects at
+  mixture over rates above the limit; see :func:`learner.policy.probation.error_rate_breach`) rejects at
   ``rollback_alpha``. A point estimate would roll back on the first unlucky error.
 
 Rollback checks run even while exploration is paused.
@@ -50,15 +50,15 @@ Rollback checks run even while exploration is paused.
 while its successor is on probation (it is the rollback target).
 
 Cost: P(beats) and P(best) are integrated by Gauss-Legendre quadrature
-(:mod:`learner.pbest`; 50-200 us for two or three arms, deterministic), with a seeded
-Monte Carlo only beyond :data:`learner.pbest.EXACT_MAX_ARMS` arms. ``decide`` computes
+(:mod:`learner.stats.pbest`; 50-200 us for two or three arms, deterministic), with a seeded
+Monte Carlo only beyond :data:`learner.stats.pbest.EXACT_MAX_ARMS` arms. ``decide`` computes
 P(beats) only once the cheap promotion guards pass, and P(best) for retirement only
-when a normal approximation (:func:`learner.guards.retire_screen`, with a safety
+when a normal approximation (:func:`learner.policy.guards.retire_screen`, with a safety
 margin) says it could be below ``retire_below``.
 
-Modules: the state and its transitions are in :mod:`learner.prompt_state`, the
-promotion guards and the retirement screen in :mod:`learner.guards`, probation and
-rollback in :mod:`learner.probation`; this module puts them in order.
+Modules: the state and its transitions are in :mod:`learner.policy.state`, the
+promotion guards and the retirement screen in :mod:`learner.policy.guards`, probation and
+rollback in :mod:`learner.policy.probation`; this module puts them in order.
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ import math
 import numpy as np
 
 from events.models import Evidence, Interval
-from learner.guards import check_promotion, lift_with_interval, retire_screen
-from learner.pbest import EXACT_MAX_ARMS
-from learner.probation import check_rollback
-from learner.prompt_state import Decision, Probation, PromptState, apply_decision
-from learner.sequential import DEFAULT_TAU2
-from learner.stats import DEFAULT_DRAWS, p_best, to_arm_evidence
+from learner.policy.guards import check_promotion, lift_with_interval, retire_screen
+from learner.policy.probation import check_rollback
+from learner.policy.state import Decision, Probation, PromptState, apply_decision
+from learner.stats.beta import DEFAULT_DRAWS, p_best, to_arm_evidence
+from learner.stats.pbest import EXACT_MAX_ARMS
+from learner.stats.sequential import DEFAULT_TAU2
 from prompts.config import PromotionConfig
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Pure statistics of bounded rewards: Beta posteriors, P(best), intervals, summaries.
 
 Everything here is a pure function of its arguments. P(best) and P(beats) live in
-:mod:`learner.pbest` (integrated, re-exported here); their only randomness, the Monte
+:mod:`learner.stats.pbest` (integrated, re-exported here); their only randomness, the Monte
 Carlo for many arms, comes from a ``numpy.random.Generator`` the caller passes in (the
 learner seeds it from the stream sequence), so a replay computes the same numbers.
 
@@ -25,7 +25,7 @@ import numpy as np
 from scipy import special, stats
 
 from events.models import ArmEvidence, Interval
-from learner.pbest import DEFAULT_DRAWS, p_beats, p_best
+from learner.stats.pbest import DEFAULT_DRAWS, p_beats, p_best
 
 __all__ = [
     "DEFAULT_DRAWS",
@@ -327,7 +327,7 @@ def composite_reward(
 
     ``v`` is the feedback (True/False -> 1/0); ``cost_weight`` is reward lost per USD and
     ``latency_weight`` reward lost per second, the units of a prompt's ``[reward]`` section
-    (:class:`learner.reward.RewardRule` applies it to every rewarded call).
+    (:class:`learner.projection.reward.RewardRule` applies it to every rewarded call).
     """
     if cost_weight < 0 or latency_weight < 0:
         raise ValueError("weights must be >= 0")

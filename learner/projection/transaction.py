@@ -42,14 +42,14 @@ from events.models import (
     VariantRolledBack,
     encode,
 )
-from learner import schema as t
-from learner.commands import carry_out
-from learner.decisions import decision_record
-from learner.reward import RewardRule, feedback_value, finite
-from learner.schema import AGGREGATE_COLUMNS, MICRO, NANO
-from learner.state import LearnerState, PromptRow, VariantRow
-from learner.store import Store, latency_bucket
-from learner.view import window_minutes
+from learner.projection.commands import carry_out
+from learner.projection.decisions import decision_record
+from learner.projection.reward import RewardRule, feedback_value, finite
+from learner.projection.state import LearnerState, PromptRow, VariantRow
+from learner.storage import schema as t
+from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
+from learner.storage.store import Store, latency_bucket
+from learner.storage.view import window_minutes
 from prompts.config import PromotionConfig
 
 log = logging.getLogger(__name__)
@@ -548,7 +548,7 @@ class _Batch:
 
     def _totals_now(self, prompt_id: str, variant: str, last_event_ms: int) -> dict[str, int]:
         """An arm's counters at this point of the stream (committed + this batch so far),
-        over the prompt's evaluation window like :func:`learner.view.load_view`."""
+        over the prompt's evaluation window like :func:`learner.storage.view.load_view`."""
         acc = [0] * _N_AGG
         minutes = window_minutes(self.p.promotion(prompt_id).evaluation_window)
         if minutes is None:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from events.snapshots import VariantStatus
-from learner.schema import PROBATION_COUNTERS
+from learner.storage.schema import PROBATION_COUNTERS
 
 
 @dataclass(slots=True)

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from learner.schema import PROBATION_COUNTERS
-from learner.store import ArmTotals, Store
+from learner.storage.schema import PROBATION_COUNTERS
+from learner.storage.store import ArmTotals, Store
 from prompts.config import PromotionConfig
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$")

@@ -23,7 +23,7 @@ from events.models import (
     VariantRolledBack,
     deterministic_event_id,
 )
-from learner.state import LearnerState
+from learner.projection.state import LearnerState
 
 Command = PromoteCommand | RollbackCommand | PauseCommand
 

@@ -1,7 +1,7 @@
 """The promotion guards, and the cheap screen in front of the retirement P(best).
 
 :func:`check_promotion` evaluates every promotion rule for one challenger against the
-champion (see :mod:`learner.policy` for the rules) and says which ones block it.
+champion (see :mod:`learner.policy.rules` for the rules) and says which ones block it.
 :func:`retire_screen` is a normal-approximation lower bound on P(best), made
 pessimistic by :func:`screen_margin`, that lets the policy skip the P(best) computation
 for arms that are surely above ``retire_below``.
@@ -15,9 +15,9 @@ import numpy as np
 from scipy import special
 
 from events.models import Interval
-from learner.prompt_state import PromptState
-from learner.sequential import DEFAULT_TAU2, msprt
-from learner.stats import DEFAULT_DRAWS, ArmSummary, p_beats, p_beats_normal
+from learner.policy.state import PromptState
+from learner.stats.beta import DEFAULT_DRAWS, ArmSummary, p_beats, p_beats_normal
+from learner.stats.sequential import DEFAULT_TAU2, msprt
 from prompts.config import PromotionConfig
 
 SCREEN_MARGIN_Z = 1.0
@@ -47,7 +47,7 @@ def lift_with_interval(
 ) -> tuple[float, Interval]:
     """``mean_c - mean_h`` and its always-valid (1 - alpha) confidence sequence.
 
-    The interval is the mSPRT's (:meth:`learner.sequential.MsprtResult.confidence_sequence`),
+    The interval is the mSPRT's (:meth:`learner.stats.sequential.MsprtResult.confidence_sequence`),
     valid however often it is looked at; it excludes 0 exactly when the test rejects.
     Before the test has enough data it is [-1, 1].
     """

@@ -3,7 +3,7 @@
 Each run routes ``horizon`` requests between variants whose rewards are Bernoulli with
 known means, gives every request its reward at once, and checks the policy after
 **every** rewarded event, acting on its decisions (promote, probation, rollback,
-retire) as the learner and the sidecar would. :func:`learner.policy.decide` is the
+retire) as the learner and the sidecar would. :func:`learner.policy.rules.decide` is the
 function that decides; nothing here re-implements a rule.
 
 Speed without cutting corners
@@ -11,7 +11,7 @@ Speed without cutting corners
 Calling ``decide`` 20,000 times per run would cost minutes per thousand runs, and
 almost every call returns None. So each block of requests is first *screened* with
 vectorised numpy: a promotion needs the mSPRT to reject, a rollback needs it to reject
-in the harmful direction, and a retirement needs :func:`learner.guards.retire_screen`
+in the harmful direction, and a retirement needs :func:`learner.policy.guards.retire_screen`
 to pass; those are necessary conditions of any decision, evaluated with the same
 formulas and a little extra slack. ``decide`` runs at every event that passes the screen,
 in order, so the outcome is the same as calling it after every event
@@ -49,10 +49,10 @@ import numpy as np
 from scipy import special, stats
 
 from events.snapshots import VariantStatus
-from learner.guards import LARGE_SAMPLE, SCREEN_MARGIN_Z, SCREEN_MARGIN_Z_LARGE
-from learner.policy import Decision, Probation, PromptState, decide
-from learner.sequential import DEFAULT_TAU2, MIN_SEQUENTIAL_N, MIN_VARIANCE, log_lambda
-from learner.stats import ArmSummary
+from learner.policy.guards import LARGE_SAMPLE, SCREEN_MARGIN_Z, SCREEN_MARGIN_Z_LARGE
+from learner.policy.rules import Decision, Probation, PromptState, decide
+from learner.stats.beta import ArmSummary
+from learner.stats.sequential import DEFAULT_TAU2, MIN_SEQUENTIAL_N, MIN_VARIANCE, log_lambda
 from prompts.config import PromotionConfig
 
 Allocator = Literal["sidecar", "per_request"]
@@ -61,7 +61,7 @@ Rule = Literal["policy", "naive"]
 _SLACK_LOG = 1e-6
 """Screens accept log-ratios this far *below* the boundary, against float differences."""
 _SLACK_Z = 0.05
-"""Extra margin of the vectorised retirement screen over :func:`learner.guards.screen_margin`."""
+"""Extra margin of the vectorised retirement screen over :func:`learner.policy.guards.screen_margin`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class Scenario:
     """Monte Carlo draws per table (the sidecar uses 8,192; fewer only adds noise to the
     shares, standard error <= 1.1 points, and keeps the simulation fast)."""
     rule: Rule = "policy"
-    """``policy``: :func:`learner.policy.decide`. ``naive``: promote as soon as a two-sample
+    """``policy``: :func:`learner.policy.rules.decide`. ``naive``: promote as soon as a two-sample
     Welch t-test gives p < alpha in the challenger's favour (both arms >= min_samples),
     at any check; no probation, no retirement."""
     promotion: PromotionConfig = field(default_factory=PromotionConfig)

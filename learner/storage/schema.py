@@ -66,7 +66,7 @@ prompt_state = Table(
     # The probation record of the last promotion (until the next promotion or a
     # rollback): the champion's counters since it was promoted, and the previous
     # champion's counters frozen at that moment (over the evaluation window, if any).
-    # What the rollback guard (learner.probation) compares.
+    # What the rollback guard (learner.policy.probation) compares.
     *[
         Column(f"{side}_{name}", BigInteger, nullable=False, default=0)
         for side in ("probation", "baseline")

@@ -1,7 +1,7 @@
 """Probation after a promotion: when a new champion is rolled back.
 
 The new champion's data *since the promotion* is compared with the previous champion's
-record frozen at the promotion (see :mod:`learner.policy` for why). :func:`check_rollback`
+record frozen at the promotion (see :mod:`learner.policy.rules` for why). :func:`check_rollback`
 rolls back on a significant regression (mSPRT at ``rollback_alpha``) or a significant
 breach of ``max_error_rate`` (:func:`error_rate_breach`, an always-valid test).
 """
@@ -14,9 +14,9 @@ import numpy as np
 from scipy import special
 
 from events.models import Evidence
-from learner.prompt_state import Decision, PromptState
-from learner.sequential import msprt
-from learner.stats import ArmSummary, p_beats, to_arm_evidence
+from learner.policy.state import Decision, PromptState
+from learner.stats.beta import ArmSummary, p_beats, to_arm_evidence
+from learner.stats.sequential import msprt
 from prompts.config import PromotionConfig
 
 

@@ -2,7 +2,7 @@
 
 :class:`Store` owns the engine, creates the tables, and answers the read questions
 that snapshots, the CLI and the admin API ask. Writes happen only in
-:mod:`learner.projection`, inside one transaction per batch.
+:mod:`learner.projection.transaction`, inside one transaction per batch.
 
 PostgreSQL tables can live in their own schema (``Store(url, schema="x")``), which
 tests and ``promptlab replay`` use for scratch copies; SQLAlchemy's
@@ -23,8 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from learner import schema as t
-from learner.schema import AGGREGATE_COLUMNS, MICRO, NANO
+from learner.storage import schema as t
+from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
 
 LATENCY_BUCKET_BASE = 1.02
 """Width of a latency histogram bucket: each covers 2 % more than the previous one."""
@@ -272,12 +272,6 @@ class Store:
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
         return [tuple(r) for r in rows]
-
-    async def analytics(self, **kwargs: Any) -> Any:
-        """Period analytics; see :func:`learner.analytics.analytics` for the arguments."""
-        from learner.analytics import analytics
-
-        return await analytics(self, **kwargs)
 
 
 def _percentiles(buckets: list[tuple[int, int]], quantiles: Sequence[float]) -> list[float | None]:

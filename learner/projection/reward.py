@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from learner.stats import composite_reward
+from learner.stats.beta import composite_reward
 from prompts.config import PromotionConfig
 from prompts.spec import PromptSpec
 
@@ -42,7 +42,7 @@ class RewardRule:
 
     def reward(self, value: float, cost_usd: float, latency_ms: float) -> float:
         """The reward of a call whose clipped feedback value is ``value``
-        (:func:`learner.stats.composite_reward`, the one reward rule)."""
+        (:func:`learner.stats.beta.composite_reward`, the one reward rule)."""
         return composite_reward(
             value,
             cost_usd=cost_usd,

@@ -1,8 +1,8 @@
 """What the policy knows about one prompt, and how a decision changes it.
 
-:class:`PromptState` holds every arm's :class:`~learner.stats.ArmSummary`, the statuses,
+:class:`PromptState` holds every arm's :class:`~learner.stats.beta.ArmSummary`, the statuses,
 the champion, whether exploration is paused and the running :class:`Probation`.
-:class:`Decision` is what :func:`learner.policy.decide` returns; :func:`apply_decision`
+:class:`Decision` is what :func:`learner.policy.rules.decide` returns; :func:`apply_decision`
 is the state right after it (what the learner's projection records when the decision
 event comes back through the stream). Everything is frozen and validated on creation.
 """
@@ -23,7 +23,7 @@ from events.models import (
     deterministic_event_id,
 )
 from events.snapshots import VariantStatus
-from learner.stats import ArmSummary
+from learner.stats.beta import ArmSummary
 from prompts.config import PromotionConfig
 
 DecisionKind = Literal["promote", "rollback", "retire"]
@@ -63,7 +63,7 @@ class Probation:
 class PromptState:
     """What the policy knows about one prompt.
 
-    ``arms`` holds every variant's :class:`~learner.stats.ArmSummary` (retired ones may be
+    ``arms`` holds every variant's :class:`~learner.stats.beta.ArmSummary` (retired ones may be
     included; they are ignored), ``statuses`` every variant's status. The champion's
     status is ``"champion"`` or ``"probation"``; exactly one arm has one of those.
     """

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 
-from learner import schema as t
+from learner.storage import schema as t
 
 if TYPE_CHECKING:
-    from learner.store import Store
+    from learner.storage.store import Store
 
 
 @dataclass(frozen=True, slots=True)

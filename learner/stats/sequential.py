@@ -80,7 +80,7 @@ MIN_SEQUENTIAL_N = 30
 
 class Moments(Protocol):
     """Anything with a size, a mean and an unbiased sample variance
-    (:class:`learner.stats.ArmSummary` is one)."""
+    (:class:`learner.stats.beta.ArmSummary` is one)."""
 
     @property
     def n(self) -> int: ...

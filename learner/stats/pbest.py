@@ -44,7 +44,7 @@ means 0 to 1 (against a 21-cut, 24-node reference); 6 nodes would give 1.5e-7.""
 
 
 class Beta(Protocol):
-    """Anything with Beta parameters (:class:`learner.stats.BetaPosterior`)."""
+    """Anything with Beta parameters (:class:`learner.stats.beta.BetaPosterior`)."""
 
     @property
     def alpha(self) -> float: ...

@@ -1,0 +1,2 @@
+"""The promotion, rollback and retirement policy (pure, seeded) and the simulator that
+validates it."""

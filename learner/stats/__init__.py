@@ -1,0 +1,1 @@
+"""Pure statistics: Beta posteriors, P(best), the always-valid sequential test."""
