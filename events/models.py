@@ -78,6 +78,15 @@ class RoutingInfo(_Frozen):
     """Set when this call was retried on the champion after the named challenger failed."""
 
 
+class ModelAttempt(_Frozen):
+    """One model tried for an execution (provider fallbacks), with how it ended."""
+
+    model: str
+    """``provider/model``."""
+    error_kind: str | None = None
+    """None: this model answered."""
+
+
 class CapturedContent(_Frozen):
     """Request and response text, only when content capture is configured; truncated."""
 
@@ -201,6 +210,14 @@ class ExecutionCompleted(BaseEvent):
     source: Literal["live", "offline"] = "live"
     experiment_id: str | None = None
     content: CapturedContent | None = None
+    fell_back_to: str | None = None
+    """Set on a routed call's failed attempt (status error) when the call was then
+    answered by this other variant (the champion): the failure counts against this
+    event's variant, the answer is the other variant's execution (whose
+    ``routing.fallback_from`` names this variant)."""
+    attempts: list[ModelAttempt] = Field(default_factory=list)
+    """Models tried for this execution, in order, when more than one was (provider
+    ``fallbacks``); ``model`` is the one that answered."""
 
 
 class FeedbackReceived(BaseEvent):

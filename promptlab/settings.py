@@ -24,7 +24,8 @@ from pydantic_settings import (
 from events.config import NatsSettings
 from learner.config import LearnerSettings, StorageSettings
 from prompts.config import PromptsSettings
-from sidecar.config import ProviderSettings, ServerSettings, TelemetrySettings, default_providers
+from providers.settings import ProviderSettings, default_providers, merge_providers
+from sidecar.config import ServerSettings, TelemetrySettings
 
 ENV_PREFIX = "PROMPTLAB_"
 DEFAULT_CONFIG = Path("config/promptlab.toml")
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
     def _keep_default_providers(
         cls, value: dict[str, ProviderSettings]
     ) -> dict[str, ProviderSettings]:
-        return {**default_providers(), **value}
+        return merge_providers(value)
 
     @classmethod
     def settings_customise_sources(

@@ -35,7 +35,9 @@ class Decoder:
         elif enc == "deflate":
             self._zlib = zlib.decompressobj(zlib.MAX_WBITS)
         else:
-            raise BadResponse(f"{what} answered with Content-Encoding {enc!r}, which we did not ask for")
+            raise BadResponse(
+                f"{what} answered with Content-Encoding {enc!r}, which we did not ask for"
+            )
 
     def _count(self, data: bytes) -> bytes:
         self._size += len(data)
@@ -83,9 +85,7 @@ def _payload_error(what: str, exc: BaseException) -> Exception:
     return ConnectionLost(f"{what}: connection lost while reading: {exc.__class__.__name__}")
 
 
-async def iter_decoded(
-    resp: aiohttp.ClientResponse, limit: int, what: str
-) -> AsyncIterator[bytes]:
+async def iter_decoded(resp: aiohttp.ClientResponse, limit: int, what: str) -> AsyncIterator[bytes]:
     """The body's decoded chunks as they arrive; our errors only."""
     decoder = Decoder(resp.headers.get("Content-Encoding"), limit, what)
     try:

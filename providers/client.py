@@ -98,7 +98,9 @@ def status_error(status: int, message: str, retry_after: float | None) -> Provid
         return UpstreamFailed(
             f"upstream error {status}: {message}", upstream_status=status, retry_after_s=retry_after
         )
-    return UpstreamFailed(f"unexpected upstream status {status}", kind="bad_response", upstream_status=status)
+    return UpstreamFailed(
+        f"unexpected upstream status {status}", kind="bad_response", upstream_status=status
+    )
 
 
 def ssl_context(cfg: ProviderSettings) -> ssl.SSLContext | bool:
@@ -239,9 +241,7 @@ class HttpClient:
                 return ProviderTimeout(f"{what} did not answer within the deadline")
             return ConnectFailed(f"connecting to {what} timed out", kind="connect_timeout")
         if isinstance(exc, aiohttp.SocketTimeoutError):
-            return ProviderTimeout(
-                f"{what} sent no response in time", kind="first_token_timeout"
-            )
+            return ProviderTimeout(f"{what} sent no response in time", kind="first_token_timeout")
         if isinstance(exc, TimeoutError):
             return ProviderTimeout(f"{what} did not answer within the deadline")
         if isinstance(exc, ssl.SSLError):

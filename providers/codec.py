@@ -33,7 +33,9 @@ def dumps(obj: Any) -> bytes:
     """Compact JSON as bytes."""
     if orjson is not None:
         try:
-            return orjson.dumps(obj)
+            encoded: bytes = orjson.dumps(obj)
         except TypeError:
             pass
+        else:
+            return encoded
     return json.dumps(obj, separators=(",", ":")).encode()

@@ -180,7 +180,9 @@ class Providers:
         chain = self._chain(model, fallbacks, strict)
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        overall = loop.time() + (timeout_s if timeout_s is not None else chain[0].settings.timeout_s)
+        overall = loop.time() + (
+            timeout_s if timeout_s is not None else chain[0].settings.timeout_s
+        )
         attempts: list[Attempt] = []
         for i, target in enumerate(chain):
             try:
@@ -266,7 +268,9 @@ class Providers:
         (after the fallbacks); later ones raise while iterating."""
         chain = self._chain(model, fallbacks, strict)
         loop = asyncio.get_running_loop()
-        overall = loop.time() + (timeout_s if timeout_s is not None else chain[0].settings.timeout_s)
+        overall = loop.time() + (
+            timeout_s if timeout_s is not None else chain[0].settings.timeout_s
+        )
         attempts: list[Attempt] = []
         for i, target in enumerate(chain):
             try:

@@ -2,7 +2,7 @@
 
 Everything the app uses is built here from what the caller hands in; nothing is
 global. Lifecycle (``cleanup_ctx``): on start, the publisher starts,
-the upstream connection pool opens, the cost table is warmed, the prompt files' variants are
+the providers' connection pools open, the cost table is warmed, the prompt files' variants are
 announced (VariantRegistered with deterministic ids, so replicas deduplicate), and two
 watchers start when a bus is given: routing snapshots from KV, and variants registered
 elsewhere (admin API of another replica, mutation); last, the heap built so far is
@@ -26,18 +26,19 @@ from events.bus import EventBus
 from events.models import EventDecodeError, VariantRegistered, decode, encode
 from events.snapshots import RoutingSnapshot
 from events.subjects import Bucket
-from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token
+from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token, estimate_cost
+from providers import ProviderError, Providers
 from sidecar import admin, keys, routes
 from sidecar.admin import variant_key
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
-from sidecar.errors import NotFound, Redactor, SidecarError, TooLarge, error_response
+from sidecar.errors import NotFound, SidecarError, TooLarge, error_response, from_provider
 from sidecar.metrics import Metrics
 from sidecar.ports import Publisher, SidecarSettings
 from sidecar.proxy import Proxy
+from sidecar.recording import Recorder
 from sidecar.router import Router
 from sidecar.telemetry import Telemetry
-from sidecar.upstream import Upstreams
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,11 @@ def create_app(
     ``os.environ``).
     """
     server = settings.server
-    redactor = Redactor()
-    upstreams = Upstreams(
+    upstreams = Providers(
         settings.providers,
         default_provider=server.default_provider,
-        redactor=redactor,
         environ=environ,
+        cost=estimate_cost,
     )
     catalog = Catalog(prompts)
     router = Router(catalog.all(), seed=router_seed)
@@ -80,9 +80,8 @@ def create_app(
     proxy = Proxy(
         catalog=catalog,
         router=router,
-        upstreams=upstreams,
-        publisher=publisher,
-        metrics=metrics,
+        providers=upstreams,
+        recorder=Recorder(publisher=publisher, metrics=metrics, telemetry=telemetry, server=server),
         telemetry=telemetry,
         server=server,
     )
@@ -125,6 +124,8 @@ async def _boundary(
         return await handler(request)
     except SidecarError as err:
         return error_response(err, app[keys.UPSTREAMS].redactor, err.headers)
+    except ProviderError as err:  # a model call outside the recorded flows (admin checks)
+        return error_response(from_provider(err), app[keys.UPSTREAMS].redactor)
     except web.HTTPRequestEntityTooLarge:
         limit = app[keys.SETTINGS].server.max_body_bytes
         return error_response(

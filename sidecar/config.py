@@ -1,10 +1,15 @@
-"""Settings of the sidecar: the HTTP server, providers and telemetry."""
+"""Settings of the sidecar: the HTTP server and telemetry (provider settings live in
+:mod:`providers.settings`; re-exported here)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from providers.settings import ProviderSettings, default_providers
+
+__all__ = ["ProviderSettings", "ServerSettings", "TelemetrySettings", "default_providers"]
 
 
 class ServerSettings(BaseModel):
@@ -33,53 +38,6 @@ class ServerSettings(BaseModel):
     (``gpt-4o-mini`` rather than ``openai/gpt-4o-mini``)."""
     workers: int = Field(default=1, ge=1, le=64)
     """Processes serving one port with SO_REUSEPORT (``promptlab serve --workers``)."""
-
-
-class ProviderSettings(BaseModel):
-    """``[providers.<name>]``: an upstream; a model is named ``<name>/<model>``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal[
-        "openai",
-        "simulated",
-        "litellm",
-        "anthropic",
-        "gemini",
-        "azure",
-        "bedrock",
-        "cohere",
-        "mistral",
-    ] = "openai"
-    """``openai``: any OpenAI-compatible API, passed through as is. ``simulated``: the
-    labelled offline provider for demos and tests. Other kinds go through litellm."""
-    api_base: str | None = None
-    """Base URL of the upstream API (for ``openai``, ending in ``/v1``)."""
-    api_key_env: str | None = None
-    """Name of the environment variable that holds the key (never the key itself)."""
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    first_token_timeout_s: float = Field(default=60.0, gt=0)
-    total_timeout_s: float = Field(default=300.0, gt=0)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    """Retries on 429 and 5xx, with jittered backoff that honours Retry-After."""
-    retry_backoff_s: float = Field(default=0.25, ge=0)
-    """First retry waits up to this long (full jitter), doubling each retry."""
-    retry_backoff_max_s: float = Field(default=8.0, ge=0)
-    """Longest wait between two retries (a longer Retry-After ends the retries)."""
-    max_connections: int = Field(default=512, ge=1)
-    """Pooled keep-alive connections to this provider."""
-    extra_headers: dict[str, str] = Field(default_factory=dict)
-    """Headers sent with every upstream call (no secrets here: use api_key_env)."""
-
-
-def default_providers() -> dict[str, ProviderSettings]:
-    """Providers known without any config: OpenAI and the simulated one."""
-    return {
-        "openai": ProviderSettings(
-            kind="openai", api_base="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"
-        ),
-        "simulated": ProviderSettings(kind="simulated"),
-    }
 
 
 class TelemetrySettings(BaseModel):

@@ -8,10 +8,12 @@ with the right status, never a traceback, and every message goes through a
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable
 
 from aiohttp import web
+
+from providers import ProviderError, ProviderTimeout, Redactor
+
+__all__ = ["Redactor"]  # re-exported: the sidecar's redactor is the providers' one
 
 
 class SidecarError(Exception):
@@ -106,6 +108,29 @@ class UpstreamTimeout(UpstreamError):
     type = "timeout_error"
 
 
+def from_provider(err: ProviderError) -> SidecarError:
+    """The OpenAI-shaped error a client sees for a failed model call.
+
+    Client mistakes the upstream reports (400, 404, 422...) keep their status, so an SDK
+    behaves as with the provider; 429 stays 429 so SDKs back off; a model naming no
+    configured provider is the client's 400; everything else the client can do nothing
+    about (5xx, rejected provider key, TLS, bad answers) is 502, timeouts 504.
+    """
+    if err.kind == "not_configured":
+        return BadRequest(err.message, code="model_not_found", param="model")
+    if isinstance(err, ProviderTimeout):
+        return UpstreamTimeout(err.message, kind=err.kind, upstream_status=err.upstream_status)
+    type_ = "invalid_request_error" if 400 <= err.status < 500 and err.status != 429 else None
+    mapped = UpstreamError(
+        err.message, kind=err.kind, upstream_status=err.upstream_status, status=err.status
+    )
+    if err.status == 429:
+        mapped.type = "rate_limit_error"
+    elif type_ is not None:
+        mapped.type = type_
+    return mapped
+
+
 def error_response(
     error: SidecarError, redactor: Redactor | None = None, headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -119,32 +144,3 @@ def error_response(
         content_type="application/json",
         headers=headers,
     )
-
-
-# Shapes of credentials that must never be echoed even when we do not know the value:
-# bearer tokens and the common provider key prefixes.
-_KEY_PATTERN = re.compile(
-    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}|\b(sk|pk|rk|gsk|xai|key)-[A-Za-z0-9_-]{8,}"
-)
-
-
-class Redactor:
-    """Replaces known secrets (provider keys read from the environment) and key-shaped
-    strings with ``***``. One per app; the upstream registry feeds it the keys it reads."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: list[str] = []
-        for secret in secrets:
-            self.add(secret)
-
-    def add(self, secret: str | None) -> None:
-        # Very short values would redact ordinary words; real keys are long.
-        if secret and len(secret) >= 6 and secret not in self._secrets:
-            self._secrets.append(secret)
-            self._secrets.sort(key=len, reverse=True)
-
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return _KEY_PATTERN.sub(lambda m: (m.group(1) or "") + "***", text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from events.bus import EventBus
+from providers import Providers
 from sidecar.auth import KeyRing
 from sidecar.catalog import Catalog
 from sidecar.metrics import Metrics
@@ -12,12 +13,13 @@ from sidecar.ports import Publisher, SidecarSettings
 from sidecar.proxy import Proxy
 from sidecar.router import Router
 from sidecar.telemetry import Telemetry
-from sidecar.upstream import Upstreams
 
 SETTINGS = web.AppKey("settings", SidecarSettings)
 CATALOG = web.AppKey("catalog", Catalog)
 ROUTER = web.AppKey("router", Router)
-UPSTREAMS = web.AppKey("upstreams", Upstreams)
+PROVIDERS = web.AppKey("providers", Providers)
+UPSTREAMS = PROVIDERS
+"""The older name of :data:`PROVIDERS`."""
 PUBLISHER = web.AppKey("publisher", Publisher)
 BUS = web.AppKey("bus", EventBus)
 METRICS = web.AppKey("metrics", Metrics)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from events.models import BaseEvent
-from sidecar.config import ProviderSettings, ServerSettings, TelemetrySettings, default_providers
+from providers.settings import ProviderSettings, default_providers
+from sidecar.config import ServerSettings, TelemetrySettings
 
 
 class SidecarSettings(Protocol):

@@ -12,23 +12,25 @@ two exceptions:
   (OpenAI also sends ``"usage": null`` on every chunk when usage was asked; those stay.)
 
 A failure after the first byte cannot change the status any more: it is sent as an
-OpenAI-style ``data: {"error": {...}}`` event and the stream ends without ``[DONE]``.
-A client that goes away mid-stream ends the relay; the caller records "cancelled" and
-the upstream connection is closed, which cancels the upstream call.
+OpenAI-style ``data: {"error": {...}}`` event (redacted) and the stream ends there,
+without ``[DONE]`` (a client must not take a broken answer for a whole one); the call is
+recorded with status error. A client that goes away mid-stream ends the relay; the
+caller records "cancelled" and the upstream connection is closed, which cancels the
+upstream call.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from providers import BadResponse, ProviderError, Redactor, Stream
 from sidecar import codec
-from sidecar.errors import Redactor, UpstreamError
-from sidecar.upstream import Stream
+from sidecar.errors import from_provider
+from sidecar.recording import Outcome
 
 DONE = b"[DONE]"
 SSE_HEADERS = {
@@ -38,24 +40,25 @@ SSE_HEADERS = {
 }
 
 
-@dataclass(slots=True)
-class StreamOutcome:
-    """What the relay learned, for the ExecutionCompleted event."""
-
-    status: str = "ok"
-    """ok, error (upstream failed mid-stream) or cancelled (client went away)."""
-    usage: dict[str, Any] | None = None
-    ttft_ms: float | None = None
-    error: UpstreamError | None = None
-    output: list[str] = field(default_factory=list)
-    """Content deltas, only when content capture is on."""
-
-
 def _collect_content(chunk: dict[str, Any], out: list[str]) -> None:
     for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        if isinstance(delta.get("content"), str):
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
             out.append(delta["content"])
+
+
+def error_event(err: ProviderError, redactor: Redactor) -> bytes:
+    """The SSE event that ends a broken stream."""
+    shaped = from_provider(err)
+    body = {
+        "error": {
+            "message": redactor.redact(shaped.message),
+            "type": shaped.type,
+            "code": shaped.code,
+            "param": None,
+        }
+    }
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
 async def relay(
@@ -68,9 +71,10 @@ async def relay(
     capture: bool,
     started: float,
     redactor: Redactor,
-) -> tuple[web.StreamResponse, StreamOutcome]:
+) -> tuple[web.StreamResponse, Outcome]:
     """Send ``stream`` to the client; never raises for upstream or client failures."""
-    outcome = StreamOutcome()
+    outcome = Outcome(model=stream.model, attempts=list(stream.attempts))
+    output: list[str] = []
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **headers})
     new_id = b'"' + execution_id.encode() + b'"'
     old_id: bytes | None = None
@@ -79,19 +83,15 @@ async def relay(
     try:
         async for payload in stream:
             if payload == DONE:
-                if not prepared:
-                    await response.prepare(request)
-                    prepared = True
-                await response.write(b"data: [DONE]\n\n")
                 done = True
                 break
             if old_id is None:
                 # The first chunk tells us the upstream's id; parse it once.
                 try:
                     first = codec.loads(payload)
-                    upstream_id = first.get("id") if isinstance(first, dict) else None
                 except ValueError:
-                    upstream_id = None
+                    raise BadResponse(f"{stream.model} sent a chunk that is not JSON") from None
+                upstream_id = first.get("id") if isinstance(first, dict) else None
                 old_id = (
                     b'"' + upstream_id.encode() + b'"'
                     if isinstance(upstream_id, str) and upstream_id
@@ -100,7 +100,10 @@ async def relay(
             if old_id and old_id in payload:
                 payload = payload.replace(old_id, new_id, 1)
             if b'"usage"' in payload or capture:
-                chunk = codec.loads(payload)
+                try:
+                    chunk = codec.loads(payload)
+                except ValueError:
+                    raise BadResponse(f"{stream.model} sent a chunk that is not JSON") from None
                 usage = chunk.get("usage") if isinstance(chunk, dict) else None
                 if isinstance(usage, dict):
                     outcome.usage = usage
@@ -110,43 +113,39 @@ async def relay(
                         del chunk["usage"]
                         payload = codec.dumps(chunk)
                 if capture and isinstance(chunk, dict):
-                    _collect_content(chunk, outcome.output)
+                    _collect_content(chunk, output)
             if outcome.ttft_ms is None:
                 outcome.ttft_ms = (time.perf_counter() - started) * 1000.0
             if not prepared:
                 await response.prepare(request)
                 prepared = True
             await response.write(b"data: " + payload + b"\n\n")
-    except UpstreamError as err:
-        outcome.status = "error"
-        outcome.error = err
-        if not prepared:
-            await response.prepare(request)
-            prepared = True
+        if not done:  # a stream ends with [DONE]; anything else is a broken stream
+            raise BadResponse(f"{stream.model}: the stream ended before [DONE]")
+    except ProviderError as err:
+        outcome.status, outcome.error_kind = "error", err.kind
+        outcome.http_status = from_provider(err).status
         try:
-            body = {
-                "error": {
-                    "message": redactor.redact(err.message),
-                    "type": err.type,
-                    "code": err.code,
-                    "param": None,
-                }
-            }
-            await response.write(b"data: " + json.dumps(body).encode() + b"\n\n")
+            if not prepared:
+                await response.prepare(request)
+                prepared = True
+            await response.write(error_event(err, redactor))
+            await response.write_eof()
         except ConnectionError:
             pass
     except ConnectionError:
         # The client went away: stop reading, which closes the upstream connection.
-        outcome.status = "cancelled"
+        outcome.status, outcome.error_kind = "cancelled", "client_disconnected"
     finally:
         await stream.aclose()
     if outcome.status == "ok":
         try:
             if not prepared:
                 await response.prepare(request)
-            if not done:  # an upstream that ends without [DONE] still ends with it here
-                await response.write(b"data: [DONE]\n\n")
+            await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
         except ConnectionError:
-            outcome.status = "cancelled"
+            outcome.status, outcome.error_kind = "cancelled", "client_disconnected"
+    if capture:
+        outcome.output = "".join(output)
     return response, outcome

@@ -1,0 +1,205 @@
+"""Recording: every call, failed or not, becomes exactly one ExecutionCompleted.
+
+A call is described by a :class:`Call` (what was asked, set before the model is called)
+and an :class:`Outcome` (what happened). :meth:`Recorder.finish` observes the metrics
+at once and publishes the event after the response is handed to the transport
+(``loop.call_soon``), never on the response path, through the never-blocking publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from events.models import CapturedContent, ExecutionCompleted, ModelAttempt, RoutingInfo
+from prompts import estimate_cost
+from providers import Attempt
+from sidecar.config import ServerSettings
+from sidecar.metrics import Metrics
+from sidecar.ports import Publisher
+from sidecar.telemetry import Telemetry, set_attributes
+
+EXECUTION_HEADER = "X-Promptlab-Execution"
+VARIANT_HEADER = "X-Promptlab-Variant"
+
+Status = Literal["ok", "error", "cancelled"]
+
+
+@dataclass(slots=True)
+class Call:
+    """One execution as it was asked for."""
+
+    execution_id: str
+    provider: str
+    model: str
+    """The ``provider/model`` asked for."""
+    prompt_id: str | None = None
+    variant: str | None = None
+    version: str | None = None
+    subject: str | None = None
+    stream: bool = False
+    routing: RoutingInfo | None = None
+    messages: list[Any] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def headers(self) -> dict[str, str]:
+        headers = {EXECUTION_HEADER: self.execution_id}
+        if self.variant is not None:
+            headers[VARIANT_HEADER] = self.variant
+        return headers
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one execution."""
+
+    status: Status = "ok"
+    error_kind: str | None = None
+    http_status: int | None = None
+    model: str | None = None
+    """The ``provider/model`` that answered, when not the one asked for (a fallback)."""
+    attempts: list[Attempt] = field(default_factory=list)
+    usage: Any = None
+    ttft_ms: float | None = None
+    output: str | None = None
+    fell_back_to: str | None = None
+
+    @classmethod
+    def failed(
+        cls, kind: str | None, http_status: int | None, attempts: list[Attempt] | None = None
+    ) -> Outcome:
+        return cls("error", kind, http_status, attempts=list(attempts or ()))
+
+    @classmethod
+    def cancelled(cls) -> Outcome:
+        return cls("cancelled", "client_disconnected")
+
+
+def _tokens(usage: Any) -> tuple[int, int]:
+    if not isinstance(usage, dict):
+        return 0, 0
+    try:
+        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    except (TypeError, ValueError):
+        return 0, 0
+
+
+def _truncate(text: str, limit: int) -> tuple[str, bool]:
+    return (text, False) if len(text) <= limit else (text[:limit], True)
+
+
+class Recorder:
+    """Turns (Call, Outcome) into metrics and one ExecutionCompleted."""
+
+    def __init__(
+        self,
+        *,
+        publisher: Publisher,
+        metrics: Metrics,
+        telemetry: Telemetry,
+        server: ServerSettings,
+    ) -> None:
+        self.publisher = publisher
+        self.metrics = metrics
+        self.telemetry = telemetry
+        self.server = server
+
+    def finish(self, call: Call, outcome: Outcome) -> None:
+        latency_ms = (time.perf_counter() - call.started) * 1000.0
+        if outcome.status == "ok" and outcome.http_status is None:
+            outcome = replace(outcome, http_status=200)
+        model = outcome.model or call.model
+        input_tokens, output_tokens = _tokens(outcome.usage)
+        cost = (
+            estimate_cost(model, input_tokens, output_tokens)
+            if input_tokens or output_tokens
+            else 0.0
+        )
+        self.metrics.observe(
+            call.prompt_id,
+            call.variant,
+            outcome.status,
+            latency_ms,
+            input_tokens,
+            output_tokens,
+            cost,
+            outcome.error_kind,
+        )
+        event = (call, outcome, model, latency_ms, input_tokens, output_tokens, cost)
+        if self.telemetry.enabled:
+            self._publish(*event)
+        else:
+            # After the handler returns, aiohttp writes the response in the same task
+            # step; call_soon runs after it, so the event costs the client nothing.
+            asyncio.get_running_loop().call_soon(self._publish, *event)
+
+    def _publish(
+        self,
+        call: Call,
+        outcome: Outcome,
+        model: str,
+        latency_ms: float,
+        input_tokens: int,
+        output_tokens: int,
+        cost: float,
+    ) -> None:
+        content = None
+        if self.server.capture_content:
+            content = self._capture(call.messages, outcome.output)
+        attempts = (
+            [ModelAttempt(model=m, error_kind=k) for m, k in outcome.attempts]
+            if len(outcome.attempts) > 1
+            else []
+        )
+        event = ExecutionCompleted(
+            execution_id=call.execution_id,
+            prompt_id=call.prompt_id,
+            variant=call.variant,
+            version=call.version,
+            model=model,
+            provider=model.partition("/")[0] if outcome.model else call.provider,
+            subject=call.subject,
+            latency_ms=latency_ms,
+            ttft_ms=outcome.ttft_ms,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            status=outcome.status,
+            error_kind=outcome.error_kind,
+            http_status=outcome.http_status,
+            stream=call.stream,
+            routing=call.routing,
+            content=content,
+            fell_back_to=outcome.fell_back_to,
+            attempts=attempts,
+        )
+        with self.telemetry.span("promptlab.publish") as span:
+            set_attributes(
+                span,
+                {
+                    "gen_ai.response.id": call.execution_id,
+                    "gen_ai.usage.input_tokens": input_tokens,
+                    "gen_ai.usage.output_tokens": output_tokens,
+                    "promptlab.status": outcome.status,
+                },
+            )
+            self.publisher.publish(event)
+
+    def _capture(self, messages: list[Any], output: str | None) -> CapturedContent:
+        limit = self.server.capture_max_chars
+        truncated = False
+        kept: list[dict[str, Any]] = []
+        for message in messages:
+            if not isinstance(message, dict):
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                content, cut = _truncate(content, limit)
+                truncated |= cut
+            kept.append({**message, "content": content})
+        if output is not None:
+            output, cut = _truncate(output, limit)
+            truncated |= cut
+        return CapturedContent(messages=kept, output=output, truncated=truncated)

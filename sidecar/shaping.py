@@ -1,0 +1,133 @@
+"""Request shaping: what the sidecar makes of a client's body before any model is called.
+
+* ``promptlab`` is removed from the body: ``promptlab.variables`` (an object) are
+  validated against the prompt's declarations, ``promptlab.subject`` (a string) is the
+  app's user or session, used for sticky routing and recorded.
+* On every route, keys that could redirect or re-credential the call (``api_base``,
+  ``base_url``, ``api_key``, ...) are dropped, and no client header is forwarded: the
+  upstream URL and key always come from the provider settings.
+* Routed calls: the variant's rendered messages (system if the variant has one, then
+  user) come first, followed by the app's own messages in order, minus any ``system``
+  or ``developer`` message (the template owns the instructions); the variant's
+  ``params`` override the request's parameters of the same name. Every other parameter
+  (tools, tool_choice, response_format, temperature, n, seed, user, ...) passes through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from sidecar import codec
+from sidecar.errors import BadRequest
+
+OVERRIDE_KEYS = frozenset({
+    "api_base", "base_url", "api_key", "api_version", "host", "url", "endpoint",
+    "organization", "custom_llm_provider", "extra_headers", "headers", "timeout",
+    "num_retries", "azure_ad_token", "aws_access_key_id", "aws_secret_access_key",
+    "aws_session_token", "aws_region_name", "vertex_project", "vertex_location",
+    "vertex_credentials", "litellm_params", "metadata_api_base", "fallbacks",
+})  # fmt: skip
+"""Body keys that could point a call elsewhere or change its credentials (litellm reads
+many of them as arguments); dropped from every request."""
+
+SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+def new_execution_id() -> str:
+    """32 random hex characters (as ``uuid4().hex``, at a third of the cost)."""
+    return os.urandom(16).hex()
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; 400 otherwise."""
+    try:
+        body = codec.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    return body
+
+
+def strip_overrides(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without the keys that could redirect or re-credential a call (in place)."""
+    for key in OVERRIDE_KEYS.intersection(body):
+        del body[key]
+    return body
+
+
+def parse_meta(meta: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """``(variables, subject)`` from the body's ``promptlab`` field."""
+    if meta is None:
+        return None, None
+    if not isinstance(meta, dict):
+        raise BadRequest(
+            '\'promptlab\' must be an object: {"variables": {...}, "subject": "..."}',
+            param="promptlab",
+        )
+    variables = meta.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadRequest("'promptlab.variables' must be an object", param="promptlab.variables")
+    subject = meta.get("subject")
+    if subject is not None:
+        if isinstance(subject, bool) or not isinstance(subject, str | int):
+            raise BadRequest("'promptlab.subject' must be a string", param="promptlab.subject")
+        subject = str(subject)
+    return variables, subject
+
+
+def app_messages(body: dict[str, Any]) -> list[Any]:
+    """The app's messages as a list (400 when not a list)."""
+    messages = body.get("messages")
+    if messages is None:
+        return []
+    if not isinstance(messages, list):
+        raise BadRequest("'messages' must be an array", param="messages")
+    return messages
+
+
+def kept_messages(body: dict[str, Any]) -> list[Any]:
+    """The app's messages a routed call keeps (no system or developer message)."""
+    return [
+        m for m in app_messages(body) if not (isinstance(m, dict) and m.get("role") in SYSTEM_ROLES)
+    ]
+
+
+def routed_body(
+    body: dict[str, Any], params: dict[str, Any], messages: list[Any]
+) -> dict[str, Any]:
+    """The upstream body of a routed call: the client's, the variant's params over it."""
+    shaped = dict(body)
+    shaped.update(params)
+    shaped["messages"] = messages
+    return shaped
+
+
+def with_stream_usage(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``body`` asking the upstream for usage in the stream, and whether the client asked."""
+    options = body.get("stream_options")
+    client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+    shaped = {
+        **body,
+        "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True},
+    }
+    return shaped, client_wants_usage
+
+
+def with_execution_id(data: dict[str, Any], raw: bytes | None, execution_id: str) -> bytes:
+    """The response body with ``id`` set to the execution id.
+
+    The upstream's bytes are kept when its id can be swapped in place (the usual case:
+    no second JSON encoding on the hot path); otherwise the parsed body is re-encoded.
+    """
+    old = data.get("id")
+    if raw is not None and isinstance(old, str) and old:
+        quoted = json.dumps(old).encode()
+        for needle in (b'"id":' + quoted, b'"id": ' + quoted):
+            at = raw.find(needle)
+            if at != -1:
+                return raw[:at] + b'"id":"' + execution_id.encode() + b'"' + raw[at + len(needle) :]
+    data["id"] = execution_id
+    return codec.dumps(data)
