@@ -90,19 +90,29 @@ def _f(value: float | None) -> str:
 def print_run(run: EvolutionRun) -> None:
     """The best variants with their figures, comparison with the seed, and lineage."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     result = run.result
     seed = result.seed
     quality = seed.evaluation.figures.get("quality_mean")
     console.print(
         f"[bold]{result.prompt_id}[/]: {result.search} search, mutator {run.mutator} "
         f"(instructions v{run.instructions_version}); seed {seed.name}: fitness "
-        f"{_f(seed.fitness)}, quality {_f(quality)}"
+        f"{_f(seed.fitness)}, quality {_f(quality)}, constraints "
+        f"{'met' if seed.evaluation.figures.get('feasible') else 'not met'}"
     )
     table = Table(
-        "variant", "fitness", "quality", "success", "vs seed", "p (Holm)", "strategy", "gen"
+        "variant",
+        "fitness",
+        "constraints",
+        "quality",
+        "success",
+        "vs seed",
+        "p (Holm)",
+        "strategy",
+        "gen",
     )
     for c in run.best:
         cmp = run.versus_seed(c)
@@ -116,6 +126,7 @@ def print_run(run: EvolutionRun) -> None:
         table.add_row(
             c.name,
             _f(c.fitness),
+            "met" if figures.get("feasible") else "not met",
             _f(figures.get("quality_mean")),
             _f(figures.get("success_rate")),
             diff,
@@ -127,10 +138,12 @@ def print_run(run: EvolutionRun) -> None:
     console.print("(* significant by the paired test on the same cases, Holm-corrected)")
     for c in run.best:
         chain = " <- ".join(f"{a.name} ({a.strategy})" for a in result.lineage(c.name))
-        console.print(f"lineage: {chain}")
-        console.print(f"  template: {c.variant.template!r}")
+        console.print(f"lineage: {escape(chain)}")
+        console.print(f"  template: {escape(repr(c.variant.template))}")
+        if c.variant.system:
+            console.print(f"  system: {escape(repr(c.variant.system))}")
         if c.rationale:
-            console.print(f"  rationale: {c.rationale}")
+            console.print(f"  rationale: {escape(c.rationale)}")
     if result.rejected:
         reasons: dict[str, int] = {}
         for r in result.rejected:
@@ -138,7 +151,7 @@ def print_run(run: EvolutionRun) -> None:
             reasons[key] = reasons.get(key, 0) + 1
         console.print(f"rejected {len(result.rejected)} mutants:")
         for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
-            console.print(f"  {count} x {reason}")
+            console.print(f"  {count} x {escape(reason)}")
     tail = " (stopped at the budget)" if result.stopped_by_budget else ""
     console.print(f"calls {result.calls}, spend ${result.spend_usd:.4f}{tail}")
 

@@ -208,3 +208,16 @@ async def test_no_mutator_is_an_error(tmp_path: Path, providers: Providers) -> N
     spec = experiment.spec.evolution.model_copy(update={"mutator": None})
     with pytest.raises(EvolutionError, match="no mutator"):
         await evolve_experiment(experiment, providers, spec=spec)
+
+
+async def test_the_shipped_example_evolves_with_no_key() -> None:
+    """config/experiments/summarize.toml: SIMULATED mutator, model and judge."""
+    from providers import default_providers
+
+    experiment = load_experiment(Path(__file__).parents[2] / "config/experiments/summarize.toml")
+    spec = resolve_spec(experiment, generations=2, population=3)
+    async with Providers(default_providers()) as client:
+        run = await evolve_experiment(experiment, client, spec=spec)
+    bred = [c for c in run.result.candidates if c.generation > 0]
+    assert bred and not [r for r in run.result.rejected if r.kind != "duplicate"]
+    assert all(c.rationale.startswith("[simulated mutator]") for c in bred)
