@@ -221,3 +221,22 @@ async def test_the_shipped_example_evolves_with_no_key() -> None:
     bred = [c for c in run.result.candidates if c.generation > 0]
     assert bred and not [r for r in run.result.rejected if r.kind != "duplicate"]
     assert all(c.rationale.startswith("[simulated mutator]") for c in bred)
+
+
+async def test_the_python_api_evolves_registered_variants(providers: Providers) -> None:
+    from promptlab import Lab
+
+    lab = Lab(client=providers)
+    lab.register_variant("plain", "Summarize this code: {{ code }}", model="fake/model")
+    run = await lab.evolve(
+        generations=3,
+        population=3,
+        seed=1,
+        cases=[{"id": c, "inputs": {"code": c}} for c in CASES],
+        evaluators=[{"kind": "judge", "model": "fake/judge", "rubric": "covers the needs?"}],
+        evolution={"mutator": "fake/mutator"},
+        min_quality=0.99,
+    )
+    assert run.result.seed.name == "plain"
+    assert run.best[0].fitness > run.result.seed.fitness
+    assert run.result.lineage(run.best[0].name)[-1].name == "plain"
