@@ -161,6 +161,9 @@ class VariantRegistered(BaseEvent):
     """Search that selected its parents (genetic, hill_climbing, annealing, pareto)."""
     rationale: str | None = None
     """The mutator's one-sentence account of what it changed."""
+    offline_check: JsonDict | None = None
+    """The offline comparison with the champion that let a bred variant into live traffic
+    or kept it out: ``passed``, ``n``, ``mean_diff``, ``p_value``, ``significant``, ``reason``."""
     source: Literal["live", "offline"] = "live"
     """``offline``: a candidate of an offline search (``promptlab evolve``), recorded for
     its lineage and never routed; ``live``: a variant that may receive traffic."""

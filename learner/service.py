@@ -26,6 +26,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from events.bus import BusError, Consumer, Delivery, EventBus
 from events.models import BaseEvent, decode, encode
@@ -41,6 +42,10 @@ from learner.storage.store import Store
 from learner.storage.view import PromptView, load_view
 from prompts.config import PromotionConfig
 from prompts.spec import PromptSpec
+
+if TYPE_CHECKING:
+    from lab.client import ModelClient
+    from learner.breeding import Breeder
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +89,8 @@ class Learner:
         self._progress = asyncio.Condition()
         self._unpublished: dict[str, BaseEvent] = {}
         self._idle_fetches = 0
+        self.breeder: Breeder | None = None
+        """Continuous breeding (``[learner.evolution]``), run beside the loop once attached."""
         self.batches = 0
         self.events = 0
 
@@ -154,8 +161,41 @@ class Learner:
             self.settings.durable, start_sequence=self.projection.position + 1
         )
 
+    def attach_breeder(self, client: ModelClient) -> Breeder:
+        """Breed challengers through ``client`` (``[learner.evolution]``) while :meth:`run` runs."""
+        from learner.breeding import Breeder
+
+        async def view(prompt_id: str) -> PromptView | None:
+            loaded = await self.load(prompt_id)
+            return loaded[0] if loaded is not None else None
+
+        self.breeder = Breeder(
+            self.settings.evolution,
+            bus=self.bus,
+            client=client,
+            prompts=self.prompts,
+            views=view,
+            decisions=self.store.decision_rows,
+            seed=self.settings.seed,
+        )
+        return self.breeder
+
     async def run(self) -> None:
         """Consume until :meth:`stop`; survives NATS outages by retrying."""
+        breeding = (
+            asyncio.create_task(self.breeder.run(self._stopping), name="promptlab-breeder")
+            if self.breeder is not None
+            else None
+        )
+        try:
+            await self._consume()
+        finally:
+            if breeding is not None:
+                breeding.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await breeding
+
+    async def _consume(self) -> None:
         backoff = 0.05
         failures = 0
         while not self._stopping.is_set():

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from events.bus import BusError
 from events.models import BaseEvent, PauseCommand, PromoteCommand, RollbackCommand, encode
 from events.snapshots import StatsSnapshot
-from events.subjects import Bucket
+from events.subjects import Bucket, variant_key
 from prompts import PromptSpec, SpecError, VariantSpec
 from sidecar import keys
 from sidecar.errors import BadRequest, NotFound
@@ -132,11 +132,6 @@ async def list_prompts(request: web.Request) -> web.Response:
 
 async def show_prompt(request: web.Request) -> web.Response:
     return web.json_response(await describe(request.app, _prompt(request)))
-
-
-def variant_key(prompt_id: str, variant: str) -> str:
-    """Key of a run-time variant in the ``promptlab_variants`` bucket."""
-    return f"{prompt_id}.{variant}"
 
 
 def variant_from_body(body: dict[str, Any]) -> VariantSpec:

@@ -25,11 +25,10 @@ from pydantic import ValidationError
 from events.bus import EventBus
 from events.models import EventDecodeError, VariantRegistered, decode, encode
 from events.snapshots import RoutingSnapshot
-from events.subjects import Bucket
+from events.subjects import Bucket, variant_key
 from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token, estimate_cost
 from providers import ProviderError, Providers
 from sidecar import admin, keys, routes
-from sidecar.admin import variant_key
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
 from sidecar.errors import NotFound, SidecarError, TooLarge, error_response, from_provider

@@ -90,6 +90,7 @@ def candidate_event(
     *,
     search: str,
     source: Literal["live", "offline"],
+    offline_check: dict[str, Any] | None = None,
 ) -> VariantRegistered:
     """The ``VariantRegistered`` of one bred candidate (ids are deterministic per source)."""
     v = candidate.variant
@@ -111,6 +112,7 @@ def candidate_event(
         generation=candidate.generation,
         search=search,
         rationale=candidate.rationale or None,
+        offline_check=offline_check,
         source=source,
     )
 

@@ -64,8 +64,7 @@ async def _bus(
 async def register_live(bus: EventBus, events: list[VariantRegistered]) -> None:
     """Store live challengers where sidecars watch for run-time variants."""
     from events.models import encode
-    from events.subjects import Bucket
-    from sidecar.admin import variant_key
+    from events.subjects import Bucket, variant_key
 
     for event in events:
         await bus.kv_put(

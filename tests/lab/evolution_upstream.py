@@ -11,7 +11,8 @@ Deterministic, and SIMULATED through and through (``bench.evolution_task``):
   task input (``{"code": "<case>"}``), with reasons such as ``missing: edge cases``.
 
 Modes for the failure tests: ``mutator_mode = "drop_variable"`` (every mutant loses
-``{{ code }}``), ``"plain_text"`` (the template as plain text), ``"error"`` (HTTP 500).
+``{{ code }}``), ``"plain_text"`` (the template as plain text), ``"error"`` (HTTP 500),
+``"worse"`` (every mutant loses every feature).
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ class EvolutionUpstream:
         )
         if self.mutator_mode == "drop_variable":
             answer["template"] = str(answer["template"]).replace("{{ code }}", "the code")
+        if self.mutator_mode == "worse":  # forget everything the parent asked for
+            answer["system"], answer["template"] = None, "Tell me about {{ code }}"
         if self.mutator_mode == "plain_text":
             return str(answer["template"])
         return json.dumps(answer)
