@@ -35,6 +35,7 @@ from events.publisher import EventPublisher
 from events.subjects import Subject
 from lab.traffic import SIMULATED_LABEL, SimulatedUsers, TrafficReport, run_traffic
 from learner.service import Learner
+from promptlab.commands.experiment import make_providers
 from promptlab.settings import Settings
 from prompts import PromptSpec, load_prompt_dir
 from sidecar.app import create_app
@@ -87,6 +88,8 @@ class DemoSummary:
     equal_split_reward_per_call: float = 0.0
     reward_gain_vs_equal_split: float = 0.0
     """Expected thumbs-up gained over the run compared with a fixed equal split."""
+    bred: list[dict[str, Any]] = field(default_factory=list)
+    """Variants continuous breeding produced: lineage, offline check, calls served."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -111,7 +114,20 @@ def demo_settings(base: Settings, data_dir: Path) -> Settings:
                 update={"host": "127.0.0.1", "port": 0, "api_keys": [], "workers": 1}
             ),
             "learner": base.learner.model_copy(
-                update={"enabled": True, "snapshot_interval_ms": 200}
+                update={
+                    "enabled": True,
+                    "snapshot_interval_ms": 200,
+                    # Breeding on, soon enough to be seen in a short run: one bred
+                    # challenger beside the file's two, from the champion's 100th reward.
+                    "evolution": base.learner.evolution.model_copy(
+                        update={
+                            "enabled": True,
+                            "population": 3,
+                            "min_champion_samples": 100,
+                            "interval_s": 1.0,
+                        }
+                    ),
+                }
             ),
             "prompts": base.prompts.model_copy(update={"dir": DEMO_PROMPTS}),
         }
@@ -248,10 +264,17 @@ async def run_demo(
         progress = {"done": 0}
         watcher = DecisionWatcher(bus, lambda: progress["done"])
         tasks: list[asyncio.Task[Any]] = []
+        closers: list[Callable[[], Any]] = []
         try:
             # A short fetch wait: the demo runs app, sidecar and learner in one event loop,
             # and a learner that waits 0.5 s per fetch falls ever further behind the traffic.
-            async with Learner(settings.learner, settings.storage, bus, prompts) as learner:
+            learner = Learner(settings.learner, settings.storage, bus, prompts)
+            if settings.learner.evolution.enabled:
+                breeder_client = make_providers(settings)
+                await breeder_client.start()
+                closers.append(breeder_client.close)
+                learner.attach_breeder(breeder_client)
+            async with learner:
                 tasks.append(asyncio.create_task(watcher.run()))
                 await asyncio.sleep(0.2)  # the live subscription is open before traffic starts
 
@@ -292,12 +315,35 @@ async def run_demo(
         finally:
             for task in tasks:
                 task.cancel()
+            for close in closers:
+                await close()
             await runner.cleanup()
             await bus.close()
 
     for decision in watcher.seen:
         on_line(describe(decision))
-    return _summary(settings, seed, report, users, watcher, prompts[DEMO_PROMPT_ID])
+    summary = _summary(settings, seed, report, users, watcher, prompts[DEMO_PROMPT_ID])
+    summary.bred = _bred(learner, report)
+    return summary
+
+
+def _bred(learner: Learner, report: TrafficReport) -> list[dict[str, Any]]:
+    if learner.breeder is None:
+        return []
+    return [
+        {
+            "variant": o.variant,
+            "from": learner.breeder.known[o.prompt_id][o.variant].parent
+            if o.variant in learner.breeder.known[o.prompt_id]
+            else None,
+            "strategy": o.operator,
+            "entered_traffic": o.accepted,
+            "check": o.reason,
+            "calls": report.by_variant.get(o.variant, 0),
+        }
+        for o in learner.breeder.outcomes
+        if o.variant is not None
+    ]
 
 
 async def _with_tui(bus: EventBus, traffic: Any) -> TrafficReport:
@@ -369,6 +415,12 @@ def render_summary(summary: DemoSummary) -> str:
     lines.append(
         "  traffic share: " + ", ".join(f"{k} {v:.0%}" for k, v in summary.traffic_share.items())
     )
+    for b in summary.bred:
+        where = "entered live traffic" if b["entered_traffic"] else "kept out"
+        lines.append(
+            f"  bred {b['variant']} from {b['from']} by {b['strategy']} (SIMULATED mutator): "
+            f"{where}, offline check {b['check']}; served {b['calls']} calls"
+        )
     lines.append(
         f"  reward per call {summary.reward_per_call:.3f} vs {summary.equal_split_reward_per_call:.3f} with a fixed equal split: "
         f"{summary.reward_gain_vs_equal_split:+.0f} expected thumbs-up over the run"
