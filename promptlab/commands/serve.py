@@ -95,6 +95,13 @@ async def _run_learner(settings: Settings, bus: EventBus, holder: dict[str, Any]
     learner = holder["learner"] = module.Learner(
         settings.learner, settings.storage, bus, load_prompts(settings)
     )
+    breeder_client = None
+    if settings.learner.evolution.enabled:  # [learner.evolution]: mutator and checks' calls
+        from promptlab.commands.experiment import make_providers
+
+        breeder_client = make_providers(settings)
+        await breeder_client.start()
+        learner.attach_breeder(breeder_client)
     delay = 0.5
     while True:
         try:
@@ -112,6 +119,9 @@ async def _run_learner(settings: Settings, bus: EventBus, holder: dict[str, Any]
         raise
     except Exception:
         log.exception("learner crashed; the sidecar keeps serving on its last routing snapshot")
+    finally:
+        if breeder_client is not None:
+            await breeder_client.close()
 
 
 def _with_cli_overrides(args: argparse.Namespace, settings: Settings) -> Settings:

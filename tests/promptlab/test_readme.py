@@ -66,8 +66,23 @@ def test_prompt_file_examples_load(tmp_path: Path, body: str) -> None:
     assert spec.variants and spec.champion.name
 
 
+def is_experiment(body: str) -> bool:
+    return re.search(r"^prompt = ", body, re.M) is not None
+
+
+@pytest.mark.parametrize("body", [b for b in blocks("toml") if is_experiment(b)])
+def test_experiment_file_examples_parse(body: str) -> None:
+    import tomllib
+
+    from lab.experiment import parse_experiment
+
+    assert parse_experiment(tomllib.loads(body)).name
+
+
 @pytest.mark.parametrize(
-    "body", [b for b in blocks("toml") if "[[variants]]" not in b], ids=lambda b: b.split("\n")[0]
+    "body",
+    [b for b in blocks("toml") if "[[variants]]" not in b and not is_experiment(b)],
+    ids=lambda b: b.split("\n")[0],
 )
 def test_config_examples_load(tmp_path: Path, body: str) -> None:
     path = tmp_path / "promptlab.toml"
