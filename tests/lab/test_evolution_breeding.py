@@ -8,9 +8,10 @@ features of ``bench.evolution_task``), so a bred variant can be truly better.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -106,7 +107,7 @@ class Stack:
 
 
 async def make_stack(
-    tmp_path: Path, nats_server: NatsServerProcess, spec: PromptSpec, mode: str
+    tmp_path: Path, nats_server: NatsServerProcess, spec: PromptSpec, mode: str, **overrides: Any
 ) -> AsyncIterator[Stack]:
     upstream = EvolutionUpstream(mutator_mode=mode)
     await upstream.start()
@@ -140,6 +141,7 @@ async def make_stack(
             "add_constraints",
             "reflect",
         ],
+        **overrides,
     )
     learner = Learner(
         LearnerSettings(snapshot_interval_ms=50, seed=3, evolution=evolution),
@@ -168,17 +170,20 @@ async def weak_champion(tmp_path: Path, nats_server: NatsServerProcess) -> Async
 
 @pytest.fixture
 async def strong_champion(tmp_path: Path, nats_server: NatsServerProcess) -> AsyncIterator[Stack]:
-    async for stack in make_stack(tmp_path, nats_server, prompt(*ALL_FEATURES), "worse"):
+    async for stack in make_stack(
+        tmp_path, nats_server, prompt(*ALL_FEATURES), "worse", max_mutants_per_day=1
+    ):
         yield stack
 
 
 async def wait_until(
-    check: Callable[[], object], timeout: float, step: Callable[[], object]
+    check: Callable[[], Awaitable[bool]], timeout: float, step: Callable[[], Awaitable[None]]
 ) -> None:
+    """Run ``step`` (more traffic) until ``check`` holds, within ``timeout`` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():  # type: ignore[misc]
+    while not await check():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await step()  # type: ignore[misc]
+        await step()
 
 
 async def test_a_bred_challenger_competes_live_and_is_promoted_when_truly_better(
@@ -235,3 +240,6 @@ async def test_a_mutant_significantly_worse_offline_never_enters_traffic(
     registered = [e for e in await stack.events() if isinstance(e, VariantRegistered)]
     assert [e.source for e in registered if e.origin == "mutation"] == ["offline"]
     assert await stack.bus.kv_keys(str(Bucket.VARIANTS)) == [f"{PROMPT_ID}.v1"]  # the file's
+    # max_mutants_per_day = 1: the prompt still lacks a challenger, but breeding waits.
+    assert await breeder.breed_once(PROMPT_ID) is None
+    assert len(breeder.outcomes) == 1
