@@ -52,6 +52,18 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 2.0
 
 
+def _reraise_if_cancelled() -> None:
+    """Raise CancelledError when this task is being cancelled.
+
+    nats-py turns a cancelled wait into ``ConnectionClosedError`` once the connection
+    is closing, so a cancellation can reach us as an ordinary exception; retrying then
+    would keep the task alive through the event loop's shutdown.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Learner:
     """The learner service. Takes its collaborators explicitly; owns only its store
     (unless one is passed in)."""
@@ -224,6 +236,7 @@ class Learner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS restart, database hiccup: log, wait, retry
+                _reraise_if_cancelled()
                 failures += 1
                 log.warning(
                     "learner loop error (%s: %s); retrying in %.2fs",

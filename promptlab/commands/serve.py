@@ -63,10 +63,14 @@ def resolve_learner(settings: Settings) -> LearnerStarter | None:
 
     async def start(settings: Settings, bus: EventBus) -> LearnerStop:
         holder: dict[str, Any] = {}
-        task = asyncio.create_task(_run_learner(settings, bus, holder), name="learner")
+        stopping = asyncio.Event()
+        task = asyncio.create_task(_run_learner(settings, bus, holder, stopping), name="learner")
 
         async def stop() -> None:
-            # Let the current batch finish (the loop returns after it), then close.
+            # Let the current batch finish (the loop returns after it), then close. A stop
+            # that comes while the learner is still importing or starting is seen by
+            # _run_learner as soon as that step ends.
+            stopping.set()
             learner = holder.get("learner")
             if learner is not None:
                 learner.request_stop()
@@ -75,7 +79,8 @@ def resolve_learner(settings: Settings) -> LearnerStarter | None:
             except (TimeoutError, Exception):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                    await asyncio.wait_for(task, 2.0)
+            learner = holder.get("learner")
             if learner is not None:
                 with contextlib.suppress(Exception):
                     await learner.close()
@@ -85,13 +90,17 @@ def resolve_learner(settings: Settings) -> LearnerStarter | None:
     return start
 
 
-async def _run_learner(settings: Settings, bus: EventBus, holder: dict[str, Any]) -> None:
+async def _run_learner(
+    settings: Settings, bus: EventBus, holder: dict[str, Any], stopping: asyncio.Event
+) -> None:
     """Import, start and run the learner, retrying while the bus or database is not there.
 
     The import (SciPy, SQLAlchemy: about a second) runs in a thread, so the sidecar is
-    ready and answering meanwhile.
+    ready and answering meanwhile. ``stopping`` set at any point makes it return.
     """
     module = await asyncio.to_thread(importlib.import_module, "learner.service")
+    if stopping.is_set():
+        return
     learner = holder["learner"] = module.Learner(
         settings.learner, settings.storage, bus, load_prompts(settings)
     )
@@ -103,7 +112,7 @@ async def _run_learner(settings: Settings, bus: EventBus, holder: dict[str, Any]
         await breeder_client.start()
         learner.attach_breeder(breeder_client)
     delay = 0.5
-    while True:
+    while not stopping.is_set():
         try:
             await learner.start()
             break
@@ -111,8 +120,11 @@ async def _run_learner(settings: Settings, bus: EventBus, holder: dict[str, Any]
             log.warning(
                 "learner not started (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
             )
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
             delay = min(delay * 2, 10.0)
+    if stopping.is_set():
+        return
     try:
         await learner.run()
     except asyncio.CancelledError:
@@ -250,10 +262,16 @@ async def serve(
     finally:
         # Stops accepting, drains in-flight calls (drain_timeout_s), then the app's
         # cleanup flushes and closes the publisher.
-        await runner.cleanup()
-        if stop_learner is not None:
-            await stop_learner()
-        await _close_bus(bus, embedded, connecting)
+        # Each step runs even when an earlier one failed: a failed drain must not leave
+        # the learner running (the process would never exit).
+        try:
+            await runner.cleanup()
+        finally:
+            try:
+                if stop_learner is not None:
+                    await stop_learner()
+            finally:
+                await _close_bus(bus, embedded, connecting)
     return 0
 
 
