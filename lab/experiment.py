@@ -11,7 +11,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -30,6 +30,8 @@ class _Spec(BaseModel):
 
 class CaseSpec(_Spec):
     """One test case: the prompt's variables, the output wanted, the quality it must reach."""
+
+    __test__: ClassVar[bool] = False  # exported as ``TestCase``: not a pytest test class
 
     id: str
     inputs: dict[str, Any] = Field(default_factory=dict)
@@ -185,7 +187,7 @@ def cases_from_examples(prompt: PromptSpec) -> list[CaseSpec]:
             id=ex.name,
             inputs=dict(ex.variables),
             expected=ex.expected,
-            min_quality=getattr(ex, "min_quality", None),
+            min_quality=ex.min_quality,
         )
         for ex in prompt.examples
     ]

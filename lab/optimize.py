@@ -54,8 +54,11 @@ class OptimizeOutcome:
         }
 
     def summary(self) -> str:
-        lines = [f"{self.sampler}: {len(self.trail)} trials, {self.calls} calls, "
-                 f"spend ${self.spend_usd:.4f}" + (" (stopped by budget)" if self.stopped_by_budget else "")]  # fmt: skip
+        lines = [
+            f"{self.sampler}: {len(self.trail)} trials, {self.calls} calls, "
+            f"spend ${self.spend_usd:.4f}"
+            + (" (stopped by budget)" if self.stopped_by_budget else "")
+        ]
         if self.best is None:
             lines.append(f"winner: none — {self.best_reason}")
         else:
@@ -69,7 +72,9 @@ class OptimizeOutcome:
 
 
 def _label(variant: str, model: str, params: dict[str, Any]) -> str:
-    shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items()))
+    shown = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items())
+    )
     return f"{variant} @ {model}" + (f" [{shown}]" if shown else "")
 
 
@@ -114,10 +119,13 @@ async def optimize(
             if rng.integer or pname == "max_tokens":
                 params[pname] = trial.suggest_int(pname, int(rng.low), int(rng.high), log=rng.log)
             else:
-                params[pname] = trial.suggest_float(pname, rng.low, rng.high, step=rng.step, log=rng.log)
+                params[pname] = trial.suggest_float(
+                    pname, rng.low, rng.high, step=rng.step, log=rng.log
+                )
         point = Point(variant, model, params, _label(name, model, params))
-        run = await run_experiment(experiment, client, points=[point], cases=cases,
-                                   publish=publish, budget=budget)  # fmt: skip
+        run = await run_experiment(
+            experiment, client, points=[point], cases=cases, publish=publish, budget=budget
+        )
         if not run.report.results:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             break
@@ -134,8 +142,10 @@ async def optimize(
             entry = TrailEntry(number, result, [float(v) for v in values])  # type: ignore[arg-type]
         outcome.trail.append(entry)
         if on_trial is not None:
-            on_trial(f"trial {number}: {result.label} quality {result.quality_mean} "
-                     f"cost ${result.cost_usd_mean or 0:.6f} p50 {result.latency_ms_p50 or 0:.1f} ms")  # fmt: skip
+            on_trial(
+                f"trial {number}: {result.label} quality {result.quality_mean} "
+                f"cost ${result.cost_usd_mean or 0:.6f} p50 {result.latency_ms_p50 or 0:.1f} ms"
+            )
     points = [e.point.model_dump() for e in outcome.trail]
     best, _, why = constrained_best(points, objectives, constraints)
     outcome.best = outcome.trail[best].point if best is not None else None

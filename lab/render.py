@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import io
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,9 +34,21 @@ def _p(value: float | None) -> str:
 
 
 RESULT_HEADERS = (
-    "variant @ model", "n", "quality", "95% CI", "std", "success", "cost/call",
-    "cost total", "p50 ms", "p95 ms", "tokens", "errors", "eval err", "score",
-)  # fmt: skip
+    "variant @ model",
+    "n",
+    "quality",
+    "95% CI",
+    "std",
+    "success",
+    "cost/call",
+    "cost total",
+    "p50 ms",
+    "p95 ms",
+    "tokens",
+    "errors",
+    "eval err",
+    "score",
+)
 
 
 def result_rows(report: Report) -> list[list[str]]:
@@ -98,7 +111,9 @@ def summary_lines(report: Report) -> list[str]:
         )
     else:
         lines.append(f"best: none — {report.best_reason}")
-    lines.append("Pareto front (quality, cost, latency): " + ", ".join(p.label for p in report.pareto))
+    lines.append(
+        "Pareto front (quality, cost, latency): " + ", ".join(p.label for p in report.pareto)
+    )
     return lines
 
 
@@ -155,14 +170,6 @@ def plain(report: Report) -> str:
     """The rich output rendered to plain text (for logs and tests)."""
     from rich.console import Console
 
-    console = Console(width=200, record=True, color_system=None, file=_Null())
+    console = Console(width=200, record=True, color_system=None, file=io.StringIO())
     print_report(report, console)
     return console.export_text()
-
-
-class _Null:
-    def write(self, _: Any) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

@@ -284,8 +284,10 @@ def build_report(
         comparisons=compare(results, test=test, alpha=alpha),
         best=best,
         best_reason=why,
-        pareto=[ParetoPoint(label=results[i].label, variant=results[i].variant,
-                            model=results[i].model) for i in front],  # fmt: skip
+        pareto=[
+            ParetoPoint(label=results[i].label, variant=results[i].variant, model=results[i].model)
+            for i in front
+        ],
         objectives={o.metric: {"weight": o.weight, "direction": o.direction} for o in objectives},
         constraints=[str(c) for c in constraints],
         calls=calls,

@@ -161,8 +161,9 @@ async def run_experiment(
             if results is not None:
                 results.append(trial)
             if progress is not None:
-                progress(Progress(len(trials), total, budget.spent_usd,
-                                  time.perf_counter() - started))  # fmt: skip
+                progress(
+                    Progress(len(trials), total, budget.spent_usd, time.perf_counter() - started)
+                )
 
     try:
         await asyncio.gather(*(worker() for _ in range(min(spec.concurrency, len(jobs) or 1))))

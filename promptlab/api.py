@@ -1,12 +1,12 @@
 """The Python API for notebooks and scripts: the engine ``promptlab experiment`` uses.
 
-    from promptlab import Lab, TestCase
+from promptlab import Lab, TestCase
 
-    lab = Lab()                                    # openai (key from env) + simulated
-    lab.register_variant("short", "Summarize: {{ code }}", model="simulated/summarizer")
-    report = await lab.run_experiment(cases=[TestCase(id="x", inputs={"code": "..."})],
-                                      evaluators=[{"kind": "length", "max": 200}])
-    report.best, report.pareto, report.comparisons, report.to_markdown(), report.to_frame()
+lab = Lab()                                    # openai (key from env) + simulated
+lab.register_variant("short", "Summarize: {{ code }}", model="simulated/summarizer")
+report = await lab.run_experiment(cases=[TestCase(id="x", inputs={"code": "..."})],
+                                  evaluators=[{"kind": "length", "max": 200}])
+report.best, report.pareto, report.comparisons, report.to_markdown(), report.to_frame()
 """
 
 from __future__ import annotations
@@ -25,8 +25,14 @@ from prompts import PromptSpec, VariantSpec, load_prompt_file
 TestCase = CaseSpec
 """One test case: ``id``, ``inputs`` (the prompt's variables), ``expected``, ``min_quality``."""
 
-_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string",
-               list: "array", dict: "object"}  # fmt: skip
+_JSON_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
 
 
 class Lab:
@@ -91,12 +97,16 @@ class Lab:
             used |= v.variables_used
         sample = {k: val for c in cases for k, val in c.inputs.items()}
         variables = [
-            {"name": n, "type": _JSON_TYPES.get(type(sample.get(n)), "string")} for n in sorted(used)
+            {"name": n, "type": _JSON_TYPES.get(type(sample.get(n)), "string")}
+            for n in sorted(used)
         ]
         return PromptSpec.model_validate(
-            {"id": self.prompt_id, "variables": variables,
-             "variants": [v.model_dump() for v in self._variants]}
-        )  # fmt: skip
+            {
+                "id": self.prompt_id,
+                "variables": variables,
+                "variants": [v.model_dump() for v in self._variants],
+            }
+        )
 
     def experiment(
         self,
@@ -122,7 +132,9 @@ class Lab:
 
         return Providers(merge_providers(self._providers))
 
-    async def run(self, experiment: Experiment | str | os.PathLike[str], **kwargs: Any) -> RunResult:
+    async def run(
+        self, experiment: Experiment | str | os.PathLike[str], **kwargs: Any
+    ) -> RunResult:
         """Run an experiment (object or file); the report and every trial."""
         if not isinstance(experiment, Experiment):
             experiment = load_experiment(experiment)

@@ -197,6 +197,8 @@ class ExampleSpec(SpecModel):
         default=None, validation_alias=AliasChoices("expected", "expected_output")
     )
     """Output wanted (key ``expected_output`` also works); None: judge without reference."""
+    min_quality: float | None = Field(default=None, ge=0.0, le=1.0)
+    """An experiment trial on this example succeeds at this quality (default: the experiment's)."""
 
 
 # --------------------------------------------------------------------------- prompt

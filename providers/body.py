@@ -94,8 +94,6 @@ async def iter_decoded(resp: aiohttp.ClientResponse, limit: int, what: str) -> A
             if data:
                 yield data
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-        if isinstance(exc, (BadResponse, ResponseTooLarge)):
-            raise
         raise _payload_error(what, exc) from None
     tail = decoder.finish()
     if tail:

@@ -35,6 +35,7 @@ from providers import codec
 from providers.body import ACCEPT_ENCODING, read_body
 from providers.errors import (
     AuthFailed,
+    BadResponse,
     ConnectFailed,
     ConnectionLost,
     Misconfigured,
@@ -249,6 +250,6 @@ class HttpClient:
         if isinstance(exc, aiohttp.InvalidURL | ValueError):
             return Misconfigured(f"{what}: bad upstream URL")
         if isinstance(exc, aiohttp.ClientResponseError):
-            return ConnectionLost(f"{what} sent a malformed response: {name}", kind="bad_response")
+            return BadResponse(f"{what} sent a malformed response: {name}")
         # The connection broke after the request went out: it may have been processed.
         return ConnectionLost(f"{what}: connection lost: {name}")

@@ -35,27 +35,64 @@ class Snippet:
 
 
 CATALOGUE: tuple[Snippet, ...] = (
-    Snippet(r"\bfib\b", "Computes the n-th Fibonacci number", "recursively",
-            "exponential time for large n"),
-    Snippet(r"\bclamp\b", "Limits x to the range [lo, hi]", "using min and max",
-            "assumes lo <= hi"),
-    Snippet(r"\bfactorial\b", "Computes the factorial of n", "recursively, n times factorial(n - 1)",
-            "negative n never terminates"),
-    Snippet(r"\bis_palindrome\b", "Checks whether a string reads the same backwards",
-            "comparing it with its reverse", "case and spaces count"),
-    Snippet(r"\bflatten\b", "Flattens a nested list into one list", "recursively over sublists",
-            "deep nesting can exceed the recursion limit"),
-    Snippet(r"\bchunks\b", "Splits a list into chunks of size n", "by slicing in steps of n",
-            "the last chunk may be shorter"),
-    Snippet(r"\bdebounce\b", "Delays calls until input stops for wait milliseconds",
-            "resetting a timer on every call", "the last call's arguments win"),
-    Snippet(r"\bbinary_search\b", "Finds the index of a target in a sorted list",
-            "halving the search range each step", "returns -1 when absent"),
-    Snippet(r"\bword_count\b", "Counts how often each word occurs", "with a dictionary of counts",
-            "punctuation stays attached to words"),
-    Snippet(r"\bmerge_dicts\b", "Merges two dictionaries into a new one",
-            "later keys overriding earlier ones", "nested dictionaries are not merged"),
-)  # fmt: skip
+    Snippet(
+        r"\bfib\b",
+        "Computes the n-th Fibonacci number",
+        "recursively",
+        "exponential time for large n",
+    ),
+    Snippet(
+        r"\bclamp\b", "Limits x to the range [lo, hi]", "using min and max", "assumes lo <= hi"
+    ),
+    Snippet(
+        r"\bfactorial\b",
+        "Computes the factorial of n",
+        "recursively, n times factorial(n - 1)",
+        "negative n never terminates",
+    ),
+    Snippet(
+        r"\bis_palindrome\b",
+        "Checks whether a string reads the same backwards",
+        "comparing it with its reverse",
+        "case and spaces count",
+    ),
+    Snippet(
+        r"\bflatten\b",
+        "Flattens a nested list into one list",
+        "recursively over sublists",
+        "deep nesting can exceed the recursion limit",
+    ),
+    Snippet(
+        r"\bchunks\b",
+        "Splits a list into chunks of size n",
+        "by slicing in steps of n",
+        "the last chunk may be shorter",
+    ),
+    Snippet(
+        r"\bdebounce\b",
+        "Delays calls until input stops for wait milliseconds",
+        "resetting a timer on every call",
+        "the last call's arguments win",
+    ),
+    Snippet(
+        r"\bbinary_search\b",
+        "Finds the index of a target in a sorted list",
+        "halving the search range each step",
+        "returns -1 when absent",
+    ),
+    Snippet(
+        r"\bword_count\b",
+        "Counts how often each word occurs",
+        "with a dictionary of counts",
+        "punctuation stays attached to words",
+    ),
+    Snippet(
+        r"\bmerge_dicts\b",
+        "Merges two dictionaries into a new one",
+        "later keys overriding earlier ones",
+        "nested dictionaries are not merged",
+    ),
+)
 
 _SUMMARIZE = re.compile(r"^\s*summarize this code:", re.IGNORECASE)
 _STRUCTURED = re.compile(r"purpose, key logic and edge cases", re.IGNORECASE)

@@ -99,7 +99,10 @@ def combine(evaluators: Sequence[Evaluator], results: Sequence[EvalResult]) -> f
     total = sum(e.weight for e in evaluators)
     if not evaluators or total == 0:
         return None
-    return sum(e.weight * float(r.score or 0.0) for e, r in zip(evaluators, results, strict=True)) / total
+    return (
+        sum(e.weight * float(r.score or 0.0) for e, r in zip(evaluators, results, strict=True))
+        / total
+    )
 
 
 def build(specs: Sequence[EvaluatorSpec], client: ModelClient | None = None) -> Panel:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +22,8 @@ from lab.results import ResultsFile, read
 from lab.runner import Progress, Publish, RunResult, run_experiment
 
 if TYPE_CHECKING:
-    from providers import Providers
     from promptlab.settings import Settings
+    from providers import Providers
 
 RESULTS_DIR = Path(".promptlab") / "experiments"
 
@@ -41,8 +41,8 @@ def provider_settings(settings: Settings | None) -> dict[str, Any]:
 
 
 def make_providers(settings: Settings | None) -> Providers:
-    from providers import Providers
     from prompts import cost_per_token
+    from providers import Providers
 
     def cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         prices = cost_per_token(model)
@@ -134,7 +134,7 @@ def _write_outputs(report: Report, args: argparse.Namespace, results_path: Path)
         print_report(report)
 
 
-def _run(main: Callable[[], Awaitable[int]]) -> int:
+def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:
@@ -152,14 +152,16 @@ def run_command(args: argparse.Namespace, settings: Settings | None) -> int:
     async def main() -> int:
         results = ResultsFile(path)
         async with make_providers(settings) as client, event_sink(settings, args.events) as pub:
-            planned = (
-                len(experiment.cases) * experiment.spec.repeats * _points_count(experiment)
-            )
+            planned = len(experiment.cases) * experiment.spec.repeats * _points_count(experiment)
             with ProgressBar(planned) as bar:
                 run: RunResult = await run_experiment(
-                    experiment, client, publish=pub, results=results, resume=args.resume,
+                    experiment,
+                    client,
+                    publish=pub,
+                    results=results,
+                    resume=args.resume,
                     progress=bar,
-                )  # fmt: skip
+                )
         _write_outputs(run.report, args, path)
         print(f"trials: {path}", file=sys.stderr)
         return 0
@@ -243,7 +245,9 @@ def list_command(args: argparse.Namespace, settings: Settings | None) -> int:
         print(f"no results under {args.dir}")
         return 0
     for row in rows:
-        print(f"{row['name']:<32} {row['prompt']:<20} {row['trials']}/{row['planned']:<8} {row['path']}")
+        print(
+            f"{row['name']:<32} {row['prompt']:<20} {row['trials']}/{row['planned']:<8} {row['path']}"
+        )
     return 0
 
 
@@ -258,9 +262,12 @@ def optimize_command(args: argparse.Namespace, settings: Settings | None) -> int
     async def main() -> int:
         async with make_providers(settings) as client, event_sink(settings, args.events) as pub:
             outcome = await optimize(
-                experiment, client, trials=args.trials, publish=pub,
+                experiment,
+                client,
+                trials=args.trials,
+                publish=pub,
                 on_trial=lambda line: print(line, file=sys.stderr),
-            )  # fmt: skip
+            )
         if args.json:
             print(json.dumps(outcome.to_json(), indent=2))
         else:

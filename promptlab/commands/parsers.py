@@ -128,9 +128,7 @@ def register_experiment(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--resume", action="store_true", help="keep finished trials, run the rest")
     run.add_argument("--results", metavar="JSONL", help="trials file (default from the experiment)")
     run.add_argument("--prompts-dir", help="where prompt ids are looked up")
-    run.add_argument(
-        "--no-events", dest="events", action="store_false", help="publish no events"
-    )
+    run.add_argument("--no-events", dest="events", action="store_false", help="publish no events")
     add_config_option(run)
     run.set_defaults(handler=lazy("promptlab.commands.experiment:run_command"))
 
@@ -138,11 +136,15 @@ def register_experiment(sub: argparse._SubParsersAction) -> None:
     show.add_argument("result", metavar="RESULT", help="report/results file, or experiment name")
     show.add_argument("--json", action="store_true", help="print the JSON report")
     show.add_argument("--markdown", action="store_true", help="print Markdown")
-    show.set_defaults(handler=lazy("promptlab.commands.experiment:show_command"), needs_settings=False)
+    show.set_defaults(
+        handler=lazy("promptlab.commands.experiment:show_command"), needs_settings=False
+    )
 
     listing = commands.add_parser("list", help="saved experiment results")
     listing.add_argument("--dir", default=".promptlab/experiments", help="results directory")
-    listing.set_defaults(handler=lazy("promptlab.commands.experiment:list_command"), needs_settings=False)
+    listing.set_defaults(
+        handler=lazy("promptlab.commands.experiment:list_command"), needs_settings=False
+    )
 
     opt = sub.add_parser(
         "optimize",

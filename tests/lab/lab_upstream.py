@@ -14,7 +14,6 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
@@ -59,7 +58,9 @@ class LabUpstream:
         model = "fake/" + body["model"]  # the provider strips its name; keys use provider/model
         self.calls[model] += 1
         if model in self.fail_models:
-            return web.json_response({"error": {"message": "down", "type": "server_error"}}, status=500)
+            return web.json_response(
+                {"error": {"message": "down", "type": "server_error"}}, status=500
+            )
         messages = body["messages"]
         user = messages[-1]["content"]
         if messages[0]["content"] == JUDGE_SYSTEM:
@@ -71,12 +72,20 @@ class LabUpstream:
                 "id": "chatcmpl-fake",
                 "object": "chat.completion",
                 "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                          "total_tokens": sum(usage)},
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": usage[0],
+                    "completion_tokens": usage[1],
+                    "total_tokens": sum(usage),
+                },
             }
-        )  # fmt: skip
+        )
 
     def _answer(self, model: str, user: str) -> str:
         match = re.match(r"\s*(\[[^\]]+\])\s*(.*)", user, re.S)

@@ -22,8 +22,8 @@ from events.models import ExecutionCompleted
 from lab.experiment import Experiment, ExperimentSpec, resolve
 from lab.results import ResultsFile, read
 from lab.runner import run_experiment
-from providers import Providers
 from prompts import PromptSpec
+from providers import Providers
 
 CASES = [f"c{i}" for i in range(1, 7)]
 REPEATS = 2
@@ -78,9 +78,12 @@ def fill(upstream: LabUpstream, seed: int = 7) -> dict[tuple[str, str, str], lis
     return upstream.table
 
 
-def per_case(table: dict[tuple[str, str, str], list[float]], variant: str, model: str) -> dict[str, float]:
+def per_case(
+    table: dict[tuple[str, str, str], list[float]], variant: str, model: str
+) -> dict[str, float]:
     return {
-        c: sum(JUDGE_WEIGHT * q + CONTAINS_WEIGHT for q in table[(model, f"[{variant}]", c)]) / REPEATS
+        c: sum(JUDGE_WEIGHT * q + CONTAINS_WEIGHT for q in table[(model, f"[{variant}]", c)])
+        / REPEATS
         for c in CASES
     }
 
@@ -165,8 +168,11 @@ async def test_report_figures_match_values_computed_here(
         assert row.n == len(CASES) * REPEATS and row.n_cases == len(CASES)
         assert row.quality_mean == pytest.approx(mean)
         assert row.quality_ci == pytest.approx((low, high))
-        trial_q = [JUDGE_WEIGHT * q + CONTAINS_WEIGHT for c in CASES
-                   for q in table[(model, f"[{variant}]", c)]]  # fmt: skip
+        trial_q = [
+            JUDGE_WEIGHT * q + CONTAINS_WEIGHT
+            for c in CASES
+            for q in table[(model, f"[{variant}]", c)]
+        ]
         tm = sum(trial_q) / len(trial_q)
         sd = math.sqrt(sum((q - tm) ** 2 for q in trial_q) / (len(trial_q) - 1))
         assert row.quality_std == pytest.approx(sd)
@@ -181,8 +187,13 @@ async def test_report_figures_match_values_computed_here(
 
     labels = [f"{v} @ {m}" for v, m in POINTS]
     pairs = list(itertools.combinations(labels, 2))
-    t_ps = [paired_t_p([means[a][c] for c in CASES], [means[b][c] for c in CASES]) for a, b in pairs]
-    w_ps = [exact_wilcoxon_p([means[a][c] for c in CASES], [means[b][c] for c in CASES]) for a, b in pairs]
+    t_ps = [
+        paired_t_p([means[a][c] for c in CASES], [means[b][c] for c in CASES]) for a, b in pairs
+    ]
+    w_ps = [
+        exact_wilcoxon_p([means[a][c] for c in CASES], [means[b][c] for c in CASES])
+        for a, b in pairs
+    ]
     t_holm, w_holm = holm_by_hand(t_ps), holm_by_hand(w_ps)
     assert [(c.a, c.b) for c in report.comparisons] == pairs
     for comp, tp, th, wp, wh in zip(report.comparisons, t_ps, t_holm, w_ps, w_holm, strict=True):
@@ -195,9 +206,12 @@ async def test_report_figures_match_values_computed_here(
 
     # Constrained best: quality >= 0.4 and cost <= 0.0002 (fake/pricey costs 0.00025 a
     # call); the score is the weighted sum of min-max normalised objectives.
-    feasible = [label for label in labels
-                if report.point(label).quality_mean >= 0.4  # type: ignore[operator]
-                and report.point(label).cost_usd_mean <= 0.0002]  # type: ignore[operator]  # fmt: skip
+    feasible = [
+        label
+        for label in labels
+        if report.point(label).quality_mean >= 0.4  # type: ignore[operator]
+        and report.point(label).cost_usd_mean <= 0.0002
+    ]  # type: ignore[operator]
     assert feasible == ["A @ fake/cheap", "B @ fake/cheap"]
     assert [r.feasible for r in report.results] == [True, True, False]
     qs = {label: report.point(label).quality_mean for label in feasible}
@@ -209,25 +223,42 @@ async def test_report_figures_match_values_computed_here(
         return (v - lo) / (hi - lo) if maximize else (hi - v) / (hi - lo)
 
     score = {
-        label: (1.0 * norm(qs[label], min(qs.values()), max(qs.values()), True)  # type: ignore[arg-type,type-var]
-                + 0.5 * norm(cs[label], min(cs.values()), max(cs.values()), False)) / 1.5  # type: ignore[arg-type,type-var]
+        label: (
+            1.0 * norm(qs[label], min(qs.values()), max(qs.values()), True)  # type: ignore[arg-type,type-var]
+            + 0.5 * norm(cs[label], min(cs.values()), max(cs.values()), False)
+        )
+        / 1.5  # type: ignore[arg-type,type-var]
         for label in feasible
-    }  # fmt: skip
+    }
     assert report.best is not None
     assert report.best.label == max(feasible, key=lambda k: score[k])
     assert report.best.score == pytest.approx(score[report.best.label])
 
     # Pareto front of (quality max, cost min, latency min), by brute force.
-    vec = {label: (report.point(label).quality_mean, -report.point(label).cost_usd_mean,  # type: ignore[operator]
-                   -report.point(label).latency_ms_p50) for label in labels}  # type: ignore[operator]  # fmt: skip
-    front = [a for a in labels if not any(
-        all(x >= y for x, y in zip(vec[b], vec[a], strict=True)) and vec[b] != vec[a]
-        for b in labels if b != a)]  # fmt: skip
+    vec = {
+        label: (
+            report.point(label).quality_mean,
+            -report.point(label).cost_usd_mean,  # type: ignore[operator]
+            -report.point(label).latency_ms_p50,
+        )
+        for label in labels
+    }  # type: ignore[operator]
+    front = [
+        a
+        for a in labels
+        if not any(
+            all(x >= y for x, y in zip(vec[b], vec[a], strict=True)) and vec[b] != vec[a]
+            for b in labels
+            if b != a
+        )
+    ]
     assert [p.label for p in report.pareto] == front
 
     # The evolution engine reads the judge's reasons of failing trials.
     failing = run.failing("A @ fake/cheap")
-    assert failing and all("fake judge read quality" in t.evaluations["judge"]["reason"] for t in failing)
+    assert failing and all(
+        "fake judge read quality" in t.evaluations["judge"]["reason"] for t in failing
+    )
 
 
 async def test_no_point_meets_the_constraints_best_is_none_with_the_reason(
@@ -297,8 +328,9 @@ async def test_an_interrupted_run_resumes_where_it_stopped(
             task.cancel()  # what Ctrl-C does to the run
 
     task = asyncio.ensure_future(
-        run_experiment(exp, providers, points=points_of(exp), results=ResultsFile(path),
-                       progress=interrupt)  # fmt: skip
+        run_experiment(
+            exp, providers, points=points_of(exp), results=ResultsFile(path), progress=interrupt
+        )
     )
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -306,8 +338,9 @@ async def test_an_interrupted_run_resumes_where_it_stopped(
     assert 7 <= len(kept) < 36
     before = sum(upstream.calls.values())
 
-    run = await run_experiment(exp, providers, points=points_of(exp), results=ResultsFile(path),
-                               resume=True)  # fmt: skip
+    run = await run_experiment(
+        exp, providers, points=points_of(exp), results=ResultsFile(path), resume=True
+    )
     assert run.report.trials == run.report.planned == 36
     assert len({t.key for t in run.trials}) == 36
     assert sum(upstream.calls.values()) - before == 2 * (36 - len(kept))
@@ -336,7 +369,9 @@ async def test_every_execution_is_published_offline_with_the_experiment_id(
     assert isinstance(jetstream_bus, JetStreamBus)
     fill(upstream)
     exp = experiment()
-    run = await run_experiment(exp, providers, points=points_of(exp)[:2], publish=jetstream_bus.publish)
+    run = await run_experiment(
+        exp, providers, points=points_of(exp)[:2], publish=jetstream_bus.publish
+    )
     events = [e async for _, e, _ in jetstream_bus.read()]
     executions = [e for e in events if isinstance(e, ExecutionCompleted)]
     assert len(executions) == len(run.trials) == 2 * len(CASES) * REPEATS

@@ -66,22 +66,28 @@ def test_prompt_file_examples_load(tmp_path: Path, body: str) -> None:
     assert spec.variants and spec.champion.name
 
 
-def is_experiment(body: str) -> bool:
-    return re.search(r"^prompt = ", body, re.M) is not None
+def _experiment_file(body: str) -> bool:
+    return body.startswith("# experiment file")
 
 
-@pytest.mark.parametrize("body", [b for b in blocks("toml") if is_experiment(b)])
+@pytest.mark.parametrize(
+    "body", [b for b in blocks("toml") if _experiment_file(b)], ids=lambda b: b.split("\n")[1]
+)
 def test_experiment_file_examples_parse(body: str) -> None:
     import tomllib
 
     from lab.experiment import parse_experiment
 
-    assert parse_experiment(tomllib.loads(body)).name
+    spec = parse_experiment(tomllib.loads(body))
+    if "[evolution]" in body:  # the evolution section's excerpt
+        assert spec.evolution.mutator
+    else:
+        assert spec.evaluators and spec.constraint_list()
 
 
 @pytest.mark.parametrize(
     "body",
-    [b for b in blocks("toml") if "[[variants]]" not in b and not is_experiment(b)],
+    [b for b in blocks("toml") if "[[variants]]" not in b and not _experiment_file(b)],
     ids=lambda b: b.split("\n")[0],
 )
 def test_config_examples_load(tmp_path: Path, body: str) -> None:
