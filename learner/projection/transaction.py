@@ -351,6 +351,8 @@ class _Batch:
         return acc
 
     def _execution(self, seq: int, ev: ExecutionCompleted) -> None:
+        if ev.source == "offline":  # an experiment's or evolution's trial: not live evidence
+            return
         if ev.execution_id in self.execs:
             return  # the same execution published twice under two event ids
         occurred = event_ms(ev)
