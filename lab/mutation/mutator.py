@@ -10,7 +10,7 @@ Every failure (the call raising, an error answer, an unusable answer) becomes a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lab.mutation.answer import MutantDraft, MutatorError, parse_answer
@@ -53,19 +53,31 @@ class LLMMutator:
     instructions: Instructions
     temperature: float = 0.9
     json_mode: bool = True
-    """Send ``response_format: json_object``; turn off for providers that reject it."""
+    """Send ``response_format: json_object``. A provider that answers 400 naming
+    ``response_format`` is asked again without it (and from then on)."""
+    _no_json_mode: set[str] = field(default_factory=set, repr=False, compare=False)
+    """Models whose provider answered 400 to ``response_format``."""
 
     async def mutate(self, request: MutationRequest) -> Mutation:
         body: dict[str, Any] = {
             "messages": build_messages(request, self.instructions),
             "temperature": self.temperature,
         }
-        if self.json_mode:
+        json_mode = self.json_mode and self.model not in self._no_json_mode
+        if json_mode:
             body["response_format"] = {"type": "json_object"}
         try:
             completion = await self.complete(self.model, body)
         except Exception as exc:  # any provider failure is reported as the mutator's
-            raise MutatorError(f"{self.model}: {type(exc).__name__}: {exc}") from None
+            if not (json_mode and _rejected_json_mode(exc)):
+                raise MutatorError(f"{self.model}: {type(exc).__name__}: {exc}") from None
+            # The provider does not take response_format: ask again, plain text allowed.
+            self._no_json_mode.add(self.model)
+            body.pop("response_format")
+            try:
+                completion = await self.complete(self.model, body)
+            except Exception as again:
+                raise MutatorError(f"{self.model}: {type(again).__name__}: {again}") from None
         cost = float(completion.cost_usd or 0.0)
         try:
             text = completion.data["choices"][0]["message"]["content"]
@@ -73,3 +85,8 @@ class LLMMutator:
             raise MutatorError(f"{self.model}: the answer has no message content") from None
         draft = parse_answer(text, parent_system=request.parent.system)
         return Mutation(draft=draft, cost_usd=cost)
+
+
+def _rejected_json_mode(exc: Exception) -> bool:
+    """A 400 that names ``response_format``: the provider does not support JSON mode."""
+    return getattr(exc, "upstream_status", None) == 400 and "response_format" in str(exc)

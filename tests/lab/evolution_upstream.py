@@ -12,7 +12,7 @@ Deterministic, and SIMULATED through and through (``bench.evolution_task``):
 
 Modes for the failure tests: ``mutator_mode = "drop_variable"`` (every mutant loses
 ``{{ code }}``), ``"plain_text"`` (the template as plain text), ``"error"`` (HTTP 500),
-``"worse"`` (every mutant loses every feature).
+``"worse"`` (every mutant loses every feature), ``"no_json_mode"`` (400 to ``response_format``).
 """
 
 from __future__ import annotations
@@ -83,6 +83,17 @@ class EvolutionUpstream:
                 return web.json_response(
                     {"error": {"message": "mutator down", "type": "server_error", "code": None}},
                     status=500,
+                )
+            if self.mutator_mode == "no_json_mode" and "response_format" in body:
+                return web.json_response(
+                    {
+                        "error": {
+                            "message": "response_format is not supported by this model",
+                            "type": "invalid_request_error",
+                            "code": None,
+                        }
+                    },
+                    status=400,
                 )
             self.mutation_requests.append(body)
             text = self._mutate(user)

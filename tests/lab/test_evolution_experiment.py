@@ -240,3 +240,16 @@ async def test_the_python_api_evolves_registered_variants(providers: Providers) 
     assert run.result.seed.name == "plain"
     assert run.best[0].fitness > run.result.seed.fitness
     assert run.result.lineage(run.best[0].name)[-1].name == "plain"
+
+
+async def test_a_provider_without_json_mode_is_asked_again_without_it(
+    tmp_path: Path, providers: Providers, upstream: EvolutionUpstream
+) -> None:
+    upstream.mutator_mode = "no_json_mode"
+    experiment = write_experiment(tmp_path)
+    run = await evolve_experiment(
+        experiment, providers, spec=resolve_spec(experiment, generations=1)
+    )
+    assert run.best and not [r for r in run.result.rejected if r.kind == "mutator_error"]
+    assert upstream.mutation_requests
+    assert all("response_format" not in r for r in upstream.mutation_requests)
