@@ -36,6 +36,8 @@ class Mutation:
 
     draft: MutantDraft
     cost_usd: float
+    calls: int = 1
+    """Calls it took (2 when the provider refused JSON mode first)."""
 
 
 class Mutator(Protocol):
@@ -63,6 +65,7 @@ class LLMMutator:
             "messages": build_messages(request, self.instructions),
             "temperature": self.temperature,
         }
+        calls = 1
         json_mode = self.json_mode and self.model not in self._no_json_mode
         if json_mode:
             body["response_format"] = {"type": "json_object"}
@@ -74,6 +77,7 @@ class LLMMutator:
             # The provider does not take response_format: ask again, plain text allowed.
             self._no_json_mode.add(self.model)
             body.pop("response_format")
+            calls = 2
             try:
                 completion = await self.complete(self.model, body)
             except Exception as again:
@@ -84,7 +88,7 @@ class LLMMutator:
         except (KeyError, IndexError, TypeError):
             raise MutatorError(f"{self.model}: the answer has no message content") from None
         draft = parse_answer(text, parent_system=request.parent.system)
-        return Mutation(draft=draft, cost_usd=cost)
+        return Mutation(draft=draft, cost_usd=cost, calls=calls)
 
 
 def _rejected_json_mode(exc: Exception) -> bool:

@@ -332,7 +332,10 @@ async def _breed(
     rejected: list[Rejection] = []
     for plan, answer in zip(plans, answers, strict=True):
         parents = tuple(p.name for p in plan.parents)
-        budget.charge(1, 0.0 if isinstance(answer, MutatorError) else answer.cost_usd)
+        if isinstance(answer, MutatorError):
+            budget.charge(1, 0.0)
+        else:
+            budget.charge(answer.calls, answer.cost_usd)
         if isinstance(answer, MutatorError):
             rejected.append(
                 Rejection(generation, plan.operator, parents, str(answer), kind="mutator_error")

@@ -253,3 +253,6 @@ async def test_a_provider_without_json_mode_is_asked_again_without_it(
     assert run.best and not [r for r in run.result.rejected if r.kind == "mutator_error"]
     assert upstream.mutation_requests
     assert all("response_format" not in r for r in upstream.mutation_requests)
+    # Every call counts: the refused one too.
+    model_calls = upstream.calls["model"] + upstream.calls["judge"]
+    assert run.result.calls == model_calls + upstream.calls["mutator"]
