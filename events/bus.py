@@ -144,3 +144,16 @@ class EventBus(Protocol):
     def kv_watch(self, bucket: str) -> AsyncIterator[KVEntry]:
         """Current values of every key first, then each update as it happens."""
         ...
+
+
+@runtime_checkable
+class StreamStats(Protocol):
+    """What operators' metrics ask the stream (both buses implement it)."""
+
+    async def consumer_pending(self, durable: str) -> int | None:
+        """Events a durable has not acknowledged yet (None when it does not exist)."""
+        ...
+
+    async def subject_count(self, subject: str) -> int:
+        """Messages stored in the stream on exactly ``subject``."""
+        ...

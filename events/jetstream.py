@@ -422,6 +422,23 @@ class JetStreamBus:
             info = await js.stream_info(STREAM_NAME)
         return int(info.state.last_seq or 0)
 
+    async def consumer_pending(self, durable: str) -> int | None:
+        """Events a durable has not acknowledged yet (None when it does not exist)."""
+        js = self._jetstream()
+        with _translate(f"consumer info {durable!r}"):
+            try:
+                info = await js.consumer_info(STREAM_NAME, durable)
+            except nats.js.errors.NotFoundError:
+                return None
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    async def subject_count(self, subject: str) -> int:
+        """Messages stored in the stream on exactly ``subject``."""
+        js = self._jetstream()
+        with _translate("stream info"):
+            info = await js.stream_info(STREAM_NAME, subjects_filter=subject)
+        return int((info.state.subjects or {}).get(subject, 0))
+
     async def read(
         self, start_sequence: int = 1, *, stop_at_end: bool = True
     ) -> AsyncIterator[tuple[int, BaseEvent | None, bytes]]:

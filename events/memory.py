@@ -288,6 +288,20 @@ class MemoryBus:
         """Sequence of the newest stored message (0 when empty)."""
         return len(self._messages)
 
+    async def consumer_pending(self, durable: str) -> int | None:
+        """Events a durable has not acknowledged yet (None when it does not exist)."""
+        state = self._consumers.get(durable)
+        if state is None:
+            return None
+        undelivered = sum(
+            1 for m in self._messages[state.next_sequence - 1 :] if is_consumable(m.subject)
+        )
+        return undelivered + len(state.pending)
+
+    async def subject_count(self, subject: str) -> int:
+        """Messages stored on exactly ``subject``."""
+        return sum(1 for m in self._messages if m.subject == subject)
+
     async def read(
         self, start_sequence: int = 1, *, stop_at_end: bool = True
     ) -> AsyncIterator[tuple[int, BaseEvent | None, bytes]]:

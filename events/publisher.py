@@ -64,6 +64,8 @@ class EventPublisher:
         """Events written to the outbox (bus down, or queue full)."""
         self.dropped = 0
         """Events lost because even the outbox could not be written (disk error)."""
+        self.publish_failures = 0
+        """Batches NATS did not take (each then went to the outbox)."""
         self._queue: deque[BaseEvent] = deque()
         self._inflight: list[BaseEvent] = []
         self._wake = asyncio.Event()
@@ -204,9 +206,11 @@ class EventPublisher:
                 except BusError as exc:
                     log.warning("event bus unavailable, spilling to outbox: %s", exc)
                     self._healthy = False
+                    self.publish_failures += 1
                 except Exception:  # a bug must not stop publishing: keep the events
                     log.exception("publishing a batch failed, spilling to outbox")
                     self._healthy = False
+                    self.publish_failures += 1
             self._spill(batch, sync=True)
             self._inflight = []
 

@@ -87,27 +87,32 @@ async def run_traffic(
     on_progress: ProgressFn | None = None,
     progress_every: int = 250,
     stop: asyncio.Event | None = None,
+    report: TrafficReport | None = None,
+    start_index: int = 0,
 ) -> TrafficReport:
     """Send ``requests`` routed calls with feedback and return what happened.
 
     ``variables(rng, i)`` makes the prompt variables of call ``i``; ``subjects`` is the
     number of distinct simulated users (the ``promptlab.subject`` of each call).
+    ``report`` continues an earlier report (calls are numbered from ``start_index``), so
+    traffic can be sent in waves.
+
+    Reproducible with concurrent calls: call ``i`` draws its variables and subject from
+    its own generator seeded by ``(seed, i)``, and the k-th answer of variant ``v`` gets
+    the feedback drawn for ``(seed, v, k)``, so the order in which calls finish changes
+    nothing a variant's statistics see.
     """
     from openai import AsyncOpenAI  # the official SDK, exactly as a real app would use it
 
-    rng = random.Random(seed)
-    report = TrafficReport()
+    report = report if report is not None else TrafficReport()
     client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=30.0)
-    counter = iter(range(requests))
-    lock = asyncio.Lock()
-    started = time.perf_counter()
+    counter = iter(range(start_index, start_index + requests))
+    started = time.perf_counter() - report.elapsed_s
 
     async def one(i: int) -> None:
-        async with lock:
-            vars_i = variables(rng, i) if variables else {}
-            subject = f"user-{rng.randrange(subjects)}"
-            roll = rng.random()
-            gives_feedback = rng.random() < users.feedback_rate
+        rng = random.Random(f"{seed}:call:{i}")
+        vars_i = variables(rng, i) if variables else {}
+        subject = f"user-{rng.randrange(subjects)}"
         try:
             raw = await client.chat.completions.with_raw_response.create(
                 model=f"promptlab/{prompt_id}",
@@ -121,6 +126,9 @@ async def run_traffic(
             return
         completion = raw.parse()
         variant = raw.headers.get("x-promptlab-variant", "?")
+        answer = random.Random(f"{seed}:{variant}:{report.by_variant[variant]}")
+        roll = answer.random()
+        gives_feedback = answer.random() < users.feedback_rate
         report.ok += 1
         report.by_variant[variant] += 1
         report.first_seen.setdefault(variant, i + 1)

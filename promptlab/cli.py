@@ -9,13 +9,14 @@ heavy imports declare their parsers in ``promptlab/commands/parsers.py`` with a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from promptlab.logs import configure_logging
 from promptlab.settings import Settings, SettingsError, load_settings
 
 # LiteLLM must never reach the network to fetch its cost map at import time.
@@ -59,12 +60,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="FILE", help="settings file (TOML)")
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output: -v info and the access log, -vv debug",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text (default) or one JSON object per line",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for target in COMMANDS:
         _resolve(target)(sub)
+    _add_version(parser)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("promptlab")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+def _add_version(parser: argparse.ArgumentParser) -> None:
+    """``--version`` on this parser and every (sub)command below it."""
+    parser.add_argument(
+        "--version", action="version", version=f"promptlab {version()}", help="print the version"
+    )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):
+                _add_version(command)
 
 
 def _resolve(target: str) -> Callable[..., Any]:
@@ -93,15 +127,22 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `promptlab stats --json | head`: the reader left. Point stdout at /dev/null so
+        # the interpreter's final flush does not raise again, and exit as `head` expects.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a pipe closed early
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format)
     needs_settings = getattr(args, "needs_settings", True)
     settings: Settings | None = None
     if needs_settings:

@@ -20,7 +20,7 @@ import shutil
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,13 @@ from events.embedded import STATE_FILE, EmbeddedNats, pid_alive
 from events.jetstream import JetStreamBus
 from events.models import BaseEvent, VariantPromoted, VariantRetired, VariantRolledBack
 from events.publisher import EventPublisher
-from events.subjects import Subject
 from lab.traffic import SIMULATED_LABEL, SimulatedUsers, TrafficReport, run_traffic
 from learner.service import Learner
 from promptlab.commands.experiment import make_providers
+from promptlab.demo_waves import LearnerStepper, routed_by_latest
 from promptlab.settings import Settings
 from prompts import PromptSpec, load_prompt_dir
+from sidecar import keys
 from sidecar.app import create_app
 
 DEMO_PROMPTS = Path(__file__).resolve().parent / "demo_prompts"
@@ -77,7 +78,6 @@ class DemoSummary:
     requests: int
     ok: int
     errors: int
-    elapsed_s: float
     hidden_quality: dict[str, float]
     truly_best: str
     final_champion: str | None
@@ -156,18 +156,13 @@ def _variables(rng: Any, i: int) -> dict[str, Any]:
 
 
 class DecisionWatcher:
-    """Collects promotions, rollbacks and retirements from the live stream."""
+    """Collects promotions, rollbacks and retirements as the learner applies them."""
 
     def __init__(self, bus: EventBus, requests_done: Callable[[], int]) -> None:
         self.bus = bus
         self.requests_done = requests_done
         self.seen: list[DecisionSeen] = []
         self.champion: str | None = None
-        self.changed = asyncio.Event()
-
-    async def run(self) -> None:
-        async for event in self.bus.subscribe([Subject.DECISION.value]):
-            self.record(event)
 
     def record(self, event: BaseEvent) -> None:
         if isinstance(event, VariantPromoted):
@@ -196,9 +191,6 @@ class DecisionWatcher:
             self.seen.append(
                 DecisionSeen("retired", event.variant, None, self.requests_done(), _evidence(event))
             )
-        else:
-            return
-        self.changed.set()
 
 
 def _evidence(event: VariantPromoted | VariantRolledBack | VariantRetired) -> dict[str, Any] | None:
@@ -227,6 +219,10 @@ def describe(decision: DecisionSeen) -> str:
     return line
 
 
+WAVE_REQUESTS = 100
+"""Calls per wave: the learner decides between waves (see :mod:`promptlab.demo_waves`)."""
+
+
 async def run_demo(
     settings: Settings,
     *,
@@ -236,8 +232,17 @@ async def run_demo(
     seed: int = 0,
     on_line: Callable[[str], None] = print,
     with_tui: bool = False,
+    wave: int = WAVE_REQUESTS,
+    run_tui: Callable[[Any], Awaitable[object]] | None = None,
 ) -> DemoSummary:
-    """Run the demo loop and return its summary (``on_line`` gets progress lines)."""
+    """Run the demo loop and return its summary (``on_line`` gets progress lines).
+
+    Reproducible: the same ``seed`` gives the same decisions after the same number of
+    requests and the same summary (traffic goes in waves of ``wave`` calls with the
+    learner applying each wave as one batch). With the TUI, quitting early ends the
+    traffic after the wave in flight and the summary covers what happened so far.
+    ``run_tui(app)`` runs the TUI (default ``app.run_async()``; tests drive a pilot).
+    """
     reset_data_dir(data_dir)
     settings = demo_settings(settings, data_dir)
     prompts: dict[str, PromptSpec] = load_prompt_dir(DEMO_PROMPTS)
@@ -263,68 +268,99 @@ async def run_demo(
         report = TrafficReport()
         progress = {"done": 0}
         watcher = DecisionWatcher(bus, lambda: progress["done"])
-        tasks: list[asyncio.Task[Any]] = []
-        closers: list[Callable[[], Any]] = []
-        try:
-            # A short fetch wait: the demo runs app, sidecar and learner in one event loop,
-            # and a learner that waits 0.5 s per fetch falls ever further behind the traffic.
-            learner = Learner(settings.learner, settings.storage, bus, prompts)
-            if settings.learner.evolution.enabled:
-                breeder_client = make_providers(settings)
-                await breeder_client.start()
-                closers.append(breeder_client.close)
-                learner.attach_breeder(breeder_client)
-            async with learner:
-                tasks.append(asyncio.create_task(watcher.run()))
-                await asyncio.sleep(0.2)  # the live subscription is open before traffic starts
+        learner = Learner(settings.learner, settings.storage, bus, prompts)
+        breeder_client = make_providers(settings) if settings.learner.evolution.enabled else None
+        if breeder_client is not None:
+            learner.attach_breeder(breeder_client)
+        stepper = LearnerStepper(learner, bus)
+        stop = asyncio.Event()
+        last: Counter[str] = Counter()
+        every = max(1, requests // 10)
 
-                last: Counter[str] = Counter()
+        def show(r: TrafficReport) -> None:
+            # Shares over the last interval, so a promotion shows as a shift.
+            recent = r.by_variant - last
+            last.clear()
+            last.update(r.by_variant)
+            total = max(sum(recent.values()), 1)
+            shares = " ".join(f"{v} {recent[v] / total:4.0%}" for v in sorted(r.by_variant))
+            champion = watcher.champion or prompts[DEMO_PROMPT_ID].champion.name
+            on_line(
+                f"[{r.requests:>5}/{requests}] {r.requests / max(r.elapsed_s, 1e-9):5.0f} req/s · share {shares} · champion {champion}"
+            )
 
-                def show(r: TrafficReport) -> None:
-                    # Shares over the last interval, so a promotion shows as a shift.
-                    progress["done"] = r.requests
-                    recent = r.by_variant - last
-                    last.clear()
-                    last.update(r.by_variant)
-                    total = max(sum(recent.values()), 1)
-                    shares = " ".join(f"{v} {recent[v] / total:4.0%}" for v in sorted(r.by_variant))
-                    champion = watcher.champion or prompts[DEMO_PROMPT_ID].champion.name
-                    on_line(
-                        f"[{r.requests:>5}/{requests}] {r.requests / max(r.elapsed_s, 1e-9):5.0f} req/s · share {shares} · champion {champion}"
-                    )
-
-                traffic = run_traffic(
+        async def traffic() -> TrafficReport:
+            await stepper.step(watcher.record)  # the announced variants
+            await routed_by_latest(bus, app[keys.ROUTER], DEMO_PROMPT_ID)
+            while report.requests < requests and not stop.is_set():
+                size = min(wave, requests - report.requests)
+                before = report.requests
+                await run_traffic(
                     base_url,
                     DEMO_PROMPT_ID,
                     users,
-                    requests=requests,
+                    requests=size,
                     concurrency=concurrency,
                     seed=seed,
                     variables=_variables,
-                    on_progress=show,
-                    progress_every=max(1, requests // 10),
+                    report=report,
+                    start_index=before,
                 )
-                if with_tui:
-                    report = await _with_tui(bus, traffic)
-                else:
-                    report = await traffic
                 progress["done"] = report.requests
                 await publisher.flush(10.0)
-                await learner.caught_up(timeout=20.0)
-                await asyncio.sleep(0.3)  # decisions published by the last batch come back
+                await stepper.step(watcher.record)
+                await _breed(learner, stepper, watcher, app)
+                await routed_by_latest(bus, app[keys.ROUTER], DEMO_PROMPT_ID)
+                if report.requests // every > before // every or report.requests >= requests:
+                    show(report)
+            return report
+
+        try:
+            if breeder_client is not None:
+                await breeder_client.start()
+            await learner.start()
+            await stepper.open()
+            if with_tui:
+                await _with_tui(bus, traffic(), stop, run_tui)
+            else:
+                await traffic()
         finally:
-            for task in tasks:
-                task.cancel()
-            for close in closers:
-                await close()
+            await stepper.close()
+            await learner.close()
+            if breeder_client is not None:
+                await breeder_client.close()
             await runner.cleanup()
             await bus.close()
 
+    on_line(f"{report.requests} requests in {report.elapsed_s:.1f} s")
     for decision in watcher.seen:
         on_line(describe(decision))
     summary = _summary(settings, seed, report, users, watcher, prompts[DEMO_PROMPT_ID])
     summary.bred = _bred(learner, report)
     return summary
+
+
+async def _breed(
+    learner: Learner, stepper: LearnerStepper, watcher: DecisionWatcher, app: web.Application
+) -> None:
+    """Between waves: one breeding attempt; a bred variant is routed before the next wave."""
+    if learner.breeder is None:
+        return
+    outcome = await learner.breeder.breed_once(DEMO_PROMPT_ID)
+    if outcome is None or not outcome.accepted:
+        return
+    await stepper.step(watcher.record)  # its registration, applied as a challenger
+    catalog = app[keys.CATALOG]
+    deadline = asyncio.get_running_loop().time() + 30.0
+
+    def routed() -> set[str]:
+        spec = catalog.get(DEMO_PROMPT_ID)
+        return {v.name for v in spec.variants} if spec is not None else set()
+
+    while outcome.variant not in routed():
+        if asyncio.get_running_loop().time() > deadline:  # the variants bucket watch is late
+            raise TimeoutError(f"the sidecar did not take {outcome.variant}")
+        await asyncio.sleep(0.005)
 
 
 def _bred(learner: Learner, report: TrafficReport) -> list[dict[str, Any]]:
@@ -346,19 +382,26 @@ def _bred(learner: Learner, report: TrafficReport) -> list[dict[str, Any]]:
     ]
 
 
-async def _with_tui(bus: EventBus, traffic: Any) -> TrafficReport:
-    """Run the traffic while the TUI shows it; the TUI stays open until the user quits."""
+async def _with_tui(
+    bus: EventBus,
+    traffic: Any,
+    stop: asyncio.Event,
+    run_tui: Callable[[Any], Awaitable[object]] | None = None,
+) -> None:
+    """Run the traffic while the TUI shows it; the TUI stays open until the user quits.
+
+    Quitting early stops the traffic after the wave in flight: the summary then tells
+    what happened so far.
+    """
     from tui import make_tui
 
     task = asyncio.ensure_future(traffic)
     app = make_tui(bus, title="promptlab demo (simulated traffic)")
-    await app.run_async()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return TrafficReport()
-    return task.result()
+    try:
+        await (run_tui(app) if run_tui is not None else app.run_async())
+    finally:
+        stop.set()
+        await task
 
 
 def _summary(
@@ -379,7 +422,6 @@ def _summary(
         requests=report.requests,
         ok=report.ok,
         errors=report.errors,
-        elapsed_s=round(report.elapsed_s, 2),
         hidden_quality=dict(HIDDEN_QUALITY),
         truly_best=best,
         final_champion=champion,
@@ -397,7 +439,7 @@ def render_summary(summary: DemoSummary) -> str:
     lines = [
         "",
         f"summary ({summary.label})",
-        f"  requests: {summary.requests} ({summary.ok} ok, {summary.errors} errors) in {summary.elapsed_s:.1f} s",
+        f"  requests: {summary.requests} ({summary.ok} ok, {summary.errors} errors)",
     ]
     promotions = [d for d in summary.decisions if d.type == "promoted"]
     if promotions:

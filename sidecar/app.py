@@ -74,7 +74,8 @@ def create_app(
     catalog = Catalog(prompts)
     router = Router(catalog.all(), seed=router_seed)
     catalog.subscribe(router.update_prompt)
-    metrics = Metrics()
+    learner = getattr(settings, "learner", None)  # whose backlog is the learner lag
+    metrics = Metrics(durable=getattr(learner, "durable", "promptlab-learner"))
     telemetry = Telemetry(settings.telemetry)
     proxy = Proxy(
         catalog=catalog,
@@ -180,21 +181,39 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         tasks.append(
             asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch")
         )
+    tasks.append(asyncio.create_task(sample_metrics(app), name="promptlab-metrics-sample"))
     _freeze_startup_heap()
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel_all(tasks)
         await upstreams.close()
         try:
             await publisher.flush()
         finally:
             await publisher.close()
             app[keys.TELEMETRY].shutdown()
+            app[keys.METRICS].close()
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]], attempts: int = 5) -> None:
+    """Cancel the background tasks and wait for them, cancelling again if one swallowed
+    it (a KV watch cancelled while nats-py sets it up can: seen when the app stopped
+    right after starting, e.g. on a port already in use)."""
+    pending = [t for t in tasks if not t.done()]
+    for _ in range(attempts):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, still = await asyncio.wait(pending, timeout=1.0)
+        pending = list(still)
+    if pending:
+        log.warning("%d background tasks did not stop: %s", len(pending), pending)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
 
 
 def _freeze_startup_heap() -> None:
@@ -210,6 +229,17 @@ def _freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+async def sample_metrics(app: web.Application, interval_s: float = 1.0) -> None:
+    """Keep the operational gauges fresh (other workers' /metrics read them from files)."""
+    metrics, publisher, bus = app[keys.METRICS], app[keys.PUBLISHER], app.get(keys.BUS)
+    while True:
+        try:
+            await metrics.sample(publisher, bus)
+        except Exception as exc:  # never let a gauge stop the app
+            log.debug("metrics sample failed: %s", exc)
+        await asyncio.sleep(interval_s)
 
 
 async def watch_routing(bus: EventBus, router: Router) -> None:

@@ -48,5 +48,11 @@ class TelemetrySettings(BaseModel):
     exporter: Literal["none", "console", "otlp"] = "none"
     """Where spans go."""
     otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
-    """OTLP/HTTP endpoint when ``exporter = "otlp"``."""
+    """OTLP endpoint when ``exporter = "otlp"`` (HTTP: the full ``/v1/traces`` URL;
+    gRPC: ``host:port`` or ``http://host:port``)."""
+    otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    """OTLP transport. ``grpc`` needs ``pip install opentelemetry-exporter-otlp-proto-grpc``."""
+    otlp_headers: dict[str, SecretStr] = Field(default_factory=dict)
+    """Headers sent with every export (e.g. a collector's API key); never logged."""
     service_name: str = "promptlab"
+    """``service.name`` of the spans."""

@@ -1,13 +1,60 @@
-"""Prometheus metrics, hand-rolled: a few counters and one histogram per prompt/variant.
+"""Prometheus metrics of the sidecar, on prometheus_client.
 
-A dict lookup and some integer adds per call; the text format is produced only when
-``GET /metrics`` asks. Labels: ``prompt`` and ``variant`` (empty for unrouted calls),
-``status`` (ok, error, cancelled) on the call counter.
+Per call (labels ``prompt``, ``variant``; empty for unrouted calls):
+``promptlab_calls_total{status}``, ``promptlab_errors_total{kind}``,
+``promptlab_latency_seconds`` (histogram), ``promptlab_tokens_total{direction}``,
+``promptlab_cost_usd_total``. The labelled children are cached, so a call costs a
+dict lookup and a few adds.
+
+Operations, sampled every second and on each scrape (:meth:`Metrics.sample`):
+``promptlab_event_queue_depth{worker}`` (events waiting in memory),
+``promptlab_outbox_events{worker}`` (events on disk waiting for NATS),
+``promptlab_publish_failures_total{worker}`` (batches NATS did not take),
+``promptlab_events_spilled_total{worker}``, ``promptlab_events_dropped_total{worker}``,
+``promptlab_learner_lag_events`` (events in the stream the learner has not applied:
+its durable's undelivered plus unacknowledged messages) and
+``promptlab_dead_letters`` (messages on the dead-letter subject).
+
+Workers (``serve --workers N``): the parent sets ``PROMETHEUS_MULTIPROC_DIR`` for its
+workers, each writes its values there, and ``/metrics`` on any worker reads all of
+them: call counters and histograms are summed over workers, per-worker gauges keep
+their ``worker`` label, and stream-wide gauges (learner lag, dead letters) show the
+largest value any worker sampled. Without the variable, one process, one registry
+per app (two apps in a test do not share counts).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from events.bus import StreamStats
+from events.subjects import Subject
+
+log = logging.getLogger(__name__)
+
+# `_created` series double the output and say nothing an operator uses.
+disable_created_metrics()
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+WORKER_ENV = "PROMPTLAB_WORKER"
+"""Index of this worker under ``serve --workers``; "0" for a single process."""
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LATENCY_BUCKETS_MS = (
     1.0,
@@ -27,37 +74,104 @@ LATENCY_BUCKETS_MS = (
     60000.0,
 )
 
+_CALL = ("prompt", "variant")
+
+
+def multiprocess_env() -> tuple[dict[str, str], Path]:
+    """A fresh metrics directory for a supervisor's workers and the env that names it."""
+    path = Path(tempfile.mkdtemp(prefix="promptlab-metrics-"))
+    return {MULTIPROC_ENV: str(path)}, path
+
+
+def remove_multiprocess_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
 
 class _Series:
-    __slots__ = (
-        "buckets",
-        "calls",
-        "cost",
-        "errors",
-        "input_tokens",
-        "latency_sum",
-        "output_tokens",
-    )
+    """The labelled children of one (prompt, variant), created on first use."""
 
-    def __init__(self) -> None:
-        self.calls: dict[str, int] = {}
-        self.errors: dict[str, int] = {}
-        self.buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
-        self.latency_sum = 0.0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cost = 0.0
+    __slots__ = ("calls", "cost", "errors", "input_tokens", "latency", "output_tokens")
 
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def __init__(self, metrics: Metrics, prompt: str, variant: str) -> None:
+        self.calls: dict[str, Any] = {}
+        self.errors: dict[str, Any] = {}
+        self.latency = metrics.latency.labels(prompt, variant)
+        self.input_tokens = metrics.tokens.labels(prompt, variant, "input")
+        self.output_tokens = metrics.tokens.labels(prompt, variant, "output")
+        self.cost = metrics.cost.labels(prompt, variant)
 
 
 class Metrics:
-    """Counters of one sidecar process."""
+    """The metrics of one sidecar app."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, worker: str | None = None, durable: str = "promptlab-learner") -> None:
+        self.worker = worker if worker is not None else os.environ.get(WORKER_ENV, "0")
+        self.durable = durable
+        """The learner's durable consumer, whose backlog is the learner lag."""
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.registry = CollectorRegistry(auto_describe=True)
+        if self.multiprocess:
+            MultiProcessCollector(self.registry)
+        # In multiprocess mode values live in files that the collector reads; the
+        # metric objects then belong to no registry.
+        reg: CollectorRegistry | None = None if self.multiprocess else self.registry
+        self.calls = Counter(
+            "promptlab_calls", "Chat completion calls by outcome.", [*_CALL, "status"], registry=reg
+        )
+        self.errors = Counter(
+            "promptlab_errors", "Failed calls by kind of error.", [*_CALL, "kind"], registry=reg
+        )
+        self.latency = Histogram(
+            "promptlab_latency_seconds",
+            "Call latency seen by the client.",
+            _CALL,
+            buckets=[b / 1000.0 for b in LATENCY_BUCKETS_MS],
+            registry=reg,
+        )
+        self.tokens = Counter(
+            "promptlab_tokens", "Tokens by direction.", [*_CALL, "direction"], registry=reg
+        )
+        self.cost = Counter("promptlab_cost_usd", "Estimated cost in USD.", _CALL, registry=reg)
+        per_worker: dict[str, Any] = {"labelnames": ["worker"], "registry": reg}
+        self.queue_depth = Gauge(
+            "promptlab_event_queue_depth",
+            "Events waiting in memory to be published.",
+            multiprocess_mode="livesum",
+            **per_worker,
+        ).labels(self.worker)
+        self.outbox = Gauge(
+            "promptlab_outbox_events",
+            "Events on disk waiting for NATS.",
+            multiprocess_mode="livesum",
+            **per_worker,
+        ).labels(self.worker)
+        self._totals = {
+            "publish_failures": Counter(
+                "promptlab_publish_failures", "Event batches NATS did not take.", **per_worker
+            ).labels(self.worker),
+            "spilled_to_outbox": Counter(
+                "promptlab_events_spilled", "Events written to the outbox.", **per_worker
+            ).labels(self.worker),
+            "dropped": Counter(
+                "promptlab_events_dropped", "Events lost (the outbox failed too).", **per_worker
+            ).labels(self.worker),
+        }
+        self._seen: dict[str, float] = dict.fromkeys(self._totals, 0.0)
+        self.learner_lag = Gauge(
+            "promptlab_learner_lag_events",
+            "Events in the stream the learner has not applied yet (-1: no learner consumer).",
+            multiprocess_mode="max",
+            registry=reg,
+        )
+        self.dead_letters = Gauge(
+            "promptlab_dead_letters",
+            "Messages on the dead-letter subject of the stream.",
+            multiprocess_mode="max",
+            registry=reg,
+        )
         self._series: dict[tuple[str, str], _Series] = {}
+
+    # ------------------------------------------------------------------ hot path
 
     def observe(
         self,
@@ -74,63 +188,51 @@ class Metrics:
         key = (prompt or "", variant or "")
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = _Series()
-        series.calls[status] = series.calls.get(status, 0) + 1
+            series = self._series[key] = _Series(self, *key)
+        calls = series.calls.get(status)
+        if calls is None:
+            calls = series.calls[status] = self.calls.labels(*key, status)
+        calls.inc()
         if error_kind is not None:
-            series.errors[error_kind] = series.errors.get(error_kind, 0) + 1
-        series.buckets[bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
-        series.latency_sum += latency_ms / 1000.0
-        series.input_tokens += input_tokens
-        series.output_tokens += output_tokens
-        series.cost += cost_usd
+            errors = series.errors.get(error_kind)
+            if errors is None:
+                errors = series.errors[error_kind] = self.errors.labels(*key, error_kind)
+            errors.inc()
+        series.latency.observe(latency_ms / 1000.0)
+        if input_tokens:
+            series.input_tokens.inc(input_tokens)
+        if output_tokens:
+            series.output_tokens.inc(output_tokens)
+        if cost_usd:
+            series.cost.inc(cost_usd)
 
-    def render(self) -> str:
-        """The Prometheus text exposition format (version 0.0.4)."""
-        out = [
-            "# HELP promptlab_calls_total Chat completion calls by outcome.",
-            "# TYPE promptlab_calls_total counter",
-        ]
-        # Label text of each series, escaped once for every metric family below.
-        items = [
-            (f'prompt="{_escape(prompt)}",variant="{_escape(variant)}"', s)
-            for (prompt, variant), s in sorted(self._series.items())
-        ]
-        for labels, s in items:
-            for status, n in sorted(s.calls.items()):
-                out.append(f'promptlab_calls_total{{{labels},status="{status}"}} {n}')
-        out += [
-            "# HELP promptlab_errors_total Failed calls by kind of error.",
-            "# TYPE promptlab_errors_total counter",
-        ]
-        for labels, s in items:
-            for kind, n in sorted(s.errors.items()):
-                out.append(f'promptlab_errors_total{{{labels},kind="{_escape(kind)}"}} {n}')
-        out += [
-            "# HELP promptlab_latency_seconds Call latency seen by the client.",
-            "# TYPE promptlab_latency_seconds histogram",
-        ]
-        for labels, s in items:
-            acc = 0
-            for bound, n in zip(LATENCY_BUCKETS_MS, s.buckets, strict=False):
-                acc += n
-                out.append(
-                    f'promptlab_latency_seconds_bucket{{{labels},le="{bound / 1000:g}"}} {acc}'
-                )
-            acc += s.buckets[-1]
-            out.append(f'promptlab_latency_seconds_bucket{{{labels},le="+Inf"}} {acc}')
-            out.append(f"promptlab_latency_seconds_sum{{{labels}}} {s.latency_sum:.6f}")
-            out.append(f"promptlab_latency_seconds_count{{{labels}}} {acc}")
-        out += [
-            "# HELP promptlab_tokens_total Tokens by direction.",
-            "# TYPE promptlab_tokens_total counter",
-        ]
-        for labels, s in items:
-            out.append(f'promptlab_tokens_total{{{labels},direction="input"}} {s.input_tokens}')
-            out.append(f'promptlab_tokens_total{{{labels},direction="output"}} {s.output_tokens}')
-        out += [
-            "# HELP promptlab_cost_usd_total Estimated cost in USD.",
-            "# TYPE promptlab_cost_usd_total counter",
-        ]
-        for labels, s in items:
-            out.append(f"promptlab_cost_usd_total{{{labels}}} {s.cost:.8f}")
-        return "\n".join(out) + "\n"
+    # ------------------------------------------------------------------ operations
+
+    async def sample(self, publisher: Any, bus: Any | None) -> None:
+        """Read the publisher's state and the stream's backlog into the gauges."""
+        self.queue_depth.set(getattr(publisher, "queue_depth", 0))
+        self.outbox.set(getattr(publisher, "outbox_pending", 0))
+        for name, counter in self._totals.items():
+            total = float(getattr(publisher, name, 0) or 0)
+            if total > self._seen[name]:
+                counter.inc(total - self._seen[name])
+                self._seen[name] = total
+        if isinstance(bus, StreamStats) and getattr(bus, "connected", False):
+            try:
+                pending = await bus.consumer_pending(self.durable)
+                self.learner_lag.set(-1 if pending is None else pending)
+                self.dead_letters.set(await bus.subject_count(Subject.DEAD_LETTER.value))
+            except Exception as exc:  # NATS away: keep the last values
+                log.debug("stream metrics not sampled: %s", exc)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition format."""
+        return generate_latest(self.registry)
+
+    def close(self) -> None:
+        """Forget this worker's live gauges (multiprocess mode), e.g. at shutdown."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            with contextlib.suppress(Exception):
+                multiprocess.mark_process_dead(os.getpid())

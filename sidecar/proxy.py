@@ -50,6 +50,8 @@ from sidecar.telemetry import Telemetry
 
 PROMPT_HEADER = "X-Promptlab-Prompt"
 MODEL_PREFIX = "promptlab/"
+PROMPT_ID_KEY = web.RequestKey("promptlab_prompt", str)
+"""Where a routed request keeps its prompt id (read by the access log)."""
 
 # Re-exported for the modules that import them from here.
 __all__ = ["MODEL_PREFIX", "PROMPT_HEADER", "Proxy", "parse_body"]
@@ -93,6 +95,8 @@ class Proxy:
         prompt_id = request.headers.get(PROMPT_HEADER)
         if not prompt_id and isinstance(model, str) and model.startswith(MODEL_PREFIX):
             prompt_id = model[len(MODEL_PREFIX) :]
+        if prompt_id:
+            request[PROMPT_ID_KEY] = prompt_id  # for the access log
         with self.telemetry.span(
             f"chat {model}",
             {
@@ -100,6 +104,7 @@ class Proxy:
                 "gen_ai.request.model": model,
                 "promptlab.prompt_id": prompt_id,
             },
+            headers=request.headers,
         ):
             if prompt_id:
                 return await self._routed(request, prompt_id, body, meta)

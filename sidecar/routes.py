@@ -15,6 +15,7 @@ from events.models import FeedbackReceived
 from sidecar import keys
 from sidecar.catalog import Catalog
 from sidecar.errors import BadRequest
+from sidecar.metrics import CONTENT_TYPE
 from sidecar.ports import Publisher
 from sidecar.proxy import MODEL_PREFIX, parse_body
 
@@ -121,10 +122,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    text = request.app[keys.METRICS].render()
-    return web.Response(
-        body=text.encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
-    )
+    app = request.app
+    await app[keys.METRICS].sample(app[keys.PUBLISHER], app.get(keys.BUS))
+    return web.Response(body=app[keys.METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def setup(app: web.Application) -> None:

@@ -128,3 +128,8 @@ def _parse(moment: datetime | str | None) -> datetime | None:
         return datetime.fromisoformat(moment.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in an ellipsis when cut."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"

@@ -96,7 +96,7 @@ def stats_snapshots() -> list[StatsSnapshot]:
         variants=[
             VariantStats(
                 variant="empathetic-v2",
-                status="champion",
+                status="probation",
                 model="simulated/gpt-small",
                 origin="mutation",
                 parent="baseline",
@@ -135,7 +135,7 @@ def stats_snapshots() -> list[StatsSnapshot]:
             ),
             VariantStats(
                 variant="formal-v1",
-                status="probation",
+                status="challenger",
                 model="simulated/gpt-large",
                 origin="api",
                 executions=310,

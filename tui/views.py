@@ -16,8 +16,13 @@ from tui import format as fmt
 from tui.plots import axis, density_rows, resample, sparkline, trend_series
 from tui.state import DecisionEntry, ExecutionRow, PromptState
 
-LIVE_STATUSES = ("challenger", "probation")
-"""Variants that still receive exploration traffic besides the champion."""
+LIVE_STATUSES = ("challenger",)
+"""Variants that receive exploration traffic besides the champion. ``probation`` is the
+status of a newly promoted champion under watch: it is the champion, not a challenger."""
+
+OVERVIEW_NAME_WIDTH = 14
+"""Variant and prompt names are cut to this many characters in the overview (the detail
+screen shows them whole), so that every column fits 120 terminal columns."""
 
 STATUS_STYLE = {
     "champion": "bold green",
@@ -45,7 +50,7 @@ OVERVIEW_COLUMNS: tuple[tuple[str, str], ...] = (
     ("challengers", "Live\nchal."),
     ("traffic", "Chal.\ntraffic"),
     ("reward", "Champion\nreward"),
-    ("beats", "Best chal.\nP(beats)"),
+    ("beats", "Best\nP(beats)"),
     ("cost", "$ per 1k\ncalls"),
     ("p95", "Champ.\np95"),
     ("last", "Last promotion ↑\nor rollback ↓"),
@@ -54,15 +59,21 @@ OVERVIEW_COLUMNS: tuple[tuple[str, str], ...] = (
 table scrolls sideways with the prompt id pinned."""
 
 
+def _is_challenger(v: VariantStats, champion: str | None) -> bool:
+    return v.status in LIVE_STATUSES and v.variant != champion
+
+
 def challengers(prompt: PromptState) -> list[VariantStats]:
-    return [v for v in prompt.variants() if v.status in LIVE_STATUSES]
+    """Live challengers; the champion (also while on probation) is never one."""
+    return [v for v in prompt.variants() if _is_challenger(v, prompt.champion)]
 
 
 def challenger_traffic(prompt: PromptState) -> float | None:
     """Share of recent executions that went to challengers (None before any snapshot)."""
     if prompt.stats is None:
         return None
-    return sum(v.traffic_share for v in prompt.stats.variants if v.status in LIVE_STATUSES)
+    champion = prompt.champion
+    return sum(v.traffic_share for v in prompt.stats.variants if _is_challenger(v, champion))
 
 
 def blended_cost(prompt: PromptState) -> float | None:
@@ -89,9 +100,10 @@ def decision_label(entry: DecisionEntry | None) -> Text:
     if entry is None:
         return Text(fmt.DASH, style="dim")
     arrow = "↑" if entry.kind == "promoted" else "↓"
+    name = fmt.clip(entry.variant or "", OVERVIEW_NAME_WIDTH)
     return Text.assemble(
         (fmt.stamp(entry.occurred_at) + " ", "dim"),
-        (f"{arrow} {entry.variant or ''}".rstrip(), KIND_STYLE.get(entry.kind, "")),
+        (f"{arrow} {name}".rstrip(), KIND_STYLE.get(entry.kind, "")),
     )
 
 
@@ -103,8 +115,9 @@ def overview_row(prompt: PromptState) -> Cells:
     live = challengers(prompt)
     paused = " ⏸" if prompt.paused else ""
     return (
-        Text(prompt.prompt_id, style="bold"),
-        Text(champion_name or fmt.DASH, style="green") + Text(paused, style="magenta"),
+        Text(fmt.clip(prompt.prompt_id, OVERVIEW_NAME_WIDTH + 2), style="bold"),
+        Text(fmt.clip(champion_name or fmt.DASH, OVERVIEW_NAME_WIDTH), style="green")
+        + Text(paused, style="magenta"),
         str(len(live)) if prompt.stats is not None or live else fmt.DASH,
         fmt.pct(challenger_traffic(prompt)),
         fmt.reward_pm(*_reward(champion)),

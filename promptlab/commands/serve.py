@@ -36,10 +36,14 @@ from events.bus import BusUnavailable, EventBus
 from events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from events.jetstream import JetStreamBus
 from events.publisher import EventPublisher
+from promptlab import startup
+from promptlab.logs import ACCESS_LOGGER
 from promptlab.settings import Settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 from sidecar import keys
+from sidecar.access_log import AccessLogger
 from sidecar.app import create_app
+from sidecar.metrics import WORKER_ENV, multiprocess_env, remove_multiprocess_dir
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +170,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"promptlab serve: {exc}", file=sys.stderr)
         return 2
     start_learner = None if args.no_learner else resolve_learner(settings)
+    if not args.reuse_port:
+        # Before starting NATS or the learner: a taken port is one line, at once.
+        busy = startup.check_port_free(settings.server.host, settings.server.port)
+        if busy:
+            print(busy, file=sys.stderr)
+            return 1
     if settings.server.workers > 1 and not args.reuse_port:
-        return _run_loop(supervise(args, settings, start_learner))
+        return _run_loop(supervise(args, settings, start_learner, prompts))
     return _run_loop(
-        serve(settings, prompts, reuse_port=args.reuse_port, start_learner=start_learner)
+        serve(
+            settings,
+            prompts,
+            reuse_port=args.reuse_port,
+            start_learner=start_learner,
+            access_log=getattr(args, "verbose", 0) >= 1,
+            quiet=args.reuse_port,
+        )
     )
 
 
@@ -236,14 +253,28 @@ async def serve(
     reuse_port: bool = False,
     start_learner: LearnerStarter | None = None,
     announce: Callable[[str], None] = lambda line: print(line, flush=True),
+    access_log: bool = False,
+    quiet: bool = False,
 ) -> int:
-    """Run one sidecar process until SIGINT/SIGTERM, then stop gracefully; returns 0."""
+    """Run one sidecar process until SIGINT/SIGTERM, then stop gracefully.
+
+    Returns 0, or 1 with one line on stderr when the port is taken. ``access_log``
+    logs one line per request on ``promptlab.access`` (``-v``); ``quiet`` prints only
+    the ready line (workers: their parent prints the banner).
+    """
     server = settings.server
     bus, url, embedded, connecting = await _open_bus(settings)
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
     app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus)
     runner = web.AppRunner(
-        app, access_log=None, handler_cancellation=True, shutdown_timeout=server.drain_timeout_s
+        app,
+        handler_cancellation=True,
+        shutdown_timeout=server.drain_timeout_s,
+        **(
+            {"access_log": logging.getLogger(ACCESS_LOGGER), "access_log_class": AccessLogger}
+            if access_log
+            else {"access_log": None}
+        ),
     )
     stop_learner: LearnerStop | None = None
     try:
@@ -251,12 +282,28 @@ async def serve(
         site = web.TCPSite(
             runner, server.host, server.port, reuse_port=reuse_port or None, backlog=2048
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if not startup.is_addr_in_use(exc):
+                raise
+            print(startup.port_in_use(server.host, server.port), file=sys.stderr, flush=True)
+            return 1
         port = runner.addresses[0][1] if runner.addresses else server.port
         if start_learner is not None:
             stop_learner = await start_learner(settings, bus)
         stop = _stop_event()
-        announce(f"promptlab serving on http://{server.host}:{port}/v1 (nats: {url})")
+        base_url = f"http://{server.host}:{port}"
+        announce(f"promptlab serving on {base_url}/v1 (nats: {url})")
+        if not quiet:
+            for line in startup.banner(
+                base_url=base_url,
+                nats_url=url,
+                prompts=prompts,
+                providers=settings.providers,
+                learner=startup.learner_role(enabled=start_learner is not None),
+            ):
+                announce(line)
         await stop.wait()
         app[keys.STATE]["draining"] = True
     finally:
@@ -275,13 +322,31 @@ async def serve(
     return 0
 
 
+def worker_command(args: argparse.Namespace) -> list[str]:
+    """``python -P -m promptlab [-v...] [--log-format F]``: ``-P`` keeps the working
+    directory off ``sys.path``, so a ``prompts/``, ``events/`` or ``sidecar/`` folder
+    there cannot shadow our packages."""
+    command = [sys.executable, "-P", "-m", "promptlab"]
+    verbosity = getattr(args, "verbose", 0)
+    if verbosity:
+        command.append("-" + "v" * verbosity)
+    if getattr(args, "log_format", "text") != "text":
+        command += ["--log-format", args.log_format]
+    return command
+
+
 async def supervise(
-    args: argparse.Namespace, settings: Settings, start_learner: LearnerStarter | None
+    args: argparse.Namespace,
+    settings: Settings,
+    start_learner: LearnerStarter | None,
+    prompts: Mapping[str, PromptSpec] | None = None,
 ) -> int:
     """Start NATS and the learner here, and ``server.workers`` processes on one port."""
     server = settings.server
     bus, url, embedded, connecting = await _open_bus(settings)
     port = server.port or free_port()
+    # Workers write their metrics here; /metrics on any of them reads them all.
+    metrics_env, metrics_dir = multiprocess_env()
     procs: list[asyncio.subprocess.Process] = []
     stop_learner: LearnerStop | None = None
     code = 0
@@ -293,8 +358,10 @@ async def supervise(
                 "PROMPTLAB_NATS__OUTBOX_DIR": str(
                     Path(settings.nats.outbox_dir) / f"worker-{index}"
                 ),
+                **metrics_env,
+                WORKER_ENV: str(index),
             }
-            command = [sys.executable, "-m", "promptlab"]
+            command = worker_command(args)
             if getattr(args, "config", None):
                 command += ["--config", str(args.config)]
             command += [
@@ -321,10 +388,20 @@ async def supervise(
         if start_learner is not None:
             stop_learner = await start_learner(settings, bus)
         stop = _stop_event()
+        base_url = f"http://{server.host}:{port}"
         print(
-            f"promptlab serving on http://{server.host}:{port}/v1 (nats: {url}, {server.workers} workers)",
+            f"promptlab serving on {base_url}/v1 (nats: {url}, {server.workers} workers)",
             flush=True,
         )
+        for text in startup.banner(
+            base_url=base_url,
+            nats_url=url,
+            prompts=prompts or {},
+            providers=settings.providers,
+            learner=startup.learner_role(enabled=start_learner is not None),
+            workers=server.workers,
+        ):
+            print(text, flush=True)
         exited = [asyncio.create_task(p.wait()) for p in procs]
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([stopping, *exited], return_when=asyncio.FIRST_COMPLETED)
@@ -351,4 +428,5 @@ async def supervise(
         if stop_learner is not None:
             await stop_learner()
         await _close_bus(bus, embedded, connecting)
+        remove_multiprocess_dir(metrics_dir)
     return code

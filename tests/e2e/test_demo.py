@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def _demo(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,3 +49,56 @@ def test_headless_demo_prints_progress_and_summary(tmp_path: Path) -> None:
     assert "simulated application" in out
     assert "[  400/400]" in out
     assert "summary (" in out and "reward per call" in out
+
+
+def _summary_block(out: str) -> str:
+    return out[out.index("\nsummary (") :]
+
+
+def test_the_same_seed_prints_the_same_summary(tmp_path: Path) -> None:
+    runs = [_demo(tmp_path, "--headless", "--seed", "3", "--requests", "500") for _ in range(2)]
+    for result in runs:
+        assert result.returncode == 0, result.stderr[-2000:]
+    first, second = (_summary_block(r.stdout) for r in runs)
+    assert first == second
+    # A different seed is a different run (the test would pass vacuously otherwise).
+    other = _demo(tmp_path, "--headless", "--seed", "4", "--requests", "500")
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert _summary_block(other.stdout) != first
+
+
+async def test_quitting_the_tui_early_summarises_what_happened_so_far(tmp_path: Path) -> None:
+    from textual.app import App
+
+    from promptlab.demo import run_demo
+    from promptlab.settings import Settings
+
+    async def quit_after_some_traffic(app: App[None]) -> None:
+        async with app.run_test(size=(120, 30)) as pilot:
+            deadline = asyncio.get_running_loop().time() + 60
+
+            def seen_traffic() -> bool:  # the TUI has shown a stats snapshot with calls
+                prompt = app.state.prompts.get("support_reply")  # type: ignore[attr-defined]
+                return bool(
+                    prompt and prompt.stats and any(v.executions for v in prompt.variants())
+                )
+
+            while not seen_traffic():
+                assert asyncio.get_running_loop().time() < deadline
+                await pilot.pause(0.05)
+            await pilot.press("q")
+
+    summary = await run_demo(
+        Settings(),
+        data_dir=tmp_path / "demo",
+        requests=100_000,  # far more than it will get to
+        concurrency=8,
+        seed=1,
+        on_line=lambda _: None,
+        with_tui=True,
+        run_tui=quit_after_some_traffic,
+    )
+    assert 0 < summary.requests < 100_000
+    assert summary.ok == summary.requests and summary.requests % 100 == 0  # whole waves
+    assert sum(summary.traffic_share.values()) == pytest.approx(1.0, abs=1e-3)
+    assert summary.reward_per_call > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import prom
 import pytest
 from conftest import MakeSidecar
 
@@ -160,6 +161,7 @@ async def test_probes_and_metrics(make_sidecar: MakeSidecar) -> None:
     )
     status, text = await call("GET", sidecar.url + "/metrics")
     assert status == 200
-    assert 'promptlab_calls_total{prompt="summarize",variant="v1",status="ok"} 1' in text
-    assert 'promptlab_latency_seconds_count{prompt="summarize",variant="v1"} 1' in text
-    assert 'promptlab_tokens_total{prompt="summarize",variant="v1",direction="input"} 10' in text
+    labels = {"prompt": "summarize", "variant": "v1"}
+    assert prom.value(text, "promptlab_calls_total", **labels, status="ok") == 1
+    assert prom.value(text, "promptlab_latency_seconds_count", **labels) == 1
+    assert prom.value(text, "promptlab_tokens_total", **labels, direction="input") == 10

@@ -39,7 +39,9 @@ def test_overview_row_summarises_a_prompt() -> None:
 
     assert cells[0] == "support-reply"
     assert cells[1] == "empathetic-v2"
-    assert cells[2] == "2"  # concise-v3 (challenger) and formal-v1 (probation); baseline retired
+    assert (
+        cells[2] == "2"
+    )  # concise-v3, formal-v1; not the champion on probation, not retired baseline
     assert cells[3] == "17%"
     assert cells[4] == "0.71 ±.01"
     assert cells[5] == "0.79"  # best challenger's P(beats champion)

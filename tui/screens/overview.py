@@ -17,7 +17,8 @@ class OverviewScreen(LiveScreen):
     """Every prompt the learner reports on, sorted by id."""
 
     BINDINGS = [
-        Binding("enter", "open", "Open", show=True, priority=False),
+        # Priority: the table's own (hidden) Enter binding would hide this one from the footer.
+        Binding("enter", "open", "Open", key_display="enter", priority=True),
         *LiveScreen.BINDINGS,
         Binding("q", "app.quit", "Quit"),
     ]
