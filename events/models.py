@@ -233,7 +233,8 @@ class FeedbackReceived(BaseEvent):
     name: str
     value: bool | float
     comment: str | None = None
-    source: Literal["live", "offline"] = "live"
+    source: Literal["live", "offline", "evaluator"] = "live"
+    """``evaluator``: a score from online evaluation (``lab.online``), not from a user."""
 
 
 # --------------------------------------------------------------------------- decisions

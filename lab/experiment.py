@@ -94,6 +94,10 @@ class ExperimentSpec(_Spec):
     params: dict[str, Any] = Field(default_factory=dict)
     """Model parameters applied on top of each variant's (e.g. ``temperature``)."""
     repeats: int = Field(default=1, ge=1, le=1000)
+    seed: int | None = None
+    """When set, repeat ``r`` sends ``seed = seed + r`` (OpenAI's best-effort ``seed``
+    parameter; the simulated provider honours it exactly), so a run can be reproduced.
+    Leave unset for providers that reject the parameter."""
     concurrency: int = Field(default=4, ge=1, le=256)
     timeout_s: float | None = Field(default=None, gt=0)
     min_quality: float = Field(default=0.5, ge=0.0, le=1.0)

@@ -100,6 +100,10 @@ class ResultsFile:
         self._handle.write(json.dumps(data, ensure_ascii=False) + "\n")
         self._handle.flush()
 
+    def finish(self, *, stopped_by_budget: bool) -> None:
+        """Record how the run ended (a run cut short by Ctrl-C or a kill has no end line)."""
+        self._write({"type": "end", "stopped_by_budget": stopped_by_budget})
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
@@ -107,7 +111,10 @@ class ResultsFile:
 
 
 def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[Trial]]:
-    """The header and the trials of a results file (a torn last line is skipped)."""
+    """The header and the trials of a results file (a torn last line is skipped).
+
+    The header gains ``stopped_by_budget`` from the last run's end line, when it has one.
+    """
     header: dict[str, Any] = {}
     trials: dict[tuple[str, str, int], Trial] = {}
     with Path(path).open(encoding="utf-8") as handle:
@@ -118,6 +125,8 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[Trial]]:
                 continue  # a line cut short by a kill: that trial runs again on resume
             if data.get("type") == HEADER:
                 header = data
+            elif data.get("type") == "end":
+                header["stopped_by_budget"] = bool(data.get("stopped_by_budget"))
             elif data.get("type") == "trial":
                 trial = Trial.from_json(data)
                 trials[trial.key] = trial

@@ -167,6 +167,8 @@ async def run_experiment(
 
     try:
         await asyncio.gather(*(worker() for _ in range(min(spec.concurrency, len(jobs) or 1))))
+        if results is not None:
+            results.finish(stopped_by_budget=budget.stopped and len(trials) < total)
     finally:
         if results is not None:
             results.close()
@@ -220,6 +222,8 @@ class _Runner:
             trial.status, trial.error_kind = "error", f"render: {exc}"[:200]
             return trial
         body = {**point.params, "messages": messages}
+        if spec.seed is not None and "seed" not in body:
+            body["seed"] = spec.seed + repeat
         started = time.perf_counter()
         try:
             completion = await self.client.complete(point.model, body, timeout_s=spec.timeout_s)

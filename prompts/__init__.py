@@ -16,6 +16,7 @@ from prompts.loader import (
 from prompts.render import Message, Renderer, RenderError
 from prompts.spec import (
     ConstraintsSpec,
+    EvaluationSpec,
     ExampleSpec,
     FormatSpec,
     PromptSpec,
@@ -29,6 +30,7 @@ from prompts.variables import VariableError, VariablesValidator, validate_variab
 
 __all__ = [
     "ConstraintsSpec",
+    "EvaluationSpec",
     "ExampleSpec",
     "FormatSpec",
     "Message",

@@ -29,6 +29,7 @@ from prompts.variables import VariableError, VariablesValidator
 __all__ = [
     "Category",
     "ConstraintsSpec",
+    "EvaluationSpec",
     "ExampleSpec",
     "FormatSpec",
     "PromptSpec",
@@ -201,6 +202,28 @@ class ExampleSpec(SpecModel):
     """An experiment trial on this example succeeds at this quality (default: the experiment's)."""
 
 
+class EvaluationSpec(SpecModel):
+    """``[evaluation]``: evaluators run on a sampled share of this prompt's live calls.
+
+    The learner process runs them (``lab.online``) and publishes each score as
+    ``FeedbackReceived`` named ``feedback`` with ``source = "evaluator"``; set
+    ``[reward] feedback`` to that name to learn from it. The sidecar captures the
+    content (truncated) of this prompt's calls only, so the evaluators can read it.
+    """
+
+    evaluators: list[dict[str, Any]] = Field(min_length=1)
+    """Entries as in an experiment's ``[[evaluators]]`` (kinds: exact, contains, regex,
+    json_valid, json_schema, numeric, length, python, judge); checked by ``lab``."""
+    sample: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of live executions evaluated (chosen by execution id: deterministic)."""
+    feedback: str = "evaluator"
+    """Feedback name the scores are published under."""
+    max_calls_per_day: int | None = Field(default=None, ge=0)
+    """Most judge calls a UTC day for this prompt (then evaluation pauses until tomorrow)."""
+    max_usd_per_day: float | None = Field(default=None, ge=0.0)
+    """Most USD a UTC day the evaluators may spend on this prompt."""
+
+
 # --------------------------------------------------------------------------- prompt
 
 
@@ -222,6 +245,8 @@ class PromptSpec(SpecModel):
     """Overrides of ``[learner.promotion]`` for this prompt."""
     constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)
     examples: tuple[ExampleSpec, ...] = ()
+    evaluation: EvaluationSpec | None = None
+    """Online evaluation of sampled live calls (None: none)."""
     variants: tuple[VariantSpec, ...] = Field(min_length=1)
     """At least one; exactly one is champion (the first when none is marked)."""
 

@@ -10,7 +10,8 @@ the share of the reference answer's key terms it contains.
 
 Answers vary from call to call as a sampled model's do: each part is included with a
 probability, drawn fresh per call unless ``temperature`` is 0 (then the likelier choice
-is always made); a ``seed`` in the body makes a call repeatable. Every answer starts
+is always made); a ``seed`` in the body makes a call repeatable (and the experiment's
+``seed`` makes the shipped example print the same figures every run). Every answer starts
 with ``[simulated ...]``; nothing here is presented as a model's output.
 """
 
@@ -101,6 +102,20 @@ _STOP = frozenset("the a an of to and or in on for with by is it its as from eac
 # P(include part) per prompt style: (purpose, logic, edge cases).
 _PLAIN = (0.9, 0.45, 0.15)
 _STRUCT = (0.95, 0.85, 0.75)
+_MINI = 0.75
+"""A ``simulated/*mini*`` model includes each part this much less often."""
+
+PRICES = {"mini": (0.15e-6, 0.6e-6), "judge": (0.15e-6, 0.6e-6), "": (2.5e-6, 10e-6)}
+"""SIMULATED USD per prompt and completion token: ``*mini*`` and ``judge`` are cheap,
+every other simulated model costs like a large model. Not any provider's price list."""
+
+
+def price(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """The SIMULATED cost of a simulated call (see :data:`PRICES`)."""
+    name = model.partition("/")[2] or model
+    key = next((k for k in PRICES if k and k in name), "")
+    per_in, per_out = PRICES[key]
+    return prompt_tokens * per_in + completion_tokens * per_out
 
 
 def _text(content: Any) -> str:
@@ -111,11 +126,14 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _rng(body: dict[str, Any]) -> tuple[random.Random, float]:
+def _rng(model: str, user: str, body: dict[str, Any]) -> tuple[random.Random, float]:
     temperature = body.get("temperature", 1.0)
     temperature = float(temperature) if isinstance(temperature, int | float) else 1.0
     seed = body.get("seed")
-    return (random.Random(seed) if seed is not None else random.Random()), temperature
+    if seed is None:
+        return random.Random(), temperature
+    # The same seed on another request draws differently, as a model's sampling would.
+    return random.Random(f"{seed}:{model}:{user}"), temperature
 
 
 def _include(p: float, rng: random.Random, temperature: float) -> bool:
@@ -141,8 +159,10 @@ def answer(model: str, body: dict[str, Any]) -> str | None:
     snippet = next((s for s in CATALOGUE if re.search(s.pattern, user)), None)
     if snippet is None:
         return None
-    rng, temperature = _rng(body)
+    rng, temperature = _rng(model, user, body)
     chances = _STRUCT if structured else _PLAIN
+    if "mini" in model:
+        chances = (chances[0] * _MINI, chances[1] * _MINI, chances[2] * _MINI)
     parts = [
         text
         for text, p in zip((snippet.purpose, snippet.logic, snippet.edges), chances, strict=True)

@@ -43,6 +43,8 @@ class Call:
     routing: RoutingInfo | None = None
     messages: list[Any] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    capture: bool = False
+    """Capture this call's content even when capture is off (its prompt is evaluated online)."""
 
     def headers(self) -> dict[str, str]:
         headers = {EXECUTION_HEADER: self.execution_id}
@@ -146,7 +148,7 @@ class Recorder:
         cost: float,
     ) -> None:
         content = None
-        if self.server.capture_content:
+        if self.server.capture_content or call.capture:
             content = self._capture(call.messages, outcome.output)
         attempts = (
             [ModelAttempt(model=m, error_kind=k) for m, k in outcome.attempts]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
@@ -22,6 +23,7 @@ from tui.health import Health, assess
 from tui.screens.base import LiveScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.detail import DetailScreen
+from tui.screens.experiments import ExperimentReportScreen, ExperimentsScreen
 from tui.screens.overview import OverviewScreen
 from tui.state import LabState
 
@@ -33,7 +35,11 @@ class PromptLabApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "promptlab"
-    BINDINGS = [Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
+    BINDINGS = [
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        # Not in the footer: the screenshots and snapshot tests of the live screens stay as they are.
+        Binding("e", "experiments", "Experiments", show=False),
+    ]
 
     def __init__(
         self,
@@ -46,8 +52,11 @@ class PromptLabApp(App[None]):
         actor: str = "tui",
         clock: Clock = time.monotonic,
         feed: bool = True,
+        experiments_dir: Path | str = ".promptlab/experiments",
     ) -> None:
         super().__init__()
+        self.experiments_dir = Path(experiments_dir)
+        """Where saved experiment reports are listed from (``e``)."""
         self.bus = bus
         self.title = title
         self.stale_after_s = stale_after_s
@@ -104,6 +113,10 @@ class PromptLabApp(App[None]):
     def open_prompt(self, prompt_id: str) -> None:
         self.push_screen(DetailScreen(prompt_id))
 
+    def action_experiments(self) -> None:
+        if not isinstance(self.screen, ExperimentsScreen | ExperimentReportScreen):
+            self.push_screen(ExperimentsScreen(self.experiments_dir))
+
     # ------------------------------------------------------------------ commands
 
     def confirm_and_send(self, command: BaseEvent, *, question: str, description: str) -> None:
@@ -146,6 +159,7 @@ def make_tui(
     history_events: int = 2000,
     actor: str = "tui",
     clock: Clock = time.monotonic,
+    experiments_dir: Path | str = ".promptlab/experiments",
 ) -> PromptLabApp:
     """Build the TUI on ``bus`` (started or not: the app connects and retries itself).
 
@@ -165,4 +179,5 @@ def make_tui(
         history_events=history_events,
         actor=actor,
         clock=clock,
+        experiments_dir=experiments_dir,
     )

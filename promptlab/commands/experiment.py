@@ -42,13 +42,45 @@ def provider_settings(settings: Settings | None) -> dict[str, Any]:
 
 def make_providers(settings: Settings | None) -> Providers:
     from prompts import cost_per_token
-    from providers import Providers
+    from providers import Providers, simulated_tasks
 
     def cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        if model.startswith("simulated/"):  # a SIMULATED price, so cost objectives have figures
+            return simulated_tasks.price(model, prompt_tokens, completion_tokens)
         prices = cost_per_token(model)
         return None if prices is None else prompt_tokens * prices[0] + completion_tokens * prices[1]
 
     return Providers(provider_settings(settings), cost=cost)
+
+
+def missing_keys(experiment: Experiment, client: Providers) -> list[str]:
+    """``model: needs ENV`` for every model of the run whose provider key is not set."""
+    from providers import ProviderError
+
+    models = set(experiment.spec.models or [])
+    if not experiment.spec.models:
+        models |= {experiment.prompt.variant(v).model for v in experiment.variant_names()}
+    models |= {getattr(e, "model", "") for e in experiment.spec.evaluators if e.kind == "judge"}
+    problems = []
+    for model in sorted(models):
+        try:
+            target = client.resolve(model)
+        except ProviderError as exc:
+            problems.append(f"{model}: {exc}")
+            continue
+        env = target.settings.api_key_env
+        if env and not client.key_present(target.provider):
+            problems.append(f"{model}: needs ${env}, which is not set")
+    return problems
+
+
+def _preflight(experiment: Experiment, client: Providers) -> bool:
+    problems = missing_keys(experiment, client)
+    for problem in problems:
+        print(f"promptlab: {problem}", file=sys.stderr)
+    if problems:
+        print("promptlab: (simulated/* models need no key)", file=sys.stderr)
+    return not problems
 
 
 @contextlib.asynccontextmanager
@@ -151,7 +183,10 @@ def run_command(args: argparse.Namespace, settings: Settings | None) -> int:
 
     async def main() -> int:
         results = ResultsFile(path)
-        async with make_providers(settings) as client, event_sink(settings, args.events) as pub:
+        client = make_providers(settings)
+        if not _preflight(experiment, client):
+            return 2
+        async with client, event_sink(settings, args.events) as pub:
             planned = len(experiment.cases) * experiment.spec.repeats * _points_count(experiment)
             with ProgressBar(planned) as bar:
                 run: RunResult = await run_experiment(
@@ -186,7 +221,7 @@ def report_from_results(path: Path) -> Report:
         objectives=spec.objective_list(),
         constraints=spec.constraint_list(),
         planned=header.get("planned"),
-        stopped_by_budget=len(trials) < int(header.get("planned") or 0),
+        stopped_by_budget=bool(header.get("stopped_by_budget")),
         test=spec.test,
         alpha=spec.alpha,
         order=header.get("points"),
@@ -260,7 +295,10 @@ def optimize_command(args: argparse.Namespace, settings: Settings | None) -> int
         return 2
 
     async def main() -> int:
-        async with make_providers(settings) as client, event_sink(settings, args.events) as pub:
+        client = make_providers(settings)
+        if not _preflight(experiment, client):
+            return 2
+        async with client, event_sink(settings, args.events) as pub:
             outcome = await optimize(
                 experiment,
                 client,

@@ -14,7 +14,8 @@ from promptlab.cli import add_config_option, lazy
 TUI_DESCRIPTION = """\
 Watch every prompt live: champions, challengers, traffic, posteriors, promotions and
 lineage. Keys: enter opens a prompt, p promotes the selected variant, r rolls back,
-s pauses or resumes exploration (each asks first), esc goes back, q quits.
+s pauses or resumes exploration (each asks first), e lists saved experiment
+reports (enter opens one), esc goes back, q quits.
 """
 
 

@@ -38,6 +38,7 @@ from events.jetstream import JetStreamBus
 from events.publisher import EventPublisher
 from promptlab import startup
 from promptlab.logs import ACCESS_LOGGER
+from promptlab.online import online_evaluation
 from promptlab.settings import Settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 from sidecar import keys
@@ -108,13 +109,6 @@ async def _run_learner(
     learner = holder["learner"] = module.Learner(
         settings.learner, settings.storage, bus, load_prompts(settings)
     )
-    breeder_client = None
-    if settings.learner.evolution.enabled:  # [learner.evolution]: mutator and checks' calls
-        from promptlab.commands.experiment import make_providers
-
-        breeder_client = make_providers(settings)
-        await breeder_client.start()
-        learner.attach_breeder(breeder_client)
     delay = 0.5
     while not stopping.is_set():
         try:
@@ -129,8 +123,16 @@ async def _run_learner(
             delay = min(delay * 2, 10.0)
     if stopping.is_set():
         return
+    breeder_client = None
+    if settings.learner.evolution.enabled:  # [learner.evolution]: mutator and checks' calls
+        from promptlab.commands.experiment import make_providers
+
+        breeder_client = make_providers(settings)
+        await breeder_client.start()
+        learner.attach_breeder(breeder_client)
     try:
-        await learner.run()
+        async with online_evaluation(settings, bus, learner.prompts):
+            await learner.run()
     except asyncio.CancelledError:
         raise
     except Exception:

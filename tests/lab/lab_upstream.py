@@ -14,10 +14,20 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 from lab.evaluators import JUDGE_SYSTEM
+
+PRICES = {"fake/cheap": (1e-6, 2e-6), "fake/pricey": (1e-5, 3e-5), "fake/judge": (1e-6, 1e-6)}
+"""USD per prompt token and per completion token, by model (``Providers(cost=price)``)."""
+
+
+def price(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    p = PRICES.get(model)
+    return None if p is None else prompt_tokens * p[0] + completion_tokens * p[1]
+
 
 MODEL_USAGE = (10, 5)
 JUDGE_USAGE = (20, 3)
@@ -31,6 +41,8 @@ class LabUpstream:
     fail_models: set[str] = field(default_factory=set)
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     """Calls received per model."""
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    """Every request body, in arrival order."""
     _next: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -57,6 +69,7 @@ class LabUpstream:
         body = await request.json()
         model = "fake/" + body["model"]  # the provider strips its name; keys use provider/model
         self.calls[model] += 1
+        self.bodies.append(body)
         if model in self.fail_models:
             return web.json_response(
                 {"error": {"message": "down", "type": "server_error"}}, status=500

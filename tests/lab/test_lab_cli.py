@@ -62,7 +62,8 @@ def test_the_shipped_example_runs_with_no_key_and_finds_the_better_variant(workd
         "stopped_by_budget",
     ):
         assert key in report
-    rows = {r["variant"]: r for r in report["results"]}
+    rows = {r["label"]: r for r in report["results"]}
+    big, mini = "simulated/summarizer", "simulated/summarizer-mini"
     for key in (
         "variant",
         "model",
@@ -73,14 +74,20 @@ def test_the_shipped_example_runs_with_no_key_and_finds_the_better_variant(workd
         "cost_usd_mean",
         "latency_ms_p50",
     ):
-        assert key in rows["v1_simple"]
-    assert rows["v1_simple"]["n"] == rows["v2_structured"]["n"] == 30  # 10 cases x 3 repeats
-    assert rows["v2_structured"]["quality_mean"] > rows["v1_simple"]["quality_mean"]
-    (comparison,) = report["comparisons"]
+        assert key in rows[f"v1_simple @ {big}"]
+    assert {r["n"] for r in rows.values()} == {30}  # 10 cases x 3 repeats, 2 variants x 2 models
+    v1, v2 = rows[f"v1_simple @ {big}"], rows[f"v2_structured @ {big}"]
+    assert v2["quality_mean"] > v1["quality_mean"]
+    assert rows[f"v1_simple @ {mini}"]["cost_usd_mean"] < v1["cost_usd_mean"]  # simulated prices
+    assert len(report["comparisons"]) == 6
+    comparison = next(
+        c for c in report["comparisons"] if (c["a"], c["b"]) == (v1["label"], v2["label"])
+    )
     assert {"a", "b", "p_value", "p_holm", "significant", "test"} <= comparison.keys()
-    assert comparison["significant"] and comparison["better"].startswith("v2_structured")
-    assert report["best"]["variant"] == "v2_structured"
-    assert report["calls"] == 120 and not report["stopped_by_budget"]
+    assert comparison["significant"] and comparison["better"] == v2["label"]
+    assert report["best"]["variant"] == "v2_structured" and report["best"]["model"] == big
+    assert {"variant", "model"} <= report["pareto"][0].keys()
+    assert report["calls"] == 240 and not report["stopped_by_budget"]
     assert "| variant @ model |" in (workdir / "report.md").read_text()
     assert "Paired comparisons" in done.stdout
 
@@ -97,7 +104,7 @@ def test_the_shipped_example_runs_with_no_key_and_finds_the_better_variant(workd
     assert (
         listed.returncode == 0
         and "summarize-variants" in listed.stdout
-        and "60/60" in listed.stdout
+        and "120/120" in listed.stdout
     )
 
 
@@ -127,7 +134,7 @@ def test_a_run_publishes_offline_executions_to_nats(
             await bus.close()
 
     found = asyncio.run(executions())
-    assert len(found) == 2  # one case (inline), two variants, one repeat
+    assert len(found) == 4  # one case (inline), two variants x two models, one repeat
     assert {(e.source, e.experiment_id, e.prompt_id) for e in found} == {
         ("offline", "summarize-variants", "summarize")
     }
@@ -140,12 +147,28 @@ def test_budget_stop_and_resume_from_the_command_line(workdir: Path) -> None:
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert report["stopped_by_budget"] and report["calls"] == 40 and report["trials"] == 20
+    results = workdir / ".promptlab" / "experiments" / "summarize-variants.jsonl"
+    shown = json.loads(promptlab(workdir, "experiment", "show", str(results), "--json").stdout)
+    assert shown["stopped_by_budget"] and shown["trials"] == 20 and shown["planned"] == 120
     exp.write_text(exp.read_text().replace("max_calls = 40", "max_calls = 500"))
     second = promptlab(
         workdir, "experiment", "run", str(exp), "--json", "-", "--resume", "--no-events"
     )
     report = json.loads(second.stdout)
-    assert report["trials"] == 60 and report["calls"] == 120 and not report["stopped_by_budget"]
+    assert report["trials"] == 120 and report["calls"] == 240 and not report["stopped_by_budget"]
+
+
+def test_a_missing_provider_key_stops_before_any_call(workdir: Path) -> None:
+    exp = workdir / "config" / "experiments" / "summarize.toml"
+    exp.write_text(
+        exp.read_text().replace(
+            '"simulated/summarizer", "simulated/summarizer-mini"', '"openai/gpt-4o-mini"'
+        )
+    )
+    done = promptlab(workdir, "experiment", "run", str(exp), "--no-events")
+    assert done.returncode == 2
+    assert "openai/gpt-4o-mini: needs $OPENAI_API_KEY" in done.stderr
+    assert not (workdir / ".promptlab" / "experiments").exists()
 
 
 def test_a_broken_experiment_file_prints_every_problem(workdir: Path) -> None:

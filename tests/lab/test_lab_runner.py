@@ -14,8 +14,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import PRICES
-from lab_upstream import JUDGE_USAGE, MODEL_USAGE, LabUpstream
+from lab_upstream import JUDGE_USAGE, MODEL_USAGE, PRICES, LabUpstream
 from scipy.stats import t as t_dist
 
 from events.models import ExecutionCompleted
@@ -334,8 +333,9 @@ async def test_an_interrupted_run_resumes_where_it_stopped(
     )
     with pytest.raises(asyncio.CancelledError):
         await task
-    _, kept = read(path)
+    header, kept = read(path)
     assert 7 <= len(kept) < 36
+    assert "stopped_by_budget" not in header  # interrupted: no end line
     before = sum(upstream.calls.values())
 
     run = await run_experiment(
@@ -383,3 +383,16 @@ async def test_every_execution_is_published_offline_with_the_experiment_id(
         trial = by_id[e.execution_id]
         assert (e.variant, e.model, e.provider) == (trial.variant, trial.model, "fake")
         assert e.cost_usd == pytest.approx(call_cost("fake/cheap"))
+
+
+async def test_a_seed_is_sent_per_repeat_and_params_reach_the_model(
+    upstream: LabUpstream, providers: Providers
+) -> None:
+    fill(upstream)
+    exp = experiment(seed=5, params={"temperature": 0.3}, variants=["A"], models=["fake/cheap"])
+    await run_experiment(exp, providers)
+    model_calls = [b for b in upstream.bodies if b["model"] == "cheap"]
+    assert len(model_calls) == len(CASES) * REPEATS
+    assert sorted({b["seed"] for b in model_calls}) == [5, 6]
+    assert {b["temperature"] for b in model_calls} == {0.3}
+    assert {b["messages"][0]["content"] for b in model_calls} == {f"[A] {c}" for c in CASES}
