@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check bench serve tui venv clean lint
+.PHONY: demo test check bench serve tui venv clean lint reliability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ tui: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term $(ARGS)
+
+# The fault, bad-input and security cases (also part of `make test`), with their table.
+reliability: $(STAMP)
+	$(BIN)/python -m pytest tests/reliability -q -p no:cacheprovider $(ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,7 +4,7 @@ Starts, each in its own process, on loopback: a temporary nats-server (JetStream
 fake OpenAI-compatible upstream, and the sidecar through ``promptlab serve`` (routed
 calls, events published to that nats-server). The upstream is a minimal asyncio
 protocol answering a canned completion (``--aiohttp-upstream``: the aiohttp fake
-upstream of the tests, ``tests/sidecar/fake_upstream.py``). The load generator, a
+upstream of the tests, ``tests/support/fake_upstream.py``). The load generator, a
 raw asyncio protocol on uvloop (about 12 us of CPU per request, printed), drives the
 same closed loop first against the upstream directly, then through the sidecar, at 1
 and 8 connections, then through the sidecar at 32 connections for the peak rate. Each
@@ -34,8 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.serving import Serve, clean_env, write_config
+
 ROOT = Path(__file__).resolve().parents[1]
-FAKE_UPSTREAM = ROOT / "tests" / "sidecar" / "fake_upstream.py"
+FAKE_UPSTREAM = ROOT / "tests" / "support" / "fake_upstream.py"
 
 PROMPT = """
 id = "bench"
@@ -438,35 +440,23 @@ def main() -> None:
                     str(upstream_port),
                 ]
             procs.append(subprocess.Popen(upstream_cmd, cwd=ROOT, text=True))
-            (tmpdir / "prompts").mkdir()
-            (tmpdir / "prompts" / "bench.toml").write_text(PROMPT)
-            config = tmpdir / "promptlab.toml"
-            config.write_text(
-                f'[nats]\nurl = "{nats.url}"\noutbox_dir = "{tmpdir}/outbox"\n'
-                f'[prompts]\ndir = "{tmpdir}/prompts"\n'
-                f'[providers.fake]\nkind = "openai"\napi_base = "http://127.0.0.1:{upstream_port}/v1"\nmax_retries = 0\n'
+            config = write_config(
+                tmpdir,
+                {"bench": PROMPT},
+                nats_url=nats.url,
+                extra=f'[providers.fake]\nkind = "openai"\napi_base = "http://127.0.0.1:{upstream_port}/v1"\nmax_retries = 0\n',
             )
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
-            entry = ["-m", "promptlab"]
-            sidecar = subprocess.Popen(
-                [
-                    sys.executable,
-                    *entry,
-                    "--config",
-                    str(config),
-                    "serve",
-                    "--no-learner",
-                    "--port",
-                    str(sidecar_port),
-                ],
+            served = Serve(
+                config,
+                learner=False,
+                args=["--port", str(sidecar_port)],
+                env=clean_env(),
                 cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                text=True,
+                ready_timeout=30,
             )
+            sidecar = served.proc
             procs.append(sidecar)
-            assert sidecar.stdout is not None
-            print(sidecar.stdout.readline().strip(), flush=True)
+            print(next(line for line in served.output if "serving on" in line), flush=True)
             _wait_port(upstream_port)
 
             rounds: list[dict[str, Any]] = []

@@ -17,16 +17,11 @@ RSS is measured once the learner has started (two seconds after ready).
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from tests.support.serving import Serve, clean_env, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,70 +46,16 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _ready(url: str, opener: urllib.request.OpenerDirector) -> bool:
-    try:
-        with opener.open(url, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def one_round(tmpdir: Path, learner: bool = False) -> tuple[float, float, float]:
     """Seconds to the serving line, seconds to /readyz 200, idle RSS in MB."""
-    (tmpdir / "prompts").mkdir()
-    (tmpdir / "prompts" / "bench.toml").write_text(PROMPT)
-    config = tmpdir / "promptlab.toml"
-    config.write_text(
-        f'[nats]\nurl = "embedded"\ndata_dir = "{tmpdir}/nats"\noutbox_dir = "{tmpdir}/outbox"\n[prompts]\ndir = "{tmpdir}/prompts"\n'
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    start = time.perf_counter()
-    flags = [] if learner else ["--no-learner"]
-    config.write_text(
-        config.read_text() + f'[storage]\nurl = "sqlite+aiosqlite:///{tmpdir}/promptlab.db"\n'
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "promptlab",
-            "--config",
-            str(config),
-            "serve",
-            *flags,
-            "--port",
-            "0",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    config = write_config(tmpdir, {"bench": PROMPT})
+    served = Serve(config, learner=learner, env=clean_env(), cwd=ROOT, ready_timeout=30)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        serving = time.perf_counter() - start
-        match = re.search(r"(http://[\d.]+:\d+)/v1", line)
-        if not match:
-            raise RuntimeError(f"promptlab serve did not start: {line!r}")
-        while not _ready(match.group(1) + "/readyz", opener):
-            if time.perf_counter() - start > 30:
-                raise RuntimeError("not ready within 30 s")
-            time.sleep(0.005)
-        ready = time.perf_counter() - start
         time.sleep(2.0 if learner else 0.5)
-        rss = _rss_mb(proc.pid)
+        rss = _rss_mb(served.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-    return serving, ready, rss
+        served.terminate(timeout=30)
+    return served.line_after_s, served.ready_after_s, rss
 
 
 def main() -> None:

@@ -13,6 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from events.bus import BusError, BusUnavailable, Consumer, Delivery, EventBus, KVEntry, PublishAck
 from events.embedded import EmbeddedNats, EmbeddedNatsError, resolve_nats_url
+from events.errors import EventsError
+from events.kinds import (
+    DecisionReason,
+    EventSource,
+    ExecutionStatus,
+    RoutingMode,
+    RoutingStrategy,
+    VariantLifecycle,
+    VariantOrigin,
+    VariantStatus,
+)
 from events.memory import MemoryBus
 from events.models import (
     BaseEvent,
@@ -58,6 +69,7 @@ __all__ = [
     "BusUnavailable",
     "CommandRejected",
     "Consumer",
+    "DecisionReason",
     "Delivery",
     "EmbeddedNats",
     "EmbeddedNatsError",
@@ -65,8 +77,11 @@ __all__ = [
     "EventBus",
     "EventDecodeError",
     "EventPublisher",
+    "EventSource",
+    "EventsError",
     "Evidence",
     "ExecutionCompleted",
+    "ExecutionStatus",
     "ExplorationPaused",
     "ExplorationResumed",
     "FeedbackReceived",
@@ -80,11 +95,16 @@ __all__ = [
     "PublishAck",
     "RollbackCommand",
     "RoutingInfo",
+    "RoutingMode",
+    "RoutingStrategy",
     "Subject",
+    "VariantLifecycle",
+    "VariantOrigin",
     "VariantPromoted",
     "VariantRegistered",
     "VariantRetired",
     "VariantRolledBack",
+    "VariantStatus",
     "decode",
     "encode",
     "resolve_nats_url",

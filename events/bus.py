@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from events.errors import EventsError
 from events.models import BaseEvent
 
 
-class BusError(Exception):
+class BusError(EventsError):
     """Base class of event bus failures."""
 
 

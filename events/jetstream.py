@@ -583,4 +583,4 @@ class JetStreamBus:
                 )
         finally:
             with contextlib.suppress(Exception):
-                await watcher.stop()
+                await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py leaves it untyped

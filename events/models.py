@@ -17,10 +17,19 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from events.errors import EventsError
+from events.kinds import (
+    DecisionReason,
+    EventSource,
+    ExecutionStatus,
+    RoutingStrategy,
+    VariantLifecycle,
+    VariantOrigin,
+)
 from events.subjects import Subject
 
 JsonDict = dict[str, Any]
@@ -67,7 +76,7 @@ class BaseEvent(_Frozen):
 class RoutingInfo(_Frozen):
     """How the router chose the variant of one execution."""
 
-    strategy: Literal["thompson", "fixed", "sticky", "champion", "manual"] = "thompson"
+    strategy: RoutingStrategy = "thompson"
     probability: float = Field(ge=0.0, le=1.0)
     """Estimated probability that this variant is chosen for such a call."""
     exploration: bool = False
@@ -148,7 +157,9 @@ class VariantRegistered(BaseEvent):
     variables: list[JsonDict] = Field(default_factory=list)
     champion: bool = False
     """True when the prompt file marks this variant as the champion."""
-    origin: Literal["config", "api", "mutation"] = "config"
+    status: VariantLifecycle = "active"
+    """The author's lifecycle state; only ``active`` variants are routed."""
+    origin: VariantOrigin = "config"
     parent: str | None = None
     """Variant this one was bred from (mutation), if any."""
     strategy: str | None = None
@@ -205,12 +216,12 @@ class ExecutionCompleted(BaseEvent):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
-    status: Literal["ok", "error", "cancelled"] = "ok"
+    status: ExecutionStatus = "ok"
     error_kind: str | None = None
     http_status: int | None = None
     stream: bool = False
     routing: RoutingInfo | None = None
-    source: Literal["live", "offline"] = "live"
+    source: EventSource = "live"
     experiment_id: str | None = None
     content: CapturedContent | None = None
     fell_back_to: str | None = None
@@ -247,7 +258,7 @@ class VariantPromoted(BaseEvent):
     prompt_id: str
     variant: str
     previous_champion: str | None = None
-    reason: Literal["auto", "manual"] = "auto"
+    reason: DecisionReason = "auto"
     actor: str = "learner"
     evidence: Evidence | None = None
     trigger_sequence: int | None = None
@@ -263,7 +274,7 @@ class VariantRolledBack(BaseEvent):
     """The champion that was demoted."""
     restored: str
     """The variant that is champion again."""
-    reason: Literal["auto", "manual"] = "auto"
+    reason: DecisionReason = "auto"
     actor: str = "learner"
     evidence: Evidence | None = None
     trigger_sequence: int | None = None
@@ -354,22 +365,9 @@ Event = Annotated[
 """Any promptlab event."""
 
 EVENT_TYPES: dict[str, type[BaseEvent]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        VariantRegistered,
-        VariantRetired,
-        ExecutionCompleted,
-        FeedbackReceived,
-        VariantPromoted,
-        VariantRolledBack,
-        ExplorationPaused,
-        ExplorationResumed,
-        PromoteCommand,
-        RollbackCommand,
-        PauseCommand,
-        CommandRejected,
-    )
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(Event)[0])
 }
+"""``type`` discriminator -> event class, derived from :data:`Event` (the one list)."""
 
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
@@ -378,7 +376,7 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 """``(type, from_version) -> function`` returning the payload at ``from_version + 1``."""
 
 
-class EventDecodeError(ValueError):
+class EventDecodeError(EventsError, ValueError):
     """Bytes that are not a promptlab event this version understands."""
 
 
@@ -405,11 +403,11 @@ def decode(data: bytes | str) -> BaseEvent:
     # with an upcaster for its version, takes the path below, which decides (and words
     # the error) exactly as before.
     try:
-        event: BaseEvent = _ADAPTER.validate_json(data)
+        event = _ADAPTER.validate_json(data)
     except ValidationError:
         pass
     else:
-        if (event.type, event.schema_version) not in UPCASTERS:  # type: ignore[attr-defined]
+        if (event.type, event.schema_version) not in UPCASTERS:
             return event
     return _decode_slow(data)
 

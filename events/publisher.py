@@ -18,6 +18,12 @@ bounded in-memory queue and returns (no JSON, no disk, no await). Background wor
 
 When the queue is full the event is appended to the outbox directly (the only case where
 ``publish`` encodes JSON or touches disk), so memory stays bounded and nothing is lost.
+
+An event that cannot be encoded at all (it could reach neither the stream nor the
+outbox) is set aside in the :class:`~events.rejects.RejectFile` with a log line and
+counted in :attr:`EventPublisher.rejected`; the events around it go on. The pump never
+dies of an exception; :attr:`EventPublisher.running` says whether both background tasks
+are alive (the sidecar's ``/readyz`` fails when they are not).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pathlib import Path
 from events.bus import BusError, EventBus
 from events.models import BaseEvent
 from events.outbox import Outbox
+from events.rejects import RejectFile, unencodable
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,7 @@ class EventPublisher:
         """Events lost because even the outbox could not be written (disk error)."""
         self.publish_failures = 0
         """Batches NATS did not take (each then went to the outbox)."""
+        self.rejects = RejectFile(outbox_dir)
         self._queue: deque[BaseEvent] = deque()
         self._inflight: list[BaseEvent] = []
         self._wake = asyncio.Event()
@@ -107,6 +115,16 @@ class EventPublisher:
     def outbox_active(self) -> bool:
         """True while the outbox holds events that NATS has not acknowledged."""
         return self.outbox.pending > 0
+
+    @property
+    def rejected(self) -> int:
+        """Events set aside in the reject file because they cannot be encoded."""
+        return self.rejects.count
+
+    @property
+    def running(self) -> bool:
+        """True while the pump and the outbox drainer are both alive."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
 
     @property
     def healthy(self) -> bool:
@@ -162,11 +180,29 @@ class EventPublisher:
         if not events:
             return
         try:
-            self.outbox.append(events, sync=sync)
+            try:
+                self.outbox.append(events, sync=sync)
+            except OSError:
+                raise
+            except Exception:
+                # Not the disk: an event that cannot be encoded. Set it aside, keep the rest.
+                events = self._screen(events)
+                self.outbox.append(events, sync=sync)
             self.spilled_to_outbox += len(events)
         except OSError as exc:
             self.dropped += len(events)
             log.error("outbox write failed, %d events lost: %s", len(events), exc)
+
+    def _screen(self, events: Sequence[BaseEvent]) -> list[BaseEvent]:
+        """``events`` minus those that cannot be encoded, which go to the reject file."""
+        kept = []
+        for event in events:
+            error = unencodable(event)
+            if error is None:
+                kept.append(event)
+            else:
+                self.rejects.add(event, error)
+        return kept
 
     def _stop_lingering(self) -> None:
         lingering = self._lingering
@@ -185,6 +221,18 @@ class EventPublisher:
             self._lingering = None
 
     async def _pump(self) -> None:
+        while True:
+            try:
+                await self._pump_batches()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # pragma: no cover - a bug; publishing must go on regardless
+                log.exception("event publisher pump failed; restarting it")
+                self._spill(self._inflight, sync=True)
+                self._inflight = []
+                await asyncio.sleep(self.retry_interval)
+
+    async def _pump_batches(self) -> None:
         while True:
             if not self._queue:
                 self._wake.clear()
@@ -207,7 +255,14 @@ class EventPublisher:
                     log.warning("event bus unavailable, spilling to outbox: %s", exc)
                     self._healthy = False
                     self.publish_failures += 1
-                except Exception:  # a bug must not stop publishing: keep the events
+                except Exception:
+                    screened = self._screen(batch)
+                    if len(screened) < len(batch):
+                        # Unencodable events set aside: the rest go first in the next batch.
+                        self._queue.extendleft(reversed(screened))
+                        self._inflight = []
+                        continue
+                    # A bug must not stop publishing: keep the events.
                     log.exception("publishing a batch failed, spilling to outbox")
                     self._healthy = False
                     self.publish_failures += 1

@@ -9,11 +9,19 @@ Both are read-only models for their readers; only the learner writes them.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-VariantStatus = Literal["champion", "challenger", "probation", "retired"]
+from events.kinds import VariantStatus
+
+__all__ = [
+    "ArmPosterior",
+    "DecisionRecord",
+    "RoutingSnapshot",
+    "StatsSnapshot",
+    "TrendPoint",
+    "VariantStats",
+    "VariantStatus",  # defined in events.kinds; re-exported for older imports
+]
 
 
 class _Snap(BaseModel):

@@ -3,12 +3,43 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from lab.report import Report
+
+class Report(Protocol):
+    """What rendering reads of a :class:`lab.report.Report` (not imported: ``report``
+    imports this module for ``to_markdown``, and packages here have no import cycles)."""
+
+    @property
+    def experiment(self) -> str: ...
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def results(self) -> Sequence[Any]: ...
+    @property
+    def comparisons(self) -> Sequence[Any]: ...
+    @property
+    def best(self) -> Any: ...
+    @property
+    def best_reason(self) -> str: ...
+    @property
+    def pareto(self) -> Sequence[Any]: ...
+    @property
+    def calls(self) -> int: ...
+    @property
+    def spend_usd(self) -> float: ...
+    @property
+    def trials(self) -> int: ...
+    @property
+    def planned(self) -> int: ...
+    @property
+    def stopped_by_budget(self) -> bool: ...
+    @property
+    def alpha(self) -> float: ...
 
 
 def _f(value: float | None, digits: int = 3) -> str:

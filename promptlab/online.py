@@ -23,7 +23,7 @@ async def online_evaluation(
         yield None
         return
     from lab.online import OnlineEvaluator
-    from promptlab.commands.experiment import make_providers
+    from promptlab.models import make_providers
 
     async with make_providers(settings) as client:
         evaluator = OnlineEvaluator(bus, prompts, client)

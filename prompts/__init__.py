@@ -1,11 +1,20 @@
 """promptlab's prompt kernel: prompt files, variable validation, rendering, estimates.
 
 Imports only ``events`` among promptlab's packages (plus jinja2 and pydantic); LiteLLM
-is never imported here.
+is never imported here. Every exception it raises derives from :class:`PromptError`.
 """
 
 from prompts.config import PromotionConfig, PromptsSettings
+from prompts.errors import (
+    FeedbackValueError,
+    PromptError,
+    RenderError,
+    SpecError,
+    TemplateProblem,
+    VariableError,
+)
 from prompts.estimate import cost_per_token, estimate_cost, estimate_tokens
+from prompts.feedback import normalise_feedback
 from prompts.loader import (
     Problem,
     PromptFileError,
@@ -13,29 +22,32 @@ from prompts.loader import (
     load_prompt_file,
     validate_files,
 )
-from prompts.render import Message, Renderer, RenderError
+from prompts.params import ALLOWED_PARAMS
+from prompts.render import Message, Renderer
 from prompts.spec import (
     ConstraintsSpec,
     EvaluationSpec,
     ExampleSpec,
-    FormatSpec,
     PromptSpec,
     RewardSpec,
     RoutingSpec,
-    SpecError,
-    VariableSpec,
     VariantSpec,
+    validate_variables,
 )
-from prompts.variables import VariableError, VariablesValidator, validate_variables
+from prompts.variable_spec import FormatSpec, VariableSpec
+from prompts.variables import VariablesValidator
 
 __all__ = [
+    "ALLOWED_PARAMS",
     "ConstraintsSpec",
     "EvaluationSpec",
     "ExampleSpec",
+    "FeedbackValueError",
     "FormatSpec",
     "Message",
     "Problem",
     "PromotionConfig",
+    "PromptError",
     "PromptFileError",
     "PromptSpec",
     "PromptsSettings",
@@ -44,6 +56,7 @@ __all__ = [
     "RewardSpec",
     "RoutingSpec",
     "SpecError",
+    "TemplateProblem",
     "VariableError",
     "VariableSpec",
     "VariablesValidator",
@@ -53,6 +66,7 @@ __all__ = [
     "estimate_tokens",
     "load_prompt_dir",
     "load_prompt_file",
+    "normalise_feedback",
     "validate_files",
     "validate_variables",
 ]

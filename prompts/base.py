@@ -7,17 +7,9 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
+from prompts.errors import SpecError
 
-class SpecError(ValueError):
-    """One or more rule violations; ``problems`` holds ``(field, message)`` pairs.
-
-    ``field`` is relative to the model that raised (``""`` for the value itself), so the
-    loader can prefix it with the location pydantic reports.
-    """
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in problems))
+__all__ = ["SpecError", "SpecModel"]
 
 
 class SpecModel(BaseModel):

@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from prompts.spec import PromptSpec, SpecError
+from prompts.errors import PromptError, SpecError
+from prompts.spec import PromptSpec
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
@@ -39,7 +40,7 @@ class Problem:
         return f"{self.file}: {self.field}: {self.message}"
 
 
-class PromptFileError(Exception):
+class PromptFileError(PromptError):
     """Prompt files that cannot be used; ``problems`` lists every problem found."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -101,19 +102,53 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
         return None, [Problem(file, field, f"not valid TOML: {message}")]
 
 
-def _parse(path: Path) -> tuple[PromptSpec | None, list[Problem]]:
+def provider_problems(data: dict[str, Any], providers: Collection[str]) -> list[tuple[str, str]]:
+    """``(field, message)`` for each variant of raw prompt ``data`` whose model names a
+    provider not in ``providers``. Checked on the raw data, so it is reported together
+    with every other problem of the file."""
+    variants = data.get("variants")
+    if not isinstance(variants, list):
+        return []
+    known = ", ".join(sorted(providers)) or "none"
+    problems = []
+    for i, variant in enumerate(variants):
+        model = variant.get("model") if isinstance(variant, dict) else None
+        if isinstance(model, str) and "/" in model:
+            provider = model.split("/", 1)[0]
+            if provider not in providers:
+                problems.append(
+                    (f"variants[{i}].model",
+                     f"provider {provider!r} is not configured (configured: {known}); "
+                     f"add [providers.{provider}] to promptlab.toml")
+                )  # fmt: skip
+    return problems
+
+
+def _parse(
+    path: Path, providers: Collection[str] | None = None
+) -> tuple[PromptSpec | None, list[Problem]]:
     data, problems = _read(path)
     if data is None:
         return None, problems
+    file = os.fspath(path)
+    if providers is not None:
+        problems = [Problem(file, f, m) for f, m in provider_problems(data, providers)]
     try:
-        return PromptSpec.model_validate(data), []
+        spec = PromptSpec.model_validate(data)
     except ValidationError as exc:
-        return None, problems_from(os.fspath(path), exc)
+        return None, problems_from(file, exc) + problems
+    return (None if problems else spec), problems
 
 
-def load_prompt_file(path: str | os.PathLike[str]) -> PromptSpec:
-    """The prompt in one TOML file; raise :class:`PromptFileError` with every problem."""
-    spec, problems = _parse(Path(path))
+def load_prompt_file(
+    path: str | os.PathLike[str], *, providers: Collection[str] | None = None
+) -> PromptSpec:
+    """The prompt in one TOML file; raise :class:`PromptFileError` with every problem.
+
+    With ``providers`` (the configured provider names), a variant whose model names
+    another provider is a problem too.
+    """
+    spec, problems = _parse(Path(path), providers)
     if spec is None:
         raise PromptFileError(problems)
     return spec
@@ -134,32 +169,40 @@ def _duplicate_ids(specs: list[tuple[Path, PromptSpec]]) -> list[Problem]:
     return problems
 
 
-def _load_all(paths: Iterable[Path]) -> tuple[list[tuple[Path, PromptSpec]], list[Problem]]:
+def _load_all(
+    paths: Iterable[Path], providers: Collection[str] | None
+) -> tuple[list[tuple[Path, PromptSpec]], list[Problem]]:
     specs: list[tuple[Path, PromptSpec]] = []
     problems: list[Problem] = []
     for path in paths:
-        spec, found = _parse(path)
+        spec, found = _parse(path, providers)
         problems += found
         if spec is not None:
             specs.append((path, spec))
     return specs, problems + _duplicate_ids(specs)
 
 
-def load_prompt_dir(directory: str | os.PathLike[str]) -> dict[str, PromptSpec]:
+def load_prompt_dir(
+    directory: str | os.PathLike[str], *, providers: Collection[str] | None = None
+) -> dict[str, PromptSpec]:
     """Every ``*.toml`` prompt in ``directory`` by id, in file name order.
 
     Raises :class:`PromptFileError` listing the problems of all files (duplicate ids
-    included) when any file is unusable, so one bad file cannot go unnoticed.
+    and, with ``providers``, unconfigured providers included) when any file is
+    unusable, so one bad file cannot go unnoticed.
     """
     root = Path(directory)
     if not root.is_dir():
         raise PromptFileError([Problem(os.fspath(root), "(dir)", "no such directory")])
-    specs, problems = _load_all(sorted(root.glob("*.toml")))
+    specs, problems = _load_all(sorted(root.glob("*.toml")), providers)
     if problems:
         raise PromptFileError(problems)
     return {spec.id: spec for _, spec in specs}
 
 
-def validate_files(paths: Iterable[str | os.PathLike[str]]) -> list[Problem]:
-    """Every problem of the given prompt files, duplicate ids across them included."""
-    return _load_all(Path(p) for p in paths)[1]
+def validate_files(
+    paths: Iterable[str | os.PathLike[str]], *, providers: Collection[str] | None = None
+) -> list[Problem]:
+    """Every problem of the given prompt files, duplicate ids across them included;
+    with ``providers``, variants whose provider is not among them too."""
+    return _load_all((Path(p) for p in paths), providers)[1]

@@ -13,22 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
+from prompts.errors import RenderError
 from prompts.spec import PromptSpec, VariantSpec
 from prompts.templates import template_variables
 
 Message = dict[str, str]
-
-
-class RenderError(Exception):
-    """A variant could not be rendered with the given values."""
-
-    def __init__(self, prompt_id: str, variant: str, message: str) -> None:
-        super().__init__(f"prompt {prompt_id!r}, variant {variant!r}: {message}")
-        self.prompt_id = prompt_id
-        self.variant = variant
-        self.message = message
 
 
 class _Compiled:

@@ -13,18 +13,21 @@ import fnmatch
 import hashlib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 
-from events.models import VariantRegistered, deterministic_event_id
-from prompts.base import SpecError, SpecModel
+from events.kinds import VariantLifecycle, VariantOrigin
+from events.models import JsonDict, VariantRegistered, deterministic_event_id
+from prompts.base import SpecModel
 from prompts.config import PromotionConfig
+from prompts.errors import SpecError, VariableError
 from prompts.params import check_params
 from prompts.templates import check_template, template_variables
 from prompts.variable_spec import FormatSpec, VariableSpec, VariableType
-from prompts.variables import VariableError, VariablesValidator
+from prompts.variables import VariablesValidator
 
 __all__ = [
     "Category",
@@ -39,13 +42,22 @@ __all__ = [
     "VariableSpec",
     "VariableType",
     "VariantSpec",
+    "validate_variables",
 ]
 
 Category = Literal["chat", "documentation", "code", "analysis", "system"]
 
-PROMPT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-MODEL_NAME = re.compile(r"^[A-Za-z0-9_.-]+/\S+$")
+# \Z, not $: "$" also matches before a final newline, and a name ending in "\n" would
+# reach HTTP headers (X-Promptlab-Variant) and break every response that carries it.
+PROMPT_ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[!-~]+\Z")
+"""``provider/model``: printable ASCII without spaces, so it is safe in a header too."""
+_EVENT_FIELDS = (
+    "model", "params", "system", "template", "origin", "parent", "strategy", "status",
+    "parents", "generation",
+)  # fmt: skip
+"""The fields a variant and its ``VariantRegistered`` event share under the same name."""
 MAX_VARIABLES = 50
 """Most variables one prompt may declare."""
 
@@ -64,7 +76,11 @@ class VariantSpec(SpecModel):
     """Jinja2 template of the user message."""
     champion: bool = False
     """The variant that gets the traffic not spent on exploration."""
-    origin: Literal["config", "api", "mutation"] = "config"
+    status: VariantLifecycle = "active"
+    """``draft``: validated and rendered but never routed; ``active``: competes as
+    champion or challenger; ``deprecated``: no new traffic, statistics kept;
+    ``archived``: also hidden from default lists."""
+    origin: VariantOrigin = "config"
     parent: str | None = None
     """Variant this one was bred from (mutation)."""
     strategy: str | None = None
@@ -87,7 +103,14 @@ class VariantSpec(SpecModel):
     @classmethod
     def _check_model(cls, value: str) -> str:
         if not MODEL_NAME.match(value):
-            raise SpecError([("", f"expected 'provider/model', got {value!r}")])
+            raise SpecError(
+                [
+                    (
+                        "",
+                        f"expected 'provider/model' (no spaces or control characters), got {value!r}",
+                    )
+                ]
+            )
         return value
 
     @field_validator("template", "system")
@@ -126,6 +149,50 @@ class VariantSpec(SpecModel):
             names |= template_variables(self.system)
         return names
 
+    @property
+    def provider(self) -> str:
+        """The provider part of :attr:`model` (``openai`` in ``openai/gpt-4o-mini``)."""
+        return self.model.split("/", 1)[0]
+
+    def to_event(
+        self, prompt_id: str, variables: Sequence[JsonDict] = (), **extra: Any
+    ) -> VariantRegistered:
+        """The event announcing this variant of prompt ``prompt_id``.
+
+        This and :meth:`from_event` are the one mapping between a variant and its event.
+        ``variables`` are the prompt's declarations (JSON), so a reader can render the
+        template without the file. The event id derives from the prompt, name, version,
+        champion flag (and a status other than ``active``): every replica announcing the
+        same variant produces the same id and JetStream's duplicate window keeps one.
+        ``extra`` sets further event fields (``occurred_at``, ``event_id``).
+        """
+        parts: list[object] = [prompt_id, self.name, self.version, self.champion]
+        if self.status != "active":
+            parts.append(self.status)
+        fields: dict[str, Any] = {key: getattr(self, key) for key in _EVENT_FIELDS}
+        fields.update(
+            event_id=deterministic_event_id("variant.registered", *parts),
+            prompt_id=prompt_id,
+            variant=self.name,
+            version=self.version,
+            variables=list(variables),
+            champion=self.champion,
+        )
+        fields.update(extra)
+        return VariantRegistered(**fields)
+
+    @classmethod
+    def from_event(cls, event: VariantRegistered) -> VariantSpec:
+        """The variant ``event`` announces, validated like any new one.
+
+        The champion flag is not taken over: who is champion is the learner's decision
+        (and :meth:`PromptSpec.with_variant` keeps the prompt's own). Raises
+        ``pydantic.ValidationError`` when the event describes a variant this version of
+        promptlab refuses.
+        """
+        fields = {key: getattr(event, key) for key in _EVENT_FIELDS}
+        return cls.model_validate({"name": event.variant, **fields})
+
 
 # --------------------------------------------------------------------------- prompt parts
 
@@ -145,6 +212,16 @@ class RewardSpec(SpecModel):
     """Hard constraint on p95 latency."""
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     """Hard constraint on the share of failed calls."""
+    scale: tuple[float, float] | None = None
+    """``[min, max]`` of the reward feedback's values (e.g. ``[1, 5]`` stars), mapped
+    onto 0..1; values off the scale are refused. Default ``[0, 1]`` (or a bool)."""
+
+    @field_validator("scale")
+    @classmethod
+    def _check_scale(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[0] < value[1]:
+            raise SpecError([("", f"scale {list(value)} needs min < max")])
+        return value
 
 
 class RoutingSpec(SpecModel):
@@ -338,10 +415,8 @@ class PromptSpec(SpecModel):
                         f"{tokens} exceeds constraints.max_tokens {cap}",
                     )
                 )
-        variant_names = {v.name for v in self.variants}
-        for weighted in self.routing.weights:
-            if weighted not in variant_names:
-                problems.append((f"routing.weights.{weighted}", "no variant of that name"))
+        problems += self._lifecycle_problems()
+        problems += self._weight_problems()
         if not problems:  # examples need sound declarations to be checked against
             for i, example in enumerate(self.examples):
                 try:
@@ -350,6 +425,33 @@ class PromptSpec(SpecModel):
                     problems.append(
                         (f"examples[{i}].variables.{exc.variable}", f"{exc.rule}: {exc.message}")
                     )
+        return problems
+
+    def _lifecycle_problems(self) -> list[tuple[str, str]]:
+        problems = [
+            (f"variants[{i}].status", f"the champion must be active, not {v.status}")
+            for i, v in enumerate(self.variants)
+            if v.champion and v.status != "active"
+        ]
+        if not any(v.status == "active" for v in self.variants):
+            problems.append(("variants", "at least one variant must be active"))
+        return problems
+
+    def _weight_problems(self) -> list[tuple[str, str]]:
+        names = {v.name for v in self.variants}
+        problems = [
+            (f"routing.weights.{weighted}", "no variant of that name")
+            for weighted in self.routing.weights
+            if weighted not in names
+        ]
+        if self.routing.strategy == "fixed":
+            problems += [
+                (f"variants[{i}]",
+                 f"{v.name!r} has no weight under routing.weights (strategy 'fixed'); "
+                 "give it one (0 for no traffic)")
+                for i, v in enumerate(self.variants)
+                if v.status == "active" and v.name not in self.routing.weights
+            ]  # fmt: skip
         return problems
 
     # ----------------------------------------------------------------------- access
@@ -406,28 +508,18 @@ class PromptSpec(SpecModel):
         duplicate window keeps one copy.
         """
         variables = [v.model_dump(mode="json", exclude_defaults=True) for v in self.variables]
-        return [
-            VariantRegistered(
-                event_id=deterministic_event_id(
-                    "variant.registered", self.id, v.name, v.version, v.champion
-                ),
-                prompt_id=self.id,
-                variant=v.name,
-                version=v.version,
-                model=v.model,
-                params=v.params,
-                system=v.system,
-                template=v.template,
-                variables=variables,
-                champion=v.champion,
-                origin=v.origin,
-                parent=v.parent,
-                strategy=v.strategy,
-                parents=list(v.parents),
-                generation=v.generation,
-            )
-            for v in self.variants
-        ]
+        return [v.to_event(self.id, variables) for v in self.variants]
+
+
+def validate_variables(prompt: PromptSpec, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check ``values`` against ``prompt``'s declared variables and format them.
+
+    Returns a new dict to render with: formatted values plus defaults for missing ones.
+    Raises :class:`VariableError` naming the variable and the rule, e.g.
+    ``variable 'code': max_length: 5001 characters, at most 5000 allowed``; values the
+    prompt does not declare are rejected (rule ``unknown``).
+    """
+    return prompt.variables_validator(values)
 
 
 def _marked_champion(variant: object) -> bool:

@@ -2,7 +2,17 @@
 
 Rendering lives in :mod:`prompts.render`; this module only parses templates to find
 mistakes early: syntax errors (with their line), oversize templates, the variables a
-template reads, and words that suggest a credential was pasted into a prompt.
+template reads, words that suggest a credential was pasted into a prompt, and attempts
+to escape the sandbox.
+
+The sandbox already blocks unsafe attribute access when a template renders; refusing
+such templates when they are registered means a call routed to one never fails with a
+500 (the admin API and mutation can produce them). The static check walks the Jinja2
+AST and refuses any attribute or item named with a leading underscore or one of the
+names used to climb out of a sandbox (``mro``, ``globals``, ``f_back`` ...), in
+``x.name``, ``x["name"]``, ``x|attr("name")`` and filters' ``attribute=`` arguments, a
+dynamic ``attr(...)`` name, and ``{% include %}`` / ``{% import %}`` / ``{% extends %}``
+(a prompt is one template).
 """
 
 from __future__ import annotations
@@ -12,6 +22,8 @@ from functools import lru_cache
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
+
+from prompts.errors import TemplateProblem
 
 MAX_TEMPLATE_CHARS = 10_000
 """Longest template (system or user) a prompt file may carry."""
@@ -32,14 +44,6 @@ FORBIDDEN_PATTERN = re.compile(
 _PARSER = SandboxedEnvironment(autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
 
-class TemplateProblem(ValueError):
-    """A template is unusable; ``line`` is set for syntax errors."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(f"line {line}: {message}" if line is not None else message)
-        self.line = line
-
-
 @lru_cache(maxsize=4096)
 def parse(source: str) -> nodes.Template:
     """The Jinja2 AST of ``source``; raise :class:`TemplateProblem` on a syntax error."""
@@ -52,6 +56,54 @@ def parse(source: str) -> nodes.Template:
 def template_variables(source: str) -> frozenset[str]:
     """Names ``source`` reads from its context (loop and ``set`` variables excluded)."""
     return frozenset(meta.find_undeclared_variables(parse(source)))
+
+
+# Names that only ever serve to reach interpreter internals from inside a template.
+_ESCAPE_NAMES = frozenset(
+    {"mro", "globals", "func_globals", "f_globals", "f_locals", "f_back", "f_builtins",
+     "f_code", "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code",
+     "tb_frame", "tb_next", "co_code", "func_code", "im_func", "im_class", "subclasses"}
+)  # fmt: skip
+# Filters that take attribute names as arguments (``map(attribute="x")``, ``attr("x")``).
+_ATTRIBUTE_FILTERS = frozenset(
+    {"attr", "map", "selectattr", "rejectattr", "sort", "groupby", "sum", "unique", "min",
+     "max", "dictsort"}
+)  # fmt: skip
+
+
+def _unsafe_name(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    return any(part.startswith("_") or part in _ESCAPE_NAMES for part in name.split("."))
+
+
+def sandbox_problems(tree: nodes.Template) -> list[str]:
+    """Constructs in ``tree`` that try to leave the sandbox, as messages with lines."""
+    problems: list[str] = []
+
+    def refuse(node: nodes.Node, what: str) -> None:
+        problems.append(f"line {node.lineno}: {what}: templates may not reach internals")
+
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test)):
+        if isinstance(node, nodes.Getattr) and _unsafe_name(node.attr):
+            refuse(node, f"attribute {node.attr!r}")
+        elif (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and _unsafe_name(node.arg.value)
+        ):
+            refuse(node, f"item {node.arg.value!r}")
+        elif isinstance(node, nodes.Filter | nodes.Test) and node.name in _ATTRIBUTE_FILTERS:
+            for arg in [*node.args, *(kw.value for kw in node.kwargs)]:
+                if isinstance(arg, nodes.Const) and _unsafe_name(arg.value):
+                    refuse(node, f"{node.name}({arg.value!r})")
+                elif node.name == "attr" and not isinstance(arg, nodes.Const):
+                    refuse(node, "attr() with a computed name")
+    for stmt in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        problems.append(
+            f"line {stmt.lineno}: {type(stmt).__name__.lower()}: a prompt is one template"
+        )
+    return problems
 
 
 def check_template(source: str) -> list[str]:
@@ -74,6 +126,7 @@ def check_template(source: str) -> list[str]:
     except TemplateProblem as exc:
         problems.append(str(exc))
     else:
+        problems += sandbox_problems(parse(source))
         if len(names) > MAX_TEMPLATE_VARIABLES:
             problems.append(
                 f"reads {len(names)} variables, at most {MAX_TEMPLATE_VARIABLES} allowed"

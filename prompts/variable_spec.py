@@ -9,7 +9,7 @@ Formatting keys of a variable may be written flat or under a ``format`` table::
 
 ``max_length`` at the variable's top level *rejects* a longer value; ``format.max_length``
 (flat: ``truncate``) *cuts* it. ``min`` / ``max`` are accepted for ``minimum`` /
-``maximum``. How values are checked per call is :mod:`prompts.variables`.
+``maximum``. How values are checked is :mod:`prompts.values`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
-from prompts.base import SpecError, SpecModel
-from prompts.variables import VariableError, check_value, json_type
+from prompts.base import SpecModel
+from prompts.errors import SpecError, VariableError
+from prompts.values import check_value, json_type
 
 VariableType = Literal["string", "number", "integer", "boolean", "array", "object"]
-VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Names Jinja2 treats as literals, operators or its own context: a variable of that name
 # could never be read by a template.

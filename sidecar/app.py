@@ -20,6 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from events.bus import EventBus
@@ -31,7 +32,15 @@ from providers import ProviderError, Providers
 from sidecar import admin, keys, routes
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
-from sidecar.errors import NotFound, SidecarError, TooLarge, error_response, from_provider
+from sidecar.errors import (
+    BadRequest,
+    NotFound,
+    SidecarError,
+    TooLarge,
+    error_response,
+    from_provider,
+)
+from sidecar.guard import mark_request_done
 from sidecar.metrics import Metrics
 from sidecar.ports import Publisher, SidecarSettings
 from sidecar.proxy import Proxy
@@ -87,6 +96,7 @@ def create_app(
     )
 
     app = web.Application(client_max_size=server.max_body_bytes, middlewares=[_boundary])
+    app.on_response_prepare.append(_no_header_injection)
     app[keys.SETTINGS] = settings
     app[keys.CATALOG] = catalog
     app[keys.ROUTER] = router
@@ -142,6 +152,15 @@ async def _boundary(
             else SidecarError(exc.reason, status=exc.status, type="invalid_request_error")
         )
         return error_response(shaped)
+    except (HttpProcessingError, web.RequestPayloadError) as exc:
+        # The body could not be read: a malformed gzip or chunked encoding, a short body.
+        log.info("unreadable request body on %s: %s", request.path, type(exc).__name__)
+        return error_response(
+            BadRequest(
+                "the request body cannot be read (content or transfer encoding)",
+                code="invalid_body",
+            )
+        )
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -150,6 +169,18 @@ async def _boundary(
         return error_response(
             SidecarError("internal error in the promptlab sidecar", code="internal_error")
         )
+    finally:
+        mark_request_done(request)
+
+
+async def _no_header_injection(request: web.Request, response: web.StreamResponse) -> None:
+    """No CR or LF reaches a response header, whatever a value came from (a variant
+    name registered at run time, a model name): aiohttp would refuse to send the
+    response at all and close the connection."""
+    bad = [(k, v) for k, v in response.headers.items() if "\r" in v or "\n" in v]
+    for name, value in bad:
+        log.warning("removed CR/LF from response header %s", name)
+        response.headers[name] = value.replace("\r", " ").replace("\n", " ")
 
 
 # ---------------------------------------------------------------------- lifecycle
@@ -274,16 +305,7 @@ def apply_variant_event(catalog: Catalog, event: VariantRegistered) -> bool:
     if known is not None and known.version == event.version:
         return False
     try:
-        variant = VariantSpec(
-            name=event.variant,
-            model=event.model,
-            params=event.params,
-            system=event.system,
-            template=event.template,
-            origin=event.origin,
-            parent=event.parent,
-            strategy=event.strategy,
-        )
+        variant = VariantSpec.from_event(event)
         catalog.add_variant(event.prompt_id, variant)
     except (ValidationError, SpecError) as exc:
         log.warning("cannot take variant %s/%s: %s", event.prompt_id, event.variant, exc)

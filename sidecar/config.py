@@ -27,6 +27,9 @@ class ServerSettings(BaseModel):
     """Keys for ``/admin``; empty = admin API only from loopback clients."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted (413 beyond)."""
+    header_timeout_s: float = Field(default=10.0, ge=0)
+    """A request's headers must arrive within this many seconds of its first byte
+    (408 and the connection closed otherwise: a guard against slowloris). 0 = no limit."""
     drain_timeout_s: float = Field(default=10.0, ge=0)
     """On shutdown, how long in-flight calls may take to finish."""
     capture_content: bool = False

@@ -55,3 +55,8 @@ class Publisher(Protocol):
 
     @property
     def outbox_active(self) -> bool: ...
+
+    @property
+    def running(self) -> bool:
+        """True while the background publishing tasks are alive."""
+        ...

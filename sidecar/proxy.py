@@ -33,7 +33,7 @@ from sidecar.catalog import Catalog
 from sidecar.config import ServerSettings
 from sidecar.errors import BadRequest, from_provider
 from sidecar.recording import Call, Outcome, Recorder
-from sidecar.router import Decision, Router
+from sidecar.router import Route, Router
 from sidecar.shaping import (
     app_messages,
     kept_messages,
@@ -160,7 +160,7 @@ class Proxy:
         self,
         request: web.Request,
         prompt: PromptSpec,
-        decision: Decision,
+        decision: Route,
         values: dict[str, Any],
         body: dict[str, Any],
         kept: list[Any],

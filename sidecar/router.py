@@ -4,7 +4,7 @@ Per prompt, a :class:`Router` keeps an immutable routing table built from the pr
 file and the latest :class:`~events.snapshots.RoutingSnapshot` (before any snapshot:
 Beta(1, 1) priors and the champion from the prompt file). Building a table is where the
 work happens; a decision is one ``random()`` and a bisect over precomputed cumulative
-shares, returning a prebuilt :class:`Decision` (well under the 20 us budget).
+shares, returning a prebuilt :class:`Route` (well under the 20 us budget).
 
 Strategies
 ----------
@@ -72,7 +72,7 @@ class PromptLike(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Route:
     """One routing outcome; prebuilt per arm, shared by every call that gets it."""
 
     variant: str
@@ -93,12 +93,12 @@ class Decision:
 @dataclass(frozen=True, slots=True)
 class _Table:
     cumulative: tuple[float, ...]
-    decisions: tuple[Decision, ...]
+    decisions: tuple[Route, ...]
     sticky: bool
     salt: bytes
     sticky_cumulative: tuple[float, ...]
-    sticky_decisions: tuple[Decision, ...]
-    champion: Decision
+    sticky_decisions: tuple[Route, ...]
+    champion: Route
     shares: Mapping[str, float]
 
 
@@ -116,7 +116,7 @@ def champion_name(prompt: Any) -> str:
     return str(prompt.variants[0].name)
 
 
-def _make_decision(variant: str, champion: str, p: float, strategy: str, version: int) -> Decision:
+def _make_decision(variant: str, champion: str, p: float, strategy: str, version: int) -> Route:
     exploration = variant != champion
     info = RoutingInfo(
         strategy=strategy,  # type: ignore[arg-type]  # one of the router's own strategy names
@@ -124,7 +124,7 @@ def _make_decision(variant: str, champion: str, p: float, strategy: str, version
         exploration=exploration,
         snapshot_version=version,
     )
-    return Decision(variant, champion, p, exploration, strategy, version, info)
+    return Route(variant, champion, p, exploration, strategy, version, info)
 
 
 def _cumulate(shares: Sequence[float]) -> tuple[float, ...]:
@@ -168,7 +168,8 @@ def cap_exploration(shares: Sequence[float], champion_index: int, cap: float) ->
 
 def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     """The routing table of one prompt under one snapshot (or the config priors)."""
-    names = [str(v.name) for v in prompt.variants]
+    # Only active variants are routed: a draft, deprecated or archived one gets no traffic.
+    names = [str(v.name) for v in prompt.variants if getattr(v, "status", "active") == "active"]
     spec = prompt.routing
     strategy = str(getattr(spec, "strategy", "thompson"))
     cap = float(getattr(spec, "exploration_cap", 0.2))
@@ -279,7 +280,7 @@ class Router:
         """Current traffic share of each variant (for the admin API)."""
         return self._tables[prompt_id].shares
 
-    def decide(self, prompt_id: str, subject: str | None = None) -> Decision:
+    def decide(self, prompt_id: str, subject: str | None = None) -> Route:
         """Pick the variant of one call. ``KeyError`` for an unknown prompt."""
         table = self._tables[prompt_id]
         if subject is not None and table.sticky:
@@ -288,6 +289,6 @@ class Router:
             return table.sticky_decisions[bisect_right(table.sticky_cumulative, point)]
         return table.decisions[bisect_right(table.cumulative, self._random())]
 
-    def champion(self, prompt_id: str) -> Decision:
+    def champion(self, prompt_id: str) -> Route:
         """The champion's decision, for the retry after a challenger failed."""
         return self._tables[prompt_id].champion

@@ -15,9 +15,14 @@ from events.models import FeedbackReceived
 from sidecar import keys
 from sidecar.catalog import Catalog
 from sidecar.errors import BadRequest
+from sidecar.inputs import check_text
 from sidecar.metrics import CONTENT_TYPE
 from sidecar.ports import Publisher
 from sidecar.proxy import MODEL_PREFIX, parse_body
+
+MAX_FEEDBACK_INT = 2**53
+"""Integer feedback values beyond this lose precision as floats (and ``float()`` of a
+401-digit integer raises ``OverflowError``): refused."""
 
 
 def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
@@ -35,6 +40,8 @@ def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
             param="name",
         )
     value = body.get("value")
+    if not isinstance(value, bool) and isinstance(value, int) and abs(value) > MAX_FEEDBACK_INT:
+        raise BadRequest("'value' is out of range", param="value")
     if not isinstance(value, bool | int | float) or (
         not isinstance(value, bool) and not math.isfinite(value)
     ):
@@ -42,6 +49,10 @@ def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
     comment = body.get("comment")
     if comment is not None and not isinstance(comment, str):
         raise BadRequest("'comment' must be a string", param="comment")
+    check_text(execution_id, "execution_id")
+    check_text(name, "name")
+    if comment is not None:
+        check_text(comment, "comment")
     return FeedbackReceived(
         execution_id=execution_id.strip(),
         name=name.strip(),
@@ -70,10 +81,13 @@ def models_listing(catalog: Catalog) -> dict[str, Any]:
 def readiness(
     publisher: Publisher, catalog_loaded: bool, bus_connected: bool
 ) -> tuple[bool, dict[str, Any]]:
-    """Ready = events can go somewhere (bus connected or the outbox takes them) and prompts are loaded."""
-    events_ok = bus_connected or publisher.healthy or publisher.outbox_active
+    """Ready = the publisher runs, events can go somewhere (bus connected or the outbox
+    takes them) and prompts are loaded."""
+    running = publisher.running
+    events_ok = running and (bus_connected or publisher.healthy or publisher.outbox_active)
     checks = {
         "events": "ok" if events_ok else "unavailable",
+        "publisher": "running" if running else "stopped",
         "prompts": "ok" if catalog_loaded else "not loaded",
     }
     return events_ok and catalog_loaded, checks

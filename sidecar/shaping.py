@@ -21,6 +21,7 @@ from typing import Any
 
 from sidecar import codec
 from sidecar.errors import BadRequest
+from sidecar.inputs import check_text, check_values
 
 OVERRIDE_KEYS = frozenset({
     "api_base", "base_url", "api_key", "api_version", "host", "url", "endpoint",
@@ -70,11 +71,13 @@ def parse_meta(meta: Any) -> tuple[dict[str, Any] | None, str | None]:
     variables = meta.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise BadRequest("'promptlab.variables' must be an object", param="promptlab.variables")
+    if variables:
+        check_values(variables, "promptlab.variables")
     subject = meta.get("subject")
     if subject is not None:
         if isinstance(subject, bool) or not isinstance(subject, str | int):
             raise BadRequest("'promptlab.subject' must be a string", param="promptlab.subject")
-        subject = str(subject)
+        subject = check_text(str(subject), "promptlab.subject")
     return variables, subject
 
 

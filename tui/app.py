@@ -20,6 +20,7 @@ from events import BaseEvent, EventBus
 from tui import format as fmt
 from tui.feed import Feed
 from tui.health import Health, assess
+from tui.messages import CommandRequested, OpenPrompt, RedrawRequested
 from tui.screens.base import LiveScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.detail import DetailScreen
@@ -73,7 +74,7 @@ class PromptLabApp(App[None]):
 
     async def on_mount(self) -> None:
         self._started_at = self.clock()
-        await self.push_screen(OverviewScreen())
+        await self.push_screen(OverviewScreen(self.state, actor=self.actor))
         if self._run_feed:
             await self.feed.start()
         self.set_interval(1 / self.refresh_hz, self.redraw)
@@ -111,7 +112,20 @@ class PromptLabApp(App[None]):
     # ------------------------------------------------------------------ navigation
 
     def open_prompt(self, prompt_id: str) -> None:
-        self.push_screen(DetailScreen(prompt_id))
+        self.push_screen(DetailScreen(prompt_id, self.state, actor=self.actor))
+
+    # Messages the screens post up (tui.messages).
+
+    def on_open_prompt(self, message: OpenPrompt) -> None:
+        self.open_prompt(message.prompt_id)
+
+    def on_command_requested(self, message: CommandRequested) -> None:
+        self.confirm_and_send(
+            message.command, question=message.question, description=message.description
+        )
+
+    def on_redraw_requested(self, message: RedrawRequested) -> None:
+        self.redraw()
 
     def action_experiments(self) -> None:
         if not isinstance(self.screen, ExperimentsScreen | ExperimentReportScreen):

@@ -14,7 +14,7 @@ from rich.text import Text
 from events.snapshots import VariantStats
 from tui import format as fmt
 from tui.plots import axis, density_rows, resample, sparkline, trend_series
-from tui.state import DecisionEntry, ExecutionRow, PromptState
+from tui.state import DecisionEntry, ExecutionRow, LivePrompt
 
 LIVE_STATUSES = ("challenger",)
 """Variants that receive exploration traffic besides the champion. ``probation`` is the
@@ -63,12 +63,12 @@ def _is_challenger(v: VariantStats, champion: str | None) -> bool:
     return v.status in LIVE_STATUSES and v.variant != champion
 
 
-def challengers(prompt: PromptState) -> list[VariantStats]:
+def challengers(prompt: LivePrompt) -> list[VariantStats]:
     """Live challengers; the champion (also while on probation) is never one."""
     return [v for v in prompt.variants() if _is_challenger(v, prompt.champion)]
 
 
-def challenger_traffic(prompt: PromptState) -> float | None:
+def challenger_traffic(prompt: LivePrompt) -> float | None:
     """Share of recent executions that went to challengers (None before any snapshot)."""
     if prompt.stats is None:
         return None
@@ -76,7 +76,7 @@ def challenger_traffic(prompt: PromptState) -> float | None:
     return sum(v.traffic_share for v in prompt.stats.variants if _is_challenger(v, champion))
 
 
-def blended_cost(prompt: PromptState) -> float | None:
+def blended_cost(prompt: LivePrompt) -> float | None:
     """Mean cost of one call, weighted by traffic share (what 1,000 calls cost now)."""
     if prompt.stats is None or not prompt.stats.variants:
         return None
@@ -90,7 +90,7 @@ def blended_cost(prompt: PromptState) -> float | None:
     return sum(share * cost for share, cost in weighted) / total
 
 
-def best_challenger(prompt: PromptState) -> VariantStats | None:
+def best_challenger(prompt: LivePrompt) -> VariantStats | None:
     candidates = [v for v in challengers(prompt) if v.p_beats_champion is not None]
     return max(candidates, key=lambda v: v.p_beats_champion or 0.0, default=None)
 
@@ -107,7 +107,7 @@ def decision_label(entry: DecisionEntry | None) -> Text:
     )
 
 
-def overview_row(prompt: PromptState) -> Cells:
+def overview_row(prompt: LivePrompt) -> Cells:
     """One overview row: champion, challengers and how the experiment stands."""
     champion_name = prompt.champion
     champion = prompt.variant(champion_name) if champion_name else None
@@ -167,7 +167,7 @@ def variant_row(v: VariantStats) -> Cells:
     )
 
 
-def summary_line(prompt: PromptState) -> Text:
+def summary_line(prompt: LivePrompt) -> Text:
     """The line above the variants table: champion, exploration and the learner's advice."""
     stats = prompt.stats
     parts = Text.assemble(("champion ", "dim"), (prompt.champion or fmt.DASH, "bold green"))
@@ -221,7 +221,7 @@ def _feedback(values: dict[str, bool | float]) -> Text:
     return out
 
 
-def trends_text(prompt: PromptState, width: int) -> Text:
+def trends_text(prompt: LivePrompt, width: int) -> Text:
     """Reward and traffic share per minute of every variant, as sparklines."""
     stats = prompt.stats
     if stats is None or not stats.trend:
@@ -259,12 +259,12 @@ def trends_text(prompt: PromptState, width: int) -> Text:
     return out
 
 
-def _style_for(prompt: PromptState, variant: str) -> str:
+def _style_for(prompt: LivePrompt, variant: str) -> str:
     v = prompt.variant(variant)
     return STATUS_STYLE.get(v.status, "") if v is not None else ""
 
 
-def posteriors_text(prompt: PromptState, width: int) -> Text:
+def posteriors_text(prompt: LivePrompt, width: int) -> Text:
     """Beta posterior density of each live arm on a shared reward axis."""
     routing = prompt.routing
     if routing is None or not routing.arms:
@@ -334,7 +334,7 @@ def decisions_text(entries: Sequence[DecisionEntry]) -> Text:
     return out
 
 
-def recent_decisions_text(prompts: Sequence[PromptState], limit: int = 8) -> Text:
+def recent_decisions_text(prompts: Sequence[LivePrompt], limit: int = 8) -> Text:
     """The newest decisions across every prompt, one line each, for the overview."""
     entries = sorted(
         ((d, p.prompt_id) for p in prompts for d in p.decisions()),
@@ -355,7 +355,7 @@ def recent_decisions_text(prompts: Sequence[PromptState], limit: int = 8) -> Tex
     return out
 
 
-def template_text(prompt: PromptState, variant: str | None) -> Text:
+def template_text(prompt: LivePrompt, variant: str | None) -> Text:
     """The selected variant's model, lineage and system/user templates."""
     if variant is None:
         return Text("Select a variant in the table above.", style="dim")
@@ -402,7 +402,7 @@ class LineageNode:
     children: tuple[LineageNode, ...]
 
 
-def lineage(prompt: PromptState) -> list[LineageNode]:
+def lineage(prompt: LivePrompt) -> list[LineageNode]:
     """Variants as a forest: parent -> child, labelled with the breeding strategy.
 
     A variant whose parent is unknown (not in the snapshot) is a root, so nothing is lost.
@@ -431,7 +431,7 @@ def lineage(prompt: PromptState) -> list[LineageNode]:
 
 
 def lineage_signature(
-    prompt: PromptState,
+    prompt: LivePrompt,
 ) -> tuple[tuple[str, str | None, str, str | None, str], ...]:
     """What the tree shows; the tree is rebuilt only when this changes (keeps its cursor)."""
     return tuple(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promptlab.cli import add_config_option
+from promptlab.settings import SettingsError, load_settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir, validate_files
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "as 'file: field: message'.",
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="prompt file or directory")
+    add_config_option(validate)
     validate.set_defaults(handler=validate_prompts, needs_settings=False)
 
 
@@ -155,12 +157,21 @@ def _expand(names: list[str]) -> tuple[list[Path], list[str]]:
     return files, missing
 
 
+def _configured_providers(args: argparse.Namespace) -> set[str] | None:
+    """The provider names of the settings, or None (not checked) when they cannot load."""
+    try:
+        return set(load_settings(getattr(args, "config", None)).providers)
+    except SettingsError as exc:
+        print(f"(providers not checked: {exc})", file=sys.stderr)
+        return None
+
+
 def validate_prompts(args: argparse.Namespace, settings: Settings | None) -> int:
     """Check files; print ``file: field: message`` per problem, or ``ok: N files``."""
     files, missing = _expand(args.files)
     for name in missing:
         print(f"{name}: (file): no such file", file=sys.stderr)
-    problems = validate_files(files)
+    problems = validate_files(files, providers=_configured_providers(args))
     for problem in problems:
         print(problem)
     if missing:

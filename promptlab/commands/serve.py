@@ -44,6 +44,7 @@ from prompts import PromptFileError, PromptSpec, load_prompt_dir
 from sidecar import keys
 from sidecar.access_log import AccessLogger
 from sidecar.app import create_app
+from sidecar.guard import GuardedAppRunner
 from sidecar.metrics import WORKER_ENV, multiprocess_env, remove_multiprocess_dir
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def load_prompts(settings: Settings) -> dict[str, PromptSpec]:
     if not directory.is_dir():
         log.warning("prompt directory %s does not exist: no routed prompts", directory)
         return {}
-    return load_prompt_dir(directory)
+    return load_prompt_dir(directory, providers=settings.providers.keys())
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -268,8 +269,9 @@ async def serve(
     bus, url, embedded, connecting = await _open_bus(settings)
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
     app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus)
-    runner = web.AppRunner(
+    runner = GuardedAppRunner(
         app,
+        header_timeout=server.header_timeout_s,
         handler_cancellation=True,
         shutdown_timeout=server.drain_timeout_s,
         **(

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from fake_upstream import FakeUpstream
+from serving import Serve
 
 from promptlab.settings import load_settings
 from prompts import load_prompt_file
@@ -127,24 +128,11 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
             "PROMPTLAB_LEARNER__SNAPSHOT_INTERVAL_MS": "50",
         }
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "promptlab",
-        "serve",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    ready = await asyncio.wait_for(proc.stdout.readline(), 30)
-    assert b"promptlab serving on" in ready, ready
+    sidecar = await asyncio.to_thread(Serve, None, port=None, env=env, cwd=tmp_path)
     try:
         yield Served(port, tmp_path, env)
     finally:
-        proc.terminate()
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert await asyncio.to_thread(sidecar.terminate, 30) == 0
         await upstream.stop()
 
 

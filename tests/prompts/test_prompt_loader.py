@@ -163,8 +163,8 @@ def test_template_syntax_error_points_at_the_line(write_toml: WriteToml) -> None
             "set per call",
         ),
         (
-            HEAD + VARIABLE + variant(extra="params = { when = 1979-05-27 }\n"),
-            "variants[0].params.when",
+            HEAD + VARIABLE + variant(extra="params = { metadata = 1979-05-27 }\n"),
+            "variants[0].params.metadata",
             "not a JSON value",
         ),
         (

@@ -110,12 +110,12 @@ def test_version_is_sha256_of_model_params_system_template() -> None:
         model="openai/gpt-4o-mini",
         template="T {{ x }}",
         system="S",
-        params={"b": 1, "a": 2},
+        params={"top_p": 1, "seed": 2},
     )
     content = json.dumps(
         {
             "model": "openai/gpt-4o-mini",
-            "params": {"a": 2, "b": 1},
+            "params": {"seed": 2, "top_p": 1},
             "system": "S",
             "template": "T {{ x }}",
         },

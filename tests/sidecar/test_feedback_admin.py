@@ -153,7 +153,11 @@ async def test_probes_and_metrics(make_sidecar: MakeSidecar) -> None:
     sidecar = await make_sidecar()
     assert (await call("GET", sidecar.url + "/healthz"))[0] == 200
     status, body = await call("GET", sidecar.url + "/readyz")
-    assert status == 200 and body["checks"] == {"events": "ok", "prompts": "ok"}
+    assert status == 200 and body["checks"] == {
+        "events": "ok",
+        "publisher": "running",
+        "prompts": "ok",
+    }
     await sidecar.client().chat.completions.create(
         model="promptlab/summarize",
         messages=[],

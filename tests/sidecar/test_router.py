@@ -115,3 +115,13 @@ def test_retired_arms_get_no_traffic() -> None:
     )
     router.apply_snapshot(snap)
     assert "v3" not in shares(router)
+
+
+def test_only_active_variants_are_routed() -> None:
+    spec = three_arms(sticky=False)
+    spec = spec.with_variant(spec.variant("v2").model_copy(update={"status": "draft"}))
+    spec = spec.with_variant(spec.variant("v3").model_copy(update={"status": "deprecated"}))
+    router = Router([spec], seed=7)
+    router.apply_snapshot(snapshot(v1=(1, 1), v2=(900, 1), v3=(900, 1)))
+    assert shares(router, 2000) == {"v1": 1.0}
+    assert shares(router, 2000, subject="ann") == {"v1": 1.0}

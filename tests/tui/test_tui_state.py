@@ -8,8 +8,9 @@ from events import CommandRejected, ExecutionCompleted, FeedbackReceived, KVEntr
 from events.snapshots import ArmPosterior
 from tui import sample
 from tui.health import assess
+from tui.live_prompt import FEED_SIZE
 from tui.plots import beta_pdf, density_rows, sparkline, trend_series
-from tui.state import FEED_SIZE, LabState
+from tui.state import LabState
 from tui.views import (
     blended_cost,
     challenger_traffic,
@@ -227,3 +228,13 @@ def test_beta_density_peaks_at_the_mean() -> None:
     assert abs(peak_x - 0.75) < 0.03
     assert "█" not in rows[1][1]  # the wide posterior is lower on the shared scale
     assert beta_pdf(0.5, 1, 1) == 1.0
+
+
+def test_the_sample_fixture_is_data_and_labelled_simulated() -> None:
+    models = {v.model for s in sample.stats_snapshots() for v in s.variants}
+    models |= {e.model for e in sample.history() if hasattr(e, "model")}
+    assert models and all(m.startswith("simulated/") for m in models)
+    assert {r.prompt_id for r in sample.routing_snapshots()} == {
+        s.prompt_id for s in sample.stats_snapshots()
+    }
+    assert max(e.occurred_at for e in sample.history()) <= sample.T0

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from rich.markup import escape
 from textual.binding import Binding
 from textual.screen import Screen
 
-from events import PauseCommand, RollbackCommand
+from events import BaseEvent, PauseCommand, RollbackCommand
 from tui.health import Health
+from tui.messages import CommandRequested, RedrawRequested
 from tui.state import LabState
 from tui.widgets import StatusLine
 
-if TYPE_CHECKING:
-    from tui.app import PromptLabApp
-
 
 class LiveScreen(Screen[None]):
-    """A screen the app redraws from :class:`LabState` when its revision moves."""
+    """A screen the app redraws from :class:`LabState` when its revision moves.
+
+    It gets the state it shows and the ``actor`` its commands are sent as; it asks the
+    app for anything else by posting a message (:mod:`tui.messages`).
+    """
 
     BINDINGS = [
         Binding("r", "rollback", "Roll back"),
@@ -27,9 +27,10 @@ class LiveScreen(Screen[None]):
 
     drawn_revision = -1
 
-    @property
-    def lab(self) -> PromptLabApp:
-        return cast("PromptLabApp", self.app)
+    def __init__(self, state: LabState, *, actor: str) -> None:
+        super().__init__()
+        self.state = state
+        self.actor = actor
 
     def show(self, state: LabState) -> None:
         """Draw ``state`` on this screen's widgets."""
@@ -52,23 +53,27 @@ class LiveScreen(Screen[None]):
             self.show(state)
 
     def on_screen_resume(self) -> None:
-        self.drawn_revision = -1  # redraw at the next tick: data moved while it was hidden
-        self.lab.redraw()
+        self.drawn_revision = -1  # data moved while it was hidden
+        self.post_message(RedrawRequested())
 
     def on_resize(self) -> None:
         self.drawn_revision = -1  # plots are drawn to the width
 
     # ------------------------------------------------------------------ actions
 
+    def request(self, command: BaseEvent, *, question: str, description: str) -> None:
+        """Ask the app to confirm ``command`` with the operator and send it."""
+        self.post_message(CommandRequested(command, question=question, description=description))
+
     def action_rollback(self) -> None:
         prompt_id = self.current_prompt()
         if prompt_id is None:
             self.notify("No prompt selected.", severity="warning")
             return
-        champion = self.lab.state.prompt(prompt_id).champion or "the champion"
-        self.lab.confirm_and_send(
+        champion = self.state.prompt(prompt_id).champion or "the champion"
+        self.request(
             RollbackCommand(
-                prompt_id=prompt_id, actor=self.lab.actor, reason="operator rollback from the TUI"
+                prompt_id=prompt_id, actor=self.actor, reason="operator rollback from the TUI"
             ),
             question=f"Roll back [b]{escape(prompt_id)}[/b]?\n\nDemotes {escape(champion)} and restores the "
             "previous champion. The learner may refuse (nothing to roll back).",
@@ -80,18 +85,18 @@ class LiveScreen(Screen[None]):
         if prompt_id is None:
             self.notify("No prompt selected.", severity="warning")
             return
-        paused = self.lab.state.prompt(prompt_id).paused
+        paused = self.state.prompt(prompt_id).paused
         verb = "Resume" if paused else "Pause"
         effect = (
             "Challengers get exploration traffic again."
             if paused
             else "Only the champion is served until exploration is resumed."
         )
-        self.lab.confirm_and_send(
+        self.request(
             PauseCommand(
                 prompt_id=prompt_id,
                 paused=not paused,
-                actor=self.lab.actor,
+                actor=self.actor,
                 reason=f"{verb.lower()}d from the TUI",
             ),
             question=f"{verb} exploration of [b]{escape(prompt_id)}[/b]?\n\n{effect}",

@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane, Tree
+from textual.widgets.tree import TreeNode
 
 from events import PromoteCommand
 from tui.screens.base import LiveScreen
-from tui.state import LabState, PromptState
+from tui.state import LabState, LivePrompt
 from tui.views import (
     FEED_COLUMNS,
     VARIANT_COLUMNS,
@@ -45,8 +46,8 @@ class DetailScreen(LiveScreen):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    def __init__(self, prompt_id: str) -> None:
-        super().__init__()
+    def __init__(self, prompt_id: str, state: LabState, *, actor: str) -> None:
+        super().__init__(state, actor=actor)
         self.prompt_id = prompt_id
         self._lineage_drawn: object = None
         self._template_drawn: tuple[str | None, int] | None = None
@@ -83,8 +84,8 @@ class DetailScreen(LiveScreen):
     # ------------------------------------------------------------------ drawing
 
     @property
-    def prompt(self) -> PromptState:
-        return self.lab.state.prompt(self.prompt_id)
+    def prompt(self) -> LivePrompt:
+        return self.state.prompt(self.prompt_id)
 
     def selected_variant(self) -> str | None:
         return selected_key(self.query_one("#variants", DataTable))
@@ -116,7 +117,7 @@ class DetailScreen(LiveScreen):
         width = self.query_one("#tabs", TabbedContent).size.width
         return max(30, (width or self.app.size.width) - 4)
 
-    def _draw_lineage(self, prompt: PromptState) -> None:
+    def _draw_lineage(self, prompt: LivePrompt) -> None:
         signature = lineage_signature(prompt)
         if signature == self._lineage_drawn:
             return
@@ -129,19 +130,19 @@ class DetailScreen(LiveScreen):
             )
         )
 
-        def add(parent: object, node: LineageNode) -> None:
+        def add(parent: TreeNode[str], node: LineageNode) -> None:
             if node.children:
-                branch = parent.add(node.label, data=node.variant, expand=True)  # type: ignore[attr-defined]
+                branch = parent.add(node.label, data=node.variant, expand=True)
                 for child in node.children:
                     add(branch, child)
             else:
-                parent.add_leaf(node.label, data=node.variant)  # type: ignore[attr-defined]
+                parent.add_leaf(node.label, data=node.variant)
 
         for root in lineage(prompt):
             add(tree.root, root)
         tree.root.expand()
 
-    def _draw_template(self, prompt: PromptState, *, force: bool = False) -> None:
+    def _draw_template(self, prompt: LivePrompt, *, force: bool = False) -> None:
         variant = self.selected_variant()
         registered = prompt.templates.get(variant) if variant else None
         key = (variant, id(registered))
@@ -180,11 +181,11 @@ class DetailScreen(LiveScreen):
         odds = ""
         if stats is not None and stats.p_beats_champion is not None:
             odds = f"\nP(beats champion) = {stats.p_beats_champion:.2f}."
-        self.lab.confirm_and_send(
+        self.request(
             PromoteCommand(
                 prompt_id=self.prompt_id,
                 variant=variant,
-                actor=self.lab.actor,
+                actor=self.actor,
                 reason="promoted from the TUI",
             ),
             question=f"Promote [b]{escape(variant)}[/b] to champion of [b]{escape(self.prompt_id)}[/b]?{odds}\n\n"

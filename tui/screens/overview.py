@@ -7,6 +7,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
+from tui.messages import OpenPrompt
 from tui.screens.base import LiveScreen
 from tui.state import LabState
 from tui.views import OVERVIEW_COLUMNS, overview_row, recent_decisions_text
@@ -54,9 +55,9 @@ class OverviewScreen(LiveScreen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            self.lab.open_prompt(str(event.row_key.value))
+            self.post_message(OpenPrompt(str(event.row_key.value)))
 
     def action_open(self) -> None:
         prompt_id = self.current_prompt()
         if prompt_id is not None:
-            self.lab.open_prompt(prompt_id)
+            self.post_message(OpenPrompt(prompt_id))

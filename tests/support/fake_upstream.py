@@ -7,7 +7,7 @@ forwarded), and can be told to fail: :meth:`FakeUpstream.fail_next` (status, Ret
 :meth:`FakeUpstream.hang_next` (no answer for a while), ``fail_models`` (a model that
 always fails) and ``chunk_delay_s`` (a slow stream, to cancel mid-way).
 
-Run alone for the bench: ``python tests/sidecar/fake_upstream.py --port 9001``.
+Run alone for the bench: ``python tests/support/fake_upstream.py --port 9001``.
 """
 
 from __future__ import annotations
