@@ -34,8 +34,8 @@ from events.models import BaseEvent, VariantPromoted, VariantRetired, VariantRol
 from events.publisher import EventPublisher
 from lab.traffic import SIMULATED_LABEL, SimulatedUsers, TrafficReport, run_traffic
 from learner.service import Learner
-from promptlab.commands.experiment import make_providers
 from promptlab.demo_waves import LearnerStepper, routed_by_latest
+from promptlab.models import make_providers
 from promptlab.settings import Settings
 from prompts import PromptSpec, load_prompt_dir
 from sidecar import keys

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from lab.mutation.answer import MutantDraft
 from prompts import PromptSpec, SpecError, VariantSpec
-from prompts.templates import TemplateProblem, check_template, template_variables
+from prompts.errors import TemplateProblem
+from prompts.templates import check_template, template_variables
 
 
 class MutantRejected(ValueError):

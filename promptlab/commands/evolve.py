@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from lab.evolution import EvolutionError, EvolutionRun, evolve_experiment, live_events, resolve_spec
 from lab.experiment import ExperimentFileError, load_experiment
 from lab.search import GenerationStats
-from promptlab.commands.experiment import make_providers
+from promptlab.models import make_providers
 
 if TYPE_CHECKING:
     from events.bus import EventBus

@@ -126,7 +126,7 @@ async def _run_learner(
         return
     breeder_client = None
     if settings.learner.evolution.enabled:  # [learner.evolution]: mutator and checks' calls
-        from promptlab.commands.experiment import make_providers
+        from promptlab.models import make_providers
 
         breeder_client = make_providers(settings)
         await breeder_client.start()
