@@ -16,6 +16,7 @@ BENCHMARKS = {
     "nats_start": "bench.nats_start",
     "sidecar": "bench.sidecar_latency",
     "sidecar_startup": "bench.sidecar_startup",
+    "peers": "bench.peers",
     "replay": "bench.replay",
     "simulation": "bench.simulation",
     "evolution": "bench.evolution",

@@ -232,6 +232,9 @@ class ExecutionCompleted(BaseEvent):
     attempts: list[ModelAttempt] = Field(default_factory=list)
     """Models tried for this execution, in order, when more than one was (provider
     ``fallbacks``); ``model`` is the one that answered."""
+    endpoint: str | None = None
+    """The OpenAI endpoint of a call passed through unrouted other than chat completions
+    (``embeddings``, ``completions``, ``responses``); None for chat completions."""
 
 
 class FeedbackReceived(BaseEvent):

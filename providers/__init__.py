@@ -6,11 +6,16 @@ provider. Imports no other package of ours.
 
     async with Providers({"simulated": ProviderSettings(kind="simulated")}) as p:
         answer = await p.complete("simulated/alpha", {"messages": [...]})
+
+``import providers`` is light: settings, errors and the registry load at once; the client
+(aiohttp) when :class:`Providers`, :class:`Completion` or :class:`Stream` is first used,
+and litellm only when a provider that needs it is called.
 """
 
 from __future__ import annotations
 
-from providers.core import Completion, CostFn, Providers, Stream
+from typing import TYPE_CHECKING, Any
+
 from providers.errors import (
     Attempt,
     AuthFailed,
@@ -30,6 +35,20 @@ from providers.errors import (
 from providers.redact import Redactor
 from providers.registry import Target
 from providers.settings import ProviderSettings, default_providers, merge_providers
+
+if TYPE_CHECKING:
+    from providers.core import Completion, CostFn, Providers, Stream
+
+_LAZY = frozenset({"Completion", "CostFn", "Providers", "Stream"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from providers import core
+
+        return getattr(core, name)
+    raise AttributeError(f"module 'providers' has no attribute {name!r}")
+
 
 __all__ = [
     "Attempt",

@@ -109,5 +109,11 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int, what: str) -> byte
             f"{what} announced a body of {length} bytes, over the limit of {limit} "
             "(providers.<name>.max_response_bytes)"
         )
+    if length is not None and not encoding:
+        # The common case: a plain body of announced size, read in one go.
+        try:
+            return await resp.read()
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise _payload_error(what, exc) from None
     parts = [chunk async for chunk in iter_decoded(resp, limit, what)]
     return b"".join(parts)

@@ -24,6 +24,7 @@ from providers.client import HttpClient
 from providers.errors import Attempt, BadResponse, Misconfigured, ProviderError
 from providers.redact import Redactor
 from providers.registry import Registry, Target
+from providers.safety import safe_body
 from providers.settings import ProviderSettings
 
 JsonDict = dict[str, Any]
@@ -143,6 +144,10 @@ class Providers:
         """``provider/model`` -> Target (:class:`ProviderNotConfigured` when unknown)."""
         return self.registry.resolve(model, strict=strict)
 
+    def settings(self, provider: str) -> ProviderSettings:
+        """The settings of a configured provider (KeyError when there is none)."""
+        return self.registry.providers[provider]
+
     def describe(self) -> list[str]:
         """One line per provider: name, kind, base URL, key present (never the key)."""
         lines = []
@@ -177,6 +182,7 @@ class Providers:
         strict: bool = True,
     ) -> Completion:
         """One chat completion (non-streamed), with fallbacks."""
+        body = safe_body(body)
         chain = self._chain(model, fallbacks, strict)
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -224,10 +230,58 @@ class Providers:
             )
             data, cost = await litellm_adapter.complete(args, target.qualified, self.redactor)
             return data, None, cost
-        data, raw = await self.request(target, "/chat/completions", body, deadline)
+        data, raw = await self._request(target, "/chat/completions", body, deadline)
         return data, raw, None
 
-    async def request(
+    async def post(
+        self,
+        model: str,
+        path: str,
+        body: JsonDict,
+        *,
+        timeout_s: float | None = None,
+        strict: bool = True,
+    ) -> Completion:
+        """Any other OpenAI endpoint (``/embeddings``, ``/completions``, ``/responses``),
+        non-streamed, passed through to the provider ``model`` names (no fallbacks).
+
+        Tokens are read from ``usage`` in either of OpenAI's shapes (``prompt_tokens``/
+        ``completion_tokens`` or ``input_tokens``/``output_tokens``).
+        """
+        target = self.resolve(model, strict=strict)
+        body = safe_body(body)
+        started = time.perf_counter()
+        timeout = timeout_s if timeout_s is not None else target.settings.timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            data, raw = await self._request(target, path, body, deadline)
+        except ProviderError as err:
+            err.model = target.qualified
+            raise err.with_attempts([(target.qualified, err.kind)]) from None
+        usage = data.get("usage")
+        prompt_tokens, completion_tokens = _tokens(usage)
+        if isinstance(usage, dict) and not (prompt_tokens or completion_tokens):
+            prompt_tokens, completion_tokens = _tokens(
+                {
+                    "prompt_tokens": usage.get("input_tokens"),
+                    "completion_tokens": usage.get("output_tokens"),
+                }
+            )
+        cost = None
+        if self._cost is not None and (prompt_tokens or completion_tokens):
+            cost = self._cost(target.qualified, prompt_tokens, completion_tokens)
+        return Completion(
+            data=data,
+            model=target.qualified,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
+            attempts=[(target.qualified, None)],
+            raw=raw,
+        )
+
+    async def _request(
         self, target: Target, path: str, body: JsonDict, deadline: float
     ) -> tuple[JsonDict, bytes]:
         """POST ``body`` (with the target's model) to an OpenAI-compatible provider's
@@ -245,8 +299,10 @@ class Providers:
         resp = await self._http.post(target.provider, target.url(path), payload, deadline, what)
         try:
             raw = await read_body(resp, target.settings.max_response_bytes, what)
-        finally:
-            resp.release()
+        except BaseException:
+            resp.close()  # a body read only in part: the connection cannot be reused
+            raise
+        resp.release()
         try:
             data = codec.loads(raw)
         except ValueError:
@@ -266,6 +322,7 @@ class Providers:
     ) -> Stream:
         """Open a streamed chat completion. Failures before the stream opens raise here
         (after the fallbacks); later ones raise while iterating."""
+        body = safe_body(body)
         chain = self._chain(model, fallbacks, strict)
         loop = asyncio.get_running_loop()
         overall = loop.time() + (

@@ -30,6 +30,8 @@ def import_litellm() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
+    # No "Give Feedback / Get Help" banners on stdout for every failed call.
+    litellm.suppress_debug_info = True
     return litellm
 
 

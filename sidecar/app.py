@@ -29,7 +29,7 @@ from events.snapshots import RoutingSnapshot
 from events.subjects import Bucket, variant_key
 from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token, estimate_cost
 from providers import ProviderError, Providers
-from sidecar import admin, keys, routes
+from sidecar import admin, cors, keys, routes
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
 from sidecar.errors import (
@@ -95,7 +95,10 @@ def create_app(
         server=server,
     )
 
-    app = web.Application(client_max_size=server.max_body_bytes, middlewares=[_boundary])
+    middlewares = [cors.middleware(server.cors_origins)] if server.cors_origins else []
+    app = web.Application(
+        client_max_size=server.max_body_bytes, middlewares=[*middlewares, _boundary]
+    )
     app.on_response_prepare.append(_no_header_injection)
     app[keys.SETTINGS] = settings
     app[keys.CATALOG] = catalog

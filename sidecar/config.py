@@ -39,6 +39,9 @@ class ServerSettings(BaseModel):
     default_provider: str = "openai"
     """Provider of an unrouted call whose ``model`` names no configured provider
     (``gpt-4o-mini`` rather than ``openai/gpt-4o-mini``)."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (CORS), e.g. ``["http://localhost:3000"]``;
+    ``["*"]`` allows any. Empty (the default): no CORS headers at all."""
     workers: int = Field(default=1, ge=1, le=64)
     """Processes serving one port with SO_REUSEPORT (``promptlab serve --workers``)."""
 

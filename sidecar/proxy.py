@@ -32,7 +32,7 @@ from providers import ProviderError, Providers
 from sidecar.catalog import Catalog
 from sidecar.config import ServerSettings
 from sidecar.errors import BadRequest, from_provider
-from sidecar.recording import Call, Outcome, Recorder
+from sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, Outcome, Recorder
 from sidecar.router import Route, Router
 from sidecar.shaping import (
     app_messages,
@@ -54,7 +54,14 @@ PROMPT_ID_KEY = web.RequestKey("promptlab_prompt", str)
 """Where a routed request keeps its prompt id (read by the access log)."""
 
 # Re-exported for the modules that import them from here.
-__all__ = ["MODEL_PREFIX", "PROMPT_HEADER", "Proxy", "parse_body"]
+__all__ = [
+    "EXECUTION_HEADER",
+    "MODEL_PREFIX",
+    "PROMPT_HEADER",
+    "VARIANT_HEADER",
+    "Proxy",
+    "parse_body",
+]
 
 
 class _Unanswered(Exception):
@@ -184,7 +191,6 @@ class Proxy:
             stream=body.get("stream") is True,
             routing=decision.routing_info(fallback_from),
             messages=messages,
-            capture=prompt.evaluation is not None,
         )
         upstream_body = routed_body(body, variant.params, messages)
         return await self._send(request, call, upstream_body, can_fall_back=can_fall_back)
@@ -229,7 +235,7 @@ class Proxy:
         data = answer.data
         payload = with_execution_id(data, answer.raw, call.execution_id)
         output = None
-        if self.server.capture_content or call.capture:
+        if self.server.capture_content:
             choices = data.get("choices") or [{}]
             first = choices[0] if isinstance(choices, list) and choices else {}
             message = first.get("message") if isinstance(first, dict) else None
@@ -240,6 +246,7 @@ class Proxy:
                 model=answer.model if answer.model != call.model else None,
                 attempts=answer.attempts,
                 usage=data.get("usage"),
+                cost_usd=answer.cost_usd,
                 output=output,
             ),
         )
@@ -272,7 +279,7 @@ class Proxy:
                 execution_id=call.execution_id,
                 headers=call.headers(),
                 client_wants_usage=client_wants_usage,
-                capture=self.server.capture_content or call.capture,
+                capture=self.server.capture_content,
                 started=call.started,
                 redactor=self.providers.redactor,
             )

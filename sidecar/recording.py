@@ -42,6 +42,8 @@ class Call:
     stream: bool = False
     routing: RoutingInfo | None = None
     messages: list[Any] = field(default_factory=list)
+    endpoint: str | None = None
+    """``embeddings``, ``completions`` or ``responses`` for passthrough calls."""
     started: float = field(default_factory=time.perf_counter)
     capture: bool = False
     """Capture this call's content even when capture is off (its prompt is evaluated online)."""
@@ -64,6 +66,8 @@ class Outcome:
     """The ``provider/model`` that answered, when not the one asked for (a fallback)."""
     attempts: list[Attempt] = field(default_factory=list)
     usage: Any = None
+    cost_usd: float | None = None
+    """The provider's own cost when it knows one (litellm); else estimated from usage."""
     ttft_ms: float | None = None
     output: str | None = None
     fell_back_to: str | None = None
@@ -114,11 +118,12 @@ class Recorder:
             outcome = replace(outcome, http_status=200)
         model = outcome.model or call.model
         input_tokens, output_tokens = _tokens(outcome.usage)
-        cost = (
-            estimate_cost(model, input_tokens, output_tokens)
-            if input_tokens or output_tokens
-            else 0.0
-        )
+        if outcome.cost_usd is not None:
+            cost = outcome.cost_usd
+        elif input_tokens or output_tokens:
+            cost = estimate_cost(model, input_tokens, output_tokens)
+        else:
+            cost = 0.0
         self.metrics.observe(
             call.prompt_id,
             call.variant,
@@ -176,6 +181,7 @@ class Recorder:
             content=content,
             fell_back_to=outcome.fell_back_to,
             attempts=attempts,
+            endpoint=call.endpoint,
         )
         with self.telemetry.span("promptlab.publish") as span:
             set_attributes(

@@ -12,13 +12,12 @@ from typing import Any
 from aiohttp import web
 
 from events.models import FeedbackReceived
-from sidecar import keys
-from sidecar.catalog import Catalog
+from sidecar import keys, passthrough
 from sidecar.errors import BadRequest
 from sidecar.inputs import check_text
 from sidecar.metrics import CONTENT_TYPE
 from sidecar.ports import Publisher
-from sidecar.proxy import MODEL_PREFIX, parse_body
+from sidecar.proxy import parse_body
 
 MAX_FEEDBACK_INT = 2**53
 """Integer feedback values beyond this lose precision as floats (and ``float()`` of a
@@ -61,23 +60,6 @@ def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
     )
 
 
-def models_listing(catalog: Catalog) -> dict[str, Any]:
-    """The routed prompts in the shape of OpenAI's ``GET /v1/models``."""
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": MODEL_PREFIX + p.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": "promptlab",
-                "description": p.description,
-            }
-            for p in catalog.all()
-        ],
-    }
-
-
 def readiness(
     publisher: Publisher, catalog_loaded: bool, bus_connected: bool
 ) -> tuple[bool, dict[str, Any]]:
@@ -110,10 +92,6 @@ async def feedback(request: web.Request) -> web.Response:
     )
 
 
-async def models(request: web.Request) -> web.Response:
-    return web.json_response(models_listing(request.app[keys.CATALOG]))
-
-
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -144,7 +122,7 @@ async def metrics(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/feedback", feedback)
-    app.router.add_get("/v1/models", models)
+    passthrough.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -19,19 +19,14 @@ import json
 import os
 from typing import Any
 
+from providers.safety import UNSAFE_KEYS
 from sidecar import codec
 from sidecar.errors import BadRequest
 from sidecar.inputs import check_text, check_values
 
-OVERRIDE_KEYS = frozenset({
-    "api_base", "base_url", "api_key", "api_version", "host", "url", "endpoint",
-    "organization", "custom_llm_provider", "extra_headers", "headers", "timeout",
-    "num_retries", "azure_ad_token", "aws_access_key_id", "aws_secret_access_key",
-    "aws_session_token", "aws_region_name", "vertex_project", "vertex_location",
-    "vertex_credentials", "litellm_params", "metadata_api_base", "fallbacks",
-})  # fmt: skip
+OVERRIDE_KEYS = UNSAFE_KEYS
 """Body keys that could point a call elsewhere or change its credentials (litellm reads
-many of them as arguments); dropped from every request."""
+many of them as arguments); dropped from every request (and again by ``providers``)."""
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
 
@@ -105,7 +100,7 @@ def routed_body(
     shaped = dict(body)
     shaped.update(params)
     shaped["messages"] = messages
-    return shaped
+    return strip_overrides(shaped)  # a variant registered through /admin is input too
 
 
 def with_stream_usage(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -10,7 +10,7 @@ import time
 import pytest
 import raw_upstream as up
 from fake_upstream import FakeUpstream
-from provider_kit import BODY, KEY, MakeProviders, settings
+from provider_kit import BODY, KEY, MakeProviders, make_providers, raw_upstream, settings
 from raw_upstream import RawUpstream
 
 from providers import (
@@ -293,5 +293,18 @@ async def test_a_stream_is_read_to_done(make_providers: MakeProviders) -> None:
         payloads = [payload async for payload in stream]
         assert payloads[-1] == b"[DONE]" and len(payloads) > 3
         assert stream.model == "fake/m"
+    finally:
+        await fake.stop()
+
+
+async def test_keys_that_would_redirect_a_call_never_leave(make_providers: MakeProviders) -> None:
+    fake = FakeUpstream()
+    await fake.start()
+    try:
+        p = await make_providers(fake=settings(fake.base_url))
+        body = {**BODY, "api_base": "http://169.254.169.254/v1", "extra_headers": {"X": "1"}}
+        await p.complete("fake/m", body)
+        forwarded = fake.requests[-1].body
+        assert "api_base" not in forwarded and "extra_headers" not in forwarded
     finally:
         await fake.stop()

@@ -12,7 +12,7 @@ import pytest
 import trustme
 from aiohttp import web
 from fake_upstream import FakeUpstream
-from provider_kit import BODY, MakeProviders, settings
+from provider_kit import BODY, MakeProviders, make_providers, raw_upstream, settings
 from tunnel import ConnectProxy, TcpRelay
 
 from providers import Misconfigured, TLSFailed

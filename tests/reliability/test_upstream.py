@@ -82,25 +82,15 @@ async def events_for(nats_url: str, execution_id: str | None, timeout: float = 1
         await asyncio.sleep(0.1)
 
 
-def _needs_providers(reason: str) -> Any:
-    return pytest.mark.xfail(strict=True, reason=f"needs branch providers: {reason}")
-
-
 NON_STREAMED = [
-    pytest.param(
-        "429", MAX_RETRIES + 1, id="429-retry-after-1", marks=_needs_providers("Retry-After case")
-    ),
-    pytest.param(
-        "429-long", 1, id="429-retry-after-100", marks=_needs_providers("Retry-After honoured")
-    ),
+    pytest.param("429", MAX_RETRIES + 1, id="429-retry-after-1"),
+    pytest.param("429-long", 1, id="429-retry-after-100"),
     pytest.param("500", MAX_RETRIES + 1, id="500"),
     pytest.param("502", MAX_RETRIES + 1, id="502"),
     pytest.param("503", MAX_RETRIES + 1, id="503"),
     pytest.param("401", 1, id="401-no-retry"),
     pytest.param("hang", None, id="no-first-token"),
-    pytest.param(
-        "bad-gzip", None, id="malformed-gzip", marks=_needs_providers("gzip errors recorded")
-    ),
+    pytest.param("bad-gzip", None, id="malformed-gzip"),
     pytest.param("huge", None, id="oversized-body"),
 ]
 
@@ -143,9 +133,7 @@ async def test_06_upstream_failure(
 
 STREAMED = [
     pytest.param("drop-stream", id="drop-mid-stream"),
-    pytest.param(
-        "sse-error", id="sse-error-mid-stream", marks=_needs_providers("SSE error redaction")
-    ),
+    pytest.param("sse-error", id="sse-error-mid-stream"),
 ]
 
 
@@ -168,7 +156,6 @@ async def test_06_broken_stream_ends_with_an_error_event(
     figures.update(done_marker=0, error_event=1, events=len(events))
 
 
-@_needs_providers("no re-send of a POST on a reused connection")
 async def test_07_post_never_resent_on_a_reused_connection(
     stack: Callable[..., Stack], hostile: HostileUpstream, figures: dict[str, Any]
 ) -> None:
@@ -182,7 +169,6 @@ async def test_07_post_never_resent_on_a_reused_connection(
 
 
 @pytest.mark.slow
-@_needs_providers("the SSE error event quotes the key (redaction of relayed error events)")
 async def test_20_canary_key_never_leaks(
     tmp_path: Path,
     stack: Callable[..., Stack],

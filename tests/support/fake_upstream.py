@@ -80,6 +80,7 @@ class FakeUpstream:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/{endpoint:embeddings|completions|responses}", self._other)
         return app
 
     async def start(
@@ -101,6 +102,59 @@ class FakeUpstream:
             self._runner = None
 
     # ------------------------------------------------------------------ handler
+
+    async def _other(self, request: web.Request) -> web.Response:
+        """Embeddings, legacy completions and the Responses API, in their OpenAI shapes."""
+        body = json.loads(await request.read())
+        if self.record:
+            self.requests.append(Received(request.path, dict(request.headers), body))
+        action = self._script.popleft() if self._script else None
+        if action is not None and action.status != 200:
+            error = {"error": {"message": action.message, "type": "server_error"}}
+            return web.json_response(error, status=action.status)
+        endpoint = request.match_info["endpoint"]
+        if endpoint == "embeddings":
+            inputs = body.get("input")
+            count = len(inputs) if isinstance(inputs, list) else 1
+            return web.json_response(
+                {
+                    "object": "list",
+                    "data": [
+                        {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                        for i in range(count)
+                    ],
+                    "model": body.get("model"),
+                    "usage": {"prompt_tokens": 4 * count, "total_tokens": 4 * count},
+                }
+            )
+        if endpoint == "completions":
+            return web.json_response(
+                {
+                    "id": "cmpl-fake",
+                    "object": "text_completion",
+                    "model": body.get("model"),
+                    "choices": [{"index": 0, "text": "echo: " + str(body.get("prompt")),
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+                }
+            )  # fmt: skip
+        return web.json_response(
+            {
+                "id": "resp_fake",
+                "object": "response",
+                "model": body.get("model"),
+                "output": [
+                    {
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [
+                            {"type": "output_text", "text": "echo: " + str(body.get("input"))}
+                        ],
+                    }
+                ],
+                "usage": {"input_tokens": 6, "output_tokens": 3, "total_tokens": 9},
+            }
+        )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = json.loads(await request.read())
