@@ -191,6 +191,7 @@ class Proxy:
             stream=body.get("stream") is True,
             routing=decision.routing_info(fallback_from),
             messages=messages,
+            capture=prompt.evaluation is not None,
         )
         upstream_body = routed_body(body, variant.params, messages)
         return await self._send(request, call, upstream_body, can_fall_back=can_fall_back)
@@ -235,7 +236,7 @@ class Proxy:
         data = answer.data
         payload = with_execution_id(data, answer.raw, call.execution_id)
         output = None
-        if self.server.capture_content:
+        if self.server.capture_content or call.capture:
             choices = data.get("choices") or [{}]
             first = choices[0] if isinstance(choices, list) and choices else {}
             message = first.get("message") if isinstance(first, dict) else None
@@ -279,7 +280,7 @@ class Proxy:
                 execution_id=call.execution_id,
                 headers=call.headers(),
                 client_wants_usage=client_wants_usage,
-                capture=self.server.capture_content,
+                capture=self.server.capture_content or call.capture,
                 started=call.started,
                 redactor=self.providers.redactor,
             )
