@@ -164,6 +164,20 @@ class VariantRegistered(BaseEvent):
     """Variant this one was bred from (mutation), if any."""
     strategy: str | None = None
     """Mutation strategy that produced it, if any."""
+    parents: list[str] = Field(default_factory=list)
+    """Every variant it was bred from (two for a crossover); ``parent`` is the first."""
+    generation: int | None = None
+    """Generation of the search that bred it (0 is the seed), if any."""
+    search: str | None = None
+    """Search that selected its parents (genetic, hill_climbing, annealing, pareto)."""
+    rationale: str | None = None
+    """The mutator's one-sentence account of what it changed."""
+    offline_check: JsonDict | None = None
+    """The offline comparison with the champion that let a bred variant into live traffic
+    or kept it out: ``passed``, ``n``, ``mean_diff``, ``p_value``, ``significant``, ``reason``."""
+    source: Literal["live", "offline"] = "live"
+    """``offline``: a candidate of an offline search (``promptlab evolve``), recorded for
+    its lineage and never routed; ``live``: a variant that may receive traffic."""
 
 
 class VariantRetired(BaseEvent):

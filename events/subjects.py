@@ -29,6 +29,11 @@ class Subject(str, Enum):
         return self.value
 
 
+def variant_key(prompt_id: str, variant: str) -> str:
+    """Key of a run-time variant in :attr:`Bucket.VARIANTS`: ``<prompt>.<variant>``."""
+    return f"{prompt_id}.{variant}"
+
+
 CONSUMED_SUBJECTS: tuple[str, ...] = tuple(s.value for s in Subject if s is not Subject.DEAD_LETTER)
 """What durable consumers and readers see: every event subject but dead letters, so a
 consumer that dead-letters a message never reads it back."""

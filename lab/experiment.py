@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lab.evaluators.specs import EvaluatorSpec
 from lab.objectives import DEFAULT_DIRECTION, METRICS, Constraint, Objective
+from lab.search.spec import EvolutionSpec
 from prompts import PromptFileError, PromptSpec, load_prompt_dir, load_prompt_file
 from prompts.loader import Problem, problems_from
 
@@ -113,6 +114,8 @@ class ExperimentSpec(_Spec):
     )
     constraints: dict[str, str] = Field(default_factory=dict)
     optimize: OptimizeSpec = Field(default_factory=OptimizeSpec)
+    evolution: EvolutionSpec = Field(default_factory=EvolutionSpec)
+    """``[evolution]``: what ``promptlab evolve`` uses (see :mod:`lab.search.spec`)."""
     results: str | None = None
     """JSONL file the trials are appended to (default ``.promptlab/experiments/<name>.jsonl``)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from prompts.config import PromotionConfig
 
@@ -20,17 +20,62 @@ class StorageSettings(BaseModel):
 
 
 class EvolutionSettings(BaseModel):
-    """``[learner.evolution]``: breeding new challengers by LLM-driven mutation."""
+    """``[learner.evolution]``: breeding new challengers by LLM-driven mutation.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    When a prompt has fewer live challengers than ``population`` and its champion has
+    ``min_champion_samples`` rewarded executions, the learner breeds a mutant of the
+    champion; the mutant enters live traffic only if an offline run on the prompt's
+    ``[[examples]]`` does not find it significantly worse than the champion.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     enabled: bool = False
-    """Breed challengers automatically when a prompt has fewer than ``max_challengers``."""
-    model: str = "simulated/mutator"
-    """Model that writes mutations (``provider/model``)."""
-    max_challengers: int = Field(default=2, ge=0)
+    """Breed challengers automatically (off by default; on in ``promptlab demo``)."""
+    mutator: str = Field(
+        default="simulated/mutator", validation_alias=AliasChoices("mutator", "model")
+    )
+    """Model that writes mutations (``provider/model``; ``model`` is accepted as an older name)."""
+    population: int = Field(
+        default=2, ge=0, le=16, validation_alias=AliasChoices("population", "max_challengers")
+    )
+    """Keep this many live challengers per prompt (``max_challengers`` is an older name)."""
     min_champion_samples: int = Field(default=200, ge=0)
     """Breed only once the champion has this many rewarded executions."""
+    strategies: list[str] = Field(
+        default_factory=lambda: [
+            "rephrase",
+            "add_structure",
+            "add_examples",
+            "change_persona",
+            "simplify",
+            "elaborate",
+            "add_constraints",
+            "change_format",
+            "crossover",
+            "reflect",
+        ]
+    )
+    """Mutation operators to draw from (``crossover`` pairs the champion with the best
+    retired challenger; ``reflect`` reads the champion's failing cases and why
+    challengers were retired)."""
+    interval_s: float = Field(default=30.0, gt=0)
+    """How often prompts are checked for a missing challenger."""
+    max_mutants_per_day: int = Field(default=20, ge=0)
+    """Most mutants bred per prompt and UTC day (accepted or not)."""
+    max_usd_per_day: float = Field(default=1.0, ge=0)
+    """Most USD spent on breeding per UTC day (mutator and offline-check calls)."""
+    judge: str = "simulated/judge"
+    """Model of the LLM judge that scores the offline check (``provider/model``)."""
+    rubric: str = (
+        "Does the answer do what the task asks, as well as the reference answer when one is "
+        "given? 1 = fully, 0 = not at all."
+    )
+    """The judge's rubric for the offline check."""
+    repeats: int = Field(default=2, ge=1, le=20)
+    """Calls per example and variant in the offline check."""
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    """A mutant is kept out when the paired test finds it worse at this level."""
 
 
 class LearnerSettings(BaseModel):

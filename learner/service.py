@@ -35,6 +35,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from events.bus import BusError, Consumer, Delivery, EventBus
 from events.models import BaseEvent, decode, encode
@@ -53,6 +54,10 @@ from learner.storage.store import Store
 from learner.storage.view import PromptView, load_view
 from prompts.config import PromotionConfig
 from prompts.spec import PromptSpec
+
+if TYPE_CHECKING:
+    from lab.client import ModelClient
+    from learner.breeding import Breeder
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +120,8 @@ class Learner:
         self.lease = Lease(self.store, lease_s=settings.lease_s)
         self.active = False
         """True while this learner holds the lease and has loaded its state."""
+        self.breeder: Breeder | None = None
+        """Continuous breeding (``[learner.evolution]``), run beside the loop once attached."""
         self.batches = 0
         self.events = 0
         self.store_retries = 0
@@ -228,7 +235,41 @@ class Learner:
             self.settings.durable, start_sequence=self.projection.position + 1
         )
 
+    def attach_breeder(self, client: ModelClient) -> Breeder:
+        """Breed challengers through ``client`` (``[learner.evolution]``) while :meth:`run` runs."""
+        from learner.breeding import Breeder
+
+        async def view(prompt_id: str) -> PromptView | None:
+            loaded = await self.load(prompt_id)
+            return loaded[0] if loaded is not None else None
+
+        self.breeder = Breeder(
+            self.settings.evolution,
+            bus=self.bus,
+            client=client,
+            prompts=self.prompts,
+            views=view,
+            decisions=self.store.decision_rows,
+            seed=self.settings.seed,
+        )
+        return self.breeder
+
     async def run(self) -> None:
+        """Consume until :meth:`stop`, with continuous breeding beside it when attached."""
+        breeding = (
+            asyncio.create_task(self.breeder.run(self._stopping), name="promptlab-breeder")
+            if self.breeder is not None
+            else None
+        )
+        try:
+            await self._consume()
+        finally:
+            if breeding is not None:
+                breeding.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await breeding
+
+    async def _consume(self) -> None:
         """Consume until :meth:`stop`; survives NATS and database outages by retrying.
 
         On standby, wait for the lease first; a learner that loses its lease (its

@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lab.evolution import EvolutionRun, evolve_experiment, resolve_spec
 from lab.experiment import CaseSpec, Experiment, ExperimentSpec, load_experiment, resolve
 from lab.optimize import OptimizeOutcome, optimize
 from lab.report import Report
@@ -154,6 +155,39 @@ class Lab:
         experiment = load_experiment(file) if file is not None else self.experiment(**spec)
         async with self._client_context() as client:
             return await optimize(experiment, client, trials=trials, publish=self.publish)
+
+    async def evolve(
+        self,
+        file: str | os.PathLike[str] | None = None,
+        *,
+        generations: int | None = None,
+        population: int | None = None,
+        strategies: Sequence[str] | None = None,
+        search: str | None = None,
+        mutator: str | None = None,
+        budget_usd: float | None = None,
+        max_calls: int | None = None,
+        seed: int | None = None,
+        on_generation: Any = None,
+        **spec: Any,
+    ) -> EvolutionRun:
+        """Breed better variants of the seed (``promptlab evolve`` with the same options).
+
+        The experiment is a file, or the registered variants with ``spec`` keywords (its
+        ``evolution = {"mutator": ...}`` among them). The result lists every candidate
+        with its figures and lineage: ``.best``, ``.result.candidates``,
+        ``.result.lineage(name)``, ``.versus_seed(candidate)``, ``.to_json()``.
+        """
+        experiment = load_experiment(file) if file is not None else self.experiment(**spec)
+        options = resolve_spec(
+            experiment, generations=generations, population=population,
+            strategies=list(strategies) if strategies is not None else None, search=search,
+            mutator=mutator, budget_usd=budget_usd, max_calls=max_calls, seed=seed,
+        )  # fmt: skip
+        async with self._client_context() as client:
+            return await evolve_experiment(
+                experiment, client, spec=options, publish=self.publish, on_generation=on_generation
+            )
 
 
 class _Borrowed:

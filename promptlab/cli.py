@@ -30,6 +30,7 @@ COMMANDS = (
     "promptlab.commands.prompts:register",
     "promptlab.commands.parsers:register_experiment",
     "promptlab.commands.analytics:register",
+    "promptlab.commands.parsers:register_evolve",
 )
 """``module:function`` adding each command's parser, in the order ``--help`` lists them."""
 

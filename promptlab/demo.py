@@ -35,6 +35,7 @@ from events.publisher import EventPublisher
 from lab.traffic import SIMULATED_LABEL, SimulatedUsers, TrafficReport, run_traffic
 from learner.service import Learner
 from promptlab.demo_waves import LearnerStepper, routed_by_latest
+from promptlab.models import make_providers
 from promptlab.settings import Settings
 from prompts import PromptSpec, load_prompt_dir
 from sidecar import keys
@@ -87,6 +88,8 @@ class DemoSummary:
     equal_split_reward_per_call: float = 0.0
     reward_gain_vs_equal_split: float = 0.0
     """Expected thumbs-up gained over the run compared with a fixed equal split."""
+    bred: list[dict[str, Any]] = field(default_factory=list)
+    """Variants continuous breeding produced: lineage, offline check, calls served."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -111,7 +114,20 @@ def demo_settings(base: Settings, data_dir: Path) -> Settings:
                 update={"host": "127.0.0.1", "port": 0, "api_keys": [], "workers": 1}
             ),
             "learner": base.learner.model_copy(
-                update={"enabled": True, "snapshot_interval_ms": 200}
+                update={
+                    "enabled": True,
+                    "snapshot_interval_ms": 200,
+                    # Breeding on, soon enough to be seen in a short run: one bred
+                    # challenger beside the file's two, from the champion's 100th reward.
+                    "evolution": base.learner.evolution.model_copy(
+                        update={
+                            "enabled": True,
+                            "population": 3,
+                            "min_champion_samples": 100,
+                            "interval_s": 1.0,
+                        }
+                    ),
+                }
             ),
             "prompts": base.prompts.model_copy(update={"dir": DEMO_PROMPTS}),
         }
@@ -253,6 +269,9 @@ async def run_demo(
         progress = {"done": 0}
         watcher = DecisionWatcher(bus, lambda: progress["done"])
         learner = Learner(settings.learner, settings.storage, bus, prompts)
+        breeder_client = make_providers(settings) if settings.learner.evolution.enabled else None
+        if breeder_client is not None:
+            learner.attach_breeder(breeder_client)
         stepper = LearnerStepper(learner, bus)
         stop = asyncio.Event()
         last: Counter[str] = Counter()
@@ -290,12 +309,15 @@ async def run_demo(
                 progress["done"] = report.requests
                 await publisher.flush(10.0)
                 await stepper.step(watcher.record)
+                await _breed(learner, stepper, watcher, app)
                 await routed_by_latest(bus, app[keys.ROUTER], DEMO_PROMPT_ID)
                 if report.requests // every > before // every or report.requests >= requests:
                     show(report)
             return report
 
         try:
+            if breeder_client is not None:
+                await breeder_client.start()
             await learner.start()
             await stepper.open()
             if with_tui:
@@ -305,13 +327,59 @@ async def run_demo(
         finally:
             await stepper.close()
             await learner.close()
+            if breeder_client is not None:
+                await breeder_client.close()
             await runner.cleanup()
             await bus.close()
 
     on_line(f"{report.requests} requests in {report.elapsed_s:.1f} s")
     for decision in watcher.seen:
         on_line(describe(decision))
-    return _summary(settings, seed, report, users, watcher, prompts[DEMO_PROMPT_ID])
+    summary = _summary(settings, seed, report, users, watcher, prompts[DEMO_PROMPT_ID])
+    summary.bred = _bred(learner, report)
+    return summary
+
+
+async def _breed(
+    learner: Learner, stepper: LearnerStepper, watcher: DecisionWatcher, app: web.Application
+) -> None:
+    """Between waves: one breeding attempt; a bred variant is routed before the next wave."""
+    if learner.breeder is None:
+        return
+    outcome = await learner.breeder.breed_once(DEMO_PROMPT_ID)
+    if outcome is None or not outcome.accepted:
+        return
+    await stepper.step(watcher.record)  # its registration, applied as a challenger
+    catalog = app[keys.CATALOG]
+    deadline = asyncio.get_running_loop().time() + 30.0
+
+    def routed() -> set[str]:
+        spec = catalog.get(DEMO_PROMPT_ID)
+        return {v.name for v in spec.variants} if spec is not None else set()
+
+    while outcome.variant not in routed():
+        if asyncio.get_running_loop().time() > deadline:  # the variants bucket watch is late
+            raise TimeoutError(f"the sidecar did not take {outcome.variant}")
+        await asyncio.sleep(0.005)
+
+
+def _bred(learner: Learner, report: TrafficReport) -> list[dict[str, Any]]:
+    if learner.breeder is None:
+        return []
+    return [
+        {
+            "variant": o.variant,
+            "from": learner.breeder.known[o.prompt_id][o.variant].parent
+            if o.variant in learner.breeder.known[o.prompt_id]
+            else None,
+            "strategy": o.operator,
+            "entered_traffic": o.accepted,
+            "check": o.reason,
+            "calls": report.by_variant.get(o.variant, 0),
+        }
+        for o in learner.breeder.outcomes
+        if o.variant is not None
+    ]
 
 
 async def _with_tui(
@@ -389,6 +457,12 @@ def render_summary(summary: DemoSummary) -> str:
     lines.append(
         "  traffic share: " + ", ".join(f"{k} {v:.0%}" for k, v in summary.traffic_share.items())
     )
+    for b in summary.bred:
+        where = "entered live traffic" if b["entered_traffic"] else "kept out"
+        lines.append(
+            f"  bred {b['variant']} from {b['from']} by {b['strategy']} (SIMULATED mutator): "
+            f"{where}, offline check {b['check']}; served {b['calls']} calls"
+        )
     lines.append(
         f"  reward per call {summary.reward_per_call:.3f} vs {summary.equal_split_reward_per_call:.3f} with a fixed equal split: "
         f"{summary.reward_gain_vs_equal_split:+.0f} expected thumbs-up over the run"

@@ -53,7 +53,10 @@ PROMPT_ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[!-~]+\Z")
 """``provider/model``: printable ASCII without spaces, so it is safe in a header too."""
-_EVENT_FIELDS = ("model", "params", "system", "template", "origin", "parent", "strategy", "status")
+_EVENT_FIELDS = (
+    "model", "params", "system", "template", "origin", "parent", "strategy", "status",
+    "parents", "generation",
+)  # fmt: skip
 """The fields a variant and its ``VariantRegistered`` event share under the same name."""
 MAX_VARIABLES = 50
 """Most variables one prompt may declare."""
@@ -82,6 +85,10 @@ class VariantSpec(SpecModel):
     """Variant this one was bred from (mutation)."""
     strategy: str | None = None
     """Mutation strategy that produced it."""
+    parents: tuple[str, ...] = ()
+    """Every variant this one was bred from (two for a crossover); ``parent`` is the first."""
+    generation: int | None = None
+    """Generation of the search that bred it (0 is the seed)."""
 
     @field_validator("name")
     @classmethod

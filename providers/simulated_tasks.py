@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from providers import simulated_mutator
+
 
 @dataclass(frozen=True)
 class Snippet:
@@ -149,6 +151,8 @@ def answer(model: str, body: dict[str, Any]) -> str | None:
     )
     if '"score"' in system and "Answer to grade:" in user:
         return _judge(model, user)
+    if simulated_mutator.is_mutation_request(system, user):
+        return simulated_mutator.mutate(system, user)
     structured = bool(_STRUCTURED.search(user))
     if not structured and not _SUMMARIZE.match(user):
         return None

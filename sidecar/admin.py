@@ -49,7 +49,7 @@ from events.models import (
     encode,
 )
 from events.snapshots import StatsSnapshot
-from events.subjects import Bucket
+from events.subjects import Bucket, variant_key
 from prompts import PromptSpec, SpecError, VariantSpec
 from sidecar import keys
 from sidecar.errors import BadRequest, Conflict, NotFound, SidecarError
@@ -154,11 +154,6 @@ async def list_prompts(request: web.Request) -> web.Response:
 
 async def show_prompt(request: web.Request) -> web.Response:
     return web.json_response(await describe(request.app, _prompt(request)))
-
-
-def variant_key(prompt_id: str, variant: str) -> str:
-    """Key of a run-time variant in the ``promptlab_variants`` bucket."""
-    return f"{prompt_id}.{variant}"
 
 
 def variant_from_body(body: dict[str, Any]) -> VariantSpec:

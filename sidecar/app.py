@@ -26,11 +26,10 @@ from pydantic import ValidationError
 from events.bus import EventBus
 from events.models import EventDecodeError, VariantRegistered, decode, encode
 from events.snapshots import LearnerStatus, RoutingSnapshot
-from events.subjects import Bucket
+from events.subjects import Bucket, variant_key
 from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token, estimate_cost
 from providers import ProviderError, Providers
 from sidecar import admin, cors, keys, routes
-from sidecar.admin import variant_key
 from sidecar.assignments import share_assignments, watch_assignments
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
@@ -341,7 +340,7 @@ def apply_variant_event(catalog: Catalog, event: VariantRegistered) -> bool:
 
     Prompt-file variants (``origin = "config"``) are left alone: each replica has the file.
     """
-    if event.origin == "config":
+    if event.origin == "config" or event.source == "offline":
         return False
     prompt = catalog.get(event.prompt_id)
     if prompt is None:

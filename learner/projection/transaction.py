@@ -411,6 +411,8 @@ class _Batch:
         return feedback_ms + self.p.feedback_wait_ms < self.counters.get("clock_ms", 0)
 
     def _execution(self, seq: int, ev: ExecutionCompleted) -> None:
+        if ev.source == "offline":  # an experiment's or evolution's trial: not live evidence
+            return
         if ev.execution_id in self.execs:
             return  # the same execution published twice under two event ids
         occurred = event_ms(ev)
@@ -596,6 +598,8 @@ class _Batch:
             prompt.probation_variant = None
 
     def _registered(self, seq: int, ev: VariantRegistered) -> None:
+        if ev.source == "offline":  # an offline search candidate: lineage only, never routed
+            return
         self.version_rows.setdefault(
             (ev.prompt_id, ev.variant, ev.version),
             {

@@ -169,3 +169,35 @@ def register_experiment(sub: argparse._SubParsersAction) -> None:
     opt.add_argument("--no-events", dest="events", action="store_false", help="publish no events")
     add_config_option(opt)
     opt.set_defaults(handler=lazy("promptlab.commands.experiment:optimize_command"))
+
+
+def register_evolve(sub: argparse._SubParsersAction) -> None:
+    """Add ``evolve``."""
+    parser = sub.add_parser(
+        "evolve",
+        help="breed better prompt variants by LLM-driven mutation, tested offline",
+        description="Mutate the experiment's seed variant (its first listed variant, or the "
+        "champion) with the [evolution] mutator, evaluate every mutant as an experiment, "
+        "and search by genetic, hill-climbing, annealing or per-case Pareto selection.",
+    )
+    parser.add_argument("file", metavar="FILE", help="experiment file (TOML) with [evolution]")
+    parser.add_argument("--generations", type=int, help="generations (default: [evolution])")
+    parser.add_argument("--population", type=int, help="mutants per generation")
+    parser.add_argument("--strategies", nargs="+", metavar="OP", help="mutation operators")
+    parser.add_argument(
+        "--search", choices=["genetic", "hill_climbing", "annealing", "pareto"], help="selection"
+    )
+    parser.add_argument("--mutator", metavar="PROVIDER/MODEL", help="model that writes mutants")
+    parser.add_argument("--budget-usd", type=float, help="most USD the whole search spends")
+    parser.add_argument("--max-calls", type=int, help="most calls (mutator, model, judge)")
+    parser.add_argument("--seed", type=int, help="random seed (default: [evolution] seed)")
+    parser.add_argument("--json", metavar="OUT", help="write the JSON report here ('-': stdout)")
+    parser.add_argument(
+        "--register", action="store_true", help="add the winners as live challengers"
+    )
+    parser.add_argument("--prompts-dir", help="where prompt ids are looked up")
+    parser.add_argument(
+        "--no-events", dest="events", action="store_false", help="publish no events"
+    )
+    add_config_option(parser)
+    parser.set_defaults(handler=lazy("promptlab.commands.evolve:evolve_command"))

@@ -128,6 +128,13 @@ async def _run_learner(
             delay = min(delay * 2, 10.0)
     if stopping.is_set():
         return
+    breeder_client = None
+    if settings.learner.evolution.enabled:  # [learner.evolution]: mutator and checks' calls
+        from promptlab.models import make_providers
+
+        breeder_client = make_providers(settings)
+        await breeder_client.start()
+        learner.attach_breeder(breeder_client)
     try:
         async with online_evaluation(settings, bus, learner.prompts):
             await learner.run()
@@ -135,6 +142,9 @@ async def _run_learner(
         raise
     except Exception:
         log.exception("learner crashed; the sidecar keeps serving on its last routing snapshot")
+    finally:
+        if breeder_client is not None:
+            await breeder_client.close()
 
 
 def _with_cli_overrides(args: argparse.Namespace, settings: Settings) -> Settings:

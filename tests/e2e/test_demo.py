@@ -37,6 +37,8 @@ def test_demo_promotes_the_truly_better_variant_twice_in_a_row(tmp_path: Path) -
         assert promoted and promoted[0]["variant"] == summary["truly_best"]
         assert promoted[0]["evidence"]["p_value"] <= 0.05
         assert summary["reward_per_call"] > summary["equal_split_reward_per_call"]
+        # Continuous breeding is on in the demo: a bred variant entered live traffic.
+        assert any(b["entered_traffic"] and b["calls"] > 0 for b in summary["bred"]), summary
     assert (tmp_path / ".promptlab" / "demo" / "promptlab.db").is_file()
 
 

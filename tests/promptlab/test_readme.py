@@ -80,7 +80,10 @@ def test_experiment_file_examples_parse(body: str) -> None:
     from lab.experiment import parse_experiment
 
     spec = parse_experiment(tomllib.loads(body))
-    assert spec.evaluators and spec.constraint_list()
+    if "[evolution]" in body:  # the evolution section's excerpt
+        assert spec.evolution.mutator
+    else:
+        assert spec.evaluators and spec.constraint_list()
 
 
 @pytest.mark.parametrize(

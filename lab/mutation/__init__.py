@@ -1,0 +1,34 @@
+"""LLM-driven mutation of prompt variants: operators, the mutator's answer, validation."""
+
+from lab.mutation.answer import MutantDraft, MutatorError, parse_answer
+from lab.mutation.mutator import LLMMutator, Mutation, Mutator
+from lab.mutation.operators import (
+    OPERATORS,
+    FailingCase,
+    Instructions,
+    InstructionsError,
+    MutationRequest,
+    Operator,
+    build_messages,
+    load_instructions,
+)
+from lab.mutation.validate import MutantRejected, validate_mutant
+
+__all__ = [
+    "OPERATORS",
+    "FailingCase",
+    "Instructions",
+    "InstructionsError",
+    "LLMMutator",
+    "MutantDraft",
+    "MutantRejected",
+    "Mutation",
+    "MutationRequest",
+    "Mutator",
+    "MutatorError",
+    "Operator",
+    "build_messages",
+    "load_instructions",
+    "parse_answer",
+    "validate_mutant",
+]
