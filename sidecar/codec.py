@@ -1,8 +1,8 @@
-"""JSON on the hot path: orjson when it can, the standard library when it cannot.
+"""JSON at the sidecar's door: :mod:`providers.codec` plus the screening of input.
 
-orjson parses and encodes several times faster than :mod:`json`. It is stricter in a
-few corners (``NaN``, integers beyond 64 bits, non-string keys); there the standard
-library takes over, so what is accepted and what error messages say do not change.
+orjson refuses lone surrogates and integers beyond 64 bits, which nothing downstream can
+carry; where it refuses, the standard library parses (and words the error) and
+:func:`sidecar.inputs.check_decoded` refuses those values with a clear message.
 """
 
 from __future__ import annotations
@@ -10,35 +10,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from providers.codec import dumps, orjson
 from sidecar.inputs import check_decoded
 
-orjson: Any
-try:
-    import orjson
-except (
-    ImportError
-):  # pragma: no cover - orjson is a dependency; this keeps a broken install working
-    orjson = None
+__all__ = ["dumps", "loads"]
 
 
 def loads(raw: bytes | str) -> Any:
     """Parse JSON (``ValueError`` when it is not, or when it holds a lone surrogate or an
-    integer beyond 64 bits, which orjson refuses and nothing downstream can carry)."""
+    integer beyond 64 bits)."""
     if orjson is not None:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
-            pass  # let the standard library decide, and word the error
+            pass
     value = json.loads(raw)
     check_decoded(value)
     return value
-
-
-def dumps(obj: Any) -> bytes:
-    """Compact JSON as bytes."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(obj)
-        except TypeError:
-            pass
-    return json.dumps(obj, separators=(",", ":")).encode()
