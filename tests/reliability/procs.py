@@ -132,8 +132,9 @@ class Serve:
 
         threading.Thread(target=read, daemon=True).start()
         if not done.wait(timeout) or not (match := READY.search(lines[0])):
+            log = self.log_text()[-3000:]  # before kill() closes the log file
             self.kill()
-            raise RuntimeError(f"serve not ready: {lines!r}\n{self.log_text()[-3000:]}")
+            raise RuntimeError(f"serve not ready: {lines!r}\n{log}")
         return match.group(1)
 
     @property
@@ -141,7 +142,8 @@ class Serve:
         return self.proc.pid
 
     def log_text(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def terminate(self, timeout: float = 60.0) -> int:

@@ -8,8 +8,9 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,32 @@ class Cluster:
             node.stop()
 
 
+async def wait_for_jetstream(url: str, timeout: float = 60.0) -> None:
+    """Until the cluster has elected its JetStream meta leader (account info answers)."""
+    import nats as nats_client
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            nc = await nats_client.connect(servers=url.split(","), connect_timeout=2)
+            try:
+                await nc.jetstream().account_info()
+                return
+            finally:
+                await nc.close()
+        except Exception as exc:  # not formed yet: no meta leader, no responders
+            last = exc
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"JetStream cluster not ready after {timeout:.0f}s: {last!r}")
+
+
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     c = Cluster(tmp_path / "cluster")
     c.start()
     try:
+        await wait_for_jetstream(c.url)
         yield c
     finally:
         c.stop()
