@@ -25,13 +25,9 @@ _ROWS: list[tuple[str, str, dict[str, Any]]] = []
 
 
 @pytest.fixture
-def nats(tmp_path: Path) -> Iterator[NatsServerProcess]:
-    server = NatsServerProcess(tmp_path / "nats-server")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def nats(nats_server: NatsServerProcess) -> NatsServerProcess:
+    """The suite's name for tests/conftest.py's ``nats_server`` (one per test)."""
+    return nats_server
 
 
 @pytest.fixture
