@@ -172,8 +172,8 @@ class _Sim:
         self.life_start = np.zeros((runs, k), dtype=np.int64)
         subjects = max(row.subjects, 1)
         self.s_arm = np.full((runs, subjects), -1, dtype=np.int64)
-        self.s_p = np.ones((runs, subjects))
-        self.s_champ = np.full((runs, subjects), -1, dtype=np.int64)
+        self.s_shares = np.zeros((runs, subjects, k))
+        self.s_u = np.zeros((runs, subjects))
 
     # ---- traffic
 
@@ -243,7 +243,7 @@ class _Sim:
         arms = np.argmax(u[..., None] < cum[:, None, :], axis=2)
         probs = np.take_along_axis(s, arms, axis=1)
         if self.row.subjects:
-            arms, probs = self._sticky(arms, probs)
+            arms, probs = self._sticky(arms, probs, s)
         m = self.means_at(t.astype(float))
         chosen = np.take_along_axis(m, arms[..., None], axis=2)[..., 0]
         if self.row.rewards == "beta":
@@ -265,32 +265,45 @@ class _Sim:
         self.arr_log[:, at : at + b] = j + delay
 
     def _sticky(
-        self, arms: npt.NDArray[np.int64], probs: FloatArray
+        self, arms: npt.NDArray[np.int64], probs: FloatArray, shares: FloatArray
     ) -> tuple[npt.NDArray[np.int64], FloatArray]:
-        """Subjects (as the sidecar's sticky routing): a subject keeps the arm and logged
-        probability of its first call while that arm is live and the champion it was
-        assigned under still leads."""
+        """Subjects under sticky routing, as :mod:`sidecar.router` routes them.
+
+        A subject is assigned with the table's shares ``p0`` and a point ``u`` of [0, 1)
+        (the router hashes it). It keeps its arm ``a`` while ``u * p0[a] < p[a]`` under
+        the current shares ``p``; once that fails it moves to an arm whose share grew
+        since ``p0`` (in proportion to the growth) and is assigned anew. Of the subjects
+        assigned under ``p0`` a share ``min(1, p[a] / p0[a])`` stay and the movers fill
+        exactly the growth, so a subject is on arm ``a`` with probability ``p[a]``: the
+        probability logged for its call. As few subjects move as the shift demands."""
         runs, b = arms.shape
+        k = self.k
         who = self.rng.integers(0, self.row.subjects, (runs, b))
         lane = np.arange(runs)[:, None].repeat(b, 1)
-        kept = self.s_arm[lane, who]
-        kept_c = self.s_champ[lane, who]
-        status = np.take_along_axis(self.status, np.maximum(kept, 0), axis=1)
-        ok = (kept >= 0) & np.isin(status, (CHAMPION, CHALLENGER, HOLDBACK))
-        ok &= kept_c == self.champion[:, None]
-        # A subject new in this block is assigned at its first call in the block.
+        # One check per subject per table (block): at its first call in the block.
         flat = (lane * self.row.subjects + who).ravel()
-        _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
-        new_arm = arms.ravel()[first][inverse].reshape(runs, b)
-        new_p = probs.ravel()[first][inverse].reshape(runs, b)
-        out_arm = np.where(ok, kept, new_arm)
-        out_p = np.where(ok, self.s_p[lane, who], new_p)
-        assign = ~ok
-        self.s_arm[lane[assign], who[assign]] = out_arm[assign]
-        self.s_p[lane[assign], who[assign]] = out_p[assign]
-        self.s_champ[lane[assign], who[assign]] = np.broadcast_to(
-            self.champion[:, None], (runs, b)
-        )[assign]
+        uniq, inverse = np.unique(flat, return_inverse=True)
+        r_u, s_u = uniq // self.row.subjects, uniq % self.row.subjects
+        kept = self.s_arm[r_u, s_u]
+        now = shares[r_u]  # (u, k)
+        base = self.s_shares[r_u, s_u]  # (u, k)
+        has = kept >= 0
+        idx = np.maximum(kept, 0)[:, None]
+        p_now = np.take_along_axis(now, idx, axis=1)[:, 0]
+        p_base = np.take_along_axis(base, idx, axis=1)[:, 0]
+        stay = has & (self.s_u[r_u, s_u] * p_base < p_now)
+        grew = np.maximum(now - base, 0.0)
+        grew = np.where(has[:, None] & (grew.sum(axis=1, keepdims=True) > 0), grew, now)
+        cum = np.cumsum(grew, axis=1)
+        u = self.rng.random(len(uniq))[:, None] * cum[:, -1:]
+        moved = np.minimum(np.argmax(u < cum, axis=1), k - 1)
+        new_arm = np.where(stay, kept, moved)
+        go = ~stay
+        self.s_arm[r_u[go], s_u[go]] = new_arm[go]
+        self.s_shares[r_u[go], s_u[go]] = now[go]
+        self.s_u[r_u[go], s_u[go]] = self.rng.random(int(go.sum()))
+        out_arm = new_arm[inverse].reshape(runs, b)
+        out_p = np.take_along_axis(shares, out_arm, axis=1)
         return out_arm, out_p
 
     # ---- statistics
