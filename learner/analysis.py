@@ -20,12 +20,16 @@ from events.snapshots import VariantStatus
 from learner.policy.concurrent import (
     ChampionChange,
     ConcurrentTest,
+    ProbationTest,
+    RewardLog,
     RewardStep,
     concurrent_tests,
+    probation_test,
 )
 from learner.policy.rules import Probation, PromptState, lift_with_interval, recommendation
 from learner.stats import beta as stats
 from learner.stats.beta import ArmSummary
+from learner.stats.etest import probation_steps
 from learner.storage.store import ArmTotals
 from learner.storage.view import ArmView, PromptView
 
@@ -100,6 +104,7 @@ def prompt_state(view: PromptView) -> PromptState:
     """
     arms = {name: to_summary(arm) for name, arm in view.arms.items()}
     statuses = {name: cast(VariantStatus, arm.status) for name, arm in view.arms.items()}
+    log = RewardLog([RewardStep(*row) for row in view.reward_steps]) if view.registered else None
     probation = None
     previous = view.previous_champion
     if (
@@ -117,6 +122,7 @@ def prompt_state(view: PromptView) -> PromptState:
                 previous, view.probation_baseline, before.latency_p50_ms, before.latency_p95_ms
             ),
             since=summary_of(view.champion, view.probation_since),
+            test=_probation_test(view, log, previous),
         )
     return PromptState(
         champion=view.champion,
@@ -124,30 +130,49 @@ def prompt_state(view: PromptView) -> PromptState:
         statuses=statuses,
         probation=probation,
         paused=view.paused,
-        concurrent=_concurrent(view, statuses),
+        concurrent=_concurrent(view, log, statuses),
+    )
+
+
+def _probation_test(view: PromptView, log: RewardLog | None, previous: str) -> ProbationTest | None:
+    """The same-period test of the last promotion against the holdback of the previous
+    champion (None without a holdback, or for a view without history)."""
+    config = view.config
+    promoted = [seq for seq, kind, _, _ in view.champion_changes if kind == "promoted"]
+    if log is None or not config.holds_back or not promoted:
+        return None
+    return probation_test(
+        log,
+        promoted[-1],
+        view.champion,
+        previous,
+        length=probation_steps(config),
+        rollback_alpha=config.rollback_alpha,
+        floor=view.least_share,
+        holdback=config.probation_holdback,
     )
 
 
 def _concurrent(
-    view: PromptView, statuses: dict[str, VariantStatus]
+    view: PromptView, log: RewardLog | None, statuses: dict[str, VariantStatus]
 ) -> dict[str, ConcurrentTest] | None:
     """The same-period test of every challenger (None for a view without history)."""
-    if not view.registered:
+    if log is None:
         return None
-    steps = [RewardStep(*row) for row in view.reward_steps]
     changes = [
         ChampionChange(seq, champion, automatic=(kind == "promoted" and reason == "auto"))
         for seq, kind, champion, reason in view.champion_changes
     ]
     challengers = sorted(v for v, s in statuses.items() if s == "challenger")
     return concurrent_tests(
-        steps,
+        log,
         changes,
         view.registered,
         view.champion,
         challengers,
         alpha=view.config.alpha,
         min_lift=view.config.min_lift,
+        floor=view.least_share,
     )
 
 

@@ -30,6 +30,10 @@ Strategies
     requires: a subject's call is on a variant with the variant's *current* share,
     which is the probability logged. Traffic therefore moves toward a better variant
     for new and returning subjects alike, unlike a stable split.
+holdback (during a probation)
+    The previous champion (snapshot status ``holdback``) gets exactly the snapshot's
+    ``holdback_share``; the strategy above splits the rest. It is the concurrent
+    baseline the learner judges the new champion against.
 paused
     When the snapshot says exploration is paused, every call gets the champion.
 
@@ -235,6 +239,7 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     paused = False
     posteriors: dict[str, tuple[float, float]] = {}
     retired: set[str] = set()
+    holdback: str | None = None
     if snapshot is not None:
         version = snapshot.version
         paused = snapshot.paused
@@ -245,12 +250,19 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
             posteriors[arm.variant] = (arm.alpha, arm.beta)
             if arm.status == "retired" and arm.variant != champion:
                 retired.add(arm.variant)
-    arms = [n for n in names if n not in retired]
+            elif (
+                arm.status == "holdback"
+                and arm.variant in names
+                and arm.variant != champion
+                and snapshot.holdback_share > 0
+            ):
+                holdback = arm.variant
+    arms = [n for n in names if n not in retired and n != holdback]
     if champion not in arms:
         arms.insert(0, champion)
     ci = arms.index(champion)
 
-    if paused or len(arms) == 1:
+    if paused or (len(arms) == 1 and holdback is None):
         shares = [1.0 if i == ci else 0.0 for i in range(len(arms))]
         kind = "champion"
     elif strategy == "fixed":
@@ -269,6 +281,11 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
             cap_exploration(thompson_shares(alphas, betas, seed), ci, cap), ci, cap, floor
         )
         kind = "thompson"
+    if holdback is not None and not paused and snapshot is not None:
+        # The previous champion's fixed share during a probation; the rest as above.
+        h = snapshot.holdback_share
+        shares = [s * (1.0 - h) for s in shares] + [h]
+        arms.append(holdback)
 
     # Arms with no share stay out of the draw tables (a zero-width slot is never hit,
     # but keeping them out makes that obvious).

@@ -25,6 +25,7 @@ class PromptRow:
     paused: bool = False
     previous_champion: str | None = None
     probation_variant: str | None = None
+    probation_steps: int = 0
     probation_rewarded: int = 0
     probation_reward_micro: int = 0
     probation_reward_sq_micro: int = 0

@@ -56,6 +56,7 @@ from learner.storage import schema as t
 from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
 from learner.storage.store import Store, latency_bucket
 from learner.storage.view import window_minutes
+from learner.stats.etest import probation_steps
 from prompts.config import PromotionConfig
 
 log = logging.getLogger(__name__)
@@ -589,13 +590,24 @@ class _Batch:
             prompt.probation_rewarded += 1
             prompt.probation_reward_micro += micro
             prompt.probation_reward_sq_micro += sq
-        if (
-            prompt.probation_variant == ex.variant
-            and prompt.probation_rewarded >= self.p.promotion(ex.prompt_id).probation_samples
-        ):
-            # Probation served without a rollback: a full champion from here on.
-            self._set_status(ex.prompt_id, ex.variant, "champion")
-            prompt.probation_variant = None
+        if prompt.probation_variant is not None:
+            # Every rewarded call of the prompt is a step of the probation's test
+            # (learner.policy.concurrent.probation_test counts the same ones).
+            prompt.probation_steps += 1
+            if prompt.probation_steps >= probation_steps(self.p.promotion(ex.prompt_id)):
+                self._end_probation(ex.prompt_id, prompt)
+
+    def _end_probation(self, prompt_id: str, prompt: PromptRow) -> None:
+        """Probation served without a rollback: a full champion from here on, and the
+        holdback an ordinary challenger again."""
+        assert prompt.probation_variant is not None
+        self._set_status(prompt_id, prompt.probation_variant, "champion")
+        previous = prompt.previous_champion
+        if previous is not None:
+            row = self.state.variants.get((prompt_id, previous))
+            if row is not None and row.status == "holdback":
+                self._set_status(prompt_id, previous, "challenger")
+        prompt.probation_variant = None
 
     def _registered(self, seq: int, ev: VariantRegistered) -> None:
         if ev.source == "offline":  # an offline search candidate: lineage only, never routed
@@ -685,7 +697,7 @@ class _Batch:
         self.renames.append((prompt_id, name, archived))
         prompt = self.state.prompts[prompt_id]
         if prompt.probation_variant == name:  # the record was of the old version
-            prompt.probation_variant = None
+            self._end_probation(prompt_id, prompt)
             prompt.previous_champion = None
             prompt.clear_probation()
         summary = (
@@ -737,8 +749,15 @@ class _Batch:
         self.decision_rows.append(decision_record(seq, ev))
         match ev:
             case VariantPromoted() if ev.variant != prompt.champion:
+                config = self.p.promotion(ev.prompt_id)
+                on_probation = probation_steps(config) > 0
+                if prompt.probation_variant is not None:
+                    self._end_probation(ev.prompt_id, prompt)  # an operator's promotion
                 if prompt.champion is not None:
-                    self._set_status(ev.prompt_id, prompt.champion, "challenger")
+                    held = on_probation and config.holds_back
+                    self._set_status(
+                        ev.prompt_id, prompt.champion, "holdback" if held else "challenger"
+                    )
                 baseline = (
                     {}
                     if prompt.champion is None
@@ -749,7 +768,8 @@ class _Batch:
                 prompt.champion = ev.variant
                 prompt.champion_explicit = True
                 prompt.last_decision_sequence = seq
-                if self.p.promotion(ev.prompt_id).probation_samples > 0:
+                prompt.probation_steps = 0
+                if on_probation:
                     prompt.probation_variant = ev.variant
                     self._set_status(ev.prompt_id, ev.variant, "probation")
                 else:
@@ -763,6 +783,7 @@ class _Batch:
                 prompt.champion = ev.restored
                 prompt.previous_champion = None
                 prompt.probation_variant = None
+                prompt.probation_steps = 0
                 prompt.clear_probation()
                 prompt.last_decision_sequence = seq
             case VariantRetired() if ev.variant != prompt.champion:

@@ -63,6 +63,9 @@ prompt_state = Table(
     # Champion before the last promotion: what a rollback restores.
     Column("previous_champion", String(200), nullable=True),
     Column("probation_variant", String(200), nullable=True),
+    # Rewarded calls of the prompt since the last promotion, while its probation runs
+    # (it ends at learner.stats.etest.probation_steps).
+    Column("probation_steps", BigInteger, nullable=False, default=0, server_default="0"),
     # The probation record of the last promotion (until the next promotion or a
     # rollback): the champion's counters since it was promoted, and the previous
     # champion's counters frozen at that moment (over the evaluation window, if any).

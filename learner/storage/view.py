@@ -86,6 +86,9 @@ class PromptView:
     last_event_ms: int
     config: PromotionConfig
     exploration_cap: float = 0.2
+    exploration_floor: float = 0.05
+    """``routing.exploration_floor``: the least share the router gives a live arm (lowered
+    to ``exploration_cap / (2 k)`` with ``k`` challengers, see :attr:`least_share`)."""
     arms: dict[str, ArmView] = field(default_factory=dict)
     """Registered variants by name, in registration order."""
     window_start_minute: int | None = None
@@ -96,6 +99,16 @@ class PromptView:
     """Promotions and rollbacks: ``(sequence, type, new champion, reason)``."""
     registered: dict[str, int] = field(default_factory=dict)
     """Each variant's registration sequence (empty: a view built without history)."""
+
+    @property
+    def least_share(self) -> float:
+        """The smallest routing share a live arm has now, as the router computes it:
+        ``min(exploration_floor, exploration_cap / (2 k))``, ``k`` challengers (what bounds
+        the allocation-aware tests' increments)."""
+        k = sum(1 for a in self.arms.values() if a.status == "challenger")
+        if k == 0 or self.exploration_cap <= 0:
+            return self.exploration_floor or 1.0
+        return max(1e-6, min(self.exploration_floor, self.exploration_cap / (2 * k)))
 
     @property
     def active(self) -> list[ArmView]:
@@ -109,7 +122,12 @@ class PromptView:
 
 
 async def load_view(
-    store: Store, prompt_id: str, config: PromotionConfig, *, exploration_cap: float = 0.2
+    store: Store,
+    prompt_id: str,
+    config: PromotionConfig,
+    *,
+    exploration_cap: float = 0.2,
+    exploration_floor: float = 0.05,
 ) -> PromptView | None:
     """The view of one prompt, or None while it has no champion (nothing registered)."""
     row = await store.prompt_row(prompt_id)
@@ -152,6 +170,7 @@ async def load_view(
         last_event_ms=int(row["last_event_ms"]),
         config=config,
         exploration_cap=exploration_cap,
+        exploration_floor=exploration_floor,
         arms=arms,
         window_start_minute=since,
         reward_steps=tuple(await store.reward_steps(prompt_id)),

@@ -113,6 +113,40 @@ def test_sticky_subjects_move_only_as_much_as_the_shares_shift() -> None:
     assert all(other.decide("summarize", s).variant == v for s, v in first.items())
 
 
+def test_the_holdback_keeps_its_share_during_a_probation() -> None:
+    router = Router([summarize_prompt(sticky=False)], seed=7)
+    held = snapshot(2, champion="v2", v1=(1, 1), v2=(1, 1)).model_copy(
+        update={
+            "holdback_share": 0.2,
+            "arms": [
+                ArmPosterior(variant="v1", alpha=1, beta=1, status="holdback"),
+                ArmPosterior(variant="v2", alpha=1, beta=1, status="probation"),
+            ],
+        }
+    )
+    router.apply_snapshot(held)
+    assert router.shares("summarize") == {"v2": pytest.approx(0.8), "v1": pytest.approx(0.2)}
+    got = shares(router)
+    assert abs(got["v1"] - 0.2) < 0.015
+    route = router.decide("summarize")
+    assert route.routing_info().strategy == "thompson"  # logged with its probability
+    assert route.probability == pytest.approx(0.8 if route.variant == "v2" else 0.2)
+    # With a third arm the strategy splits the rest: v3 within the cap of 0.8.
+    router = Router([three_arms(sticky=False)], seed=8)
+    router.apply_snapshot(
+        held.model_copy(
+            update={"arms": [*held.arms, ArmPosterior(variant="v3", alpha=1, beta=1)]}
+        )
+    )
+    exact = router.shares("summarize")
+    assert exact["v1"] == pytest.approx(0.2)
+    assert exact["v2"] == pytest.approx(0.8 * 0.8) and exact["v3"] == pytest.approx(0.8 * 0.2)
+    # Paused: champion only, holdback or not.
+    router.apply_snapshot(held.model_copy(update={"version": 3, "paused": True}))
+    paused = router.shares("summarize")
+    assert paused["v2"] == 1.0 and paused.get("v1", 0.0) == 0.0
+
+
 def test_paused_means_champion_only() -> None:
     router = Router([three_arms()], seed=4)
     router.apply_snapshot(snapshot(paused=True, champion="v2", v1=(1, 1), v2=(1, 1), v3=(1, 1)))
