@@ -173,6 +173,7 @@ def _concurrent(
         alpha=view.config.alpha,
         min_lift=view.config.min_lift,
         floor=view.least_share,
+        numbers=view.tests,
     )
 
 

@@ -10,10 +10,10 @@ After a promotion, :func:`probation_test` compares the previous champion, which 
 fixed holdback share of the traffic, with the new one on the same steps: a drift that
 moves both arms cancels, so only a real regression rolls the promotion back.
 
-Test numbers for e-LOND (:mod:`learner.policy.fdr`) are an upper bound on the tests the
-prompt has started: ``epoch_index * variants_ever + rank``, ``rank`` the challenger's
-registration rank. Skipping numbers only shrinks the budgets, so the FDR guarantee
-holds; the discoveries are the automatic promotions before this epoch. Everything is
+Test numbers for e-LOND (:mod:`learner.policy.fdr`) count the tests the prompt has
+started: the projection numbers a challenger's test when it starts (registration, a new
+champion, the end of a probation, a reactivation), so the ``j``-th test ever gets
+``gamma_j``; the discoveries are the automatic promotions so far. The increments are
 recomputed from the stored steps, so a replay computes the very same numbers.
 """
 
@@ -146,8 +146,14 @@ def concurrent_tests(
     alpha: float,
     min_lift: float,
     floor: float = DEFAULT_FLOOR,
+    numbers: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, ConcurrentTest]:
-    """Each challenger's test against the champion over the current epoch."""
+    """Each challenger's test against the champion over the current epoch.
+
+    ``numbers`` gives a challenger's test as the projection started it: ``(e-LOND
+    number, the sequence its steps start after)``. A challenger without one (a store
+    projected before tests were numbered) gets the upper bound ``epoch_index *
+    variants_ever + registration rank`` and starts at its epoch or registration."""
     log = steps if isinstance(steps, RewardLog) else RewardLog(steps)
     epoch_start = changes[-1].sequence if changes else 0
     discoveries = sum(1 for c in changes if c.automatic)
@@ -157,6 +163,9 @@ def concurrent_tests(
     out = {}
     for c in challengers:
         start = max(epoch_start, registered.get(c, 0))
+        number = len(changes) * ever + ranks.get(c, ever - 1) + 1
+        if numbers and c in numbers:
+            number, start = numbers[c]
         # Steps of other arms are steps too (x = 0): they carry the time forward.
         window = (log.seqs > start) & log.known
         # A logged probability below the floor only makes the wealth collapse faster
@@ -169,7 +178,6 @@ def concurrent_tests(
         )
         fpath, *_ = wealth_path(-x[None, :], ones, zero, zero, zero, zero, -min_lift, bound)
         n_steps = int(n[0])
-        number = len(changes) * ever + ranks.get(c, ever - 1) + 1
         out[c] = ConcurrentTest(
             challenger=c,
             champion=champion,

@@ -115,8 +115,11 @@ class Outcome:
 
 
 class _Sim:
-    def __init__(self, row: Row, runs: int, seed: int) -> None:
+    def __init__(self, row: Row, runs: int, seed: int, *, trace: bool = False) -> None:
         self.row, self.runs = row, runs
+        self.trace: list[tuple[int, int, float, float]] | None = [] if trace else None
+        """Run 0's rewarded calls in the order the statistics see them: ``(request, arm,
+        reward, logged probability)`` (to check the learner's code decides alike)."""
         self.rng = np.random.default_rng(seed)
         k = len(row.start)
         self.k = k
@@ -383,6 +386,11 @@ class _Sim:
         base = (self.base_s[:, None] + cs) / (self.base_n[:, None] + cn)
         self.base_s += (y * mf).sum(axis=1)
         self.base_n += mf.sum(axis=1)
+        if self.trace is not None:
+            m0 = mask[0]
+            self.trace.extend(
+                zip(t[0, m0].tolist(), arms[0, m0].tolist(), y[0, m0].tolist(), p[0, m0].tolist())
+            )
         for a in range(self.k):
             hit = mask & (arms == a)
             self.post_n[:, a] += hit.sum(axis=1)

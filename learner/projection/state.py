@@ -39,6 +39,7 @@ class PromptRow:
     baseline_errors: int = 0
     baseline_cost_nano: int = 0
     last_decision_sequence: int = 0
+    tests_started: int = 0
     last_sequence: int = 0
     last_event_ms: int = 0
 
@@ -70,6 +71,10 @@ class VariantRow:
     status: VariantStatus = "challenger"
     registered_sequence: int = 0
     lifecycle: VariantLifecycle = "active"
+    test_number: int = 0
+    """e-LOND number of the challenger's running same-period test (0: none)."""
+    test_start: int = 0
+    """Stream sequence after which that test's steps count."""
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)

@@ -608,6 +608,7 @@ class _Batch:
             if row is not None and row.status == "holdback":
                 self._set_status(prompt_id, previous, "challenger")
         prompt.probation_variant = None
+        self._start_tests(prompt_id, prompt.last_sequence)
 
     def _registered(self, seq: int, ev: VariantRegistered) -> None:
         if ev.source == "offline":  # an offline search candidate: lineage only, never routed
@@ -661,6 +662,26 @@ class _Batch:
             prompt.champion = ev.variant
             prompt.champion_explicit = ev.champion
             self._set_status(ev.prompt_id, ev.variant, "champion")
+        self._start_tests(ev.prompt_id, seq)
+
+    def _start_tests(self, prompt_id: str, seq: int, *, restart: bool = False) -> None:
+        """Give every live challenger without a running test a new one against the
+        champion (``restart``: every live challenger, as a new champion starts a new
+        epoch), numbered by the prompt's count of tests started (e-LOND's ``j``), in
+        registration order. The scenario simulator starts tests at the same moments."""
+        prompt = self.state.prompts[prompt_id]
+        for row in self.state.variants_of(prompt_id).values():
+            live = row.status == "challenger" and row.lifecycle == "active"
+            if not live:
+                if row.test_number:
+                    row.test_number = row.test_start = 0
+                    self.dirty_variants.add((prompt_id, row.variant))
+                continue
+            if row.test_number and not restart:
+                continue
+            prompt.tests_started += 1
+            row.test_number, row.test_start = prompt.tests_started, seq
+            self.dirty_variants.add((prompt_id, row.variant))
 
     def _new_version(self, seq: int, ev: VariantRegistered, row: VariantRow) -> None:
         """A changed variant under the same name: a new version with no evidence.
@@ -695,6 +716,7 @@ class _Batch:
                 if ex.new_row is not None:
                     ex.new_row["variant"] = archived
         self.renames.append((prompt_id, name, archived))
+        row.test_number = row.test_start = 0  # the new version is tested afresh
         prompt = self.state.prompts[prompt_id]
         if prompt.probation_variant == name:  # the record was of the old version
             self._end_probation(prompt_id, prompt)
@@ -775,6 +797,7 @@ class _Batch:
                 else:
                     prompt.probation_variant = None
                     self._set_status(ev.prompt_id, ev.variant, "champion")
+                self._start_tests(ev.prompt_id, seq, restart=True)
             case VariantRolledBack() if ev.variant == prompt.champion:
                 self._set_status(
                     ev.prompt_id, ev.variant, "retired" if ev.reason == "auto" else "challenger"
@@ -786,9 +809,11 @@ class _Batch:
                 prompt.probation_steps = 0
                 prompt.clear_probation()
                 prompt.last_decision_sequence = seq
+                self._start_tests(ev.prompt_id, seq, restart=True)
             case VariantRetired() if ev.variant != prompt.champion:
                 self._set_status(ev.prompt_id, ev.variant, "retired")
                 prompt.last_decision_sequence = seq
+                self._start_tests(ev.prompt_id, seq)
             case ExplorationPaused():
                 prompt.paused = True
             case ExplorationResumed():
@@ -799,6 +824,7 @@ class _Batch:
                     row.lifecycle = ev.status
                     self.dirty_variants.add((ev.prompt_id, ev.variant))
                     prompt.last_decision_sequence = seq
+                    self._start_tests(ev.prompt_id, seq)
             case _:
                 pass  # rejections, and decisions overtaken by an earlier one: logged only
 

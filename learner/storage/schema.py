@@ -76,6 +76,8 @@ prompt_state = Table(
         for name in PROBATION_COUNTERS
     ],
     Column("last_decision_sequence", BigInteger, nullable=False, default=0),
+    # Same-period promotion tests this prompt has started (e-LOND numbers them 1, 2, ...).
+    Column("tests_started", BigInteger, nullable=False, default=0, server_default="0"),
     # Newest stream sequence that changed this prompt (snapshot version).
     Column("last_sequence", BigInteger, nullable=False, default=0),
     # Newest ``occurred_at`` seen for this prompt: the learner's notion of "now".
@@ -96,6 +98,10 @@ variants = Table(
     Column("registered_sequence", BigInteger, nullable=False),
     # The author's lifecycle (draft/active/deprecated/archived), next to the learner's status.
     Column("lifecycle", String(20), nullable=False, server_default="active"),
+    # The challenger's current same-period test against the champion: its e-LOND number
+    # and the stream sequence it starts after (0: no test running).
+    Column("test_number", BigInteger, nullable=False, server_default="0"),
+    Column("test_start", BigInteger, nullable=False, server_default="0"),
 )
 
 variant_versions = Table(

@@ -99,6 +99,8 @@ class PromptView:
     """Promotions and rollbacks: ``(sequence, type, new champion, reason)``."""
     registered: dict[str, int] = field(default_factory=dict)
     """Each variant's registration sequence (empty: a view built without history)."""
+    tests: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Each challenger's running same-period test: ``(e-LOND number, start sequence)``."""
 
     @property
     def least_share(self) -> float:
@@ -176,6 +178,11 @@ async def load_view(
         reward_steps=tuple(await store.reward_steps(prompt_id)),
         champion_changes=tuple(await store.champion_changes(prompt_id)),
         registered={v["variant"]: int(v["registered_sequence"]) for v in variants},
+        tests={
+            v["variant"]: (int(v["test_number"]), int(v["test_start"]))
+            for v in variants
+            if v.get("test_number")
+        },
     )
 
 

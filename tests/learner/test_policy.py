@@ -294,7 +294,9 @@ def test_lift_with_interval_and_recommendations() -> None:
     assert recommendation(state(0.40, 300), CFG, rng()).startswith("retire v2")
     assert recommendation(state(0.52, 100), CFG, rng()) == "insufficient data (v2 100/200)"
     assert recommendation(state(0.52, 1000), CFG, rng()).startswith("keep exploring (leader v2: P=")
-    assert recommendation(on_probation(0.5, 10), CFG, rng()).startswith(f"probation: v2 10/{probation_steps(CFG)}")
+    assert recommendation(on_probation(0.5, 10), CFG, rng()).startswith(
+        f"probation: v2 10/{probation_steps(CFG)}"
+    )
 
 
 def test_invalid_states_are_refused() -> None:

@@ -134,9 +134,7 @@ def test_the_holdback_keeps_its_share_during_a_probation() -> None:
     # With a third arm the strategy splits the rest: v3 within the cap of 0.8.
     router = Router([three_arms(sticky=False)], seed=8)
     router.apply_snapshot(
-        held.model_copy(
-            update={"arms": [*held.arms, ArmPosterior(variant="v3", alpha=1, beta=1)]}
-        )
+        held.model_copy(update={"arms": [*held.arms, ArmPosterior(variant="v3", alpha=1, beta=1)]})
     )
     exact = router.shares("summarize")
     assert exact["v1"] == pytest.approx(0.2)
