@@ -389,7 +389,13 @@ class _Sim:
         if self.trace is not None:
             m0 = mask[0]
             self.trace.extend(
-                zip(t[0, m0].tolist(), arms[0, m0].tolist(), y[0, m0].tolist(), p[0, m0].tolist())
+                zip(
+                    t[0, m0].tolist(),
+                    arms[0, m0].tolist(),
+                    y[0, m0].tolist(),
+                    p[0, m0].tolist(),
+                    strict=True,
+                )
             )
         for a in range(self.k):
             hit = mask & (arms == a)

@@ -52,11 +52,11 @@ from learner.projection.commands import Command, carry_out
 from learner.projection.decisions import decision_record
 from learner.projection.reward import RewardRule, finite, raw_value
 from learner.projection.state import LearnerState, PromptRow, VariantRow
+from learner.stats.etest import probation_steps
 from learner.storage import schema as t
 from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
 from learner.storage.store import Store, latency_bucket
 from learner.storage.view import window_minutes
-from learner.stats.etest import probation_steps
 from prompts.config import PromotionConfig
 
 log = logging.getLogger(__name__)
