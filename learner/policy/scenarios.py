@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from learner.stats.beta import moment_params
 from learner.stats.etest import FloatArray, ipw_increment, wealth_path
 
 INACTIVE, CHALLENGER, CHAMPION, RETIRED, HOLDBACK = 0, 1, 2, 3, 4
@@ -130,6 +131,7 @@ class _Sim:
         self.champion = np.zeros(runs, dtype=np.int64)
         self.post_n = np.zeros((runs, k))
         self.post_s = np.zeros((runs, k))
+        self.post_q = np.zeros((runs, k))
         self.base_n = np.ones(runs)
         self.base_s = np.full(runs, 0.5)
         # Per arm: the test of it against the champion (promotion) and its futility twin.
@@ -190,8 +192,9 @@ class _Sim:
 
     def shares(self) -> FloatArray:
         live = (self.status == CHAMPION) | (self.status == CHALLENGER)
-        a = 1.0 + self.post_s
-        b = 1.0 + self.post_n - self.post_s
+        # The learner's posteriors (learner.stats.beta.moment_posterior): conjugate for
+        # 0/1 rewards, matched to the observed spread for fractional ones.
+        a, b = moment_params(self.post_n, self.post_s, self.post_q)
         mean = a / (a + b)
         sd = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
         draws = mean[..., None] + sd[..., None] * self.rng.standard_normal((self.runs, self.k, 256))
@@ -349,6 +352,7 @@ class _Sim:
             self.mu[lanes, a] = np.clip(champ_mu + better * self.row.better_by, 0.0, 1.0)
             self.post_n[lanes, a] = 0.0
             self.post_s[lanes, a] = 0.0
+            self.post_q[lanes, a] = 0.0
             self.status[lanes, a] = INACTIVE
             self.life_start[lanes, a] = t
             self.out.tested[lanes] += 1
@@ -401,6 +405,7 @@ class _Sim:
             hit = mask & (arms == a)
             self.post_n[:, a] += hit.sum(axis=1)
             self.post_s[:, a] += (y * hit).sum(axis=1)
+            self.post_q[:, a] += (y * y * hit).sum(axis=1)
         pol = self.pol
         # The floor in force (known before the block) bounds every increment; holdback
         # shares are above it.
