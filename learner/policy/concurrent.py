@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from learner.policy.fdr import log_threshold
-from learner.stats.etest import FloatArray, ipw_increment, wealth_path
+from learner.stats.etest import FloatArray, ipw_increment, step_bounds, wealth_path
 
 DEFAULT_FLOOR = 0.05
 
@@ -159,7 +159,7 @@ def concurrent_tests(
     discoveries = sum(1 for c in changes if c.automatic)
     ever = max(1, len(registered))
     ranks = {v: i for i, v in enumerate(sorted(registered, key=lambda v: (registered[v], v)))}
-    bound = 1.0 / floor
+    bounds = step_bounds(log.baseline, floor)
     out = {}
     for c in challengers:
         start = max(epoch_start, registered.get(c, 0))
@@ -171,6 +171,7 @@ def concurrent_tests(
         # A logged probability below the floor only makes the wealth collapse faster
         # (a factor is clipped at ~0): conservative, never an extra rejection.
         x = log.increments(c, champion)[window]
+        bound = bounds[window][None, :]
         ones = np.ones((1, len(x)), dtype=bool)
         zero = np.zeros(1)
         path, sum_y, _, n, log_w = wealth_path(
@@ -211,7 +212,8 @@ def probation_test(
     # ones to end the probation); one without a logged probability adds nothing.
     window = log.seqs > promoted_at
     x = (log.increments(previous, champion) * log.known)[window][:length]
-    bound = 1.0 / min(floor, holdback) if holdback > 0 else 1.0 / floor
+    least = min(floor, holdback) if holdback > 0 else floor
+    bound = step_bounds(log.baseline, least)[window][:length][None, :]
     zero = np.zeros(1)
     path, sum_y, _, n, _ = wealth_path(
         x[None, :], np.ones((1, len(x)), dtype=bool), zero, zero, zero, zero, 0.0, bound

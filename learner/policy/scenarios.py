@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from learner.stats.beta import moment_params
-from learner.stats.etest import FloatArray, ipw_increment, wealth_path
+from learner.stats.etest import FloatArray, ipw_increment, step_bounds, wealth_path
 
 INACTIVE, CHALLENGER, CHAMPION, RETIRED, HOLDBACK = 0, 1, 2, 3, 4
 
@@ -409,7 +409,7 @@ class _Sim:
         pol = self.pol
         # The floor in force (known before the block) bounds every increment; holdback
         # shares are above it.
-        bound = 1.0 / self.floor()
+        bound = step_bounds(base, self.floor()[:, None])
         first_cross = np.full(self.runs, np.iinfo(np.int64).max)
         winner = np.full(self.runs, -1)
         champ = self.champion[:, None]

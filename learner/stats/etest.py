@@ -146,10 +146,21 @@ def wealth_path(
     prev_y = sum_y[..., None] + cy - y
     prev_y2 = sum_y2[..., None] + cy2 - y * y
     prev_n = n[..., None] + cn - m
-    lam = bet(prev_y, prev_y2, prev_n, null, np.asarray(bound, dtype=float)[..., None])
+    b = np.asarray(bound, dtype=float)
+    lam = bet(prev_y, prev_y2, prev_n, null, b if b.ndim == x.ndim else b[..., None])
     logs = np.log(np.maximum(1.0 + lam * y, 1e-12)) * m
     path = log_wealth[..., None] + np.cumsum(logs, axis=-1)
     return path, sum_y + cy[..., -1], sum_y2 + cy2[..., -1], n + cn[..., -1], path[..., -1]
+
+
+def step_bounds(baseline: FloatArray | float, floor: FloatArray | float) -> FloatArray:
+    """The largest loss ``-x`` a step can have, known before the step: a served arm's
+    ``(y - b) / p`` is at least ``-b / p`` (the challenger's side) and the champion's
+    ``-(y - b) / p`` at least ``-(1 - b) / p``, with every live arm's ``p`` at least the
+    ``floor``; the futility test's ``-x`` is bounded alike. Using the step's own
+    baseline (about 0.5) instead of 1 lets the bet be twice as large at the same safety."""
+    b = np.asarray(baseline, dtype=float)
+    return np.maximum(b, 1.0 - b) / np.asarray(floor, dtype=float)
 
 
 def ipw_increment(
