@@ -201,7 +201,7 @@ class PromptRegistered(BaseEvent):
     origin: VariantOrigin = "api"
     actor: str = "operator"
     changes: list[str] = Field(default_factory=list)
-    """What this registration changed, in words (empty for a new prompt)."""
+    """What this registration changed, in words (``["created"]`` for a new prompt)."""
 
 
 class VariantRetired(BaseEvent):

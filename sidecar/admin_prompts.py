@@ -33,7 +33,7 @@ restarts get them: :mod:`sidecar.definitions`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -148,10 +148,12 @@ async def _apply(request: web.Request, new: PromptSpec, *, create_only: bool = F
             spec = merge(current, new)
         except (ValidationError, SpecError) as exc:
             named = {v.name for v in new.variants}
-            kept = [v.name for v in current.variants if v.name not in named] if current else []
-            what = f"prompt with the variants the body does not name kept ({', '.join(kept)})"
+            left = [v.name for v in current.variants if v.name not in named] if current else []
+            what = f"prompt with the variants the body does not name kept ({', '.join(left)})"
             raise refusal(what, _problems("merged", exc), "invalid_prompt") from None
-        changes = compare_prompts(current, spec)
+        named = {v.name for v in new.variants}
+        kept = tuple(v.name for v in spec.variants if v.name not in named)
+        changes = replace(compare_prompts(current, spec), absent=kept)
         from_file = catalog.from_file(new.id)
         if current is not None and changes.changed and create_only:
             raise Conflict(
@@ -174,8 +176,9 @@ async def _apply(request: web.Request, new: PromptSpec, *, create_only: bool = F
             if from_file:
                 ids = await definitions.define_variants(spec, names)
             else:
+                words = ["created"] if current is None else changes.words()
                 ids, stored = await definitions.define_prompt(
-                    spec, actor=ACTOR, changes=changes.words(), variants=names
+                    spec, actor=ACTOR, changes=words, variants=names
                 )
             for name, old, version in changes.new_versions:
                 log.warning(

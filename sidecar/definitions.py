@@ -103,6 +103,8 @@ class Definitions:
         stored = False
         if self.bus is not None:
             try:
+                if not self.bus.connected:  # fail fast rather than wait out the timeout
+                    raise BusError("not connected")
                 revision = await asyncio.wait_for(
                     self.bus.kv_put(str(Bucket.PROMPTS), spec.id, encode(event)), STORE_TIMEOUT_S
                 )

@@ -48,7 +48,7 @@ def definition_row(
     return spec, row
 
 
-def specs_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, PromptSpec]:
+def specs_from_rows(rows: Iterable[Mapping[Any, Any]]) -> dict[str, PromptSpec]:
     """The prompts stored in ``prompt_definitions`` (a row that no longer validates is
     left out, with a warning)."""
     out = {}

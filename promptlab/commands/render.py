@@ -130,8 +130,7 @@ def render_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         prompts = load_prompt_dir(settings.prompts.dir)
     except PromptFileError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        print("\n".join(map(str, exc.problems)), file=sys.stderr)
         return 1
     prompt = prompts.get(args.id)
     if prompt is None:
@@ -153,8 +152,7 @@ def render_command(args: argparse.Namespace, settings: Settings) -> int:
         for e in prompt.variables_validator.problems(values)
     ]
     if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
+        print("\n".join(problems), file=sys.stderr)
         print(
             f"error: {len(problems)} problem(s) with the variables of {prompt.id!r}",
             file=sys.stderr,
