@@ -155,9 +155,12 @@ VARIANT_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def variant_row(v: VariantStats) -> Cells:
+    # A draft, deprecated or archived variant gets no traffic: its lifecycle says more
+    # than its role in the statistics (a champion is always active).
+    status = v.lifecycle if v.lifecycle != "active" and v.status != "champion" else v.status
     return (
         Text(v.variant, style="bold" if v.status == "champion" else ""),
-        Text(v.status, style=STATUS_STYLE.get(v.status, "")),
+        Text(status, style=STATUS_STYLE.get(status, "dim")),
         fmt.count(v.executions),
         fmt.reward(v.reward_mean, v.reward_low, v.reward_high),
         fmt.prob(v.p_best),
