@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promptlab.cli import add_config_option, lazy
+from promptlab.commands.apply import register as apply_parser
 from promptlab.commands.lifecycles import hidden_note, learner_lifecycles, statuses
 from promptlab.commands.parsers import command_options
 from promptlab.commands.render import register as render_parser
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``prompts`` and its subcommands."""
-    parser = sub.add_parser("prompts", help="list, show and validate prompt files")
+    parser = sub.add_parser(
+        "prompts", help="list, show, validate, render and apply prompts; history, lifecycle"
+    )
     commands = parser.add_subparsers(dest="prompts_command", metavar="SUBCOMMAND", required=True)
 
     listing = commands.add_parser("list", help="the prompts of the configured prompts dir")
@@ -69,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     diff.set_defaults(handler=lazy("promptlab.commands.history:diff"))
 
     render_parser(commands)
+    apply_parser(commands)
 
     for status, verb, what in LIFECYCLE_VERBS:
         move = commands.add_parser(verb, help=what)

@@ -199,16 +199,16 @@ def test_listings_follow_the_learners_lifecycle(
     config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     asyncio.run(_project(f"sqlite+aiosqlite:///{(tmp_path / 'learner.db').as_posix()}"))
-    code, out, err = run(capsys, "prompts", "show", "reply", "--json", "--config", str(config))
+    code, out, _ = run(capsys, "prompts", "show", "reply", "--json", "--config", str(config))
     names = [(v["name"], v["status"]) for v in json.loads(out)["variants"]]
     assert code == 0 and names == [("v1", "active"), ("v0", "active")]
-    code, out, err = run(capsys, "stats", "--json", "--config", str(config))
+    code, out, _ = run(capsys, "stats", "--json", "--config", str(config))
     [prompt] = json.loads(out)["prompts"]
-    assert [v["variant"] for v in prompt["variants"]] == ["v1", "v0"]
+    assert code == 0 and [v["variant"] for v in prompt["variants"]] == ["v1", "v0"]
     assert prompt["hidden_archived"] == 1
-    code, out, err = run(capsys, "stats", "--all", "--json", "--config", str(config))
+    code, out, _ = run(capsys, "stats", "--all", "--json", "--config", str(config))
     [prompt] = json.loads(out)["prompts"]
-    assert sorted((v["variant"], v["lifecycle"]) for v in prompt["variants"]) == [
+    assert code == 0 and sorted((v["variant"], v["lifecycle"]) for v in prompt["variants"]) == [
         ("v0", "active"),
         ("v1", "active"),
         ("v2", "archived"),

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import MakeSidecar
 from test_feedback_admin import call
 
@@ -15,6 +17,7 @@ from events.embedded import NatsServerProcess
 from events.models import PromptRegistered, VariantRegistered
 from events.snapshots import ArmPosterior, RoutingSnapshot
 from events.subjects import Bucket
+from promptlab.cli import main
 
 
 def faq(**changes: Any) -> dict[str, Any]:
@@ -306,4 +309,48 @@ async def test_archived_variants_hidden_unless_all(make_sidecar: MakeSidecar) ->
         ("old", "deprecated"),
     ]
     status, answer = await call("GET", admin + "/faq")
-    assert answer["hidden"] == {"archived": 1}
+    assert status == 200 and answer["hidden"] == {"archived": 1}
+
+
+FAQ_TOML = """
+id = "faq"
+[[variables]]
+name = "question"
+required = true
+[[variants]]
+name = "plain"
+model = "fake/model-a"
+template = "Answer: {{ question }}"
+"""
+
+
+async def test_prompts_apply_sends_files_whole(
+    make_sidecar: MakeSidecar, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sidecar = await make_sidecar(bus="memory", server={"admin_keys": ["admin-secret"]})
+    config = tmp_path / "promptlab.toml"
+    config.write_text('[server]\nadmin_keys = ["admin-secret"]\n')
+    path = tmp_path / "faq.toml"
+
+    async def apply(text: str) -> tuple[int, str, str]:
+        path.write_text(text)
+        argv = ["prompts", "apply", str(path), "--url", sidecar.url, "--config", str(config)]
+        code = await asyncio.to_thread(main, argv)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, err = await apply(FAQ_TOML)
+    assert code == 0 and out.startswith("faq: created (version "), err
+    code, out, _ = await apply(FAQ_TOML.replace("Answer:", "Answer briefly:"))
+    assert code == 0 and out.startswith("faq: updated")
+    assert "variant plain: new version " in out and "evidence starts at zero" in out
+    code, out, _ = await apply(FAQ_TOML.replace("Answer:", "Answer briefly:"))
+    assert code == 0 and out.startswith("faq: unchanged")
+    code, _, err = await apply(FAQ_TOML.replace("fake/model-a", "nowhere/model"))
+    assert code == 1 and f"{path}: variants[0].model: provider 'nowhere' is not configured" in err
+    code, out, err = await apply(FAQ_TOML.replace('name = "question"\n', ""))
+    assert code == 2 and out == "" and "variables[0].name: required" in err
+    status, shown = await call(
+        "GET", sidecar.url + "/admin/prompts/faq", headers={"Authorization": "Bearer admin-secret"}
+    )
+    assert status == 200 and shown["variants"][0]["model"] == "fake/model-a"
