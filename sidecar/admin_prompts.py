@@ -149,7 +149,8 @@ async def _apply(request: web.Request, new: PromptSpec, *, create_only: bool = F
         except (ValidationError, SpecError) as exc:
             named = {v.name for v in new.variants}
             left = [v.name for v in current.variants if v.name not in named] if current else []
-            what = f"prompt with the variants the body does not name kept ({', '.join(left)})"
+            what = "prompt (as merged with the current one: the champion stays"
+            what += f", variants not named are kept: {', '.join(left)})" if left else ")"
             raise refusal(what, _problems("merged", exc), "invalid_prompt") from None
         named = {v.name for v in new.variants}
         kept = tuple(v.name for v in spec.variants if v.name not in named)
@@ -275,13 +276,18 @@ def _existing(request: web.Request) -> PromptSpec:
 def _with(request: web.Request, prompt: PromptSpec, variant: VariantSpec) -> PromptSpec:
     """``prompt`` with ``variant`` added or replaced, every rule run; 400 otherwise."""
     data = prompt.model_dump(mode="json")
-    data["variants"] = [v for v in data["variants"] if v["name"] != variant.name] + [
-        variant.model_dump(mode="json")
-    ]
+    dumped = variant.model_dump(mode="json")
+    names = [v["name"] for v in data["variants"]]
+    if variant.name in names:  # in place, so a problem's index is the variant's own
+        index = names.index(variant.name)
+        dumped["champion"] = data["variants"][index]["champion"]  # the champion stays
+        data["variants"][index] = dumped
+    else:
+        data["variants"].append(dumped)
     spec, problems = check_prompt_data(data, "prompt", providers=_providers(request))
     if spec is None:
         raise refusal("variant for this prompt", problems, "invalid_variant")
-    return prompt.with_variant(variant)
+    return spec
 
 
 async def register_variant(request: web.Request) -> web.Response:

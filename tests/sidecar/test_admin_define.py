@@ -188,6 +188,17 @@ async def test_put_keeps_unnamed_variants_and_the_champion_patch_changes_one_key
         "PATCH", admin + "/variants/plain", {"params": {"temperature": 0.1}}
     )
     assert status == 200 and answer["replaced_version"] != answer["version"]
+    status, answer = await call("PATCH", admin + "/variants/plain", {"status": "draft"})
+    assert status == 400 and answer["error"]["details"] == [
+        {"field": "variants[0].status", "message": "the champion must be active, not draft"}
+    ]
+    plain, kind = faq()["variants"]
+    drafted = faq(variants=[kind, {**plain, "template": "New: {{ question }}", "status": "draft"}])
+    status, answer = await call("PUT", admin, drafted)
+    assert status == 400 and "the champion stays" in answer["error"]["message"]
+    assert answer["error"]["details"] == [
+        {"field": "variants[1].status", "message": "the champion must be active, not draft"}
+    ]
     status, answer = await call(
         "PUT", admin + "/variants/terse", {"model": "fake/model-a", "template": "{{ question }}"}
     )
