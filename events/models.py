@@ -180,6 +180,30 @@ class VariantRegistered(BaseEvent):
     its lineage and never routed; ``live``: a variant that may receive traffic."""
 
 
+class PromptRegistered(BaseEvent):
+    """A whole prompt was created or changed at run time (the admin API).
+
+    ``spec`` is the prompt in the prompt file's shape (the keys of
+    ``config/prompts/*.toml``, variants included) as the prompt kernel accepted it, so a
+    reader rebuilds the prompt from this one event. Each new or changed variant is also
+    announced by its own :class:`VariantRegistered` (history and statistics stay per
+    variant version); this event carries what only the prompt has (variables, reward,
+    routing, promotion overrides...). A prompt file of the same id wins over it.
+    """
+
+    nats_subject: ClassVar[Subject] = Subject.PROMPT
+    type: Literal["prompt.registered"] = "prompt.registered"
+
+    prompt_id: str
+    version: str
+    """Hash of ``spec``: the same definition, the same version."""
+    spec: JsonDict
+    origin: VariantOrigin = "api"
+    actor: str = "operator"
+    changes: list[str] = Field(default_factory=list)
+    """What this registration changed, in words (``["created"]`` for a new prompt)."""
+
+
 class VariantRetired(BaseEvent):
     nats_subject: ClassVar[Subject] = Subject.DECISION
     type: Literal["variant.retired"] = "variant.retired"
@@ -381,6 +405,7 @@ class CommandRejected(BaseEvent):
 
 Event = Annotated[
     VariantRegistered
+    | PromptRegistered
     | VariantRetired
     | ExecutionCompleted
     | FeedbackReceived

@@ -21,6 +21,7 @@ class Subject(str, Enum):
     EXECUTION = "promptlab.execution.completed"
     FEEDBACK = "promptlab.feedback.received"
     VARIANT = "promptlab.variant"
+    PROMPT = "promptlab.prompt"
     DECISION = "promptlab.decision"
     COMMAND = "promptlab.command"
     DEAD_LETTER = "promptlab.deadletter"
@@ -60,6 +61,9 @@ class Bucket(str, Enum):
     VARIANTS = "promptlab_variants"
     """Variants registered at run time (admin API, mutation), keyed ``<prompt>.<variant>``;
     the value is the VariantRegistered event. A sidecar that starts later learns them here."""
+    PROMPTS = "promptlab_prompts"
+    """Prompts defined at run time (admin API), keyed by prompt id; the value is the
+    latest PromptRegistered event. Sidecars load them at start and watch for changes."""
     LEARNER = "promptlab_learner"
     """The active learner's :class:`~events.snapshots.LearnerStatus`, key ``status``: who
     holds the store's lease, and its counters (for the TUI header and ``/metrics``)."""

@@ -131,12 +131,16 @@ class Learner:
 
     # ------------------------------------------------------------------ config
 
+    def spec(self, prompt_id: str) -> PromptSpec | None:
+        """A prompt's definition: its file, else its run-time definition (admin API)."""
+        return self.prompts.get(prompt_id) or self.projection.defined.get(prompt_id)
+
     def promotion_config(self, prompt_id: str) -> PromotionConfig:
-        """A prompt's effective promotion thresholds (global + prompt file)."""
-        return effective_promotion(self.prompts.get(prompt_id), self.settings.promotion)
+        """A prompt's effective promotion thresholds (global + its definition)."""
+        return effective_promotion(self.spec(prompt_id), self.settings.promotion)
 
     def exploration_cap(self, prompt_id: str) -> float:
-        spec = self.prompts.get(prompt_id)
+        spec = self.spec(prompt_id)
         return spec.routing.exploration_cap if spec is not None else 0.2
 
     def exploration_floor(self, prompt_id: str) -> float:

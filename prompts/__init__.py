@@ -5,6 +5,14 @@ is never imported here. Every exception it raises derives from :class:`PromptErr
 """
 
 from prompts.config import PromotionConfig, PromptsSettings
+from prompts.definition import (
+    PromptChanges,
+    compare_prompts,
+    definition_version,
+    prompt_data,
+    prompt_event,
+    spec_from_event,
+)
 from prompts.errors import (
     FeedbackValueError,
     PromptError,
@@ -18,6 +26,7 @@ from prompts.feedback import normalise_feedback
 from prompts.loader import (
     Problem,
     PromptFileError,
+    check_prompt_data,
     load_prompt_dir,
     load_prompt_file,
     validate_files,
@@ -47,6 +56,7 @@ __all__ = [
     "Message",
     "Problem",
     "PromotionConfig",
+    "PromptChanges",
     "PromptError",
     "PromptFileError",
     "PromptSpec",
@@ -61,12 +71,18 @@ __all__ = [
     "VariableSpec",
     "VariablesValidator",
     "VariantSpec",
+    "check_prompt_data",
+    "compare_prompts",
     "cost_per_token",
+    "definition_version",
     "estimate_cost",
     "estimate_tokens",
     "load_prompt_dir",
     "load_prompt_file",
     "normalise_feedback",
+    "prompt_data",
+    "prompt_event",
+    "spec_from_event",
     "validate_files",
     "validate_variables",
 ]

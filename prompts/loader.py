@@ -124,20 +124,33 @@ def provider_problems(data: dict[str, Any], providers: Collection[str]) -> list[
     return problems
 
 
+def check_prompt_data(
+    data: Any, source: str, *, providers: Collection[str] | None = None
+) -> tuple[PromptSpec | None, list[Problem]]:
+    """A prompt from data in the prompt file's shape (a parsed file, an admin API body),
+    or every problem found, each naming ``source`` and the field.
+
+    With ``providers``, a variant whose model names another provider is a problem too.
+    """
+    if not isinstance(data, dict):
+        return None, [Problem(source, "(prompt)", "expected an object with the prompt file's keys")]
+    problems = []
+    if providers is not None:
+        problems = [Problem(source, f, m) for f, m in provider_problems(data, providers)]
+    try:
+        spec = PromptSpec.model_validate(data)
+    except ValidationError as exc:
+        return None, problems_from(source, exc) + problems
+    return (None if problems else spec), problems
+
+
 def _parse(
     path: Path, providers: Collection[str] | None = None
 ) -> tuple[PromptSpec | None, list[Problem]]:
     data, problems = _read(path)
     if data is None:
         return None, problems
-    file = os.fspath(path)
-    if providers is not None:
-        problems = [Problem(file, f, m) for f, m in provider_problems(data, providers)]
-    try:
-        spec = PromptSpec.model_validate(data)
-    except ValidationError as exc:
-        return None, problems_from(file, exc) + problems
-    return (None if problems else spec), problems
+    return check_prompt_data(data, os.fspath(path), providers=providers)
 
 
 def load_prompt_file(

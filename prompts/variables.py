@@ -63,3 +63,30 @@ class VariablesValidator:
                 elif name in self._required:
                     raise VariableError(name, "required", "missing, and this prompt requires it")
         return out
+
+    def problems(self, values: Mapping[str, Any] | None) -> list[VariableError]:
+        """Every rule ``values`` break, one error per variable (a call stops at the first;
+        ``promptlab prompts render`` lists them all)."""
+        values = values or {}
+        found: list[VariableError] = []
+        for name, value in values.items():
+            check = self._checks.get(name)
+            if check is None:
+                found.append(
+                    VariableError(
+                        str(name),
+                        "unknown",
+                        f"not declared by this prompt (declared: {self._declared})",
+                    )
+                )
+            elif value is not None:
+                try:
+                    check(value)
+                except VariableError as exc:
+                    found.append(exc)
+        for name in self._checks:
+            if values.get(name) is None and name in self._required and name not in self._defaults:
+                found.append(
+                    VariableError(name, "required", "missing, and this prompt requires it")
+                )
+        return found

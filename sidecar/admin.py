@@ -1,19 +1,14 @@
-"""The admin API (``/admin``): see prompts and their stats, add variants, steer the learner.
+"""The admin API (``/admin``): see prompts and their stats, steer the learner.
 
 Reached with an admin key (``server.admin_keys``), or from loopback only when none is
-configured (see :mod:`sidecar.auth`).
+configured (see :mod:`sidecar.auth`). Defining prompts and variants (``POST``/``PUT``/
+``PATCH``) is :mod:`sidecar.admin_prompts`.
 
-* ``GET  /admin/prompts`` and ``GET /admin/prompts/{id}``: prompts, variants, the live
-  traffic shares and, when the learner has written one, its StatsSnapshot.
-* ``POST /admin/prompts/{id}/variants``: register a variant (``name``, ``model``,
-  ``params``, ``system``, ``template``). It is validated by the prompt kernel (every
-  rule of the prompt runs again), added to this sidecar's live prompt set and announced
-  as VariantRegistered (``origin = "api"``), so the learner and other replicas see it.
-  201 with the variant; 400 naming each problem. A variant is (prompt, name, version =
-  content hash): the same body again is idempotent (200, nothing published); another
-  body under an existing name is a *new version* and answers 409 unless the body says
-  ``"replace": true`` (then 201: the learner retires the old version and the new one
-  starts with no evidence; a champion stays the champion).
+* ``GET  /admin/prompts`` and ``GET /admin/prompts/{id}``: prompts (``source``: a prompt
+  ``file`` or the ``api``), variants with their lifecycle ``status`` (the learner's,
+  from the routing snapshot, else the definition's), the live traffic shares and, when
+  the learner has written one, its StatsSnapshot. ``archived`` variants are left out
+  unless ``?all=1``; ``hidden`` counts them.
 * ``POST /admin/prompts/{id}/promote`` ``{"variant", "reason"?}``, ``.../rollback``,
   ``.../pause``, ``.../resume``: publish the command event and return 202 with its
   ``command_id``. The learner carries commands out (or answers CommandRejected); the
@@ -46,14 +41,13 @@ from events.models import (
     PauseCommand,
     PromoteCommand,
     RollbackCommand,
-    encode,
 )
-from events.snapshots import StatsSnapshot
-from events.subjects import Bucket, variant_key
-from prompts import PromptSpec, SpecError, VariantSpec
+from events.snapshots import RoutingSnapshot, StatsSnapshot
+from events.subjects import Bucket
+from prompts import PromptSpec
 from sidecar import keys
-from sidecar.errors import BadRequest, Conflict, NotFound, SidecarError
-from sidecar.proxy import parse_body
+from sidecar.errors import BadRequest, NotFound, SidecarError
+from sidecar.shaping import parse_body
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +76,40 @@ async def _stats(app: web.Application, prompt_id: str) -> StatsSnapshot | None:
         return None
 
 
-async def describe(app: web.Application, prompt: PromptSpec) -> dict[str, Any]:
-    """One prompt for the admin API: config, routing now, and the learner's stats."""
+def lifecycles(prompt: PromptSpec, snapshot: RoutingSnapshot | None) -> dict[str, str]:
+    """Each variant's lifecycle: the learner's (a carried-out command, in the routing
+    snapshot) when it states one, else the definition's ``status``."""
+    states = {v.name: str(v.status) for v in prompt.variants}
+    if snapshot is not None:
+        states.update(
+            {
+                arm.variant: str(arm.lifecycle)
+                for arm in snapshot.arms
+                if arm.variant in states and "lifecycle" in arm.model_fields_set
+            }
+        )
+    return states
+
+
+async def describe(
+    app: web.Application, prompt: PromptSpec, *, show_all: bool = False
+) -> dict[str, Any]:
+    """One prompt for the admin API: config, routing now, and the learner's stats.
+
+    ``archived`` variants are left out unless ``show_all``.
+    """
     router = app[keys.ROUTER]
     snapshot = router.snapshot(prompt.id)
     stats = await _stats(app, prompt.id)
     by_variant = {v.variant: v for v in stats.variants} if stats else {}
     shares = router.shares(prompt.id)
     champion = router.champion(prompt.id).variant
+    states = lifecycles(prompt, snapshot)
+    shown = [v for v in prompt.variants if show_all or states[v.name] != "archived"]
     return {
         "id": prompt.id,
         "description": prompt.description,
+        "source": "file" if app[keys.CATALOG].from_file(prompt.id) else "api",
         "routing": {
             "strategy": prompt.routing.strategy,
             "exploration_cap": snapshot.exploration_cap
@@ -109,14 +126,16 @@ async def describe(app: web.Application, prompt: PromptSpec) -> dict[str, Any]:
                 "model": v.model,
                 "version": v.version,
                 "origin": v.origin,
+                "status": states[v.name],
                 "champion": v.name == champion,
                 "traffic_share": round(shares.get(v.name, 0.0), 6),
                 "stats": by_variant[v.name].model_dump(mode="json")
                 if v.name in by_variant
                 else None,
             }
-            for v in prompt.variants
+            for v in shown
         ],
+        "hidden": {"archived": len(prompt.variants) - len(shown)},
         "stats": None
         if stats is None
         else {k: v for k, v in stats.model_dump(mode="json").items() if k != "variants"},
@@ -147,103 +166,26 @@ async def _optional_body(request: web.Request) -> dict[str, Any]:
     return parse_body(raw) if raw.strip() else {}
 
 
+def show_all(request: web.Request) -> bool:
+    """``?all=1`` (or ``true``, ``yes``): archived variants are listed too."""
+    value = request.query.get("all", "")
+    if value.lower() in ("", "0", "false", "no"):
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    raise BadRequest(f"'all' must be 1 or 0, got {value!r}", param="all")
+
+
 async def list_prompts(request: web.Request) -> web.Response:
-    app = request.app
-    return web.json_response({"data": [await describe(app, p) for p in app[keys.CATALOG].all()]})
+    app, everything = request.app, show_all(request)
+    data = [await describe(app, p, show_all=everything) for p in app[keys.CATALOG].all()]
+    return web.json_response({"data": data})
 
 
 async def show_prompt(request: web.Request) -> web.Response:
-    return web.json_response(await describe(request.app, _prompt(request)))
-
-
-def variant_from_body(body: dict[str, Any]) -> VariantSpec:
-    """A VariantSpec from the API body (origin ``api``, never champion); 400 naming problems."""
-    data = {k: v for k, v in body.items() if k not in ("champion", "origin")}
-    try:
-        return VariantSpec.model_validate({**data, "origin": "api", "champion": False})
-    except (ValidationError, SpecError) as exc:
-        raise BadRequest(f"invalid variant: {_problems(exc)}", code="invalid_variant") from None
-
-
-def _problems(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'variant'}: {e['msg']}" for e in exc.errors()
-        )
-    return str(exc)
-
-
-async def register_variant(request: web.Request) -> web.Response:
-    app = request.app
-    prompt = _prompt(request)
-    body = parse_body(await request.read())
-    replace = body.pop("replace", False)
-    if not isinstance(replace, bool):
-        raise BadRequest("'replace' must be a boolean", param="replace")
-    variant = variant_from_body(body)
-    existing = next((v for v in prompt.variants if v.name == variant.name), None)
-    if existing is not None:
-        if existing.version == variant.version:
-            return web.json_response(_registered(prompt.id, existing), status=200)
-        if not replace:
-            raise Conflict(
-                f"variant {variant.name!r} of {prompt.id!r} exists with another body "
-                f"(version {existing.version}; this one is {variant.version}); send "
-                '"replace": true to register it as a new version, whose evidence starts '
-                "at zero",
-                code="variant_exists",
-                param="name",
-            )
-        variant = variant.model_copy(update={"champion": existing.champion})
-    app[keys.UPSTREAMS].resolve(
-        variant.model, strict=True
-    )  # 400 when its provider is not configured
-    try:
-        spec = app[keys.CATALOG].add_variant(prompt.id, variant)
-    except (ValidationError, SpecError) as exc:
-        raise BadRequest(
-            f"the prompt cannot take this variant: {_problems(exc)}", code="invalid_variant"
-        ) from None
-    event = next(e for e in spec.registered_events() if e.variant == variant.name)
-    app[keys.PUBLISHER].publish(event)
-    bus = app.get(keys.BUS)
-    if bus is not None:
-        # Sidecars that start later read run-time variants from this bucket.
-        try:
-            await bus.kv_put(
-                str(Bucket.VARIANTS), variant_key(spec.id, variant.name), encode(event)
-            )
-        except BusError as exc:
-            log.warning(
-                "variant %s/%s registered and queued as an event, but not stored for "
-                "sidecars that start later: %s",
-                spec.id,
-                variant.name,
-                exc,
-            )
-    if existing is not None:
-        log.warning(
-            "variant %s/%s replaced through /admin: version %s -> %s (evidence starts at zero)",
-            spec.id,
-            variant.name,
-            existing.version,
-            variant.version,
-        )
-    body_out = _registered(spec.id, spec.variant(variant.name))
-    body_out["event_id"] = event.event_id
-    if existing is not None:
-        body_out["replaced_version"] = existing.version
-    return web.json_response(body_out, status=201)
-
-
-def _registered(prompt_id: str, variant: VariantSpec) -> dict[str, Any]:
-    return {
-        "prompt_id": prompt_id,
-        "name": variant.name,
-        "model": variant.model,
-        "version": variant.version,
-        "origin": variant.origin,
-    }
+    return web.json_response(
+        await describe(request.app, _prompt(request), show_all=show_all(request))
+    )
 
 
 async def promote(request: web.Request) -> web.Response:
@@ -365,7 +307,6 @@ async def history(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     app.router.add_get("/admin/prompts", list_prompts)
     app.router.add_get("/admin/prompts/{prompt_id}", show_prompt)
-    app.router.add_post("/admin/prompts/{prompt_id}/variants", register_variant)
     app.router.add_post("/admin/prompts/{prompt_id}/promote", promote)
     app.router.add_post("/admin/prompts/{prompt_id}/rollback", rollback)
     app.router.add_post("/admin/prompts/{prompt_id}/pause", pause)

@@ -3,9 +3,11 @@
 Everything the app uses is built here from what the caller hands in; nothing is
 global. Lifecycle (``cleanup_ctx``): on start, the publisher starts,
 the providers' connection pools open, the cost table is warmed, the prompt files' variants are
-announced (VariantRegistered with deterministic ids, so replicas deduplicate), and two
-watchers start when a bus is given: routing snapshots from KV, and variants registered
-elsewhere (admin API of another replica, mutation); last, the heap built so far is
+announced (VariantRegistered with deterministic ids, so replicas deduplicate); when a bus
+is given, the prompts defined through the admin API are loaded from KV before the app
+serves (:mod:`sidecar.definitions`) and watchers start: routing snapshots, and prompts
+and variants defined elsewhere (admin API of another replica, mutation); last, the heap
+built so far is
 frozen for the garbage collector (see :func:`_freeze_startup_heap`). On stop, after
 aiohttp has drained the in-flight calls: watchers cancelled, connection pool closed,
 publisher flushed and closed.
@@ -24,15 +26,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from events.bus import EventBus
-from events.models import EventDecodeError, VariantRegistered, decode, encode
 from events.snapshots import LearnerStatus, RoutingSnapshot
-from events.subjects import Bucket, variant_key
-from prompts import PromptSpec, SpecError, VariantSpec, cost_per_token, estimate_cost
+from events.subjects import Bucket
+from prompts import PromptSpec, cost_per_token, estimate_cost
 from providers import ProviderError, Providers
-from sidecar import admin, cors, keys, routes
+from sidecar import admin, admin_prompts, cors, keys, routes
 from sidecar.assignments import share_assignments, watch_assignments
 from sidecar.auth import KeyRing, check_admin, check_client
 from sidecar.catalog import Catalog
+from sidecar.definitions import Definitions
 from sidecar.errors import (
     BadRequest,
     NotFound,
@@ -108,6 +110,7 @@ def create_app(
     app.on_response_prepare.append(_no_header_injection)
     app[keys.SETTINGS] = settings
     app[keys.CATALOG] = catalog
+    app[keys.DEFINITIONS] = Definitions(catalog, publisher, bus)
     app[keys.ROUTER] = router
     app[keys.UPSTREAMS] = upstreams
     app[keys.PUBLISHER] = publisher
@@ -122,6 +125,7 @@ def create_app(
     app[keys.STATE] = {"prompts_loaded": True, "draining": False}
     routes.setup(app)
     admin.setup(app)
+    admin_prompts.setup(app)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
@@ -152,6 +156,17 @@ async def _boundary(
             TooLarge(
                 f"the body exceeds server.max_body_bytes ({limit} bytes)", code="body_too_large"
             )
+        )
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return error_response(
+            SidecarError(
+                f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
+                status=405,
+                type="invalid_request_error",
+                code="method_not_allowed",
+            ),
+            headers={"Allow": allowed},
         )
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -211,16 +226,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     bus = app.get(keys.BUS)
     if bus is not None:
-        tasks.append(
-            asyncio.create_task(store_variants(bus, announced), name="promptlab-variant-store")
-        )
+        definitions = app[keys.DEFINITIONS]
+        await definitions.load(announced)
         tasks.append(
             asyncio.create_task(
                 watch_routing(bus, app[keys.ROUTER]), name="promptlab-routing-watch"
             )
         )
         tasks.append(
-            asyncio.create_task(watch_variants(bus, catalog), name="promptlab-variant-watch")
+            asyncio.create_task(definitions.watch_prompts(), name="promptlab-prompt-watch")
+        )
+        tasks.append(
+            asyncio.create_task(definitions.watch_variants(), name="promptlab-variant-watch")
         )
         tasks.append(
             asyncio.create_task(
@@ -332,64 +349,4 @@ async def watch_routing(bus: EventBus, router: Router) -> None:
             raise
         except Exception as exc:
             log.warning("routing snapshot watch interrupted (%s); retrying", exc)
-        await asyncio.sleep(WATCH_RETRY_S)
-
-
-def apply_variant_event(catalog: Catalog, event: VariantRegistered) -> bool:
-    """Add a variant registered elsewhere (API of another replica, mutation).
-
-    Prompt-file variants (``origin = "config"``) are left alone: each replica has the file.
-    """
-    if event.origin == "config" or event.source == "offline":
-        return False
-    prompt = catalog.get(event.prompt_id)
-    if prompt is None:
-        return False
-    known = next((v for v in prompt.variants if v.name == event.variant), None)
-    if known is not None and known.version == event.version:
-        return False
-    try:
-        variant = VariantSpec.from_event(event)
-        catalog.add_variant(event.prompt_id, variant)
-    except (ValidationError, SpecError) as exc:
-        log.warning("cannot take variant %s/%s: %s", event.prompt_id, event.variant, exc)
-        return False
-    return True
-
-
-async def store_variants(bus: EventBus, events: list[VariantRegistered]) -> None:
-    """Keep the prompt files' variants in the variants bucket, where operators' tools
-    (the TUI's template view) find them however old the stream is. Best effort."""
-    for event in events:
-        try:
-            await bus.kv_put(
-                str(Bucket.VARIANTS), variant_key(event.prompt_id, event.variant), encode(event)
-            )
-        except Exception as exc:  # NATS down at start: the events still reach the stream
-            log.info("variants not stored in KV yet (%s)", exc)
-            return
-
-
-async def watch_variants(bus: EventBus, catalog: Catalog) -> None:
-    """Take variants registered at run time, past and future, from the variants bucket.
-
-    The watch yields every stored variant first, so a sidecar started after a variant
-    was registered (on another replica, or before a restart) routes to it too.
-    """
-    while True:
-        try:
-            async for entry in bus.kv_watch(str(Bucket.VARIANTS)):
-                if entry.value is None:
-                    continue
-                try:
-                    event = decode(entry.value)
-                except EventDecodeError as exc:
-                    log.warning("ignoring variant entry %s: %s", entry.key, exc)
-                    continue
-                if isinstance(event, VariantRegistered):
-                    apply_variant_event(catalog, event)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("variant watch interrupted (%s); retrying", exc)
         await asyncio.sleep(WATCH_RETRY_S)

@@ -1,8 +1,10 @@
-"""The live prompt set: the prompt files loaded at start plus variants registered since.
+"""The live prompt set: the prompt files loaded at start, plus prompts and variants
+defined at run time (see :mod:`sidecar.definitions`).
 
 The one place the sidecar talks to the prompt kernel (:mod:`prompts`): validation,
-rendering, adding a variant. Specs are immutable; adding a variant swaps in a new
-:class:`~prompts.PromptSpec` and tells the listeners (the router) about it.
+rendering, adding a variant or a prompt. Specs are immutable; a change swaps in a new
+:class:`~prompts.PromptSpec` and tells the listeners (the router) about it. The prompts
+given at construction are the prompt files: :meth:`from_file` says which ids they own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Catalog:
 
     def __init__(self, prompts: Mapping[str, PromptSpec]) -> None:
         self._prompts: dict[str, PromptSpec] = dict(prompts)
+        self._files = frozenset(self._prompts)
         self._renderer = Renderer()
         self._listeners: list[Listener] = []
 
@@ -42,6 +45,10 @@ class Catalog:
                 param="model",
             )
         return prompt
+
+    def from_file(self, prompt_id: str) -> bool:
+        """True when a prompt file defines ``prompt_id`` (then the file wins over the API)."""
+        return prompt_id in self._files
 
     def all(self) -> list[PromptSpec]:
         return [self._prompts[k] for k in sorted(self._prompts)]
@@ -76,3 +83,9 @@ class Catalog:
         for listener in self._listeners:
             listener(spec)
         return spec
+
+    def put_prompt(self, spec: PromptSpec) -> None:
+        """Add a prompt, or replace the prompt of the same id, whole."""
+        self._prompts[spec.id] = spec
+        for listener in self._listeners:
+            listener(spec)

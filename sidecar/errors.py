@@ -32,25 +32,29 @@ class SidecarError(Exception):
         param: str | None = None,
         status: int | None = None,
         type: str | None = None,
+        details: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.param = param
+        self.details = details
+        """Every problem found, ``{"field", "message"}`` each (a definition refused)."""
         if status is not None:
             self.status = status
         if type is not None:
             self.type = type
 
     def body(self) -> dict[str, object]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "code": self.code,
-                "param": self.param,
-            }
+        error: dict[str, object] = {
+            "message": self.message,
+            "type": self.type,
+            "code": self.code,
+            "param": self.param,
         }
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
 
 
 class BadRequest(SidecarError):
@@ -143,6 +147,10 @@ def error_response(
     body = error.body()
     if redactor is not None:
         body["error"]["message"] = redactor.redact(error.message)  # type: ignore[index]
+        if error.details is not None:
+            body["error"]["details"] = [  # type: ignore[index]
+                {k: redactor.redact(v) for k, v in problem.items()} for problem in error.details
+            ]
     return web.Response(
         status=error.status,
         body=json.dumps(body).encode(),

@@ -8,6 +8,7 @@ from events.bus import EventBus
 from providers import Providers
 from sidecar.auth import KeyRing
 from sidecar.catalog import Catalog
+from sidecar.definitions import Definitions
 from sidecar.feedback import FeedbackDesk
 from sidecar.metrics import Metrics
 from sidecar.ports import AnalyticsSource, HistorySource, Publisher, SidecarSettings
@@ -17,6 +18,8 @@ from sidecar.telemetry import Telemetry
 
 SETTINGS = web.AppKey("settings", SidecarSettings)
 CATALOG = web.AppKey("catalog", Catalog)
+DEFINITIONS = web.AppKey("definitions", Definitions)
+"""Prompts and variants defined at run time: writes, and the watches of other replicas'."""
 ROUTER = web.AppKey("router", Router)
 PROVIDERS = web.AppKey("providers", Providers)
 UPSTREAMS = PROVIDERS

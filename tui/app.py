@@ -40,6 +40,7 @@ class PromptLabApp(App[None]):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         # Not in the footer: the screenshots and snapshot tests of the live screens stay as they are.
         Binding("e", "experiments", "Experiments", show=False),
+        Binding("a", "toggle_archived", "Archived", show=False),
     ]
 
     def __init__(
@@ -125,6 +126,12 @@ class PromptLabApp(App[None]):
         )
 
     def on_redraw_requested(self, message: RedrawRequested) -> None:
+        self.redraw()
+
+    def action_toggle_archived(self) -> None:
+        """Show archived variants in the prompt and variant lists, or hide them again."""
+        shown = self.state.toggle_archived()
+        self.notify("Archived variants shown." if shown else "Archived variants hidden.", timeout=3)
         self.redraw()
 
     def action_experiments(self) -> None:

@@ -103,6 +103,7 @@ class LivePrompt:
             VariantStats(
                 variant=name,
                 status="champion" if reg.champion else "challenger",
+                lifecycle=reg.status,
                 model=reg.model,
                 origin=reg.origin,
                 parent=reg.parent,
@@ -110,6 +111,13 @@ class LivePrompt:
             )
             for name, reg in self.templates.items()
         ]
+
+    def shown_variants(self, show_archived: bool) -> list[VariantStats]:
+        """The variants a list shows: archived ones only when asked for."""
+        return [v for v in self.variants() if show_archived or v.lifecycle != "archived"]
+
+    def archived_count(self) -> int:
+        return sum(1 for v in self.variants() if v.lifecycle == "archived")
 
     def variant(self, name: str) -> VariantStats | None:
         return next((v for v in self.variants() if v.variant == name), None)

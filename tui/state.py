@@ -66,6 +66,8 @@ class LabState:
         self.pending: dict[str, str] = {}
         """Commands this TUI sent, by event id -> description, to word a refusal."""
         self.notices: deque[Notice] = deque(maxlen=20)
+        self.show_archived = False
+        """Whether the prompt and variant lists show archived variants (key ``a``)."""
         self._executions: dict[str, ExecutionRow] = {}
         self._kv_revisions: dict[tuple[str, str], int] = {}
 
@@ -83,6 +85,12 @@ class LabState:
 
     def _changed(self) -> None:
         self.revision += 1
+
+    def toggle_archived(self) -> bool:
+        """Show archived variants in the lists, or hide them again; returns the new setting."""
+        self.show_archived = not self.show_archived
+        self._changed()
+        return self.show_archived
 
     # ------------------------------------------------------------------ snapshots
 

@@ -63,9 +63,11 @@ def _is_challenger(v: VariantStats, champion: str | None) -> bool:
     return v.status in LIVE_STATUSES and v.variant != champion
 
 
-def challengers(prompt: LivePrompt) -> list[VariantStats]:
-    """Live challengers; the champion (also while on probation) is never one."""
-    return [v for v in prompt.variants() if _is_challenger(v, prompt.champion)]
+def challengers(prompt: LivePrompt, show_archived: bool = True) -> list[VariantStats]:
+    """Live challengers; the champion (also while on probation) is never one, an archived
+    variant only when ``show_archived``."""
+    shown = prompt.shown_variants(show_archived)
+    return [v for v in shown if _is_challenger(v, prompt.champion)]
 
 
 def challenger_traffic(prompt: LivePrompt) -> float | None:
@@ -90,8 +92,8 @@ def blended_cost(prompt: LivePrompt) -> float | None:
     return sum(share * cost for share, cost in weighted) / total
 
 
-def best_challenger(prompt: LivePrompt) -> VariantStats | None:
-    candidates = [v for v in challengers(prompt) if v.p_beats_champion is not None]
+def best_challenger(prompt: LivePrompt, show_archived: bool = True) -> VariantStats | None:
+    candidates = [v for v in challengers(prompt, show_archived) if v.p_beats_champion is not None]
     return max(candidates, key=lambda v: v.p_beats_champion or 0.0, default=None)
 
 
@@ -107,12 +109,13 @@ def decision_label(entry: DecisionEntry | None) -> Text:
     )
 
 
-def overview_row(prompt: LivePrompt) -> Cells:
-    """One overview row: champion, challengers and how the experiment stands."""
+def overview_row(prompt: LivePrompt, show_archived: bool = True) -> Cells:
+    """One overview row: champion, challengers and how the experiment stands (archived
+    challengers counted only when ``show_archived``)."""
     champion_name = prompt.champion
     champion = prompt.variant(champion_name) if champion_name else None
-    best = best_challenger(prompt)
-    live = challengers(prompt)
+    best = best_challenger(prompt, show_archived)
+    live = challengers(prompt, show_archived)
     paused = " ⏸" if prompt.paused else ""
     return (
         Text(fmt.clip(prompt.prompt_id, OVERVIEW_NAME_WIDTH + 2), style="bold"),
@@ -152,9 +155,12 @@ VARIANT_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def variant_row(v: VariantStats) -> Cells:
+    # A draft, deprecated or archived variant gets no traffic: its lifecycle says more
+    # than its role in the statistics (a champion is always active).
+    status = v.lifecycle if v.lifecycle != "active" and v.status != "champion" else v.status
     return (
         Text(v.variant, style="bold" if v.status == "champion" else ""),
-        Text(v.status, style=STATUS_STYLE.get(v.status, "")),
+        Text(status, style=STATUS_STYLE.get(status, "dim")),
         fmt.count(v.executions),
         fmt.reward(v.reward_mean, v.reward_low, v.reward_high),
         fmt.prob(v.p_best),
@@ -167,14 +173,20 @@ def variant_row(v: VariantStats) -> Cells:
     )
 
 
-def summary_line(prompt: LivePrompt) -> Text:
-    """The line above the variants table: champion, exploration and the learner's advice."""
+def summary_line(prompt: LivePrompt, show_archived: bool = True) -> Text:
+    """The line above the variants table: champion, exploration, archived variants
+    hidden, and the learner's advice."""
     stats = prompt.stats
     parts = Text.assemble(("champion ", "dim"), (prompt.champion or fmt.DASH, "bold green"))
     if stats is not None:
         parts.append(f"  ·  exploration cap {fmt.pct(stats.exploration_cap)}", style="dim")
     if prompt.paused:
         parts.append("  ·  exploration PAUSED", style="bold magenta")
+    if archived := prompt.archived_count():
+        parts.append(
+            f"  ·  {archived} archived {'shown' if show_archived else 'hidden'} (a toggles)",
+            style="yellow",
+        )
     if stats is not None and stats.recommendation:
         parts.append("  ·  learner: ", style="dim")
         parts.append(stats.recommendation, style="italic")

@@ -40,6 +40,7 @@ from events.models import (
     LifecycleCommand,
     PauseCommand,
     PromoteCommand,
+    PromptRegistered,
     RollbackCommand,
     VariantLifecycleChanged,
     VariantPromoted,
@@ -50,7 +51,14 @@ from events.models import (
 )
 from learner.projection.commands import Command, carry_out
 from learner.projection.decisions import decision_record
-from learner.projection.reward import RewardRule, finite, raw_value
+from learner.projection.definitions import definition_row, specs_from_rows
+from learner.projection.reward import (
+    RewardRule,
+    effective_promotion,
+    finite,
+    raw_value,
+    rule_from_spec,
+)
 from learner.projection.state import LearnerState, PromptRow, VariantRow
 from learner.stats.etest import probation_steps
 from learner.storage import schema as t
@@ -58,6 +66,7 @@ from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
 from learner.storage.store import Store, latency_bucket
 from learner.storage.view import window_minutes
 from prompts.config import PromotionConfig
+from prompts.spec import PromptSpec
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +138,9 @@ class Projection:
 
     ``rewards`` maps prompt ids to their :class:`RewardRule` (unknown prompts accept
     any feedback name); ``promotion`` returns a prompt's effective promotion config
-    (for the probation length). With ``write_outbox=False`` (replay) command answers are
+    (for the probation length). Prompts defined at run time (``PromptRegistered``)
+    without a rule in ``rewards`` get theirs from their definition (:attr:`defined`),
+    in stream order. With ``write_outbox=False`` (replay) command answers are
     computed but not stored for publishing.
     """
 
@@ -150,7 +161,10 @@ class Projection:
         """Raw executions older than this before the event clock are deleted (0: never)."""
         self.consumer = consumer
         self.rewards = dict(rewards or {})
-        self.promotion = promotion or (lambda _prompt: PromotionConfig())
+        self._promotion = promotion or (lambda _prompt: PromotionConfig())
+        self.defined: dict[str, PromptSpec] = {}
+        """Prompts defined at run time, as of the position (``prompt_definitions``)."""
+        self._defined_rules: dict[str, RewardRule] = {}
         self.write_outbox = write_outbox
         self.feedback_repeat = feedback_repeat
         self.feedback_wait_ms = round(feedback_wait_s * 1000)
@@ -191,6 +205,9 @@ class Projection:
         for row in await conn.execute(select(t.variants)):
             state.variants[(row.prompt_id, row.variant)] = VariantRow(**dict(row._mapping))
         self.state = state
+        self.define_all(
+            specs_from_rows(r._mapping for r in await conn.execute(select(t.prompt_definitions)))
+        )
         self.counters = {
             r.name: int(r.value)
             for r in await conn.execute(
@@ -225,7 +242,29 @@ class Projection:
         return result
 
     def rule(self, prompt_id: str) -> RewardRule:
-        return self.rewards.get(prompt_id, self._default_rule)
+        rule = self.rewards.get(prompt_id)
+        if rule is None:
+            rule = self._defined_rules.get(prompt_id, self._default_rule)
+        return rule
+
+    def promotion(self, prompt_id: str) -> PromotionConfig:
+        """A prompt's promotion config; a prompt defined at run time (and by no file,
+        whose config the caller's function knows) adds its own overrides."""
+        config = self._promotion(prompt_id)
+        spec = self.defined.get(prompt_id)
+        if spec is None or prompt_id in self.rewards:
+            return config
+        return effective_promotion(spec, config)
+
+    def define(self, spec: PromptSpec) -> None:
+        """Take a prompt's run-time definition (its reward rule applies from now on)."""
+        self.defined[spec.id] = spec
+        self._defined_rules[spec.id] = rule_from_spec(spec)
+
+    def define_all(self, specs: Mapping[str, PromptSpec]) -> None:
+        self.defined, self._defined_rules = {}, {}
+        for spec in specs.values():
+            self.define(spec)
 
 
 class _Batch:
@@ -248,6 +287,7 @@ class _Batch:
         self.dirty_variants: set[tuple[str, str]] = set()
         self.decision_rows: list[dict[str, Any]] = []
         self.version_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.definition_rows: dict[str, dict[str, Any]] = {}
         self.base_arms: dict[tuple[str, str], list[int]] = {}
         self.base_minutes: dict[tuple[str, str], list[tuple[int, list[int]]]] = {}
         self.outbox_new: list[dict[str, Any]] = []
@@ -357,6 +397,11 @@ class _Batch:
                 self._feedback(seq, ev)
             case VariantRegistered():
                 self._registered(seq, ev)
+            case PromptRegistered():
+                if (defined := definition_row(seq, event_ms(ev), ev)) is not None:
+                    self.p.define(defined[0])
+                    self.definition_rows[ev.prompt_id] = defined[1]
+                    self.result.touched.add(ev.prompt_id)
             case (
                 VariantPromoted()
                 | VariantRolledBack()
@@ -924,6 +969,9 @@ class _Batch:
         if self.decision_rows:
             await conn.execute(t.decisions.insert(), self.decision_rows)
         await self._write_versions()
+        await self._replace(
+            t.prompt_definitions, [self.definition_rows[k] for k in sorted(self.definition_rows)]
+        )
         await self._replace(
             t.learner_counters,
             [{"name": n, "value": self.counters[n]} for n in sorted(self.dirty_counters)],

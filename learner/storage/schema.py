@@ -124,6 +124,21 @@ variant_versions = Table(
 )
 """Every version each variant ever had (``promptlab prompts history`` and ``diff``)."""
 
+prompt_definitions = Table(
+    "prompt_definitions",
+    metadata,
+    Column("prompt_id", String(200), primary_key=True),
+    # Stream sequence and event time of the latest PromptRegistered of this prompt.
+    Column("sequence", BigInteger, nullable=False),
+    Column("occurred_ms", BigInteger, nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("origin", String(20), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("spec", Text, nullable=False),  # the prompt file's shape, sorted JSON
+)
+"""Prompts defined at run time (admin API): the latest definition of each, whose reward
+rule and promotion overrides the learner applies (see learner.projection.definitions)."""
+
 executions = Table(
     "executions",
     metadata,
@@ -270,6 +285,7 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     prompt_state,
     variants,
     variant_versions,
+    prompt_definitions,
     executions,
     pending_feedback,
     arm_stats,

@@ -42,6 +42,7 @@ from learner.projection.reward import effective_promotion, rules_from_prompts
 from learner.replay import ReplayReport, catch_up, compare, rebuild
 from learner.storage.store import Store
 from learner.storage.view import load_view
+from promptlab.commands.lifecycles import hidden_note
 from prompts import PromptFileError, PromptSpec, load_prompt_dir
 
 if TYPE_CHECKING:
@@ -213,18 +214,29 @@ async def collect_learner(settings: Settings) -> dict[str, Any]:
 
 
 async def collect_stats(
-    settings: Settings, prompt_filter: str | None = None
+    settings: Settings, prompt_filter: str | None = None, *, show_all: bool = False
 ) -> list[dict[str, Any]]:
-    """Per prompt: champion, variants with their figures, leader, lift, recommendation."""
+    """Per prompt: champion, variants with their figures, leader, lift, recommendation.
+
+    Archived variants are left out (and counted in ``hidden_archived``) unless ``show_all``.
+    """
+    from sqlalchemy import select
+
+    from learner.projection.definitions import specs_from_rows
+    from learner.storage import schema as t
+
     prompts = _prompts(settings)
     store = Store(settings.storage.url)
     out = []
     try:
         await store.create()
+        async with store.engine.connect() as conn:
+            rows = await conn.execute(select(t.prompt_definitions))
+            defined = specs_from_rows(r._mapping for r in rows)
         for prompt_id in await store.prompt_ids():
             if prompt_filter and prompt_id != prompt_filter:
                 continue
-            spec = prompts.get(prompt_id)
+            spec = prompts.get(prompt_id) or defined.get(prompt_id)
             config = effective_promotion(spec, settings.learner.promotion)
             cap = spec.routing.exploration_cap if spec else 0.2
             view = await load_view(store, prompt_id, config, exploration_cap=cap)
@@ -232,13 +244,18 @@ async def collect_stats(
                 continue
             analysis = analyze(view, rng_for(settings.learner.seed, view.last_sequence))
             variants = []
+            hidden = 0
             for arm in view.arms.values():
+                if arm.lifecycle == "archived" and not show_all:
+                    hidden += 1
+                    continue
                 a = analysis.arms.get(arm.variant)
                 life = arm.lifetime
                 variants.append(
                     {
                         "variant": arm.variant,
                         "status": arm.status,
+                        "lifecycle": arm.lifecycle,
                         "model": arm.model,
                         "version": arm.version,
                         "executions": life.executions if life else 0,
@@ -261,6 +278,7 @@ async def collect_stats(
                     "evaluation_window": config.evaluation_window,
                     "sequence": view.last_sequence,
                     "variants": variants,
+                    "hidden_archived": hidden,
                     "leader": analysis.leader,
                     "lift": analysis.lift,
                     "lift_interval": [analysis.lift_low, analysis.lift_high]
@@ -277,7 +295,7 @@ async def collect_stats(
 def stats_command(args: argparse.Namespace, settings: Settings) -> int:
     """``promptlab stats``."""
     learner = asyncio.run(collect_learner(settings))
-    data = asyncio.run(collect_stats(settings, args.prompt))
+    data = asyncio.run(collect_stats(settings, args.prompt, show_all=args.all))
     if args.json:
         print(json.dumps({"learner": learner, "prompts": data}, indent=2))
         return 0
@@ -305,6 +323,8 @@ def stats_command(args: argparse.Namespace, settings: Settings) -> int:
                 f"{_fmt(v['p_best']):>8}{_fmt(v['error_rate'], '.1%'):>7}{_fmt(v['cost_mean_usd'], '.5f'):>10}"
                 f"{_fmt(v['latency_p50_ms'], '.0f'):>9}{_fmt(v['latency_p95_ms'], '.0f'):>9}"
             )
+        if prompt["hidden_archived"]:
+            print(f"  {hidden_note(prompt['hidden_archived'])}")
         leader = prompt["leader"] or "-"
         lift = ""
         if prompt["lift"] is not None:

@@ -14,8 +14,8 @@ from promptlab.cli import add_config_option, lazy
 TUI_DESCRIPTION = """\
 Watch every prompt live: champions, challengers, traffic, posteriors, promotions and
 lineage. Keys: enter opens a prompt, p promotes the selected variant, r rolls back,
-s pauses or resumes exploration (each asks first), e lists saved experiment
-reports (enter opens one), esc goes back, q quits.
+s pauses or resumes exploration (each asks first), a shows or hides archived
+variants, e lists saved experiment reports (enter opens one), esc goes back, q quits.
 """
 
 
@@ -85,6 +85,7 @@ def register_learner(sub: argparse._SubParsersAction) -> None:
     )
     stats.add_argument("--json", action="store_true", help="print as JSON")
     stats.add_argument("--prompt", metavar="ID", help="only this prompt")
+    stats.add_argument("--all", action="store_true", help="show archived variants too")
     add_config_option(stats)
     stats.set_defaults(handler=lazy("promptlab.commands.learner:stats_command"))
 

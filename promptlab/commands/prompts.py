@@ -1,6 +1,9 @@
 """`promptlab prompts list|show|validate`: look at and check prompt files;
 `promptlab prompts activate|deprecate|archive ID VARIANT`: move a variant through its
-lifecycle (a command event the learner carries out or refuses, with who and why)."""
+lifecycle (a command event the learner carries out or refuses, with who and why).
+
+``list`` and ``show`` leave archived variants out unless ``--all`` (the lifecycle is the
+learner's when its database is there, else the file's ``status``)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promptlab.cli import add_config_option, lazy
+from promptlab.commands.apply import register as apply_parser
+from promptlab.commands.lifecycles import hidden_note, learner_lifecycles, statuses
 from promptlab.commands.parsers import command_options
+from promptlab.commands.render import register as render_parser
 from promptlab.settings import SettingsError, load_settings
 from prompts import PromptFileError, PromptSpec, load_prompt_dir, validate_files
 
@@ -21,16 +27,20 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``prompts`` and its subcommands."""
-    parser = sub.add_parser("prompts", help="list, show and validate prompt files")
+    parser = sub.add_parser(
+        "prompts", help="list, show, validate, render and apply prompts; history, lifecycle"
+    )
     commands = parser.add_subparsers(dest="prompts_command", metavar="SUBCOMMAND", required=True)
 
     listing = commands.add_parser("list", help="the prompts of the configured prompts dir")
+    listing.add_argument("--all", action="store_true", help="count archived variants too")
     add_config_option(listing)
     listing.set_defaults(handler=list_prompts)
 
     show = commands.add_parser("show", help="one prompt: variables, routing, variants, templates")
     show.add_argument("id", help="prompt id")
     show.add_argument("--json", action="store_true", help="print the spec as JSON")
+    show.add_argument("--all", action="store_true", help="show archived variants too")
     add_config_option(show)
     show.set_defaults(handler=show_prompt)
 
@@ -60,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     diff.add_argument("v2", help="version number or hash prefix")
     add_config_option(diff)
     diff.set_defaults(handler=lazy("promptlab.commands.history:diff"))
+
+    render_parser(commands)
+    apply_parser(commands)
 
     for status, verb, what in LIFECYCLE_VERBS:
         move = commands.add_parser(verb, help=what)
@@ -93,20 +106,26 @@ def list_prompts(args: argparse.Namespace, settings: Settings) -> int:
     prompts = _load(settings)
     if prompts is None:
         return 1
-    rows = [("ID", "CATEGORY", "VARIANTS", "CHAMPION", "MODEL")] + [
-        (p.id, p.category, str(len(p.variants)), p.champion.name, p.champion.model)
-        for p in prompts.values()
-    ]
+    known = learner_lifecycles(settings) if prompts else {}
+    rows = [("ID", "CATEGORY", "VARIANTS", "CHAMPION", "MODEL")]
+    hidden = 0
+    for p in prompts.values():
+        states = statuses(p, known)
+        shown = sum(1 for s in states.values() if args.all or s != "archived")
+        hidden += len(states) - shown
+        rows.append((p.id, p.category, str(shown), p.champion.name, p.champion.model))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if not prompts:
         print(f"(no prompt files in {settings.prompts.dir})", file=sys.stderr)
+    if hidden:
+        print(hidden_note(hidden), file=sys.stderr)
     return 0
 
 
 def show_prompt(args: argparse.Namespace, settings: Settings) -> int:
-    """Print one prompt in full, templates included."""
+    """Print one prompt in full, templates included (archived variants with ``--all``)."""
     prompts = _load(settings)
     if prompts is None:
         return 1
@@ -118,18 +137,31 @@ def show_prompt(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
+    states = statuses(prompt, learner_lifecycles(settings))
+    shown = {name for name, state in states.items() if args.all or state != "archived"}
     if args.json:
         data = prompt.model_dump(mode="json")
         for dumped, variant in zip(data["variants"], prompt.variants, strict=True):
             dumped["version"] = variant.version
+            dumped["status"] = states[variant.name]
+        data["variants"] = [v for v in data["variants"] if v["name"] in shown]
         print(json.dumps(data, indent=2, ensure_ascii=False))
-        return 0
-    print(describe(prompt, settings))
+    else:
+        print(describe(prompt, settings, states=states, shown=shown))
+    if len(shown) < len(states):
+        print(hidden_note(len(states) - len(shown)), file=sys.stderr)
     return 0
 
 
-def describe(prompt: PromptSpec, settings: Settings) -> str:
-    """A prompt as readable text."""
+def describe(
+    prompt: PromptSpec,
+    settings: Settings,
+    *,
+    states: dict[str, str] | None = None,
+    shown: set[str] | None = None,
+) -> str:
+    """A prompt as readable text (only the variants in ``shown``, when given)."""
+    states = states or {v.name: v.status for v in prompt.variants}
     lines = [f"{prompt.id}: {prompt.description}".rstrip(": ")]
     lines.append(f"  category: {prompt.category}  language: {prompt.language}")
     if prompt.tags:
@@ -163,8 +195,12 @@ def describe(prompt: PromptSpec, settings: Settings) -> str:
     if prompt.examples:
         lines.append(f"examples: {', '.join(e.name for e in prompt.examples)}")
     for variant in prompt.variants:
+        if shown is not None and variant.name not in shown:
+            continue
         mark = " (champion)" if variant.champion else ""
-        lines.append(f"variant {variant.name}{mark}  version {variant.version}")
+        state = states[variant.name]
+        status = f"  [{state}]" if state != "active" else ""
+        lines.append(f"variant {variant.name}{mark}  version {variant.version}{status}")
         lines.append(f"  model: {variant.model}")
         if variant.params:
             lines.append(f"  params: {variant.params}")

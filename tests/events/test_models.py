@@ -23,6 +23,7 @@ from events.models import (
     LifecycleCommand,
     PauseCommand,
     PromoteCommand,
+    PromptRegistered,
     RollbackCommand,
     RoutingInfo,
     VariantLifecycleChanged,
@@ -62,6 +63,9 @@ SAMPLES: list[BaseEvent] = [
     CommandRejected(command_id="c1", prompt_id="p", reason="unknown variant"),
     LifecycleCommand(prompt_id="p", variant="v2", status="deprecated", actor="alice", reason="slow"),
     VariantLifecycleChanged(prompt_id="p", variant="v2", status="deprecated", previous="active"),
+    PromptRegistered(prompt_id="p", version="0123456789abcdef", actor="admin-api",
+                     spec={"id": "p", "variants": [{"name": "v1", "model": "m/x", "template": "Hi"}]},
+                     changes=["reward changed"]),
 ]  # fmt: skip
 
 

@@ -10,8 +10,8 @@ from learner.projection.reward import RewardRule
 from learner.projection.transaction import Projection
 from learner.storage.store import Store
 from prompts import PromptSpec
-from sidecar.app import apply_variant_event
 from sidecar.catalog import Catalog
+from sidecar.definitions import apply_variant_event
 
 
 def registered(variant: str, *, source: str = "live", champion: bool = False) -> VariantRegistered:

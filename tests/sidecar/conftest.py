@@ -1,8 +1,9 @@
 """A running sidecar on a free port, in front of a real fake upstream, on a real bus.
 
 ``make_sidecar(...)`` starts one (JetStream on this test's own nats-server by default,
-or the in-memory bus with ``bus="memory"``); ``harness.events()`` flushes the publisher
-and reads every event back from the bus.
+on a given server with ``nats_url=`` so that replicas share it, or the in-memory bus
+with ``bus="memory"``); ``harness.events()`` flushes the publisher and reads every
+event back from the bus; ``harness.stop()`` stops it before the test ends.
 """
 
 from __future__ import annotations
@@ -86,7 +87,15 @@ class Harness:
     bus: EventBus
     publisher: EventPublisher
     upstream: FakeUpstream
+    runner: web.AppRunner | None = None
     _clients: list[Any] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        """Stop serving now (a restart, a replica that goes away); idempotent."""
+        await self.aclose()
+        if self.runner is not None:
+            runner, self.runner = self.runner, None
+            await runner.cleanup()
 
     @property
     def base_url(self) -> str:
@@ -105,7 +114,8 @@ class Harness:
         return client
 
     async def aclose(self) -> None:
-        for client in self._clients:
+        clients, self._clients = self._clients, []
+        for client in clients:
             if isinstance(client, openai.AsyncOpenAI):
                 await client.close()
             else:
@@ -156,6 +166,7 @@ async def make_sidecar(
         feedback_policy: FeedbackPolicy | None = None,
         analytics: AnalyticsSource | None = None,
         history: HistorySource | None = None,
+        nats_url: str | None = None,
     ) -> Harness:
         event_bus: EventBus
         if bus == "memory":
@@ -163,10 +174,12 @@ async def make_sidecar(
         else:
             from events.jetstream import JetStreamBus
 
-            nats = NatsServerProcess(tmp_path / f"nats-{len(cleanups)}")
-            nats.start()
-            cleanups.append(lambda: asyncio.to_thread(nats.stop))
-            event_bus = JetStreamBus(url=nats.url)
+            if nats_url is None:  # a server of its own; else share the one given (replicas)
+                nats = NatsServerProcess(tmp_path / f"nats-{len(cleanups)}")
+                nats.start()
+                cleanups.append(lambda: asyncio.to_thread(nats.stop))
+                nats_url = nats.url
+            event_bus = JetStreamBus(url=nats_url)
         await event_bus.start()
         cleanups.append(event_bus.close)
         fake = {
@@ -204,10 +217,11 @@ async def make_sidecar(
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        cleanups.append(runner.cleanup)
         port = runner.addresses[0][1]
-        harness = Harness(f"http://127.0.0.1:{port}", app, event_bus, publisher, fake_upstream)
-        cleanups.append(harness.aclose)
+        harness = Harness(
+            f"http://127.0.0.1:{port}", app, event_bus, publisher, fake_upstream, runner
+        )
+        cleanups.append(harness.stop)
         return harness
 
     yield make

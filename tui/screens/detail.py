@@ -103,8 +103,8 @@ class DetailScreen(LiveScreen):
     def show(self, state: LabState) -> None:
         prompt = state.prompt(self.prompt_id)
         self.sub_title = "exploration paused" if prompt.paused else ""
-        self.query_one("#summary", Static).update(summary_line(prompt))
-        variants = prompt.variants()
+        self.query_one("#summary", Static).update(summary_line(prompt, state.show_archived))
+        variants = prompt.shown_variants(state.show_archived)
         sync_table(
             self.query_one("#variants", DataTable),
             VARIANT_COLUMNS,

@@ -40,7 +40,8 @@ class OverviewScreen(LiveScreen):
     def show(self, state: LabState) -> None:
         table = self.query_one("#prompts", DataTable)
         prompts = state.sorted_prompts()
-        sync_table(table, OVERVIEW_COLUMNS, [(p.prompt_id, overview_row(p)) for p in prompts])
+        rows = [(p.prompt_id, overview_row(p, state.show_archived)) for p in prompts]
+        sync_table(table, OVERVIEW_COLUMNS, rows)
         self.query_one("#recent-decisions", Static).update(recent_decisions_text(prompts))
         empty = self.query_one("#overview-empty", Static)
         empty.display = not prompts

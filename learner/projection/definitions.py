@@ -1,0 +1,60 @@
+"""Prompts defined at run time (``PromptRegistered``), as the projection keeps them.
+
+A prompt file gives the learner a prompt's reward rule and promotion overrides at
+start. A prompt created through the admin API has no file: its definition arrives as a
+``PromptRegistered`` event, and the projection takes it *in stream order*, in the same
+transaction as everything else, into table ``prompt_definitions``. So feedback after
+the event is rewarded by the new rule, feedback before it by the old one, and
+``promptlab replay`` rebuilds exactly that. A prompt file of the same id wins (its rule
+is the one the learner was started with).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from events.models import PromptRegistered
+from prompts.definition import spec_from_event
+from prompts.errors import PromptError
+from prompts.spec import PromptSpec
+
+log = logging.getLogger(__name__)
+
+
+def definition_row(
+    sequence: int, occurred_ms: int, event: PromptRegistered
+) -> tuple[PromptSpec, dict[str, Any]] | None:
+    """The prompt ``event`` defines and its ``prompt_definitions`` row; None (logged)
+    when this version of promptlab refuses the definition."""
+    try:
+        spec = spec_from_event(event)
+    except (ValidationError, PromptError) as exc:
+        log.warning("ignoring the definition of %s at %d: %s", event.prompt_id, sequence, exc)
+        return None
+    row = {
+        "prompt_id": event.prompt_id,
+        "sequence": sequence,
+        "occurred_ms": occurred_ms,
+        "version": event.version,
+        "origin": event.origin,
+        "actor": event.actor,
+        "spec": json.dumps(event.spec, sort_keys=True, ensure_ascii=False),
+    }
+    return spec, row
+
+
+def specs_from_rows(rows: Iterable[Mapping[Any, Any]]) -> dict[str, PromptSpec]:
+    """The prompts stored in ``prompt_definitions`` (a row that no longer validates is
+    left out, with a warning)."""
+    out = {}
+    for row in rows:
+        try:
+            out[row["prompt_id"]] = PromptSpec.model_validate(json.loads(row["spec"]))
+        except (ValidationError, PromptError, ValueError) as exc:
+            log.warning("stored definition of %s not usable: %s", row["prompt_id"], exc)
+    return out

@@ -1,0 +1,297 @@
+"""Prompts and variants defined at run time: stored durably, announced, taken by every replica.
+
+Where a sidecar's prompts come from:
+
+* **Prompt files** (``prompts.dir``), read by every process at start. A file owns its
+  prompt id: the prompt-level settings (variables, reward, routing, promotion...) come
+  from the file, and at every start its variants are announced again, so for the
+  variant names a file defines, the file wins at the next start.
+* **The admin API** (:mod:`sidecar.admin_prompts`): whole prompts whose id no file
+  defines, and variants of any prompt.
+
+How a definition made through the API reaches everyone, and survives restarts:
+
+* A whole prompt is one entry of KV bucket ``promptlab_prompts`` (key: prompt id;
+  value: its latest :class:`~events.models.PromptRegistered`, the prompt file's shape
+  *with its variants*) and one ``PromptRegistered`` on the stream. The KV entry is what
+  a sidecar that starts or restarts later reads, however old the stream is (and
+  whatever its limits dropped); the event is the fact in the log, which the learner
+  projects in stream order (the prompt's reward rule and promotion overrides), so
+  ``promptlab replay`` rebuilds the same tables.
+* Each new or changed variant is also a ``VariantRegistered`` (origin ``api``) on the
+  stream and in bucket ``promptlab_variants``, exactly as a variant registered through
+  the API always was: version history, statistics per version and the TUI's template
+  view stay per variant.
+* The whole prompt is one entry (variants included) because the two buckets are
+  watched separately and their entries arrive in any order: a replica never holds a
+  prompt without its variants. A variant that arrives for a prompt not known yet (one
+  bred for an API prompt) is held until its prompt arrives.
+
+Writes on one process go through :attr:`Definitions.lock`. The KV entry of a whole
+prompt is written first: when NATS cannot store it the request fails (503) and nothing
+changed, so an answer of success means every replica and restart will see it. Two
+replicas changing the same prompt at the same moment: the later KV write wins (each
+write carries every variant its writer knew, and variants are never removed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+
+from pydantic import ValidationError
+
+from events.bus import BusError, EventBus
+from events.models import (
+    EventDecodeError,
+    PromptRegistered,
+    VariantRegistered,
+    decode,
+    encode,
+)
+from events.subjects import Bucket, variant_key
+from prompts import (
+    PromptError,
+    PromptSpec,
+    SpecError,
+    VariantSpec,
+    definition_version,
+    prompt_event,
+    spec_from_event,
+)
+from sidecar.catalog import Catalog
+from sidecar.errors import SidecarError
+from sidecar.ports import Publisher
+
+log = logging.getLogger(__name__)
+
+WATCH_RETRY_S = 1.0
+STORE_TIMEOUT_S = 5.0
+"""How long a write waits for NATS to store a prompt before answering 503."""
+LOAD_TIMEOUT_S = 3.0
+"""How long a starting sidecar waits for the stored prompts before it serves anyway
+(the watch then brings them in as soon as NATS answers)."""
+
+
+class Definitions:
+    """The run-time definitions of one sidecar process: writes them, takes others'."""
+
+    def __init__(self, catalog: Catalog, publisher: Publisher, bus: EventBus | None) -> None:
+        self.catalog = catalog
+        self.publisher = publisher
+        self.bus = bus
+        self.lock = asyncio.Lock()
+        """Held by every write, so two requests cannot interleave their changes."""
+        self._held: dict[str, dict[str, VariantRegistered]] = {}
+        self._revisions: dict[str, int] = {}
+        self._shadowed: set[str] = set()
+
+    # ------------------------------------------------------------------ writing
+
+    async def define_prompt(
+        self, spec: PromptSpec, *, actor: str, changes: Sequence[str], variants: Iterable[str]
+    ) -> tuple[list[str], bool]:
+        """Store and announce ``spec`` (a prompt no file defines), then route by it.
+
+        ``variants``: the names whose VariantRegistered to publish (new or changed).
+        Returns the published event ids and whether the definition was stored in KV
+        (False without a bus). Raises a 503 :class:`SidecarError` when NATS cannot
+        store it; nothing changed then.
+        """
+        event = prompt_event(spec, actor=actor, changes=changes)
+        stored = False
+        if self.bus is not None:
+            try:
+                if not self.bus.connected:  # fail fast rather than wait out the timeout
+                    raise BusError("not connected")
+                revision = await asyncio.wait_for(
+                    self.bus.kv_put(str(Bucket.PROMPTS), spec.id, encode(event)), STORE_TIMEOUT_S
+                )
+            except (BusError, TimeoutError) as exc:
+                raise SidecarError(
+                    f"prompt {spec.id!r} cannot be stored now (NATS: {exc or 'timed out'}); "
+                    "nothing was changed, try again",
+                    status=503,
+                    code="definitions_unavailable",
+                ) from None
+            self._revisions[spec.id] = revision
+            stored = True
+        self.publisher.publish(event)
+        ids = [event.event_id, *await self._announce(spec, variants)]
+        self.catalog.put_prompt(spec)
+        return ids, stored
+
+    async def define_variants(self, spec: PromptSpec, variants: Iterable[str]) -> list[str]:
+        """Announce new or changed variants of a file's prompt and route by ``spec``
+        (the file's prompt with them); their KV entries are best effort, as always."""
+        ids = await self._announce(spec, variants)
+        self.catalog.put_prompt(spec)
+        return ids
+
+    async def _announce(self, spec: PromptSpec, names: Iterable[str]) -> list[str]:
+        wanted = set(names)
+        events = [e for e in spec.registered_events() if e.variant in wanted]
+        for event in events:
+            self.publisher.publish(event)
+        if self.bus is not None:
+            await store_variants(self.bus, events)
+        return [e.event_id for e in events]
+
+    # ------------------------------------------------------------------ taking
+
+    def take_variant(self, event: VariantRegistered) -> bool:
+        """A variant registered elsewhere; held when its prompt is not known yet."""
+        if event.origin == "config" or event.source == "offline":
+            return False
+        if self.catalog.get(event.prompt_id) is None:
+            self._held.setdefault(event.prompt_id, {})[event.variant] = event
+            return False
+        return apply_variant_event(self.catalog, event)
+
+    def take_prompt(self, event: PromptRegistered, revision: int = 0) -> bool:
+        """A whole prompt defined elsewhere (or before a restart); True when it changed
+        what this sidecar routes. A prompt file of the same id wins: the event is ignored."""
+        prompt_id = event.prompt_id
+        if self.catalog.from_file(prompt_id):
+            if prompt_id not in self._shadowed:
+                self._shadowed.add(prompt_id)
+                log.warning(
+                    "prompt %s is defined both by a prompt file and through the admin API; "
+                    "the file wins",
+                    prompt_id,
+                )
+            return False
+        if revision and revision <= self._revisions.get(prompt_id, 0):
+            return False  # this process wrote it, or already took a newer one
+        if revision:
+            self._revisions[prompt_id] = revision
+        try:
+            spec = spec_from_event(event)
+        except (ValidationError, PromptError) as exc:
+            log.warning("cannot take prompt %s: %s", prompt_id, exc)
+            return False
+        current = self.catalog.get(prompt_id)
+        extra = [v for v in current.variants] if current is not None else []
+        extra += [VariantSpec.from_event(e) for e in self._held.pop(prompt_id, {}).values()]
+        spec = _with_extra(spec, extra)
+        if current is not None and definition_version(current) == definition_version(spec):
+            return False
+        self.catalog.put_prompt(spec)
+        return True
+
+    async def load(self, announced: Sequence[VariantRegistered]) -> None:
+        """At start: store the files' variants, then take the prompts stored in KV,
+        before the sidecar serves (bounded by :data:`LOAD_TIMEOUT_S`)."""
+        if self.bus is None:
+            return
+        try:
+            await asyncio.wait_for(self._load(self.bus, announced), LOAD_TIMEOUT_S)
+        except Exception as exc:  # NATS slow or down: the watch brings them in later
+            log.warning("prompts defined through the admin API not loaded yet: %s", exc)
+
+    async def _load(self, bus: EventBus, announced: Sequence[VariantRegistered]) -> None:
+        # The files' variants first: the variants watch then never sees an API version
+        # of a file's variant that the file replaces at this start.
+        await store_variants(bus, announced)
+        for key in await bus.kv_keys(str(Bucket.PROMPTS)):
+            entry = await bus.kv_get(str(Bucket.PROMPTS), key)
+            if entry is not None and entry.value is not None:
+                self._take_entry(entry.key, entry.value, entry.revision)
+
+    def _take_entry(self, key: str, value: bytes, revision: int) -> None:
+        try:
+            event = decode(value)
+        except EventDecodeError as exc:
+            log.warning("ignoring prompt entry %s: %s", key, exc)
+            return
+        if isinstance(event, PromptRegistered):
+            self.take_prompt(event, revision)
+
+    async def watch_prompts(self) -> None:
+        """Take whole prompts defined on other replicas, past and future."""
+        assert self.bus is not None
+        while True:
+            try:
+                async for entry in self.bus.kv_watch(str(Bucket.PROMPTS)):
+                    if entry.value is not None:
+                        self._take_entry(entry.key, entry.value, entry.revision)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("prompt watch interrupted (%s); retrying", exc)
+            await asyncio.sleep(WATCH_RETRY_S)
+
+    async def watch_variants(self) -> None:
+        """Take variants registered at run time, past and future, from the variants bucket.
+
+        The watch yields every stored variant first, so a sidecar started after a variant
+        was registered (on another replica, or before a restart) routes to it too.
+        """
+        assert self.bus is not None
+        while True:
+            try:
+                async for entry in self.bus.kv_watch(str(Bucket.VARIANTS)):
+                    if entry.value is None:
+                        continue
+                    try:
+                        event = decode(entry.value)
+                    except EventDecodeError as exc:
+                        log.warning("ignoring variant entry %s: %s", entry.key, exc)
+                        continue
+                    if isinstance(event, VariantRegistered):
+                        self.take_variant(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("variant watch interrupted (%s); retrying", exc)
+            await asyncio.sleep(WATCH_RETRY_S)
+
+
+def _with_extra(spec: PromptSpec, variants: Iterable[VariantSpec]) -> PromptSpec:
+    """``spec`` plus the variants it does not name (known here only: a bred variant, a
+    registration that crossed this definition); one the prompt cannot take is left out."""
+    for variant in variants:
+        if variant.name in {v.name for v in spec.variants}:
+            continue
+        try:
+            spec = spec.with_variant(variant)
+        except (ValidationError, SpecError) as exc:
+            log.warning("prompt %s cannot keep variant %s: %s", spec.id, variant.name, exc)
+    return spec
+
+
+def apply_variant_event(catalog: Catalog, event: VariantRegistered) -> bool:
+    """Add a variant registered elsewhere (API of another replica, mutation).
+
+    Prompt-file variants (``origin = "config"``) are left alone: each replica has the file.
+    """
+    if event.origin == "config" or event.source == "offline":
+        return False
+    prompt = catalog.get(event.prompt_id)
+    if prompt is None:
+        return False
+    known = next((v for v in prompt.variants if v.name == event.variant), None)
+    if known is not None and known.version == event.version:
+        return False
+    try:
+        variant = VariantSpec.from_event(event)
+        catalog.add_variant(event.prompt_id, variant)
+    except (ValidationError, SpecError) as exc:
+        log.warning("cannot take variant %s/%s: %s", event.prompt_id, event.variant, exc)
+        return False
+    return True
+
+
+async def store_variants(bus: EventBus, events: Sequence[VariantRegistered]) -> None:
+    """Keep variants in the variants bucket, where sidecars that start later and
+    operators' tools (the TUI's template view) find them however old the stream is.
+    Best effort: the events reach the stream through the publisher either way."""
+    for event in events:
+        try:
+            await bus.kv_put(
+                str(Bucket.VARIANTS), variant_key(event.prompt_id, event.variant), encode(event)
+            )
+        except Exception as exc:  # NATS down: the events still reach the stream
+            log.info("variants not stored in KV yet (%s)", exc)
+            return
