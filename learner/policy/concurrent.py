@@ -26,7 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from learner.policy.fdr import log_threshold
-from learner.stats.etest import FloatArray, ipw_increment, step_bounds, wealth_path
+from learner.stats.etest import (
+    TEST_FIELDS,
+    FloatArray,
+    ipw_increment,
+    step_bounds,
+    wealth_path,
+)
 
 DEFAULT_FLOOR = 0.05
 
@@ -70,6 +76,33 @@ class ConcurrentTest:
     futility_max_log_wealth: float
     """The same for H0 ``lift >= min_lift`` (crossing it: retire on futility)."""
 
+    @classmethod
+    def from_state(
+        cls,
+        challenger: str,
+        champion: str,
+        number: int,
+        state: Sequence[float],
+        *,
+        alpha: float,
+        min_lift: float,
+        discoveries: int,
+    ) -> ConcurrentTest:
+        """The test as the projection keeps it (:func:`learner.stats.etest.advance`
+        layout, the futility twin after the promotion test)."""
+        n = int(state[0])
+        return cls(
+            challenger=challenger,
+            champion=champion,
+            number=number,
+            steps=n,
+            lift=state[1] / n + min_lift if n else None,
+            log_wealth=state[3],
+            max_log_wealth=state[4],
+            log_threshold=log_threshold(alpha, number, discoveries),
+            futility_max_log_wealth=state[TEST_FIELDS + 4],
+        )
+
     @property
     def promotes(self) -> bool:
         return self.max_log_wealth >= self.log_threshold
@@ -100,6 +133,30 @@ class ProbationTest:
     max_log_wealth: float
     """The largest wealth reached within the probation."""
     log_threshold: float
+
+    @classmethod
+    def from_state(
+        cls,
+        champion: str,
+        previous: str,
+        state: Sequence[float],
+        *,
+        steps: int,
+        length: int,
+        rollback_alpha: float,
+    ) -> ProbationTest:
+        """The probation test as the projection keeps it; ``steps`` the rewarded calls
+        since the promotion (the projection ends the probation at ``length``)."""
+        n = int(state[0])
+        return cls(
+            champion=champion,
+            previous=previous,
+            length=length,
+            steps=steps,
+            lift=-state[1] / n if n else None,
+            max_log_wealth=state[4],
+            log_threshold=-math.log(rollback_alpha),
+        )
 
     @property
     def running(self) -> bool:

@@ -52,6 +52,7 @@ from events.models import (
 from learner.projection.commands import Command, carry_out
 from learner.projection.decisions import decision_record
 from learner.projection.definitions import definition_row, specs_from_rows
+from learner.projection.evidence import start_test, step_call, stop_test
 from learner.projection.reward import (
     RewardRule,
     effective_promotion,
@@ -59,7 +60,7 @@ from learner.projection.reward import (
     raw_value,
     rule_from_spec,
 )
-from learner.projection.state import LearnerState, PromptRow, VariantRow
+from learner.projection.state import LearnerState, PromptRow, VariantRow, new_test
 from learner.stats.etest import probation_steps
 from learner.storage import schema as t
 from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
@@ -121,6 +122,8 @@ class _Exec:
     fallback_from: str | None = None
     """Set when this call answered for a challenger that failed (not a reward)."""
     new_row: dict[str, Any] | None = None
+    probability: float | None = None
+    """The routing probability logged for the call (None: not routed or not logged)."""
     """The row to insert when the execution arrived in this batch."""
 
     @property
@@ -151,6 +154,7 @@ class Projection:
         consumer: str,
         rewards: Mapping[str, RewardRule] | None = None,
         promotion: Callable[[str], PromotionConfig] | None = None,
+        routing: Callable[[str], tuple[float, float] | None] | None = None,
         write_outbox: bool = True,
         feedback_repeat: Literal["first", "last"] = "last",
         feedback_wait_s: float = 3600.0,
@@ -162,6 +166,7 @@ class Projection:
         self.consumer = consumer
         self.rewards = dict(rewards or {})
         self._promotion = promotion or (lambda _prompt: PromotionConfig())
+        self._routing = routing or (lambda _prompt: None)
         self.defined: dict[str, PromptSpec] = {}
         """Prompts defined at run time, as of the position (``prompt_definitions``)."""
         self._defined_rules: dict[str, RewardRule] = {}
@@ -201,9 +206,9 @@ class Projection:
         self.position = int(pos or 0)
         state = LearnerState()
         for row in await conn.execute(select(t.prompt_state)):
-            state.prompts[row.prompt_id] = PromptRow(**dict(row._mapping))
+            state.prompts[row.prompt_id] = PromptRow.from_row(dict(row._mapping))
         for row in await conn.execute(select(t.variants)):
-            state.variants[(row.prompt_id, row.variant)] = VariantRow(**dict(row._mapping))
+            state.variants[(row.prompt_id, row.variant)] = VariantRow.from_row(dict(row._mapping))
         self.state = state
         self.define_all(
             specs_from_rows(r._mapping for r in await conn.execute(select(t.prompt_definitions)))
@@ -255,6 +260,17 @@ class Projection:
         if spec is None or prompt_id in self.rewards:
             return config
         return effective_promotion(spec, config)
+
+    def routing(self, prompt_id: str) -> tuple[float, float]:
+        """A prompt's ``(exploration_cap, exploration_floor)``: from its file (the
+        caller's function), else its run-time definition, else the defaults."""
+        known = self._routing(prompt_id)
+        if known is not None:
+            return known
+        spec = self.defined.get(prompt_id)
+        if spec is not None:
+            return (spec.routing.exploration_cap, spec.routing.exploration_floor)
+        return (0.2, 0.05)
 
     def define(self, spec: PromptSpec) -> None:
         """Take a prompt's run-time definition (its reward rule applies from now on)."""
@@ -341,7 +357,7 @@ class _Batch:
             rows = await self.conn.execute(_SELECT_EXECUTIONS, {"ids": chunk})
             for row in rows:
                 exec_id, prompt_id, variant, occurred, cost, latency = row[:6]
-                fb_seq, value, reward, fallback_from = row[6:]
+                fb_seq, value, reward, fallback_from, probability = row[6:]
                 self.execs[exec_id] = _Exec(
                     prompt_id,
                     variant,
@@ -352,6 +368,7 @@ class _Batch:
                     None if value is None else float(value),
                     None if reward is None else float(reward),
                     fallback_from,
+                    probability=None if probability is None else float(probability),
                 )
         for chunk in _chunks(sorted(arriving - self.execs.keys())):
             for exec_id, seq, name, value, boolean, ms in await self.conn.execute(
@@ -490,7 +507,14 @@ class _Batch:
             "probability": None if ev.routing is None else ev.routing.probability,
         }
         ex = _Exec(
-            ev.prompt_id, variant, occurred, cost, latency, fallback_from=fallback_from, new_row=row
+            ev.prompt_id,
+            variant,
+            occurred,
+            cost,
+            latency,
+            fallback_from=fallback_from,
+            new_row=row,
+            probability=None if ev.routing is None else ev.routing.probability,
         )
         self.execs[ev.execution_id] = ex
         if ev.prompt_id is None or variant is None:
@@ -635,11 +659,26 @@ class _Batch:
             prompt.probation_rewarded += 1
             prompt.probation_reward_micro += micro
             prompt.probation_reward_sq_micro += sq
+        config = self.p.promotion(ex.prompt_id)
+        length = probation_steps(config)
+        variants = self.state.variants_of(ex.prompt_id)
+        for name, row in variants.items():
+            if row.test_number:
+                self.dirty_variants.add((ex.prompt_id, name))
+        step_call(
+            prompt,
+            variants.values(),
+            ex.variant,
+            reward,
+            ex.probability,
+            config,
+            self.p.routing(ex.prompt_id),
+            probation_length=length,
+        )
         if prompt.probation_variant is not None:
-            # Every rewarded call of the prompt is a step of the probation's test
-            # (learner.policy.concurrent.probation_test counts the same ones).
+            # Every rewarded call of the prompt is a step of the probation's test.
             prompt.probation_steps += 1
-            if prompt.probation_steps >= probation_steps(self.p.promotion(ex.prompt_id)):
+            if prompt.probation_steps >= length:
                 self._end_probation(ex.prompt_id, prompt)
 
     def _end_probation(self, prompt_id: str, prompt: PromptRow) -> None:
@@ -719,13 +758,13 @@ class _Batch:
             live = row.status == "challenger" and row.lifecycle == "active"
             if not live:
                 if row.test_number:
-                    row.test_number = row.test_start = 0
+                    stop_test(row)
                     self.dirty_variants.add((prompt_id, row.variant))
                 continue
             if row.test_number and not restart:
                 continue
             prompt.tests_started += 1
-            row.test_number, row.test_start = prompt.tests_started, seq
+            start_test(row, prompt.tests_started, seq)
             self.dirty_variants.add((prompt_id, row.variant))
 
     def _new_version(self, seq: int, ev: VariantRegistered, row: VariantRow) -> None:
@@ -761,7 +800,7 @@ class _Batch:
                 if ex.new_row is not None:
                     ex.new_row["variant"] = archived
         self.renames.append((prompt_id, name, archived))
-        row.test_number = row.test_start = 0  # the new version is tested afresh
+        stop_test(row)  # the new version is tested afresh
         prompt = self.state.prompts[prompt_id]
         if prompt.probation_variant == name:  # the record was of the old version
             self._end_probation(prompt_id, prompt)
@@ -836,6 +875,7 @@ class _Batch:
                 prompt.champion_explicit = True
                 prompt.last_decision_sequence = seq
                 prompt.probation_steps = 0
+                prompt.probation_test = new_test()
                 if on_probation:
                     prompt.probation_variant = ev.variant
                     self._set_status(ev.prompt_id, ev.variant, "probation")
@@ -1073,6 +1113,7 @@ _SELECT_EXECUTIONS = select(
     _e.c.feedback_value,
     _e.c.reward,
     _e.c.fallback_from,
+    _e.c.probability,
 ).where(_e.c.execution_id.in_(bindparam("ids", expanding=True)))
 _SELECT_PENDING = (
     select(

@@ -78,6 +78,11 @@ prompt_state = Table(
     Column("last_decision_sequence", BigInteger, nullable=False, default=0),
     # Same-period promotion tests this prompt has started (e-LOND numbers them 1, 2, ...).
     Column("tests_started", BigInteger, nullable=False, default=0, server_default="0"),
+    # Rewarded calls so far and their sum: the baseline of the next call's increments.
+    Column("base_n", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("base_sum", Float, nullable=False, default=0.0, server_default="0"),
+    # The running probation test (JSON [n, sum_y, sum_y2, log_wealth, max_log_wealth]).
+    Column("probation_test", Text, nullable=False, default="", server_default=""),
     # Newest stream sequence that changed this prompt (snapshot version).
     Column("last_sequence", BigInteger, nullable=False, default=0),
     # Newest ``occurred_at`` seen for this prompt: the learner's notion of "now".
@@ -102,6 +107,8 @@ variants = Table(
     # and the stream sequence it starts after (0: no test running).
     Column("test_number", BigInteger, nullable=False, server_default="0"),
     Column("test_start", BigInteger, nullable=False, server_default="0"),
+    # Its running state and its futility twin's (JSON, learner.projection.state).
+    Column("test_state", Text, nullable=False, server_default=""),
 )
 
 variant_versions = Table(
