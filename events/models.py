@@ -235,6 +235,11 @@ class ExecutionCompleted(BaseEvent):
     endpoint: str | None = None
     """The OpenAI endpoint of a call passed through unrouted other than chat completions
     (``embeddings``, ``completions``, ``responses``); None for chat completions."""
+    variable_values: dict[str, str | bool | int | float | None] | None = None
+    """Values of the call's variables that its prompt lets analytics record (variables
+    with an enum, booleans, numbers, strings opted in with ``analytics = true``; strings
+    cut to 64 characters; see ``prompts.analytics``). None on unrouted calls, on calls
+    that recorded nothing, and on events written before it existed."""
 
 
 class FeedbackReceived(BaseEvent):
