@@ -17,6 +17,7 @@ decides, so a replay in other batches keeps exactly the same rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -35,12 +36,20 @@ Cell = tuple[str, int, str, str]
 
 
 class ValueCounts:
-    """One batch's additions to ``variable_values``, with the distinct-values bound."""
+    """One batch's additions to ``variable_values``, with the distinct-values bound.
+
+    :meth:`add` only counts raw values (one dict update per value: it runs for every
+    execution); :meth:`rows` turns them into stored values once per batch. The bound
+    depends only on the order in which each value first appeared, which the insertion
+    order of the raw counts keeps, so deciding it at the end of the batch gives what
+    deciding it call by call would.
+    """
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[str, int, str, str, str], int] = {}
+        self.raw: dict[tuple[str, int, str, str, type, Any], int] = {}
+        """``(prompt, hour, variant, variable, type, value)`` -> calls, in order of first use."""
         self.known: dict[Cell, set[str]] = {}
-        """Distinct values with a row of their own, per cell (stored ones prefetched)."""
+        """Distinct stored values with a row of their own, per cell (prefetched)."""
 
     async def prefetch(self, conn: AsyncConnection, cells: Iterable[tuple[str, int]]) -> None:
         """Load the distinct values already stored for these ``(prompt, hour)`` pairs."""
@@ -57,18 +66,33 @@ class ValueCounts:
                 self.known.setdefault(cell, set()).add(value)
 
     def add(self, prompt_id: str, variant: str, hour: int, values: Mapping[str, Any]) -> None:
-        """Count one execution's recorded values."""
-        counts, known = self.counts, self.known
-        for i, (name, value) in enumerate(values.items()):
-            if i >= MAX_VARIABLES:
-                break
-            if len(name) > _MAX_NAME:
-                continue
-            try:
-                text = value_text(value)
-            except TypeError:  # unhashable: not a value the event model lets through
-                continue
-            if text is None:
+        """Count one execution's recorded values (strings, booleans and numbers; the type
+        is part of the key, so ``true`` and ``1`` stay apart)."""
+        raw = self.raw
+        items: Iterable[tuple[str, Any]] = values.items()
+        if len(values) > MAX_VARIABLES:
+            items = islice(items, MAX_VARIABLES)
+        for name, value in items:
+            kind = value.__class__
+            if kind in _SCALARS:
+                key = (prompt_id, hour, variant, name, kind, value)
+                raw[key] = raw.get(key, 0) + 1
+
+    def rekey(self, prompt_id: str, name: str, archived: str) -> None:
+        """A variant's old version became ``archived``: move what this batch holds for it
+        (each cell's values keep their order)."""
+        for key in [k for k in self.raw if k[0] == prompt_id and k[2] == name]:
+            self.raw[(prompt_id, key[1], archived, *key[3:])] = self.raw.pop(key)
+        for cell in [c for c in self.known if c[0] == prompt_id and c[2] == name]:
+            self.known[(prompt_id, cell[1], archived, cell[3])] = self.known.pop(cell)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Rows to add to ``variable_values``, values past the bound counted as other."""
+        counts: dict[tuple[str, int, str, str, str], int] = {}
+        known = self.known
+        for (prompt_id, hour, variant, name, _kind, value), n in self.raw.items():
+            text = value_text(value)
+            if text is None or len(name) > _MAX_NAME:
                 continue
             cell = (prompt_id, hour, variant, name)
             seen = known.get(cell)
@@ -80,28 +104,14 @@ class ValueCounts:
                 else:
                     seen.add(text)
             key = (*cell, text)
-            counts[key] = counts.get(key, 0) + 1
-
-    def rekey(self, prompt_id: str, name: str, archived: str) -> None:
-        """A variant's old version became ``archived``: move what this batch holds for it."""
-        for key in [k for k in self.counts if k[0] == prompt_id and k[2] == name]:
-            self.counts[(prompt_id, key[1], archived, *key[3:])] = self.counts.pop(key)
-        for cell in [c for c in self.known if c[0] == prompt_id and c[2] == name]:
-            self.known[(prompt_id, cell[1], archived, cell[3])] = self.known.pop(cell)
-
-    def rows(self) -> list[dict[str, Any]]:
-        """Rows to add to ``variable_values`` (in key order, for a stable write)."""
+            counts[key] = counts.get(key, 0) + n
         return [
-            {
-                "prompt_id": p,
-                "hour": h,
-                "variant": v,
-                "variable": n,
-                "value": value,
-                "count": c,
-            }
-            for (p, h, v, n, value), c in sorted(self.counts.items())
+            {"prompt_id": p, "hour": h, "variant": v, "variable": n, "value": text, "count": c}
+            for (p, h, v, n, text), c in sorted(counts.items())
         ]
+
+
+_SCALARS = frozenset({str, bool, int, float})
 
 
 _vv = t.variable_values

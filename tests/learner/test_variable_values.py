@@ -216,3 +216,24 @@ async def test_the_analytics_command_lists_the_values(
     ]
     with pytest.raises(SystemExit):
         await asyncio.to_thread(run, "--top", "-1")
+
+
+async def test_values_that_are_not_strings_booleans_or_numbers_are_skipped(store: Store) -> None:
+    """A hand-made event's odd values cost nothing but themselves: the execution counts,
+    nothing is dead-lettered, and ``1`` and ``true`` stay two values."""
+    odd = {"a": [1], "b": None, "c": {"x": 1}, "d": "ok", "n" * 150: "long name", "e": 1}
+    events = [
+        registered(variant="a", champion=True),
+        execution("x1", seconds=1, variable_values=odd),
+        execution("x2", seconds=2, variable_values={"e": True, "f": float("nan")}),
+    ]
+    projection = Projection(store, consumer="learner")
+    await projection.load()
+    result = await projection.apply(deliveries(events))
+    assert result.dead_letters == [] and result.applied == 3
+    report = await period_analytics(store, "greet", interval="hour")
+    assert values(report, "2025-01-06T12:00", "a") == {
+        "d": (1, [("ok", 1, None)], 0),
+        "e": (2, [(1, 1, None), (True, 1, None)], 0),
+    }
+    assert report.periods[0].executions == 2
