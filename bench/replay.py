@@ -1,8 +1,9 @@
 """Learner replay throughput into SQLite (target >= 20,000 events/s).
 
-Generates realistic traffic (5 prompts x 3 variants; executions, feedback for ~75 % of
-them, 10 % of it arriving before its execution, a few duplicates and commands) and
-measures three things:
+Generates realistic traffic (5 prompts x 3 variants; executions carrying two recorded
+variable values, an enum and an integer, as a prompt's safe variables would; feedback for
+~75 % of them, 10 % of it arriving before its execution, a few duplicates and commands)
+and measures three things:
 
 1. decode: JSON bytes -> event models (what any bus consumer pays);
 2. projection only: decoded events straight into :class:`learner.projection.transaction.Projection`;
@@ -12,7 +13,7 @@ measures three things:
 The machine is often shared, so ``--repeat N`` runs every measurement N times and
 prints the median (and the spread).
 
-``python -m bench.replay [--events N] [--batch N] [--repeat N] [--quick]``
+``python -m bench.replay [--events N] [--batch N] [--repeat N] [--quick] [--no-variables]``
 """
 
 from __future__ import annotations
@@ -47,8 +48,12 @@ VARIANTS = ["a", "b", "c"]
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
 
 
-def generate(n: int, seed: int = 7) -> list[BaseEvent]:
-    """About ``n`` events of realistic shape (seeded: the same every run)."""
+TONES = ["formal", "casual", "brief", "detailed"]
+
+
+def generate(n: int, seed: int = 7, *, variables: bool = True) -> list[BaseEvent]:
+    """About ``n`` events of realistic shape (seeded: the same every run); with
+    ``variables``, every execution records two variable values."""
     rng = random.Random(seed)
     events: list[BaseEvent] = [
         VariantRegistered(
@@ -82,6 +87,11 @@ def generate(n: int, seed: int = 7) -> list[BaseEvent]:
             cost_usd=rng.uniform(1e-5, 2e-3),
             status="error" if rng.random() < 0.02 else "ok",
             occurred_at=at,
+            variable_values=(
+                {"tone": rng.choice(TONES), "max_items": rng.randrange(1, 11)}
+                if variables
+                else None
+            ),
         )
         batch: list[BaseEvent] = [ex]
         if rng.random() < 0.75:
@@ -174,9 +184,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (median)")
     parser.add_argument("--quick", action="store_true", help="20,000 events")
     parser.add_argument("--skip-nats", action="store_true", help="projection only")
+    parser.add_argument(
+        "--no-variables", action="store_true", help="executions without recorded variable values"
+    )
     args = parser.parse_args()
     n = 20_000 if args.quick else args.events
-    events = generate(n)
+    events = generate(n, variables=not args.no_variables)
     blobs = [encode(e) for e in events]
     # The generated events and blobs are the benchmark's fixture, not part of a replay:
     # keep the garbage collector from walking them over and over while it measures.
@@ -195,7 +208,8 @@ def main() -> None:
                 publish_s.append(publish)
                 replay_s.append(replay)
     executions = sum(isinstance(e, ExecutionCompleted) for e in events)
-    print(f"events: {n:,} ({executions:,} executions), batch {args.batch}")
+    values = "without" if args.no_variables else "with"
+    print(f"events: {n:,} ({executions:,} executions {values} variable values), batch {args.batch}")
     print(f"decode (bytes -> models):          {_rate(n, decode_s)}")
     print(f"projection only into SQLite:       {_rate(n, direct_s)}")
     cpu = [d + p for d, p in zip(decode_s, direct_s, strict=True)]

@@ -259,6 +259,13 @@ class ExecutionCompleted(BaseEvent):
     endpoint: str | None = None
     """The OpenAI endpoint of a call passed through unrouted other than chat completions
     (``embeddings``, ``completions``, ``responses``); None for chat completions."""
+    variable_values: JsonDict | None = None
+    """Values of the call's variables that its prompt lets analytics record (variables
+    with an enum, booleans, numbers, strings opted in with ``analytics = true``; strings
+    cut to 64 characters; see ``prompts.analytics``): strings, booleans and numbers, by
+    variable name. None on unrouted calls, on calls that recorded nothing, and on events
+    written before it existed. Not validated further, so a malformed value never costs
+    the execution itself: readers skip any value that is not a string, boolean or number."""
 
 
 class FeedbackReceived(BaseEvent):

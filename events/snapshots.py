@@ -5,12 +5,16 @@
 * :class:`StatsSnapshot` in bucket ``promptlab_stats``: what the TUI shows.
 * :class:`LearnerStatus` in bucket ``promptlab_learner`` (key ``status``): which learner
   is active, refreshed every few seconds, and its counters.
+* :class:`AnalyticsSnapshot` in bucket ``promptlab_analytics``: analytics by period
+  (recent hours and days) for the TUI's charts, in the shape of ``promptlab analytics
+  --json``.
 
 Both are read-only models for their readers; only the learner writes them.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,11 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from events.kinds import VariantLifecycle, VariantStatus
 
 __all__ = [
+    "AnalyticsSnapshot",
     "ArmPosterior",
     "DecisionRecord",
+    "PeriodSeries",
+    "PeriodTotals",
     "RoutingSnapshot",
     "StatsSnapshot",
     "TrendPoint",
+    "ValueCount",
+    "VariableValues",
+    "VariantPeriod",
     "VariantStats",
     "VariantStatus",  # defined in events.kinds; re-exported for older imports
 ]
@@ -167,4 +177,95 @@ class LearnerStatus(_Snap):
 
     @classmethod
     def decode(cls, data: bytes) -> LearnerStatus:
+        return cls.model_validate_json(data)
+
+
+# --------------------------------------------------------------------------- analytics
+
+
+class ValueCount(_Snap):
+    """How often one value of a variable was used in a period."""
+
+    value: str | bool | int | float
+    count: int
+    change: int | None = None
+    """``count`` minus the same value's count in the previous period (None: no previous
+    period in the report)."""
+
+
+class VariableValues(_Snap):
+    """The most used values of one variable in a period, most used first."""
+
+    variable: str
+    recorded: int
+    """Calls in the period that recorded a value of this variable."""
+    values: list[ValueCount] = Field(default_factory=list)
+    other: int = 0
+    """Recorded calls whose value is not listed (beyond the top, or beyond the distinct
+    values the learner keeps per hour)."""
+
+
+class VariantPeriod(_Snap):
+    """One variant in one period: one entry of ``promptlab analytics --json``'s ``periods``
+    (definitions in ``learner.storage.periods``)."""
+
+    variant: str
+    start: datetime
+    end: datetime
+    executions: int = 0
+    errors: int = 0
+    rewarded: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    raw_executions: int = 0
+    unique_subjects: int | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    error_rate: float | None = None
+    success_rate: float | None = None
+    quality: float | None = None
+    satisfaction: float | None = None
+    trends: dict[str, float | None] = Field(default_factory=dict)
+    """Each figure minus the same variant's figure in the previous period."""
+    top_values: list[VariableValues] = Field(default_factory=list)
+
+
+class PeriodTotals(_Snap):
+    """Every variant of a prompt together in one period: calls and most used values."""
+
+    start: datetime
+    end: datetime
+    executions: int = 0
+    top_values: list[VariableValues] = Field(default_factory=list)
+
+
+class PeriodSeries(_Snap):
+    """A prompt's analytics at one interval: ``promptlab analytics --json``'s shape."""
+
+    interval: Literal["hour", "day", "week", "month"]
+    periods: list[VariantPeriod] = Field(default_factory=list)
+    """Ordered by period start, then variant."""
+    all_variants: list[PeriodTotals] = Field(default_factory=list)
+    """Ordered by period start."""
+
+
+class AnalyticsSnapshot(_Snap):
+    """Recent periods of one prompt for the TUI's analytics charts (written by the learner
+    every ``learner.analytics_interval_s`` while the prompt sees traffic)."""
+
+    prompt_id: str
+    series: list[PeriodSeries] = Field(default_factory=list)
+    """One per interval (``hour``: the last hours, ``day``: the last days)."""
+    learner_sequence: int = 0
+    """Newest stream sequence the learner had applied."""
+
+    def interval(self, name: str) -> PeriodSeries | None:
+        """The series of interval ``name``, if the snapshot has it."""
+        return next((s for s in self.series if s.interval == name), None)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> AnalyticsSnapshot:
         return cls.model_validate_json(data)

@@ -67,6 +67,9 @@ class Bucket(str, Enum):
     LEARNER = "promptlab_learner"
     """The active learner's :class:`~events.snapshots.LearnerStatus`, key ``status``: who
     holds the store's lease, and its counters (for the TUI header and ``/metrics``)."""
+    ANALYTICS = "promptlab_analytics"
+    """Analytics by period of each prompt (:class:`~events.snapshots.AnalyticsSnapshot`):
+    recent hours and days per variant, with the most used variable values."""
     ASSIGNMENTS = "promptlab_assignments"
     """Sticky routing: the variant each (prompt, subject) was assigned, keyed by a hash of
     both; entries expire after :data:`ASSIGNMENT_TTL_S`."""

@@ -91,6 +91,9 @@ class LearnerSettings(BaseModel):
     """Events applied per database transaction."""
     snapshot_interval_ms: int = Field(default=250, ge=10)
     """Publish routing and stats snapshots at most this often per prompt."""
+    analytics_interval_s: float = Field(default=15.0, ge=0)
+    """Publish analytics snapshots (recent hours and days per variant, for the TUI's
+    analytics tab) of prompts with new traffic this often; 0 never publishes them."""
     seed: int = 0
     """Base seed of the decision randomness (mixed with the stream sequence)."""
     lease_s: float = Field(default=10.0, gt=0)

@@ -15,6 +15,9 @@ One loop iteration:
    when it comes back through the stream: the stream is the single source of truth;
 6. write routing and stats snapshots of changed prompts (throttled per prompt).
 
+Beside the loop, on its own task and slower cadence, the analytics snapshots of prompts
+with new traffic are written for the TUI (:mod:`learner.analytics_snapshots`).
+
 A NATS outage only delays things: fetch errors are retried with backoff, and anything
 not yet published stays in the outbox table until it is. A database outage only delays
 things too: database errors become :class:`~learner.errors.StoreUnavailable` and the
@@ -42,6 +45,7 @@ from events.models import BaseEvent, decode, encode
 from events.snapshots import LearnerStatus
 from events.subjects import Bucket, Header, Subject
 from learner.analysis import PromptAnalysis, analyze, rng_for
+from learner.analytics_snapshots import AnalyticsWriter
 from learner.config import LearnerSettings, StorageSettings
 from learner.decide import Policy, default_policy
 from learner.errors import StoreRejected, StoreUnavailable, classify, map_store_errors
@@ -110,6 +114,7 @@ class Learner:
         self.snapshots = SnapshotWriter(
             bus, self.store, self.load, interval_ms=settings.snapshot_interval_ms
         )
+        self.analytics = AnalyticsWriter(bus, self.store, interval_s=settings.analytics_interval_s)
         self._consumer: Consumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -186,7 +191,9 @@ class Learner:
         await self._register_config_variants()
         await self._open_consumer(recreate=True)
         await self._publish_pending()
-        self.snapshots.mark(await self.store.prompt_ids())
+        prompt_ids = await self.store.prompt_ids()
+        self.snapshots.mark(prompt_ids)
+        self.analytics.mark(prompt_ids)
         self.active = True
         log.info("learner active (lease: %s)", self.lease.backend)
         await self._publish_status(force=True)
@@ -264,19 +271,30 @@ class Learner:
         return self.breeder
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`, with continuous breeding beside it when attached."""
-        breeding = (
-            asyncio.create_task(self.breeder.run(self._stopping), name="promptlab-breeder")
-            if self.breeder is not None
-            else None
-        )
+        """Consume until :meth:`stop`, with the analytics snapshots (and continuous
+        breeding, when attached) beside it."""
+        beside = [
+            asyncio.create_task(
+                self.analytics.run(
+                    self._stopping,
+                    active=lambda: self.active,
+                    sequence=lambda: self.projection.position,
+                ),
+                name="promptlab-analytics",
+            )
+        ]
+        if self.breeder is not None:
+            beside.append(
+                asyncio.create_task(self.breeder.run(self._stopping), name="promptlab-breeder")
+            )
         try:
             await self._consume()
         finally:
-            if breeding is not None:
-                breeding.cancel()
+            for task in beside:
+                task.cancel()
+            for task in beside:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await breeding
+                    await task
 
     async def _consume(self) -> None:
         """Consume until :meth:`stop`; survives NATS and database outages by retrying.
@@ -360,6 +378,9 @@ class Learner:
             self._task = None
         with contextlib.suppress(Exception):
             await self.snapshots.flush(learner_sequence=self.projection.position, force=True)
+        if self.active:
+            with contextlib.suppress(Exception):
+                await self.analytics.flush(learner_sequence=self.projection.position)
         if self._consumer is not None:
             with contextlib.suppress(Exception):
                 await self._consumer.close()
@@ -416,6 +437,7 @@ class Learner:
             await self._decide(sorted(result.touched), result.position)
         await self._publish_pending()
         self.snapshots.mark(result.touched)
+        self.analytics.mark(result.touched)
         self.batches += 1
         self.events += result.applied
         async with self._progress:

@@ -4,6 +4,7 @@ Imports only ``events`` among promptlab's packages (plus jinja2 and pydantic); L
 is never imported here. Every exception it raises derives from :class:`PromptError`.
 """
 
+from prompts.analytics import MAX_VALUE_CHARS, RecordedValue, ValuePicker
 from prompts.config import PromotionConfig, PromptsSettings
 from prompts.definition import (
     PromptChanges,
@@ -48,6 +49,7 @@ from prompts.variables import VariablesValidator
 
 __all__ = [
     "ALLOWED_PARAMS",
+    "MAX_VALUE_CHARS",
     "ConstraintsSpec",
     "EvaluationSpec",
     "ExampleSpec",
@@ -61,12 +63,14 @@ __all__ = [
     "PromptFileError",
     "PromptSpec",
     "PromptsSettings",
+    "RecordedValue",
     "RenderError",
     "Renderer",
     "RewardSpec",
     "RoutingSpec",
     "SpecError",
     "TemplateProblem",
+    "ValuePicker",
     "VariableError",
     "VariableSpec",
     "VariablesValidator",

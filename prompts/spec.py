@@ -21,6 +21,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 
 from events.kinds import VariantLifecycle, VariantOrigin
 from events.models import JsonDict, VariantRegistered, deterministic_event_id
+from prompts.analytics import ValuePicker
 from prompts.base import SpecModel
 from prompts.config import PromotionConfig
 from prompts.errors import SpecError, VariableError
@@ -481,6 +482,11 @@ class PromptSpec(SpecModel):
     def variables_validator(self) -> VariablesValidator:
         """This prompt's variable rules, compiled once (see :mod:`prompts.variables`)."""
         return VariablesValidator(self.variables)
+
+    @cached_property
+    def value_picker(self) -> ValuePicker:
+        """Which of a call's variable values analytics may record (:mod:`prompts.analytics`)."""
+        return ValuePicker(self.variables)
 
     def promotion_config(self, global_cfg: PromotionConfig) -> PromotionConfig:
         """The global ``[learner.promotion]`` with this prompt's overrides applied."""

@@ -9,7 +9,8 @@ Formatting keys of a variable may be written flat or under a ``format`` table::
 
 ``max_length`` at the variable's top level *rejects* a longer value; ``format.max_length``
 (flat: ``truncate``) *cuts* it. ``min`` / ``max`` are accepted for ``minimum`` /
-``maximum``. How values are checked is :mod:`prompts.values`.
+``maximum``. How values are checked is :mod:`prompts.values`; which values analytics may
+record (``analytics``) is :mod:`prompts.analytics`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import AliasChoices, Field, model_validator
 
 from prompts.base import SpecModel
 from prompts.errors import SpecError, VariableError
+from prompts.templates import FORBIDDEN_PATTERN
 from prompts.values import check_value, json_type
 
 VariableType = Literal["string", "number", "integer", "boolean", "array", "object"]
@@ -87,6 +89,12 @@ class VariableSpec(SpecModel):
     """The only values allowed."""
     format: FormatSpec = Field(default_factory=FormatSpec)
     """Normalisation of string values; the keys may also be written flat."""
+    analytics: bool | None = None
+    """Record this variable's values for analytics ("most used values" per period).
+    Unset: recorded when they are safe to keep, i.e. the variable has an ``enum`` or is a
+    boolean, integer or number; ``true`` opts a string in (values cut to 64 characters);
+    ``false`` keeps any variable out. Never for arrays and objects, nor for a variable
+    named like a credential (``password``, ``secret``, ``token``, ``api_key``)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -148,6 +156,13 @@ class VariableSpec(SpecModel):
                     problems.append((f"enum[{i}]", f"{value!r} is not a {kind}"))
         if self.required and self.default is not None:
             problems.append(("default", "a required variable takes no default"))
+        if self.analytics:
+            if kind in ("array", "object"):
+                problems.append(("analytics", f"values of an {kind} are never recorded"))
+            elif FORBIDDEN_PATTERN.search(self.name):
+                problems.append(
+                    ("analytics", f"{self.name!r} reads like a credential: never recorded")
+                )
         if problems:
             raise SpecError(problems)
         if self.default is not None:

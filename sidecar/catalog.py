@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from prompts import PromptSpec, Renderer, VariableError, VariantSpec
+from prompts import PromptSpec, RecordedValue, Renderer, VariableError, VariantSpec
+from prompts.analytics import cut
+from providers import Redactor
 from sidecar.errors import BadRequest
 
 Listener = Callable[[Any], None]
@@ -66,6 +68,26 @@ class Catalog:
                 code=f"invalid_variable.{exc.rule}",
                 param=f"promptlab.variables.{exc.variable}",
             ) from None
+
+    def recorded_values(
+        self, prompt: PromptSpec, values: Mapping[str, Any], redactor: Redactor
+    ) -> dict[str, RecordedValue] | None:
+        """What analytics may keep of a call's validated ``values`` (None: nothing).
+
+        Only the variables the prompt lets analytics record (:mod:`prompts.analytics`);
+        a string the redactor would change (a provider key, a key-shaped token) is left
+        out whole, then the others are cut to ``prompts.MAX_VALUE_CHARS``.
+        """
+        picked = prompt.value_picker(values)
+        if picked is None:
+            return None
+        for name, value in list(picked.items()):
+            if isinstance(value, str):
+                if redactor.redact(value) != value:
+                    del picked[name]
+                else:
+                    picked[name] = cut(value)
+        return picked or None
 
     def render(
         self, prompt: PromptSpec, variant: VariantSpec, values: Mapping[str, Any]

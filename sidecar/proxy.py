@@ -147,20 +147,39 @@ class Proxy:
         variables, subject = parse_meta(meta)
         kept = kept_messages(body)
         values = self.catalog.validate(prompt, variables)
+        recorded = self.catalog.recorded_values(prompt, values, self.providers.redactor)
         with self.telemetry.span("promptlab.route"):
             decision = self.router.decide(prompt_id, subject)
         champion = self.router.champion(prompt_id)
         can_fall_back = decision.variant != champion.variant
         try:
             return await self._attempt(
-                request, prompt, decision, values, body, kept, subject, None, can_fall_back
+                request,
+                prompt,
+                decision,
+                values,
+                recorded,
+                body,
+                kept,
+                subject,
+                None,
+                can_fall_back,
             )
         except _Unanswered as failed:
             # The routed variant failed before the client saw a byte: the champion answers.
             failed.outcome.fell_back_to = champion.variant
             self.recorder.finish(failed.call, failed.outcome)
         return await self._attempt(
-            request, prompt, champion, values, body, kept, subject, decision.variant, False
+            request,
+            prompt,
+            champion,
+            values,
+            recorded,
+            body,
+            kept,
+            subject,
+            decision.variant,
+            False,
         )
 
     async def _attempt(
@@ -169,6 +188,7 @@ class Proxy:
         prompt: PromptSpec,
         decision: Route,
         values: dict[str, Any],
+        recorded: dict[str, Any] | None,
         body: dict[str, Any],
         kept: list[Any],
         subject: str | None,
@@ -192,6 +212,7 @@ class Proxy:
             routing=decision.routing_info(fallback_from),
             messages=messages,
             capture=prompt.evaluation is not None,
+            variable_values=recorded,
         )
         upstream_body = routed_body(body, variant.params, messages)
         return await self._send(request, call, upstream_body, can_fall_back=can_fall_back)

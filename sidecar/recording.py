@@ -47,6 +47,8 @@ class Call:
     started: float = field(default_factory=time.perf_counter)
     capture: bool = False
     """Capture this call's content even when capture is off (its prompt is evaluated online)."""
+    variable_values: dict[str, Any] | None = None
+    """Variable values its prompt lets analytics record (see :meth:`Catalog.recorded_values`)."""
 
     def headers(self) -> dict[str, str]:
         headers = {EXECUTION_HEADER: self.execution_id}
@@ -182,6 +184,7 @@ class Recorder:
             fell_back_to=outcome.fell_back_to,
             attempts=attempts,
             endpoint=call.endpoint,
+            variable_values=call.variable_values,
         )
         with self.telemetry.span("promptlab.publish") as span:
             set_attributes(

@@ -2,8 +2,9 @@
 
 Three loops run as asyncio tasks on the app's event loop:
 
-* watch ``promptlab_stats`` (what the screens show) and ``promptlab_routing``
-  (posteriors, pause state): current values first, then every update;
+* watch ``promptlab_stats`` (what the screens show), ``promptlab_routing``
+  (posteriors, pause state) and ``promptlab_analytics`` (the analytics tab): current
+  values first, then every update;
 * the live subjects, after a short read of recent history (the last
   ``history_events`` of the stream) so the execution feed, the decision log and the
   variant templates are not empty at start.
@@ -122,6 +123,10 @@ class Feed:
             # Templates of every variant, however far back in the stream it was registered.
             self._spawn(self._watch(str(Bucket.VARIANTS), self._on_variant), "tui-watch-variants"),
             self._spawn(self._watch(str(Bucket.LEARNER), self._on_learner), "tui-watch-learner"),
+            self._spawn(
+                self._watch(str(Bucket.ANALYTICS), self.state.apply_analytics),
+                "tui-watch-analytics",
+            ),
         ]
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

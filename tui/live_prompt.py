@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from events import Evidence, VariantRegistered
-from events.snapshots import DecisionRecord, RoutingSnapshot, StatsSnapshot, VariantStats
+from events.snapshots import (
+    AnalyticsSnapshot,
+    DecisionRecord,
+    RoutingSnapshot,
+    StatsSnapshot,
+    VariantStats,
+)
 
 __all__ = [
     "FEED_SIZE",
@@ -67,6 +73,8 @@ class LivePrompt:
     prompt_id: str
     stats: StatsSnapshot | None = None
     routing: RoutingSnapshot | None = None
+    analytics: AnalyticsSnapshot | None = None
+    """Recent hours and days per variant (the analytics tab), when the learner wrote them."""
     templates: dict[str, VariantRegistered] = field(default_factory=dict)
     """Latest registration of each variant: its template, model and lineage."""
     versions: dict[str, list[VariantRegistered]] = field(default_factory=dict)

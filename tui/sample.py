@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from events import BaseEvent, Bucket, Event, EventBus
-from events.snapshots import RoutingSnapshot, StatsSnapshot
+from events.snapshots import AnalyticsSnapshot, RoutingSnapshot, StatsSnapshot
 
 T0 = datetime(2025, 5, 14, 14, 0, 0, tzinfo=UTC)
 """The fixed "now" of the sample: every timestamp in it is relative to it."""
@@ -41,6 +41,11 @@ def routing_snapshots() -> list[RoutingSnapshot]:
     return [RoutingSnapshot.model_validate(r) for r in _data()["routing"]]
 
 
+def analytics_snapshots() -> list[AnalyticsSnapshot]:
+    """Recent hours and days of the sample prompts that have them (the analytics tab)."""
+    return [AnalyticsSnapshot.model_validate(a) for a in _data()["analytics"]]
+
+
 def history() -> list[BaseEvent]:
     """The events a TUI reads as history: registrations, a promotion, recent calls."""
     return list(_EVENTS.validate_python(_data()["history"]))
@@ -52,4 +57,6 @@ async def load(bus: EventBus) -> None:
         await bus.kv_put(str(Bucket.STATS), stats.prompt_id, stats.encode())
     for routing in routing_snapshots():
         await bus.kv_put(str(Bucket.ROUTING), routing.prompt_id, routing.encode())
+    for analytics in analytics_snapshots():
+        await bus.kv_put(str(Bucket.ANALYTICS), analytics.prompt_id, analytics.encode())
     await bus.publish_many(history())

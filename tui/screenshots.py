@@ -32,7 +32,8 @@ async def _settle(app: PromptLabApp, predicate: object, timeout: float = 10.0) -
 
 
 async def capture(out_dir: Path, size: tuple[int, int] = SIZE) -> list[Path]:
-    """Save ``overview.svg`` and ``detail.svg`` into ``out_dir`` (which must exist)."""
+    """Save ``overview.svg``, ``detail.svg``, ``detail-posteriors.svg`` and
+    ``detail-analytics.svg`` into ``out_dir`` (which must exist)."""
     bus = MemoryBus()
     await sample.load(bus)
     frozen = 1000.0
@@ -52,6 +53,9 @@ async def capture(out_dir: Path, size: tuple[int, int] = SIZE) -> list[Path]:
         await pilot.press("2")
         await pilot.pause(0.4)
         written.append(Path(app.save_screenshot("detail-posteriors.svg", str(out_dir))))
+        await pilot.press("7")
+        await pilot.pause(0.4)
+        written.append(Path(app.save_screenshot("detail-analytics.svg", str(out_dir))))
     return written
 
 

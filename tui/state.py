@@ -26,7 +26,7 @@ from events import (
     VariantRetired,
     VariantRolledBack,
 )
-from events.snapshots import LearnerStatus, RoutingSnapshot, StatsSnapshot
+from events.snapshots import AnalyticsSnapshot, LearnerStatus, RoutingSnapshot, StatsSnapshot
 from tui.live_prompt import LIVE_DECISIONS_KEPT, DecisionEntry, ExecutionRow, LivePrompt, iso_text
 
 __all__ = ["DecisionEntry", "ExecutionRow", "LabState", "LivePrompt", "Notice", "Severity"]
@@ -127,6 +127,23 @@ class LabState:
             self.bad_snapshots += 1
             return
         self.prompt(snapshot.prompt_id).routing = snapshot
+        self._changed()
+
+    def apply_analytics(self, entry: KVEntry) -> None:
+        """A value of bucket ``promptlab_analytics`` arrived (the analytics tab's periods)."""
+        if not self._newer("analytics", entry):
+            return
+        if entry.value is None:
+            if entry.key in self.prompts:
+                self.prompts[entry.key].analytics = None
+            self._changed()
+            return
+        try:
+            snapshot = AnalyticsSnapshot.decode(entry.value)
+        except ValueError:
+            self.bad_snapshots += 1
+            return
+        self.prompt(snapshot.prompt_id).analytics = snapshot
         self._changed()
 
     def _newer(self, bucket: str, entry: KVEntry) -> bool:

@@ -61,6 +61,7 @@ from learner.projection.reward import (
     rule_from_spec,
 )
 from learner.projection.state import LearnerState, PromptRow, VariantRow, new_test
+from learner.projection.variables import HOUR_MS, ValueCounts
 from learner.stats.etest import probation_steps
 from learner.storage import schema as t
 from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
@@ -299,6 +300,7 @@ class _Batch:
         self.arms: dict[tuple[str, str], list[int]] = {}
         self.minutes: dict[tuple[str, str, int], list[int]] = {}
         self.hist: dict[tuple[str, str, int], int] = {}
+        self.values = ValueCounts()
         self.dirty_prompts: set[str] = set()
         self.dirty_variants: set[tuple[str, str]] = set()
         self.decision_rows: list[dict[str, Any]] = []
@@ -344,6 +346,7 @@ class _Batch:
         exec_ids: set[str] = set()
         arriving: set[str] = set()
         promoted: set[str] = set()
+        value_hours: set[tuple[str, int]] = set()
         for d in fresh:
             ev = d.event
             if isinstance(ev, VariantPromoted):
@@ -351,6 +354,8 @@ class _Batch:
             elif isinstance(ev, ExecutionCompleted):
                 exec_ids.add(ev.execution_id)
                 arriving.add(ev.execution_id)
+                if ev.variable_values and ev.prompt_id is not None:
+                    value_hours.add((ev.prompt_id, event_ms(ev) // HOUR_MS))
             elif isinstance(ev, FeedbackReceived):
                 exec_ids.add(ev.execution_id)
         for chunk in _chunks(sorted(exec_ids)):
@@ -378,6 +383,7 @@ class _Batch:
                 self.pending_db.setdefault(exec_id, []).append((int(seq), name, raw, int(ms)))
         for prompt_id in sorted(promoted):
             await self._prefetch_totals(prompt_id)
+        await self.values.prefetch(self.conn, value_hours)
 
     async def _prefetch_totals(self, prompt_id: str) -> None:
         """Committed counters of a prompt's arms, for the baseline of a promotion in
@@ -541,6 +547,8 @@ class _Batch:
             prompt.probation_cost_nano += cost_nano
         hkey = (ev.prompt_id, variant, latency_bucket(latency))
         self.hist[hkey] = self.hist.get(hkey, 0) + 1
+        if ev.variable_values:
+            self.values.add(ev.prompt_id, variant, occurred // HOUR_MS, ev.variable_values)
         if errors and getattr(ev, "fell_back_to", None):
             # A routed challenger failed and the champion answered instead: the failure
             # is the challenger's, a reward of 0 in its statistics (not only an error),
@@ -794,6 +802,7 @@ class _Batch:
         _rekey(self.arms, prompt_id, name, archived)
         _rekey(self.minutes, prompt_id, name, archived)
         _rekey(self.hist, prompt_id, name, archived)
+        self.values.rekey(prompt_id, name, archived)
         for ex in self.execs.values():
             if ex.prompt_id == prompt_id and ex.variant == name:
                 ex.variant = archived
@@ -949,7 +958,13 @@ class _Batch:
     async def _write(self, position: int) -> None:
         conn, store = self.conn, self.p.store
         for prompt_id, name, archived in self.renames:
-            for table in (t.arm_stats, t.minute_buckets, t.latency_histogram, t.executions):
+            for table in (
+                t.arm_stats,
+                t.minute_buckets,
+                t.latency_histogram,
+                t.variable_values,
+                t.executions,
+            ):
                 await conn.execute(
                     update(table)
                     .where(table.c.prompt_id == prompt_id, table.c.variant == name)
@@ -1000,6 +1015,7 @@ class _Batch:
                 for (p, v, b), n in self.hist.items()
             ],
         )
+        await self._add(t.variable_values, self.values.rows())
         await self._replace(
             t.variants, [self.state.variants[k].to_row() for k in sorted(self.dirty_variants)]
         )

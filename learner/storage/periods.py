@@ -11,7 +11,14 @@ Where the figures come from:
   survive ``learner.retention_days``, which deletes raw executions only;
 * latency p50/p95 and unique subjects from the raw ``executions`` rows (nearest-rank
   percentiles); for a period whose raw rows are gone they are None, and
-  ``raw_executions`` says how many rows were left to compute them from.
+  ``raw_executions`` says how many rows were left to compute them from;
+* the most used variable values (``top_values``) from ``variable_values``, counts per
+  hour that are kept for good too. Only values the prompt lets analytics record are
+  there (see :mod:`prompts.analytics`). Each lists the ``top`` values, most used first
+  (ties by value), how many calls ``recorded`` the variable, the ``other`` calls not
+  listed, and each value's ``change`` against the previous period. A range that ends
+  inside an hour counts that whole hour's values. ``all_variants`` gives the same per
+  period for every variant together.
 
 Definitions: ``error_rate`` is the share of calls with status ``error`` and
 ``success_rate`` the rest (a cancelled call is no error); ``quality`` is the mean reward
@@ -31,8 +38,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select
 
+from events.snapshots import PeriodTotals, ValueCount, VariableValues
 from learner.storage import schema as t
-from learner.storage.schema import MICRO, NANO
+from learner.storage.schema import MICRO, NANO, OTHER_VALUE
+from learner.storage.values import parse_value
 
 if TYPE_CHECKING:
     from learner.storage.store import Store
@@ -108,6 +117,8 @@ class PeriodFigures:
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     trends: dict[str, float | None] = field(default_factory=dict)
+    top_values: list[VariableValues] = field(default_factory=list)
+    """The most used values of each recorded variable (by variable name)."""
 
     @property
     def error_rate(self) -> float | None:
@@ -133,6 +144,7 @@ class PeriodFigures:
         d.update({name: getattr(self, name) for name in TREND_FIELDS if name not in d})
         d["cost_usd"] = round(self.cost_usd, 9)
         d["trends"] = self.trends
+        d["top_values"] = [v.model_dump() for v in self.top_values]
         return d
 
 
@@ -146,6 +158,8 @@ class PeriodReport:
     end: datetime | None
     periods: list[PeriodFigures]
     """Ordered by period start, then variant."""
+    all_variants: list[PeriodTotals] = field(default_factory=list)
+    """Every variant together, per period: calls and most used values (by start)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +168,7 @@ class PeriodReport:
             "from": self.start.isoformat() if self.start else None,
             "to": self.end.isoformat() if self.end else None,
             "periods": [p.to_dict() for p in self.periods],
+            "all_variants": [p.model_dump(mode="json") for p in self.all_variants],
         }
 
 
@@ -172,11 +187,15 @@ async def period_analytics(
     interval: Interval = "day",
     start: datetime | None = None,
     end: datetime | None = None,
+    top: int = 5,
 ) -> PeriodReport:
     """Figures of ``prompt_id`` per variant and period for calls in ``[start, end)``
-    (default: all of them). ``start`` is rounded down to its period's start."""
+    (default: all of them), with the ``top`` most used values of each recorded variable.
+    ``start`` is rounded down to its period's start."""
     if interval not in INTERVALS:
         raise ValueError(f"interval {interval!r}: use one of {', '.join(INTERVALS)}")
+    if top < 0:
+        raise ValueError(f"top {top}: must be 0 or more")
     lo = None if start is None else _ms(period_start(start, interval))
     hi = None if end is None else _ms(end)
     m = t.minute_buckets
@@ -185,13 +204,20 @@ async def period_analytics(
     rq = select(e.c.variant, e.c.occurred_ms, e.c.latency_ms, e.c.subject).where(
         e.c.prompt_id == prompt_id, e.c.variant.is_not(None)
     )
+    vv = t.variable_values
+    vq = select(vv.c.hour, vv.c.variant, vv.c.variable, vv.c.value, vv.c.count).where(
+        vv.c.prompt_id == prompt_id
+    )
     if lo is not None:
         bq, rq = bq.where(m.c.minute >= lo // 60_000), rq.where(e.c.occurred_ms >= lo)
+        vq = vq.where(vv.c.hour >= lo // _HOUR_MS)
     if hi is not None:
         bq, rq = bq.where(m.c.minute * 60_000 < hi), rq.where(e.c.occurred_ms < hi)
+        vq = vq.where(vv.c.hour * _HOUR_MS < hi)
     async with store.engine.connect() as conn:
         buckets = [r._mapping for r in await conn.execute(bq)]
         raws = list(await conn.execute(rq))
+        value_rows = list(await conn.execute(vq)) if top else []
 
     starts: dict[int, datetime] = {}
 
@@ -235,15 +261,79 @@ async def period_analytics(
             f.unique_subjects = len(subjects[k])
             f.latency_p50_ms = percentile(latencies[k], 50)
             f.latency_p95_ms = percentile(latencies[k], 95)
+    counts: dict[tuple[datetime, str | None], _Counts] = {}
+    for hour, variant, variable, value, count in value_rows:
+        f = cell(int(hour) * _HOUR_MS, variant)
+        for key in ((f.start, variant), (f.start, None)):
+            per_value = counts.setdefault(key, {}).setdefault(variable, {})
+            per_value[value] = per_value.get(value, 0) + int(count)
     periods = sorted(cells.values(), key=lambda f: (f.start, f.variant))
     _add_trends(periods, interval)
+    for f in periods:
+        f.top_values = _top(counts, f.start, f.variant, interval, top)
+    totals: dict[datetime, PeriodTotals] = {}
+    for f in periods:
+        known = totals.get(f.start)
+        totals[f.start] = PeriodTotals(
+            start=f.start,
+            end=f.end,
+            executions=f.executions + (known.executions if known else 0),
+            top_values=_top(counts, f.start, None, interval, top),
+        )
     return PeriodReport(
         prompt_id,
         interval,
         None if lo is None else _at(lo),
         None if hi is None else _at(hi),
         periods,
+        list(totals.values()),
     )
+
+
+_HOUR_MS = 3_600_000
+_Counts = dict[str, dict[str, int]]
+"""Variable -> stored value text -> calls."""
+
+
+def _top(
+    counts: dict[tuple[datetime, str | None], _Counts],
+    start: datetime,
+    variant: str | None,
+    interval: Interval,
+    top: int,
+) -> list[VariableValues]:
+    """The ``top`` values of each variable in one cell (``variant`` None: all variants),
+    with each value's change against the same cell of the previous period."""
+    here = counts.get((start, variant))
+    if not here:
+        return []
+    before = counts.get((period_start(start - timedelta(microseconds=1), interval), variant))
+    out = []
+    for variable in sorted(here):
+        per_value = here[variable]
+        previous = None if before is None else before.get(variable, {})
+        ranked = sorted(
+            ((n, text) for text, n in per_value.items() if text != OTHER_VALUE),
+            key=lambda item: (-item[0], item[1]),
+        )[:top]
+        recorded = sum(per_value.values())
+        values = [
+            ValueCount(
+                value=parse_value(text),
+                count=n,
+                change=None if previous is None else n - previous.get(text, 0),
+            )
+            for n, text in ranked
+        ]
+        out.append(
+            VariableValues(
+                variable=variable,
+                recorded=recorded,
+                values=values,
+                other=recorded - sum(n for n, _ in ranked),
+            )
+        )
+    return out
 
 
 def _add_trends(periods: Iterable[PeriodFigures], interval: Interval) -> None:

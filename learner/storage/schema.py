@@ -237,6 +237,34 @@ latency_histogram = Table(
 )
 """Log-spaced latency buckets (2 % wide): bounded, exact and deterministic percentiles."""
 
+variable_values = Table(
+    "variable_values",
+    metadata,
+    # Key order: a prompt's hours are one index range (reports, and the projection's
+    # look-up of the values an hour already has).
+    Column("prompt_id", String(200), primary_key=True),
+    # Hours since the epoch of the execution's ``occurred_at`` (every analytics interval
+    # is a whole number of UTC hours).
+    Column("hour", BigInteger, primary_key=True),
+    Column("variant", String(200), primary_key=True),
+    Column("variable", String(100), primary_key=True),
+    # The value as JSON text ('"python"', '3', 'true'), strings cut to
+    # prompts.MAX_VALUE_CHARS; OTHER_VALUE ("*", never valid JSON) counts the values past
+    # the first MAX_VALUES_PER_HOUR distinct ones of the hour.
+    Column("value", String(400), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+"""How often each recorded variable value was used (``ExecutionCompleted.variable_values``),
+per prompt, variant, variable and hour: the "most used values" of analytics by period.
+An aggregate: kept when ``learner.retention_days`` deletes raw executions."""
+
+OTHER_VALUE = "*"
+"""The :data:`variable_values` row of the values past the distinct ones kept per hour."""
+MAX_VALUES_PER_HOUR = 50
+"""Distinct values of one variable kept per prompt, variant and hour (in stream order);
+later new values count under :data:`OTHER_VALUE`, which bounds the table however varied
+the values an author opted in are."""
+
 decisions = Table(
     "decisions",
     metadata,
@@ -298,6 +326,7 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     arm_stats,
     minute_buckets,
     latency_histogram,
+    variable_values,
     decisions,
     learner_counters,
 )

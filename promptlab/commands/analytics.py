@@ -2,8 +2,9 @@
 
 Per variant and period, from the learner's database (no NATS needed): executions,
 unique subjects, latency p50/p95, success and error rates, tokens, cost, quality and
-satisfaction, and the change of each against the previous period (see
-:mod:`learner.storage.periods` for the definitions).
+satisfaction, and the change of each against the previous period; then the most used
+values of the variables the prompt lets analytics record, per period for every variant
+together and for each variant (see :mod:`learner.storage.periods` for the definitions).
 """
 
 from __future__ import annotations
@@ -37,9 +38,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--from", dest="start", type=_moment, metavar="TIME", help="ISO date or time (UTC)"
     )
     parser.add_argument("--to", dest="end", type=_moment, metavar="TIME", help="exclusive end")
+    parser.add_argument(
+        "--top", type=_count, default=5, metavar="N", help="most used values shown per variable"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_config_option(parser)
     parser.set_defaults(handler=run)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...)")
+    return value
 
 
 def _moment(text: str) -> datetime:
@@ -58,6 +72,7 @@ async def collect(
     interval: Interval,
     start: datetime | None = None,
     end: datetime | None = None,
+    top: int = 5,
 ) -> PeriodReport:
     from learner.storage.periods import period_analytics
     from learner.storage.store import Store
@@ -65,7 +80,9 @@ async def collect(
     store = Store(settings.storage.url)
     try:
         await store.create()
-        return await period_analytics(store, prompt_id, interval=interval, start=start, end=end)
+        return await period_analytics(
+            store, prompt_id, interval=interval, start=start, end=end, top=top
+        )
     finally:
         await store.close()
 
@@ -91,7 +108,7 @@ def _trend(value: Any, spec: str) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    report = asyncio.run(collect(settings, args.id, args.interval, args.start, args.end))
+    report = asyncio.run(collect(settings, args.id, args.interval, args.start, args.end, args.top))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
@@ -120,4 +137,49 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"{_fmt(f.latency_p95_ms, '.0f'):>8}{_fmt(f.error_rate, '.1%'):>7}{f.tokens:>8}"
             f"{f.cost_usd:>10.5f}{_fmt(f.quality):>9}{_fmt(f.satisfaction, '.0%'):>8}  {changes}"
         )
+    _print_values(report)
     return 0
+
+
+def _print_values(report: PeriodReport) -> None:
+    """The most used values: per period, every variant together, then each variant."""
+    if not any(p.top_values for p in report.all_variants):
+        return
+    print()
+    print(f"MOST USED VARIABLE VALUES  calls (change against the previous {report.interval})")
+    by_start: dict[datetime, list[Any]] = {}
+    for f in report.periods:
+        if f.top_values:
+            by_start.setdefault(f.start, []).append(f)
+    for totals in report.all_variants:
+        if not totals.top_values:
+            continue
+        stamp = totals.start.strftime("%Y-%m-%d %H:%M")
+        print(f"{stamp:<17}{'(all)':<16}{_values_text(totals.top_values)}")
+        cells = by_start.get(totals.start, [])
+        if len(cells) > 1:
+            for f in cells:
+                print(f"{'':<17}{f.variant:<16}{_values_text(f.top_values)}")
+
+
+def _values_text(variables: list[Any]) -> str:
+    parts = []
+    for v in variables:
+        listed = [
+            f"{_value(c.value)} {c.count}" + ("" if not c.change else f" ({c.change:+d})")
+            for c in v.values
+        ]
+        if v.other:
+            listed.append(f"other {v.other}")
+        parts.append(f"{v.variable}: " + ", ".join(listed))
+    return " · ".join(parts)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        # Quoted when it could not be read back from the line as it stands.
+        plain = value and value.isprintable() and not any(c in value for c in " ,:·")
+        return value if plain else json.dumps(value)
+    return str(value)

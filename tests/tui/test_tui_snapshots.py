@@ -37,12 +37,12 @@ async def overview_ready(pilot: Pilot[Any]) -> None:
     await pilot.pause(0.3)
 
 
-def open_detail(tab: str) -> Callable[[Pilot[Any]], object]:
+def open_detail(*keys: str) -> Callable[[Pilot[Any]], object]:
     async def run_before(pilot: Pilot[Any]) -> None:
         await overview_ready(pilot)
         await pilot.press("down", "enter")
         await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen))
-        await pilot.press(tab)
+        await pilot.press(*keys)
         await pilot.pause(0.5)
 
     return run_before
@@ -66,3 +66,11 @@ def test_detail_posteriors_80x24(snap_compare: SnapCompare) -> None:
 
 def test_detail_decisions(snap_compare: SnapCompare) -> None:
     assert snap_compare(sample_app(), terminal_size=(100, 30), run_before=open_detail("5"))
+
+
+def test_detail_analytics(snap_compare: SnapCompare) -> None:
+    assert snap_compare(sample_app(), terminal_size=(120, 44), run_before=open_detail("7"))
+
+
+def test_detail_analytics_days_80x24(snap_compare: SnapCompare) -> None:
+    assert snap_compare(sample_app(), terminal_size=(80, 24), run_before=open_detail("7", "i"))

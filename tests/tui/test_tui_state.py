@@ -260,3 +260,21 @@ def test_the_sample_fixture_is_data_and_labelled_simulated() -> None:
         s.prompt_id for s in sample.stats_snapshots()
     }
     assert max(e.occurred_at for e in sample.history()) <= sample.T0
+
+
+def test_analytics_snapshots_by_revision_and_a_bad_one_is_counted() -> None:
+    state = LabState()
+    [snapshot] = sample.analytics_snapshots()
+    state.apply_analytics(KVEntry("support-reply", snapshot.encode(), 5))
+    prompt = state.prompts["support-reply"]
+    assert prompt.analytics is not None and prompt.analytics.interval("day") is not None
+    revision = state.revision
+    state.apply_analytics(KVEntry("support-reply", b"{not json", 4))  # older: dropped unread
+    state.apply_analytics(KVEntry("support-reply", b"{not json", 6))
+    assert (state.bad_snapshots, state.revision, prompt.analytics is not None) == (
+        1,
+        revision,
+        True,
+    )
+    state.apply_analytics(KVEntry("support-reply", None, 7))  # deleted
+    assert prompt.analytics is None and state.revision == revision + 1

@@ -1,4 +1,5 @@
-"""One prompt in depth: variants, trends, posteriors, lineage, live feed, decisions, template."""
+"""One prompt in depth: variants, trends, posteriors, lineage, live feed, decisions,
+template, and analytics by period."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.widgets.tree import TreeNode
 
 from events import LifecycleCommand, PromoteCommand
 from events.kinds import VariantLifecycle
+from tui.analytics_views import INTERVALS, analytics_text
 from tui.screens.base import LiveScreen
 from tui.state import LabState, LivePrompt
 from tui.views import (
@@ -30,7 +32,7 @@ from tui.views import (
 )
 from tui.widgets import StatusLine, selected_key, sync_table
 
-TABS = ("trends", "posteriors", "lineage", "live", "decisions", "template")
+TABS = ("trends", "posteriors", "lineage", "live", "decisions", "template", "analytics")
 
 
 class DetailScreen(LiveScreen):
@@ -46,6 +48,8 @@ class DetailScreen(LiveScreen):
         Binding("X", "lifecycle('archived')", "Archive", show=False),
         Binding("[", "version(1)", "Older version", show=False),
         Binding("]", "version(-1)", "Newer version", show=False),
+        # In the footer only while the analytics tab is shown (see check_action).
+        Binding("i", "interval", "Period"),
         *LiveScreen.BINDINGS,
         *(
             Binding(str(i), f"tab('{tab}')", tab.title(), show=False)
@@ -61,6 +65,8 @@ class DetailScreen(LiveScreen):
         self._template_drawn: tuple[str | None, int, int] | None = None
         self._back = 0
         """How many versions back the template tab shows (0: the current one)."""
+        self.interval = INTERVALS[0]
+        """The period of the analytics tab (``i`` cycles through hour and day)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -84,6 +90,8 @@ class DetailScreen(LiveScreen):
                 yield Static(id="decisions-log")
             with TabPane("6 Template", id="template"), VerticalScroll():
                 yield Static(id="template-text")
+            with TabPane("7 Analytics", id="analytics"), VerticalScroll():
+                yield Static(id="analytics-plot")
         yield StatusLine(id="status")
         yield Footer()
 
@@ -113,6 +121,7 @@ class DetailScreen(LiveScreen):
         width = self._plot_width()
         self.query_one("#trends-plot", Static).update(trends_text(prompt, width))
         self.query_one("#posteriors-plot", Static).update(posteriors_text(prompt, width))
+        self._draw_analytics(prompt, width)
         self._draw_lineage(prompt)
         feed = list(reversed(prompt.executions))
         sync_table(
@@ -122,6 +131,11 @@ class DetailScreen(LiveScreen):
         )
         self.query_one("#decisions-log", Static).update(decisions_text(prompt.decisions()))
         self._draw_template(prompt, force=True)
+
+    def _draw_analytics(self, prompt: LivePrompt, width: int) -> None:
+        self.query_one("#analytics-plot", Static).update(
+            analytics_text(prompt, self.interval, width)
+        )
 
     def _plot_width(self) -> int:
         width = self.query_one("#tabs", TabbedContent).size.width
@@ -176,6 +190,20 @@ class DetailScreen(LiveScreen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()  # "i" shows in the footer on the analytics tab only
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "interval":
+            tabs = self.query("#tabs")  # empty until composed
+            return bool(tabs) and tabs.first(TabbedContent).active == "analytics"
+        return True
+
+    def action_interval(self) -> None:
+        """Show the analytics tab at the next interval (hour, day)."""
+        self.interval = INTERVALS[(INTERVALS.index(self.interval) + 1) % len(INTERVALS)]
+        self._draw_analytics(self.prompt, self._plot_width())
 
     def action_version(self, step: int) -> None:
         """Step the template tab one version older (1) or newer (-1)."""
