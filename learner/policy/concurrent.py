@@ -13,8 +13,14 @@ moves both arms cancels, so only a real regression rolls the promotion back.
 Test numbers for e-LOND (:mod:`learner.policy.fdr`) count the tests the prompt has
 started: the projection numbers a challenger's test when it starts (registration, a new
 champion, the end of a probation, a reactivation), so the ``j``-th test ever gets
-``gamma_j``; the discoveries are the automatic promotions so far. The increments are
-recomputed from the stored steps, so a replay computes the very same numbers.
+``gamma_j``; the discoveries are the automatic promotions so far.
+
+The learner keeps every running test incrementally (:mod:`learner.projection.evidence`
+steps them at each rewarded call) and builds :class:`ConcurrentTest` and
+:class:`ProbationTest` from those states (``from_state``). :func:`concurrent_tests` and
+:func:`probation_test` compute the same tests from a list of rewarded calls: the
+reference the projection is checked against (``tests/learner/test_evidence.py``) and
+what the simulator's decisions are checked against (``tests/learner/test_sim_matches_learner.py``).
 """
 
 from __future__ import annotations
