@@ -182,27 +182,34 @@ def run_case(case: Case, runs: int, seed: int) -> dict[str, object]:
     start = time.perf_counter()
     out = simulate(case.row, runs, seed=seed)
     sticky = simulate(dataclasses.replace(case.row, subjects=SUBJECTS), runs, seed=seed)
+    # Rows with an operator's promotion count only the runs where it took place (the
+    # learner refuses to promote an arm already retired on futility).
+    among = out.forced if case.row.force_at is not None else np.ones(runs, dtype=bool)
+    s_among = sticky.forced if case.row.force_at is not None else np.ones(runs, dtype=bool)
     s_hit, _ = case.measure(sticky)
     hit, when = case.measure(out)
+    hit = hit & among
+    n = int(among.sum())
     k = int(hit.sum())
-    low, high = wilson(k, runs)
+    low, high = wilson(k, n)
     median = float(np.median(when[hit])) if when is not None and k else None
     extras = {}
     for name, metric in case.extra:
         e, _ = metric(out)
-        extras[name] = (int(e.sum()), wilson(int(e.sum()), runs))
+        e = e & among
+        extras[name] = (int(e.sum()), wilson(int(e.sum()), n))
     return {
         "row": case.row.name,
         "metric": case.metric,
-        "rate": k / runs,
+        "rate": k / max(n, 1),
         "ci": (low, high),
-        "runs": runs,
+        "runs": n,
         "median_requests": median,
         "regret": float(out.regret.mean()),
         "regret_subjects": float(sticky.regret.mean()),
-        "rate_subjects": float(s_hit.mean()),
+        "rate_subjects": float((s_hit & s_among).sum() / max(int(s_among.sum()), 1)),
         "target": case.target,
-        "extra": {n: {"rate": c / runs, "ci": ci} for n, (c, ci) in extras.items()},
+        "extra": {name: {"rate": c / max(n, 1), "ci": ci} for name, (c, ci) in extras.items()},
         "seconds": round(time.perf_counter() - start, 1),
     }
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
 from learner.stats.beta import moment_params
 from learner.stats.etest import FloatArray, ipw_increment, step_bounds, wealth_path
@@ -46,6 +47,11 @@ class Policy:
     """Old champion's share of traffic during probation."""
     exploration_cap: float = 0.2
     exploration_floor: float = 0.05
+    min_samples: int = 200
+    """The learner's guard: each arm has this many rewards before a promotion or a
+    retirement."""
+    threshold: float = 0.95
+    """The learner's guard: P(challenger beats champion) under the posteriors."""
 
 
 def probation_length(policy: Policy) -> int:
@@ -113,6 +119,8 @@ class Outcome:
     ``min_lift`` at the time."""
     tested: npt.NDArray[np.int64]
     """Challengers tested per run (sequence rows)."""
+    forced: npt.NDArray[np.bool_]
+    """Runs where the operator's promotion (``force_at``) took place."""
 
 
 class _Sim:
@@ -138,6 +146,10 @@ class _Sim:
         self.t_start = np.zeros((runs, k), dtype=np.int64)
         self.t_num = np.zeros((runs, k), dtype=np.int64)
         self.tests = [np.zeros((runs, k)) for _ in range(4)]  # sum_y, sum_y2, n, log_w
+        # The largest wealth each test (and its futility twin) reached, as the learner
+        # keeps it: a crossing counts once the guards allow, even in a later block.
+        self.t_max = np.zeros((runs, k))
+        self.f_max = np.zeros((runs, k))
         self.futs = [np.zeros((runs, k)) for _ in range(4)]
         self.started = np.zeros(runs, dtype=np.int64)
         self.discoveries = np.zeros(runs, dtype=np.int64)
@@ -156,6 +168,7 @@ class _Sim:
             promotions=np.zeros(runs, dtype=np.int64),
             false_promotions=np.zeros(runs, dtype=np.int64),
             tested=np.zeros(runs, dtype=np.int64),
+            forced=np.zeros(runs, dtype=bool),
         )
         self.block = 100
         # The last 21 blocks (rewards arrive at most 20 blocks late), as a ring.
@@ -324,12 +337,11 @@ class _Sim:
                 if self.arrive[a] == lo and lo > 0:
                     self._start_test(np.ones(self.runs, dtype=bool), a, lo)
             if self.row.force_at is not None and lo == self.row.force_at:
-                self._promote(
-                    np.ones(self.runs, dtype=bool),
-                    np.ones(self.runs, dtype=np.int64),
-                    lo,
-                    auto=False,
-                )
+                # An operator promotes arm 1; the learner refuses a retired arm (and
+                # there is nothing to do once it leads already).
+                lanes = self.status[:, 1] == CHALLENGER
+                self.out.forced[:] = lanes
+                self._promote(lanes, np.ones(self.runs, dtype=np.int64), lo, auto=False)
             if self.row.sequence:
                 self._turnover(lo)
             self.route(j)
@@ -366,7 +378,7 @@ class _Sim:
         self.started[lanes] += 1
         self.t_num[lanes, a] = self.started[lanes]
         self.t_start[lanes, a] = t
-        for arr in (*self.tests, *self.futs):
+        for arr in (*self.tests, *self.futs, self.t_max, self.f_max):
             arr[lanes, a] = 0.0
 
     def _observe(self, j: int) -> None:
@@ -413,6 +425,15 @@ class _Sim:
         first_cross = np.full(self.runs, np.iinfo(np.int64).max)
         winner = np.full(self.runs, -1)
         champ = self.champion[:, None]
+        lo = int(t[0, -1]) + 1 - self.block
+        # The learner's guards, with the counts at the end of the block: both arms have
+        # min_samples rewards, and P(challenger beats champion) >= threshold.
+        pa, pb = moment_params(self.post_n, self.post_s, self.post_q)
+        p_mean = pa / (pa + pb)
+        p_var = pa * pb / ((pa + pb) ** 2 * (pa + pb + 1.0))
+        lanes = np.arange(self.runs)
+        h_mean, h_var = p_mean[lanes, self.champion], p_var[lanes, self.champion]
+        h_n = self.post_n[lanes, self.champion]
         for a in range(self.k):
             testing = self.status[:, a] == CHALLENGER
             if not testing.any():
@@ -425,18 +446,35 @@ class _Sim:
                 arr[:, a] = v
             j_num = np.maximum(self.t_num[:, a], 1).astype(float)
             thr = -np.log(pol.alpha / (j_num * (j_num + 1)) * (self.discoveries + 1))
+            before = self.t_max[:, a].copy()
+            self.t_max[:, a] = np.maximum(before, np.where(m, path, -np.inf).max(axis=1))
             cross = (path >= thr[:, None]) & m
-            any_c = cross.any(axis=1) & testing
-            at = np.where(any_c, t[0, np.argmax(cross, axis=1)], np.iinfo(np.int64).max)
+            z = (p_mean[:, a] - h_mean) / np.sqrt(p_var[:, a] + h_var)
+            guards = (
+                (self.post_n[:, a] >= pol.min_samples)
+                & (h_n >= pol.min_samples)
+                & (0.5 * special.erfc(-z / math.sqrt(2.0)) >= pol.threshold)
+            )
+            crossed = (self.t_max[:, a] >= thr) & testing & guards
+            # Promoted at the crossing when it falls in this block, else (an earlier
+            # crossing the guards held back) at the start of the block.
+            at = np.where(before >= thr, lo, t[0, np.argmax(cross, axis=1)])
+            at = np.where(crossed, at, np.iinfo(np.int64).max)
             better = at < first_cross
             first_cross = np.where(better, at, first_cross)
             winner = np.where(better, a, winner)
-            # Futility: H0 lift >= min_lift, rejected -> retire.
+            # Futility: H0 lift >= min_lift, rejected -> retire (after min_samples).
             fsy, fsy2, fn, flw = (arr[:, a] for arr in self.futs)
             fpath, *fafter = wealth_path(-x, m, fsy, fsy2, fn, flw, -pol.min_lift, bound)
             for arr, v in zip(self.futs, fafter, strict=True):
                 arr[:, a] = v
-            fut = ((fpath >= -math.log(pol.futility_alpha)) & m).any(axis=1) & testing & ~any_c
+            self.f_max[:, a] = np.maximum(self.f_max[:, a], np.where(m, fpath, -np.inf).max(axis=1))
+            fut = (
+                (self.f_max[:, a] >= -math.log(pol.futility_alpha))
+                & (self.post_n[:, a] >= pol.min_samples)
+                & testing
+                & ~crossed
+            )
             if fut.any():
                 self.status[fut, a] = RETIRED
                 self.out.retired[fut, a] = True

@@ -5,7 +5,7 @@ and rollback thresholds at the very call where the simulator acted."""
 from __future__ import annotations
 
 from learner.policy.concurrent import ChampionChange, RewardStep, concurrent_tests, probation_test
-from learner.policy.scenarios import Row, _Sim, probation_length
+from learner.policy.scenarios import Policy, Row, _Sim, probation_length
 
 
 def _steps(trace: list[tuple[int, int, float, float]]) -> list[RewardStep]:
@@ -16,7 +16,9 @@ def _steps(trace: list[tuple[int, int, float, float]]) -> list[RewardStep]:
 
 
 def test_a_promotion_happens_at_the_call_the_learner_would_promote() -> None:
-    sim = _Sim(Row("+10", (0.5, 0.6), horizon=8_000), 4, seed=11, trace=True)
+    # Without the guards (min_samples, P(beats)) the promotion is the crossing itself.
+    unguarded = Policy(min_samples=0, threshold=0.0)
+    sim = _Sim(Row("+10", (0.5, 0.6), horizon=8_000, policy=unguarded), 4, seed=11, trace=True)
     out = sim.run()
     assert sim.trace is not None and out.promoted[0] >= 0
     steps = _steps(sim.trace)
@@ -63,3 +65,22 @@ def test_a_rollback_happens_at_the_call_the_learner_would_roll_back() -> None:
     assert rolls_back(at) and not rolls_back(at - 1)
     # After the rollback the restored champion's epoch starts: no stale test carries over.
     assert ChampionChange(at, "a0", automatic=True).sequence == at
+
+
+def test_the_guards_hold_a_crossing_back_until_they_pass() -> None:
+    guarded = _Sim(Row("+10", (0.5, 0.6), horizon=8_000), 4, seed=11, trace=True)
+    out = guarded.run()
+    assert guarded.trace is not None and out.promoted[0] >= 0
+    # The guards are checked on the counts at the end of each block of 100 requests.
+    block_end = (int(out.promoted[0]) // 100 + 1) * 100
+    counts = {0: 0, 1: 0}
+    for t, arm, _, _ in guarded.trace:
+        if t < block_end:
+            counts[arm] += 1
+    assert min(counts.values()) >= 200  # min_samples rewards on both arms first
+    unguarded = _Sim(
+        Row("+10", (0.5, 0.6), horizon=8_000, policy=Policy(min_samples=0, threshold=0.0)),
+        4,
+        seed=11,
+    ).run()
+    assert out.promoted[0] >= unguarded.promoted[0]
