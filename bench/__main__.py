@@ -19,6 +19,7 @@ BENCHMARKS = {
     "peers": "bench.peers",
     "replay": "bench.replay",
     "simulation": "bench.simulation",
+    "decision": "bench.decision",
     "evolution": "bench.evolution",
 }
 

@@ -21,8 +21,10 @@ RoutingMode = Literal["thompson", "fixed"]
 VariantOrigin = Literal["config", "api", "mutation"]
 """Where a variant came from: a prompt file, the admin API or LLM-driven mutation."""
 
-VariantStatus = Literal["champion", "challenger", "probation", "retired"]
-"""A variant's role in the learner's statistics (snapshots, decisions)."""
+VariantStatus = Literal["champion", "challenger", "probation", "holdback", "retired"]
+"""A variant's role in the learner's statistics (snapshots, decisions). ``holdback`` is
+the previous champion while its successor is on probation: it keeps a fixed share of
+traffic, the concurrent baseline a rollback is judged against."""
 
 VariantLifecycle = Literal["draft", "active", "deprecated", "archived"]
 """A variant's lifecycle as its author sets it: ``draft`` is validated and rendered but

@@ -66,6 +66,9 @@ class RoutingSnapshot(_Snap):
     exploration_cap: float = Field(ge=0, le=1)
     paused: bool = False
     """True: champion only."""
+    holdback_share: float = Field(default=0.0, ge=0, lt=1)
+    """Share of traffic of the arm with status ``holdback`` (the previous champion during
+    a probation); the other arms share the rest as usual."""
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()

@@ -17,15 +17,11 @@ from typing import Any, cast
 import numpy as np
 
 from events.snapshots import VariantStatus
-from learner.policy.concurrent import (
-    ChampionChange,
-    ConcurrentTest,
-    RewardStep,
-    concurrent_tests,
-)
+from learner.policy.concurrent import ConcurrentTest, ProbationTest
 from learner.policy.rules import Probation, PromptState, lift_with_interval, recommendation
 from learner.stats import beta as stats
 from learner.stats.beta import ArmSummary
+from learner.stats.etest import probation_steps
 from learner.storage.store import ArmTotals
 from learner.storage.view import ArmView, PromptView
 
@@ -117,6 +113,7 @@ def prompt_state(view: PromptView) -> PromptState:
                 previous, view.probation_baseline, before.latency_p50_ms, before.latency_p95_ms
             ),
             since=summary_of(view.champion, view.probation_since),
+            test=_probation_test(view, previous),
         )
     return PromptState(
         champion=view.champion,
@@ -128,27 +125,48 @@ def prompt_state(view: PromptView) -> PromptState:
     )
 
 
+def _probation_test(view: PromptView, previous: str) -> ProbationTest | None:
+    """The same-period test of the last promotion against the holdback of the previous
+    champion, as the projection keeps it (None without a holdback or a view without
+    history)."""
+    config = view.config
+    if not view.registered or not config.holds_back or not view.probation_test:
+        return None
+    return ProbationTest.from_state(
+        view.champion,
+        previous,
+        view.probation_test,
+        steps=view.probation_steps,
+        length=probation_steps(config),
+        rollback_alpha=config.rollback_alpha,
+    )
+
+
 def _concurrent(
     view: PromptView, statuses: dict[str, VariantStatus]
 ) -> dict[str, ConcurrentTest] | None:
-    """The same-period test of every challenger (None for a view without history)."""
+    """The same-period test of every live challenger, as the projection keeps it (None
+    for a view without history: the policy then falls back to the summaries)."""
     if not view.registered:
         return None
-    steps = [RewardStep(*row) for row in view.reward_steps]
-    changes = [
-        ChampionChange(seq, champion, automatic=(kind == "promoted" and reason == "auto"))
-        for seq, kind, champion, reason in view.champion_changes
-    ]
-    challengers = sorted(v for v, s in statuses.items() if s == "challenger")
-    return concurrent_tests(
-        steps,
-        changes,
-        view.registered,
-        view.champion,
-        challengers,
-        alpha=view.config.alpha,
-        min_lift=view.config.min_lift,
+    discoveries = sum(
+        1 for _, kind, _, reason in view.champion_changes if kind == "promoted" and reason == "auto"
     )
+    return {
+        v: ConcurrentTest.from_state(
+            v,
+            view.champion,
+            number,
+            state,
+            alpha=view.config.alpha,
+            min_lift=view.config.min_lift,
+            discoveries=discoveries,
+        )
+        for v, status in statuses.items()
+        if status == "challenger" and v in view.tests
+        for number, state in [view.tests[v]]
+        if state
+    }
 
 
 def analyze(view: PromptView, rng: np.random.Generator) -> PromptAnalysis:

@@ -148,6 +148,10 @@ class Learner:
         spec = self.spec(prompt_id)
         return spec.routing.exploration_cap if spec is not None else 0.2
 
+    def exploration_floor(self, prompt_id: str) -> float:
+        spec = self.prompts.get(prompt_id)
+        return spec.routing.exploration_floor if spec is not None else 0.05
+
     async def load(self, prompt_id: str) -> tuple[PromptView, PromptAnalysis] | None:
         """A prompt's view and analysis, seeded from its stream position."""
         view = await load_view(
@@ -155,6 +159,7 @@ class Learner:
             prompt_id,
             self.promotion_config(prompt_id),
             exploration_cap=self.exploration_cap(prompt_id),
+            exploration_floor=self.exploration_floor(prompt_id),
         )
         if view is None:
             return None
@@ -519,6 +524,7 @@ class Learner:
                 prompt_id,
                 self.promotion_config(prompt_id),
                 exploration_cap=self.exploration_cap(prompt_id),
+                exploration_floor=self.exploration_floor(prompt_id),
             )
             if view is None:
                 continue

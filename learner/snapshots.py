@@ -57,6 +57,9 @@ async def build_snapshots(
         arms=arms,
         exploration_cap=view.exploration_cap,
         paused=view.paused,
+        holdback_share=view.config.probation_holdback
+        if any(a.status == "holdback" for a in view.arms.values())
+        else 0.0,
     )
     total = sum(a.totals.executions for a in view.arms.values() if a.totals) or 1
     variants = []

@@ -22,8 +22,17 @@ class PromotionConfig(BaseModel):
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     """False discovery rate of promotions over every challenger a prompt ever tests
     (e-LOND over the same-period e-values)."""
-    probation_samples: int = Field(default=300, ge=0)
-    """After a promotion, watch this many rewarded executions of the new champion."""
+    probation_samples: int | None = Field(default=None, ge=0)
+    """Length of the probation after a promotion, in rewarded calls of the prompt (any
+    variant). None (default): long enough to roll back a regression of
+    ``probation_min_detectable`` with about 80% probability (about 9,400 calls with the
+    defaults); 0: no probation."""
+    probation_holdback: float = Field(default=0.2, ge=0.0, lt=0.5)
+    """Share of traffic the previous champion keeps during a probation: the concurrent
+    baseline the new champion is compared with (0: compare with the previous
+    champion's record frozen at the promotion instead, which a drift can fool)."""
+    probation_min_detectable: float = Field(default=0.05, gt=0.0, le=0.5)
+    """The regression (in reward) a probation is powered to catch (sets its length)."""
     rollback_alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     """Level of the sequential test that declares a regression during probation."""
     retire_below: float = Field(default=0.01, ge=0.0, lt=0.5)
@@ -40,6 +49,12 @@ class PromotionConfig(BaseModel):
     """Hard constraint on the challenger's error rate."""
     evaluation_window: str | None = None
     """Decide on recent data only (e.g. ``"1d"``, ``"6h"``); None uses all data."""
+
+    @property
+    def holds_back(self) -> bool:
+        """True when a probation compares with a concurrent holdback of the previous
+        champion (``probation_holdback > 0``)."""
+        return self.probation_holdback > 0.0
 
     def merged(self, overrides: dict[str, object] | None) -> PromotionConfig:
         """This config with a prompt file's ``[promotion]`` keys applied on top."""

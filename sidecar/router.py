@@ -24,11 +24,16 @@ Strategies
     A subject seen for the first time is assigned by the *current* table (Thompson
     shares or fixed weights), at a point of [0, 1) hashed from prompt and subject, so
     replicas with the same snapshot assign alike; the assignment is remembered
-    (:mod:`sidecar.assignments`: a local cache shared through a KV bucket) and the
-    subject keeps its variant while that variant is live and the champion it was
-    assigned under leads, with the routing probability of the assignment logged for
-    every call. Traffic therefore still moves toward a
-    better variant (new subjects follow the posteriors), unlike a stable split.
+    (:mod:`sidecar.assignments`: a local cache shared through a KV bucket). A returning
+    subject keeps its variant unless that variant's share fell since the assignment,
+    and then only as many subjects move (to the variants that gained) as the shift
+    requires: a subject's call is on a variant with the variant's *current* share,
+    which is the probability logged. Traffic therefore moves toward a better variant
+    for new and returning subjects alike, unlike a stable split.
+holdback (during a probation)
+    The previous champion (snapshot status ``holdback``) gets exactly the snapshot's
+    ``holdback_share``; the strategy above splits the rest. It is the concurrent
+    baseline the learner judges the new champion against.
 paused
     When the snapshot says exploration is paused, every call gets the champion.
 
@@ -39,11 +44,13 @@ does not name yet (just registered) start from the Beta(1, 1) prior.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import zlib
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -51,6 +58,8 @@ import numpy as np
 from events.models import RoutingInfo
 from events.snapshots import RoutingSnapshot
 from sidecar.assignments import Assignment, Assignments, assignment_key
+
+_TWO_64 = 18446744073709551616.0
 
 MONTE_CARLO_DRAWS = 8192
 """Posterior draws per table build; the standard error of a share is <= 0.6 points."""
@@ -104,6 +113,10 @@ class _Table:
     sticky: bool
     sticky_decisions: tuple[Route, ...]
     """``decisions`` again with strategy ``sticky`` (what a new subject is assigned)."""
+    sticky_routes: Mapping[str, Route]
+    """``sticky_decisions`` by variant (what a returning subject gets)."""
+    live_shares: Mapping[str, float]
+    """The shares of the arms with traffic (what an assignment remembers)."""
     champion: Route
     shares: Mapping[str, float]
     live: frozenset[str]
@@ -226,6 +239,7 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     paused = False
     posteriors: dict[str, tuple[float, float]] = {}
     retired: set[str] = set()
+    holdback: str | None = None
     if snapshot is not None:
         version = snapshot.version
         paused = snapshot.paused
@@ -236,12 +250,19 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
             posteriors[arm.variant] = (arm.alpha, arm.beta)
             if arm.status == "retired" and arm.variant != champion:
                 retired.add(arm.variant)
-    arms = [n for n in names if n not in retired]
+            elif (
+                arm.status == "holdback"
+                and arm.variant in names
+                and arm.variant != champion
+                and snapshot.holdback_share > 0
+            ):
+                holdback = arm.variant
+    arms = [n for n in names if n not in retired and n != holdback]
     if champion not in arms:
         arms.insert(0, champion)
     ci = arms.index(champion)
 
-    if paused or len(arms) == 1:
+    if paused or (len(arms) == 1 and holdback is None):
         shares = [1.0 if i == ci else 0.0 for i in range(len(arms))]
         kind = "champion"
     elif strategy == "fixed":
@@ -260,6 +281,11 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
             cap_exploration(thompson_shares(alphas, betas, seed), ci, cap), ci, cap, floor
         )
         kind = "thompson"
+    if holdback is not None and not paused and snapshot is not None:
+        # The previous champion's fixed share during a probation; the rest as above.
+        h = snapshot.holdback_share
+        shares = [s * (1.0 - h) for s in shares] + [h]
+        arms.append(holdback)
 
     # Arms with no share stay out of the draw tables (a zero-width slot is never hit,
     # but keeping them out makes that obvious).
@@ -278,6 +304,8 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
         decisions=decisions,
         sticky=sticky and kind != "champion",
         sticky_decisions=sticky_decisions,
+        sticky_routes=MappingProxyType({d.variant: d for d in sticky_decisions}),
+        live_shares=MappingProxyType({arms[i]: shares[i] for i in live}),
         champion=champion_decision,
         shares={arms[i]: shares[i] for i in range(len(arms))},
         live=frozenset([champion] if kind == "champion" else arms),
@@ -296,7 +324,6 @@ class Router:
         assignments: Assignments | None = None,
     ) -> None:
         self.assignments = assignments if assignments is not None else Assignments()
-        self._sticky_cache: dict[tuple[str, str, float, int, str], Route] = {}
         self._rng = random.Random(seed)
         self._random = self._rng.random
         self._prompts: dict[str, PromptLike] = {}
@@ -338,27 +365,47 @@ class Router:
     def _sticky(self, prompt_id: str, subject: str, table: _Table) -> Route:
         key = assignment_key(prompt_id, subject)
         kept = self.assignments.get(key)
-        champion = table.champion.variant
-        if kept is not None and kept.variant in table.live and kept.champion == champion:
-            ck = (prompt_id, kept.variant, kept.probability, kept.snapshot_version, champion)
-            decision = self._sticky_cache.get(ck)
-            if decision is None:
-                if len(self._sticky_cache) > 4096:
-                    self._sticky_cache.clear()
-                decision = _make_decision(
-                    kept.variant, champion, kept.probability, "sticky", kept.snapshot_version
-                )
-                self._sticky_cache[ck] = decision
-            return decision
-        # A new subject (or its variant was retired, or the champion changed): assign by
-        # the current table, at a point every replica computes alike.
-        point = int(key[:16], 16) / 18446744073709551616.0
-        decision = table.sticky_decisions[bisect_right(table.cumulative, point)]
+        if kept is not None:
+            route = table.sticky_routes.get(kept.variant)
+            if route is not None and kept.keeps(route.probability):
+                return route
+            # Its variant lost share (or all of it): move to one that gained.
+            grew = [
+                (v, max(0.0, p - kept.shares.get(v, 0.0))) for v, p in table.live_shares.items()
+            ]
+            if sum(g for _, g in grew) <= 0.0:
+                grew = list(table.live_shares.items())
+            pick, point = _points(key, table.version)
+            acc, total = 0.0, sum(g for _, g in grew)
+            variant = grew[-1][0]
+            for v, g in grew:
+                acc += g / total
+                if pick < acc:
+                    variant = v
+                    break
+            decision = table.sticky_routes[variant]
+        else:
+            # A new subject: assigned by the current table at a point every replica
+            # computes alike.
+            decision = table.sticky_decisions[
+                bisect_right(table.cumulative, int(key[:16], 16) / _TWO_64)
+            ]
+            point = _points(key, table.version)[1]
         self.assignments.put(
-            key, Assignment(decision.variant, decision.probability, table.version, champion)
+            key, Assignment(decision.variant, table.live_shares, table.version, point)
         )
         return decision
 
     def champion(self, prompt_id: str) -> Route:
         """The champion's decision, for the retry after a challenger failed."""
         return self._tables[prompt_id].champion
+
+
+def _points(key: str, version: int) -> tuple[float, float]:
+    """Two points of [0, 1) for a subject's (re)assignment under one table version: where
+    it moves, and its ``u`` for the next (every replica hashes the same)."""
+    digest = hashlib.blake2b(f"{key}:{version}".encode(), digest_size=16).digest()
+    return (
+        int.from_bytes(digest[:8], "big") / _TWO_64,
+        int.from_bytes(digest[8:], "big") / _TWO_64,
+    )

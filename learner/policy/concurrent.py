@@ -6,11 +6,21 @@ at the last promotion or rollback); each live challenger is tested against the c
 on the steps of this epoch after its own registration only, so both arms are compared on
 the same period and every step is weighted by its logged routing probability.
 
-Test numbers for e-LOND (:mod:`learner.policy.fdr`) are an upper bound on the tests the
-prompt has started: ``epoch_index * variants_ever + rank``, ``rank`` the challenger's
-registration rank. Skipping numbers only shrinks the budgets, so the FDR guarantee
-holds; the discoveries are the automatic promotions before this epoch. Everything is
-recomputed from the stored steps, so a replay computes the very same numbers.
+After a promotion, :func:`probation_test` compares the previous champion, which keeps a
+fixed holdback share of the traffic, with the new one on the same steps: a drift that
+moves both arms cancels, so only a real regression rolls the promotion back.
+
+Test numbers for e-LOND (:mod:`learner.policy.fdr`) count the tests the prompt has
+started: the projection numbers a challenger's test when it starts (registration, a new
+champion, the end of a probation, a reactivation), so the ``j``-th test ever gets
+``gamma_j``; the discoveries are the automatic promotions so far.
+
+The learner keeps every running test incrementally (:mod:`learner.projection.evidence`
+steps them at each rewarded call) and builds :class:`ConcurrentTest` and
+:class:`ProbationTest` from those states (``from_state``). :func:`concurrent_tests` and
+:func:`probation_test` compute the same tests from a list of rewarded calls: the
+reference the projection is checked against (``tests/learner/test_evidence.py``) and
+what the simulator's decisions are checked against (``tests/learner/test_sim_matches_learner.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from learner.policy.fdr import log_threshold
-from learner.stats.etest import ipw_increment, wealth_path
+from learner.stats.etest import (
+    TEST_FIELDS,
+    FloatArray,
+    ipw_increment,
+    step_bounds,
+    wealth_path,
+)
 
 DEFAULT_FLOOR = 0.05
 
@@ -66,6 +82,33 @@ class ConcurrentTest:
     futility_max_log_wealth: float
     """The same for H0 ``lift >= min_lift`` (crossing it: retire on futility)."""
 
+    @classmethod
+    def from_state(
+        cls,
+        challenger: str,
+        champion: str,
+        number: int,
+        state: Sequence[float],
+        *,
+        alpha: float,
+        min_lift: float,
+        discoveries: int,
+    ) -> ConcurrentTest:
+        """The test as the projection keeps it (:func:`learner.stats.etest.advance`
+        layout, the futility twin after the promotion test)."""
+        n = int(state[0])
+        return cls(
+            challenger=challenger,
+            champion=champion,
+            number=number,
+            steps=n,
+            lift=state[1] / n + min_lift if n else None,
+            log_wealth=state[3],
+            max_log_wealth=state[4],
+            log_threshold=log_threshold(alpha, number, discoveries),
+            futility_max_log_wealth=state[TEST_FIELDS + 4],
+        )
+
     @property
     def promotes(self) -> bool:
         return self.max_log_wealth >= self.log_threshold
@@ -80,8 +123,84 @@ class ConcurrentTest:
         return min(1.0, math.exp(-self.max_log_wealth))
 
 
+@dataclass(frozen=True, slots=True)
+class ProbationTest:
+    """The previous champion (the holdback) against the new one since the promotion:
+    an e-process of ``lift(previous - champion) <= 0``; crossing ``1 / rollback_alpha``
+    within the probation's first ``length`` steps rolls the promotion back."""
+
+    champion: str
+    previous: str
+    length: int
+    steps: int
+    """Rewarded calls of the prompt since the promotion (counted up to ``length``)."""
+    lift: float | None
+    """Mean increment: the same-period lift of the new champion over the previous one."""
+    max_log_wealth: float
+    """The largest wealth reached within the probation."""
+    log_threshold: float
+
+    @classmethod
+    def from_state(
+        cls,
+        champion: str,
+        previous: str,
+        state: Sequence[float],
+        *,
+        steps: int,
+        length: int,
+        rollback_alpha: float,
+    ) -> ProbationTest:
+        """The probation test as the projection keeps it; ``steps`` the rewarded calls
+        since the promotion (the projection ends the probation at ``length``)."""
+        n = int(state[0])
+        return cls(
+            champion=champion,
+            previous=previous,
+            length=length,
+            steps=steps,
+            lift=-state[1] / n if n else None,
+            max_log_wealth=state[4],
+            log_threshold=-math.log(rollback_alpha),
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.steps < self.length
+
+    @property
+    def rolls_back(self) -> bool:
+        return self.max_log_wealth >= self.log_threshold
+
+    @property
+    def p_value(self) -> float:
+        """``1 / max E``: an always-valid p-value of "the new champion is no worse"."""
+        return min(1.0, math.exp(-self.max_log_wealth))
+
+
+class RewardLog:
+    """A prompt's rewarded calls as arrays, with each step's baseline (the prompt's
+    running mean of the rewards before it, from a prior of one pseudo-reward of 0.5)."""
+
+    def __init__(self, steps: Sequence[RewardStep]) -> None:
+        n = len(steps)
+        self.rewards = np.fromiter((s.reward for s in steps), float, n)
+        before = np.concatenate(([0.0], np.cumsum(self.rewards)[:-1])) if n else self.rewards
+        self.baseline = (0.5 + before) / (1.0 + np.arange(n))
+        self.seqs = np.fromiter((s.sequence for s in steps), np.int64, n)
+        self.probs = np.fromiter((s.probability if s.probability else 1.0 for s in steps), float, n)
+        self.known = np.fromiter((s.probability is not None for s in steps), bool, n)
+        self.variants = np.array([s.variant for s in steps], dtype=object)
+
+    def increments(self, c: str, h: str) -> FloatArray:
+        """Each step's IPW increment of ``c`` over ``h`` (0 for other arms)."""
+        return ipw_increment(
+            self.variants == c, self.variants == h, self.rewards, self.baseline, self.probs
+        )
+
+
 def concurrent_tests(
-    steps: Sequence[RewardStep],
+    steps: Sequence[RewardStep] | RewardLog,
     changes: Sequence[ChampionChange],
     registered: Mapping[str, int],
     champion: str,
@@ -90,44 +209,39 @@ def concurrent_tests(
     alpha: float,
     min_lift: float,
     floor: float = DEFAULT_FLOOR,
+    numbers: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, ConcurrentTest]:
-    """Each challenger's test against the champion over the current epoch."""
+    """Each challenger's test against the champion over the current epoch.
+
+    ``numbers`` gives a challenger's test as the projection started it: ``(e-LOND
+    number, the sequence its steps start after)``. A challenger without one (a store
+    projected before tests were numbered) gets the upper bound ``epoch_index *
+    variants_ever + registration rank`` and starts at its epoch or registration."""
+    log = steps if isinstance(steps, RewardLog) else RewardLog(steps)
     epoch_start = changes[-1].sequence if changes else 0
     discoveries = sum(1 for c in changes if c.automatic)
     ever = max(1, len(registered))
     ranks = {v: i for i, v in enumerate(sorted(registered, key=lambda v: (registered[v], v)))}
-    bound = 1.0 / floor
-    if not steps:
-        rewards = np.zeros(0)
-    else:
-        rewards = np.fromiter((s.reward for s in steps), float, len(steps))
-    # The baseline of each step: the prompt's running mean of the rewards before it.
-    before = np.concatenate(([0.0], np.cumsum(rewards)[:-1])) if len(rewards) else rewards
-    baseline = (0.5 + before) / (1.0 + np.arange(len(rewards)))
-    seqs = np.fromiter((s.sequence for s in steps), np.int64, len(steps))
-    probs = np.fromiter((s.probability if s.probability else 1.0 for s in steps), float, len(steps))
-    known = np.fromiter((s.probability is not None for s in steps), bool, len(steps))
-    variants = np.array([s.variant for s in steps], dtype=object)
+    bounds = step_bounds(log.baseline, floor)
     out = {}
     for c in challengers:
         start = max(epoch_start, registered.get(c, 0))
-        mask = (seqs > start) & known & ((variants == c) | (variants == champion))
+        number = len(changes) * ever + ranks.get(c, ever - 1) + 1
+        if numbers and c in numbers:
+            number, start = numbers[c]
         # Steps of other arms are steps too (x = 0): they carry the time forward.
-        window = (seqs > start) & known
-        served_c = variants == c
-        served_h = variants == champion
+        window = (log.seqs > start) & log.known
         # A logged probability below the floor only makes the wealth collapse faster
         # (a factor is clipped at ~0): conservative, never an extra rejection.
-        x = ipw_increment(served_c, served_h, rewards, baseline, probs) * mask
+        x = log.increments(c, champion)[window]
+        bound = bounds[window][None, :]
+        ones = np.ones((1, len(x)), dtype=bool)
         zero = np.zeros(1)
         path, sum_y, _, n, log_w = wealth_path(
-            x[window][None, :], window[window][None, :], zero, zero, zero, zero, min_lift, bound
+            x[None, :], ones, zero, zero, zero, zero, min_lift, bound
         )
-        fpath, *_ = wealth_path(
-            -x[window][None, :], window[window][None, :], zero, zero, zero, zero, -min_lift, bound
-        )
+        fpath, *_ = wealth_path(-x[None, :], ones, zero, zero, zero, zero, -min_lift, bound)
         n_steps = int(n[0])
-        number = len(changes) * ever + ranks.get(c, ever - 1) + 1
         out[c] = ConcurrentTest(
             challenger=c,
             champion=champion,
@@ -140,3 +254,40 @@ def concurrent_tests(
             futility_max_log_wealth=float(fpath.max()) if n_steps else 0.0,
         )
     return out
+
+
+def probation_test(
+    steps: Sequence[RewardStep] | RewardLog,
+    promoted_at: int,
+    champion: str,
+    previous: str,
+    *,
+    length: int,
+    rollback_alpha: float,
+    floor: float = DEFAULT_FLOOR,
+    holdback: float = 0.2,
+) -> ProbationTest:
+    """The probation of the promotion at stream sequence ``promoted_at``: the previous
+    champion (kept on ``holdback`` of the traffic) against the new one, on the rewarded
+    calls after the promotion, the first ``length`` of them."""
+    log = steps if isinstance(steps, RewardLog) else RewardLog(steps)
+    # Every rewarded call since the promotion is a step (the projection counts the same
+    # ones to end the probation); one without a logged probability adds nothing.
+    window = log.seqs > promoted_at
+    x = (log.increments(previous, champion) * log.known)[window][:length]
+    least = min(floor, holdback) if holdback > 0 else floor
+    bound = step_bounds(log.baseline, least)[window][:length][None, :]
+    zero = np.zeros(1)
+    path, sum_y, _, n, _ = wealth_path(
+        x[None, :], np.ones((1, len(x)), dtype=bool), zero, zero, zero, zero, 0.0, bound
+    )
+    n_steps = int(n[0])
+    return ProbationTest(
+        champion=champion,
+        previous=previous,
+        length=length,
+        steps=n_steps,
+        lift=-float(sum_y[0]) / n_steps if n_steps else None,
+        max_log_wealth=float(path.max()) if n_steps else 0.0,
+        log_threshold=-math.log(rollback_alpha),
+    )

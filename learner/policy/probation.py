@@ -1,8 +1,13 @@
 """Probation after a promotion: when a new champion is rolled back.
 
-The new champion's data *since the promotion* is compared with the previous champion's
-record frozen at the promotion (see :mod:`learner.policy.rules` for why). :func:`check_rollback`
-rolls back on a significant regression (mSPRT at ``rollback_alpha``) or a significant
+During a probation the previous champion keeps ``probation_holdback`` of the traffic,
+and :func:`check_rollback` compares it with the new champion on the *same* calls since
+the promotion (:func:`learner.policy.concurrent.probation_test`, an allocation-aware
+e-process): it rolls back when the previous champion is significantly better at
+``rollback_alpha``. A drift that moves both arms cancels out; a comparison with the
+previous champion's record frozen at the promotion (what a probation without a
+holdback falls back to, with the mSPRT) wrongly rolled back 29.5% of promotions of an
+equal arm when both dropped 8 points together. It also rolls back on a significant
 breach of ``max_error_rate`` (:func:`error_rate_breach`, an always-valid test).
 """
 
@@ -16,6 +21,7 @@ from scipy import special
 from events.models import Evidence
 from learner.policy.state import Decision, PromptState
 from learner.stats.beta import ArmSummary, p_beats, to_arm_evidence
+from learner.stats.etest import probation_steps
 from learner.stats.sequential import msprt
 from prompts.config import PromotionConfig
 
@@ -73,7 +79,15 @@ def check_rollback(
                 f"error rate {new.errors}/{new.executions} since promotion > max_error_rate {config.max_error_rate} (always-valid p={error_p:.3g}<={config.rollback_alpha})"
             )
     test = msprt(new, base, tau2=tau2)
-    if test.rejects(config.rollback_alpha) and test.lift < 0:
+    same = probation.test
+    if same is not None:
+        if same.rolls_back:
+            rules.append(
+                f"regression: same-period lift {same.lift:+.4f} vs the holdback of "
+                f"{probation.previous} over {same.steps} steps, e-value p={same.p_value:.3g}"
+                f"<={config.rollback_alpha}"
+            )
+    elif test.rejects(config.rollback_alpha) and test.lift < 0:
         rules.append(
             f"regression: lift {test.lift:+.4f} since promotion vs {probation.previous}, mSPRT p={test.p_value:.3g}<={config.rollback_alpha}"
         )
@@ -84,14 +98,18 @@ def check_rollback(
         challenger=to_arm_evidence(_with_latency(new, state.arms[probation.champion])),
         champion=to_arm_evidence(base),
         p_better=p_better,
-        p_value=test.p_value,
-        lift=test.lift if new.n and base.n else None,
+        p_value=same.p_value if same is not None else test.p_value,
+        lift=(same.lift if same is not None else test.lift) if new.n and base.n else None,
         lift_interval=test.confidence_sequence(config.rollback_alpha) if new.n and base.n else None,
         rule="; ".join(rules),
         details={
+            "test": "same-period e-value against the holdback"
+            if same is not None
+            else "mSPRT against the frozen record",
             "tau2": tau2,
             "error_p_value": error_p,
-            "probation_samples": config.probation_samples,
+            "probation_steps": same.length if same is not None else probation_steps(config),
+            "steps_since_promotion": same.steps if same is not None else new.n,
             "since_promotion_n": new.n,
         },
     )

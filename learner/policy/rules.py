@@ -27,17 +27,22 @@ probability is what users read; the lift and constraints make a promotion worth 
 When several challengers qualify, the one with the highest mean is promoted.
 No promotion while exploration is paused or while a probation is running.
 
-**Probation and rollback.** After a promotion the new champion is watched for
-``probation_samples`` rewarded executions. It is compared with the previous champion's
-record *frozen at the promotion* (not the old champion's ongoing data: after the
-promotion the old champion only gets leftover Thompson traffic, little and adaptively
-chosen, while its frozen record is large and is what the promotion was judged
-against). Only the new champion's data *since the promotion* counts, so the lucky
-streak that got it promoted (the winner's curse) cannot hide a regression. It is
-rolled back when
+**Probation and rollback.** After a promotion the new champion is on probation for
+:func:`learner.stats.etest.probation_steps` rewarded calls of the prompt (long enough to
+catch a regression of ``probation_min_detectable`` with ~80% probability, or
+``probation_samples``). The previous champion keeps ``probation_holdback`` of the
+traffic (status ``holdback``) and is compared with the new one on the same calls since
+the promotion, weighted by the logged routing probabilities
+(:func:`learner.policy.concurrent.probation_test`); only data since the promotion
+counts, so the lucky streak that got it promoted (the winner's curse) cannot hide a
+regression, and a drift of both arms cancels. The previous champion is never retired
+during the probation (it is the rollback target); once the probation passes it is an
+ordinary challenger again, tested against the new champion. It is rolled back when
 
-* the mSPRT of ``since - baseline`` rejects at ``rollback_alpha`` with a negative lift
-  (a significant regression), or
+* the same-period e-process of "the previous champion is better" reaches
+  ``1 / rollback_alpha`` within the probation (a significant regression; without a
+  holdback, the mSPRT of ``since`` against the previous champion's record frozen at the
+  promotion), or
 * its error rate since the promotion significantly exceeds ``max_error_rate``: an
   always-valid one-sided test of ``H0: error rate <= max_error_rate`` (Beta(1, 1)
   mixture over rates above the limit; see :func:`learner.policy.probation.error_rate_breach`) rejects at
@@ -72,6 +77,7 @@ from learner.policy.guards import check_promotion, lift_with_interval, retire_sc
 from learner.policy.probation import check_rollback
 from learner.policy.state import Decision, Probation, PromptState, apply_decision
 from learner.stats.beta import DEFAULT_DRAWS, p_best, to_arm_evidence
+from learner.stats.etest import probation_steps
 from learner.stats.pbest import EXACT_MAX_ARMS
 from learner.stats.sequential import DEFAULT_TAU2
 from prompts.config import PromotionConfig
@@ -103,7 +109,14 @@ def decide(
     the caller applies it (:func:`apply_decision`) and may call again.
     """
     on_probation = state.probation_active(config)
-    if on_probation:
+    # A test that crossed within the probation rolls back even if the batch that held
+    # the crossing also held the probation's last step.
+    crossed = (
+        state.probation is not None
+        and state.probation.test is not None
+        and state.probation.test.rolls_back
+    )
+    if on_probation or crossed:
         rollback = check_rollback(state, config, rng, tau2=tau2, draws=draws)
         if rollback is not None:
             return rollback
@@ -284,7 +297,10 @@ def recommendation(
         return f"retire {decision.variant} ({ev.rule})"
     if state.probation_active(config):
         assert state.probation is not None
-        return f"probation: {state.champion} {state.probation.since.n}/{config.probation_samples} since promotion"
+        test = state.probation.test
+        if test is not None:
+            return f"probation: {state.champion} {test.steps}/{test.length} calls since promotion, holdback {state.probation.previous}"
+        return f"probation: {state.champion} {state.probation.since.n}/{probation_steps(config)} since promotion"
     if state.paused:
         return "paused (champion only)"
     challengers = state.challengers

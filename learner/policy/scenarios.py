@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
-from learner.stats.etest import FloatArray, ipw_increment, wealth_path
+from learner.stats.beta import moment_params
+from learner.stats.etest import FloatArray, ipw_increment, step_bounds, wealth_path
 
 INACTIVE, CHALLENGER, CHAMPION, RETIRED, HOLDBACK = 0, 1, 2, 3, 4
 
@@ -45,6 +47,11 @@ class Policy:
     """Old champion's share of traffic during probation."""
     exploration_cap: float = 0.2
     exploration_floor: float = 0.05
+    min_samples: int = 200
+    """The learner's guard: each arm has this many rewards before a promotion or a
+    retirement."""
+    threshold: float = 0.95
+    """The learner's guard: P(challenger beats champion) under the posteriors."""
 
 
 def probation_length(policy: Policy) -> int:
@@ -112,11 +119,16 @@ class Outcome:
     ``min_lift`` at the time."""
     tested: npt.NDArray[np.int64]
     """Challengers tested per run (sequence rows)."""
+    forced: npt.NDArray[np.bool_]
+    """Runs where the operator's promotion (``force_at``) took place."""
 
 
 class _Sim:
-    def __init__(self, row: Row, runs: int, seed: int) -> None:
+    def __init__(self, row: Row, runs: int, seed: int, *, trace: bool = False) -> None:
         self.row, self.runs = row, runs
+        self.trace: list[tuple[int, int, float, float]] | None = [] if trace else None
+        """Run 0's rewarded calls in the order the statistics see them: ``(request, arm,
+        reward, logged probability)`` (to check the learner's code decides alike)."""
         self.rng = np.random.default_rng(seed)
         k = len(row.start)
         self.k = k
@@ -127,12 +139,17 @@ class _Sim:
         self.champion = np.zeros(runs, dtype=np.int64)
         self.post_n = np.zeros((runs, k))
         self.post_s = np.zeros((runs, k))
+        self.post_q = np.zeros((runs, k))
         self.base_n = np.ones(runs)
         self.base_s = np.full(runs, 0.5)
         # Per arm: the test of it against the champion (promotion) and its futility twin.
         self.t_start = np.zeros((runs, k), dtype=np.int64)
         self.t_num = np.zeros((runs, k), dtype=np.int64)
         self.tests = [np.zeros((runs, k)) for _ in range(4)]  # sum_y, sum_y2, n, log_w
+        # The largest wealth each test (and its futility twin) reached, as the learner
+        # keeps it: a crossing counts once the guards allow, even in a later block.
+        self.t_max = np.zeros((runs, k))
+        self.f_max = np.zeros((runs, k))
         self.futs = [np.zeros((runs, k)) for _ in range(4)]
         self.started = np.zeros(runs, dtype=np.int64)
         self.discoveries = np.zeros(runs, dtype=np.int64)
@@ -151,6 +168,7 @@ class _Sim:
             promotions=np.zeros(runs, dtype=np.int64),
             false_promotions=np.zeros(runs, dtype=np.int64),
             tested=np.zeros(runs, dtype=np.int64),
+            forced=np.zeros(runs, dtype=bool),
         )
         self.block = 100
         # The last 21 blocks (rewards arrive at most 20 blocks late), as a ring.
@@ -172,8 +190,8 @@ class _Sim:
         self.life_start = np.zeros((runs, k), dtype=np.int64)
         subjects = max(row.subjects, 1)
         self.s_arm = np.full((runs, subjects), -1, dtype=np.int64)
-        self.s_p = np.ones((runs, subjects))
-        self.s_champ = np.full((runs, subjects), -1, dtype=np.int64)
+        self.s_shares = np.zeros((runs, subjects, k))
+        self.s_u = np.zeros((runs, subjects))
 
     # ---- traffic
 
@@ -187,8 +205,9 @@ class _Sim:
 
     def shares(self) -> FloatArray:
         live = (self.status == CHAMPION) | (self.status == CHALLENGER)
-        a = 1.0 + self.post_s
-        b = 1.0 + self.post_n - self.post_s
+        # The learner's posteriors (learner.stats.beta.moment_posterior): conjugate for
+        # 0/1 rewards, matched to the observed spread for fractional ones.
+        a, b = moment_params(self.post_n, self.post_s, self.post_q)
         mean = a / (a + b)
         sd = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
         draws = mean[..., None] + sd[..., None] * self.rng.standard_normal((self.runs, self.k, 256))
@@ -243,7 +262,7 @@ class _Sim:
         arms = np.argmax(u[..., None] < cum[:, None, :], axis=2)
         probs = np.take_along_axis(s, arms, axis=1)
         if self.row.subjects:
-            arms, probs = self._sticky(arms, probs)
+            arms, probs = self._sticky(arms, probs, s)
         m = self.means_at(t.astype(float))
         chosen = np.take_along_axis(m, arms[..., None], axis=2)[..., 0]
         if self.row.rewards == "beta":
@@ -265,32 +284,45 @@ class _Sim:
         self.arr_log[:, at : at + b] = j + delay
 
     def _sticky(
-        self, arms: npt.NDArray[np.int64], probs: FloatArray
+        self, arms: npt.NDArray[np.int64], probs: FloatArray, shares: FloatArray
     ) -> tuple[npt.NDArray[np.int64], FloatArray]:
-        """Subjects (as the sidecar's sticky routing): a subject keeps the arm and logged
-        probability of its first call while that arm is live and the champion it was
-        assigned under still leads."""
+        """Subjects under sticky routing, as :mod:`sidecar.router` routes them.
+
+        A subject is assigned with the table's shares ``p0`` and a point ``u`` of [0, 1)
+        (the router hashes it). It keeps its arm ``a`` while ``u * p0[a] < p[a]`` under
+        the current shares ``p``; once that fails it moves to an arm whose share grew
+        since ``p0`` (in proportion to the growth) and is assigned anew. Of the subjects
+        assigned under ``p0`` a share ``min(1, p[a] / p0[a])`` stay and the movers fill
+        exactly the growth, so a subject is on arm ``a`` with probability ``p[a]``: the
+        probability logged for its call. As few subjects move as the shift demands."""
         runs, b = arms.shape
+        k = self.k
         who = self.rng.integers(0, self.row.subjects, (runs, b))
         lane = np.arange(runs)[:, None].repeat(b, 1)
-        kept = self.s_arm[lane, who]
-        kept_c = self.s_champ[lane, who]
-        status = np.take_along_axis(self.status, np.maximum(kept, 0), axis=1)
-        ok = (kept >= 0) & np.isin(status, (CHAMPION, CHALLENGER, HOLDBACK))
-        ok &= kept_c == self.champion[:, None]
-        # A subject new in this block is assigned at its first call in the block.
+        # One check per subject per table (block): at its first call in the block.
         flat = (lane * self.row.subjects + who).ravel()
-        _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
-        new_arm = arms.ravel()[first][inverse].reshape(runs, b)
-        new_p = probs.ravel()[first][inverse].reshape(runs, b)
-        out_arm = np.where(ok, kept, new_arm)
-        out_p = np.where(ok, self.s_p[lane, who], new_p)
-        assign = ~ok
-        self.s_arm[lane[assign], who[assign]] = out_arm[assign]
-        self.s_p[lane[assign], who[assign]] = out_p[assign]
-        self.s_champ[lane[assign], who[assign]] = np.broadcast_to(
-            self.champion[:, None], (runs, b)
-        )[assign]
+        uniq, inverse = np.unique(flat, return_inverse=True)
+        r_u, s_u = uniq // self.row.subjects, uniq % self.row.subjects
+        kept = self.s_arm[r_u, s_u]
+        now = shares[r_u]  # (u, k)
+        base = self.s_shares[r_u, s_u]  # (u, k)
+        has = kept >= 0
+        idx = np.maximum(kept, 0)[:, None]
+        p_now = np.take_along_axis(now, idx, axis=1)[:, 0]
+        p_base = np.take_along_axis(base, idx, axis=1)[:, 0]
+        stay = has & (self.s_u[r_u, s_u] * p_base < p_now)
+        grew = np.maximum(now - base, 0.0)
+        grew = np.where(has[:, None] & (grew.sum(axis=1, keepdims=True) > 0), grew, now)
+        cum = np.cumsum(grew, axis=1)
+        u = self.rng.random(len(uniq))[:, None] * cum[:, -1:]
+        moved = np.minimum(np.argmax(u < cum, axis=1), k - 1)
+        new_arm = np.where(stay, kept, moved)
+        go = ~stay
+        self.s_arm[r_u[go], s_u[go]] = new_arm[go]
+        self.s_shares[r_u[go], s_u[go]] = now[go]
+        self.s_u[r_u[go], s_u[go]] = self.rng.random(int(go.sum()))
+        out_arm = new_arm[inverse].reshape(runs, b)
+        out_p = np.take_along_axis(shares, out_arm, axis=1)
         return out_arm, out_p
 
     # ---- statistics
@@ -305,12 +337,11 @@ class _Sim:
                 if self.arrive[a] == lo and lo > 0:
                     self._start_test(np.ones(self.runs, dtype=bool), a, lo)
             if self.row.force_at is not None and lo == self.row.force_at:
-                self._promote(
-                    np.ones(self.runs, dtype=bool),
-                    np.ones(self.runs, dtype=np.int64),
-                    lo,
-                    auto=False,
-                )
+                # An operator promotes arm 1; the learner refuses a retired arm (and
+                # there is nothing to do once it leads already).
+                lanes = self.status[:, 1] == CHALLENGER
+                self.out.forced[:] = lanes
+                self._promote(lanes, np.ones(self.runs, dtype=np.int64), lo, auto=False)
             if self.row.sequence:
                 self._turnover(lo)
             self.route(j)
@@ -333,6 +364,7 @@ class _Sim:
             self.mu[lanes, a] = np.clip(champ_mu + better * self.row.better_by, 0.0, 1.0)
             self.post_n[lanes, a] = 0.0
             self.post_s[lanes, a] = 0.0
+            self.post_q[lanes, a] = 0.0
             self.status[lanes, a] = INACTIVE
             self.life_start[lanes, a] = t
             self.out.tested[lanes] += 1
@@ -346,7 +378,7 @@ class _Sim:
         self.started[lanes] += 1
         self.t_num[lanes, a] = self.started[lanes]
         self.t_start[lanes, a] = t
-        for arr in (*self.tests, *self.futs):
+        for arr in (*self.tests, *self.futs, self.t_max, self.f_max):
             arr[lanes, a] = 0.0
 
     def _observe(self, j: int) -> None:
@@ -370,17 +402,38 @@ class _Sim:
         base = (self.base_s[:, None] + cs) / (self.base_n[:, None] + cn)
         self.base_s += (y * mf).sum(axis=1)
         self.base_n += mf.sum(axis=1)
+        if self.trace is not None:
+            m0 = mask[0]
+            self.trace.extend(
+                zip(
+                    t[0, m0].tolist(),
+                    arms[0, m0].tolist(),
+                    y[0, m0].tolist(),
+                    p[0, m0].tolist(),
+                    strict=True,
+                )
+            )
         for a in range(self.k):
             hit = mask & (arms == a)
             self.post_n[:, a] += hit.sum(axis=1)
             self.post_s[:, a] += (y * hit).sum(axis=1)
+            self.post_q[:, a] += (y * y * hit).sum(axis=1)
         pol = self.pol
         # The floor in force (known before the block) bounds every increment; holdback
         # shares are above it.
-        bound = 1.0 / self.floor()
+        bound = step_bounds(base, self.floor()[:, None])
         first_cross = np.full(self.runs, np.iinfo(np.int64).max)
         winner = np.full(self.runs, -1)
         champ = self.champion[:, None]
+        lo = int(t[0, -1]) + 1 - self.block
+        # The learner's guards, with the counts at the end of the block: both arms have
+        # min_samples rewards, and P(challenger beats champion) >= threshold.
+        pa, pb = moment_params(self.post_n, self.post_s, self.post_q)
+        p_mean = pa / (pa + pb)
+        p_var = pa * pb / ((pa + pb) ** 2 * (pa + pb + 1.0))
+        lanes = np.arange(self.runs)
+        h_mean, h_var = p_mean[lanes, self.champion], p_var[lanes, self.champion]
+        h_n = self.post_n[lanes, self.champion]
         for a in range(self.k):
             testing = self.status[:, a] == CHALLENGER
             if not testing.any():
@@ -393,18 +446,35 @@ class _Sim:
                 arr[:, a] = v
             j_num = np.maximum(self.t_num[:, a], 1).astype(float)
             thr = -np.log(pol.alpha / (j_num * (j_num + 1)) * (self.discoveries + 1))
+            before = self.t_max[:, a].copy()
+            self.t_max[:, a] = np.maximum(before, np.where(m, path, -np.inf).max(axis=1))
             cross = (path >= thr[:, None]) & m
-            any_c = cross.any(axis=1) & testing
-            at = np.where(any_c, t[0, np.argmax(cross, axis=1)], np.iinfo(np.int64).max)
+            z = (p_mean[:, a] - h_mean) / np.sqrt(p_var[:, a] + h_var)
+            guards = (
+                (self.post_n[:, a] >= pol.min_samples)
+                & (h_n >= pol.min_samples)
+                & (0.5 * special.erfc(-z / math.sqrt(2.0)) >= pol.threshold)
+            )
+            crossed = (self.t_max[:, a] >= thr) & testing & guards
+            # Promoted at the crossing when it falls in this block, else (an earlier
+            # crossing the guards held back) at the start of the block.
+            at = np.where(before >= thr, lo, t[0, np.argmax(cross, axis=1)])
+            at = np.where(crossed, at, np.iinfo(np.int64).max)
             better = at < first_cross
             first_cross = np.where(better, at, first_cross)
             winner = np.where(better, a, winner)
-            # Futility: H0 lift >= min_lift, rejected -> retire.
+            # Futility: H0 lift >= min_lift, rejected -> retire (after min_samples).
             fsy, fsy2, fn, flw = (arr[:, a] for arr in self.futs)
             fpath, *fafter = wealth_path(-x, m, fsy, fsy2, fn, flw, -pol.min_lift, bound)
             for arr, v in zip(self.futs, fafter, strict=True):
                 arr[:, a] = v
-            fut = ((fpath >= -math.log(pol.futility_alpha)) & m).any(axis=1) & testing & ~any_c
+            self.f_max[:, a] = np.maximum(self.f_max[:, a], np.where(m, fpath, -np.inf).max(axis=1))
+            fut = (
+                (self.f_max[:, a] >= -math.log(pol.futility_alpha))
+                & (self.post_n[:, a] >= pol.min_samples)
+                & testing
+                & ~crossed
+            )
             if fut.any():
                 self.status[fut, a] = RETIRED
                 self.out.retired[fut, a] = True

@@ -23,8 +23,9 @@ from events.models import (
     deterministic_event_id,
 )
 from events.snapshots import VariantStatus
-from learner.policy.concurrent import ConcurrentTest
+from learner.policy.concurrent import ConcurrentTest, ProbationTest
 from learner.stats.beta import ArmSummary
+from learner.stats.etest import probation_steps
 from prompts.config import PromotionConfig
 
 DecisionKind = Literal["promote", "rollback", "retire"]
@@ -42,6 +43,10 @@ class Probation:
     """``previous``'s summary frozen at the promotion."""
     since: ArmSummary
     """``champion``'s data since the promotion (``now.since(at_promotion)``)."""
+    test: ProbationTest | None = None
+    """The same-period test against the holdback of ``previous``
+    (:func:`learner.policy.concurrent.probation_test`); None: judge against the frozen
+    ``baseline`` (no holdback, or a state built without the reward history)."""
 
     def __post_init__(self) -> None:
         if self.champion == self.previous:
@@ -58,6 +63,15 @@ class Probation:
             baseline=previous,
             since=ArmSummary(champion.variant),
         )
+
+    def running(self, config: PromotionConfig) -> bool:
+        """True while the probation lasts: fewer than its length of steps since the
+        promotion (with a test), or at most ``probation_steps`` rewards of the new
+        champion (without one; the check after the last of them still counts)."""
+        if self.test is not None:
+            return self.test.running
+        length = probation_steps(config)
+        return length > 0 and self.since.n <= length
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,13 +157,8 @@ class PromptState:
         return [self.champion, *self.challengers]
 
     def probation_active(self, config: PromotionConfig) -> bool:
-        """True while the champion has had at most ``probation_samples`` rewards since its
-        promotion (the check after the last of them is still a probation check)."""
-        return (
-            self.probation is not None
-            and config.probation_samples > 0
-            and self.probation.since.n <= config.probation_samples
-        )
+        """True while a probation runs (see :meth:`Probation.running`)."""
+        return self.probation is not None and self.probation.running(config)
 
     # ---- streaming helpers (each returns a new state)
 
@@ -179,7 +188,11 @@ class PromptState:
         if p is None or p.champion != variant:
             return p
         return Probation(
-            champion=p.champion, previous=p.previous, baseline=p.baseline, since=step(p.since)
+            champion=p.champion,
+            previous=p.previous,
+            baseline=p.baseline,
+            since=step(p.since),
+            test=p.test,
         )
 
     def _replace(self, **changes: object) -> PromptState:
@@ -236,20 +249,22 @@ class Decision:
 def apply_decision(state: PromptState, decision: Decision, config: PromotionConfig) -> PromptState:
     """The state right after ``decision`` (what the learner's projection records).
 
-    promote: the winner becomes champion (status ``probation`` when
-    ``probation_samples > 0``), the old champion a challenger. rollback: the previous
-    champion is champion again and the demoted one is retired (it regressed
-    significantly or broke a guardrail). retire: the challenger is retired.
+    promote: the winner becomes champion (status ``probation`` when the probation has
+    a length), the old champion its ``holdback`` during the probation (a challenger
+    without one). rollback: the previous champion is champion again and the demoted one
+    is retired (it regressed significantly or broke a guardrail). retire: the
+    challenger is retired.
     """
     statuses = dict(state.statuses)
     if decision.kind == "promote":
         new, old = decision.variant, state.champion
         probation = (
             Probation.start(state.arms[new], state.arms[old])
-            if config.probation_samples > 0
+            if probation_steps(config) > 0
             else None
         )
-        statuses[old] = "challenger"
+        held = probation is not None and config.holds_back
+        statuses[old] = "holdback" if held else "challenger"
         statuses[new] = "probation" if probation is not None else "champion"
         return state._replace(
             champion=new, statuses=statuses, probation=probation, concurrent=_restart(state)
@@ -273,9 +288,12 @@ def _restart(state: PromptState) -> Mapping[str, ConcurrentTest] | None:
 
 
 def end_probation_if_due(state: PromptState, config: PromotionConfig) -> PromptState:
-    """Clear a probation that has run its ``probation_samples`` (status back to champion)."""
+    """Clear a probation that has run its length: the champion is a full champion, the
+    holdback an ordinary challenger again."""
     if state.probation is None or state.probation_active(config):
         return state
     statuses = dict(state.statuses)
     statuses[state.champion] = "champion"
+    if statuses.get(state.probation.previous) == "holdback":
+        statuses[state.probation.previous] = "challenger"
     return state._replace(statuses=statuses, probation=None)

@@ -52,6 +52,7 @@ from events.models import (
 from learner.projection.commands import Command, carry_out
 from learner.projection.decisions import decision_record
 from learner.projection.definitions import definition_row, specs_from_rows
+from learner.projection.evidence import start_test, step_call, stop_test
 from learner.projection.reward import (
     RewardRule,
     effective_promotion,
@@ -59,8 +60,9 @@ from learner.projection.reward import (
     raw_value,
     rule_from_spec,
 )
-from learner.projection.state import LearnerState, PromptRow, VariantRow
+from learner.projection.state import LearnerState, PromptRow, VariantRow, new_test
 from learner.projection.variables import HOUR_MS, ValueCounts
+from learner.stats.etest import probation_steps
 from learner.storage import schema as t
 from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
 from learner.storage.store import Store, latency_bucket
@@ -121,6 +123,8 @@ class _Exec:
     fallback_from: str | None = None
     """Set when this call answered for a challenger that failed (not a reward)."""
     new_row: dict[str, Any] | None = None
+    probability: float | None = None
+    """The routing probability logged for the call (None: not routed or not logged)."""
     """The row to insert when the execution arrived in this batch."""
 
     @property
@@ -151,6 +155,7 @@ class Projection:
         consumer: str,
         rewards: Mapping[str, RewardRule] | None = None,
         promotion: Callable[[str], PromotionConfig] | None = None,
+        routing: Callable[[str], tuple[float, float] | None] | None = None,
         write_outbox: bool = True,
         feedback_repeat: Literal["first", "last"] = "last",
         feedback_wait_s: float = 3600.0,
@@ -162,6 +167,7 @@ class Projection:
         self.consumer = consumer
         self.rewards = dict(rewards or {})
         self._promotion = promotion or (lambda _prompt: PromotionConfig())
+        self._routing = routing or (lambda _prompt: None)
         self.defined: dict[str, PromptSpec] = {}
         """Prompts defined at run time, as of the position (``prompt_definitions``)."""
         self._defined_rules: dict[str, RewardRule] = {}
@@ -201,9 +207,9 @@ class Projection:
         self.position = int(pos or 0)
         state = LearnerState()
         for row in await conn.execute(select(t.prompt_state)):
-            state.prompts[row.prompt_id] = PromptRow(**dict(row._mapping))
+            state.prompts[row.prompt_id] = PromptRow.from_row(dict(row._mapping))
         for row in await conn.execute(select(t.variants)):
-            state.variants[(row.prompt_id, row.variant)] = VariantRow(**dict(row._mapping))
+            state.variants[(row.prompt_id, row.variant)] = VariantRow.from_row(dict(row._mapping))
         self.state = state
         self.define_all(
             specs_from_rows(r._mapping for r in await conn.execute(select(t.prompt_definitions)))
@@ -255,6 +261,17 @@ class Projection:
         if spec is None or prompt_id in self.rewards:
             return config
         return effective_promotion(spec, config)
+
+    def routing(self, prompt_id: str) -> tuple[float, float]:
+        """A prompt's ``(exploration_cap, exploration_floor)``: from its file (the
+        caller's function), else its run-time definition, else the defaults."""
+        known = self._routing(prompt_id)
+        if known is not None:
+            return known
+        spec = self.defined.get(prompt_id)
+        if spec is not None:
+            return (spec.routing.exploration_cap, spec.routing.exploration_floor)
+        return (0.2, 0.05)
 
     def define(self, spec: PromptSpec) -> None:
         """Take a prompt's run-time definition (its reward rule applies from now on)."""
@@ -345,7 +362,7 @@ class _Batch:
             rows = await self.conn.execute(_SELECT_EXECUTIONS, {"ids": chunk})
             for row in rows:
                 exec_id, prompt_id, variant, occurred, cost, latency = row[:6]
-                fb_seq, value, reward, fallback_from = row[6:]
+                fb_seq, value, reward, fallback_from, probability = row[6:]
                 self.execs[exec_id] = _Exec(
                     prompt_id,
                     variant,
@@ -356,6 +373,7 @@ class _Batch:
                     None if value is None else float(value),
                     None if reward is None else float(reward),
                     fallback_from,
+                    probability=None if probability is None else float(probability),
                 )
         for chunk in _chunks(sorted(arriving - self.execs.keys())):
             for exec_id, seq, name, value, boolean, ms in await self.conn.execute(
@@ -495,7 +513,14 @@ class _Batch:
             "probability": None if ev.routing is None else ev.routing.probability,
         }
         ex = _Exec(
-            ev.prompt_id, variant, occurred, cost, latency, fallback_from=fallback_from, new_row=row
+            ev.prompt_id,
+            variant,
+            occurred,
+            cost,
+            latency,
+            fallback_from=fallback_from,
+            new_row=row,
+            probability=None if ev.routing is None else ev.routing.probability,
         )
         self.execs[ev.execution_id] = ex
         if ev.prompt_id is None or variant is None:
@@ -642,13 +667,40 @@ class _Batch:
             prompt.probation_rewarded += 1
             prompt.probation_reward_micro += micro
             prompt.probation_reward_sq_micro += sq
-        if (
-            prompt.probation_variant == ex.variant
-            and prompt.probation_rewarded >= self.p.promotion(ex.prompt_id).probation_samples
-        ):
-            # Probation served without a rollback: a full champion from here on.
-            self._set_status(ex.prompt_id, ex.variant, "champion")
-            prompt.probation_variant = None
+        config = self.p.promotion(ex.prompt_id)
+        length = probation_steps(config)
+        variants = self.state.variants_of(ex.prompt_id)
+        for name, row in variants.items():
+            if row.test_number:
+                self.dirty_variants.add((ex.prompt_id, name))
+        step_call(
+            prompt,
+            variants.values(),
+            ex.variant,
+            reward,
+            ex.probability,
+            config,
+            self.p.routing(ex.prompt_id),
+            probation_length=length,
+        )
+        if prompt.probation_variant is not None:
+            # Every rewarded call of the prompt is a step of the probation's test.
+            prompt.probation_steps += 1
+            if prompt.probation_steps >= length:
+                self._end_probation(ex.prompt_id, prompt)
+
+    def _end_probation(self, prompt_id: str, prompt: PromptRow) -> None:
+        """Probation served without a rollback: a full champion from here on, and the
+        holdback an ordinary challenger again."""
+        assert prompt.probation_variant is not None
+        self._set_status(prompt_id, prompt.probation_variant, "champion")
+        previous = prompt.previous_champion
+        if previous is not None:
+            row = self.state.variants.get((prompt_id, previous))
+            if row is not None and row.status == "holdback":
+                self._set_status(prompt_id, previous, "challenger")
+        prompt.probation_variant = None
+        self._start_tests(prompt_id, prompt.last_sequence)
 
     def _registered(self, seq: int, ev: VariantRegistered) -> None:
         if ev.source == "offline":  # an offline search candidate: lineage only, never routed
@@ -702,6 +754,26 @@ class _Batch:
             prompt.champion = ev.variant
             prompt.champion_explicit = ev.champion
             self._set_status(ev.prompt_id, ev.variant, "champion")
+        self._start_tests(ev.prompt_id, seq)
+
+    def _start_tests(self, prompt_id: str, seq: int, *, restart: bool = False) -> None:
+        """Give every live challenger without a running test a new one against the
+        champion (``restart``: every live challenger, as a new champion starts a new
+        epoch), numbered by the prompt's count of tests started (e-LOND's ``j``), in
+        registration order. The scenario simulator starts tests at the same moments."""
+        prompt = self.state.prompts[prompt_id]
+        for row in self.state.variants_of(prompt_id).values():
+            live = row.status == "challenger" and row.lifecycle == "active"
+            if not live:
+                if row.test_number:
+                    stop_test(row)
+                    self.dirty_variants.add((prompt_id, row.variant))
+                continue
+            if row.test_number and not restart:
+                continue
+            prompt.tests_started += 1
+            start_test(row, prompt.tests_started, seq)
+            self.dirty_variants.add((prompt_id, row.variant))
 
     def _new_version(self, seq: int, ev: VariantRegistered, row: VariantRow) -> None:
         """A changed variant under the same name: a new version with no evidence.
@@ -737,9 +809,10 @@ class _Batch:
                 if ex.new_row is not None:
                     ex.new_row["variant"] = archived
         self.renames.append((prompt_id, name, archived))
+        stop_test(row)  # the new version is tested afresh
         prompt = self.state.prompts[prompt_id]
         if prompt.probation_variant == name:  # the record was of the old version
-            prompt.probation_variant = None
+            self._end_probation(prompt_id, prompt)
             prompt.previous_champion = None
             prompt.clear_probation()
         summary = (
@@ -791,8 +864,15 @@ class _Batch:
         self.decision_rows.append(decision_record(seq, ev))
         match ev:
             case VariantPromoted() if ev.variant != prompt.champion:
+                config = self.p.promotion(ev.prompt_id)
+                on_probation = probation_steps(config) > 0
+                if prompt.probation_variant is not None:
+                    self._end_probation(ev.prompt_id, prompt)  # an operator's promotion
                 if prompt.champion is not None:
-                    self._set_status(ev.prompt_id, prompt.champion, "challenger")
+                    held = on_probation and config.holds_back
+                    self._set_status(
+                        ev.prompt_id, prompt.champion, "holdback" if held else "challenger"
+                    )
                 baseline = (
                     {}
                     if prompt.champion is None
@@ -803,12 +883,15 @@ class _Batch:
                 prompt.champion = ev.variant
                 prompt.champion_explicit = True
                 prompt.last_decision_sequence = seq
-                if self.p.promotion(ev.prompt_id).probation_samples > 0:
+                prompt.probation_steps = 0
+                prompt.probation_test = new_test()
+                if on_probation:
                     prompt.probation_variant = ev.variant
                     self._set_status(ev.prompt_id, ev.variant, "probation")
                 else:
                     prompt.probation_variant = None
                     self._set_status(ev.prompt_id, ev.variant, "champion")
+                self._start_tests(ev.prompt_id, seq, restart=True)
             case VariantRolledBack() if ev.variant == prompt.champion:
                 self._set_status(
                     ev.prompt_id, ev.variant, "retired" if ev.reason == "auto" else "challenger"
@@ -817,11 +900,14 @@ class _Batch:
                 prompt.champion = ev.restored
                 prompt.previous_champion = None
                 prompt.probation_variant = None
+                prompt.probation_steps = 0
                 prompt.clear_probation()
                 prompt.last_decision_sequence = seq
+                self._start_tests(ev.prompt_id, seq, restart=True)
             case VariantRetired() if ev.variant != prompt.champion:
                 self._set_status(ev.prompt_id, ev.variant, "retired")
                 prompt.last_decision_sequence = seq
+                self._start_tests(ev.prompt_id, seq)
             case ExplorationPaused():
                 prompt.paused = True
             case ExplorationResumed():
@@ -832,6 +918,7 @@ class _Batch:
                     row.lifecycle = ev.status
                     self.dirty_variants.add((ev.prompt_id, ev.variant))
                     prompt.last_decision_sequence = seq
+                    self._start_tests(ev.prompt_id, seq)
             case _:
                 pass  # rejections, and decisions overtaken by an earlier one: logged only
 
@@ -1042,6 +1129,7 @@ _SELECT_EXECUTIONS = select(
     _e.c.feedback_value,
     _e.c.reward,
     _e.c.fallback_from,
+    _e.c.probability,
 ).where(_e.c.execution_id.in_(bindparam("ids", expanding=True)))
 _SELECT_PENDING = (
     select(

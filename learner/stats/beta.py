@@ -5,15 +5,20 @@ Everything here is a pure function of its arguments. P(best) and P(beats) live i
 Carlo for many arms, comes from a ``numpy.random.Generator`` the caller passes in (the
 learner seeds it from the stream sequence), so a replay computes the same numbers.
 
-Rewards live in [0, 1]. A fractional reward ``r`` is treated with the *Bernoulli trick*
-(Agrawal & Goyal, 2012): it counts as ``r`` of a success and ``1 - r`` of a failure, so
-with a flat Beta(1, 1) prior an arm with ``n`` rewards summing to ``S`` has the posterior
+Rewards live in [0, 1]. With 0/1 rewards and a flat Beta(1, 1) prior an arm with ``n``
+rewards summing to ``S`` has the exact conjugate posterior
 
     Beta(alpha = 1 + S, beta = 1 + n - S).
 
-For 0/1 rewards this is the exact conjugate posterior; for fractional rewards it is
-the posterior of the Bernoulli draws the trick would produce in expectation, which keeps
-the mean right and is slightly over-confident only when rewards cluster near 0.5.
+Fractional rewards (a 1-5 rating on 0..1, a judge's score) vary less than 0/1 rewards
+of the same mean: Beta(2, 2) rewards have variance 0.05 against 0.25. Treating them as
+Bernoulli draws (the *Bernoulli trick*) keeps the mean right but makes the posterior
+five times too wide in variance there, so Thompson sampling keeps exploring arms it
+already knows apart. :meth:`ArmSummary.posterior` therefore matches the Beta to the
+observed mean ``m`` and variance ``v`` (:func:`moment_posterior`): the effective sample
+size is ``n m (1 - m) / v``, with ``v`` shrunk toward ``m (1 - m)`` by two pseudo-rewards
+so a handful of equal scores does not make it certain. For 0/1 rewards ``v`` is
+``m (1 - m)`` and this is the conjugate posterior again.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special, stats
 
 from events.models import ArmEvidence, Interval
@@ -32,6 +38,7 @@ __all__ = [
     "ArmSummary",
     "BetaPosterior",
     "composite_reward",
+    "moment_posterior",
     "p_beats",
     "p_beats_normal",
     "p_best",
@@ -50,6 +57,9 @@ def _tolerance(n: float) -> float:
 
 
 # --------------------------------------------------------------------------- posteriors
+
+VARIANCE_PSEUDO_REWARDS = 2.0
+"""Pseudo-rewards of variance ``m (1 - m)`` the observed variance is shrunk toward."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,40 @@ class BetaPosterior:
         tail = (1.0 - level) / 2.0
         low, high = special.betaincinv(self.alpha, self.beta, [tail, 1.0 - tail])
         return Interval(low=float(low), high=float(high))
+
+
+def moment_posterior(n: int, reward_sum: float, reward_sq_sum: float) -> BetaPosterior:
+    """The posterior of an arm's mean from ``n`` rewards in [0, 1], their sum and the sum
+    of their squares: ``Beta(1 + m n_eff, 1 + (1 - m) n_eff)`` with ``m`` the mean and
+    ``n_eff = n m (1 - m) / v``, ``v`` the sample variance shrunk toward ``m (1 - m)`` by
+    :data:`VARIANCE_PSEUDO_REWARDS`. 0/1 rewards (``sum r^2 == sum r``) get the exact
+    conjugate ``Beta(1 + S, 1 + n - S)``."""
+    if n <= 1 or abs(reward_sq_sum - reward_sum) <= _tolerance(n):
+        return BetaPosterior.from_rewards(n, reward_sum)
+    alpha, beta = moment_params(np.float64(n), np.float64(reward_sum), np.float64(reward_sq_sum))
+    return BetaPosterior(float(alpha), float(beta))
+
+
+def moment_params(
+    n: npt.NDArray[np.float64] | np.float64,
+    reward_sum: npt.NDArray[np.float64] | np.float64,
+    reward_sq_sum: npt.NDArray[np.float64] | np.float64,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`moment_posterior`'s ``(alpha, beta)`` for arrays of arms (the simulator's
+    Thompson shares use it); arms with 0/1 rewards, one reward or none get the
+    conjugate parameters."""
+    n, s, q = np.asarray(n, float), np.asarray(reward_sum, float), np.asarray(reward_sq_sum, float)
+    safe_n = np.maximum(n, 2.0)
+    m = np.clip(s / safe_n, 0.0, 1.0)
+    bernoulli = m * (1.0 - m)
+    sample = np.maximum(0.0, (q - s * s / safe_n) / (safe_n - 1.0))
+    k = VARIANCE_PSEUDO_REWARDS
+    v = (sample * (safe_n - 1.0) + bernoulli * k) / (safe_n - 1.0 + k)
+    n_eff = np.where(v > 0, n * bernoulli / np.where(v > 0, v, 1.0), n)
+    fractional = (n > 1) & (np.abs(q - s) > 1e-9 * np.maximum(1.0, n)) & (bernoulli > 0)
+    alpha = np.where(fractional, 1.0 + m * n_eff, 1.0 + s)
+    beta = np.where(fractional, 1.0 + (1.0 - m) * n_eff, 1.0 + n - s)
+    return alpha, beta
 
 
 def p_beats_normal(
@@ -231,8 +275,9 @@ class ArmSummary:
 
     @property
     def posterior(self) -> BetaPosterior:
-        """Beta(1 + S, 1 + n - S) (flat prior, Bernoulli trick)."""
-        return BetaPosterior.from_rewards(self.n, self.reward_sum)
+        """Beta(1 + S, 1 + n - S) for 0/1 rewards; for fractional ones the Beta of the
+        same mean and the observed spread (:func:`moment_posterior`)."""
+        return moment_posterior(self.n, self.reward_sum, self.reward_sq_sum)
 
     def reward_interval(self, z: float = Z95) -> Interval:
         """Wilson interval of the mean reward (see :func:`wilson_interval`)."""

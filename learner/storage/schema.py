@@ -63,6 +63,9 @@ prompt_state = Table(
     # Champion before the last promotion: what a rollback restores.
     Column("previous_champion", String(200), nullable=True),
     Column("probation_variant", String(200), nullable=True),
+    # Rewarded calls of the prompt since the last promotion, while its probation runs
+    # (it ends at learner.stats.etest.probation_steps).
+    Column("probation_steps", BigInteger, nullable=False, default=0, server_default="0"),
     # The probation record of the last promotion (until the next promotion or a
     # rollback): the champion's counters since it was promoted, and the previous
     # champion's counters frozen at that moment (over the evaluation window, if any).
@@ -73,6 +76,13 @@ prompt_state = Table(
         for name in PROBATION_COUNTERS
     ],
     Column("last_decision_sequence", BigInteger, nullable=False, default=0),
+    # Same-period promotion tests this prompt has started (e-LOND numbers them 1, 2, ...).
+    Column("tests_started", BigInteger, nullable=False, default=0, server_default="0"),
+    # Rewarded calls so far and their sum: the baseline of the next call's increments.
+    Column("base_n", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("base_sum", Float, nullable=False, default=0.0, server_default="0"),
+    # The running probation test (JSON [n, sum_y, sum_y2, log_wealth, max_log_wealth]).
+    Column("probation_test", Text, nullable=False, default="", server_default=""),
     # Newest stream sequence that changed this prompt (snapshot version).
     Column("last_sequence", BigInteger, nullable=False, default=0),
     # Newest ``occurred_at`` seen for this prompt: the learner's notion of "now".
@@ -93,6 +103,12 @@ variants = Table(
     Column("registered_sequence", BigInteger, nullable=False),
     # The author's lifecycle (draft/active/deprecated/archived), next to the learner's status.
     Column("lifecycle", String(20), nullable=False, server_default="active"),
+    # The challenger's current same-period test against the champion: its e-LOND number
+    # and the stream sequence it starts after (0: no test running).
+    Column("test_number", BigInteger, nullable=False, server_default="0"),
+    Column("test_start", BigInteger, nullable=False, server_default="0"),
+    # Its running state and its futility twin's (JSON, learner.projection.state).
+    Column("test_state", Text, nullable=False, server_default=""),
 )
 
 variant_versions = Table(

@@ -367,15 +367,15 @@ def _add_missing_columns(conn: Any, schema: str | None) -> None:
     from sqlalchemy import inspect
 
     inspector = inspect(conn)
-    table = t.variants
-    present = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
-    for column in table.columns:
-        if column.name not in present and column.server_default is not None:
-            kind = column.type.compile(dialect=conn.dialect)
-            default = column.server_default.arg  # type: ignore[attr-defined]
-            name = table.name if schema is None else f'"{schema}".{table.name}'
-            conn.execute(
-                text(
-                    f"ALTER TABLE {name} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT '{default}'"
+    for table in (t.variants, t.prompt_state):
+        present = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
+        for column in table.columns:
+            if column.name not in present and column.server_default is not None:
+                kind = column.type.compile(dialect=conn.dialect)
+                default = column.server_default.arg  # type: ignore[attr-defined]
+                name = table.name if schema is None else f'"{schema}".{table.name}'
+                conn.execute(
+                    text(
+                        f"ALTER TABLE {name} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT '{default}'"
+                    )
                 )
-            )

@@ -9,6 +9,7 @@ learner's clock, so a replay sees the same window.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,16 +87,23 @@ class PromptView:
     last_event_ms: int
     config: PromotionConfig
     exploration_cap: float = 0.2
+    exploration_floor: float = 0.05
+    """``routing.exploration_floor``: the least share the router gives a live arm (lowered
+    to ``exploration_cap / (2 k)`` with ``k`` challengers)."""
     arms: dict[str, ArmView] = field(default_factory=dict)
     """Registered variants by name, in registration order."""
     window_start_minute: int | None = None
-    reward_steps: tuple[tuple[int, str, float, float | None], ...] = ()
-    """Every rewarded call in reward order: ``(feedback_sequence, variant, reward,
-    routing probability)`` (:meth:`learner.storage.store.Store.reward_steps`)."""
     champion_changes: tuple[tuple[int, str, str, str], ...] = ()
     """Promotions and rollbacks: ``(sequence, type, new champion, reason)``."""
     registered: dict[str, int] = field(default_factory=dict)
     """Each variant's registration sequence (empty: a view built without history)."""
+    tests: dict[str, tuple[int, list[float]]] = field(default_factory=dict)
+    """Each challenger's running same-period test: ``(e-LOND number, state)``, the state
+    as the projection keeps it (:mod:`learner.projection.evidence`)."""
+    probation_steps: int = 0
+    """Rewarded calls of the prompt since the last promotion, while its probation ran."""
+    probation_test: list[float] = field(default_factory=list)
+    """The probation's running test, as the projection keeps it."""
 
     @property
     def active(self) -> list[ArmView]:
@@ -109,7 +117,12 @@ class PromptView:
 
 
 async def load_view(
-    store: Store, prompt_id: str, config: PromotionConfig, *, exploration_cap: float = 0.2
+    store: Store,
+    prompt_id: str,
+    config: PromotionConfig,
+    *,
+    exploration_cap: float = 0.2,
+    exploration_floor: float = 0.05,
 ) -> PromptView | None:
     """The view of one prompt, or None while it has no champion (nothing registered)."""
     row = await store.prompt_row(prompt_id)
@@ -152,11 +165,18 @@ async def load_view(
         last_event_ms=int(row["last_event_ms"]),
         config=config,
         exploration_cap=exploration_cap,
+        exploration_floor=exploration_floor,
         arms=arms,
         window_start_minute=since,
-        reward_steps=tuple(await store.reward_steps(prompt_id)),
         champion_changes=tuple(await store.champion_changes(prompt_id)),
         registered={v["variant"]: int(v["registered_sequence"]) for v in variants},
+        tests={
+            v["variant"]: (int(v["test_number"]), _floats(v.get("test_state")))
+            for v in variants
+            if v.get("test_number")
+        },
+        probation_steps=int(row.get("probation_steps") or 0),
+        probation_test=_floats(row.get("probation_test")),
     )
 
 
@@ -165,3 +185,11 @@ def _probation_totals(row: dict[str, Any], side: str, variant: str | None) -> Ar
         return None
     counters = {name: row[f"{side}_{name}"] for name in PROBATION_COUNTERS}
     return ArmTotals.from_mapping(row["prompt_id"], variant, counters)
+
+
+def _floats(raw: object) -> list[float]:
+    """A stored test state (JSON list of floats), or an empty list."""
+    if not isinstance(raw, str) or not raw:
+        return []
+    values = json.loads(raw)
+    return [float(v) for v in values] if isinstance(values, list) else []

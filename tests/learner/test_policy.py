@@ -21,6 +21,7 @@ from learner.policy.rules import (
 )
 from learner.policy.state import end_probation_if_due
 from learner.stats.beta import ArmSummary
+from learner.stats.etest import probation_steps
 from prompts.config import PromotionConfig
 
 CFG = PromotionConfig()  # threshold 0.95, min_samples 200, min_lift 0.01, alpha 0.05
@@ -186,7 +187,7 @@ def test_an_error_rate_breach_rolls_back_even_when_paused() -> None:
 
 
 def test_probation_ends_after_its_samples() -> None:
-    s = on_probation(0.38, CFG.probation_samples + 1)
+    s = on_probation(0.38, probation_steps(CFG) + 1)
     assert not s.probation_active(CFG)
     assert decide(s, CFG, rng()) is None or decide(s, CFG, rng()).kind != "rollback"  # type: ignore[union-attr]
     ended = end_probation_if_due(s, CFG)
@@ -278,7 +279,7 @@ def test_apply_decision_moves_statuses() -> None:
     d = decide(s, CFG, rng())
     assert d is not None
     after = apply_decision(s, d, CFG)
-    assert after.champion == "v2" and after.statuses == {"v1": "challenger", "v2": "probation"}
+    assert after.champion == "v2" and after.statuses == {"v1": "holdback", "v2": "probation"}
     assert after.probation is not None and after.probation.baseline == s.arms["v1"]
     after = after.with_reward("v2", 1.0).with_execution("v2")
     assert (
@@ -293,7 +294,9 @@ def test_lift_with_interval_and_recommendations() -> None:
     assert recommendation(state(0.40, 300), CFG, rng()).startswith("retire v2")
     assert recommendation(state(0.52, 100), CFG, rng()) == "insufficient data (v2 100/200)"
     assert recommendation(state(0.52, 1000), CFG, rng()).startswith("keep exploring (leader v2: P=")
-    assert recommendation(on_probation(0.5, 10), CFG, rng()).startswith("probation: v2 10/300")
+    assert recommendation(on_probation(0.5, 10), CFG, rng()).startswith(
+        f"probation: v2 10/{probation_steps(CFG)}"
+    )
 
 
 def test_invalid_states_are_refused() -> None:

@@ -223,7 +223,8 @@ async def test_commands_are_answered_at_their_stream_position(store: Store) -> N
     assert row is not None and (row["champion"], row["previous_champion"]) == ("b", "a")
     assert await store.outbox_rows() == []
     statuses = {v["variant"]: v["status"] for v in await store.variant_rows("greet")}
-    assert statuses == {"a": "challenger", "b": "probation"}
+    # The previous champion is the probation's holdback (a fixed share of traffic).
+    assert statuses == {"a": "holdback", "b": "probation"}
     rollback = await projection.apply(deliveries([RollbackCommand(prompt_id="greet")], start=13))
     assert isinstance(rollback.outbox[0], VariantRolledBack) and rollback.outbox[0].restored == "a"
     decisions = await store.decision_rows("greet")

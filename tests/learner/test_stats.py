@@ -167,3 +167,26 @@ def test_integrated_p_best_matches_monte_carlo_and_falls_back_for_many_arms() ->
     first = p_best(many, np.random.default_rng(3), 2000)
     assert first.tolist() == p_best(many, np.random.default_rng(3), 2000).tolist()
     assert first.tolist() != p_best(many, np.random.default_rng(4), 2000).tolist()
+
+
+def test_fractional_rewards_get_a_posterior_as_wide_as_their_spread() -> None:
+    from learner.stats.beta import moment_posterior
+
+    rng = np.random.default_rng(4)
+    r = rng.beta(2.0, 2.0, 4000)  # variance 0.05: a fifth of 0/1 rewards' 0.25
+    post = moment_posterior(len(r), float(r.sum()), float((r * r).sum()))
+    standard_error = float(r.std(ddof=1)) / math.sqrt(len(r))
+    assert post.mean == pytest.approx(r.mean(), abs=1e-3)
+    assert math.sqrt(post.variance) == pytest.approx(standard_error, rel=0.05)
+    # The Bernoulli trick would be about sqrt(5) times wider.
+    trick = BetaPosterior.from_rewards(len(r), float(r.sum()))
+    assert math.sqrt(trick.variance) > 2.0 * math.sqrt(post.variance)
+    # 0/1 rewards: exactly the conjugate posterior.
+    b = (rng.random(500) < 0.3).astype(float)
+    assert moment_posterior(500, float(b.sum()), float(b.sum())) == BetaPosterior.from_rewards(
+        500, float(b.sum())
+    )
+    # A few equal scores: confident, not certain (two pseudo-rewards of 0/1 spread).
+    few = moment_posterior(3, 2.1, 3 * 0.49)
+    assert few.mean == pytest.approx(0.7, abs=0.05) and math.isfinite(few.alpha)
+    assert few.alpha + few.beta < 30
