@@ -86,13 +86,18 @@ class PromotionCheck:
     variant: str
     champion: str
     lift: float
+    """The test's estimate of the lift: the same-period one when there is a same-period
+    test, else the difference of the whole-history means."""
     lift_interval: Interval
+    """The whole-history always-valid interval (:func:`lift_with_interval`)."""
     p_value: float
     alpha: float
     """The per-test level (``config.alpha / K``)."""
     p_better: float | None
     """P(challenger beats champion); None when not computed (an earlier guard failed)."""
     blocked_by: tuple[str, ...] = field(default=())
+    whole_history_lift: float | None = None
+    """``mean_c - mean_h`` over all data (what ``lift_interval`` is an interval of)."""
     """The guards that failed, in words; empty means promote."""
 
     @property
@@ -152,6 +157,7 @@ def check_promotion(
         variant=challenger,
         champion=state.champion,
         lift=lift,
+        whole_history_lift=test.lift,
         lift_interval=test.confidence_sequence(config.alpha),
         p_value=p_value,
         alpha=alpha_each,

@@ -99,7 +99,7 @@ def check_rollback(
         champion=to_arm_evidence(base),
         p_better=p_better,
         p_value=same.p_value if same is not None else test.p_value,
-        lift=(same.lift if same is not None else test.lift) if new.n and base.n else None,
+        lift=test.lift if new.n and base.n else None,
         lift_interval=test.confidence_sequence(config.rollback_alpha) if new.n and base.n else None,
         rule="; ".join(rules),
         details={
@@ -111,6 +111,7 @@ def check_rollback(
             "probation_steps": same.length if same is not None else probation_steps(config),
             "steps_since_promotion": same.steps if same is not None else new.n,
             "since_promotion_n": new.n,
+            "same_period_lift": same.lift if same is not None else None,
         },
     )
     return Decision(

@@ -157,7 +157,9 @@ def _check_promotions(
                 champion=to_arm_evidence(h),
                 p_better=check.p_better,
                 p_value=check.p_value,
-                lift=check.lift,
+                # The means shown, their difference and its interval agree; the
+                # same-period estimate the test used is in the rule and the details.
+                lift=check.whole_history_lift,
                 lift_interval=check.lift_interval,
                 rule=rule,
                 details={
@@ -168,6 +170,7 @@ def _check_promotions(
                     "alpha_per_test": check.alpha,
                     "challengers": len(state.challengers),
                     "draws": draws,
+                    "same_period_lift": check.lift,
                 },
             )
             return Decision(
@@ -255,10 +258,14 @@ def _check_futility(
             challenger=to_arm_evidence(c),
             champion=to_arm_evidence(h),
             p_better=None,
-            lift=test.lift if test.lift is not None else lift,
+            lift=lift,
             lift_interval=interval,
             rule=rule,
-            details={"steps": test.steps, "futility_alpha": config.futility_alpha},
+            details={
+                "steps": test.steps,
+                "futility_alpha": config.futility_alpha,
+                "same_period_lift": test.lift,
+            },
         )
         return Decision(
             kind="retire",
