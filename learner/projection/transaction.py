@@ -246,6 +246,7 @@ async def _run(b: Batch, deliveries: Sequence[Delivery]) -> BatchResult:
 
 
 def _apply(b: Batch, seq: int, ev: BaseEvent) -> None:
+    """Hand one decoded event to its handler (or ignore it: the position advances anyway)."""
     match ev:
         case ExecutionCompleted():
             execution_completed(b, seq, ev)
