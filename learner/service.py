@@ -50,8 +50,9 @@ from learner.config import LearnerSettings, StorageSettings
 from learner.decide import Policy, default_policy
 from learner.errors import StoreRejected, StoreUnavailable, classify, map_store_errors
 from learner.lease import Lease
+from learner.projection.batch import BatchResult, DeadLetter
 from learner.projection.reward import effective_promotion, rules_from_prompts
-from learner.projection.transaction import BatchResult, DeadLetter, Projection
+from learner.projection.transaction import Projection
 from learner.snapshots import SnapshotWriter
 from learner.storage import schema as t
 from learner.storage.store import Store

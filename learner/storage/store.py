@@ -1,8 +1,9 @@
 """The learner's database: one async engine over SQLite (default) or PostgreSQL.
 
 :class:`Store` owns the engine, creates the tables, and answers the read questions
-that snapshots, the CLI and the admin API ask. Writes happen only in
-:mod:`learner.projection.transaction`, inside one transaction per batch.
+that snapshots, the CLI and the admin API ask. The projection's writes happen in
+:mod:`learner.projection.writes`, inside the one transaction per batch that
+:mod:`learner.projection.transaction` opens.
 
 PostgreSQL tables can live in their own schema (``Store(url, schema="x")``), which
 tests and ``promptlab replay`` use for scratch copies; SQLAlchemy's
