@@ -176,6 +176,36 @@ async def test_retention_deletes_raw_executions_and_keeps_the_counters(
     assert await compare(store, other) == []
 
 
+async def test_feedback_after_retention_counts_alike_in_any_batch_sizes(
+    store: Store, make_store: Any
+) -> None:
+    """Feedback for a call older than the retention: in one batch the call is still in
+    memory, in small batches its row is already deleted; either way it waits as pending
+    (and is dropped when its wait is over), so a replay rebuilds the same tables."""
+    rules = {"greet": RewardRule(feedback="thumbs_up")}
+    events: list[BaseEvent] = [
+        registered(variant="a", champion=True),
+        execution("old", variant="a", seconds=0),
+        execution("new", variant="a", seconds=7200),  # moves the clock 2 h on
+        feedback("old", value=True, seconds=7201),
+        feedback("new", value=True, seconds=7202),
+    ]
+
+    async def project(target: Store, batch: int) -> None:
+        projection = Projection(target, consumer="learner", rewards=rules, retention_days=1 / 24)
+        await projection.load()
+        items = deliveries(events)
+        for i in range(0, len(items), batch):
+            await projection.apply(items[i : i + batch])
+
+    await project(store, batch=1)
+    totals = (await store.arm_totals("greet"))["a"]
+    assert (totals.executions, totals.rewarded) == (2, 1)  # only "new" is rewarded
+    other = await make_store()
+    await project(other, batch=len(events))
+    assert await compare(store, other) == []
+
+
 async def test_the_analytics_command_prints_the_same_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -48,8 +48,13 @@ def feedback_received(b: Batch, seq: int, ev: FeedbackReceived) -> None:
         log.warning("ignoring NaN feedback %r for %s at sequence %d", ev.name, ev.execution_id, seq)
         b.count("feedback_rejected")
         return
-    b.tick(event_ms(ev))
+    now = b.tick(event_ms(ev))
     ex = b.execs.get(ev.execution_id)
+    # Past retention an execution's row is deleted at the end of a batch, and whether
+    # that batch came before this feedback depends on batch sizes: so a call older than
+    # the retention counts as unknown either way (the feedback waits, then is dropped).
+    if ex is not None and b.p.retention_ms > 0 and ex.occurred_ms < now - b.p.retention_ms:
+        ex = None
     if ex is None:
         b.pending_new.setdefault(ev.execution_id, []).append((seq, ev.name, raw, event_ms(ev)))
         return
