@@ -13,11 +13,19 @@ names used to climb out of a sandbox (``mro``, ``globals``, ``f_back`` ...), in
 ``x.name``, ``x["name"]``, ``x|attr("name")`` and filters' ``attribute=`` arguments, a
 dynamic ``attr(...)`` name, and ``{% include %}`` / ``{% import %}`` / ``{% extends %}``
 (a prompt is one template).
+
+A declared variable that a call may leave out (optional, no default) renders as an
+empty value (:func:`prompts.sandbox.absent`); :func:`absent_value_problems` finds the
+uses of such a variable that fail on an empty value (arithmetic, ordering comparisons,
+attributes, items, calls, and the filters and tests that need a real value) outside a
+guard, so such a template is refused when it is registered rather than failing on the
+first call that leaves the variable out.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterator
 from functools import lru_cache
 
 from jinja2 import TemplateSyntaxError, meta, nodes
@@ -132,3 +140,102 @@ def check_template(source: str) -> list[str]:
                 f"reads {len(names)} variables, at most {MAX_TEMPLATE_VARIABLES} allowed"
             )
     return problems
+
+
+# Filters and tests that fail on an absent value (measured on Jinja2 3.1: the others
+# treat it as empty text or an empty sequence). tests/prompts checks these sets.
+FAILS_ON_ABSENT_FILTERS = frozenset(
+    {"abs", "attr", "dictsort", "filesizeformat", "first", "float", "indent", "int", "last",
+     "max", "min", "random", "round", "tojson", "wordwrap", "xmlattr"}
+)  # fmt: skip
+FAILS_ON_ABSENT_TESTS = frozenset(
+    {"divisibleby", "even", "odd", "ge", "gt", "le", "lt", "greaterthan", "lessthan"}
+)
+_ORDERING = frozenset({"lt", "lteq", "gt", "gteq"})
+_ARITHMETIC = (nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow)
+
+
+def _failing_operands(node: nodes.Node) -> Iterator[tuple[nodes.Node, str]]:
+    """The direct operands of ``node`` that must not be an absent value, with what ``node`` does."""
+    if isinstance(node, _ARITHMETIC):
+        yield node.left, f"arithmetic ({node.operator})"
+        yield node.right, f"arithmetic ({node.operator})"
+    elif isinstance(node, nodes.Neg | nodes.Pos):
+        yield node.node, "arithmetic"
+    elif isinstance(node, nodes.Compare) and any(op.op in _ORDERING for op in node.ops):
+        yield node.expr, "an ordering comparison"
+        for op in node.ops:
+            yield op.expr, "an ordering comparison"
+    elif isinstance(node, nodes.Getattr):
+        yield node.node, f"attribute {node.attr!r}"
+    elif isinstance(node, nodes.Getitem):
+        yield node.node, "an item"
+        yield node.arg, "an item index"
+    elif isinstance(node, nodes.Call):
+        yield node.node, "a call"
+    elif isinstance(node, nodes.Filter) and node.node is not None:
+        if node.name in FAILS_ON_ABSENT_FILTERS:
+            yield node.node, f"filter {node.name!r}"
+    elif isinstance(node, nodes.Test) and node.name in FAILS_ON_ABSENT_TESTS:
+        yield node.node, f"test {node.name!r}"
+
+
+def names_in(node: nodes.Node) -> frozenset[str]:
+    """Names in the AST ``node``, itself included (``find_all`` only looks below it)."""
+    found = {n.name for n in node.find_all(nodes.Name)}
+    if isinstance(node, nodes.Name):
+        found.add(node.name)
+    return frozenset(found)
+
+
+def absent_value_problems(source: str, names: Collection[str]) -> list[str]:
+    """Uses in ``source`` of variables ``names`` (optional, without a default) that fail
+    when a call leaves one out, as messages with lines; empty when there are none.
+
+    A use is guarded, and fine, inside ``{% if ... %}`` (or ``x if ... else y``, or
+    after ``... and``) whose condition reads the variable: ``{% if n %}{{ n + 1 }}``,
+    ``{% if n is defined %}``, ``n and n > 3``. ``n | default(0) + 1`` and
+    ``(n or 0) + 1`` are fine too: the arithmetic is not on ``n`` itself. A variable the
+    template assigns anywhere (a loop variable, ``set``, a macro argument) is not
+    checked, so a local of the same name is never mistaken for it.
+    """
+    tree = parse(source)
+    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx != "load"}
+    watched = frozenset(names) - assigned
+    if not watched:
+        return []
+    problems: list[str] = []
+
+    def visit(node: nodes.Node, guarded: frozenset[str]) -> None:
+        for operand, what in _failing_operands(node):
+            if (
+                isinstance(operand, nodes.Name)
+                and operand.name in watched
+                and operand.name not in guarded
+            ):
+                name = operand.name
+                problems.append(
+                    f"line {operand.lineno}: {what} on {name!r}, an optional variable without "
+                    "a default, fails for every call that leaves it out: guard it "
+                    f"({{% if {name} %}}), give it a default or make it required"
+                )
+        if isinstance(node, nodes.If):
+            visit(node.test, guarded)
+            for child in node.body:
+                visit(child, guarded | names_in(node.test))
+            for child in [*node.elif_, *node.else_]:
+                visit(child, guarded)
+        elif isinstance(node, nodes.CondExpr):
+            visit(node.test, guarded)
+            visit(node.expr1, guarded | names_in(node.test))
+            if node.expr2 is not None:
+                visit(node.expr2, guarded)
+        elif isinstance(node, nodes.And):
+            visit(node.left, guarded)
+            visit(node.right, guarded | names_in(node.left))
+        else:
+            for child in node.iter_child_nodes():
+                visit(child, guarded)
+
+    visit(tree, frozenset())
+    return list(dict.fromkeys(problems))  # "n < 1 < n" is one problem, not two
