@@ -23,7 +23,7 @@ from jinja2 import Template, TemplateError, Undefined, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
 
 from prompts.errors import RenderError
-from prompts.sandbox import PromptSandbox, absent
+from prompts.sandbox import PromptSandbox, RenderLimitError, absent, absent_message
 from prompts.spec import PromptSpec, VariantSpec
 from prompts.templates import names_in, parse, template_variables
 
@@ -130,6 +130,15 @@ def _render(
         raise _failure(prompt, variant, part, values, exc) from None
 
 
+# What a caller is told: the kind of failure, in words that quote nothing of the template.
+_REASONS: dict[type[BaseException], str] = {
+    ZeroDivisionError: "a division by zero",
+    TypeError: "a value of a type the template cannot use (TypeError)",
+    ValueError: "a value the template cannot use (ValueError)",
+    OverflowError: "a number too large for the template (OverflowError)",
+}
+
+
 def _failure(
     prompt: PromptSpec, variant: VariantSpec, part: str, values: Mapping[str, Any], exc: Exception
 ) -> RenderError:
@@ -139,17 +148,22 @@ def _failure(
     read = _names_on_line(source, line) if source is not None and line is not None else []
     declared = prompt.variables_validator.names
     names = tuple(n for n in read if n in declared)
-    if isinstance(exc, SecurityError):
+    detail = type(exc).__name__
+    reason = _REASONS.get(type(exc), f"the template failed ({detail})")
+    if isinstance(exc, RenderLimitError):
+        detail, reason = "limit exceeded", "a value beyond a rendering limit"
+    elif isinstance(exc, SecurityError):
         detail, reason = "unsafe operation blocked", "an operation the sandbox refuses"
     elif isinstance(exc, UndefinedError):
-        detail, reason = "undefined", "a value it reads is missing"
+        detail, reason = "undefined", "a value it reads is missing (an item, key or attribute)"
         if any(n not in declared for n in read):
             names = ()  # a name no one declared: the template's fault, not a value's
-        else:  # a variable the call left out is the likelier culprit than one it gave
-            names = tuple(n for n in names if isinstance(values.get(n), Undefined)) or names
-    else:
-        detail = reason = type(exc).__name__
+    culprit = tuple(n for n in names if str(exc) == absent_message(n))
+    # A variable the call left out failed itself, or is empty text on the line, not the cause.
+    names = culprit or tuple(n for n in names if not isinstance(values.get(n), Undefined))
     where = f"{part} template" + (f", line {line}" if line is not None else "")
+    if names:
+        where += ", reading " + ", ".join(repr(n) for n in names)
     return RenderError(
         prompt.id, variant.name, f"{detail}: {exc} ({where})",
         reason=reason, part=part, line=line, variables=names,
@@ -191,4 +205,3 @@ def _names_on_line(source: str, line: int) -> list[str]:
         else:
             found[name] = None
     return list(found)
-

@@ -7,9 +7,9 @@ but values arrive with every call: ``{{ "#" * level }}`` with ``level = 10**9`` 
 build a gigabyte and ``{{ 2 ** n }}`` with ``n = 2**40`` would hold the event loop for
 hours. The sandbox already caps ``range()``; this caps repetition (``*`` on text or a
 list, and the ``center``, ``indent`` and ``batch`` filters) at :data:`MAX_REPEAT` and
-integer powers at :data:`MAX_POWER_BITS`. Going beyond is a
-:class:`~jinja2.exceptions.SecurityError`, which the renderer reports like any other
-rendering failure.
+integer powers at :data:`MAX_POWER_BITS`. Going beyond raises :class:`RenderLimitError`
+(a :class:`~jinja2.exceptions.SecurityError`), which the renderer reports like any
+other rendering failure.
 
 :func:`absent` is what a template sees for a declared variable that the call did not
 give and that has no default: a lenient :class:`~jinja2.Undefined`, so ``{{ n }}``
@@ -39,12 +39,16 @@ MAX_POWER_BITS = 4096
 _SEQUENCES = (str, list, tuple)
 
 
+class RenderLimitError(SecurityError):
+    """A value would make the template build more than the limits allow."""
+
+
 def _repetition(left: Any, right: Any) -> None:
     """Refuse ``left * right`` when it would repeat a sequence beyond :data:`MAX_REPEAT`."""
     if isinstance(left, int) and isinstance(right, _SEQUENCES):
         left, right = right, left
     if isinstance(left, _SEQUENCES) and isinstance(right, int) and len(left) * right > MAX_REPEAT:
-        raise SecurityError(
+        raise RenderLimitError(
             f"repetition of {len(left)} by {right} is beyond {MAX_REPEAT:,} characters or items"
         )
 
@@ -58,18 +62,28 @@ def _power(base: Any, exponent: Any) -> None:
         and abs(base) > 1
         and (abs(base) - 1).bit_length() * exponent > MAX_POWER_BITS
     ):
-        raise SecurityError(f"a power with exponent {exponent} is beyond {MAX_POWER_BITS} bits")
+        raise RenderLimitError(f"a power with exponent {exponent} is beyond {MAX_POWER_BITS} bits")
+
+
+def _lines(value: Any) -> int:
+    return str(value).count("\n") + 1
 
 
 def _capped(
-    name: str, original: Callable[..., Any], position: int, keyword: str
+    name: str,
+    original: Callable[..., Any],
+    keyword: str,
+    size: Callable[[Any, int], int] = lambda value, count: count,
 ) -> Callable[..., Any]:
-    """``original`` (a filter), refusing a count argument beyond :data:`MAX_REPEAT`."""
+    """``original``, a filter whose second argument (``keyword``) says how much to build,
+    refusing to build more than :data:`MAX_REPEAT` (``size(value, count)``)."""
 
     def capped(*args: Any, **kwargs: Any) -> Any:
-        count = kwargs.get(keyword, args[position] if len(args) > position else None)
-        if isinstance(count, int) and count > MAX_REPEAT:
-            raise SecurityError(f"{name}({count}) is beyond {MAX_REPEAT:,}")
+        count = kwargs.get(keyword, args[1] if len(args) > 1 else None)
+        if isinstance(count, str):  # indent("> "): the text repeated on every line
+            count = len(count)
+        if isinstance(count, int) and args and size(args[0], count) > MAX_REPEAT:
+            raise RenderLimitError(f"{name}({count}) builds more than {MAX_REPEAT:,}")
         return original(*args, **kwargs)
 
     return capped
@@ -86,10 +100,12 @@ class PromptSandbox(SandboxedEnvironment):
         super().__init__(
             undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
         )
-        # (filter, position of its count among the call's arguments, keyword)
-        for name, position, keyword in (("center", 1, "width"), ("indent", 1, "width"),
-                                        ("batch", 1, "linecount")):  # fmt: skip
-            self.filters[name] = _capped(name, self.filters[name], position, keyword)
+        filters = self.filters  # this environment's own copy of the built-in filters
+        filters["center"] = _capped("center", filters["center"], "width")
+        filters["batch"] = _capped("batch", filters["batch"], "linecount")
+        filters["indent"] = _capped(
+            "indent", filters["indent"], "width", lambda value, width: width * _lines(value)
+        )
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         """``left <operator> right`` within the limits (only ``*`` and ``**`` come here)."""
@@ -100,7 +116,12 @@ class PromptSandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+def absent_message(name: str) -> str:
+    """The message of the ``UndefinedError`` a use of :func:`absent` ``(name)`` raises."""
+    return f"{name!r} was not given (optional, without a default)"
+
+
 @lru_cache(maxsize=4096)
 def absent(name: str) -> Undefined:
     """The value of declared variable ``name`` when a call leaves it out (no default)."""
-    return Undefined(hint=f"{name!r} was not given (optional, without a default)", name=name)
+    return Undefined(hint=absent_message(name), name=name)

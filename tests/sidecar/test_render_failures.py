@@ -183,6 +183,34 @@ async def test_a_challenger_that_cannot_render_falls_back_to_the_champion(
     assert by_variant["v1"].routing.fallback_from == "v2"
 
 
+async def test_admin_refuses_an_optional_variable_used_where_it_cannot_be_left_out(
+    make_sidecar: MakeSidecar,
+) -> None:
+    sidecar = await make_sidecar(prompts=PROMPTS)
+    unguarded = "Count to {{ n + 1 }}"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            sidecar.url + "/admin/prompts/count/variants",
+            json={"name": "v9", "model": "fake/model-a", "template": unguarded},
+        ) as resp:
+            assert resp.status == 400
+            error = openai_error(await resp.json())
+        assert "arithmetic (+) on 'n', an optional variable without a default" in error["message"]
+        definition = {
+            "id": "tally",
+            "variables": [{"name": "n", "type": "integer"}],
+            "variants": [{"name": "v1", "model": "fake/model-a", "template": unguarded}],
+        }
+        async with session.put(sidecar.url + "/admin/prompts/tally", json=definition) as resp:
+            assert resp.status == 400
+            details = (await resp.json())["error"]["details"]
+    assert [d["field"] for d in details] == ["variants[0].template"]
+    assert "guard it ({% if n %})" in details[0]["message"]
+    assert not await sidecar.events("prompt.registered")
+    registered = await sidecar.events("variant.registered")
+    assert all(getattr(e, "variant", None) != "v9" for e in registered)
+
+
 # (name, body, recorded): what a caller can send wrong; recorded: one error execution.
 BAD_INPUT: list[tuple[str, dict[str, Any] | bytes, bool]] = [
     ("promptlab is a string", routed("greet", "name=x"), False),
@@ -216,6 +244,7 @@ BAD_INPUT: list[tuple[str, dict[str, Any] | bytes, bool]] = [
     ("a NUL in a value", routed("greet", {"variables": {"name": "a\x00b"}}), False),
     ("messages is an object", routed("greet", {"variables": {"name": "x"}}, messages={}), False),
     ("an empty list for `first`", routed("first", {"variables": {"items": []}}), True),
+    ("the same, streamed", routed("first", {"variables": {"items": []}}, stream=True), True),
     ("a key the object lacks", routed("lookup", {"variables": {"obj": {"nom": "x"}}}), True),
     ("a division by zero", routed("ratio", {"variables": {"n": 0}}), True),
     ("mixed types to sort", routed("sorted", {"variables": {"tags": [1, "a"]}}), True),
