@@ -23,7 +23,13 @@ from jinja2 import Template, TemplateError, Undefined, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
 
 from prompts.errors import RenderError
-from prompts.sandbox import PromptSandbox, RenderLimitError, absent, absent_message
+from prompts.sandbox import (
+    PromptSandbox,
+    RenderLimitError,
+    absent,
+    absent_message,
+    template_line,
+)
 from prompts.spec import PromptSpec, VariantSpec
 from prompts.templates import names_in, parse, template_variables
 
@@ -144,7 +150,7 @@ def _failure(
 ) -> RenderError:
     """The :class:`RenderError` for ``exc``, raised while rendering ``part`` of ``variant``."""
     source = variant.system if part == "system" else variant.template
-    line = _template_line(exc)
+    line = template_line(exc)
     read = _names_on_line(source, line) if source is not None and line is not None else []
     declared = prompt.variables_validator.names
     names = tuple(n for n in read if n in declared)
@@ -168,18 +174,6 @@ def _failure(
         prompt.id, variant.name, f"{detail}: {exc} ({where})",
         reason=reason, part=part, line=line, variables=names,
     )  # fmt: skip
-
-
-def _template_line(exc: BaseException) -> int | None:
-    """The template line ``exc`` was raised at: Jinja2 rewrites a rendering traceback so
-    that its last template frame carries the template's own line number."""
-    line = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
 
 
 def _names_on_line(source: str, line: int) -> list[str]:

@@ -125,3 +125,16 @@ def absent_message(name: str) -> str:
 def absent(name: str) -> Undefined:
     """The value of declared variable ``name`` when a call leaves it out (no default)."""
     return Undefined(hint=absent_message(name), name=name)
+
+
+def template_line(exc: BaseException) -> int | None:
+    """The template line ``exc`` was raised at, when it was raised while rendering: Jinja2
+    rewrites a rendering traceback so that its last template frame carries the template's
+    own line number."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

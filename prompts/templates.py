@@ -2,8 +2,9 @@
 
 Rendering lives in :mod:`prompts.render`; this module only parses templates to find
 mistakes early: syntax errors (with their line), oversize templates, the variables a
-template reads, words that suggest a credential was pasted into a prompt, and attempts
-to escape the sandbox.
+template reads, words that suggest a credential was pasted into a prompt, attempts to
+escape the sandbox, and a template that reads no variable yet cannot render (it would
+fail the same way on every call, so it is rendered once here).
 
 The sandbox already blocks unsafe attribute access when a template renders; refusing
 such templates when they are registered means a call routed to one never fails with a
@@ -29,9 +30,9 @@ from collections.abc import Collection, Iterator
 from functools import lru_cache
 
 from jinja2 import TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
 
 from prompts.errors import TemplateProblem
+from prompts.sandbox import PromptSandbox, template_line
 
 MAX_TEMPLATE_CHARS = 10_000
 """Longest template (system or user) a prompt file may carry."""
@@ -47,16 +48,16 @@ FORBIDDEN_PATTERN = re.compile(
 )
 """Words a template must not contain: prompts must never carry or ask for credentials."""
 
-# Parsing only needs the syntax settings, which every environment of ours shares, so
-# one parser serves all checks; the renderer keeps its own environment for rendering.
-_PARSER = SandboxedEnvironment(autoescape=False, trim_blocks=True, lstrip_blocks=True)
+# One environment of the renderer's kind parses every template checked here, and renders,
+# once, those that read no variable (the renderer keeps its own to render calls with).
+_ENV = PromptSandbox()
 
 
 @lru_cache(maxsize=4096)
 def parse(source: str) -> nodes.Template:
     """The Jinja2 AST of ``source``; raise :class:`TemplateProblem` on a syntax error."""
     try:
-        return _PARSER.parse(source)
+        return _ENV.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(exc.message or "syntax error", exc.lineno) from None
 
@@ -139,7 +140,22 @@ def check_template(source: str) -> list[str]:
             problems.append(
                 f"reads {len(names)} variables, at most {MAX_TEMPLATE_VARIABLES} allowed"
             )
+        if not names and not problems:
+            problems += _static_render_problems(source)
     return problems
+
+
+def _static_render_problems(source: str) -> list[str]:
+    """A template that reads no variable renders the same text for every call: render it
+    now, so that one that cannot (``{{ 1 / 0 }}``, a rendering limit) is refused here and
+    not on every call."""
+    try:
+        _ENV.from_string(source).render()
+    except Exception as exc:
+        line = template_line(exc)
+        where = f"line {line}: " if line is not None else ""
+        return [f"{where}cannot be rendered: {type(exc).__name__}: {exc}"]
+    return []
 
 
 # Filters and tests that fail on an absent value (measured on Jinja2 3.1: the others
@@ -151,33 +167,49 @@ FAILS_ON_ABSENT_FILTERS = frozenset(
 FAILS_ON_ABSENT_TESTS = frozenset(
     {"divisibleby", "even", "odd", "ge", "gt", "le", "lt", "greaterthan", "lessthan"}
 )
+# Filters and tests whose arguments may be an absent value (a fallback, a separator, an
+# equality); every other filter or test needs a real number or text as its argument.
+ABSENT_ARGUMENT_FILTERS = frozenset({"default", "d", "join"})
+ABSENT_ARGUMENT_TESTS = frozenset({"eq", "ne", "equalto", "sameas", "in", "==", "!="})
 _ORDERING = frozenset({"lt", "lteq", "gt", "gteq"})
 _ARITHMETIC = (nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow)
 
 
+def _arguments(node: nodes.Filter | nodes.Test) -> list[nodes.Node]:
+    return [*node.args, *(kw.value for kw in node.kwargs)]
+
+
 def _failing_operands(node: nodes.Node) -> Iterator[tuple[nodes.Node, str]]:
-    """The direct operands of ``node`` that must not be an absent value, with what ``node`` does."""
+    """The direct operands of ``node`` that must not be an absent value, with what
+    ``node`` does to them (words that follow the variable's name)."""
     if isinstance(node, _ARITHMETIC):
-        yield node.left, f"arithmetic ({node.operator})"
-        yield node.right, f"arithmetic ({node.operator})"
+        yield node.left, f"arithmetic ({node.operator}) on it"
+        yield node.right, f"arithmetic ({node.operator}) on it"
     elif isinstance(node, nodes.Neg | nodes.Pos):
-        yield node.node, "arithmetic"
+        yield node.node, "arithmetic on it"
     elif isinstance(node, nodes.Compare) and any(op.op in _ORDERING for op in node.ops):
-        yield node.expr, "an ordering comparison"
+        yield node.expr, "an ordering comparison of it"
         for op in node.ops:
-            yield op.expr, "an ordering comparison"
+            yield op.expr, "an ordering comparison of it"
     elif isinstance(node, nodes.Getattr):
-        yield node.node, f"attribute {node.attr!r}"
+        yield node.node, f"its attribute {node.attr!r}"
     elif isinstance(node, nodes.Getitem):
-        yield node.node, "an item"
-        yield node.arg, "an item index"
+        yield node.node, "an item of it"
+        yield node.arg, "it as an item index"
     elif isinstance(node, nodes.Call):
-        yield node.node, "a call"
-    elif isinstance(node, nodes.Filter) and node.node is not None:
-        if node.name in FAILS_ON_ABSENT_FILTERS:
-            yield node.node, f"filter {node.name!r}"
-    elif isinstance(node, nodes.Test) and node.name in FAILS_ON_ABSENT_TESTS:
-        yield node.node, f"test {node.name!r}"
+        yield node.node, "calling it"
+    elif isinstance(node, nodes.Filter):
+        if node.node is not None and node.name in FAILS_ON_ABSENT_FILTERS:
+            yield node.node, f"filter {node.name!r} on it"
+        if node.name not in ABSENT_ARGUMENT_FILTERS:
+            for arg in _arguments(node):
+                yield arg, f"it as an argument of filter {node.name!r}"
+    elif isinstance(node, nodes.Test):
+        if node.name in FAILS_ON_ABSENT_TESTS:
+            yield node.node, f"test {node.name!r} on it"
+        if node.name not in ABSENT_ARGUMENT_TESTS:
+            for arg in _arguments(node):
+                yield arg, f"it as an argument of test {node.name!r}"
 
 
 def names_in(node: nodes.Node) -> frozenset[str]:
@@ -215,8 +247,8 @@ def absent_value_problems(source: str, names: Collection[str]) -> list[str]:
             ):
                 name = operand.name
                 problems.append(
-                    f"line {operand.lineno}: {what} on {name!r}, an optional variable without "
-                    "a default, fails for every call that leaves it out: guard it "
+                    f"line {operand.lineno}: {name!r} is optional without a default, and "
+                    f"{what} fails for every call that leaves it out: guard it "
                     f"({{% if {name} %}}), give it a default or make it required"
                 )
         if isinstance(node, nodes.If):

@@ -81,25 +81,29 @@ def test_the_renderer_passes_absent_values_only_for_declared_variables() -> None
 
 
 REFUSED = [
-    ("{{ n + 1 }}", "arithmetic (+) on 'n'"),
-    ("{{ 10 / n }}", "arithmetic (/) on 'n'"),
-    ("{{ -n }}", "arithmetic on 'n'"),
-    ("{{ '#' * n }}", "arithmetic (*) on 'n'"),
-    ("{% if n > 3 %}big{% endif %}", "an ordering comparison on 'n'"),
-    ("{{ 1 < n < 5 }}", "an ordering comparison on 'n'"),
-    ("{{ tags.first }}", "attribute 'first' on 'tags'"),
-    ("{{ tags[0] }}", "an item on 'tags'"),
-    ("{{ text[n] }}", "an item index on 'n'"),
-    ("{{ tags() }}", "a call on 'tags'"),
-    ("{{ tags | first }}", "filter 'first' on 'tags'"),
-    ("{{ tags | tojson }}", "filter 'tojson' on 'tags'"),
-    ("{{ n | int }}", "filter 'int' on 'n'"),
-    ("{{ n is odd }}", "test 'odd' on 'n'"),
-    ("{% if lang %}{{ n + 1 }}{% endif %}", "arithmetic (+) on 'n'"),  # guards another
-    ("{% if n %}{% else %}{{ n + 1 }}{% endif %}", "arithmetic (+) on 'n'"),  # else: not
-    ("{{ n or n + 1 }}", "arithmetic (+) on 'n'"),  # after `or`, n is empty
-    ("text\n\n{{ n + 1 }}", "line 3: arithmetic (+) on 'n'"),
-]
+    ("{{ n + 1 }}", "'n' is optional without a default, and arithmetic (+) on it fails"),
+    ("{{ 10 / n }}", "'n' is optional without a default, and arithmetic (/) on it"),
+    ("{{ -n }}", "'n' is optional without a default, and arithmetic on it"),
+    ("{{ '#' * n }}", "and arithmetic (*) on it"),
+    ("{% if n > 3 %}big{% endif %}", "'n' is optional without a default, and an ordering"),
+    ("{{ 1 < n < 5 }}", "and an ordering comparison of it"),
+    ("{{ tags.first }}", "'tags' is optional without a default, and its attribute 'first'"),
+    ("{{ tags[0] }}", "'tags' is optional without a default, and an item of it"),
+    ("{{ text[n] }}", "'n' is optional without a default, and it as an item index"),
+    ("{{ tags() }}", "'tags' is optional without a default, and calling it"),
+    ("{{ tags | first }}", "'tags' is optional without a default, and filter 'first' on it"),
+    ("{{ tags | tojson }}", "and filter 'tojson' on it"),
+    ("{{ n | int }}", "'n' is optional without a default, and filter 'int' on it"),
+    ("{{ text | truncate(n) }}", "'n' is optional without a default, and it as an argument "
+                                 "of filter 'truncate'"),
+    ("{{ text | indent(width=n) }}", "and it as an argument of filter 'indent'"),
+    ("{{ n is odd }}", "'n' is optional without a default, and test 'odd' on it"),
+    ("{{ 6 is divisibleby(n) }}", "and it as an argument of test 'divisibleby'"),
+    ("{% if lang %}{{ n + 1 }}{% endif %}", "arithmetic (+) on it"),  # guards another
+    ("{% if n %}{% else %}{{ n + 1 }}{% endif %}", "arithmetic (+) on it"),  # else: not
+    ("{{ n or n + 1 }}", "arithmetic (+) on it"),  # after `or`, n is empty
+    ("text\n\n{{ n + 1 }}", "line 3: 'n' is optional without a default"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("template", "message"), REFUSED)
@@ -108,8 +112,7 @@ def test_uses_that_fail_on_an_absent_value_are_refused_outside_a_guard(
 ) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)) as caught:
         spec(template)
-    assert "an optional variable without a default" in str(caught.value)
-    assert "guard it" in str(caught.value)
+    assert "fails for every call that leaves it out: guard it" in str(caught.value)
 
 
 def test_the_system_template_is_checked_too() -> None:
@@ -125,6 +128,8 @@ ACCEPTED = [
     "{{ n + 1 if n is defined else '' }}",
     "{{ (n or 0) + 1 }} {{ n | default(0) + 1 }} {{ n | default(0) | int }}",
     "{{ tags | join(', ') }} {{ tags | length }} {{ 3 in tags }} {{ n == 3 }}",
+    "{{ text | default(n) }} {{ tags | join(n) }} {{ text is eq(n) }} {{ n is sameas(none) }}",
+    "{{ text | truncate(n if n else 10) }} {{ text | truncate(n or 10) }}",
     "{% for n in [1, 2] %}{{ n + 1 }}{% endfor %}",  # a loop variable, not the declared n
     "{% set n = 4 %}{{ n + 1 }}",
     "{{ text + '!' }} {{ text | first }} {{ lang | upper }} {{ lang[0] }}",  # never absent
@@ -134,6 +139,8 @@ ACCEPTED = [
 @pytest.mark.parametrize("template", ACCEPTED)
 def test_guarded_uses_and_variables_that_cannot_be_absent_are_accepted(template: str) -> None:
     spec(template)
+    render(template)  # and they render, with n and tags left out
+    render(template, n=5, tags=["a", "b"])
 
 
 def probe_fails(source: str) -> bool:
@@ -238,3 +245,19 @@ def test_an_absent_variable_is_named_before_the_given_ones_on_its_line() -> None
     with pytest.raises(RenderError, match="was not given") as caught:
         Renderer().validate_and_render(prompt, "v", {"text": "x"})
     assert caught.value.variables == ("n",)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("Static.\n{{ 1 // 0 }}", "line 2: cannot be rendered: ZeroDivisionError"),
+        ("{{ '#' * 2000000 }}", "cannot be rendered: RenderLimitError"),
+        ("{{ [] | first }}", "cannot be rendered: UndefinedError"),
+    ],
+)
+def test_a_template_that_reads_no_variable_and_cannot_render_is_refused(
+    template: str, message: str
+) -> None:
+    # It would fail the same way on every call: it is refused when it is registered.
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        spec("{{ text }}", system=template)

@@ -140,7 +140,7 @@ def test_validate_reports_an_optional_variable_that_cannot_be_left_out(
     )
     assert main(["prompts", "validate", str(path)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{path}: variants[0].template: line 1: arithmetic (+) on 'n', an optional variable "
-        "without a default, fails for every call that leaves it out: guard it ({% if n %}), "
-        "give it a default or make it required"
+        f"{path}: variants[0].template: line 1: 'n' is optional without a default, and "
+        "arithmetic (+) on it fails for every call that leaves it out: guard it "
+        "({% if n %}), give it a default or make it required"
     ]

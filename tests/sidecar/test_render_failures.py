@@ -195,7 +195,7 @@ async def test_admin_refuses_an_optional_variable_used_where_it_cannot_be_left_o
         ) as resp:
             assert resp.status == 400
             error = openai_error(await resp.json())
-        assert "arithmetic (+) on 'n', an optional variable without a default" in error["message"]
+        assert "'n' is optional without a default, and arithmetic (+)" in error["message"]
         definition = {
             "id": "tally",
             "variables": [{"name": "n", "type": "integer"}],
