@@ -31,6 +31,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from prompts.errors import PromptError
+
 MAX_REPEAT = 1_000_000
 """Most characters or items a template may build by repeating a value."""
 MAX_POWER_BITS = 4096
@@ -39,8 +41,10 @@ MAX_POWER_BITS = 4096
 _SEQUENCES = (str, list, tuple)
 
 
-class RenderLimitError(SecurityError):
-    """A value would make the template build more than the limits allow."""
+class RenderLimitError(SecurityError, PromptError):
+    """A value would make the template build more than the limits allow; a Jinja2
+    ``SecurityError`` like the sandbox's own refusals, which the renderer turns into a
+    :class:`~prompts.errors.RenderError`."""
 
 
 def _repetition(left: Any, right: Any) -> None:

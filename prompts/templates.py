@@ -145,17 +145,18 @@ def check_template(source: str) -> list[str]:
     return problems
 
 
-def _static_render_problems(source: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _static_render_problems(source: str) -> tuple[str, ...]:
     """A template that reads no variable renders the same text for every call: render it
     now, so that one that cannot (``{{ 1 / 0 }}``, a rendering limit) is refused here and
-    not on every call."""
+    not on every call. Cached: the same system message comes with many variants."""
     try:
         _ENV.from_string(source).render()
     except Exception as exc:
         line = template_line(exc)
         where = f"line {line}: " if line is not None else ""
-        return [f"{where}cannot be rendered: {type(exc).__name__}: {exc}"]
-    return []
+        return (f"{where}cannot be rendered: {type(exc).__name__}: {exc}",)
+    return ()
 
 
 # Filters and tests that fail on an absent value (measured on Jinja2 3.1: the others
