@@ -49,13 +49,34 @@ class TemplateProblem(PromptError, ValueError):
 
 
 class RenderError(PromptError):
-    """A variant could not be rendered with the given values."""
+    """A variant could not be rendered with the given values.
 
-    def __init__(self, prompt_id: str, variant: str, message: str) -> None:
+    ``message`` is the whole story, for the template's author (logs, ``promptlab prompts
+    render``). What may be told to a caller, who has not seen the template: ``reason``
+    (what went wrong, in words that quote no template text), ``part`` (``user`` or
+    ``system``), ``line`` (in that template) and ``variables`` (the declared variables
+    the failing line reads, directly or through a loop variable), when known.
+    """
+
+    def __init__(
+        self,
+        prompt_id: str,
+        variant: str,
+        message: str,
+        *,
+        reason: str = "the template failed",
+        part: str | None = None,
+        line: int | None = None,
+        variables: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(f"prompt {prompt_id!r}, variant {variant!r}: {message}")
         self.prompt_id = prompt_id
         self.variant = variant
         self.message = message
+        self.reason = reason
+        self.part = part
+        self.line = line
+        self.variables = variables
 
 
 class FeedbackValueError(PromptError, ValueError):

@@ -26,7 +26,7 @@ from prompts.base import SpecModel
 from prompts.config import PromotionConfig
 from prompts.errors import SpecError, VariableError
 from prompts.params import check_params
-from prompts.templates import check_template, template_variables
+from prompts.templates import absent_value_problems, check_template, template_variables
 from prompts.variable_spec import FormatSpec, VariableSpec, VariableType
 from prompts.variables import VariablesValidator
 
@@ -382,6 +382,8 @@ class PromptSpec(SpecModel):
         """Rules that relate one part of the prompt to another."""
         problems: list[tuple[str, str]] = []
         declared = {v.name for v in self.variables}
+        # A call may leave these out: they render as an empty value (prompts.sandbox).
+        may_be_absent = {v.name for v in self.variables if not v.required and v.default is None}
         if len(self.variables) > MAX_VARIABLES:
             problems.append(
                 ("variables", f"{len(self.variables)} declared, at most {MAX_VARIABLES}")
@@ -406,6 +408,10 @@ class PromptSpec(SpecModel):
                             f"uses undeclared variable {name!r}; declare it under [[variables]]",
                         )
                     )
+                problems += [
+                    (f"variants[{i}].{key}", message)
+                    for message in absent_value_problems(source, may_be_absent)
+                ]
             if not self.constraints.allows_model(variant.model):
                 problems.append(
                     (f"variants[{i}].model",

@@ -2,8 +2,9 @@
 
 Rendering lives in :mod:`prompts.render`; this module only parses templates to find
 mistakes early: syntax errors (with their line), oversize templates, the variables a
-template reads, words that suggest a credential was pasted into a prompt, and attempts
-to escape the sandbox.
+template reads, words that suggest a credential was pasted into a prompt, attempts to
+escape the sandbox, and a template that reads no variable yet cannot render (it would
+fail the same way on every call, so it is rendered once here).
 
 The sandbox already blocks unsafe attribute access when a template renders; refusing
 such templates when they are registered means a call routed to one never fails with a
@@ -13,17 +14,25 @@ names used to climb out of a sandbox (``mro``, ``globals``, ``f_back`` ...), in
 ``x.name``, ``x["name"]``, ``x|attr("name")`` and filters' ``attribute=`` arguments, a
 dynamic ``attr(...)`` name, and ``{% include %}`` / ``{% import %}`` / ``{% extends %}``
 (a prompt is one template).
+
+A declared variable that a call may leave out (optional, no default) renders as an
+empty value (:func:`prompts.sandbox.absent`); :func:`absent_value_problems` finds the
+uses of such a variable that fail on an empty value (arithmetic, ordering comparisons,
+attributes, items, calls, and the filters and tests that need a real value) outside a
+guard, so such a template is refused when it is registered rather than failing on the
+first call that leaves the variable out.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterator
 from functools import lru_cache
 
 from jinja2 import TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
 
 from prompts.errors import TemplateProblem
+from prompts.sandbox import PromptSandbox, template_line
 
 MAX_TEMPLATE_CHARS = 10_000
 """Longest template (system or user) a prompt file may carry."""
@@ -39,16 +48,16 @@ FORBIDDEN_PATTERN = re.compile(
 )
 """Words a template must not contain: prompts must never carry or ask for credentials."""
 
-# Parsing only needs the syntax settings, which every environment of ours shares, so
-# one parser serves all checks; the renderer keeps its own environment for rendering.
-_PARSER = SandboxedEnvironment(autoescape=False, trim_blocks=True, lstrip_blocks=True)
+# One environment of the renderer's kind parses every template checked here, and renders,
+# once, those that read no variable (the renderer keeps its own to render calls with).
+_ENV = PromptSandbox()
 
 
 @lru_cache(maxsize=4096)
 def parse(source: str) -> nodes.Template:
     """The Jinja2 AST of ``source``; raise :class:`TemplateProblem` on a syntax error."""
     try:
-        return _PARSER.parse(source)
+        return _ENV.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(exc.message or "syntax error", exc.lineno) from None
 
@@ -131,4 +140,135 @@ def check_template(source: str) -> list[str]:
             problems.append(
                 f"reads {len(names)} variables, at most {MAX_TEMPLATE_VARIABLES} allowed"
             )
+        if not names and not problems:
+            problems += _static_render_problems(source)
     return problems
+
+
+@lru_cache(maxsize=4096)
+def _static_render_problems(source: str) -> tuple[str, ...]:
+    """A template that reads no variable renders the same text for every call: render it
+    now, so that one that cannot (``{{ 1 / 0 }}``, a rendering limit) is refused here and
+    not on every call. Cached: the same system message comes with many variants."""
+    try:
+        _ENV.from_string(source).render()
+    except Exception as exc:
+        line = template_line(exc)
+        where = f"line {line}: " if line is not None else ""
+        return (f"{where}cannot be rendered: {type(exc).__name__}: {exc}",)
+    return ()
+
+
+# Filters and tests that fail on an absent value (measured on Jinja2 3.1: the others
+# treat it as empty text or an empty sequence). tests/prompts checks these sets.
+FAILS_ON_ABSENT_FILTERS = frozenset(
+    {"abs", "attr", "dictsort", "filesizeformat", "first", "float", "indent", "int", "last",
+     "max", "min", "random", "round", "tojson", "wordwrap", "xmlattr"}
+)  # fmt: skip
+FAILS_ON_ABSENT_TESTS = frozenset(
+    {"divisibleby", "even", "odd", "ge", "gt", "le", "lt", "greaterthan", "lessthan"}
+)
+# Filters and tests whose arguments may be an absent value (a fallback, a separator, an
+# equality); every other filter or test needs a real number or text as its argument.
+ABSENT_ARGUMENT_FILTERS = frozenset({"default", "d", "join"})
+ABSENT_ARGUMENT_TESTS = frozenset({"eq", "ne", "equalto", "sameas", "in", "==", "!="})
+_ORDERING = frozenset({"lt", "lteq", "gt", "gteq"})
+_ARITHMETIC = (nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow)
+
+
+def _arguments(node: nodes.Filter | nodes.Test) -> list[nodes.Node]:
+    return [*node.args, *(kw.value for kw in node.kwargs)]
+
+
+def _failing_operands(node: nodes.Node) -> Iterator[tuple[nodes.Node, str]]:
+    """The direct operands of ``node`` that must not be an absent value, with what
+    ``node`` does to them (words that follow the variable's name)."""
+    if isinstance(node, _ARITHMETIC):
+        yield node.left, f"arithmetic ({node.operator}) on it"
+        yield node.right, f"arithmetic ({node.operator}) on it"
+    elif isinstance(node, nodes.Neg | nodes.Pos):
+        yield node.node, "arithmetic on it"
+    elif isinstance(node, nodes.Compare) and any(op.op in _ORDERING for op in node.ops):
+        yield node.expr, "an ordering comparison of it"
+        for op in node.ops:
+            yield op.expr, "an ordering comparison of it"
+    elif isinstance(node, nodes.Getattr):
+        yield node.node, f"its attribute {node.attr!r}"
+    elif isinstance(node, nodes.Getitem):
+        yield node.node, "an item of it"
+        yield node.arg, "it as an item index"
+    elif isinstance(node, nodes.Call):
+        yield node.node, "calling it"
+    elif isinstance(node, nodes.Filter):
+        if node.node is not None and node.name in FAILS_ON_ABSENT_FILTERS:
+            yield node.node, f"filter {node.name!r} on it"
+        if node.name not in ABSENT_ARGUMENT_FILTERS:
+            for arg in _arguments(node):
+                yield arg, f"it as an argument of filter {node.name!r}"
+    elif isinstance(node, nodes.Test):
+        if node.name in FAILS_ON_ABSENT_TESTS:
+            yield node.node, f"test {node.name!r} on it"
+        if node.name not in ABSENT_ARGUMENT_TESTS:
+            for arg in _arguments(node):
+                yield arg, f"it as an argument of test {node.name!r}"
+
+
+def names_in(node: nodes.Node) -> frozenset[str]:
+    """Names in the AST ``node``, itself included (``find_all`` only looks below it)."""
+    found = {n.name for n in node.find_all(nodes.Name)}
+    if isinstance(node, nodes.Name):
+        found.add(node.name)
+    return frozenset(found)
+
+
+def absent_value_problems(source: str, names: Collection[str]) -> list[str]:
+    """Uses in ``source`` of variables ``names`` (optional, without a default) that fail
+    when a call leaves one out, as messages with lines; empty when there are none.
+
+    A use is guarded, and fine, inside ``{% if ... %}`` (or ``x if ... else y``, or
+    after ``... and``) whose condition reads the variable: ``{% if n %}{{ n + 1 }}``,
+    ``{% if n is defined %}``, ``n and n > 3``. ``n | default(0) + 1`` and
+    ``(n or 0) + 1`` are fine too: the arithmetic is not on ``n`` itself. A variable the
+    template assigns anywhere (a loop variable, ``set``, a macro argument) is not
+    checked, so a local of the same name is never mistaken for it.
+    """
+    tree = parse(source)
+    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx != "load"}
+    watched = frozenset(names) - assigned
+    if not watched:
+        return []
+    problems: list[str] = []
+
+    def visit(node: nodes.Node, guarded: frozenset[str]) -> None:
+        for operand, what in _failing_operands(node):
+            if (
+                isinstance(operand, nodes.Name)
+                and operand.name in watched
+                and operand.name not in guarded
+            ):
+                name = operand.name
+                problems.append(
+                    f"line {operand.lineno}: {name!r} is optional without a default, and "
+                    f"{what} fails for every call that leaves it out: guard it "
+                    f"({{% if {name} %}}), give it a default or make it required"
+                )
+        if isinstance(node, nodes.If):
+            visit(node.test, guarded)
+            for child in node.body:
+                visit(child, guarded | names_in(node.test))
+            for child in [*node.elif_, *node.else_]:
+                visit(child, guarded)
+        elif isinstance(node, nodes.CondExpr):
+            visit(node.test, guarded)
+            visit(node.expr1, guarded | names_in(node.test))
+            if node.expr2 is not None:
+                visit(node.expr2, guarded)
+        elif isinstance(node, nodes.And):
+            visit(node.left, guarded)
+            visit(node.right, guarded | names_in(node.left))
+        else:
+            for child in node.iter_child_nodes():
+                visit(child, guarded)
+
+    visit(tree, frozenset())
+    return list(dict.fromkeys(problems))  # "n < 1 < n" is one problem, not two

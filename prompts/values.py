@@ -32,6 +32,9 @@ Check = Callable[[Any], Any]
 # A lone surrogate cannot be encoded as UTF-8: it would break every event that carries
 # the rendered text. NUL is refused for the same reason in databases and headers.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Beyond 2**53 a float is no longer an exact integer; JSON parsers also turn integers
+# too long for 64 bits into such floats (1e30), whose int() no event could carry.
+_EXACT_FLOAT_INT = 2**53
 
 
 class FormatRules(Protocol):
@@ -125,7 +128,7 @@ def _coerce_type(kind: str, value: Any) -> Any:
     elif kind == "number":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     elif kind == "integer":
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
             return int(value)  # JSON clients may send 5.0 for 5
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif kind == "boolean":

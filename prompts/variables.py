@@ -8,9 +8,10 @@ pre-formatted) and reuses the validator; how one value is checked is
 :mod:`prompts.values`.
 
 A missing (or ``null``) value takes the default; a missing required value is an error;
-a missing optional value without a default is left out, so templates test it with
-``{% if x is defined %}``. The validator takes the variable declarations only, never the
-whole prompt.
+a missing optional value without a default is left out of the values, and the renderer
+gives the template an empty value for it (:func:`prompts.sandbox.absent`): ``{{ x }}``
+renders nothing, and ``{% if x %}`` and ``{% if x is defined %}`` are false. The
+validator takes the variable declarations only, never the whole prompt.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["VariableError", "VariablesValidator"]
 class VariablesValidator:
     """A prompt's variable rules, compiled once; call it with each request's values."""
 
-    __slots__ = ("_checks", "_declared", "_defaults", "_required")
+    __slots__ = ("_checks", "_declared", "_defaults", "_required", "names")
 
     def __init__(self, variables: Sequence[VariableSpec]) -> None:
         self._checks: dict[str, Check] = {v.name: compile_check(v) for v in variables}
@@ -38,6 +39,8 @@ class VariablesValidator:
         }
         self._required = frozenset(v.name for v in variables if v.required)
         self._declared = ", ".join(v.name for v in variables) or "none"
+        self.names = frozenset(self._checks)
+        """Every declared variable's name."""
 
     def __call__(self, values: Mapping[str, Any] | None) -> dict[str, Any]:
         """Validated, formatted values with defaults; raise :class:`VariableError`."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from prompts import PromptSpec, RecordedValue, Renderer, VariableError, VariantSpec
+from prompts import PromptSpec, RecordedValue, Renderer, RenderError, VariableError, VariantSpec
 from prompts.analytics import cut
 from providers import Redactor
-from sidecar.errors import BadRequest
+from sidecar.errors import BadRequest, RenderFailed
 
 Listener = Callable[[Any], None]
 
@@ -92,7 +92,12 @@ class Catalog:
     def render(
         self, prompt: PromptSpec, variant: VariantSpec, values: Mapping[str, Any]
     ) -> list[dict[str, Any]]:
-        return list(self._renderer.render(prompt, variant, values))
+        """The variant's messages for validated ``values``; :class:`RenderFailed` (a 400
+        naming the variables the failing line reads) when its template cannot use them."""
+        try:
+            return list(self._renderer.render(prompt, variant, values))
+        except RenderError as exc:
+            raise render_failed(exc) from None
 
     def add_variant(self, prompt_id: str, variant: VariantSpec) -> PromptSpec:
         """Add (or replace) a variant; every rule of the prompt runs again.
@@ -111,3 +116,23 @@ class Catalog:
         self._prompts[spec.id] = spec
         for listener in self._listeners:
             listener(spec)
+
+
+def render_failed(exc: RenderError) -> RenderFailed:
+    """What a caller is told of a rendering failure: the variant, the variables, the
+    kind of failure and where, but no text of the template (the caller has not seen it)."""
+    names = ", ".join(repr(n) for n in exc.variables)
+    values = (
+        f"the value of {names}" if len(exc.variables) == 1
+        else f"the values of {names}" if exc.variables
+        else "this call's variables"
+    )  # fmt: skip
+    where = f"{exc.part} template" if exc.part else "template"
+    if exc.line is not None:
+        where += f", line {exc.line}"
+    return RenderFailed(
+        f"variant {exc.variant!r} of prompt {exc.prompt_id!r} cannot be rendered with "
+        f"{values}: {exc.reason} ({where})",
+        detail=str(exc),
+        param=f"promptlab.variables.{exc.variables[0]}" if len(exc.variables) == 1 else None,
+    )

@@ -64,6 +64,16 @@ class BadRequest(SidecarError):
     type = "invalid_request_error"
 
 
+class RenderFailed(BadRequest):
+    """400 ``template_render_failed``: the routed variant's template cannot use the
+    call's values. The message names the variables, never the template's text;
+    ``detail`` is the whole story, for the sidecar's log."""
+
+    def __init__(self, message: str, *, detail: str, param: str | None = None) -> None:
+        super().__init__(message, code="template_render_failed", param=param)
+        self.detail = detail
+
+
 class Unauthorized(SidecarError):
     status = 401
     type = "authentication_error"

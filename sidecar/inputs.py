@@ -5,13 +5,16 @@
   written to the outbox. orjson refuses them (and invalid UTF-8); the standard-library
   fallback in :mod:`sidecar.codec` accepts them, so :func:`check_decoded` runs there.
 * Integers beyond 64 bits: nothing in the OpenAI API or a feedback value needs them,
-  and ``float()`` of one raises ``OverflowError``.
+  and ``float()`` of one raises ``OverflowError``. (orjson reads the longest of them as
+  a float, ``1e30``: an ``integer`` variable refuses a float beyond 2**53.)
+* Numbers beyond a double (``1e400`` reads as infinity), ``NaN`` and ``Infinity``.
 * NUL characters in a subject, a feedback name, an execution id or a variable value:
   PostgreSQL text cannot store them and they end strings early in C libraries.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sidecar.errors import BadRequest
@@ -29,7 +32,8 @@ def _has_surrogate(text: str) -> bool:
 
 
 def check_decoded(value: Any) -> None:
-    """Raise ``ValueError`` for a lone surrogate or a >64-bit integer anywhere in ``value``.
+    """Raise ``ValueError`` for a lone surrogate, a >64-bit integer or a number beyond a
+    double anywhere in ``value``.
 
     Walks a parsed JSON document (only the documents orjson could not parse come here).
     """
@@ -44,6 +48,9 @@ def check_decoded(value: Any) -> None:
         elif isinstance(item, int):
             if not -INT_LIMIT < item < INT_LIMIT:
                 raise ValueError("an integer is out of range (at most 64 bits)")
+        elif isinstance(item, float):
+            if not math.isfinite(item):  # 1e400 reads as infinity
+                raise ValueError("a number is out of range (beyond a double)")
         elif isinstance(item, dict):
             for key, sub in item.items():
                 stack.append(key)

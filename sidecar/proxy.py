@@ -12,9 +12,16 @@ ExecutionCompleted records it (ok, error or cancelled; see :mod:`sidecar.recordi
 Model fallbacks (a provider's ``fallbacks``) happen inside :class:`providers.Providers`:
 the execution records the model that answered and every attempt.
 
+A routed variant whose template cannot use the call's (valid) values, say ``{{ items |
+first }}`` with an empty list, is the caller's 400 ``template_render_failed`` naming the
+variables (see :func:`sidecar.catalog.render_failed`), recorded as an execution of that
+variant with status ``error``: the call was routed, and a variant that fails on input
+its prompt accepts should pay for it in its statistics. The template's own message goes
+to the log, not to the caller.
+
 Variant fallback: when a routed call's variant cannot answer before anything reached
-the client (its provider failed, or is not configured), and it is not the champion,
-the call is retried once on the champion. Two executions are recorded: the routed
+the client (its provider failed, or is not configured, or its template cannot render
+the values), and it is not the champion, the call is retried once on the champion. Two executions are recorded: the routed
 variant's (status ``error``, ``fell_back_to`` naming the champion, so its statistics
 count a failure) and the champion's, whose ``routing.fallback_from`` names the routed
 variant. The client gets the champion's answer and execution id.
@@ -23,6 +30,7 @@ variant. The client gets the champion's answer and execution id.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +39,7 @@ from prompts import PromptSpec
 from providers import ProviderError, Providers
 from sidecar.catalog import Catalog
 from sidecar.config import ServerSettings
-from sidecar.errors import BadRequest, from_provider
+from sidecar.errors import BadRequest, RenderFailed, from_provider
 from sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, Outcome, Recorder
 from sidecar.router import Route, Router
 from sidecar.shaping import (
@@ -47,6 +55,8 @@ from sidecar.shaping import (
 )
 from sidecar.streaming import relay
 from sidecar.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
 
 PROMPT_HEADER = "X-Promptlab-Prompt"
 MODEL_PREFIX = "promptlab/"
@@ -67,9 +77,9 @@ __all__ = [
 class _Unanswered(Exception):
     """A routed attempt failed before the client saw anything (not yet recorded)."""
 
-    def __init__(self, call: Call, outcome: Outcome, error: ProviderError) -> None:
-        super().__init__(error.message)
-        self.call, self.outcome, self.error = call, outcome, error
+    def __init__(self, call: Call, outcome: Outcome) -> None:
+        super().__init__(outcome.error_kind)
+        self.call, self.outcome = call, outcome
 
 
 class Proxy:
@@ -196,10 +206,6 @@ class Proxy:
         can_fall_back: bool,
     ) -> web.StreamResponse:
         variant = prompt.variant(decision.variant)
-        with self.telemetry.span("promptlab.render", {"promptlab.variant": variant.name}):
-            messages = self.catalog.render(prompt, variant, values)
-        if kept:
-            messages = messages + kept
         call = Call(
             new_execution_id(),
             variant.model.partition("/")[0],
@@ -210,12 +216,33 @@ class Proxy:
             subject=subject,
             stream=body.get("stream") is True,
             routing=decision.routing_info(fallback_from),
-            messages=messages,
             capture=prompt.evaluation is not None,
             variable_values=recorded,
         )
+        try:
+            with self.telemetry.span("promptlab.render", {"promptlab.variant": variant.name}):
+                messages = self.catalog.render(prompt, variant, values)
+        except RenderFailed as err:
+            raise self._unrendered(call, err, can_fall_back) from None
+        if kept:
+            messages = messages + kept
+        call.messages = messages
         upstream_body = routed_body(body, variant.params, messages)
         return await self._send(request, call, upstream_body, can_fall_back=can_fall_back)
+
+    def _unrendered(self, call: Call, err: RenderFailed, can_fall_back: bool) -> Exception:
+        """Record a call whose variant cannot render its values; return what to raise."""
+        log.warning(
+            "variant %s of prompt %s (version %s) cannot render a call's values: %s",
+            call.variant, call.prompt_id, call.version,
+            self.providers.redactor.redact(err.detail)[:500],
+        )  # fmt: skip
+        outcome = Outcome.failed(err.code, err.status)
+        if can_fall_back:
+            return _Unanswered(call, outcome)
+        self.recorder.finish(call, outcome)
+        err.headers = call.headers()
+        return err
 
     # ------------------------------------------------------------------ upstream
 
@@ -227,7 +254,7 @@ class Proxy:
             mapped.status, mapped.type = 502, "upstream_error"
         outcome = Outcome.failed(err.kind, mapped.status, err.attempts)
         if can_fall_back:
-            return _Unanswered(call, outcome, err)
+            return _Unanswered(call, outcome)
         self.recorder.finish(call, outcome)
         mapped.headers = call.headers()
         return mapped

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from prompts import PromptSpec, Renderer, RenderError, VariableError, VariantSpec
+from prompts import (
+    PromptSpec,
+    Renderer,
+    RenderError,
+    VariableError,
+    VariableSpec,
+    VariantSpec,
+)
 
 
 def spec(template: str, system: str | None = None, **variant: Any) -> PromptSpec:
@@ -91,13 +98,20 @@ def test_cache_is_bounded() -> None:
 
 
 def test_undefined_variables_fail_loudly() -> None:
-    prompt = spec("{{ code }} {{ lang }}")
+    # Rules refuse an undeclared name when a prompt is built; model_construct skips them,
+    # and the renderer still fails loudly on the name.
+    variant = VariantSpec(name="v", model="simulated/good", template="{{ code }} {{ lang }}")
+    prompt = PromptSpec.model_construct(
+        id="p", variables=(VariableSpec(name="code"),), variants=(variant,)
+    )
     with pytest.raises(
         RenderError, match=r"prompt 'p', variant 'v': undefined: 'lang' is undefined"
-    ):
+    ) as caught:
         Renderer().render(prompt, "v", {"code": "x"})
-    with pytest.raises(RenderError, match="undefined"):
+    assert caught.value.variables == ()  # not a declared variable: nothing to name
+    with pytest.raises(RenderError, match="undefined") as caught:
         Renderer().render(spec("{{ items.missing }}"), "v", {"items": []})
+    assert caught.value.variables == ("items",)
 
 
 ESCAPES = [
@@ -161,8 +175,11 @@ def test_no_html_escaping() -> None:
 
 def test_template_runtime_errors_become_render_errors() -> None:
     prompt = spec("{{ code + 1 }}")
-    with pytest.raises(RenderError, match="TypeError"):
+    with pytest.raises(RenderError, match="TypeError") as caught:
         Renderer().render(prompt, "v", {"code": "x"})
+    error = caught.value
+    assert error.reason == "a value of a type the template cannot use (TypeError)"
+    assert (error.part, error.line, error.variables) == ("user", 1, ("code",))
 
 
 def test_variant_may_be_given_by_name_or_spec() -> None:

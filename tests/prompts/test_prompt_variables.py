@@ -66,7 +66,7 @@ def test_unknown_variables_are_rejected_with_the_declared_ones() -> None:
     [
         ("string", ["", "x"], [1, 1.5, True, ["x"]]),
         ("number", [1, 2.5, -3], ["1", True, [1]]),
-        ("integer", [1, -7, 4.0], [1.5, "1", False]),
+        ("integer", [1, -7, 4.0, 2.0**53], [1.5, "1", False, 1e30, 2.0**53 + 2]),
         ("boolean", [True, False], [0, 1, "true"]),
         ("array", [[], [1, "a"]], ["[]", {}, 1]),
         ("object", [{}, {"a": 1}], [[], "x", 2]),

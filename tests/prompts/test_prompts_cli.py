@@ -127,3 +127,20 @@ def test_console_script_validates_the_shipped_prompts() -> None:
         [str(script), "prompts", "validate", *files], cwd=REPO, capture_output=True, text=True
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, f"ok: {len(files)} files\n", "")
+
+
+def test_validate_reports_an_optional_variable_that_cannot_be_left_out(
+    write_toml: WriteToml, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_toml(
+        "count.toml",
+        'id = "count"\n[[variables]]\nname = "n"\ntype = "integer"\n'
+        '[[variants]]\nname = "v"\nmodel = "openai/x"\n'
+        'template = "Count{% if n %} to {{ n }}{% endif %}, then to {{ n + 1 }}."\n',
+    )
+    assert main(["prompts", "validate", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}: variants[0].template: line 1: 'n' is optional without a default, and "
+        "arithmetic (+) on it fails for every call that leaves it out: guard it "
+        "({% if n %}), give it a default or make it required"
+    ]

@@ -215,3 +215,26 @@ def test_listings_follow_the_learners_lifecycle(
     ]
     code, out, _ = run(capsys, "stats", "--config", str(config))
     assert "(1 archived variant hidden: --all shows them)" in out
+
+
+def test_render_leaves_an_optional_variable_out_and_names_a_value_it_cannot_use(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (config.parent / "prompts" / "first.toml").write_text(
+        'id = "first"\n[[variables]]\nname = "items"\ntype = "array"\nrequired = true\n'
+        '[[variables]]\nname = "label"\n'
+        '[[variants]]\nname = "v"\nmodel = "openai/gpt-4o-mini"\n'
+        'template = "{{ label }}{% if label %}: {% endif %}{{ items | first }}"\n',
+        encoding="utf-8",
+    )
+    code, out, err = run(
+        capsys, "prompts", "render", "first", "--var", 'items=["a"]', "--config", str(config)
+    )
+    assert code == 0, err
+    assert "--- user\na\n" in out
+    code, out, err = run(
+        capsys, "prompts", "render", "first", "--var", "items=[]", "--config", str(config)
+    )
+    assert code == 2 and out == ""
+    assert err.startswith("promptlab: prompt 'first', variant 'v': undefined: ")
+    assert "(user template, line 1, reading 'items')" in err
