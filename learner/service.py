@@ -12,7 +12,7 @@ One loop iteration:
 4. publish command answers from the outbox;
 5. run the policy on the prompts the batch touched; a decision is written to the
    outbox, published with a deterministic id, and applied to the prompt state only
-   when it comes back through the stream: the stream is the single source of truth;
+   when it comes back through the stream (:mod:`learner.publishing`);
 6. write routing and stats snapshots of changed prompts (throttled per prompt).
 
 Beside the loop, on its own task and slower cadence, the analytics snapshots of prompts
@@ -21,7 +21,8 @@ with new traffic are written for the TUI (:mod:`learner.analytics_snapshots`).
 A NATS outage only delays things: fetch errors are retried with backoff, and anything
 not yet published stays in the outbox table until it is. A database outage only delays
 things too: database errors become :class:`~learner.errors.StoreUnavailable` and the
-whole batch is applied again with backoff (nothing is acked, nothing dead-lettered).
+whole batch is applied again with backoff (nothing is acked, nothing dead-lettered;
+:mod:`learner.applying`).
 
 Only one learner is active per store (:mod:`learner.lease`): :meth:`Learner.start`
 takes the lease or leaves the learner on standby, and :meth:`Learner.run` waits for the
@@ -41,20 +42,25 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from events.bus import BusError, Consumer, Delivery, EventBus
-from events.models import BaseEvent, decode, encode
+from events.models import BaseEvent
 from events.snapshots import LearnerStatus
-from events.subjects import Bucket, Header, Subject
+from events.subjects import Bucket
 from learner.analysis import PromptAnalysis, analyze, rng_for
 from learner.analytics_snapshots import AnalyticsWriter
+from learner.applying import MAX_BACKOFF_S, apply_isolating, apply_retrying
 from learner.config import LearnerSettings, StorageSettings
 from learner.decide import Policy, default_policy
-from learner.errors import StoreRejected, StoreUnavailable, classify, map_store_errors
+from learner.errors import StoreUnavailable, classify, map_store_errors
 from learner.lease import Lease
-from learner.projection.batch import BatchResult, DeadLetter
-from learner.projection.reward import effective_promotion, rules_from_prompts
+from learner.projection.batch import BatchResult
+from learner.projection.reward import (
+    effective_promotion,
+    routing_from_prompts,
+    rules_from_prompts,
+)
 from learner.projection.transaction import Projection
+from learner.publishing import Outbox, publish_dead_letters
 from learner.snapshots import SnapshotWriter
-from learner.storage import schema as t
 from learner.storage.store import Store
 from learner.storage.view import PromptView, load_view
 from prompts.config import PromotionConfig
@@ -65,8 +71,6 @@ if TYPE_CHECKING:
     from learner.breeding import Breeder
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF_S = 2.0
 
 
 def _reraise_if_cancelled() -> None:
@@ -108,6 +112,7 @@ class Learner:
             consumer=settings.durable,
             rewards=rules_from_prompts(self.prompts),
             promotion=self.promotion_config,
+            routing=routing_from_prompts(self.prompts),
             feedback_repeat=settings.feedback_repeat,
             feedback_wait_s=settings.feedback_wait_s,
             retention_days=settings.retention_days,
@@ -120,7 +125,7 @@ class Learner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._progress = asyncio.Condition()
-        self._unpublished: dict[str, BaseEvent] = {}
+        self.outbox = Outbox(self.store, bus, self.projection)
         self._idle_fetches = 0
         self._status_at = -1e18
         self.lease = Lease(self.store, lease_s=settings.lease_s)
@@ -145,26 +150,19 @@ class Learner:
         """A prompt's effective promotion thresholds (global + its definition)."""
         return effective_promotion(self.spec(prompt_id), self.settings.promotion)
 
-    def exploration_cap(self, prompt_id: str) -> float:
-        spec = self.spec(prompt_id)
-        return spec.routing.exploration_cap if spec is not None else 0.2
-
-    def exploration_floor(self, prompt_id: str) -> float:
-        spec = self.prompts.get(prompt_id)
-        return spec.routing.exploration_floor if spec is not None else 0.05
-
     async def load(self, prompt_id: str) -> tuple[PromptView, PromptAnalysis] | None:
         """A prompt's view and analysis, seeded from its stream position."""
-        view = await load_view(
-            self.store,
-            prompt_id,
-            self.promotion_config(prompt_id),
-            exploration_cap=self.exploration_cap(prompt_id),
-            exploration_floor=self.exploration_floor(prompt_id),
-        )
+        view = await self._view(prompt_id)
         if view is None:
             return None
         return view, analyze(view, rng_for(self.settings.seed, view.last_sequence))
+
+    async def _view(self, prompt_id: str) -> PromptView | None:
+        cap, floor = self.projection.routing(prompt_id)
+        config = self.promotion_config(prompt_id)
+        return await load_view(
+            self.store, prompt_id, config, exploration_cap=cap, exploration_floor=floor
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -187,11 +185,10 @@ class Learner:
     async def _activate(self) -> None:
         """Load state, announce config variants, open the consumer (lease held)."""
         await self.projection.load()
-        for event_id, _prompt, data in await self.store.outbox_rows():
-            self._unpublished[event_id] = decode(data)
+        await self.outbox.reload()
         await self._register_config_variants()
         await self._open_consumer(recreate=True)
-        await self._publish_pending()
+        await self.outbox.publish()
         prompt_ids = await self.store.prompt_ids()
         self.snapshots.mark(prompt_ids)
         self.analytics.mark(prompt_ids)
@@ -333,8 +330,8 @@ class Learner:
                     self._idle_fetches += 1
                     async with self._progress:
                         self._progress.notify_all()
-                if self._unpublished:
-                    await self._publish_pending()
+                if self.outbox.unpublished:
+                    await self.outbox.publish()
                 await self.snapshots.flush(learner_sequence=self.projection.position)
                 await self._publish_status()
                 backoff = 0.05
@@ -415,7 +412,9 @@ class Learner:
     async def process(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Apply, ack, publish answers, decide and mark snapshots for one batch."""
         try:
-            result = await self._apply(deliveries)
+            result = await apply_retrying(
+                self.projection, deliveries, stopping=self._stopping, on_retry=self._retried
+            )
         except StoreUnavailable:
             raise
         except Exception as exc:  # StoreRejected, or a bug: maybe one event's fault
@@ -425,18 +424,20 @@ class Learner:
                 type(exc).__name__,
                 exc,
             )
-            result = await self._apply_one_by_one(deliveries)
-        await self._dead_letter(result.dead_letters)
+            result = await apply_isolating(
+                self.projection, deliveries, stopping=self._stopping, on_retry=self._retried
+            )
+        await publish_dead_letters(self.bus, result.dead_letters)
         for d in deliveries:
             try:
                 await d.ack()
             except BusError as exc:  # redelivered later, then skipped by position
                 log.debug("ack of %d failed: %s", d.sequence, exc)
         for answer in result.outbox:
-            self._unpublished[answer.event_id] = answer
+            self.outbox.add(answer)
         if result.applied or result.dead_letters:
             await self._decide(sorted(result.touched), result.position)
-        await self._publish_pending()
+        await self.outbox.publish()
         self.snapshots.mark(result.touched)
         self.analytics.mark(result.touched)
         self.batches += 1
@@ -445,74 +446,12 @@ class Learner:
             self._progress.notify_all()
         return result
 
-    async def _apply(self, deliveries: Sequence[Delivery]) -> BatchResult:
-        """Apply a batch; while the database is unavailable, apply the whole batch again
-        with backoff (until it works, or the learner stops: then StoreUnavailable)."""
-        backoff = 0.05
-        while True:
-            try:
-                with map_store_errors():
-                    return await self.projection.apply(deliveries)
-            except StoreUnavailable as exc:
-                if self._stopping.is_set():
-                    raise
-                self.store_retries += 1
-                self.store_failures += 1
-                log.warning(
-                    "database unavailable (%s); applying the batch of %d again in %.2fs",
-                    exc,
-                    len(deliveries),
-                    backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-
-    async def _apply_one_by_one(self, deliveries: Sequence[Delivery]) -> BatchResult:
-        """Find the event a batch failed on and set it aside, so it cannot block us.
-
-        Only for failures that may be one event's fault (the database rejected a write,
-        or a bug in the projection): an event that fails alone is applied as an
-        undecodable delivery (dead letter with the reason, position advances). A database
-        that is unavailable is retried (:meth:`_apply`), never blamed on an event.
-        """
-        merged = BatchResult(position=self.projection.position)
-        for d in sorted(deliveries, key=lambda d: d.sequence):
-            try:
-                part = await self._apply([d])
-            except StoreUnavailable:
-                raise
-            except Exception as exc:
-                kind = (
-                    "rejected by the database"
-                    if isinstance(exc, StoreRejected)
-                    else "cannot be projected"
-                )
-                reason = f"{kind}: {type(exc).__name__}: {exc}"[:500]
-                log.error("sequence %d %s", d.sequence, reason)
-                part = await self._apply(
-                    [Delivery(d.sequence, None, d.data, d.num_delivered, reason)]
-                )
-            merged.position = part.position
-            merged.applied += part.applied
-            merged.skipped += part.skipped
-            merged.dead_letters += part.dead_letters
-            merged.touched |= part.touched
-            merged.outbox += part.outbox
-            merged.decisions += part.decisions
-        return merged
-
-    async def _dead_letter(self, letters: list[DeadLetter]) -> None:
-        for letter in letters:
-            headers = {
-                Header.DEAD_LETTER_REASON.value: letter.reason[:500],
-                Header.ORIGINAL_SEQUENCE.value: str(letter.sequence),
-            }
-            try:
-                await self.bus.publish_raw(Subject.DEAD_LETTER.value, letter.data, headers)
-            except Exception as exc:  # the bytes stay in the stream at their sequence
-                log.error("dead letter for sequence %d not published: %s", letter.sequence, exc)
+    def _retried(self) -> None:
+        self.store_retries += 1
+        self.store_failures += 1
 
     async def _decide(self, prompt_ids: Sequence[str], trigger_sequence: int) -> None:
+        """Run the policy on the prompts a batch touched; record what it decided."""
         if self.policy is None:
             return
         busy = set(self.projection.in_flight.values())
@@ -520,42 +459,14 @@ class Learner:
         for prompt_id in prompt_ids:
             if prompt_id in busy:
                 continue  # one decision at a time: wait until the last one is projected
-            view = await load_view(
-                self.store,
-                prompt_id,
-                self.promotion_config(prompt_id),
-                exploration_cap=self.exploration_cap(prompt_id),
-                exploration_floor=self.exploration_floor(prompt_id),
-            )
+            view = await self._view(prompt_id)
             if view is None:
                 continue
             rng = rng_for(self.settings.seed, trigger_sequence)
             event = self.policy(view, rng, trigger_sequence)
             if event is not None:
                 decided.append((prompt_id, event))
-        if not decided:
-            return
-        rows = [{"event_id": e.event_id, "prompt_id": p, "data": encode(e)} for p, e in decided]
-        async with self.store.begin() as conn:
-            insert = self.store.insert(t.outbox).on_conflict_do_nothing(index_elements=["event_id"])
-            await conn.execute(insert, rows)
-        for prompt_id, event in decided:
-            self.projection.in_flight[event.event_id] = prompt_id
-            self._unpublished[event.event_id] = event
-            log.info("decision for %s: %s", prompt_id, type(event).__name__)
-
-    async def _publish_pending(self) -> None:
-        """Publish outbox events not yet acknowledged by the stream."""
-        for event_id, event in list(self._unpublished.items()):
-            if event_id not in self.projection.in_flight:
-                self._unpublished.pop(event_id, None)  # already back through the stream
-                continue
-            try:
-                await self.bus.publish(event)
-            except BusError as exc:
-                log.warning("decision %s not published yet: %s", event_id, exc)
-                return
-            self._unpublished.pop(event_id, None)
+        await self.outbox.record(decided)
 
     # ------------------------------------------------------------------ waiting (tests, CLI)
 

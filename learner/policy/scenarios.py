@@ -25,10 +25,20 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from learner.policy.scenario_routing import (
+    CHALLENGER,
+    CHAMPION,
+    HOLDBACK,
+    INACTIVE,
+    RETIRED,
+    StickySubjects,
+    allocate,
+    least_shares,
+    thompson_pbest,
+)
 from learner.stats.beta import moment_params
 from learner.stats.etest import FloatArray, ipw_increment, step_bounds, wealth_path
-
-INACTIVE, CHALLENGER, CHAMPION, RETIRED, HOLDBACK = 0, 1, 2, 3, 4
+from learner.stats.etest import probation_length as etest_probation_length
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +65,9 @@ class Policy:
 
 
 def probation_length(policy: Policy) -> int:
-    """Rewards a probation lasts so that a regression of ``min_detectable`` is rolled
-    back with ~80% probability: the betting test's wealth grows by about
-    ``d^2 / (2 v)`` per step (``v`` the increment variance with rewards of variance
-    <= 1/4, split ``holdback`` / ``1 - holdback``); the factor 2.5 covers the bet's
-    learning and the spread of the path (calibrated by this simulator)."""
-    h = policy.holdback
-    v = 0.25 * (1.0 / h + 1.0 / (1.0 - h))
-    growth = policy.min_detectable**2 / (2.0 * v)
-    return math.ceil(2.5 * math.log(1.0 / policy.rollback_alpha) / growth)
+    """The probation's length for these settings (the learner's
+    :func:`learner.stats.etest.probation_length`)."""
+    return etest_probation_length(policy.min_detectable, policy.holdback, policy.rollback_alpha)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +188,8 @@ class _Sim:
             if row.end is not None
             else np.zeros(k)
         )
-        self.spawned = np.zeros(runs, dtype=np.int64)
-        self.false_promotions = np.zeros(runs, dtype=np.int64)
-        self.true_promotions = np.zeros(runs, dtype=np.int64)
         self.life_start = np.zeros((runs, k), dtype=np.int64)
-        subjects = max(row.subjects, 1)
-        self.s_arm = np.full((runs, subjects), -1, dtype=np.int64)
-        self.s_shares = np.zeros((runs, subjects, k))
-        self.s_u = np.zeros((runs, subjects))
+        self.subjects = StickySubjects(runs, row.subjects, k) if row.subjects else None
 
     # ---- traffic
 
@@ -204,53 +202,14 @@ class _Sim:
         return np.clip(m, 0.0, 1.0)
 
     def shares(self) -> FloatArray:
-        live = (self.status == CHAMPION) | (self.status == CHALLENGER)
-        # The learner's posteriors (learner.stats.beta.moment_posterior): conjugate for
-        # 0/1 rewards, matched to the observed spread for fractional ones.
-        a, b = moment_params(self.post_n, self.post_s, self.post_q)
-        mean = a / (a + b)
-        sd = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
-        draws = mean[..., None] + sd[..., None] * self.rng.standard_normal((self.runs, self.k, 256))
-        draws = np.where(live[..., None], draws, -np.inf)
-        best = np.argmax(draws, axis=1)
-        pbest = np.stack([(best == i).mean(axis=1) for i in range(self.k)], axis=1)
-        return self.allocate(pbest)
-
-    def allocate(self, pbest: FloatArray) -> FloatArray:
-        """Shares from P(best): cap, floor and holdback as the sidecar applies them."""
-        chal = self.status == CHALLENGER
-        champ = self.status == CHAMPION
-        total = (pbest * chal).sum(axis=1, keepdims=True)
-        scale = np.where(
-            total > self.pol.exploration_cap,
-            self.pol.exploration_cap / np.maximum(total, 1e-12),
-            1.0,
+        pol = self.pol
+        pbest = thompson_pbest(self.rng, self.status, self.post_n, self.post_s, self.post_q)
+        return allocate(
+            pbest, self.status, pol.exploration_cap, pol.exploration_floor, pol.holdback
         )
-        s = pbest * chal * scale
-        s = s + champ * (1.0 - s.sum(axis=1, keepdims=True))
-        # The exploration floor, as sidecar.router.floor_shares applies it.
-        f = self.floor()[:, None]
-        n_chal = chal.sum(axis=1, keepdims=True)
-        raised = np.where(chal, np.maximum(s, f), 0.0)
-        limit = np.maximum(self.pol.exploration_cap, (s * chal).sum(axis=1, keepdims=True))
-        total = raised.sum(axis=1, keepdims=True)
-        above = ((raised - f) * chal).sum(axis=1, keepdims=True)
-        scale = np.where(
-            (total > limit) & (above > 0), (limit - n_chal * f) / np.maximum(above, 1e-12), 1.0
-        )
-        raised = np.where(chal, f + (raised - f) * scale, 0.0)
-        s = raised + champ * np.maximum(0.0, 1.0 - raised.sum(axis=1, keepdims=True))
-        hold = self.status == HOLDBACK
-        has_hold = hold.any(axis=1, keepdims=True)
-        s = np.where(has_hold, s * (1.0 - self.pol.holdback), s) + hold * self.pol.holdback
-        return s
 
     def floor(self) -> FloatArray:
-        """Each live arm's least share now: ``exploration_floor``, lowered so the floors
-        of the challengers fit in ``exploration_cap`` (per run)."""
-        n_chal = (self.status == CHALLENGER).sum(axis=1)
-        cap = self.pol.exploration_cap / (2 * np.maximum(n_chal, 1))
-        return np.minimum(self.pol.exploration_floor, cap)
+        return least_shares(self.status, self.pol.exploration_cap, self.pol.exploration_floor)
 
     def route(self, j: int) -> None:
         b, lo = self.block, j * self.block
@@ -261,8 +220,8 @@ class _Sim:
         # The first arm whose cumulative share exceeds u (never one with share 0).
         arms = np.argmax(u[..., None] < cum[:, None, :], axis=2)
         probs = np.take_along_axis(s, arms, axis=1)
-        if self.row.subjects:
-            arms, probs = self._sticky(arms, probs, s)
+        if self.subjects is not None:
+            arms, probs = self.subjects.route(self.rng, s, b)
         m = self.means_at(t.astype(float))
         chosen = np.take_along_axis(m, arms[..., None], axis=2)[..., 0]
         if self.row.rewards == "beta":
@@ -282,48 +241,6 @@ class _Sim:
             0,
         )
         self.arr_log[:, at : at + b] = j + delay
-
-    def _sticky(
-        self, arms: npt.NDArray[np.int64], probs: FloatArray, shares: FloatArray
-    ) -> tuple[npt.NDArray[np.int64], FloatArray]:
-        """Subjects under sticky routing, as :mod:`sidecar.router` routes them.
-
-        A subject is assigned with the table's shares ``p0`` and a point ``u`` of [0, 1)
-        (the router hashes it). It keeps its arm ``a`` while ``u * p0[a] < p[a]`` under
-        the current shares ``p``; once that fails it moves to an arm whose share grew
-        since ``p0`` (in proportion to the growth) and is assigned anew. Of the subjects
-        assigned under ``p0`` a share ``min(1, p[a] / p0[a])`` stay and the movers fill
-        exactly the growth, so a subject is on arm ``a`` with probability ``p[a]``: the
-        probability logged for its call. As few subjects move as the shift demands."""
-        runs, b = arms.shape
-        k = self.k
-        who = self.rng.integers(0, self.row.subjects, (runs, b))
-        lane = np.arange(runs)[:, None].repeat(b, 1)
-        # One check per subject per table (block): at its first call in the block.
-        flat = (lane * self.row.subjects + who).ravel()
-        uniq, inverse = np.unique(flat, return_inverse=True)
-        r_u, s_u = uniq // self.row.subjects, uniq % self.row.subjects
-        kept = self.s_arm[r_u, s_u]
-        now = shares[r_u]  # (u, k)
-        base = self.s_shares[r_u, s_u]  # (u, k)
-        has = kept >= 0
-        idx = np.maximum(kept, 0)[:, None]
-        p_now = np.take_along_axis(now, idx, axis=1)[:, 0]
-        p_base = np.take_along_axis(base, idx, axis=1)[:, 0]
-        stay = has & (self.s_u[r_u, s_u] * p_base < p_now)
-        grew = np.maximum(now - base, 0.0)
-        grew = np.where(has[:, None] & (grew.sum(axis=1, keepdims=True) > 0), grew, now)
-        cum = np.cumsum(grew, axis=1)
-        u = self.rng.random(len(uniq))[:, None] * cum[:, -1:]
-        moved = np.minimum(np.argmax(u < cum, axis=1), k - 1)
-        new_arm = np.where(stay, kept, moved)
-        go = ~stay
-        self.s_arm[r_u[go], s_u[go]] = new_arm[go]
-        self.s_shares[r_u[go], s_u[go]] = now[go]
-        self.s_u[r_u[go], s_u[go]] = self.rng.random(int(go.sum()))
-        out_arm = new_arm[inverse].reshape(runs, b)
-        out_p = np.take_along_axis(shares, out_arm, axis=1)
-        return out_arm, out_p
 
     # ---- statistics
 

@@ -66,6 +66,16 @@ class BatchResult:
     decisions: list[BaseEvent] = field(default_factory=list)
     """Decision events applied in this batch (promotions, rollbacks, ...)."""
 
+    def absorb(self, later: BatchResult) -> None:
+        """Add what a later batch did (batches applied one after the other)."""
+        self.position = later.position
+        self.applied += later.applied
+        self.skipped += later.skipped
+        self.dead_letters += later.dead_letters
+        self.touched |= later.touched
+        self.outbox += later.outbox
+        self.decisions += later.decisions
+
 
 @dataclass(slots=True)
 class Execution:

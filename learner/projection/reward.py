@@ -23,7 +23,7 @@ The rules, which replay must apply identically, are:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from learner.stats.beta import composite_reward
@@ -100,6 +100,21 @@ def rule_from_spec(spec: PromptSpec) -> RewardRule:
 def rules_from_prompts(prompts: Mapping[str, PromptSpec]) -> dict[str, RewardRule]:
     """Reward rules of every loaded prompt, by prompt id."""
     return {prompt_id: rule_from_spec(spec) for prompt_id, spec in prompts.items()}
+
+
+def routing_from_prompts(
+    prompts: Mapping[str, PromptSpec],
+) -> Callable[[str], tuple[float, float] | None]:
+    """``prompt id -> (exploration_cap, exploration_floor)`` of the loaded prompts (None
+    for others): what bounds the same-period tests' steps in the projection."""
+
+    def routing(prompt_id: str) -> tuple[float, float] | None:
+        spec = prompts.get(prompt_id)
+        return (
+            None if spec is None else (spec.routing.exploration_cap, spec.routing.exploration_floor)
+        )
+
+    return routing
 
 
 def effective_promotion(spec: PromptSpec | None, global_cfg: PromotionConfig) -> PromotionConfig:

@@ -38,7 +38,11 @@ from events.models import (
 )
 from learner.analysis import analyze, rng_for
 from learner.projection.commands import answer_id
-from learner.projection.reward import effective_promotion, rules_from_prompts
+from learner.projection.reward import (
+    effective_promotion,
+    routing_from_prompts,
+    rules_from_prompts,
+)
 from learner.replay import ReplayReport, catch_up, compare, rebuild
 from learner.storage.store import Store
 from learner.storage.view import load_view
@@ -111,6 +115,7 @@ async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) ->
             until=position,
             rewards=rules_from_prompts(prompts),
             promotion=lambda p: effective_promotion(prompts.get(p), settings.learner.promotion),
+            routing=routing_from_prompts(prompts),
             feedback_repeat=settings.learner.feedback_repeat,
             feedback_wait_s=settings.learner.feedback_wait_s,
             retention_days=settings.learner.retention_days,

@@ -134,3 +134,43 @@ async def test_batch_sizes_do_not_change_the_tests(tmp_path: Path) -> None:
         )
         await store.close()
     assert states[0] == states[1] == states[2]  # bit-identical, not merely close
+
+
+async def test_the_tests_use_each_prompts_own_cap_and_floor(tmp_path: Path) -> None:
+    """The learner passes every prompt file's routing to the projection; a wider cap
+    means a higher least share, so a smaller step bound and a bigger bet."""
+    from learner.projection.reward import routing_from_prompts
+    from prompts.spec import PromptSpec
+
+    spec = PromptSpec.model_validate(
+        {
+            "id": "greet",
+            "routing": {"exploration_cap": 0.5, "exploration_floor": 0.2},
+            "variants": [
+                {"name": "a", "model": "simulated/echo", "template": "Hi"},
+                {"name": "b", "model": "simulated/echo", "template": "Hello"},
+            ],
+        }
+    )
+    routing = routing_from_prompts({"greet": spec})
+    assert routing("greet") == (0.5, 0.2) and routing("other") is None
+    states = []
+    for given in (routing, None):
+        store = Store(f"sqlite+aiosqlite:///{tmp_path}/{'own' if given else 'default'}.db")
+        await store.create()
+        projection = Projection(
+            store,
+            consumer="learner",
+            rewards={"greet": RewardRule(feedback="thumbs_up")},
+            promotion=lambda _: CONFIG,
+            routing=given,
+        )
+        await projection.load()
+        assert projection.routing("greet") == ((0.5, 0.2) if given else (0.2, 0.05))
+        events = [e for e in traffic(3) if not isinstance(e, VariantPromoted)][:400]
+        await projection.apply(deliveries(events))
+        rows = {v["variant"]: v for v in await store.variant_rows("greet")}
+        states.append(json.loads(rows["b"]["test_state"]))
+        await store.close()
+    # Same steps, other bounds: the bets (and so the wealth) differ.
+    assert states[0][0] == states[1][0] and states[0][3] != states[1][3]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.policy.scenarios import CHALLENGER, CHAMPION, Row, _Sim, simulate
+from learner.policy.scenario_routing import CHALLENGER, CHAMPION, allocate
+from learner.policy.scenarios import Row, _Sim, simulate
 from sidecar.router import cap_exploration, floor_shares
 
 
@@ -29,7 +30,7 @@ def test_routing_shares_are_the_sidecars() -> None:
     live = (sim.status == CHAMPION) | (sim.status == CHALLENGER)
     pbest = rng.dirichlet(np.ones(4), 200) * live
     pbest /= pbest.sum(axis=1, keepdims=True)
-    got = sim.allocate(pbest)
+    got = allocate(pbest, sim.status, 0.2, 0.05, 0.2)
     for r in range(200):
         arms = [i for i in range(4) if live[r, i]]
         want = floor_shares(cap_exploration([pbest[r, i] for i in arms], 0, 0.2), 0, 0.2, 0.05)
