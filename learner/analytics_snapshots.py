@@ -9,7 +9,9 @@ time, never the wall clock) and packs both into one
 
 These reports read raw executions (for latency percentiles and unique subjects), which
 costs more than the per-minute snapshots, so they run beside the consuming loop on their
-own task and slow cadence, never inside a projection batch.
+own task and slow cadence, never inside a projection batch. The day series, which reads
+14 days of them (665 ms for a prompt with 200,000 calls), is rebuilt at most every
+:data:`DAY_REFRESH_S` while its days stay the same; the hour series (24 hours) every round.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 
 from events.bus import BusError, EventBus
@@ -35,6 +37,8 @@ DAYS = 14
 """Days shown at interval ``day``."""
 TOP_VALUES = 5
 """Most used values kept per variable and period."""
+DAY_REFRESH_S = 300.0
+"""Seconds a prompt's day series is reused (while its newest day is the same)."""
 _POLL_S = 0.5  # how soon a first round follows activation or the first traffic
 
 _WINDOWS: tuple[tuple[Interval, timedelta], ...] = (
@@ -44,9 +48,18 @@ _WINDOWS: tuple[tuple[Interval, timedelta], ...] = (
 
 
 async def build_analytics(
-    store: Store, prompt_id: str, *, learner_sequence: int = 0
+    store: Store,
+    prompt_id: str,
+    *,
+    learner_sequence: int = 0,
+    cache: dict[str, tuple[datetime, PeriodSeries]] | None = None,
+    reuse: Collection[str] = (),
 ) -> AnalyticsSnapshot | None:
-    """The analytics snapshot of ``prompt_id`` (None before its first execution)."""
+    """The analytics snapshot of ``prompt_id`` (None before its first execution).
+
+    ``cache`` keeps each interval's series with the start of its window (updated here);
+    an interval in ``reuse`` takes its cached series as it is while its window starts at
+    the same period."""
     row = await store.prompt_row(prompt_id)
     newest = int(row["last_event_ms"]) if row else 0
     if newest <= 0:
@@ -54,27 +67,45 @@ async def build_analytics(
     now = datetime.fromtimestamp(newest / 1000, UTC)
     series = []
     for interval, back in _WINDOWS:
+        start = period_start(now - back, interval)
+        earlier = cache.get(interval) if cache is not None else None
+        if interval in reuse and earlier is not None and earlier[0] == start:
+            series.append(earlier[1])
+            continue
         report = await period_analytics(
-            store,
-            prompt_id,
-            interval=interval,
-            start=period_start(now - back, interval),
-            top=TOP_VALUES,
+            store, prompt_id, interval=interval, start=start, top=TOP_VALUES
         )
-        series.append(PeriodSeries.model_validate(report.to_dict()))
+        built = PeriodSeries.model_validate(report.to_dict())
+        if cache is not None:
+            cache[interval] = (start, built)
+        series.append(built)
     return AnalyticsSnapshot(prompt_id=prompt_id, series=series, learner_sequence=learner_sequence)
 
 
 class AnalyticsWriter:
     """Writes the analytics snapshots of prompts marked as changed, on a slow cadence."""
 
-    def __init__(self, bus: EventBus, store: Store, *, interval_s: float) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        store: Store,
+        *,
+        interval_s: float,
+        day_refresh_s: float = DAY_REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.bus = bus
         self.store = store
         self.interval_s = interval_s
         """Seconds between two rounds (0: never write)."""
+        self.day_refresh_s = day_refresh_s
+        self.clock = clock
         self.dirty: set[str] = set()
         self.last_bytes: dict[str, bytes] = {}
+        self.cache: dict[str, dict[str, tuple[datetime, PeriodSeries]]] = {}
+        """Each prompt's series by interval, with their windows' starts."""
+        self.days_built: dict[str, float] = {}
+        """When (clock) each prompt's day series was last built."""
         self.writes = 0
 
     def mark(self, prompt_ids: Iterable[str]) -> None:
@@ -86,10 +117,18 @@ class AnalyticsWriter:
         """Write every marked prompt whose snapshot changed; returns how many were written."""
         written = 0
         for prompt_id in sorted(self.dirty):
+            now = self.clock()
+            fresh = now - self.days_built.get(prompt_id, -float("inf")) < self.day_refresh_s
             snapshot = await build_analytics(  # a failure leaves it marked for the next round
-                self.store, prompt_id, learner_sequence=learner_sequence
+                self.store,
+                prompt_id,
+                learner_sequence=learner_sequence,
+                cache=self.cache.setdefault(prompt_id, {}),
+                reuse=("day",) if fresh else (),
             )
             self.dirty.discard(prompt_id)
+            if not fresh:
+                self.days_built[prompt_id] = now
             if snapshot is None:
                 continue
             # learner_sequence moves with every batch: compare without it.

@@ -94,6 +94,9 @@ class LearnerSettings(BaseModel):
     analytics_interval_s: float = Field(default=15.0, ge=0)
     """Publish analytics snapshots (recent hours and days per variant, for the TUI's
     analytics tab) of prompts with new traffic this often; 0 never publishes them."""
+    analytics_day_refresh_s: float = Field(default=300.0, ge=0)
+    """Rebuild a prompt's day series (14 days of raw executions) at most this often; the
+    hour series is rebuilt at every analytics round."""
     seed: int = 0
     """Base seed of the decision randomness (mixed with the stream sequence)."""
     lease_s: float = Field(default=10.0, gt=0)

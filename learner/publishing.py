@@ -1,5 +1,5 @@
 """What the learner publishes besides snapshots: its decisions and command answers
-through the outbox, and dead letters.
+through the outbox, dead letters, and its status.
 
 A decision is written to the ``outbox`` table in its own transaction before it is
 published, with a deterministic id (JetStream drops a copy), and counts as in flight
@@ -11,11 +11,16 @@ publishes it when NATS takes it; after a restart the learner reloads the table.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
 from collections.abc import Sequence
 
 from events.bus import BusError, EventBus
 from events.models import BaseEvent, decode, encode
-from events.subjects import Header, Subject
+from events.snapshots import LearnerStatus
+from events.subjects import Bucket, Header, Subject
+from learner.lease import Lease
 from learner.projection.batch import DeadLetter
 from learner.projection.transaction import Projection
 from learner.storage import schema as t
@@ -81,3 +86,22 @@ async def publish_dead_letters(bus: EventBus, letters: Sequence[DeadLetter]) -> 
             await bus.publish_raw(Subject.DEAD_LETTER.value, letter.data, headers)
         except Exception as exc:  # the bytes stay in the stream at their sequence
             log.error("dead letter for sequence %d not published: %s", letter.sequence, exc)
+
+
+async def publish_status(bus: EventBus, lease: Lease, projection: Projection, state: str) -> None:
+    """This learner's :class:`LearnerStatus` in the ``promptlab_learner`` bucket (the TUI
+    header, ``promptlab stats``, ``/metrics``); best effort, the next one follows soon."""
+    status = LearnerStatus(
+        state=state,  # type: ignore[arg-type]
+        holder=lease.holder,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        lease=lease.backend,
+        sequence=projection.position,
+        updated_ms=int(time.time() * 1000),
+        counters={k: v for k, v in projection.counters.items() if k != "clock_ms"},
+    )
+    try:
+        await bus.kv_put(Bucket.LEARNER.value, "status", status.encode())
+    except Exception as exc:
+        log.debug("learner status not written: %s", exc)

@@ -34,8 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -43,8 +41,6 @@ from typing import TYPE_CHECKING
 
 from events.bus import BusError, Consumer, Delivery, EventBus
 from events.models import BaseEvent
-from events.snapshots import LearnerStatus
-from events.subjects import Bucket
 from learner.analysis import PromptAnalysis, analyze, rng_for
 from learner.analytics_snapshots import AnalyticsWriter
 from learner.applying import MAX_BACKOFF_S, apply_isolating, apply_retrying
@@ -59,7 +55,7 @@ from learner.projection.reward import (
     rules_from_prompts,
 )
 from learner.projection.transaction import Projection
-from learner.publishing import Outbox, publish_dead_letters
+from learner.publishing import Outbox, publish_dead_letters, publish_status
 from learner.snapshots import SnapshotWriter
 from learner.storage.store import Store
 from learner.storage.view import PromptView, load_view
@@ -120,7 +116,12 @@ class Learner:
         self.snapshots = SnapshotWriter(
             bus, self.store, self.load, interval_ms=settings.snapshot_interval_ms
         )
-        self.analytics = AnalyticsWriter(bus, self.store, interval_s=settings.analytics_interval_s)
+        self.analytics = AnalyticsWriter(
+            bus,
+            self.store,
+            interval_s=settings.analytics_interval_s,
+            day_refresh_s=settings.analytics_day_refresh_s,
+        )
         self._consumer: Consumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -202,20 +203,7 @@ class Learner:
         if not force and now - self._status_at < self.lease.retry_s:
             return
         self._status_at = now
-        status = LearnerStatus(
-            state=state,  # type: ignore[arg-type]
-            holder=self.lease.holder,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            lease=self.lease.backend,
-            sequence=self.projection.position,
-            updated_ms=int(time.time() * 1000),
-            counters={k: v for k, v in self.projection.counters.items() if k != "clock_ms"},
-        )
-        try:
-            await self.bus.kv_put(Bucket.LEARNER.value, "status", status.encode())
-        except Exception as exc:  # a status is best effort; the next one follows soon
-            log.debug("learner status not written: %s", exc)
+        await publish_status(self.bus, self.lease, self.projection, state)
 
     async def _register_config_variants(self) -> None:
         """Publish VariantRegistered for config variants the projection does not know.

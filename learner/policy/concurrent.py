@@ -55,16 +55,6 @@ class RewardStep:
 
 
 @dataclass(frozen=True, slots=True)
-class ChampionChange:
-    """A promotion or rollback: from ``sequence`` on, ``champion`` leads."""
-
-    sequence: int
-    champion: str
-    automatic: bool
-    """An automatic promotion (a discovery for e-LOND)."""
-
-
-@dataclass(frozen=True, slots=True)
 class ConcurrentTest:
     """One challenger against the champion over the current epoch."""
 
@@ -201,34 +191,22 @@ class RewardLog:
 
 def concurrent_tests(
     steps: Sequence[RewardStep] | RewardLog,
-    changes: Sequence[ChampionChange],
-    registered: Mapping[str, int],
+    numbers: Mapping[str, tuple[int, int]],
     champion: str,
-    challengers: Sequence[str],
     *,
     alpha: float,
     min_lift: float,
     floor: float = DEFAULT_FLOOR,
-    numbers: Mapping[str, tuple[int, int]] | None = None,
+    discoveries: int = 0,
 ) -> dict[str, ConcurrentTest]:
-    """Each challenger's test against the champion over the current epoch.
-
-    ``numbers`` gives a challenger's test as the projection started it: ``(e-LOND
-    number, the sequence its steps start after)``. A challenger without one (a store
-    projected before tests were numbered) gets the upper bound ``epoch_index *
-    variants_ever + registration rank`` and starts at its epoch or registration."""
+    """Each challenger's test against the champion, recomputed from the rewarded calls:
+    ``numbers`` gives every challenger's test as the projection started it, ``(e-LOND
+    number, the sequence its steps start after)``; ``discoveries`` the automatic
+    promotions so far."""
     log = steps if isinstance(steps, RewardLog) else RewardLog(steps)
-    epoch_start = changes[-1].sequence if changes else 0
-    discoveries = sum(1 for c in changes if c.automatic)
-    ever = max(1, len(registered))
-    ranks = {v: i for i, v in enumerate(sorted(registered, key=lambda v: (registered[v], v)))}
     bounds = step_bounds(log.baseline, floor)
     out = {}
-    for c in challengers:
-        start = max(epoch_start, registered.get(c, 0))
-        number = len(changes) * ever + ranks.get(c, ever - 1) + 1
-        if numbers and c in numbers:
-            number, start = numbers[c]
+    for c, (number, start) in numbers.items():
         # Steps of other arms are steps too (x = 0): they carry the time forward.
         window = (log.seqs > start) & log.known
         # A logged probability below the floor only makes the wealth collapse faster

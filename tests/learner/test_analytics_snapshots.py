@@ -67,7 +67,12 @@ async def analytics_with(
 async def test_traffic_is_published_by_hour_and_day_with_the_top_values(
     bus: MemoryBus, tmp_path: Path
 ) -> None:
-    settings = LearnerSettings(batch_size=50, snapshot_interval_ms=10, analytics_interval_s=0.05)
+    settings = LearnerSettings(
+        batch_size=50,
+        snapshot_interval_ms=10,
+        analytics_interval_s=0.05,
+        analytics_day_refresh_s=0,  # every round, so the later traffic shows in the days too
+    )
     async with Learner(settings, storage(tmp_path), bus, {"greet": greet_spec()}, policy=None):
         for i, (variant, seconds, tone) in enumerate(
             [("a", 10, "formal"), ("a", 20, "casual"), ("b", 30, "formal"), ("a", HOUR, "formal")]
@@ -120,3 +125,41 @@ async def test_zero_interval_publishes_no_analytics(bus: MemoryBus, tmp_path: Pa
         await learner.stop()
     assert await bus.kv_get(Bucket.STATS.value, "greet") is not None
     assert await bus.kv_get(Bucket.ANALYTICS.value, "greet") is None
+
+
+async def test_the_day_series_is_reused_until_it_is_due(bus: MemoryBus, tmp_path: Path) -> None:
+    """Within ``day_refresh_s`` a round rebuilds the hours and reuses the days."""
+    from learner.analytics_snapshots import AnalyticsWriter
+
+    settings = LearnerSettings(batch_size=50, snapshot_interval_ms=10, analytics_interval_s=0)
+    clock = [0.0]
+    async with Learner(
+        settings, storage(tmp_path), bus, {"greet": greet_spec()}, policy=None
+    ) as learner:
+        writer = AnalyticsWriter(
+            bus, learner.store, interval_s=1.0, day_refresh_s=300.0, clock=lambda: clock[0]
+        )
+        await bus.publish(execution("x1", seconds=10, variable_values={"tone": "formal"}))
+        await learner.caught_up()
+        writer.mark(["greet"])
+        assert await writer.flush(learner_sequence=1) == 1
+        await bus.publish(execution("x2", seconds=20, variable_values={"tone": "formal"}))
+        await learner.caught_up()
+        clock[0] = 100.0  # not due: the hours move, the days are reused
+        writer.mark(["greet"])
+        await writer.flush(learner_sequence=2)
+        entry = await bus.kv_get(Bucket.ANALYTICS.value, "greet")
+        assert entry is not None and entry.value is not None
+        snap = AnalyticsSnapshot.decode(entry.value)
+        hour, day = snap.interval("hour"), snap.interval("day")
+        assert hour is not None and day is not None
+        assert sum(p.executions for p in hour.periods) == 2
+        assert sum(p.executions for p in day.periods) == 1
+        clock[0] = 400.0  # due: the days are rebuilt
+        writer.mark(["greet"])
+        await writer.flush(learner_sequence=3)
+        entry = await bus.kv_get(Bucket.ANALYTICS.value, "greet")
+        assert entry is not None and entry.value is not None
+        day = AnalyticsSnapshot.decode(entry.value).interval("day")
+        assert day is not None and sum(p.executions for p in day.periods) == 2
+        await learner.stop()

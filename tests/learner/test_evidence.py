@@ -13,7 +13,6 @@ from learner_factories import deliveries, execution, feedback, registered
 
 from events.models import ArmEvidence, BaseEvent, Evidence, RoutingInfo, VariantPromoted
 from learner.policy.concurrent import (
-    ChampionChange,
     RewardStep,
     concurrent_tests,
     probation_test,
@@ -85,14 +84,11 @@ async def test_incremental_tests_equal_the_recomputed_ones(store: Store) -> None
     assert rows["a"]["test_start"] == len(events)
     recomputed = concurrent_tests(
         steps,
-        [ChampionChange(promoted_at, "b", automatic=False)],
-        {},
+        {"c": (3, promoted_at)},
         "b",
-        ["c"],
         alpha=CONFIG.alpha,
         min_lift=CONFIG.min_lift,
         floor=0.05,  # one challenger: min(0.05, 0.2 / 2)
-        numbers={"c": (3, promoted_at)},
     )["c"]
     state = json.loads(rows["c"]["test_state"])
     assert state[0] == recomputed.steps
