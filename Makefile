@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check bench serve tui venv clean lint reliability
+.PHONY: demo test test-wheel check bench serve tui venv clean lint reliability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ tui: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term $(ARGS)
+
+# Build the wheel, install it in a fresh virtualenv outside the checkout, use it from a
+# temporary directory (init, experiment run, evolve, demo, from promptlab import Lab).
+test-wheel: $(STAMP)
+	$(BIN)/python -m pytest tests/wheel -m wheel -q -p no:cacheprovider --no-cov $(ARGS)
 
 # The fault, bad-input and security cases (also part of `make test`), with their table.
 reliability: $(STAMP)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from events.bus import Delivery
-from events.models import (
+from promptlab.events.bus import Delivery
+from promptlab.events.models import (
     BaseEvent,
     ExecutionCompleted,
     FeedbackReceived,
@@ -37,12 +37,12 @@ from events.models import (
     VariantRegistered,
     encode,
 )
-from learner.decide import default_policy
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.storage.store import Store
-from learner.storage.view import load_view
-from prompts.config import PromotionConfig
+from promptlab.learner.decide import default_policy
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.storage.store import Store
+from promptlab.learner.storage.view import load_view
+from promptlab.prompts.config import PromotionConfig
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SHARES = {"a": 0.8, "b": 0.1, "c": 0.1}

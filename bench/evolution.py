@@ -36,9 +36,9 @@ from bench.evolution_task import (
     case_quality,
     simulated_mutation,
 )
-from lab.mutation import FailingCase, MutantDraft, Mutation, MutationRequest
-from lab.search import SEARCHES, Candidate, Evaluation, EvolutionConfig, evolve
-from prompts import PromptSpec, VariantSpec
+from promptlab.lab.mutation import FailingCase, MutantDraft, Mutation, MutationRequest
+from promptlab.lab.search import SEARCHES, Candidate, Evaluation, EvolutionConfig, evolve
+from promptlab.prompts import PromptSpec, VariantSpec
 
 TARGET = 0.9 * OPTIMUM
 

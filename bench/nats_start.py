@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from events.config import NatsSettings
-from events.embedded import EmbeddedNats
-from events.jetstream import JetStreamBus
+from promptlab.events.config import NatsSettings
+from promptlab.events.embedded import EmbeddedNats
+from promptlab.events.jetstream import JetStreamBus
 
 
 async def _one_start(data_dir: Path) -> tuple[float, float]:

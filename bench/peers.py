@@ -134,7 +134,7 @@ def main() -> None:
     warmup = 0.5 if args.quick else 1.0
     repeat = max(1, args.repeat)
 
-    from events.embedded import NatsServerProcess
+    from promptlab.events.embedded import NatsServerProcess
 
     print(f"load average before: {_loadavg()}", flush=True)
     procs: list[subprocess.Popen[str]] = []

@@ -9,7 +9,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-from prompts import PromptSpec, Renderer, validate_variables
+from promptlab.prompts import PromptSpec, Renderer, validate_variables
 
 SPEC = PromptSpec.model_validate(
     {

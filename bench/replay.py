@@ -28,8 +28,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from events.bus import Delivery
-from events.models import (
+from promptlab.events.bus import Delivery
+from promptlab.events.models import (
     BaseEvent,
     ExecutionCompleted,
     FeedbackReceived,
@@ -38,10 +38,10 @@ from events.models import (
     decode,
     encode,
 )
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.replay import REPLAY_BATCH, rebuild
-from learner.storage.store import Store
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.replay import REPLAY_BATCH, rebuild
+from promptlab.learner.storage.store import Store
 
 PROMPTS = [f"prompt-{i}" for i in range(5)]
 VARIANTS = ["a", "b", "c"]
@@ -132,8 +132,8 @@ async def projection_only(events: list[BaseEvent], db: Path, batch: int) -> floa
 
 
 async def through_nats(events: list[BaseEvent], workdir: Path, batch: int) -> tuple[float, float]:
-    from events.embedded import NatsServerProcess
-    from events.jetstream import JetStreamBus
+    from promptlab.events.embedded import NatsServerProcess
+    from promptlab.events.jetstream import JetStreamBus
 
     server = NatsServerProcess(workdir / "nats")
     server.start()

@@ -327,8 +327,8 @@ def router_decision_us() -> tuple[float, float]:
     """Mean time of one routing decision (plain, sticky) in microseconds."""
     import tomllib
 
-    from prompts import PromptSpec
-    from sidecar.router import Router
+    from promptlab.prompts import PromptSpec
+    from promptlab.sidecar.router import Router
 
     spec = PromptSpec.model_validate(tomllib.loads(PROMPT))
     spec = spec.model_copy(update={"routing": spec.routing.model_copy(update={"sticky": True})})
@@ -347,7 +347,7 @@ def router_decision_us() -> tuple[float, float]:
 
 
 async def _stream_events(url: str) -> int:
-    from events.jetstream import JetStreamBus
+    from promptlab.events.jetstream import JetStreamBus
 
     bus = JetStreamBus(url=url)
     await bus.start()
@@ -413,7 +413,7 @@ def main() -> None:
     warmup = 0.5 if args.quick else 1.0
     repeat = max(1, args.repeat)
 
-    from events.embedded import NatsServerProcess
+    from promptlab.events.embedded import NatsServerProcess
 
     plain_us, sticky_us = router_decision_us()
     print(

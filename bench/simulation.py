@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from learner.policy.scenarios import Outcome, Policy, Row, simulate
+from promptlab.learner.policy.scenarios import Outcome, Policy, Row, simulate
 
 Z95 = 1.959963984540054
 

@@ -11,10 +11,18 @@ importing ``events``.
 
 from typing import TYPE_CHECKING, Any
 
-from events.bus import BusError, BusUnavailable, Consumer, Delivery, EventBus, KVEntry, PublishAck
-from events.embedded import EmbeddedNats, EmbeddedNatsError, resolve_nats_url
-from events.errors import EventsError
-from events.kinds import (
+from promptlab.events.bus import (
+    BusError,
+    BusUnavailable,
+    Consumer,
+    Delivery,
+    EventBus,
+    KVEntry,
+    PublishAck,
+)
+from promptlab.events.embedded import EmbeddedNats, EmbeddedNatsError, resolve_nats_url
+from promptlab.events.errors import EventsError
+from promptlab.events.kinds import (
     DecisionReason,
     EventSource,
     ExecutionStatus,
@@ -24,8 +32,8 @@ from events.kinds import (
     VariantOrigin,
     VariantStatus,
 )
-from events.memory import MemoryBus
-from events.models import (
+from promptlab.events.memory import MemoryBus
+from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
     Event,
@@ -49,17 +57,17 @@ from events.models import (
     decode,
     encode,
 )
-from events.outbox import Outbox
-from events.publisher import EventPublisher
-from events.subjects import Bucket, Header, Subject
+from promptlab.events.outbox import Outbox
+from promptlab.events.publisher import EventPublisher
+from promptlab.events.subjects import Bucket, Header, Subject
 
 if TYPE_CHECKING:
-    from events.jetstream import JetStreamBus
+    from promptlab.events.jetstream import JetStreamBus
 
 
 def __getattr__(name: str) -> Any:
     if name == "JetStreamBus":
-        from events.jetstream import JetStreamBus
+        from promptlab.events.jetstream import JetStreamBus
 
         return JetStreamBus
     raise AttributeError(f"module 'events' has no attribute {name!r}")

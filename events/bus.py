@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from events.errors import EventsError
-from events.models import BaseEvent
+from promptlab.events.errors import EventsError
+from promptlab.events.models import BaseEvent
 
 
 class BusError(EventsError):

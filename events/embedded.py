@@ -28,8 +28,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from events.bus import BusError
-from events.config import NatsSettings
+from promptlab.events.bus import BusError
+from promptlab.events.config import NatsSettings
 
 SYSTEM_NATS_PORT = 4222
 """The port a system NATS may hold: the embedded server never takes it."""

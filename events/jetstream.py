@@ -35,12 +35,12 @@ from nats.js.api import (
 )
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-from events.bus import BusError, BusUnavailable, Delivery, KVEntry, PublishAck
-from events.config import NatsSettings
-from events.memory import DEFAULT_BUCKETS
-from events.models import BaseEvent, EventDecodeError, decode, encode
-from events.pull import READ_BATCH, PullReader, RawClient, ack_fields
-from events.subjects import (
+from promptlab.events.bus import BusError, BusUnavailable, Delivery, KVEntry, PublishAck
+from promptlab.events.config import NatsSettings
+from promptlab.events.memory import DEFAULT_BUCKETS
+from promptlab.events.models import BaseEvent, EventDecodeError, decode, encode
+from promptlab.events.pull import READ_BATCH, PullReader, RawClient, ack_fields
+from promptlab.events.subjects import (
     BUCKET_TTL_S,
     CONSUMED_SUBJECTS,
     STREAM_NAME,

@@ -20,9 +20,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from events.bus import BusError, BusUnavailable, Delivery, KVEntry, PublishAck
-from events.models import BaseEvent, EventDecodeError, decode, encode
-from events.subjects import CONSUMED_SUBJECTS, STREAM_SUBJECTS, Bucket
+from promptlab.events.bus import BusError, BusUnavailable, Delivery, KVEntry, PublishAck
+from promptlab.events.models import BaseEvent, EventDecodeError, decode, encode
+from promptlab.events.subjects import CONSUMED_SUBJECTS, STREAM_SUBJECTS, Bucket
 
 DEFAULT_BUCKETS: tuple[str, ...] = tuple(b.value for b in Bucket)
 """KV buckets a bus provides unless told otherwise."""

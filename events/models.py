@@ -21,8 +21,8 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from events.errors import EventsError
-from events.kinds import (
+from promptlab.events.errors import EventsError
+from promptlab.events.kinds import (
     DecisionReason,
     EventSource,
     ExecutionStatus,
@@ -30,7 +30,7 @@ from events.kinds import (
     VariantLifecycle,
     VariantOrigin,
 )
-from events.subjects import Subject
+from promptlab.events.subjects import Subject
 
 JsonDict = dict[str, Any]
 

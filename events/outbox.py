@@ -27,8 +27,8 @@ from io import BufferedWriter
 from pathlib import Path
 from typing import IO
 
-from events.embedded import pid_alive
-from events.models import BaseEvent, EventDecodeError, decode, encode
+from promptlab.events.embedded import pid_alive
+from promptlab.events.models import BaseEvent, EventDecodeError, decode, encode
 
 log = logging.getLogger(__name__)
 

@@ -35,10 +35,10 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from events.bus import BusError, EventBus
-from events.models import BaseEvent
-from events.outbox import Outbox
-from events.rejects import RejectFile, unencodable
+from promptlab.events.bus import BusError, EventBus
+from promptlab.events.models import BaseEvent
+from promptlab.events.outbox import Outbox
+from promptlab.events.rejects import RejectFile, unencodable
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from events.bus import BusError, BusUnavailable
-from events.subjects import STREAM_NAME
+from promptlab.events.bus import BusError, BusUnavailable
+from promptlab.events.subjects import STREAM_NAME
 
 _WHITESPACE = re.compile(r"\s")
 

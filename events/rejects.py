@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from events.models import BaseEvent, encode
+from promptlab.events.models import BaseEvent, encode
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.kinds import VariantLifecycle, VariantStatus
+from promptlab.events.kinds import VariantLifecycle, VariantStatus
 
 __all__ = [
     "AnalyticsSnapshot",

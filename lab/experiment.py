@@ -15,11 +15,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lab.evaluators.specs import EvaluatorSpec
-from lab.objectives import DEFAULT_DIRECTION, METRICS, Constraint, Objective
-from lab.search.spec import EvolutionSpec
-from prompts import PromptFileError, PromptSpec, load_prompt_dir, load_prompt_file
-from prompts.loader import Problem, problems_from
+from promptlab.lab.evaluators.specs import EvaluatorSpec
+from promptlab.lab.objectives import DEFAULT_DIRECTION, METRICS, Constraint, Objective
+from promptlab.lab.search.spec import EvolutionSpec
+from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir, load_prompt_file
+from promptlab.prompts.loader import Problem, problems_from
 
 MODEL_NAME_HINT = "'provider/model'"
 

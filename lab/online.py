@@ -25,12 +25,12 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from events.bus import EventBus
-from events.models import ExecutionCompleted, FeedbackReceived
-from events.subjects import Subject
-from lab.client import ModelClient
-from lab.evaluators import EvalContext, EvaluatorSpec, Panel, build
-from prompts import EvaluationSpec, PromptSpec
+from promptlab.events.bus import EventBus
+from promptlab.events.models import ExecutionCompleted, FeedbackReceived
+from promptlab.events.subjects import Subject
+from promptlab.lab.client import ModelClient
+from promptlab.lab.evaluators import EvalContext, EvaluatorSpec, Panel, build
+from promptlab.prompts import EvaluationSpec, PromptSpec
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.budget import Budget
-from lab.client import ModelClient
-from lab.experiment import Experiment
-from lab.objectives import METRICS, constrained_best
-from lab.report import PointResult
-from lab.runner import Point, Publish, run_experiment
+from promptlab.lab.budget import Budget
+from promptlab.lab.client import ModelClient
+from promptlab.lab.experiment import Experiment
+from promptlab.lab.objectives import METRICS, constrained_best
+from promptlab.lab.report import PointResult
+from promptlab.lab.runner import Point, Publish, run_experiment
 
 
 @dataclass

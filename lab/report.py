@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from lab import stats
-from lab.objectives import Constraint, Objective, constrained_best, pareto_front
-from lab.results import Trial
+from promptlab.lab import stats
+from promptlab.lab.objectives import Constraint, Objective, constrained_best, pareto_front
+from promptlab.lab.results import Trial
 
 
 class _Model(BaseModel):
@@ -135,7 +135,7 @@ class Report(_Model):
         return self.model_dump(mode="json")
 
     def to_markdown(self) -> str:
-        from lab.render import markdown
+        from promptlab.lab.render import markdown
 
         return markdown(self)
 

@@ -22,14 +22,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from events.models import BaseEvent, ExecutionCompleted
-from lab.budget import Budget
-from lab.client import ModelClient, error_kind, output_text
-from lab.evaluators import EvalContext, Panel, build
-from lab.experiment import CaseSpec, Experiment
-from lab.report import Report, build_report
-from lab.results import ResultsFile, Trial, spend
-from prompts import Renderer, RenderError, VariableError, VariantSpec
+from promptlab.events.models import BaseEvent, ExecutionCompleted
+from promptlab.lab.budget import Budget
+from promptlab.lab.client import ModelClient, error_kind, output_text
+from promptlab.lab.evaluators import EvalContext, Panel, build
+from promptlab.lab.experiment import CaseSpec, Experiment
+from promptlab.lab.report import Report, build_report
+from promptlab.lab.results import ResultsFile, Trial, spend
+from promptlab.prompts import Renderer, RenderError, VariableError, VariantSpec
 
 Publish = Callable[[BaseEvent], "Awaitable[Any] | None"]
 

@@ -16,14 +16,19 @@ from typing import Any, cast
 
 import numpy as np
 
-from events.snapshots import VariantStatus
-from learner.policy.concurrent import ConcurrentTest, ProbationTest
-from learner.policy.rules import Probation, PromptState, lift_with_interval, recommendation
-from learner.stats import beta as stats
-from learner.stats.beta import ArmSummary
-from learner.stats.etest import probation_steps
-from learner.storage.store import ArmTotals
-from learner.storage.view import ArmView, PromptView
+from promptlab.events.snapshots import VariantStatus
+from promptlab.learner.policy.concurrent import ConcurrentTest, ProbationTest
+from promptlab.learner.policy.rules import (
+    Probation,
+    PromptState,
+    lift_with_interval,
+    recommendation,
+)
+from promptlab.learner.stats import beta as stats
+from promptlab.learner.stats.beta import ArmSummary
+from promptlab.learner.stats.etest import probation_steps
+from promptlab.learner.storage.store import ArmTotals
+from promptlab.learner.storage.view import ArmView, PromptView
 
 P_BEST_DRAWS = stats.DEFAULT_DRAWS
 

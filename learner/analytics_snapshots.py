@@ -23,11 +23,11 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 
-from events.bus import BusError, EventBus
-from events.snapshots import AnalyticsSnapshot, PeriodSeries
-from events.subjects import Bucket
-from learner.storage.periods import Interval, period_analytics, period_start
-from learner.storage.store import Store
+from promptlab.events.bus import BusError, EventBus
+from promptlab.events.snapshots import AnalyticsSnapshot, PeriodSeries
+from promptlab.events.subjects import Bucket
+from promptlab.learner.storage.periods import Interval, period_analytics, period_start
+from promptlab.learner.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from events.bus import Delivery
-from learner.errors import StoreRejected, StoreUnavailable, map_store_errors
-from learner.projection.batch import BatchResult
-from learner.projection.transaction import Projection
+from promptlab.events.bus import Delivery
+from promptlab.learner.errors import StoreRejected, StoreUnavailable, map_store_errors
+from promptlab.learner.projection.batch import BatchResult
+from promptlab.learner.projection.transaction import Projection
 
 log = logging.getLogger(__name__)
 

@@ -37,15 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from events.bus import EventBus
-from events.models import VariantRegistered, decode, encode
-from events.subjects import Bucket, variant_key
-from lab.budget import Budget
-from lab.client import ModelClient
-from lab.evolution import candidate_event
-from lab.evolution.fitness import failing_cases
-from lab.experiment import Experiment, ExperimentSpec, resolve
-from lab.mutation import (
+from promptlab.events.bus import EventBus
+from promptlab.events.models import VariantRegistered, decode, encode
+from promptlab.events.subjects import Bucket, variant_key
+from promptlab.lab.budget import Budget
+from promptlab.lab.client import ModelClient
+from promptlab.lab.evolution import candidate_event
+from promptlab.lab.evolution.fitness import failing_cases
+from promptlab.lab.experiment import Experiment, ExperimentSpec, resolve
+from promptlab.lab.mutation import (
     FailingCase,
     LLMMutator,
     MutantRejected,
@@ -55,13 +55,13 @@ from lab.mutation import (
     load_instructions,
     validate_mutant,
 )
-from lab.report import build_report
-from lab.results import Trial
-from lab.runner import Point, run_experiment
-from lab.search import Candidate, Evaluation, near_duplicate
-from learner.config import EvolutionSettings
-from learner.storage.view import PromptView
-from prompts import PromptSpec, VariantSpec
+from promptlab.lab.report import build_report
+from promptlab.lab.results import Trial
+from promptlab.lab.runner import Point, run_experiment
+from promptlab.lab.search import Candidate, Evaluation, near_duplicate
+from promptlab.learner.config import EvolutionSettings
+from promptlab.learner.storage.view import PromptView
+from promptlab.prompts import PromptSpec, VariantSpec
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from prompts.config import PromotionConfig
+from promptlab.prompts.config import PromotionConfig
 
 
 class StorageSettings(BaseModel):

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from events.models import BaseEvent
-from learner.analysis import prompt_state
-from learner.policy.rules import decide
-from learner.storage.view import PromptView
+from promptlab.events.models import BaseEvent
+from promptlab.learner.analysis import prompt_state
+from promptlab.learner.policy.rules import decide
+from promptlab.learner.storage.view import PromptView
 
 Policy = Callable[[PromptView, np.random.Generator, int], BaseEvent | None]
 """``(view, rng, trigger_sequence) -> decision event or None``."""

@@ -38,9 +38,9 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from learner.errors import StoreUnavailable, map_store_errors
-from learner.storage import schema as t
-from learner.storage.store import Store
+from promptlab.learner.errors import StoreUnavailable, map_store_errors
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ import socket
 import time
 from collections.abc import Sequence
 
-from events.bus import BusError, EventBus
-from events.models import BaseEvent, decode, encode
-from events.snapshots import LearnerStatus
-from events.subjects import Bucket, Header, Subject
-from learner.lease import Lease
-from learner.projection.batch import DeadLetter
-from learner.projection.transaction import Projection
-from learner.storage import schema as t
-from learner.storage.store import Store
+from promptlab.events.bus import BusError, EventBus
+from promptlab.events.models import BaseEvent, decode, encode
+from promptlab.events.snapshots import LearnerStatus
+from promptlab.events.subjects import Bucket, Header, Subject
+from promptlab.learner.lease import Lease
+from promptlab.learner.projection.batch import DeadLetter
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.store import Store
 
 log = logging.getLogger(__name__)
 

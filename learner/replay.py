@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from events.bus import Delivery, EventBus
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.storage import schema as t
-from learner.storage.store import Store
-from prompts.config import PromotionConfig
+from promptlab.events.bus import Delivery, EventBus
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.store import Store
+from promptlab.prompts.config import PromotionConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,32 +39,32 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from events.bus import BusError, Consumer, Delivery, EventBus
-from events.models import BaseEvent
-from learner.analysis import PromptAnalysis, analyze, rng_for
-from learner.analytics_snapshots import AnalyticsWriter
-from learner.applying import MAX_BACKOFF_S, apply_isolating, apply_retrying
-from learner.config import LearnerSettings, StorageSettings
-from learner.decide import Policy, default_policy
-from learner.errors import StoreUnavailable, classify, map_store_errors
-from learner.lease import Lease
-from learner.projection.batch import BatchResult
-from learner.projection.reward import (
+from promptlab.events.bus import BusError, Consumer, Delivery, EventBus
+from promptlab.events.models import BaseEvent
+from promptlab.learner.analysis import PromptAnalysis, analyze, rng_for
+from promptlab.learner.analytics_snapshots import AnalyticsWriter
+from promptlab.learner.applying import MAX_BACKOFF_S, apply_isolating, apply_retrying
+from promptlab.learner.config import LearnerSettings, StorageSettings
+from promptlab.learner.decide import Policy, default_policy
+from promptlab.learner.errors import StoreUnavailable, classify, map_store_errors
+from promptlab.learner.lease import Lease
+from promptlab.learner.projection.batch import BatchResult
+from promptlab.learner.projection.reward import (
     effective_promotion,
     routing_from_prompts,
     rules_from_prompts,
 )
-from learner.projection.transaction import Projection
-from learner.publishing import Outbox, publish_dead_letters, publish_status
-from learner.snapshots import SnapshotWriter
-from learner.storage.store import Store
-from learner.storage.view import PromptView, load_view
-from prompts.config import PromotionConfig
-from prompts.spec import PromptSpec
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.publishing import Outbox, publish_dead_letters, publish_status
+from promptlab.learner.snapshots import SnapshotWriter
+from promptlab.learner.storage.store import Store
+from promptlab.learner.storage.view import PromptView, load_view
+from promptlab.prompts.config import PromotionConfig
+from promptlab.prompts.spec import PromptSpec
 
 if TYPE_CHECKING:
-    from lab.client import ModelClient
-    from learner.breeding import Breeder
+    from promptlab.lab.client import ModelClient
+    from promptlab.learner.breeding import Breeder
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ class Learner:
 
     def attach_breeder(self, client: ModelClient) -> Breeder:
         """Breed challengers through ``client`` (``[learner.evolution]``) while :meth:`run` runs."""
-        from learner.breeding import Breeder
+        from promptlab.learner.breeding import Breeder
 
         async def view(prompt_id: str) -> PromptView | None:
             loaded = await self.load(prompt_id)

@@ -15,13 +15,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from events.bus import BusError, EventBus
-from events.snapshots import ArmPosterior, RoutingSnapshot, StatsSnapshot, TrendPoint, VariantStats
-from events.subjects import Bucket
-from learner.analysis import PromptAnalysis
-from learner.projection.decisions import to_record
-from learner.storage.store import Store
-from learner.storage.view import PromptView
+from promptlab.events.bus import BusError, EventBus
+from promptlab.events.snapshots import (
+    ArmPosterior,
+    RoutingSnapshot,
+    StatsSnapshot,
+    TrendPoint,
+    VariantStats,
+)
+from promptlab.events.subjects import Bucket
+from promptlab.learner.analysis import PromptAnalysis
+from promptlab.learner.projection.decisions import to_record
+from promptlab.learner.storage.store import Store
+from promptlab.learner.storage.view import PromptView
 
 log = logging.getLogger(__name__)
 

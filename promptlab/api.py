@@ -15,12 +15,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lab.evolution import EvolutionRun, evolve_experiment, resolve_spec
-from lab.experiment import CaseSpec, Experiment, ExperimentSpec, load_experiment, resolve
-from lab.optimize import OptimizeOutcome, optimize
-from lab.report import Report
-from lab.runner import Publish, RunResult, run_experiment
-from prompts import PromptSpec, VariantSpec, load_prompt_file
+from promptlab.lab.evolution import EvolutionRun, evolve_experiment, resolve_spec
+from promptlab.lab.experiment import CaseSpec, Experiment, ExperimentSpec, load_experiment, resolve
+from promptlab.lab.optimize import OptimizeOutcome, optimize
+from promptlab.lab.report import Report
+from promptlab.lab.runner import Publish, RunResult, run_experiment
+from promptlab.prompts import PromptSpec, VariantSpec, load_prompt_file
 
 TestCase = CaseSpec
 """One test case: ``id``, ``inputs`` (the prompt's variables), ``expected``, ``min_quality``."""
@@ -128,7 +128,7 @@ class Lab:
     def _client_context(self) -> Any:
         if self._client is not None:
             return _Borrowed(self._client)
-        from providers import Providers, merge_providers
+        from promptlab.providers import Providers, merge_providers
 
         return Providers(merge_providers(self._providers))
 

@@ -31,6 +31,7 @@ COMMANDS = (
     "promptlab.commands.parsers:register_experiment",
     "promptlab.commands.analytics:register",
     "promptlab.commands.parsers:register_evolve",
+    "promptlab.commands.init:register",
 )
 """``module:function`` adding each command's parser, in the order ``--help`` lists them."""
 

@@ -22,26 +22,27 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from events.bus import EventBus
-from events.embedded import STATE_FILE, EmbeddedNats, pid_alive
-from events.jetstream import JetStreamBus
-from events.models import BaseEvent, VariantPromoted, VariantRetired, VariantRolledBack
-from events.publisher import EventPublisher
-from lab.traffic import SIMULATED_LABEL, SimulatedUsers, TrafficReport, run_traffic
-from learner.service import Learner
 from promptlab.demo_waves import LearnerStepper, routed_by_latest
+from promptlab.events.bus import EventBus
+from promptlab.events.embedded import STATE_FILE, EmbeddedNats, pid_alive
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import BaseEvent, VariantPromoted, VariantRetired, VariantRolledBack
+from promptlab.events.publisher import EventPublisher
+from promptlab.lab.traffic import SIMULATED_LABEL, SimulatedUsers, TrafficReport, run_traffic
+from promptlab.learner.service import Learner
 from promptlab.models import make_providers
+from promptlab.prompts import PromptSpec, load_prompt_dir
 from promptlab.settings import Settings
-from prompts import PromptSpec, load_prompt_dir
-from sidecar import keys
-from sidecar.app import create_app
+from promptlab.sidecar import keys
+from promptlab.sidecar.app import create_app
 
-DEMO_PROMPTS = Path(__file__).resolve().parent / "demo_prompts"
+DEMO_PROMPTS = Path(str(files("promptlab").joinpath("demo_prompts")))
 DEMO_PROMPT_ID = "support_reply"
 
 HIDDEN_QUALITY = {"v1_plain": 0.55, "v2_empathetic_steps": 0.70, "v3_terse": 0.40}
@@ -393,7 +394,7 @@ async def _with_tui(
     Quitting early stops the traffic after the wave in flight: the summary then tells
     what happened so far.
     """
-    from tui import make_tui
+    from promptlab.tui import make_tui
 
     task = asyncio.ensure_future(traffic)
     app = make_tui(bus, title="promptlab demo (simulated traffic)")

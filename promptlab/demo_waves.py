@@ -22,10 +22,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from events.bus import Delivery, EventBus
-from events.models import BaseEvent
-from events.snapshots import RoutingSnapshot
-from events.subjects import Bucket
+from promptlab.events.bus import Delivery, EventBus
+from promptlab.events.models import BaseEvent
+from promptlab.events.snapshots import RoutingSnapshot
+from promptlab.events.subjects import Bucket
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
 
-OUR_LOGGERS = ("events", "prompts", "providers", "sidecar", "learner", "lab", "tui", "promptlab")
-"""Top-level loggers of our packages; everything else counts as third party."""
+OUR_LOGGERS = ("promptlab",)
+"""Our loggers (every module logs under ``promptlab.``); everything else is third party."""
 
 ACCESS_LOGGER = "promptlab.access"
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from promptlab.providers import Providers
     from promptlab.settings import Settings
-    from providers import Providers
 
 
 def provider_settings(settings: Settings | None) -> dict[str, Any]:
     """``[providers]`` from settings as ``providers.ProviderSettings`` (built-ins kept)."""
-    from providers import ProviderSettings, merge_providers
+    from promptlab.providers import ProviderSettings, merge_providers
 
     known = set(ProviderSettings.model_fields)
     tables = {}
@@ -27,8 +27,8 @@ def provider_settings(settings: Settings | None) -> dict[str, Any]:
 
 def make_providers(settings: Settings | None) -> Providers:
     """The configured providers (built-ins kept), costed per call."""
-    from prompts import cost_per_token
-    from providers import Providers, simulated_tasks
+    from promptlab.prompts import cost_per_token
+    from promptlab.providers import Providers, simulated_tasks
 
     def cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         if model.startswith("simulated/"):  # a SIMULATED price, so cost objectives have figures

@@ -6,11 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
-from events.bus import EventBus
-from prompts import PromptSpec
+from promptlab.events.bus import EventBus
+from promptlab.prompts import PromptSpec
 
 if TYPE_CHECKING:
-    from lab.online import OnlineEvaluator
+    from promptlab.lab.online import OnlineEvaluator
     from promptlab.settings import Settings
 
 
@@ -22,7 +22,7 @@ async def online_evaluation(
     if not any(p.evaluation is not None for p in prompts.values()):
         yield None
         return
-    from lab.online import OnlineEvaluator
+    from promptlab.lab.online import OnlineEvaluator
     from promptlab.models import make_providers
 
     async with make_providers(settings) as client:

@@ -21,11 +21,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from events.config import NatsSettings
-from learner.config import LearnerSettings, StorageSettings
-from prompts.config import PromptsSettings
-from providers.settings import ProviderSettings, default_providers, merge_providers
-from sidecar.config import ServerSettings, TelemetrySettings
+from promptlab.events.config import NatsSettings
+from promptlab.learner.config import LearnerSettings, StorageSettings
+from promptlab.prompts.config import PromptsSettings
+from promptlab.providers.settings import ProviderSettings, default_providers, merge_providers
+from promptlab.sidecar.config import ServerSettings, TelemetrySettings
 
 ENV_PREFIX = "PROMPTLAB_"
 DEFAULT_CONFIG = Path("config/promptlab.toml")

@@ -13,8 +13,8 @@ import os
 import socket
 from collections.abc import Mapping
 
-from prompts import PromptSpec
-from sidecar.config import ProviderSettings
+from promptlab.prompts import PromptSpec
+from promptlab.sidecar.config import ProviderSettings
 
 LEARNER_IN_PROCESS = "in process"
 

@@ -4,9 +4,9 @@ Imports only ``events`` among promptlab's packages (plus jinja2 and pydantic); L
 is never imported here. Every exception it raises derives from :class:`PromptError`.
 """
 
-from prompts.analytics import MAX_VALUE_CHARS, RecordedValue, ValuePicker
-from prompts.config import PromotionConfig, PromptsSettings
-from prompts.definition import (
+from promptlab.prompts.analytics import MAX_VALUE_CHARS, RecordedValue, ValuePicker
+from promptlab.prompts.config import PromotionConfig, PromptsSettings
+from promptlab.prompts.definition import (
     PromptChanges,
     compare_prompts,
     definition_version,
@@ -14,7 +14,7 @@ from prompts.definition import (
     prompt_event,
     spec_from_event,
 )
-from prompts.errors import (
+from promptlab.prompts.errors import (
     FeedbackValueError,
     PromptError,
     RenderError,
@@ -22,9 +22,9 @@ from prompts.errors import (
     TemplateProblem,
     VariableError,
 )
-from prompts.estimate import cost_per_token, estimate_cost, estimate_tokens
-from prompts.feedback import normalise_feedback
-from prompts.loader import (
+from promptlab.prompts.estimate import cost_per_token, estimate_cost, estimate_tokens
+from promptlab.prompts.feedback import normalise_feedback
+from promptlab.prompts.loader import (
     Problem,
     PromptFileError,
     check_prompt_data,
@@ -32,9 +32,9 @@ from prompts.loader import (
     load_prompt_file,
     validate_files,
 )
-from prompts.params import ALLOWED_PARAMS
-from prompts.render import Message, Renderer
-from prompts.spec import (
+from promptlab.prompts.params import ALLOWED_PARAMS
+from promptlab.prompts.render import Message, Renderer
+from promptlab.prompts.spec import (
     ConstraintsSpec,
     EvaluationSpec,
     ExampleSpec,
@@ -44,8 +44,8 @@ from prompts.spec import (
     VariantSpec,
     validate_variables,
 )
-from prompts.variable_spec import FormatSpec, VariableSpec
-from prompts.variables import VariablesValidator
+from promptlab.prompts.variable_spec import FormatSpec, VariableSpec
+from promptlab.prompts.variables import VariablesValidator
 
 __all__ = [
     "ALLOWED_PARAMS",

@@ -20,8 +20,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prompts.templates import FORBIDDEN_PATTERN
-from prompts.variable_spec import VariableSpec
+from promptlab.prompts.templates import FORBIDDEN_PATTERN
+from promptlab.prompts.variable_spec import VariableSpec
 
 __all__ = ["MAX_VALUE_CHARS", "RecordedValue", "ValuePicker", "recorded_by_default", "records"]
 

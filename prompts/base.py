@@ -7,7 +7,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
-from prompts.errors import SpecError
+from promptlab.prompts.errors import SpecError
 
 __all__ = ["SpecError", "SpecModel"]
 

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from events.kinds import VariantOrigin
-from events.models import JsonDict, PromptRegistered
-from prompts.spec import PromptSpec
+from promptlab.events.kinds import VariantOrigin
+from promptlab.events.models import JsonDict, PromptRegistered
+from promptlab.prompts.spec import PromptSpec
 
 __all__ = [
     "PromptChanges",

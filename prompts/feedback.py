@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
-from prompts.errors import FeedbackValueError
-from prompts.spec import RewardSpec
-from prompts.values import json_type
+from promptlab.prompts.errors import FeedbackValueError
+from promptlab.prompts.spec import RewardSpec
+from promptlab.prompts.values import json_type
 
 __all__ = ["DEFAULT_SCALE", "FeedbackValueError", "normalise_feedback", "scale_text"]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prompts.errors import PromptError, SpecError
-from prompts.spec import PromptSpec
+from promptlab.prompts.errors import PromptError, SpecError
+from promptlab.prompts.spec import PromptSpec
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 

@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from prompts.values import json_type
+from promptlab.prompts.values import json_type
 
 __all__ = ["ALLOWED_PARAMS", "check_params"]
 

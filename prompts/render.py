@@ -22,16 +22,16 @@ from typing import Any
 from jinja2 import Template, TemplateError, Undefined, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
 
-from prompts.errors import RenderError
-from prompts.sandbox import (
+from promptlab.prompts.errors import RenderError
+from promptlab.prompts.sandbox import (
     PromptSandbox,
     RenderLimitError,
     absent,
     absent_message,
     template_line,
 )
-from prompts.spec import PromptSpec, VariantSpec
-from prompts.templates import names_in, parse, template_variables
+from promptlab.prompts.spec import PromptSpec, VariantSpec
+from promptlab.prompts.templates import names_in, parse, template_variables
 
 Message = dict[str, str]
 

@@ -31,7 +31,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from prompts.errors import PromptError
+from promptlab.prompts.errors import PromptError
 
 MAX_REPEAT = 1_000_000
 """Most characters or items a template may build by repeating a value."""

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from prompts.base import SpecModel
-from prompts.errors import SpecError
+from promptlab.prompts.base import SpecModel
+from promptlab.prompts.errors import SpecError
 
 
 class RewardSpec(SpecModel):

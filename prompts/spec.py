@@ -18,23 +18,23 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from events.kinds import VariantLifecycle, VariantOrigin
-from events.models import JsonDict, VariantRegistered, deterministic_event_id
-from prompts.analytics import ValuePicker
-from prompts.base import SpecModel
-from prompts.config import PromotionConfig
-from prompts.errors import SpecError, VariableError
-from prompts.params import check_params
-from prompts.sections import (
+from promptlab.events.kinds import VariantLifecycle, VariantOrigin
+from promptlab.events.models import JsonDict, VariantRegistered, deterministic_event_id
+from promptlab.prompts.analytics import ValuePicker
+from promptlab.prompts.base import SpecModel
+from promptlab.prompts.config import PromotionConfig
+from promptlab.prompts.errors import SpecError, VariableError
+from promptlab.prompts.params import check_params
+from promptlab.prompts.sections import (
     ConstraintsSpec,
     EvaluationSpec,
     ExampleSpec,
     RewardSpec,
     RoutingSpec,
 )
-from prompts.templates import absent_value_problems, check_template, template_variables
-from prompts.variable_spec import FormatSpec, VariableSpec, VariableType
-from prompts.variables import VariablesValidator
+from promptlab.prompts.templates import absent_value_problems, check_template, template_variables
+from promptlab.prompts.variable_spec import FormatSpec, VariableSpec, VariableType
+from promptlab.prompts.variables import VariablesValidator
 
 __all__ = [
     "Category",

@@ -31,8 +31,8 @@ from functools import lru_cache
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from prompts.errors import TemplateProblem
-from prompts.sandbox import PromptSandbox, template_line
+from promptlab.prompts.errors import TemplateProblem
+from promptlab.prompts.sandbox import PromptSandbox, template_line
 
 MAX_TEMPLATE_CHARS = 10_000
 """Longest template (system or user) a prompt file may carry."""

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from prompts.errors import VariableError
+from promptlab.prompts.errors import VariableError
 
 Check = Callable[[Any], Any]
 """Validates and formats one value; raises :class:`VariableError`."""

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
-from prompts.base import SpecModel
-from prompts.errors import SpecError, VariableError
-from prompts.templates import FORBIDDEN_PATTERN
-from prompts.values import check_value, json_type
+from promptlab.prompts.base import SpecModel
+from promptlab.prompts.errors import SpecError, VariableError
+from promptlab.prompts.templates import FORBIDDEN_PATTERN
+from promptlab.prompts.values import check_value, json_type
 
 VariableType = Literal["string", "number", "integer", "boolean", "array", "object"]
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

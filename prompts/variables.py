@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prompts.errors import VariableError
-from prompts.values import Check, compile_check
-from prompts.variable_spec import VariableSpec
+from promptlab.prompts.errors import VariableError
+from promptlab.prompts.values import Check, compile_check
+from promptlab.prompts.variable_spec import VariableSpec
 
 __all__ = ["VariableError", "VariablesValidator"]
 

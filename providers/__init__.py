@@ -2,7 +2,7 @@
 client on aiohttp, SSE, retries, the lazy litellm adapter and the labelled simulated
 provider. Imports no other package of ours.
 
-    from providers import Providers, ProviderSettings
+    from promptlab.providers import Providers, ProviderSettings
 
     async with Providers({"simulated": ProviderSettings(kind="simulated")}) as p:
         answer = await p.complete("simulated/alpha", {"messages": [...]})
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from providers.errors import (
+from promptlab.providers.errors import (
     Attempt,
     AuthFailed,
     BadResponse,
@@ -32,19 +32,19 @@ from providers.errors import (
     UpstreamFailed,
     UpstreamRejected,
 )
-from providers.redact import Redactor
-from providers.registry import Target
-from providers.settings import ProviderSettings, default_providers, merge_providers
+from promptlab.providers.redact import Redactor
+from promptlab.providers.registry import Target
+from promptlab.providers.settings import ProviderSettings, default_providers, merge_providers
 
 if TYPE_CHECKING:
-    from providers.core import Completion, CostFn, Providers, Stream
+    from promptlab.providers.core import Completion, CostFn, Providers, Stream
 
 _LAZY = frozenset({"Completion", "CostFn", "Providers", "Stream"})
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from providers import core
+        from promptlab.providers import core
 
         return getattr(core, name)
     raise AttributeError(f"module 'providers' has no attribute {name!r}")

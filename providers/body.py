@@ -13,7 +13,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from providers.errors import BadResponse, ConnectionLost, ProviderTimeout, ResponseTooLarge
+from promptlab.providers.errors import (
+    BadResponse,
+    ConnectionLost,
+    ProviderTimeout,
+    ResponseTooLarge,
+)
 
 ACCEPT_ENCODING = "gzip, deflate"
 """What we ask for: the encodings :class:`Decoder` reads."""

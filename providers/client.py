@@ -35,9 +35,9 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-from providers import codec
-from providers.body import ACCEPT_ENCODING, read_body
-from providers.errors import (
+from promptlab.providers import codec
+from promptlab.providers.body import ACCEPT_ENCODING, read_body
+from promptlab.providers.errors import (
     AuthFailed,
     BadResponse,
     ConnectFailed,
@@ -50,8 +50,8 @@ from providers.errors import (
     UpstreamFailed,
     UpstreamRejected,
 )
-from providers.redact import Redactor
-from providers.settings import ProviderSettings
+from promptlab.providers.redact import Redactor
+from promptlab.providers.settings import ProviderSettings
 
 ERROR_BODY_LIMIT = 64 * 1024
 """How much of an error answer we read (for its message)."""

@@ -18,14 +18,14 @@ from typing import Any
 
 import aiohttp
 
-from providers import codec, litellm_adapter, simulated, sse
-from providers.body import iter_decoded, read_body
-from providers.client import HttpClient
-from providers.errors import Attempt, BadResponse, Misconfigured, ProviderError
-from providers.redact import Redactor
-from providers.registry import Registry, Target
-from providers.safety import safe_body
-from providers.settings import ProviderSettings
+from promptlab.providers import codec, litellm_adapter, simulated, sse
+from promptlab.providers.body import iter_decoded, read_body
+from promptlab.providers.client import HttpClient
+from promptlab.providers.errors import Attempt, BadResponse, Misconfigured, ProviderError
+from promptlab.providers.redact import Redactor
+from promptlab.providers.registry import Registry, Target
+from promptlab.providers.safety import safe_body
+from promptlab.providers.settings import ProviderSettings
 
 JsonDict = dict[str, Any]
 CostFn = Callable[[str, int, int], float | None]

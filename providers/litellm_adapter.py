@@ -13,14 +13,14 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from providers.errors import (
+from promptlab.providers.errors import (
     ConnectFailed,
     ProviderError,
     ProviderTimeout,
     UpstreamFailed,
 )
-from providers.redact import Redactor
-from providers.settings import ProviderSettings
+from promptlab.providers.redact import Redactor
+from promptlab.providers.settings import ProviderSettings
 
 JsonDict = dict[str, Any]
 
@@ -54,7 +54,7 @@ def arguments(
 
 def translate(exc: Exception, what: str, redactor: Redactor) -> ProviderError:
     """Our error for one of litellm's."""
-    from providers.client import status_error
+    from promptlab.providers.client import status_error
 
     message = redactor.redact(str(exc))[:500]
     name = exc.__class__.__name__

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from providers.errors import ProviderNotConfigured
-from providers.settings import ProviderSettings
+from promptlab.providers.errors import ProviderNotConfigured
+from promptlab.providers.settings import ProviderSettings
 
 CACHE_LIMIT = 4096
 """Resolved names kept (unrouted calls could name anything)."""

@@ -21,8 +21,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from providers import simulated_tasks
-from providers.errors import UpstreamFailed
+from promptlab.providers import simulated_tasks
+from promptlab.providers.errors import UpstreamFailed
 
 FINGERPRINT = "promptlab-simulated"
 

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from providers import simulated_mutator
+from promptlab.providers import simulated_mutator
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from providers import codec
-from providers.errors import ConnectionLost, UpstreamFailed
-from providers.redact import Redactor
+from promptlab.providers import codec
+from promptlab.providers.errors import ConnectionLost, UpstreamFailed
+from promptlab.providers.redact import Redactor
 
 DONE = b"[DONE]"
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from sidecar.proxy import PROMPT_ID_KEY
-from sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER
+from promptlab.sidecar.proxy import PROMPT_ID_KEY
+from promptlab.sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER
 
 
 class AccessLogger(AbstractAccessLogger):

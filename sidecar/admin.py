@@ -33,21 +33,21 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from events.bus import BusError
-from events.kinds import VariantLifecycle
-from events.models import (
+from promptlab.events.bus import BusError
+from promptlab.events.kinds import VariantLifecycle
+from promptlab.events.models import (
     BaseEvent,
     LifecycleCommand,
     PauseCommand,
     PromoteCommand,
     RollbackCommand,
 )
-from events.snapshots import RoutingSnapshot, StatsSnapshot
-from events.subjects import Bucket
-from prompts import PromptSpec
-from sidecar import keys
-from sidecar.errors import BadRequest, NotFound, SidecarError
-from sidecar.shaping import parse_body
+from promptlab.events.snapshots import RoutingSnapshot, StatsSnapshot
+from promptlab.events.subjects import Bucket
+from promptlab.prompts import PromptSpec
+from promptlab.sidecar import keys
+from promptlab.sidecar.errors import BadRequest, NotFound, SidecarError
+from promptlab.sidecar.shaping import parse_body
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from prompts import (
+from promptlab.prompts import (
     Problem,
     PromptChanges,
     PromptSpec,
@@ -49,10 +49,10 @@ from prompts import (
     compare_prompts,
     definition_version,
 )
-from prompts.loader import problems_from
-from sidecar import keys
-from sidecar.errors import BadRequest, Conflict, NotFound
-from sidecar.shaping import parse_body
+from promptlab.prompts.loader import problems_from
+from promptlab.sidecar import keys
+from promptlab.sidecar.errors import BadRequest, Conflict, NotFound
+from promptlab.sidecar.shaping import parse_body
 
 log = logging.getLogger(__name__)
 

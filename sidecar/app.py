@@ -25,17 +25,17 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
-from events.bus import EventBus
-from events.snapshots import LearnerStatus, RoutingSnapshot
-from events.subjects import Bucket
-from prompts import PromptSpec, cost_per_token, estimate_cost
-from providers import ProviderError, Providers
-from sidecar import admin, admin_prompts, cors, keys, routes
-from sidecar.assignments import share_assignments, watch_assignments
-from sidecar.auth import KeyRing, check_admin, check_client
-from sidecar.catalog import Catalog
-from sidecar.definitions import Definitions
-from sidecar.errors import (
+from promptlab.events.bus import EventBus
+from promptlab.events.snapshots import LearnerStatus, RoutingSnapshot
+from promptlab.events.subjects import Bucket
+from promptlab.prompts import PromptSpec, cost_per_token, estimate_cost
+from promptlab.providers import ProviderError, Providers
+from promptlab.sidecar import admin, admin_prompts, cors, keys, routes
+from promptlab.sidecar.assignments import share_assignments, watch_assignments
+from promptlab.sidecar.auth import KeyRing, check_admin, check_client
+from promptlab.sidecar.catalog import Catalog
+from promptlab.sidecar.definitions import Definitions
+from promptlab.sidecar.errors import (
     BadRequest,
     NotFound,
     SidecarError,
@@ -43,14 +43,14 @@ from sidecar.errors import (
     error_response,
     from_provider,
 )
-from sidecar.feedback import FeedbackDesk, FeedbackPolicy, RecordingPublisher
-from sidecar.guard import mark_request_done
-from sidecar.metrics import Metrics
-from sidecar.ports import Publisher, SidecarSettings
-from sidecar.proxy import Proxy
-from sidecar.recording import Recorder
-from sidecar.router import Router
-from sidecar.telemetry import Telemetry
+from promptlab.sidecar.feedback import FeedbackDesk, FeedbackPolicy, RecordingPublisher
+from promptlab.sidecar.guard import mark_request_done
+from promptlab.sidecar.metrics import Metrics
+from promptlab.sidecar.ports import Publisher, SidecarSettings
+from promptlab.sidecar.proxy import Proxy
+from promptlab.sidecar.recording import Recorder
+from promptlab.sidecar.router import Router
+from promptlab.sidecar.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from events.bus import EventBus
-from events.subjects import Bucket
+from promptlab.events.bus import EventBus
+from promptlab.events.subjects import Bucket
 
 log = logging.getLogger(__name__)
 

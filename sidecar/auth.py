@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pydantic import SecretStr
 
-from sidecar.errors import Forbidden, Unauthorized
+from promptlab.sidecar.errors import Forbidden, Unauthorized
 
 
 class KeyRing:

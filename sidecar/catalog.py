@@ -12,10 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from prompts import PromptSpec, RecordedValue, Renderer, RenderError, VariableError, VariantSpec
-from prompts.analytics import cut
-from providers import Redactor
-from sidecar.errors import BadRequest, RenderFailed
+from promptlab.prompts import (
+    PromptSpec,
+    RecordedValue,
+    Renderer,
+    RenderError,
+    VariableError,
+    VariantSpec,
+)
+from promptlab.prompts.analytics import cut
+from promptlab.providers import Redactor
+from promptlab.sidecar.errors import BadRequest, RenderFailed
 
 Listener = Callable[[Any], None]
 

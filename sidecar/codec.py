@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from providers.codec import dumps, orjson
-from sidecar.inputs import check_decoded
+from promptlab.providers.codec import dumps, orjson
+from promptlab.sidecar.inputs import check_decoded
 
 __all__ = ["dumps", "loads"]
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from providers.settings import ProviderSettings, default_providers
+from promptlab.providers.settings import ProviderSettings, default_providers
 
 __all__ = ["ProviderSettings", "ServerSettings", "TelemetrySettings", "default_providers"]
 

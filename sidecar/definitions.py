@@ -42,16 +42,16 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import ValidationError
 
-from events.bus import BusError, EventBus
-from events.models import (
+from promptlab.events.bus import BusError, EventBus
+from promptlab.events.models import (
     EventDecodeError,
     PromptRegistered,
     VariantRegistered,
     decode,
     encode,
 )
-from events.subjects import Bucket, variant_key
-from prompts import (
+from promptlab.events.subjects import Bucket, variant_key
+from promptlab.prompts import (
     PromptError,
     PromptSpec,
     SpecError,
@@ -60,9 +60,9 @@ from prompts import (
     prompt_event,
     spec_from_event,
 )
-from sidecar.catalog import Catalog
-from sidecar.errors import SidecarError
-from sidecar.ports import Publisher
+from promptlab.sidecar.catalog import Catalog
+from promptlab.sidecar.errors import SidecarError
+from promptlab.sidecar.ports import Publisher
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import json
 
 from aiohttp import web
 
-from providers import ProviderError, ProviderTimeout, Redactor
+from promptlab.providers import ProviderError, ProviderTimeout, Redactor
 
 __all__ = ["Redactor"]  # re-exported: the sidecar's redactor is the providers' one
 

@@ -24,12 +24,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from events.models import BaseEvent, ExecutionCompleted, FeedbackReceived
-from prompts.feedback import FeedbackValueError, normalise_feedback, scale_text
-from sidecar.catalog import Catalog
-from sidecar.errors import BadRequest
-from sidecar.inputs import check_text
-from sidecar.ports import Publisher
+from promptlab.events.models import BaseEvent, ExecutionCompleted, FeedbackReceived
+from promptlab.prompts.feedback import FeedbackValueError, normalise_feedback, scale_text
+from promptlab.sidecar.catalog import Catalog
+from promptlab.sidecar.errors import BadRequest
+from promptlab.sidecar.inputs import check_text
+from promptlab.sidecar.ports import Publisher
 
 Repeat = Literal["first", "last"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sidecar.errors import BadRequest
+from promptlab.sidecar.errors import BadRequest
 
 INT_LIMIT = 2**63
 """Integers in a request body must lie within ``(-INT_LIMIT, INT_LIMIT)``."""

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from events.bus import EventBus
-from providers import Providers
-from sidecar.auth import KeyRing
-from sidecar.catalog import Catalog
-from sidecar.definitions import Definitions
-from sidecar.feedback import FeedbackDesk
-from sidecar.metrics import Metrics
-from sidecar.ports import AnalyticsSource, HistorySource, Publisher, SidecarSettings
-from sidecar.proxy import Proxy
-from sidecar.router import Router
-from sidecar.telemetry import Telemetry
+from promptlab.events.bus import EventBus
+from promptlab.providers import Providers
+from promptlab.sidecar.auth import KeyRing
+from promptlab.sidecar.catalog import Catalog
+from promptlab.sidecar.definitions import Definitions
+from promptlab.sidecar.feedback import FeedbackDesk
+from promptlab.sidecar.metrics import Metrics
+from promptlab.sidecar.ports import AnalyticsSource, HistorySource, Publisher, SidecarSettings
+from promptlab.sidecar.proxy import Proxy
+from promptlab.sidecar.router import Router
+from promptlab.sidecar.telemetry import Telemetry
 
 SETTINGS = web.AppKey("settings", SidecarSettings)
 CATALOG = web.AppKey("catalog", Catalog)

@@ -48,8 +48,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from events.bus import StreamStats
-from events.subjects import Subject
+from promptlab.events.bus import StreamStats
+from promptlab.events.subjects import Subject
 
 log = logging.getLogger(__name__)
 

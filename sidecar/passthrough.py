@@ -18,12 +18,12 @@ from typing import Any
 
 from aiohttp import web
 
-from providers import ProviderError, Providers
-from sidecar import keys
-from sidecar.catalog import Catalog
-from sidecar.errors import BadRequest, NotFound, from_provider
-from sidecar.recording import Call, Outcome
-from sidecar.shaping import new_execution_id, parse_body, strip_overrides
+from promptlab.providers import ProviderError, Providers
+from promptlab.sidecar import keys
+from promptlab.sidecar.catalog import Catalog
+from promptlab.sidecar.errors import BadRequest, NotFound, from_provider
+from promptlab.sidecar.recording import Call, Outcome
+from promptlab.sidecar.shaping import new_execution_id, parse_body, strip_overrides
 
 ENDPOINTS = ("embeddings", "completions", "responses")
 MODEL_PREFIX = "promptlab/"

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from events.models import BaseEvent
-from providers.settings import ProviderSettings, default_providers
-from sidecar.config import ServerSettings, TelemetrySettings
+from promptlab.events.models import BaseEvent
+from promptlab.providers.settings import ProviderSettings, default_providers
+from promptlab.sidecar.config import ServerSettings, TelemetrySettings
 
 
 class SidecarSettings(Protocol):

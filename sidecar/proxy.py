@@ -35,14 +35,14 @@ from typing import Any
 
 from aiohttp import web
 
-from prompts import PromptSpec
-from providers import ProviderError, Providers
-from sidecar.catalog import Catalog
-from sidecar.config import ServerSettings
-from sidecar.errors import BadRequest, RenderFailed, from_provider
-from sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, Outcome, Recorder
-from sidecar.router import Route, Router
-from sidecar.shaping import (
+from promptlab.prompts import PromptSpec
+from promptlab.providers import ProviderError, Providers
+from promptlab.sidecar.catalog import Catalog
+from promptlab.sidecar.config import ServerSettings
+from promptlab.sidecar.errors import BadRequest, RenderFailed, from_provider
+from promptlab.sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, Outcome, Recorder
+from promptlab.sidecar.router import Route, Router
+from promptlab.sidecar.shaping import (
     app_messages,
     kept_messages,
     new_execution_id,
@@ -53,8 +53,8 @@ from sidecar.shaping import (
     with_execution_id,
     with_stream_usage,
 )
-from sidecar.streaming import relay
-from sidecar.telemetry import Telemetry
+from promptlab.sidecar.streaming import relay
+from promptlab.sidecar.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

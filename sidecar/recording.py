@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from events.models import CapturedContent, ExecutionCompleted, ModelAttempt, RoutingInfo
-from prompts import estimate_cost
-from providers import Attempt
-from sidecar.config import ServerSettings
-from sidecar.metrics import Metrics
-from sidecar.ports import Publisher
-from sidecar.telemetry import Telemetry, set_attributes
+from promptlab.events.models import CapturedContent, ExecutionCompleted, ModelAttempt, RoutingInfo
+from promptlab.prompts import estimate_cost
+from promptlab.providers import Attempt
+from promptlab.sidecar.config import ServerSettings
+from promptlab.sidecar.metrics import Metrics
+from promptlab.sidecar.ports import Publisher
+from promptlab.sidecar.telemetry import Telemetry, set_attributes
 
 EXECUTION_HEADER = "X-Promptlab-Execution"
 VARIANT_HEADER = "X-Promptlab-Variant"

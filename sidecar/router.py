@@ -55,9 +55,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from events.models import RoutingInfo
-from events.snapshots import RoutingSnapshot
-from sidecar.assignments import Assignment, Assignments, assignment_key
+from promptlab.events.models import RoutingInfo
+from promptlab.events.snapshots import RoutingSnapshot
+from promptlab.sidecar.assignments import Assignment, Assignments, assignment_key
 
 _TWO_64 = 18446744073709551616.0
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar import keys, passthrough
-from sidecar.errors import BadRequest
-from sidecar.metrics import CONTENT_TYPE
-from sidecar.ports import Publisher
-from sidecar.proxy import parse_body
+from promptlab.sidecar import keys, passthrough
+from promptlab.sidecar.errors import BadRequest
+from promptlab.sidecar.metrics import CONTENT_TYPE
+from promptlab.sidecar.ports import Publisher
+from promptlab.sidecar.proxy import parse_body
 
 
 def readiness(

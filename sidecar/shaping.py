@@ -19,10 +19,10 @@ import json
 import os
 from typing import Any
 
-from providers.safety import UNSAFE_KEYS
-from sidecar import codec
-from sidecar.errors import BadRequest
-from sidecar.inputs import check_text, check_values
+from promptlab.providers.safety import UNSAFE_KEYS
+from promptlab.sidecar import codec
+from promptlab.sidecar.errors import BadRequest
+from promptlab.sidecar.inputs import check_text, check_values
 
 OVERRIDE_KEYS = UNSAFE_KEYS
 """Body keys that could point a call elsewhere or change its credentials (litellm reads

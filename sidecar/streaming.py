@@ -27,10 +27,10 @@ from typing import Any
 
 from aiohttp import web
 
-from providers import BadResponse, ProviderError, Redactor, Stream
-from sidecar import codec
-from sidecar.errors import from_provider
-from sidecar.recording import Outcome
+from promptlab.providers import BadResponse, ProviderError, Redactor, Stream
+from promptlab.sidecar import codec
+from promptlab.sidecar.errors import from_provider
+from promptlab.sidecar.recording import Outcome
 
 DONE = b"[DONE]"
 SSE_HEADERS = {

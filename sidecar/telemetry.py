@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from sidecar.config import TelemetrySettings
+from promptlab.sidecar.config import TelemetrySettings
 
 _NOOP: AbstractContextManager[Any] = nullcontext()
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from events.embedded import NatsServerProcess
-from events.memory import MemoryBus
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.memory import MemoryBus
 
 if TYPE_CHECKING:
-    from events.jetstream import JetStreamBus
+    from promptlab.events.jetstream import JetStreamBus
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def memory_bus() -> AsyncIterator[MemoryBus]:
 async def jetstream_bus(nats_server: NatsServerProcess) -> AsyncIterator[JetStreamBus]:
     """A JetStream bus connected to this test's own nats-server."""
     # Imported here: nats-py (and the aiohttp it loads) only for tests that want it.
-    from events.jetstream import JetStreamBus
+    from promptlab.events.jetstream import JetStreamBus
 
     bus = JetStreamBus(url=nats_server.url)
     await bus.start()

@@ -3,6 +3,6 @@
 Imports only :mod:`events` (and Textual). Build it with :func:`make_tui`.
 """
 
-from tui.app import PromptLabApp, make_tui
+from promptlab.tui.app import PromptLabApp, make_tui
 
 __all__ = ["PromptLabApp", "make_tui"]

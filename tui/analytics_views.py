@@ -16,11 +16,11 @@ from datetime import datetime
 
 from rich.text import Text
 
-from events.snapshots import PeriodSeries, VariableValues, VariantPeriod
-from tui import format as fmt
-from tui.live_prompt import LivePrompt
-from tui.plots import sparkline
-from tui.views import STATUS_STYLE
+from promptlab.events.snapshots import PeriodSeries, VariableValues, VariantPeriod
+from promptlab.tui import format as fmt
+from promptlab.tui.live_prompt import LivePrompt
+from promptlab.tui.plots import sparkline
+from promptlab.tui.views import STATUS_STYLE
 
 INTERVALS = ("hour", "day")
 """Intervals the learner publishes, in the order the ``i`` key cycles through them."""

@@ -16,17 +16,17 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
-from events import BaseEvent, EventBus
-from tui import format as fmt
-from tui.feed import Feed
-from tui.health import Health, assess
-from tui.messages import CommandRequested, OpenPrompt, RedrawRequested
-from tui.screens.base import LiveScreen
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.detail import DetailScreen
-from tui.screens.experiments import ExperimentReportScreen, ExperimentsScreen
-from tui.screens.overview import OverviewScreen
-from tui.state import LabState
+from promptlab.events import BaseEvent, EventBus
+from promptlab.tui import format as fmt
+from promptlab.tui.feed import Feed
+from promptlab.tui.health import Health, assess
+from promptlab.tui.messages import CommandRequested, OpenPrompt, RedrawRequested
+from promptlab.tui.screens.base import LiveScreen
+from promptlab.tui.screens.confirm import ConfirmScreen
+from promptlab.tui.screens.detail import DetailScreen
+from promptlab.tui.screens.experiments import ExperimentReportScreen, ExperimentsScreen
+from promptlab.tui.screens.overview import OverviewScreen
+from promptlab.tui.state import LabState
 
 Clock = Callable[[], float]
 

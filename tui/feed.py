@@ -27,9 +27,17 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from events import BaseEvent, Bucket, EventBus, EventDecodeError, KVEntry, VariantRegistered, decode
-from events.snapshots import LearnerStatus
-from tui.state import LabState
+from promptlab.events import (
+    BaseEvent,
+    Bucket,
+    EventBus,
+    EventDecodeError,
+    KVEntry,
+    VariantRegistered,
+    decode,
+)
+from promptlab.events.snapshots import LearnerStatus
+from promptlab.tui.state import LabState
 
 log = logging.getLogger(__name__)
 

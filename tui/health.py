@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from tui.state import LabState
+from promptlab.tui.state import LabState
 
 Level = Literal["ok", "warn", "error"]
 

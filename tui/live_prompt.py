@@ -10,8 +10,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from events import Evidence, VariantRegistered
-from events.snapshots import (
+from promptlab.events import Evidence, VariantRegistered
+from promptlab.events.snapshots import (
     AnalyticsSnapshot,
     DecisionRecord,
     RoutingSnapshot,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from events import BaseEvent
+from promptlab.events import BaseEvent
 
 
 class CommandRequested(Message):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from events.snapshots import ArmPosterior, TrendPoint
+from promptlab.events.snapshots import ArmPosterior, TrendPoint
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 GAP = "·"

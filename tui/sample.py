@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from events import BaseEvent, Bucket, Event, EventBus
-from events.snapshots import AnalyticsSnapshot, RoutingSnapshot, StatsSnapshot
+from promptlab.events import BaseEvent, Bucket, Event, EventBus
+from promptlab.events.snapshots import AnalyticsSnapshot, RoutingSnapshot, StatsSnapshot
 
 T0 = datetime(2025, 5, 14, 14, 0, 0, tzinfo=UTC)
 """The fixed "now" of the sample: every timestamp in it is relative to it."""
@@ -26,7 +26,7 @@ _EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 @cache
 def _data() -> dict[str, Any]:
-    text = files("tui").joinpath("sample.json").read_text(encoding="utf-8")
+    text = files("promptlab.tui").joinpath("sample.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from textual.widgets import DataTable
 
-from events.memory import MemoryBus
-from tui import sample
-from tui.app import PromptLabApp, make_tui
-from tui.screens.detail import DetailScreen
+from promptlab.events.memory import MemoryBus
+from promptlab.tui import sample
+from promptlab.tui.app import PromptLabApp, make_tui
+from promptlab.tui.screens.detail import DetailScreen
 
 SIZE = (120, 36)
 

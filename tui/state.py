@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from events import (
+from promptlab.events import (
     BaseEvent,
     CommandRejected,
     Evidence,
@@ -26,8 +26,19 @@ from events import (
     VariantRetired,
     VariantRolledBack,
 )
-from events.snapshots import AnalyticsSnapshot, LearnerStatus, RoutingSnapshot, StatsSnapshot
-from tui.live_prompt import LIVE_DECISIONS_KEPT, DecisionEntry, ExecutionRow, LivePrompt, iso_text
+from promptlab.events.snapshots import (
+    AnalyticsSnapshot,
+    LearnerStatus,
+    RoutingSnapshot,
+    StatsSnapshot,
+)
+from promptlab.tui.live_prompt import (
+    LIVE_DECISIONS_KEPT,
+    DecisionEntry,
+    ExecutionRow,
+    LivePrompt,
+    iso_text,
+)
 
 __all__ = ["DecisionEntry", "ExecutionRow", "LabState", "LivePrompt", "Notice", "Severity"]
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from events.snapshots import VariantStats
-from tui import format as fmt
-from tui.plots import axis, density_rows, resample, sparkline, trend_series
-from tui.state import DecisionEntry, ExecutionRow, LivePrompt
+from promptlab.events.snapshots import VariantStats
+from promptlab.tui import format as fmt
+from promptlab.tui.plots import axis, density_rows, resample, sparkline, trend_series
+from promptlab.tui.state import DecisionEntry, ExecutionRow, LivePrompt
 
 LIVE_STATUSES = ("challenger",)
 """Variants that receive exploration traffic besides the champion. ``probation`` is the

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from tui.health import Health
+from promptlab.tui.health import Health
 
 Row = tuple[str, Sequence[object]]
 """``(row key, cells)``."""

@@ -11,9 +11,9 @@ import json
 import re
 from typing import Any
 
-from lab.client import ModelClient, error_kind, output_text
-from lab.evaluators.base import EvalContext, EvalResult
-from lab.evaluators.specs import JudgeSpec
+from promptlab.lab.client import ModelClient, error_kind, output_text
+from promptlab.lab.evaluators.base import EvalContext, EvalResult
+from promptlab.lab.evaluators.specs import JudgeSpec
 
 JUDGE_SYSTEM = (
     "You are a strict grader. Grade the answer against the rubric. "

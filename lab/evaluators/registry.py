@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lab.client import ModelClient
-from lab.evaluators import rules
-from lab.evaluators.base import EvalContext, EvalResult, Evaluator
-from lab.evaluators.judge import Judge
-from lab.evaluators.specs import EvaluatorSpec, JudgeSpec
+from promptlab.lab.client import ModelClient
+from promptlab.lab.evaluators import rules
+from promptlab.lab.evaluators.base import EvalContext, EvalResult, Evaluator
+from promptlab.lab.evaluators.judge import Judge
+from promptlab.lab.evaluators.specs import EvaluatorSpec, JudgeSpec
 
 Factory = Callable[[Any, str, "ModelClient | None"], Evaluator]
 

@@ -8,8 +8,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from lab.evaluators.base import EvalContext, EvalResult
-from lab.evaluators.specs import (
+from promptlab.lab.evaluators.base import EvalContext, EvalResult
+from promptlab.lab.evaluators.specs import (
     ContainsSpec,
     ExactSpec,
     JsonSchemaSpec,

@@ -1,7 +1,7 @@
 """Evolution on the lab's runner: experiment-backed fitness and ``evolve_experiment``."""
 
-from lab.evolution.fitness import ExperimentFitness, objective_fitness
-from lab.evolution.run import (
+from promptlab.lab.evolution.fitness import ExperimentFitness, objective_fitness
+from promptlab.lab.evolution.run import (
     EvolutionError,
     EvolutionRun,
     candidate_event,

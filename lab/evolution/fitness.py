@@ -25,17 +25,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.budget import Budget
-from lab.client import ModelClient
-from lab.evaluators import build
-from lab.experiment import Experiment
-from lab.mutation.operators import FailingCase
-from lab.objectives import Constraint, Objective, value
-from lab.report import Report, build_report
-from lab.results import Trial
-from lab.runner import Point, Publish, RunResult, run_experiment
-from lab.search.candidates import Evaluation
-from prompts import VariantSpec
+from promptlab.lab.budget import Budget
+from promptlab.lab.client import ModelClient
+from promptlab.lab.evaluators import build
+from promptlab.lab.experiment import Experiment
+from promptlab.lab.mutation.operators import FailingCase
+from promptlab.lab.objectives import Constraint, Objective, value
+from promptlab.lab.report import Report, build_report
+from promptlab.lab.results import Trial
+from promptlab.lab.runner import Point, Publish, RunResult, run_experiment
+from promptlab.lab.search.candidates import Evaluation
+from promptlab.prompts import VariantSpec
 
 UNIT_METRICS = frozenset({"quality", "success_rate"})
 """Metrics already in 0..1, scored as they are."""

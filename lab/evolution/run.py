@@ -20,16 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from events.models import VariantRegistered, deterministic_event_id
-from lab.client import ModelClient
-from lab.evolution.fitness import ExperimentFitness
-from lab.experiment import Experiment
-from lab.mutation import LLMMutator, load_instructions
-from lab.report import Comparison, Report
-from lab.runner import Publish
-from lab.search import Candidate, EvolutionConfig, EvolutionResult, GenerationStats, evolve
-from lab.search.spec import EvolutionSpec
-from prompts import PromptSpec, VariantSpec
+from promptlab.events.models import VariantRegistered, deterministic_event_id
+from promptlab.lab.client import ModelClient
+from promptlab.lab.evolution.fitness import ExperimentFitness
+from promptlab.lab.experiment import Experiment
+from promptlab.lab.mutation import LLMMutator, load_instructions
+from promptlab.lab.report import Comparison, Report
+from promptlab.lab.runner import Publish
+from promptlab.lab.search import (
+    Candidate,
+    EvolutionConfig,
+    EvolutionResult,
+    GenerationStats,
+    evolve,
+)
+from promptlab.lab.search.spec import EvolutionSpec
+from promptlab.prompts import PromptSpec, VariantSpec
 
 
 class EvolutionError(ValueError):

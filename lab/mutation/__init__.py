@@ -1,8 +1,8 @@
 """LLM-driven mutation of prompt variants: operators, the mutator's answer, validation."""
 
-from lab.mutation.answer import MutantDraft, MutatorError, parse_answer
-from lab.mutation.mutator import LLMMutator, Mutation, Mutator
-from lab.mutation.operators import (
+from promptlab.lab.mutation.answer import MutantDraft, MutatorError, parse_answer
+from promptlab.lab.mutation.mutator import LLMMutator, Mutation, Mutator
+from promptlab.lab.mutation.operators import (
     OPERATORS,
     FailingCase,
     Instructions,
@@ -12,7 +12,7 @@ from lab.mutation.operators import (
     build_messages,
     load_instructions,
 )
-from lab.mutation.validate import MutantRejected, validate_mutant
+from promptlab.lab.mutation.validate import MutantRejected, validate_mutant
 
 __all__ = [
     "OPERATORS",

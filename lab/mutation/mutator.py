@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lab.mutation.answer import MutantDraft, MutatorError, parse_answer
-from lab.mutation.operators import Instructions, MutationRequest, build_messages
+from promptlab.lab.mutation.answer import MutantDraft, MutatorError, parse_answer
+from promptlab.lab.mutation.operators import Instructions, MutationRequest, build_messages
 
 
 class CompletionLike(Protocol):

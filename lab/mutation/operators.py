@@ -13,12 +13,13 @@ import json
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from prompts import ExampleSpec, PromptSpec, VariantSpec
+from promptlab.prompts import ExampleSpec, PromptSpec, VariantSpec
 
 Operator = Literal[
     "rephrase",
@@ -35,8 +36,8 @@ Operator = Literal[
 OPERATORS: tuple[Operator, ...] = get_args(Operator)
 """Every operator, in the order they are documented."""
 
-DEFAULT_INSTRUCTIONS = Path(__file__).resolve().parents[2] / "config" / "evolution" / "mutator.toml"
-"""The shipped instructions (``config/evolution/mutator.toml``)."""
+DEFAULT_INSTRUCTIONS = Path(str(files("promptlab").joinpath("config", "evolution", "mutator.toml")))
+"""The shipped instructions (``config/evolution/mutator.toml``, package data of the wheel)."""
 
 MAX_FAILURES_SHOWN = 5
 """Failing cases a ``reflect`` request shows the mutator (the worst first)."""

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from lab.mutation.answer import MutantDraft
-from prompts import PromptSpec, SpecError, VariantSpec
-from prompts.errors import TemplateProblem
-from prompts.templates import check_template, template_variables
+from promptlab.lab.mutation.answer import MutantDraft
+from promptlab.prompts import PromptSpec, SpecError, VariantSpec
+from promptlab.prompts.errors import TemplateProblem
+from promptlab.prompts.templates import check_template, template_variables
 
 
 class MutantRejected(ValueError):

@@ -1,9 +1,9 @@
 """Searching prompt space: candidates, diversity, strategies and the evolution loop."""
 
-from lab.search.candidates import Candidate, Evaluation, Fitness, Rejection
-from lab.search.diversity import near_duplicate, normalised
-from lab.search.engine import EvolutionConfig, EvolutionResult, GenerationStats, evolve
-from lab.search.strategies import SEARCHES, Breeding, Search, make_search, pareto_front
+from promptlab.lab.search.candidates import Candidate, Evaluation, Fitness, Rejection
+from promptlab.lab.search.diversity import near_duplicate, normalised
+from promptlab.lab.search.engine import EvolutionConfig, EvolutionResult, GenerationStats, evolve
+from promptlab.lab.search.strategies import SEARCHES, Breeding, Search, make_search, pareto_front
 
 __all__ = [
     "SEARCHES",

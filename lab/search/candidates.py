@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lab.mutation.operators import FailingCase
-from prompts import VariantSpec
+from promptlab.lab.mutation.operators import FailingCase
+from promptlab.prompts import VariantSpec
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from difflib import SequenceMatcher
 
-from prompts import VariantSpec
+from promptlab.prompts import VariantSpec
 
 _PUNCT = re.compile(r"[^\w{}\s]+")
 _SPACE = re.compile(r"\s+")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lab.mutation import (
+from promptlab.lab.mutation import (
     OPERATORS,
     MutantRejected,
     MutationRequest,
@@ -29,10 +29,10 @@ from lab.mutation import (
     Operator,
     validate_mutant,
 )
-from lab.search.candidates import Candidate, Fitness, Rejection
-from lab.search.diversity import DEFAULT_THRESHOLD, near_duplicate
-from lab.search.strategies import SEARCHES, Breeding, Search, make_search, pareto_front
-from prompts import PromptSpec, VariantSpec
+from promptlab.lab.search.candidates import Candidate, Fitness, Rejection
+from promptlab.lab.search.diversity import DEFAULT_THRESHOLD, near_duplicate
+from promptlab.lab.search.strategies import SEARCHES, Breeding, Search, make_search, pareto_front
+from promptlab.prompts import PromptSpec, VariantSpec
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lab.mutation.operators import OPERATORS, Operator
-from lab.search.diversity import DEFAULT_THRESHOLD
-from lab.search.strategies import SearchName
+from promptlab.lab.mutation.operators import OPERATORS, Operator
+from promptlab.lab.search.diversity import DEFAULT_THRESHOLD
+from promptlab.lab.search.strategies import SearchName
 
 
 class EvolutionSpec(BaseModel):

@@ -24,8 +24,8 @@ from typing import Literal, Protocol, get_args
 
 import numpy as np
 
-from lab.mutation.operators import Operator
-from lab.search.candidates import Candidate
+from promptlab.lab.mutation.operators import Operator
+from promptlab.lab.search.candidates import Candidate
 
 SearchName = Literal["genetic", "hill_climbing", "annealing", "pareto"]
 SEARCHES: tuple[SearchName, ...] = get_args(SearchName)

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from learner.policy.fdr import log_threshold
-from learner.stats.etest import (
+from promptlab.learner.policy.fdr import log_threshold
+from promptlab.learner.stats.etest import (
     TEST_FIELDS,
     FloatArray,
     ipw_increment,

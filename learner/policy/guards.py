@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from events.models import Interval
-from learner.policy.state import PromptState
-from learner.stats.beta import DEFAULT_DRAWS, ArmSummary, p_beats, p_beats_normal
-from learner.stats.sequential import DEFAULT_TAU2, msprt
-from prompts.config import PromotionConfig
+from promptlab.events.models import Interval
+from promptlab.learner.policy.state import PromptState
+from promptlab.learner.stats.beta import DEFAULT_DRAWS, ArmSummary, p_beats, p_beats_normal
+from promptlab.learner.stats.sequential import DEFAULT_TAU2, msprt
+from promptlab.prompts.config import PromotionConfig
 
 SCREEN_MARGIN_Z = 1.0
 """Safety margin (in z units) of the normal screen before the P(best) Monte Carlo,

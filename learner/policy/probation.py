@@ -18,12 +18,12 @@ import math
 import numpy as np
 from scipy import special
 
-from events.models import Evidence
-from learner.policy.state import Decision, PromptState
-from learner.stats.beta import ArmSummary, p_beats, to_arm_evidence
-from learner.stats.etest import probation_steps
-from learner.stats.sequential import msprt
-from prompts.config import PromotionConfig
+from promptlab.events.models import Evidence
+from promptlab.learner.policy.state import Decision, PromptState
+from promptlab.learner.stats.beta import ArmSummary, p_beats, to_arm_evidence
+from promptlab.learner.stats.etest import probation_steps
+from promptlab.learner.stats.sequential import msprt
+from promptlab.prompts.config import PromotionConfig
 
 
 def error_rate_breach(errors: int, executions: int, limit: float) -> float:

@@ -72,15 +72,15 @@ import math
 
 import numpy as np
 
-from events.models import Evidence, Interval
-from learner.policy.guards import check_promotion, lift_with_interval, retire_screen
-from learner.policy.probation import check_rollback
-from learner.policy.state import Decision, Probation, PromptState, apply_decision
-from learner.stats.beta import DEFAULT_DRAWS, p_best, to_arm_evidence
-from learner.stats.etest import probation_steps
-from learner.stats.pbest import EXACT_MAX_ARMS
-from learner.stats.sequential import DEFAULT_TAU2
-from prompts.config import PromotionConfig
+from promptlab.events.models import Evidence, Interval
+from promptlab.learner.policy.guards import check_promotion, lift_with_interval, retire_screen
+from promptlab.learner.policy.probation import check_rollback
+from promptlab.learner.policy.state import Decision, Probation, PromptState, apply_decision
+from promptlab.learner.stats.beta import DEFAULT_DRAWS, p_best, to_arm_evidence
+from promptlab.learner.stats.etest import probation_steps
+from promptlab.learner.stats.pbest import EXACT_MAX_ARMS
+from promptlab.learner.stats.sequential import DEFAULT_TAU2
+from promptlab.prompts.config import PromotionConfig
 
 __all__ = [
     "Decision",

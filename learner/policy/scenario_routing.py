@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from learner.stats.beta import moment_params
-from learner.stats.etest import FloatArray
+from promptlab.learner.stats.beta import moment_params
+from promptlab.learner.stats.etest import FloatArray
 
 INACTIVE, CHALLENGER, CHAMPION, RETIRED, HOLDBACK = 0, 1, 2, 3, 4
 """An arm's status in one run."""

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from learner.policy.scenario_routing import (
+from promptlab.learner.policy.scenario_routing import (
     CHALLENGER,
     CHAMPION,
     HOLDBACK,
@@ -36,9 +36,9 @@ from learner.policy.scenario_routing import (
     least_shares,
     thompson_pbest,
 )
-from learner.stats.beta import moment_params
-from learner.stats.etest import FloatArray, ipw_increment, step_bounds, wealth_path
-from learner.stats.etest import probation_length as etest_probation_length
+from promptlab.learner.stats.beta import moment_params
+from promptlab.learner.stats.etest import FloatArray, ipw_increment, step_bounds, wealth_path
+from promptlab.learner.stats.etest import probation_length as etest_probation_length
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,18 +15,18 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal
 
-from events.models import (
+from promptlab.events.models import (
     Evidence,
     VariantPromoted,
     VariantRetired,
     VariantRolledBack,
     deterministic_event_id,
 )
-from events.snapshots import VariantStatus
-from learner.policy.concurrent import ConcurrentTest, ProbationTest
-from learner.stats.beta import ArmSummary
-from learner.stats.etest import probation_steps
-from prompts.config import PromotionConfig
+from promptlab.events.snapshots import VariantStatus
+from promptlab.learner.policy.concurrent import ConcurrentTest, ProbationTest
+from promptlab.learner.stats.beta import ArmSummary
+from promptlab.learner.stats.etest import probation_steps
+from promptlab.prompts.config import PromotionConfig
 
 DecisionKind = Literal["promote", "rollback", "retire"]
 

@@ -22,14 +22,14 @@ from typing import Any, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from events.models import BaseEvent
-from learner.projection.reward import RewardRule
-from learner.projection.state import LearnerState, PromptRow
-from learner.projection.variables import ValueCounts
-from learner.storage.schema import AGGREGATE_COLUMNS
-from learner.storage.store import Store
-from prompts.config import PromotionConfig
-from prompts.spec import PromptSpec
+from promptlab.events.models import BaseEvent
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.state import LearnerState, PromptRow
+from promptlab.learner.projection.variables import ValueCounts
+from promptlab.learner.storage.schema import AGGREGATE_COLUMNS
+from promptlab.learner.storage.store import Store
+from promptlab.prompts.config import PromotionConfig
+from promptlab.prompts.spec import PromptSpec
 
 CHUNK = 500  # ids per IN (...) query: well under every driver's parameter limit
 N_AGG = len(AGGREGATE_COLUMNS)

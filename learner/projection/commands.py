@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.kinds import VariantLifecycle
-from events.models import (
+from promptlab.events.kinds import VariantLifecycle
+from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
     ExplorationPaused,
@@ -27,7 +27,7 @@ from events.models import (
     VariantRolledBack,
     deterministic_event_id,
 )
-from learner.projection.state import LearnerState, VariantRow
+from promptlab.learner.projection.state import LearnerState, VariantRow
 
 Command = PromoteCommand | RollbackCommand | PauseCommand | LifecycleCommand
 

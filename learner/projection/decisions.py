@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.models import (
+from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
     Evidence,
@@ -20,7 +20,7 @@ from events.models import (
     VariantRetired,
     VariantRolledBack,
 )
-from events.snapshots import DecisionRecord
+from promptlab.events.snapshots import DecisionRecord
 
 
 def _evidence_words(evidence: Evidence | None) -> str:

@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from events.models import PromptRegistered
-from prompts.definition import spec_from_event
-from prompts.errors import PromptError
-from prompts.spec import PromptSpec
+from promptlab.events.models import PromptRegistered
+from promptlab.prompts.definition import spec_from_event
+from promptlab.prompts.errors import PromptError
+from promptlab.prompts.spec import PromptSpec
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from learner.projection.state import PromptRow, VariantRow, new_test
-from learner.stats.etest import TEST_FIELDS, advance, least_share
-from prompts.config import PromotionConfig
+from promptlab.learner.projection.state import PromptRow, VariantRow, new_test
+from promptlab.learner.stats.etest import TEST_FIELDS, advance, least_share
+from promptlab.prompts.config import PromotionConfig
 
 
 def live_challengers(variants: Iterable[VariantRow]) -> list[VariantRow]:

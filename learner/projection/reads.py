@@ -15,13 +15,13 @@ from collections.abc import Iterable
 
 from sqlalchemy import bindparam, select
 
-from events.bus import Delivery
-from events.models import ExecutionCompleted, FeedbackReceived, VariantPromoted
-from learner.projection.batch import Batch, Execution, chunks, event_ms
-from learner.projection.variables import HOUR_MS
-from learner.storage import schema as t
-from learner.storage.schema import AGGREGATE_COLUMNS
-from learner.storage.view import window_minutes
+from promptlab.events.bus import Delivery
+from promptlab.events.models import ExecutionCompleted, FeedbackReceived, VariantPromoted
+from promptlab.learner.projection.batch import Batch, Execution, chunks, event_ms
+from promptlab.learner.projection.variables import HOUR_MS
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.schema import AGGREGATE_COLUMNS
+from promptlab.learner.storage.view import window_minutes
 
 
 async def prefetch(b: Batch, fresh: Iterable[Delivery]) -> None:

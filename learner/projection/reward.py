@@ -26,10 +26,10 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from learner.stats.beta import composite_reward
-from prompts.config import PromotionConfig
-from prompts.feedback import FeedbackValueError, normalise_feedback
-from prompts.spec import PromptSpec
+from promptlab.learner.stats.beta import composite_reward
+from promptlab.prompts.config import PromotionConfig
+from promptlab.prompts.feedback import FeedbackValueError, normalise_feedback
+from promptlab.prompts.spec import PromptSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from events.kinds import VariantLifecycle, VariantStatus
-from learner.stats.etest import TEST_FIELDS
-from learner.storage.schema import PROBATION_COUNTERS
+from promptlab.events.kinds import VariantLifecycle, VariantStatus
+from promptlab.learner.stats.etest import TEST_FIELDS
+from promptlab.learner.storage.schema import PROBATION_COUNTERS
 
 
 def new_test(tests: int = 1) -> list[float]:

@@ -32,8 +32,8 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from events.bus import Delivery
-from events.models import (
+from promptlab.events.bus import Delivery
+from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
     ExecutionCompleted,
@@ -51,20 +51,23 @@ from events.models import (
     VariantRetired,
     VariantRolledBack,
 )
-from learner.projection.batch import Batch, BatchResult, DeadLetter
-from learner.projection.definitions import specs_from_rows
-from learner.projection.handlers.decisions import command, decision
-from learner.projection.handlers.executions import execution_completed
-from learner.projection.handlers.feedback import feedback_received
-from learner.projection.handlers.registrations import prompt_registered, variant_registered
-from learner.projection.reads import prefetch
-from learner.projection.reward import RewardRule, effective_promotion, rule_from_spec
-from learner.projection.state import LearnerState, PromptRow, VariantRow
-from learner.projection.writes import write
-from learner.storage import schema as t
-from learner.storage.store import Store
-from prompts.config import PromotionConfig
-from prompts.spec import PromptSpec
+from promptlab.learner.projection.batch import Batch, BatchResult, DeadLetter
+from promptlab.learner.projection.definitions import specs_from_rows
+from promptlab.learner.projection.handlers.decisions import command, decision
+from promptlab.learner.projection.handlers.executions import execution_completed
+from promptlab.learner.projection.handlers.feedback import feedback_received
+from promptlab.learner.projection.handlers.registrations import (
+    prompt_registered,
+    variant_registered,
+)
+from promptlab.learner.projection.reads import prefetch
+from promptlab.learner.projection.reward import RewardRule, effective_promotion, rule_from_spec
+from promptlab.learner.projection.state import LearnerState, PromptRow, VariantRow
+from promptlab.learner.projection.writes import write
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.store import Store
+from promptlab.prompts.config import PromotionConfig
+from promptlab.prompts.spec import PromptSpec
 
 log = logging.getLogger(__name__)
 

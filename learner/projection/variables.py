@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from learner.storage import schema as t
-from learner.storage.schema import MAX_VALUES_PER_HOUR, OTHER_VALUE
-from learner.storage.values import value_text
-from prompts.spec import MAX_VARIABLES
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.schema import MAX_VALUES_PER_HOUR, OTHER_VALUE
+from promptlab.learner.storage.values import value_text
+from promptlab.prompts.spec import MAX_VARIABLES
 
 HOUR_MS = 3_600_000
 _MAX_NAME = 100  # the ``variable`` column's width

@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
 
-from learner.projection.batch import Batch, chunks, named
-from learner.storage import schema as t
-from learner.storage.store import Store
+from promptlab.learner.projection.batch import Batch, chunks, named
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.store import Store
 
 
 async def write(b: Batch, position: int) -> None:

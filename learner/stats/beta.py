@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special, stats
 
-from events.models import ArmEvidence, Interval
-from learner.stats.pbest import DEFAULT_DRAWS, p_beats, p_best
+from promptlab.events.models import ArmEvidence, Interval
+from promptlab.learner.stats.pbest import DEFAULT_DRAWS, p_beats, p_best
 
 __all__ = [
     "DEFAULT_DRAWS",

@@ -45,7 +45,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from prompts.config import PromotionConfig
+from promptlab.prompts.config import PromotionConfig
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -62,7 +62,7 @@ from typing import Protocol
 
 import numpy as np
 
-from events.models import Interval
+from promptlab.events.models import Interval
 
 DEFAULT_TAU2 = 1e-3
 """Variance of the normal mixing distribution over the lift (tau ~= 0.032; see module doc)."""

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 
-from learner.storage import schema as t
+from promptlab.learner.storage import schema as t
 
 if TYPE_CHECKING:
-    from learner.storage.store import Store
+    from promptlab.learner.storage.store import Store
 
 
 @dataclass(frozen=True, slots=True)

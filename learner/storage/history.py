@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from learner.storage import schema as t
-from learner.storage.schema import MICRO
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.schema import MICRO
 
 if TYPE_CHECKING:
-    from learner.storage.store import Store
+    from promptlab.learner.storage.store import Store
 
 
 class VersionNotFound(LookupError):

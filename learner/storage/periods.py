@@ -38,13 +38,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select
 
-from events.snapshots import PeriodTotals, ValueCount, VariableValues
-from learner.storage import schema as t
-from learner.storage.schema import MICRO, NANO, OTHER_VALUE
-from learner.storage.values import parse_value
+from promptlab.events.snapshots import PeriodTotals, ValueCount, VariableValues
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.schema import MICRO, NANO, OTHER_VALUE
+from promptlab.learner.storage.values import parse_value
 
 if TYPE_CHECKING:
-    from learner.storage.store import Store
+    from promptlab.learner.storage.store import Store
 
 Interval = Literal["hour", "day", "week", "month"]
 INTERVALS: tuple[Interval, ...] = ("hour", "day", "week", "month")

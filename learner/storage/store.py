@@ -24,8 +24,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from learner.storage import schema as t
-from learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
 
 LATENCY_BUCKET_BASE = 1.02
 """Width of a latency histogram bucket: each covers 2 % more than the previous one."""

@@ -12,7 +12,7 @@ import json
 import math
 from functools import lru_cache
 
-from prompts.analytics import cut
+from promptlab.prompts.analytics import cut
 
 _MAX_NUMBER_CHARS = 64
 

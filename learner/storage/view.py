@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from learner.storage.schema import PROBATION_COUNTERS
-from learner.storage.store import ArmTotals, Store
-from prompts.config import PromotionConfig
+from promptlab.learner.storage.schema import PROBATION_COUNTERS
+from promptlab.learner.storage.store import ArmTotals, Store
+from promptlab.prompts.config import PromotionConfig
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$")
 _MINUTES = {"m": 1, "min": 1, "h": 60, "d": 1440, "w": 10080}

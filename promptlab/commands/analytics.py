@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from promptlab.cli import add_config_option
 
 if TYPE_CHECKING:
-    from learner.storage.periods import Interval, PeriodReport
+    from promptlab.learner.storage.periods import Interval, PeriodReport
     from promptlab.settings import Settings
 
 INTERVALS = ("hour", "day", "week", "month")
@@ -74,8 +74,8 @@ async def collect(
     end: datetime | None = None,
     top: int = 5,
 ) -> PeriodReport:
-    from learner.storage.periods import period_analytics
-    from learner.storage.store import Store
+    from promptlab.learner.storage.periods import period_analytics
+    from promptlab.learner.storage.store import Store
 
     store = Store(settings.storage.url)
     try:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptlab.cli import add_config_option
-from prompts import load_prompt_file
-from prompts.errors import PromptError
+from promptlab.prompts import load_prompt_file
+from promptlab.prompts.errors import PromptError
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings

@@ -18,15 +18,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.evolution import EvolutionError, EvolutionRun, evolve_experiment, live_events, resolve_spec
-from lab.experiment import ExperimentFileError, load_experiment
-from lab.search import GenerationStats
+from promptlab.lab.evolution import (
+    EvolutionError,
+    EvolutionRun,
+    evolve_experiment,
+    live_events,
+    resolve_spec,
+)
+from promptlab.lab.experiment import ExperimentFileError, load_experiment
+from promptlab.lab.search import GenerationStats
 from promptlab.models import make_providers
 
 if TYPE_CHECKING:
-    from events.bus import EventBus
-    from events.models import VariantRegistered
-    from lab.runner import Publish
+    from promptlab.events.bus import EventBus
+    from promptlab.events.models import VariantRegistered
+    from promptlab.lab.runner import Publish
     from promptlab.settings import Settings
 
 
@@ -37,10 +43,10 @@ async def _bus(
     if not enabled or settings is None:
         yield None, None
         return
-    from events.bus import BusError
-    from events.embedded import resolve_nats_url
-    from events.jetstream import JetStreamBus
-    from events.publisher import EventPublisher
+    from promptlab.events.bus import BusError
+    from promptlab.events.embedded import resolve_nats_url
+    from promptlab.events.jetstream import JetStreamBus
+    from promptlab.events.publisher import EventPublisher
 
     url, embedded = await resolve_nats_url(settings.nats)
     bus = JetStreamBus(settings.nats, url=url, name="promptlab-evolve")
@@ -63,8 +69,8 @@ async def _bus(
 
 async def register_live(bus: EventBus, events: list[VariantRegistered]) -> None:
     """Store live challengers where sidecars watch for run-time variants."""
-    from events.models import encode
-    from events.subjects import Bucket, variant_key
+    from promptlab.events.models import encode
+    from promptlab.events.subjects import Bucket, variant_key
 
     for event in events:
         await bus.kv_put(

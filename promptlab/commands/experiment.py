@@ -16,22 +16,22 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.experiment import Experiment, ExperimentFileError, load_experiment
-from lab.report import Report, build_report
-from lab.results import ResultsFile, read
-from lab.runner import Progress, Publish, RunResult, run_experiment
+from promptlab.lab.experiment import Experiment, ExperimentFileError, load_experiment
+from promptlab.lab.report import Report, build_report
+from promptlab.lab.results import ResultsFile, read
+from promptlab.lab.runner import Progress, Publish, RunResult, run_experiment
 from promptlab.models import make_providers
 
 if TYPE_CHECKING:
+    from promptlab.providers import Providers
     from promptlab.settings import Settings
-    from providers import Providers
 
 RESULTS_DIR = Path(".promptlab") / "experiments"
 
 
 def missing_keys(experiment: Experiment, client: Providers) -> list[str]:
     """``model: needs ENV`` for every model of the run whose provider key is not set."""
-    from providers import ProviderError
+    from promptlab.providers import ProviderError
 
     models = set(experiment.spec.models or [])
     if not experiment.spec.models:
@@ -65,10 +65,10 @@ async def event_sink(settings: Settings | None, enabled: bool) -> AsyncIterator[
     if not enabled or settings is None:
         yield None
         return
-    from events.bus import BusError
-    from events.embedded import resolve_nats_url
-    from events.jetstream import JetStreamBus
-    from events.publisher import EventPublisher
+    from promptlab.events.bus import BusError
+    from promptlab.events.embedded import resolve_nats_url
+    from promptlab.events.jetstream import JetStreamBus
+    from promptlab.events.publisher import EventPublisher
 
     url, embedded = await resolve_nats_url(settings.nats)
     bus = JetStreamBus(settings.nats, url=url, name="promptlab-lab")
@@ -128,7 +128,7 @@ def _load(args: argparse.Namespace, settings: Settings | None) -> Experiment | N
 
 
 def _write_outputs(report: Report, args: argparse.Namespace, results_path: Path) -> None:
-    from lab.render import print_report
+    from promptlab.lab.render import print_report
 
     data = json.dumps(report.to_json(), indent=2)
     results_path.with_suffix(".report.json").write_text(data + "\n", encoding="utf-8")
@@ -186,7 +186,7 @@ def _points_count(experiment: Experiment) -> int:
 
 def report_from_results(path: Path) -> Report:
     """Rebuild a report from a results JSONL file alone."""
-    from lab.experiment import ExperimentSpec
+    from promptlab.lab.experiment import ExperimentSpec
 
     header, trials = read(path)
     spec = ExperimentSpec.model_validate(header.get("spec", {}))
@@ -213,7 +213,7 @@ def load_report(path: Path) -> Report:
 
 def show_command(args: argparse.Namespace, settings: Settings | None) -> int:
     """``experiment show RESULT``."""
-    from lab.render import print_report
+    from promptlab.lab.render import print_report
 
     path = Path(args.result)
     if not path.exists() and (RESULTS_DIR / f"{args.result}.jsonl").exists():
@@ -264,7 +264,7 @@ def list_command(args: argparse.Namespace, settings: Settings | None) -> int:
 
 def optimize_command(args: argparse.Namespace, settings: Settings | None) -> int:
     """``optimize FILE``."""
-    from lab.optimize import optimize
+    from promptlab.lab.optimize import optimize
 
     experiment = _load(args, settings)
     if experiment is None:

@@ -14,13 +14,13 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from learner.storage.history import VersionEntry
+    from promptlab.learner.storage.history import VersionEntry
     from promptlab.settings import Settings
 
 
 async def collect(settings: Settings, prompt_id: str, variant: str | None) -> list[VersionEntry]:
-    from learner.storage.history import variant_history
-    from learner.storage.store import Store
+    from promptlab.learner.storage.history import variant_history
+    from promptlab.learner.storage.store import Store
 
     store = Store(settings.storage.url)
     try:
@@ -62,7 +62,7 @@ def history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def diff(args: argparse.Namespace, settings: Settings) -> int:
-    from learner.storage.history import VersionNotFound, diff_versions, find_version
+    from promptlab.learner.storage.history import VersionNotFound, diff_versions, find_version
 
     entries = asyncio.run(collect(settings, args.id, args.variant))
     try:

@@ -25,10 +25,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from events.bus import BusError, EventBus
-from events.embedded import resolve_nats_url
-from events.jetstream import JetStreamBus
-from events.models import (
+from promptlab.commands.lifecycles import hidden_note
+from promptlab.events.bus import BusError, EventBus
+from promptlab.events.embedded import resolve_nats_url
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
     LifecycleCommand,
@@ -36,18 +37,17 @@ from events.models import (
     PromoteCommand,
     RollbackCommand,
 )
-from learner.analysis import analyze, rng_for
-from learner.projection.commands import answer_id
-from learner.projection.reward import (
+from promptlab.learner.analysis import analyze, rng_for
+from promptlab.learner.projection.commands import answer_id
+from promptlab.learner.projection.reward import (
     effective_promotion,
     routing_from_prompts,
     rules_from_prompts,
 )
-from learner.replay import ReplayReport, catch_up, compare, rebuild
-from learner.storage.store import Store
-from learner.storage.view import load_view
-from promptlab.commands.lifecycles import hidden_note
-from prompts import PromptFileError, PromptSpec, load_prompt_dir
+from promptlab.learner.replay import ReplayReport, catch_up, compare, rebuild
+from promptlab.learner.storage.store import Store
+from promptlab.learner.storage.view import load_view
+from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings
@@ -128,7 +128,7 @@ async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) ->
             position = now
             events += await catch_up(bus, projection, position)
         tables = {}
-        from learner.storage.schema import PROJECTED_TABLES
+        from promptlab.learner.storage.schema import PROJECTED_TABLES
 
         for table in PROJECTED_TABLES:
             tables[table.name] = len(await live.dump(table))
@@ -199,8 +199,8 @@ async def collect_learner(settings: Settings) -> dict[str, Any]:
     """The lease of the store (is a learner active, which one) and the learner's counters."""
     from sqlalchemy import func, select
 
-    from learner.lease import lease_status
-    from learner.storage import schema as t
+    from promptlab.learner.lease import lease_status
+    from promptlab.learner.storage import schema as t
 
     store = Store(settings.storage.url)
     try:
@@ -227,8 +227,8 @@ async def collect_stats(
     """
     from sqlalchemy import select
 
-    from learner.projection.definitions import specs_from_rows
-    from learner.storage import schema as t
+    from promptlab.learner.projection.definitions import specs_from_rows
+    from promptlab.learner.storage import schema as t
 
     prompts = _prompts(settings)
     store = Store(settings.storage.url)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prompts import PromptSpec
+from promptlab.prompts import PromptSpec
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings
@@ -30,8 +30,8 @@ Lifecycles = Mapping[tuple[str, str], str]
 async def _read(url: str) -> dict[tuple[str, str], str]:
     from sqlalchemy import select
 
-    from learner.storage import schema as t
-    from learner.storage.store import Store
+    from promptlab.learner.storage import schema as t
+    from promptlab.learner.storage.store import Store
 
     store = Store(url)
     try:

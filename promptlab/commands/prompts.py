@@ -18,8 +18,8 @@ from promptlab.commands.apply import register as apply_parser
 from promptlab.commands.lifecycles import hidden_note, learner_lifecycles, statuses
 from promptlab.commands.parsers import command_options
 from promptlab.commands.render import register as render_parser
+from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir, validate_files
 from promptlab.settings import SettingsError, load_settings
-from prompts import PromptFileError, PromptSpec, load_prompt_dir, validate_files
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings

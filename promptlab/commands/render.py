@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from promptlab.cli import add_config_option
-from prompts import (
+from promptlab.prompts import (
     PromptFileError,
     PromptSpec,
     Renderer,

@@ -33,23 +33,23 @@ from typing import Any
 
 from aiohttp import web
 
-from events.bus import BusUnavailable, EventBus
-from events.embedded import EmbeddedNats, free_port, resolve_nats_url
-from events.jetstream import JetStreamBus
-from events.publisher import EventPublisher
 from promptlab import startup
 from promptlab.commands.analytics import report_json
 from promptlab.commands.history import history_json
+from promptlab.events.bus import BusUnavailable, EventBus
+from promptlab.events.embedded import EmbeddedNats, free_port, resolve_nats_url
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.publisher import EventPublisher
 from promptlab.logs import ACCESS_LOGGER
 from promptlab.online import online_evaluation
+from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir
 from promptlab.settings import Settings
-from prompts import PromptFileError, PromptSpec, load_prompt_dir
-from sidecar import keys
-from sidecar.access_log import AccessLogger
-from sidecar.app import create_app
-from sidecar.feedback import FeedbackPolicy
-from sidecar.guard import GuardedAppRunner
-from sidecar.metrics import WORKER_ENV, multiprocess_env, remove_multiprocess_dir
+from promptlab.sidecar import keys
+from promptlab.sidecar.access_log import AccessLogger
+from promptlab.sidecar.app import create_app
+from promptlab.sidecar.feedback import FeedbackPolicy
+from promptlab.sidecar.guard import GuardedAppRunner
+from promptlab.sidecar.metrics import WORKER_ENV, multiprocess_env, remove_multiprocess_dir
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ async def _run_learner(
     The import (SciPy, SQLAlchemy: about a second) runs in a thread, so the sidecar is
     ready and answering meanwhile. ``stopping`` set at any point makes it return.
     """
-    module = await asyncio.to_thread(importlib.import_module, "learner.service")
+    module = await asyncio.to_thread(importlib.import_module, "promptlab.learner.service")
     if stopping.is_set():
         return
     learner = holder["learner"] = module.Learner(

@@ -14,10 +14,10 @@ import asyncio
 import json
 import sys
 
-from events import BusError
-from events.config import NatsSettings
-from events.embedded import EmbeddedNats, nats_answers
-from events.jetstream import JetStreamBus
+from promptlab.events import BusError
+from promptlab.events.config import NatsSettings
+from promptlab.events.embedded import EmbeddedNats, nats_answers
+from promptlab.events.jetstream import JetStreamBus
 from promptlab.settings import Settings
 
 
@@ -75,7 +75,7 @@ async def open_bus(nats_option: str | None, settings: Settings) -> JetStreamBus:
 
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here so `promptlab --help` and the other commands never load Textual.
-    from tui import make_tui
+    from promptlab.tui import make_tui
 
     try:
         bus = await open_bus(args.nats, settings)

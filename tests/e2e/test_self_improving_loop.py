@@ -16,19 +16,24 @@ import pytest
 from aiohttp import web
 from fake_upstream import FakeUpstream
 
-from events.embedded import NatsServerProcess
-from events.jetstream import JetStreamBus
-from events.models import VariantPromoted
-from events.publisher import EventPublisher
-from events.snapshots import RoutingSnapshot
-from events.subjects import Bucket
-from lab.traffic import SimulatedUsers, TrafficReport, run_traffic
-from learner.config import LearnerSettings, StorageSettings
-from learner.service import Learner
-from prompts import PromptSpec
-from sidecar.app import create_app
-from sidecar.config import ProviderSettings, ServerSettings, TelemetrySettings, default_providers
-from sidecar.ports import SidecarConfig
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import VariantPromoted
+from promptlab.events.publisher import EventPublisher
+from promptlab.events.snapshots import RoutingSnapshot
+from promptlab.events.subjects import Bucket
+from promptlab.lab.traffic import SimulatedUsers, TrafficReport, run_traffic
+from promptlab.learner.config import LearnerSettings, StorageSettings
+from promptlab.learner.service import Learner
+from promptlab.prompts import PromptSpec
+from promptlab.sidecar.app import create_app
+from promptlab.sidecar.config import (
+    ProviderSettings,
+    ServerSettings,
+    TelemetrySettings,
+    default_providers,
+)
+from promptlab.sidecar.ports import SidecarConfig
 
 PROMPT_ID = "answer"
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from events.bus import BusError, BusUnavailable, Consumer, Delivery, EventBus
-from events.embedded import NatsServerProcess
-from events.memory import MemoryBus
-from events.models import BaseEvent, ExecutionCompleted, FeedbackReceived
-from events.subjects import Bucket, Subject
+from promptlab.events.bus import BusError, BusUnavailable, Consumer, Delivery, EventBus
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.memory import MemoryBus
+from promptlab.events.models import BaseEvent, ExecutionCompleted, FeedbackReceived
+from promptlab.events.subjects import Bucket, Subject
 
 ACK_WAIT_S = 0.5
 
@@ -29,7 +29,7 @@ async def bus(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Ev
         yield bus
         await bus.close()
         return
-    from events.jetstream import JetStreamBus
+    from promptlab.events.jetstream import JetStreamBus
 
     server = NatsServerProcess(tmp_path / "nats")
     server.start()

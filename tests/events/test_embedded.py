@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from events import embedded
-from events.config import NatsSettings
-from events.embedded import (
+from promptlab.events import embedded
+from promptlab.events.config import NatsSettings
+from promptlab.events.embedded import (
     EmbeddedNats,
     NatsBinaryMissing,
     NatsServerProcess,
@@ -27,8 +27,8 @@ def settings(tmp_path: Path, **kw: object) -> NatsSettings:
 
 
 async def test_starts_and_serves_jetstream(tmp_path: Path) -> None:
-    from events.jetstream import JetStreamBus
-    from events.models import FeedbackReceived
+    from promptlab.events.jetstream import JetStreamBus
+    from promptlab.events.models import FeedbackReceived
 
     async with EmbeddedNats(settings(tmp_path)) as server:
         assert server.owned and server.port != 4222

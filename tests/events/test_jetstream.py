@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from events.bus import BusError, BusUnavailable, Delivery
-from events.config import NatsSettings
-from events.embedded import NatsServerProcess, free_port
-from events.jetstream import JetStreamBus
-from events.models import FeedbackReceived
-from events.subjects import STREAM_NAME
+from promptlab.events.bus import BusError, BusUnavailable, Delivery
+from promptlab.events.config import NatsSettings
+from promptlab.events.embedded import NatsServerProcess, free_port
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import FeedbackReceived
+from promptlab.events.subjects import STREAM_NAME
 
 
 def feedback(n: int) -> FeedbackReceived:

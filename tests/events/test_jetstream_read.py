@@ -8,12 +8,12 @@ import random
 import pytest
 from nats.aio.client import Client
 
-from events import jetstream
-from events.bus import BusError
-from events.jetstream import JetStreamBus
-from events.models import BaseEvent, ExecutionCompleted, decode
-from events.pull import RawClient, ack_fields
-from events.subjects import Subject
+from promptlab.events import jetstream
+from promptlab.events.bus import BusError
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import BaseEvent, ExecutionCompleted, decode
+from promptlab.events.pull import RawClient, ack_fields
+from promptlab.events.subjects import Subject
 
 
 def execution(n: int) -> ExecutionCompleted:

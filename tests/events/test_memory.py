@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from events.bus import BusUnavailable
-from events.memory import MemoryBus, subject_matches
-from events.models import FeedbackReceived
+from promptlab.events.bus import BusUnavailable
+from promptlab.events.memory import MemoryBus, subject_matches
+from promptlab.events.models import FeedbackReceived
 
 
 def feedback() -> FeedbackReceived:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from events import models
-from events.models import (
+from promptlab.events import models
+from promptlab.events.models import (
     EVENT_TYPES,
     ArmEvidence,
     BaseEvent,
@@ -35,7 +35,7 @@ from events.models import (
     deterministic_event_id,
     encode,
 )
-from events.subjects import Subject
+from promptlab.events.subjects import Subject
 
 EVIDENCE = Evidence(
     challenger=ArmEvidence(variant="v2", n=300, reward_mean=0.6),
@@ -145,7 +145,7 @@ def test_importing_events_does_not_load_nats_or_aiohttp() -> None:
     import subprocess
     import sys
 
-    code = "import sys, events; print(sorted(m for m in ('nats', 'aiohttp') if m in sys.modules))"
+    code = "import sys, promptlab.events; print(sorted(m for m in ('nats', 'aiohttp') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from events.models import FeedbackReceived, encode
-from events.outbox import Outbox
+from promptlab.events.models import FeedbackReceived, encode
+from promptlab.events.outbox import Outbox
 
 
 def feedback(n: int) -> FeedbackReceived:

@@ -6,10 +6,10 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
-from events.embedded import NatsServerProcess
-from events.memory import MemoryBus
-from events.models import ExecutionCompleted
-from events.publisher import EventPublisher
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.memory import MemoryBus
+from promptlab.events.models import ExecutionCompleted
+from promptlab.events.publisher import EventPublisher
 
 
 def execution(n: int) -> ExecutionCompleted:
@@ -106,7 +106,7 @@ async def test_nats_restart_mid_stream_keeps_every_event_exactly_once(
     nats_server: NatsServerProcess, tmp_path: Path
 ) -> None:
     """The Done criterion: stop nats-server while publishing, start it again, lose nothing."""
-    from events.jetstream import JetStreamBus
+    from promptlab.events.jetstream import JetStreamBus
 
     bus = JetStreamBus(url=nats_server.url)
     await bus.start()

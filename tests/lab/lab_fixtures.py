@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from lab_upstream import LabUpstream, price
 
-from providers import Providers, ProviderSettings
+from promptlab.providers import Providers, ProviderSettings
 
 
 @pytest.fixture

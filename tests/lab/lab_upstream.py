@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lab.evaluators import JUDGE_SYSTEM
+from promptlab.lab.evaluators import JUDGE_SYSTEM
 
 PRICES = {"fake/cheap": (1e-6, 2e-6), "fake/pricey": (1e-5, 3e-5), "fake/judge": (1e-6, 1e-6)}
 """USD per prompt token and per completion token, by model (``Providers(cost=price)``)."""

@@ -18,19 +18,24 @@ from aiohttp import web
 from evolution_upstream import EvolutionUpstream
 
 from bench.evolution_task import CASES, case_quality
-from events.embedded import NatsServerProcess
-from events.jetstream import JetStreamBus
-from events.models import VariantPromoted, VariantRegistered
-from events.publisher import EventPublisher
-from events.subjects import Bucket
-from lab.traffic import SimulatedUsers, TrafficReport, run_traffic
-from learner.config import EvolutionSettings, LearnerSettings, StorageSettings
-from learner.service import Learner
-from prompts import PromptSpec, VariantSpec
-from providers import Providers
-from sidecar.app import create_app
-from sidecar.config import ProviderSettings, ServerSettings, TelemetrySettings, default_providers
-from sidecar.ports import SidecarConfig
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import VariantPromoted, VariantRegistered
+from promptlab.events.publisher import EventPublisher
+from promptlab.events.subjects import Bucket
+from promptlab.lab.traffic import SimulatedUsers, TrafficReport, run_traffic
+from promptlab.learner.config import EvolutionSettings, LearnerSettings, StorageSettings
+from promptlab.learner.service import Learner
+from promptlab.prompts import PromptSpec, VariantSpec
+from promptlab.providers import Providers
+from promptlab.sidecar.app import create_app
+from promptlab.sidecar.config import (
+    ProviderSettings,
+    ServerSettings,
+    TelemetrySettings,
+    default_providers,
+)
+from promptlab.sidecar.ports import SidecarConfig
 
 PROMPT_ID = "summarize"
 ALL_FEATURES = (

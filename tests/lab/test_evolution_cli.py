@@ -13,9 +13,9 @@ import pytest
 from evolution_upstream import EvolutionUpstream
 from test_evolution_experiment import write_experiment
 
-from events.jetstream import JetStreamBus
-from events.models import VariantRegistered, decode
-from events.subjects import Bucket
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import VariantRegistered, decode
+from promptlab.events.subjects import Bucket
 
 
 @pytest.fixture

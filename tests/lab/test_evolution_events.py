@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from events.bus import Delivery
-from events.models import BaseEvent, ExecutionCompleted, VariantRegistered, encode
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.storage.store import Store
-from prompts import PromptSpec
-from sidecar.catalog import Catalog
-from sidecar.definitions import apply_variant_event
+from promptlab.events.bus import Delivery
+from promptlab.events.models import BaseEvent, ExecutionCompleted, VariantRegistered, encode
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.storage.store import Store
+from promptlab.prompts import PromptSpec
+from promptlab.sidecar.catalog import Catalog
+from promptlab.sidecar.definitions import apply_variant_event
 
 
 def registered(variant: str, *, source: str = "live", champion: bool = False) -> VariantRegistered:

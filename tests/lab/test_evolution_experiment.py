@@ -10,10 +10,10 @@ import pytest
 from evolution_upstream import EvolutionUpstream
 
 from bench.evolution_task import CASES
-from events.models import BaseEvent, ExecutionCompleted, VariantRegistered
-from lab.evolution import EvolutionError, evolve_experiment, live_events, resolve_spec
-from lab.experiment import Experiment, load_experiment
-from providers import Providers, ProviderSettings
+from promptlab.events.models import BaseEvent, ExecutionCompleted, VariantRegistered
+from promptlab.lab.evolution import EvolutionError, evolve_experiment, live_events, resolve_spec
+from promptlab.lab.experiment import Experiment, load_experiment
+from promptlab.providers import Providers, ProviderSettings
 
 PROMPT = """
 id = "summarize"
@@ -212,7 +212,7 @@ async def test_no_mutator_is_an_error(tmp_path: Path, providers: Providers) -> N
 
 async def test_the_shipped_example_evolves_with_no_key() -> None:
     """config/experiments/summarize.toml: SIMULATED mutator, model and judge."""
-    from providers import default_providers
+    from promptlab.providers import default_providers
 
     experiment = load_experiment(Path(__file__).parents[2] / "config/experiments/summarize.toml")
     spec = resolve_spec(experiment, generations=2, population=3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.mutation import (
+from promptlab.lab.mutation import (
     OPERATORS,
     FailingCase,
     InstructionsError,
@@ -17,7 +17,7 @@ from lab.mutation import (
     parse_answer,
     validate_mutant,
 )
-from prompts import PromptSpec
+from promptlab.prompts import PromptSpec
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 
 from bench.evolution import Counter, SimulatedFitness, SimulatedMutator, simulated_prompt
 from bench.evolution_task import CASES
-from lab.mutation import MutantDraft, Mutation, MutationRequest, MutatorError
-from lab.search import (
+from promptlab.lab.mutation import MutantDraft, Mutation, MutationRequest, MutatorError
+from promptlab.lab.search import (
     SEARCHES,
     Candidate,
     Evaluation,
@@ -23,8 +23,8 @@ from lab.search import (
     near_duplicate,
     pareto_front,
 )
-from lab.search.strategies import Annealing, case_wins
-from prompts import VariantSpec
+from promptlab.lab.search.strategies import Annealing, case_wins
+from promptlab.prompts import VariantSpec
 
 
 def variant(name: str, template: str = "{{ code }}") -> VariantSpec:

@@ -10,11 +10,11 @@ from lab_fixtures import providers, upstream  # noqa: F401 (pytest fixtures)
 from lab_upstream import LabUpstream
 
 from promptlab import Lab, TestCase
-from providers import Providers
+from promptlab.providers import Providers
 
 
 def test_import_promptlab_stays_light() -> None:
-    code = "import promptlab, sys; print(sorted(m for m in ('lab', 'scipy', 'optuna', 'aiohttp') if m in sys.modules))"
+    code = "import promptlab, sys; print(sorted(m for m in ('promptlab.lab', 'scipy', 'optuna', 'aiohttp') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from events.embedded import NatsServerProcess
-from events.models import ExecutionCompleted
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.models import ExecutionCompleted
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -124,7 +124,7 @@ def test_a_run_publishes_offline_executions_to_nats(
     assert done.returncode == 0, done.stderr
 
     async def executions() -> list[ExecutionCompleted]:
-        from events.jetstream import JetStreamBus
+        from promptlab.events.jetstream import JetStreamBus
 
         bus = JetStreamBus(url=nats_server.url)
         await bus.start()

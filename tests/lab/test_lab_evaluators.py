@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from lab.evaluators import EvalContext, EvaluatorSpec, build, names, parse_verdict
+from promptlab.lab.evaluators import EvalContext, EvaluatorSpec, build, names, parse_verdict
 
 SPECS = TypeAdapter(list[EvaluatorSpec])
 

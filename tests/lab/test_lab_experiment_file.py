@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.experiment import ExperimentFileError, load_experiment
+from promptlab.lab.experiment import ExperimentFileError, load_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.objectives import Constraint, Objective, constrained_best, pareto_front
+from promptlab.lab.objectives import Constraint, Objective, constrained_best, pareto_front
 
 
 def point(q: float | None, cost: float, lat: float) -> dict[str, float | None]:

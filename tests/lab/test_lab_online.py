@@ -9,15 +9,15 @@ import pytest
 from lab_fixtures import providers, upstream  # noqa: F401 (pytest fixtures)
 from lab_upstream import LabUpstream
 
-from events.jetstream import JetStreamBus
-from events.models import CapturedContent, ExecutionCompleted, FeedbackReceived
-from events.snapshots import StatsSnapshot
-from events.subjects import Bucket
-from lab.online import OnlineEvaluator, check_evaluation, sampled
-from learner.config import LearnerSettings, StorageSettings
-from learner.service import Learner
-from prompts import EvaluationSpec, PromptSpec
-from providers import Providers
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import CapturedContent, ExecutionCompleted, FeedbackReceived
+from promptlab.events.snapshots import StatsSnapshot
+from promptlab.events.subjects import Bucket
+from promptlab.lab.online import OnlineEvaluator, check_evaluation, sampled
+from promptlab.learner.config import LearnerSettings, StorageSettings
+from promptlab.learner.service import Learner
+from promptlab.prompts import EvaluationSpec, PromptSpec
+from promptlab.providers import Providers
 
 
 def spec(**evaluation: object) -> PromptSpec:
@@ -128,7 +128,7 @@ async def test_scores_reach_the_learner_as_the_reward(
 async def test_the_daily_budget_pauses_evaluation_until_the_next_day(
     memory_bus: object, upstream: LabUpstream, providers: Providers
 ) -> None:
-    from events.memory import MemoryBus
+    from promptlab.events.memory import MemoryBus
 
     assert isinstance(memory_bus, MemoryBus)
     now = [86400.0 * 100 + 10]

@@ -18,12 +18,12 @@ from lab_fixtures import providers, upstream  # noqa: F401 (pytest fixtures)
 from lab_upstream import JUDGE_USAGE, MODEL_USAGE, PRICES, LabUpstream
 from scipy.stats import t as t_dist
 
-from events.models import ExecutionCompleted
-from lab.experiment import Experiment, ExperimentSpec, resolve
-from lab.results import ResultsFile, read
-from lab.runner import run_experiment
-from prompts import PromptSpec
-from providers import Providers
+from promptlab.events.models import ExecutionCompleted
+from promptlab.lab.experiment import Experiment, ExperimentSpec, resolve
+from promptlab.lab.results import ResultsFile, read
+from promptlab.lab.runner import run_experiment
+from promptlab.prompts import PromptSpec
+from promptlab.providers import Providers
 
 CASES = [f"c{i}" for i in range(1, 7)]
 REPEATS = 2
@@ -139,7 +139,7 @@ JUDGE_COST = JUDGE_USAGE[0] * PRICES["fake/judge"][0] + JUDGE_USAGE[1] * PRICES[
 
 
 def points_of(exp: Experiment):  # type: ignore[no-untyped-def]
-    from lab.runner import Point
+    from promptlab.lab.runner import Point
 
     return [Point(exp.prompt.variant(v), m, {}) for v, m in POINTS]
 
@@ -366,7 +366,7 @@ async def test_failed_model_calls_are_counted_not_scored(
 async def test_every_execution_is_published_offline_with_the_experiment_id(
     upstream: LabUpstream, providers: Providers, jetstream_bus: object
 ) -> None:
-    from events.jetstream import JetStreamBus
+    from promptlab.events.jetstream import JetStreamBus
 
     assert isinstance(jetstream_bus, JetStreamBus)
     fill(upstream)

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lab import stats
+from promptlab.lab import stats
 
 
 def test_mean_interval_is_the_student_t_interval() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from learner.storage.store import Store
+from promptlab.learner.storage.store import Store
 
 POSTGRES_URL = os.environ.get(
     "PROMPTLAB_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -10,8 +10,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events.bus import Delivery
-from events.models import BaseEvent, ExecutionCompleted, FeedbackReceived, VariantRegistered, encode
+from promptlab.events.bus import Delivery
+from promptlab.events.models import (
+    BaseEvent,
+    ExecutionCompleted,
+    FeedbackReceived,
+    VariantRegistered,
+    encode,
+)
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from events.jetstream import JetStreamBus
-from learner.config import LearnerSettings, StorageSettings
-from learner.service import Learner
-from prompts.spec import PromptSpec
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.learner.config import LearnerSettings, StorageSettings
+from promptlab.learner.service import Learner
+from promptlab.prompts.spec import PromptSpec
 
 GREET = {
     "id": "greet",

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from learner_factories import deliveries, execution, feedback, registered
 
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.storage.analytics import analytics
-from learner.storage.store import Store
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.storage.analytics import analytics
+from promptlab.learner.storage.store import Store
 
 
 async def test_period_figures_and_trend(store: Store) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from learner_factories import execution, feedback
 
-from events.memory import MemoryBus
-from events.snapshots import AnalyticsSnapshot
-from events.subjects import Bucket
-from learner.config import LearnerSettings, StorageSettings
-from learner.service import Learner
-from prompts.spec import PromptSpec
+from promptlab.events.memory import MemoryBus
+from promptlab.events.snapshots import AnalyticsSnapshot
+from promptlab.events.subjects import Bucket
+from promptlab.learner.config import LearnerSettings, StorageSettings
+from promptlab.learner.service import Learner
+from promptlab.prompts.spec import PromptSpec
 
 HOUR = 3600
 
@@ -129,7 +129,7 @@ async def test_zero_interval_publishes_no_analytics(bus: MemoryBus, tmp_path: Pa
 
 async def test_the_day_series_is_reused_until_it_is_due(bus: MemoryBus, tmp_path: Path) -> None:
     """Within ``day_refresh_s`` a round rebuilds the hours and reuses the days."""
-    from learner.analytics_snapshots import AnalyticsWriter
+    from promptlab.learner.analytics_snapshots import AnalyticsWriter
 
     settings = LearnerSettings(batch_size=50, snapshot_interval_ms=10, analytics_interval_s=0)
     clock = [0.0]

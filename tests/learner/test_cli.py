@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from learner_factories import execution, feedback
 
-from events.embedded import NatsServerProcess
-from events.jetstream import JetStreamBus
-from learner.service import Learner
 from promptlab.cli import main
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.learner.service import Learner
+from promptlab.prompts import load_prompt_dir
 from promptlab.settings import Settings, load_settings
-from prompts import load_prompt_dir
 
 PROMPT = """
 id = "greet"

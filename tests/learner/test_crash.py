@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 from learner_factories import execution, feedback
 
-from events.embedded import NatsServerProcess
-from events.jetstream import JetStreamBus
-from events.models import BaseEvent
-from events.subjects import Subject
-from learner.projection.reward import RewardRule
-from learner.replay import compare, rebuild
-from learner.storage.store import Store
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import BaseEvent
+from promptlab.events.subjects import Subject
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.replay import compare, rebuild
+from promptlab.learner.storage.store import Store
 
 HERE = Path(__file__).parent
 N = 2500

@@ -11,13 +11,13 @@ import pytest
 from learner_factories import T0, at, deliveries, execution, feedback, registered
 from sqlalchemy import select
 
-from events.models import BaseEvent, PromptRegistered
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.replay import compare
-from learner.storage import schema as t
-from learner.storage.store import Store
-from prompts import PromptSpec, prompt_event
+from promptlab.events.models import BaseEvent, PromptRegistered
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.replay import compare
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.store import Store
+from promptlab.prompts import PromptSpec, prompt_event
 
 pytestmark = pytest.mark.asyncio
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from learner.policy.fdr import ELond, gamma, log_threshold
-from learner.stats.etest import BetState, bet, ipw_increment, wealth_path
+from promptlab.learner.policy.fdr import ELond, gamma, log_threshold
+from promptlab.learner.stats.etest import BetState, bet, ipw_increment, wealth_path
 
 
 def test_the_increment_is_the_lift_whatever_the_allocation_and_the_baseline() -> None:

@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 from learner_factories import deliveries, execution, feedback, registered
 
-from events.models import ArmEvidence, BaseEvent, Evidence, RoutingInfo, VariantPromoted
-from learner.policy.concurrent import (
+from promptlab.events.models import ArmEvidence, BaseEvent, Evidence, RoutingInfo, VariantPromoted
+from promptlab.learner.policy.concurrent import (
     RewardStep,
     concurrent_tests,
     probation_test,
 )
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.stats.etest import probation_steps
-from learner.storage.store import Store
-from prompts.config import PromotionConfig
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.stats.etest import probation_steps
+from promptlab.learner.storage.store import Store
+from promptlab.prompts.config import PromotionConfig
 
 pytestmark = pytest.mark.asyncio
 
@@ -135,8 +135,8 @@ async def test_batch_sizes_do_not_change_the_tests(tmp_path: Path) -> None:
 async def test_the_tests_use_each_prompts_own_cap_and_floor(tmp_path: Path) -> None:
     """The learner passes every prompt file's routing to the projection; a wider cap
     means a higher least share, so a smaller step bound and a bigger bet."""
-    from learner.projection.reward import routing_from_prompts
-    from prompts.spec import PromptSpec
+    from promptlab.learner.projection.reward import routing_from_prompts
+    from promptlab.prompts.spec import PromptSpec
 
     spec = PromptSpec.model_validate(
         {

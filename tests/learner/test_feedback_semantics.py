@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from learner_factories import deliveries, execution, feedback, registered
 
-from events.models import BaseEvent
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.replay import compare
-from learner.storage import schema as t
-from learner.storage.store import Store
+from promptlab.events.models import BaseEvent
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.replay import compare
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.store import Store
 
 STARS = {"greet": RewardRule(feedback="stars", scale=(1.0, 5.0))}
 THUMBS = {"greet": RewardRule(feedback="thumbs_up")}
@@ -133,7 +133,7 @@ async def test_the_feedback_rules_do_not_depend_on_batch_boundaries(
 async def test_a_challenger_failure_answered_by_the_champion_is_the_challengers_failure(
     store: Store,
 ) -> None:
-    from events.models import ExecutionCompleted, RoutingInfo
+    from promptlab.events.models import ExecutionCompleted, RoutingInfo
 
     if "fell_back_to" not in ExecutionCompleted.model_fields:
         pytest.skip("ExecutionCompleted.fell_back_to arrives with the providers branch")

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from learner_factories import deliveries, execution, feedback, registered
 
-from events.models import BaseEvent
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.replay import compare
-from learner.storage.history import diff_versions, find_version, variant_history
-from learner.storage.store import Store
 from promptlab.cli import main
+from promptlab.events.models import BaseEvent
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.replay import compare
+from promptlab.learner.storage.history import diff_versions, find_version, variant_history
+from promptlab.learner.storage.store import Store
 
 MIN = 60
 

@@ -11,8 +11,10 @@ import sys
 def test_import_learner_loads_no_aiohttp_textual_or_litellm() -> None:
     code = (
         "import json, sys\n"
-        "import learner, learner.service, learner.projection.transaction, learner.replay, learner.storage.analytics\n"
-        "print(json.dumps(sorted(m for m in ('aiohttp', 'textual', 'litellm', 'sidecar', 'tui') if m in sys.modules)))\n"
+        "import promptlab.learner, promptlab.learner.service, promptlab.learner.projection.transaction\n"
+        "import promptlab.learner.replay, promptlab.learner.storage.analytics\n"
+        "names = ('aiohttp', 'textual', 'litellm', 'promptlab.sidecar', 'promptlab.tui')\n"
+        "print(json.dumps(sorted(m for m in names if m in sys.modules)))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

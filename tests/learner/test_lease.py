@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from learner_factories import execution, feedback
 
-from events.embedded import NatsServerProcess
-from events.jetstream import JetStreamBus
-from events.snapshots import LearnerStatus
-from events.subjects import Bucket
-from learner.lease import Lease, lease_status
-from learner.projection.reward import RewardRule
-from learner.replay import compare, rebuild
-from learner.storage.store import Store
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.snapshots import LearnerStatus
+from promptlab.events.subjects import Bucket
+from promptlab.learner.lease import Lease, lease_status
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.replay import compare, rebuild
+from promptlab.learner.storage.store import Store
 
 ROOT = Path(__file__).parent.parent.parent
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from learner_factories import deliveries, execution, feedback, registered
 
-from events.models import (
+from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
     LifecycleCommand,
@@ -20,15 +20,15 @@ from events.models import (
     VariantPromoted,
     VariantRetired,
 )
-from learner.analysis import analyze, rng_for
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.snapshots import build_snapshots
-from learner.storage.store import Store
-from learner.storage.view import load_view
-from prompts import load_prompt_dir
-from prompts.config import PromotionConfig
-from sidecar.router import Router
+from promptlab.learner.analysis import analyze, rng_for
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.snapshots import build_snapshots
+from promptlab.learner.storage.store import Store
+from promptlab.learner.storage.view import load_view
+from promptlab.prompts import load_prompt_dir
+from promptlab.prompts.config import PromotionConfig
+from promptlab.sidecar.router import Router
 
 pytestmark = pytest.mark.asyncio
 

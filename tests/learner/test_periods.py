@@ -12,14 +12,14 @@ import pytest
 from learner_factories import T0, deliveries, execution, feedback, registered
 from sqlalchemy import select
 
-from events.models import BaseEvent
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.replay import compare
-from learner.storage import schema as t
-from learner.storage.periods import PeriodFigures, period_analytics, period_start
-from learner.storage.store import Store
 from promptlab.cli import main
+from promptlab.events.models import BaseEvent
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.replay import compare
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.periods import PeriodFigures, period_analytics, period_start
+from promptlab.learner.storage.store import Store
 
 HOUR, DAY = 3600, 86400
 

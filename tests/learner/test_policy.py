@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from events.models import VariantPromoted, VariantRetired, VariantRolledBack, deterministic_event_id
-from learner.policy.guards import retire_screen
-from learner.policy.probation import error_rate_breach
-from learner.policy.rules import (
+from promptlab.events.models import (
+    VariantPromoted,
+    VariantRetired,
+    VariantRolledBack,
+    deterministic_event_id,
+)
+from promptlab.learner.policy.guards import retire_screen
+from promptlab.learner.policy.probation import error_rate_breach
+from promptlab.learner.policy.rules import (
     Decision,
     Probation,
     PromptState,
@@ -19,10 +24,10 @@ from learner.policy.rules import (
     lift_with_interval,
     recommendation,
 )
-from learner.policy.state import end_probation_if_due
-from learner.stats.beta import ArmSummary
-from learner.stats.etest import probation_steps
-from prompts.config import PromotionConfig
+from promptlab.learner.policy.state import end_probation_if_due
+from promptlab.learner.stats.beta import ArmSummary
+from promptlab.learner.stats.etest import probation_steps
+from promptlab.prompts.config import PromotionConfig
 
 CFG = PromotionConfig()  # threshold 0.95, min_samples 200, min_lift 0.01, alpha 0.05
 

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from learner_factories import deliveries, execution, feedback, registered
 
-from events.models import ArmEvidence, BaseEvent, Evidence, RoutingInfo, VariantPromoted
-from learner.analysis import analyze, prompt_state, rng_for
-from learner.decide import default_policy
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.snapshots import build_snapshots
-from learner.stats.sequential import msprt
-from learner.storage.store import Store
-from learner.storage.view import load_view
-from prompts.config import PromotionConfig
+from promptlab.events.models import ArmEvidence, BaseEvent, Evidence, RoutingInfo, VariantPromoted
+from promptlab.learner.analysis import analyze, prompt_state, rng_for
+from promptlab.learner.decide import default_policy
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.snapshots import build_snapshots
+from promptlab.learner.stats.sequential import msprt
+from promptlab.learner.storage.store import Store
+from promptlab.learner.storage.view import load_view
+from promptlab.prompts.config import PromotionConfig
 
 pytestmark = pytest.mark.asyncio
 

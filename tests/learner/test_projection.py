@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from learner_factories import deliveries, execution, feedback, registered
 
-from events.bus import Delivery
-from events.models import (
+from promptlab.events.bus import Delivery
+from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
     PauseCommand,
@@ -19,12 +19,12 @@ from events.models import (
     VariantPromoted,
     VariantRolledBack,
 )
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.replay import compare
-from learner.storage import schema as t
-from learner.storage.store import Store
-from prompts.config import PromotionConfig
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.replay import compare
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.store import Store
+from promptlab.prompts.config import PromotionConfig
 
 pytestmark = pytest.mark.asyncio
 

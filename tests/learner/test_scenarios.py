@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.policy.scenario_routing import CHALLENGER, CHAMPION, allocate
-from learner.policy.scenarios import Row, _Sim, simulate
-from sidecar.router import cap_exploration, floor_shares
+from promptlab.learner.policy.scenario_routing import CHALLENGER, CHAMPION, allocate
+from promptlab.learner.policy.scenarios import Row, _Sim, simulate
+from promptlab.sidecar.router import cap_exploration, floor_shares
 
 
 def test_same_seed_same_outcome() -> None:

@@ -7,8 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from learner.stats.beta import ArmSummary
-from learner.stats.sequential import DEFAULT_TAU2, MIN_SEQUENTIAL_N, boundary_z, log_lambda, msprt
+from promptlab.learner.stats.beta import ArmSummary
+from promptlab.learner.stats.sequential import (
+    DEFAULT_TAU2,
+    MIN_SEQUENTIAL_N,
+    boundary_z,
+    log_lambda,
+    msprt,
+)
 
 
 def bernoulli(variant: str, n: int, p: float) -> ArmSummary:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from learner_factories import execution, feedback
 
-from events.memory import MemoryBus
-from events.models import (
+from promptlab.events.memory import MemoryBus
+from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
     PauseCommand,
@@ -23,15 +23,15 @@ from events.models import (
     VariantRolledBack,
     deterministic_event_id,
 )
-from events.snapshots import RoutingSnapshot, StatsSnapshot
-from events.subjects import Bucket, Header, Subject
-from learner.config import LearnerSettings, StorageSettings
-from learner.decide import default_policy
-from learner.service import Learner
-from learner.storage.store import ArmTotals, Store
-from learner.storage.view import ArmView, PromptView
-from prompts.config import PromotionConfig
-from prompts.spec import PromptSpec
+from promptlab.events.snapshots import RoutingSnapshot, StatsSnapshot
+from promptlab.events.subjects import Bucket, Header, Subject
+from promptlab.learner.config import LearnerSettings, StorageSettings
+from promptlab.learner.decide import default_policy
+from promptlab.learner.service import Learner
+from promptlab.learner.storage.store import ArmTotals, Store
+from promptlab.learner.storage.view import ArmView, PromptView
+from promptlab.prompts.config import PromotionConfig
+from promptlab.prompts.spec import PromptSpec
 
 
 def greet_spec(**promotion: Any) -> PromptSpec:

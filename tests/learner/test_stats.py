@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from learner.stats import pbest
-from learner.stats.beta import (
+from promptlab.learner.stats import pbest
+from promptlab.learner.stats.beta import (
     ArmSummary,
     BetaPosterior,
     composite_reward,
@@ -170,7 +170,7 @@ def test_integrated_p_best_matches_monte_carlo_and_falls_back_for_many_arms() ->
 
 
 def test_fractional_rewards_get_a_posterior_as_wide_as_their_spread() -> None:
-    from learner.stats.beta import moment_posterior
+    from promptlab.learner.stats.beta import moment_posterior
 
     rng = np.random.default_rng(4)
     r = rng.beta(2.0, 2.0, 4000)  # variance 0.05: a fifth of 0/1 rewards' 0.25

@@ -19,17 +19,17 @@ from learner_factories import execution, feedback, registered
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from events.embedded import NatsServerProcess
-from events.jetstream import JetStreamBus
-from events.models import BaseEvent
-from events.subjects import Subject
-from learner.config import LearnerSettings, StorageSettings
-from learner.projection.reward import RewardRule
-from learner.replay import compare, rebuild
-from learner.service import Learner
-from learner.storage import schema as t
-from learner.storage.store import Store
-from prompts.spec import PromptSpec
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import BaseEvent
+from promptlab.events.subjects import Subject
+from promptlab.learner.config import LearnerSettings, StorageSettings
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.replay import compare, rebuild
+from promptlab.learner.service import Learner
+from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.store import Store
+from promptlab.prompts.spec import PromptSpec
 
 GREET = PromptSpec.model_validate(
     {

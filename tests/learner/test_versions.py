@@ -13,18 +13,18 @@ from pathlib import Path
 import pytest
 from learner_factories import T0, at, deliveries, execution, feedback
 
-from events.embedded import NatsServerProcess
-from events.jetstream import JetStreamBus
-from events.models import BaseEvent, VariantRegistered
-from events.snapshots import RoutingSnapshot
-from events.subjects import Bucket
-from learner.config import LearnerSettings, StorageSettings
-from learner.projection.reward import RewardRule
-from learner.projection.transaction import Projection
-from learner.replay import compare, rebuild
-from learner.service import Learner
-from learner.storage.store import Store
-from prompts.spec import PromptSpec
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import BaseEvent, VariantRegistered
+from promptlab.events.snapshots import RoutingSnapshot
+from promptlab.events.subjects import Bucket
+from promptlab.learner.config import LearnerSettings, StorageSettings
+from promptlab.learner.projection.reward import RewardRule
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.replay import compare, rebuild
+from promptlab.learner.service import Learner
+from promptlab.learner.storage.store import Store
+from promptlab.prompts.spec import PromptSpec
 
 RULES = {"greet": RewardRule(feedback="thumbs_up")}
 

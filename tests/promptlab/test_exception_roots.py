@@ -9,7 +9,10 @@ import pkgutil
 
 import pytest
 
-ROOTS = {"events": "events.errors.EventsError", "prompts": "prompts.errors.PromptError"}
+ROOTS = {
+    "promptlab.events": "promptlab.events.errors.EventsError",
+    "promptlab.prompts": "promptlab.prompts.errors.PromptError",
+}
 
 
 def exceptions_defined_in(package: str) -> list[type[BaseException]]:

@@ -19,7 +19,11 @@ def _loaded_after(statement: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env
     )
-    return {name.split(".")[0] for name in out.stdout.split()}
+    names = out.stdout.split()
+    # third-party packages by top-level name, ours by sub-package (promptlab.sidecar, ...)
+    return {
+        ".".join(n.split(".")[:2]) if n.startswith("promptlab.") else n.split(".")[0] for n in names
+    }
 
 
 def test_import_contracts_are_kept() -> None:
@@ -32,17 +36,25 @@ def test_import_contracts_are_kept() -> None:
 
 
 def test_learner_loads_neither_textual_nor_aiohttp() -> None:
-    loaded = _loaded_after("import learner, learner.config")
+    loaded = _loaded_after("import promptlab.learner, promptlab.learner.config")
     assert "textual" not in loaded
     assert "aiohttp" not in loaded
 
 
 def test_sidecar_does_not_load_litellm_or_textual() -> None:
-    loaded = _loaded_after("import sidecar, sidecar.config")
+    loaded = _loaded_after("import promptlab.sidecar, promptlab.sidecar.config")
     assert "litellm" not in loaded
     assert "textual" not in loaded
 
 
 def test_events_and_prompts_load_no_other_package_of_ours() -> None:
-    loaded = _loaded_after("import events, prompts")
-    assert not loaded & {"sidecar", "learner", "lab", "tui", "promptlab", "textual", "litellm"}
+    loaded = _loaded_after("import promptlab.events, promptlab.prompts")
+    assert not loaded & {
+        "promptlab.sidecar",
+        "promptlab.learner",
+        "promptlab.lab",
+        "promptlab.tui",
+        "promptlab.providers",
+        "textual",
+        "litellm",
+    }

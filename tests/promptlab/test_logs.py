@@ -37,7 +37,7 @@ def _restore_logging() -> Iterator[None]:
 )
 def test_verbosity_raises_our_loggers_only(verbosity: int, ours: int, theirs: int) -> None:
     configure_logging(verbosity)
-    for name in ("sidecar.proxy", "learner.service", "promptlab.access"):
+    for name in ("promptlab.sidecar.proxy", "promptlab.learner.service", "promptlab.access"):
         assert logging.getLogger(name).getEffectiveLevel() == ours, name
     for name in ("aiohttp.access", "asyncio", "nats.aio.client", "litellm", "urllib3"):
         assert logging.getLogger(name).getEffectiveLevel() == theirs, name

@@ -25,8 +25,8 @@ import pytest
 from fake_upstream import FakeUpstream
 from serving import Serve
 
+from promptlab.prompts import load_prompt_file
 from promptlab.settings import load_settings
-from prompts import load_prompt_file
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -77,7 +77,7 @@ def _experiment_file(body: str) -> bool:
 def test_experiment_file_examples_parse(body: str) -> None:
     import tomllib
 
-    from lab.experiment import parse_experiment
+    from promptlab.lab.experiment import parse_experiment
 
     spec = parse_experiment(tomllib.loads(body))
     if "[evolution]" in body:  # the evolution section's excerpt

@@ -11,9 +11,9 @@ import pytest
 from jinja2 import Undefined
 from pydantic import ValidationError
 
-from prompts import PromptSpec, Renderer, RenderError
-from prompts.sandbox import MAX_POWER_BITS, MAX_REPEAT, PromptSandbox, absent
-from prompts.templates import FAILS_ON_ABSENT_FILTERS, FAILS_ON_ABSENT_TESTS
+from promptlab.prompts import PromptSpec, Renderer, RenderError
+from promptlab.prompts.sandbox import MAX_POWER_BITS, MAX_REPEAT, PromptSandbox, absent
+from promptlab.prompts.templates import FAILS_ON_ABSENT_FILTERS, FAILS_ON_ABSENT_TESTS
 
 VARIABLES = [
     {"name": "n", "type": "integer"},  # optional, no default: may be absent

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from prompts import PromptSpec, VariableSpec, load_prompt_file, validate_variables
-from prompts.analytics import MAX_VALUE_CHARS, ValuePicker, cut
+from promptlab.prompts import PromptSpec, VariableSpec, load_prompt_file, validate_variables
+from promptlab.prompts.analytics import MAX_VALUE_CHARS, ValuePicker, cut
 
 
 def spec(*variables: dict[str, Any]) -> PromptSpec:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from prompts import cost_per_token, estimate_cost, estimate_tokens
+from promptlab.prompts import cost_per_token, estimate_cost, estimate_tokens
 
 
 def bundled_table() -> dict[str, Any]:

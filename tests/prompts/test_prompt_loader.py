@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from prompts import Problem, PromptFileError, load_prompt_dir, load_prompt_file, validate_files
-from prompts.templates import MAX_TEMPLATE_CHARS
+from promptlab.prompts import (
+    Problem,
+    PromptFileError,
+    load_prompt_dir,
+    load_prompt_file,
+    validate_files,
+)
+from promptlab.prompts.templates import MAX_TEMPLATE_CHARS
 
 WriteToml = Callable[[str, str], Path]
 REPO = Path(__file__).resolve().parents[2]

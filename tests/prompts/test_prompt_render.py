@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from prompts import (
+from promptlab.prompts import (
     PromptSpec,
     Renderer,
     RenderError,

@@ -7,7 +7,13 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from prompts import FeedbackValueError, PromptError, PromptSpec, RewardSpec, normalise_feedback
+from promptlab.prompts import (
+    FeedbackValueError,
+    PromptError,
+    PromptSpec,
+    RewardSpec,
+    normalise_feedback,
+)
 
 
 def test_booleans_are_one_and_zero_on_the_default_scale_only() -> None:

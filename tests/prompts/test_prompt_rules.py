@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from prompts import (
+from promptlab.prompts import (
     ALLOWED_PARAMS,
     PromptSpec,
     VariableError,
@@ -18,7 +18,7 @@ from prompts import (
     load_prompt_file,
     validate_files,
 )
-from prompts.loader import PromptFileError
+from promptlab.prompts.loader import PromptFileError
 
 WriteToml = Callable[[str, str], Path]
 

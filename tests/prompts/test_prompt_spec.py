@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from events.models import VariantRegistered, decode, encode
-from prompts import (
+from promptlab.events.models import VariantRegistered, decode, encode
+from promptlab.prompts import (
     PromotionConfig,
     PromptSpec,
     VariableSpec,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from prompts import PromptSpec, VariableError, validate_variables
+from promptlab.prompts import PromptSpec, VariableError, validate_variables
 
 
 def spec(*variables: dict[str, Any]) -> PromptSpec:

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from events.bus import Delivery
-from events.models import (
+from promptlab.cli import main
+from promptlab.events.bus import Delivery
+from promptlab.events.models import (
     BaseEvent,
     ExecutionCompleted,
     VariantLifecycleChanged,
     VariantRegistered,
     encode,
 )
-from learner.projection.transaction import Projection
-from learner.storage.store import Store
-from promptlab.cli import main
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.storage.store import Store
 
 PROMPT = """
 id = "reply"

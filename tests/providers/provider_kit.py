@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from raw_upstream import RawUpstream
 
-from providers import Providers, ProviderSettings
+from promptlab.providers import Providers, ProviderSettings
 
 KEY = "sk-test-PROVIDERKEY-0123456789"
 KEY_ENV = "PROMPTLAB_TEST_PROVIDER_KEY"

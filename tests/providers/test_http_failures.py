@@ -13,7 +13,7 @@ from fake_upstream import FakeUpstream
 from provider_kit import BODY, KEY, MakeProviders, make_providers, raw_upstream, settings
 from raw_upstream import RawUpstream
 
-from providers import (
+from promptlab.providers import (
     AuthFailed,
     BadResponse,
     ConnectFailed,

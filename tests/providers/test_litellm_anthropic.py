@@ -10,7 +10,7 @@ import pytest
 from anthropic_fake import MODEL, AnthropicFake
 from provider_kit import BODY, KEY, MakeProviders, make_providers, raw_upstream
 
-from providers import ProviderSettings
+from promptlab.providers import ProviderSettings
 
 
 @pytest.fixture

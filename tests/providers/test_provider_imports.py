@@ -15,15 +15,28 @@ def loaded_after(statement: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    return {name.split(".")[0] for name in out.stdout.split()}
+    names = out.stdout.split()
+    # third-party packages by top-level name, ours by sub-package (promptlab.sidecar, ...)
+    return {
+        ".".join(n.split(".")[:2]) if n.startswith("promptlab.") else n.split(".")[0] for n in names
+    }
 
 
 def test_settings_and_errors_load_without_aiohttp() -> None:
-    loaded = loaded_after("import providers; providers.ProviderSettings; providers.ProviderError")
+    loaded = loaded_after(
+        "import promptlab.providers as providers; providers.ProviderSettings; providers.ProviderError"
+    )
     assert "aiohttp" not in loaded and "litellm" not in loaded
 
 
 def test_the_client_loads_aiohttp_but_not_litellm() -> None:
-    loaded = loaded_after("from providers import Providers")
+    loaded = loaded_after("from promptlab.providers import Providers")
     assert "aiohttp" in loaded and "litellm" not in loaded
-    assert not loaded & {"events", "prompts", "sidecar", "learner", "lab", "tui", "promptlab"}
+    assert not loaded & {
+        "promptlab.events",
+        "promptlab.prompts",
+        "promptlab.sidecar",
+        "promptlab.learner",
+        "promptlab.lab",
+        "promptlab.tui",
+    }

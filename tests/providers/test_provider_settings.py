@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from promptlab.providers import ProviderNotConfigured, Providers, ProviderSettings, merge_providers
 from promptlab.settings import load_settings
-from providers import ProviderNotConfigured, Providers, ProviderSettings, merge_providers
 
 
 def test_a_table_for_a_builtin_provider_changes_only_what_it_names() -> None:

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from providers import BadResponse, ConnectionLost, ResponseTooLarge, UpstreamFailed
-from providers.body import Decoder
-from providers.redact import Redactor
-from providers.sse import payloads
+from promptlab.providers import BadResponse, ConnectionLost, ResponseTooLarge, UpstreamFailed
+from promptlab.providers.body import Decoder
+from promptlab.providers.redact import Redactor
+from promptlab.providers.sse import payloads
 
 SECRET = "sk-test-sse-0123456789abcdef"
 

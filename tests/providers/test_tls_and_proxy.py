@@ -15,7 +15,7 @@ from fake_upstream import FakeUpstream
 from provider_kit import BODY, MakeProviders, make_providers, raw_upstream, settings
 from tunnel import ConnectProxy, TcpRelay
 
-from providers import Misconfigured, TLSFailed
+from promptlab.providers import Misconfigured, TLSFailed
 
 
 @dataclass

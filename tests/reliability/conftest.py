@@ -19,7 +19,7 @@ import pytest
 from fake_upstream import FakeUpstream
 from procs import Serve, Stack, write_config
 
-from events.embedded import NatsServerProcess
+from promptlab.events.embedded import NatsServerProcess
 
 _ROWS: list[tuple[str, str, dict[str, Any]]] = []
 

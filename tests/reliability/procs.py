@@ -252,7 +252,7 @@ async def drive(
 
 async def stream_events(nats_url: str) -> list[Any]:
     """Every event in the stream, in order."""
-    from events.jetstream import JetStreamBus
+    from promptlab.events.jetstream import JetStreamBus
 
     bus = JetStreamBus(url=nats_url)
     await bus.start()
@@ -264,7 +264,7 @@ async def stream_events(nats_url: str) -> list[Any]:
 
 async def stream_books(nats_url: str) -> Counter[str]:
     """How many times each execution id appears in the stream's ExecutionCompleted."""
-    from events.models import ExecutionCompleted
+    from promptlab.events.models import ExecutionCompleted
 
     seen: Counter[str] = Counter()
     for event in await stream_events(nats_url):

@@ -17,8 +17,8 @@ import pytest
 from fake_upstream import FakeUpstream
 from procs import Reply, Stack, call_body, http, rss_mb, stream_books, stream_events, wait_books
 
-from events.models import ExecutionCompleted, FeedbackReceived
-from events.rejects import read_rejects
+from promptlab.events.models import ExecutionCompleted, FeedbackReceived
+from promptlab.events.rejects import read_rejects
 
 CHAT = "/v1/chat/completions"
 

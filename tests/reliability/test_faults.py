@@ -38,14 +38,14 @@ from procs import (
     when,
 )
 
-from events.embedded import NatsServerProcess
-from events.jetstream import JetStreamBus
-from events.models import ExecutionCompleted
-from events.publisher import EventPublisher
-from events.rejects import read_rejects
-from events.subjects import STREAM_NAME, Subject
-from sidecar.app import create_app
-from sidecar.ports import SidecarConfig
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.models import ExecutionCompleted
+from promptlab.events.publisher import EventPublisher
+from promptlab.events.rejects import read_rejects
+from promptlab.events.subjects import STREAM_NAME, Subject
+from promptlab.sidecar.app import create_app
+from promptlab.sidecar.ports import SidecarConfig
 
 
 @pytest.mark.slow
@@ -218,7 +218,7 @@ async def test_05_unencodable_event_goes_to_the_reject_file(
 
         bad = event("lone \ud800 surrogate")
         good = [event(f"user{n}") for n in range(50)]
-        with caplog.at_level(logging.ERROR, logger="events.rejects"):
+        with caplog.at_level(logging.ERROR, logger="promptlab.events.rejects"):
             for e in good[:25]:
                 publisher.publish(e)
             publisher.publish(bad)

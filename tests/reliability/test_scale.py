@@ -33,8 +33,8 @@ from procs import (
     write_config,
 )
 
-from events.embedded import NatsServerProcess, free_port
-from events.subjects import STREAM_NAME, Subject
+from promptlab.events.embedded import NatsServerProcess, free_port
+from promptlab.events.subjects import STREAM_NAME, Subject
 
 POSTGRES = os.environ.get(
     "PROMPTLAB_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test"

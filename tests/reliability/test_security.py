@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from procs import Stack, call_body, http
 
-from sidecar.auth import KeyRing, check_admin
-from sidecar.config import ServerSettings
-from sidecar.errors import Forbidden
+from promptlab.sidecar.auth import KeyRing, check_admin
+from promptlab.sidecar.config import ServerSettings
+from promptlab.sidecar.errors import Forbidden
 
 ADMIN_KEY = "adm-reliability-0123456789abcdef"
 CLIENT_KEY = "cli-reliability-0123456789abcdef"

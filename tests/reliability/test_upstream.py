@@ -17,8 +17,8 @@ import pytest
 from hostile import HostileUpstream
 from procs import CANARY, KEY_ENV, Serve, Stack, rss_mb, stream_events, write_config
 
-from events.models import ExecutionCompleted
-from events.rejects import REJECT_DIR
+from promptlab.events.models import ExecutionCompleted
+from promptlab.events.rejects import REJECT_DIR
 
 MAX_RETRIES = 2
 
@@ -220,8 +220,8 @@ def _files_text(directory: Path) -> str:
 
 def _tui_text(events: list[Any]) -> str:
     """What the TUI's execution feed would show for these events."""
-    from tui.state import LabState
-    from tui.views import feed_row
+    from promptlab.tui.state import LabState
+    from promptlab.tui.views import feed_row
 
     state = LabState()
     for event in events:

@@ -19,17 +19,22 @@ import pytest
 from aiohttp import web
 from fake_upstream import FakeUpstream
 
-from events.bus import EventBus
-from events.embedded import NatsServerProcess
-from events.memory import MemoryBus
-from events.models import BaseEvent
-from events.publisher import EventPublisher
-from prompts import PromptSpec
-from sidecar import keys
-from sidecar.app import create_app
-from sidecar.config import ProviderSettings, ServerSettings, TelemetrySettings, default_providers
-from sidecar.feedback import FeedbackPolicy
-from sidecar.ports import AnalyticsSource, HistorySource, SidecarConfig
+from promptlab.events.bus import EventBus
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.memory import MemoryBus
+from promptlab.events.models import BaseEvent
+from promptlab.events.publisher import EventPublisher
+from promptlab.prompts import PromptSpec
+from promptlab.sidecar import keys
+from promptlab.sidecar.app import create_app
+from promptlab.sidecar.config import (
+    ProviderSettings,
+    ServerSettings,
+    TelemetrySettings,
+    default_providers,
+)
+from promptlab.sidecar.feedback import FeedbackPolicy
+from promptlab.sidecar.ports import AnalyticsSource, HistorySource, SidecarConfig
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
 """The fake provider key: it must reach the upstream and nothing else."""
@@ -172,7 +177,7 @@ async def make_sidecar(
         if bus == "memory":
             event_bus = MemoryBus()
         else:
-            from events.jetstream import JetStreamBus
+            from promptlab.events.jetstream import JetStreamBus
 
             if nats_url is None:  # a server of its own; else share the one given (replicas)
                 nats = NatsServerProcess(tmp_path / f"nats-{len(cleanups)}")

@@ -11,12 +11,12 @@ from typing import Any
 import aiohttp
 from conftest import MakeSidecar
 
-from events.bus import Delivery
-from events.models import BaseEvent, ExecutionCompleted, VariantRegistered, encode
-from learner.projection.transaction import Projection
-from learner.storage.history import variant_history
-from learner.storage.periods import period_analytics
-from learner.storage.store import Store
+from promptlab.events.bus import Delivery
+from promptlab.events.models import BaseEvent, ExecutionCompleted, VariantRegistered, encode
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.storage.history import variant_history
+from promptlab.learner.storage.periods import period_analytics
+from promptlab.learner.storage.store import Store
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 

@@ -13,11 +13,11 @@ import pytest
 from conftest import MakeSidecar
 from test_feedback_admin import call
 
-from events.embedded import NatsServerProcess
-from events.models import PromptRegistered, VariantRegistered
-from events.snapshots import ArmPosterior, RoutingSnapshot
-from events.subjects import Bucket
 from promptlab.cli import main
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.models import PromptRegistered, VariantRegistered
+from promptlab.events.snapshots import ArmPosterior, RoutingSnapshot
+from promptlab.events.subjects import Bucket
 
 
 def faq(**changes: Any) -> dict[str, Any]:

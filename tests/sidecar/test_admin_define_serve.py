@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from serving import Serve, write_config
 
-from events.embedded import NatsServerProcess
 from promptlab.cli import main
+from promptlab.events.embedded import NatsServerProcess
 
 GREET = """
 id = "greet"

@@ -7,7 +7,7 @@ import openai
 import pytest
 from conftest import SECRET, MakeSidecar, summarize_prompt
 
-from events.models import ExecutionCompleted
+from promptlab.events.models import ExecutionCompleted
 
 VARS = {"promptlab": {"variables": {"code": "x"}}}
 

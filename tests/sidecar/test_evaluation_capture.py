@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import SECRET, MakeSidecar, summarize_prompt
 
-from events.models import ExecutionCompleted
-from prompts import PromptSpec
+from promptlab.events.models import ExecutionCompleted
+from promptlab.prompts import PromptSpec
 
 
 def evaluated() -> PromptSpec:

@@ -17,8 +17,8 @@ import pytest
 import raw_upstream as up
 from conftest import MakeSidecar, summarize_prompt
 
-from events.models import ExecutionCompleted, ModelAttempt
-from prompts import PromptSpec
+from promptlab.events.models import ExecutionCompleted, ModelAttempt
+from promptlab.prompts import PromptSpec
 
 HI = [{"role": "user", "content": "hi"}]
 VARS = {"promptlab": {"variables": {"code": "x"}}}

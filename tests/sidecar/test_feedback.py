@@ -9,9 +9,9 @@ import aiohttp
 import prom
 from conftest import MakeSidecar
 
-from events.models import FeedbackReceived
-from prompts import PromptSpec
-from sidecar.feedback import FeedbackPolicy
+from promptlab.events.models import FeedbackReceived
+from promptlab.prompts import PromptSpec
+from promptlab.sidecar.feedback import FeedbackPolicy
 
 
 def stars_prompt() -> PromptSpec:

@@ -9,7 +9,7 @@ import prom
 import pytest
 from conftest import MakeSidecar
 
-from events.models import (
+from promptlab.events.models import (
     FeedbackReceived,
     LifecycleCommand,
     PauseCommand,
@@ -17,7 +17,7 @@ from events.models import (
     RollbackCommand,
     VariantRegistered,
 )
-from events.snapshots import StatsSnapshot, VariantStats
+from promptlab.events.snapshots import StatsSnapshot, VariantStats
 
 
 async def call(

@@ -9,8 +9,8 @@ import pytest
 from anthropic_fake import MODEL, USAGE, AnthropicFake
 from conftest import MakeSidecar
 
-from events.models import ExecutionCompleted
-from prompts import PromptSpec
+from promptlab.events.models import ExecutionCompleted
+from promptlab.prompts import PromptSpec
 
 VARS = {"promptlab": {"variables": {"name": "Ada"}}}
 

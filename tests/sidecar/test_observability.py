@@ -14,9 +14,9 @@ import pytest
 from conftest import MakeSidecar
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from events.memory import MemoryBus
-from events.subjects import Subject
-from sidecar import keys
+from promptlab.events.memory import MemoryBus
+from promptlab.events.subjects import Subject
+from promptlab.sidecar import keys
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"

@@ -9,7 +9,7 @@ import openai
 import pytest
 from conftest import MakeSidecar
 
-from events.models import ExecutionCompleted
+from promptlab.events.models import ExecutionCompleted
 
 
 async def test_embeddings_are_passed_through_and_recorded(make_sidecar: MakeSidecar) -> None:

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from conftest import MakeSidecar
 
-from events.models import ExecutionCompleted
-from prompts import PromptSpec
+from promptlab.events.models import ExecutionCompleted
+from promptlab.prompts import PromptSpec
 
 CHAT = "/v1/chat/completions"
 

@@ -6,8 +6,8 @@ import asyncio
 
 from conftest import SECRET, MakeSidecar, summarize_prompt
 
-from events.models import ExecutionCompleted
-from events.snapshots import ArmPosterior, RoutingSnapshot
+from promptlab.events.models import ExecutionCompleted
+from promptlab.events.snapshots import ArmPosterior, RoutingSnapshot
 
 
 def only_v2() -> dict[str, object]:
@@ -171,7 +171,7 @@ async def test_routing_snapshot_from_kv_changes_the_routing(make_sidecar: MakeSi
         ],
     )
     await sidecar.bus.kv_put("promptlab_routing", "summarize", snapshot.encode())
-    router = sidecar.app[__import__("sidecar.keys").keys.ROUTER]
+    router = sidecar.app[__import__("promptlab.sidecar.keys").sidecar.keys.ROUTER]
     for _ in range(200):
         if router.snapshot("summarize") is not None:
             break

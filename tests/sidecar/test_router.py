@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 from conftest import summarize_prompt
 
-from events.snapshots import ArmPosterior, RoutingSnapshot
-from prompts import PromptSpec
-from sidecar.router import Router, floor_shares
+from promptlab.events.snapshots import ArmPosterior, RoutingSnapshot
+from promptlab.prompts import PromptSpec
+from promptlab.sidecar.router import Router, floor_shares
 
 DRAWS = 20_000
 

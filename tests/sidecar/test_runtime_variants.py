@@ -10,12 +10,12 @@ from aiohttp import web
 from conftest import summarize_prompt
 from fake_upstream import FakeUpstream
 
-from events.memory import MemoryBus
-from events.publisher import EventPublisher
-from events.subjects import Bucket
-from sidecar.app import create_app
-from sidecar.config import ProviderSettings, default_providers
-from sidecar.ports import SidecarConfig
+from promptlab.events.memory import MemoryBus
+from promptlab.events.publisher import EventPublisher
+from promptlab.events.subjects import Bucket
+from promptlab.sidecar.app import create_app
+from promptlab.sidecar.config import ProviderSettings, default_providers
+from promptlab.sidecar.ports import SidecarConfig
 
 
 async def _start(bus: MemoryBus, upstream: FakeUpstream, outbox: Path) -> tuple[web.AppRunner, str]:

@@ -11,17 +11,17 @@ from collections.abc import Callable
 
 from conftest import summarize_prompt
 
-from events.jetstream import JetStreamBus
-from events.snapshots import ArmPosterior, RoutingSnapshot
-from events.subjects import Bucket
-from sidecar.assignments import (
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.snapshots import ArmPosterior, RoutingSnapshot
+from promptlab.events.subjects import Bucket
+from promptlab.sidecar.assignments import (
     Assignment,
     Assignments,
     assignment_key,
     share_assignments,
     watch_assignments,
 )
-from sidecar.router import Router
+from promptlab.sidecar.router import Router
 
 
 def snap(

@@ -8,7 +8,7 @@ import json
 import aiohttp
 from conftest import MakeSidecar
 
-from events.models import ExecutionCompleted
+from promptlab.events.models import ExecutionCompleted
 
 BODY = {
     "model": "promptlab/summarize",

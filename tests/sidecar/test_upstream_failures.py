@@ -15,7 +15,7 @@ import raw_upstream as up
 from conftest import SECRET, Harness, MakeSidecar
 from raw_upstream import RawUpstream
 
-from events.models import ExecutionCompleted
+from promptlab.events.models import ExecutionCompleted
 
 ERROR_WITH_KEY = json.dumps({"error": {"message": f"boom, key {SECRET}"}}).encode()
 BODY = {"model": "raw/m", "messages": [{"role": "user", "content": "hi"}]}

@@ -11,12 +11,12 @@ from typing import Any
 import aiohttp
 from conftest import SECRET, MakeSidecar
 
-from events.bus import Delivery
-from events.models import ExecutionCompleted
-from learner.projection.transaction import Projection
-from learner.storage.periods import period_analytics
-from learner.storage.store import Store
-from prompts import PromptSpec
+from promptlab.events.bus import Delivery
+from promptlab.events.models import ExecutionCompleted
+from promptlab.learner.projection.transaction import Projection
+from promptlab.learner.storage.periods import period_analytics
+from promptlab.learner.storage.store import Store
+from promptlab.prompts import PromptSpec
 
 PRIVATE = "call me on 555-0199, I live at 1 Main Street"
 

@@ -9,11 +9,11 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 from tui_helpers import FakeClock, screen_text, until
 
-from events import Bucket
-from events.memory import MemoryBus
-from events.snapshots import AnalyticsSnapshot, PeriodSeries, PeriodTotals, VariableValues
-from tui import PromptLabApp, make_tui, sample
-from tui.screens.detail import DetailScreen
+from promptlab.events import Bucket
+from promptlab.events.memory import MemoryBus
+from promptlab.events.snapshots import AnalyticsSnapshot, PeriodSeries, PeriodTotals, VariableValues
+from promptlab.tui import PromptLabApp, make_tui, sample
+from promptlab.tui.screens.detail import DetailScreen
 
 
 async def loaded_app() -> tuple[MemoryBus, PromptLabApp]:

@@ -8,7 +8,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 from tui_helpers import FakeClock, screen_text, toasts, until
 
-from events import (
+from promptlab.events import (
     BaseEvent,
     Bucket,
     BusUnavailable,
@@ -20,11 +20,11 @@ from events import (
     RollbackCommand,
     VariantRegistered,
 )
-from events.memory import MemoryBus
-from tui import PromptLabApp, make_tui, sample
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.detail import DetailScreen
-from tui.screens.overview import OverviewScreen
+from promptlab.events.memory import MemoryBus
+from promptlab.tui import PromptLabApp, make_tui, sample
+from promptlab.tui.screens.confirm import ConfirmScreen
+from promptlab.tui.screens.detail import DetailScreen
+from promptlab.tui.screens.overview import OverviewScreen
 
 
 async def commands(bus: MemoryBus) -> list[BaseEvent]:

@@ -11,11 +11,11 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 from tui_helpers import FakeClock, screen_text, until
 
-from events.memory import MemoryBus
-from events.snapshots import StatsSnapshot, VariantStats
-from events.subjects import Bucket
-from tui import PromptLabApp, make_tui, sample
-from tui.screens.detail import DetailScreen
+from promptlab.events.memory import MemoryBus
+from promptlab.events.snapshots import StatsSnapshot, VariantStats
+from promptlab.events.subjects import Bucket
+from promptlab.tui import PromptLabApp, make_tui, sample
+from promptlab.tui.screens.detail import DetailScreen
 
 SnapCompare = Callable[..., bool]
 

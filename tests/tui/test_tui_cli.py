@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from events.config import NatsSettings
-from events.embedded import NatsServerProcess, free_port
 from promptlab.cli import main
 from promptlab.commands.tui import CannotConnect, open_bus, resolve_url, safe_url
+from promptlab.events.config import NatsSettings
+from promptlab.events.embedded import NatsServerProcess, free_port
 from promptlab.settings import load_settings
 
 
@@ -66,7 +66,7 @@ def test_safe_url_drops_credentials() -> None:
 
 
 async def test_screenshot_script_writes_both_screens(tmp_path: Path) -> None:
-    from tui.screenshots import capture
+    from promptlab.tui.screenshots import capture
 
     paths = await capture(tmp_path)
 

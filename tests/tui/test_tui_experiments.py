@@ -8,13 +8,13 @@ from pathlib import Path
 from textual.widgets import DataTable
 from tui_helpers import FakeClock, screen_text, until
 
-from events.memory import MemoryBus
-from lab.objectives import Constraint, Objective
-from lab.report import build_report
-from lab.results import Trial
-from tui import make_tui
-from tui.experiment_views import interval_bar, pareto_scatter
-from tui.screens.experiments import ExperimentReportScreen, ExperimentsScreen
+from promptlab.events.memory import MemoryBus
+from promptlab.lab.objectives import Constraint, Objective
+from promptlab.lab.report import build_report
+from promptlab.lab.results import Trial
+from promptlab.tui import make_tui
+from promptlab.tui.experiment_views import interval_bar, pareto_scatter
+from promptlab.tui.screens.experiments import ExperimentReportScreen, ExperimentsScreen
 
 
 def report_json(directory: Path) -> dict[str, object]:

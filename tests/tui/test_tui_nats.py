@@ -7,12 +7,12 @@ import asyncio
 from textual.widgets import DataTable
 from tui_helpers import FakeClock, screen_text, toasts, until
 
-from events import Bucket, CommandRejected, PromoteCommand
-from events.embedded import NatsServerProcess
-from events.jetstream import JetStreamBus
-from tui import make_tui, sample
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.detail import DetailScreen
+from promptlab.events import Bucket, CommandRejected, PromoteCommand
+from promptlab.events.embedded import NatsServerProcess
+from promptlab.events.jetstream import JetStreamBus
+from promptlab.tui import make_tui, sample
+from promptlab.tui.screens.confirm import ConfirmScreen
+from promptlab.tui.screens.detail import DetailScreen
 
 
 async def test_watch_promote_and_refusal_over_jetstream(jetstream_bus: JetStreamBus) -> None:

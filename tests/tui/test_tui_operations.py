@@ -5,13 +5,13 @@ from __future__ import annotations
 from textual.widgets import DataTable
 from tui_helpers import FakeClock, screen_text, until
 
-from events import KVEntry
-from events.memory import MemoryBus
-from events.snapshots import StatsSnapshot, VariantStats
-from events.subjects import Bucket
-from tui import make_tui, sample
-from tui.state import LabState
-from tui.views import challenger_traffic, challengers, overview_row
+from promptlab.events import KVEntry
+from promptlab.events.memory import MemoryBus
+from promptlab.events.snapshots import StatsSnapshot, VariantStats
+from promptlab.events.subjects import Bucket
+from promptlab.tui import make_tui, sample
+from promptlab.tui.state import LabState
+from promptlab.tui.views import challenger_traffic, challengers, overview_row
 
 
 def _snapshot(champion: str, champion_status: str, names: list[str], prompt: str) -> StatsSnapshot:

@@ -14,9 +14,9 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 from tui_helpers import FakeClock, until
 
-from events.memory import MemoryBus
-from tui import PromptLabApp, make_tui, sample
-from tui.screens.detail import DetailScreen
+from promptlab.events.memory import MemoryBus
+from promptlab.tui import PromptLabApp, make_tui, sample
+from promptlab.tui.screens.detail import DetailScreen
 
 SnapCompare = Callable[..., bool]
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from events import CommandRejected, ExecutionCompleted, FeedbackReceived, KVEntry, VariantPromoted
-from events.snapshots import ArmPosterior
-from tui import sample
-from tui.health import assess
-from tui.live_prompt import FEED_SIZE
-from tui.plots import beta_pdf, density_rows, sparkline, trend_series
-from tui.state import LabState
-from tui.views import (
+from promptlab.events import (
+    CommandRejected,
+    ExecutionCompleted,
+    FeedbackReceived,
+    KVEntry,
+    VariantPromoted,
+)
+from promptlab.events.snapshots import ArmPosterior
+from promptlab.tui import sample
+from promptlab.tui.health import assess
+from promptlab.tui.live_prompt import FEED_SIZE
+from promptlab.tui.plots import beta_pdf, density_rows, sparkline, trend_series
+from promptlab.tui.state import LabState
+from promptlab.tui.views import (
     blended_cost,
     challenger_traffic,
     decisions_text,
@@ -231,7 +237,7 @@ def test_beta_density_peaks_at_the_mean() -> None:
 
 
 def test_health_names_the_active_learner_and_notices_when_it_stops() -> None:
-    from events.snapshots import LearnerStatus
+    from promptlab.events.snapshots import LearnerStatus
 
     state = LabState()
     common: dict[str, Any] = {

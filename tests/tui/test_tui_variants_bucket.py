@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from events import Bucket, VariantRegistered, encode
-from events.memory import MemoryBus
-from tui.feed import Feed
-from tui.state import LabState
-from tui.views import template_text
+from promptlab.events import Bucket, VariantRegistered, encode
+from promptlab.events.memory import MemoryBus
+from promptlab.tui.feed import Feed
+from promptlab.tui.state import LabState
+from promptlab.tui.views import template_text
 
 
 async def test_template_of_a_variant_known_only_from_the_bucket() -> None:

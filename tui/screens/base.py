@@ -6,11 +6,11 @@ from rich.markup import escape
 from textual.binding import Binding
 from textual.screen import Screen
 
-from events import BaseEvent, PauseCommand, RollbackCommand
-from tui.health import Health
-from tui.messages import CommandRequested, RedrawRequested
-from tui.state import LabState
-from tui.widgets import StatusLine
+from promptlab.events import BaseEvent, PauseCommand, RollbackCommand
+from promptlab.tui.health import Health
+from promptlab.tui.messages import CommandRequested, RedrawRequested
+from promptlab.tui.state import LabState
+from promptlab.tui.widgets import StatusLine
 
 
 class LiveScreen(Screen[None]):

@@ -11,12 +11,12 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane, Tree
 from textual.widgets.tree import TreeNode
 
-from events import LifecycleCommand, PromoteCommand
-from events.kinds import VariantLifecycle
-from tui.analytics_views import INTERVALS, analytics_text
-from tui.screens.base import LiveScreen
-from tui.state import LabState, LivePrompt
-from tui.views import (
+from promptlab.events import LifecycleCommand, PromoteCommand
+from promptlab.events.kinds import VariantLifecycle
+from promptlab.tui.analytics_views import INTERVALS, analytics_text
+from promptlab.tui.screens.base import LiveScreen
+from promptlab.tui.state import LabState, LivePrompt
+from promptlab.tui.views import (
     FEED_COLUMNS,
     VARIANT_COLUMNS,
     LineageNode,
@@ -30,7 +30,7 @@ from tui.views import (
     trends_text,
     variant_row,
 )
-from tui.widgets import StatusLine, selected_key, sync_table
+from promptlab.tui.widgets import StatusLine, selected_key, sync_table
 
 TABS = ("trends", "posteriors", "lineage", "live", "decisions", "template", "analytics")
 

@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tui.experiment_views import (
+from promptlab.tui.experiment_views import (
     LIST_COLUMNS,
     SavedReport,
     comparisons_text,

@@ -7,11 +7,11 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tui.messages import OpenPrompt
-from tui.screens.base import LiveScreen
-from tui.state import LabState
-from tui.views import OVERVIEW_COLUMNS, overview_row, recent_decisions_text
-from tui.widgets import StatusLine, selected_key, sync_table
+from promptlab.tui.messages import OpenPrompt
+from promptlab.tui.screens.base import LiveScreen
+from promptlab.tui.state import LabState
+from promptlab.tui.views import OVERVIEW_COLUMNS, overview_row, recent_decisions_text
+from promptlab.tui.widgets import StatusLine, selected_key, sync_table
 
 
 class OverviewScreen(LiveScreen):

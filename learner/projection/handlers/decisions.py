@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.models import (
+from promptlab.events.models import (
     ExplorationPaused,
     ExplorationResumed,
     VariantLifecycleChanged,
@@ -26,13 +26,13 @@ from events.models import (
     VariantRolledBack,
     encode,
 )
-from learner.projection.batch import N_AGG, Batch, named
-from learner.projection.commands import Command, carry_out
-from learner.projection.decisions import decision_record
-from learner.projection.evidence import start_test, stop_test
-from learner.projection.state import PromptRow, new_test
-from learner.stats.etest import probation_steps
-from learner.storage.view import window_minutes
+from promptlab.learner.projection.batch import N_AGG, Batch, named
+from promptlab.learner.projection.commands import Command, carry_out
+from promptlab.learner.projection.decisions import decision_record
+from promptlab.learner.projection.evidence import start_test, stop_test
+from promptlab.learner.projection.state import PromptRow, new_test
+from promptlab.learner.stats.etest import probation_steps
+from promptlab.learner.storage.view import window_minutes
 
 
 def decision(b: Batch, seq: int, ev: Any) -> None:

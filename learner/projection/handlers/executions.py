@@ -17,8 +17,8 @@ the same event clock by :mod:`learner.projection.writes`.
 
 from __future__ import annotations
 
-from events.models import ExecutionCompleted
-from learner.projection.batch import (
+from promptlab.events.models import ExecutionCompleted
+from promptlab.learner.projection.batch import (
     COST,
     ERRORS,
     EXECUTIONS,
@@ -28,12 +28,12 @@ from learner.projection.batch import (
     Execution,
     event_ms,
 )
-from learner.projection.handlers.feedback import add_reward, judge
-from learner.projection.handlers.registrations import arm_name
-from learner.projection.reward import finite
-from learner.projection.variables import HOUR_MS
-from learner.storage.schema import NANO
-from learner.storage.store import latency_bucket
+from promptlab.learner.projection.handlers.feedback import add_reward, judge
+from promptlab.learner.projection.handlers.registrations import arm_name
+from promptlab.learner.projection.reward import finite
+from promptlab.learner.projection.variables import HOUR_MS
+from promptlab.learner.storage.schema import NANO
+from promptlab.learner.storage.store import latency_bucket
 
 
 def execution_completed(b: Batch, seq: int, ev: ExecutionCompleted) -> None:

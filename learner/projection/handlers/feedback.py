@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import logging
 
-from events.models import FeedbackReceived
-from learner.projection.batch import (
+from promptlab.events.models import FeedbackReceived
+from promptlab.learner.projection.batch import (
     POSITIVE,
     REWARD,
     REWARD_SQ,
@@ -32,11 +32,11 @@ from learner.projection.batch import (
     Execution,
     event_ms,
 )
-from learner.projection.evidence import step_call
-from learner.projection.handlers.decisions import end_probation
-from learner.projection.reward import raw_value
-from learner.stats.etest import probation_steps
-from learner.storage.schema import MICRO
+from promptlab.learner.projection.evidence import step_call
+from promptlab.learner.projection.handlers.decisions import end_probation
+from promptlab.learner.projection.reward import raw_value
+from promptlab.learner.stats.etest import probation_steps
+from promptlab.learner.storage.schema import MICRO
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ import json
 import logging
 from typing import Any
 
-from events.models import PromptRegistered, VariantRegistered
-from learner.projection.batch import Batch, event_ms
-from learner.projection.definitions import definition_row
-from learner.projection.evidence import stop_test
-from learner.projection.handlers.decisions import end_probation, start_tests
-from learner.projection.state import VariantRow
+from promptlab.events.models import PromptRegistered, VariantRegistered
+from promptlab.learner.projection.batch import Batch, event_ms
+from promptlab.learner.projection.definitions import definition_row
+from promptlab.learner.projection.evidence import stop_test
+from promptlab.learner.projection.handlers.decisions import end_probation, start_tests
+from promptlab.learner.projection.state import VariantRow
 
 log = logging.getLogger(__name__)
 
