@@ -18,8 +18,9 @@ RoutingStrategy = Literal["thompson", "fixed", "sticky", "champion", "manual"]
 RoutingMode = Literal["thompson", "fixed"]
 """How a prompt file asks traffic to be split (``[routing] strategy``)."""
 
-VariantOrigin = Literal["config", "api", "mutation"]
-"""Where a variant came from: a prompt file, the admin API or LLM-driven mutation."""
+VariantOrigin = Literal["config", "api", "mutation", "demos"]
+"""Where a variant came from: a prompt file, the admin API, LLM-driven mutation, or the
+learner's automatic demonstration challenger (``<champion>+demos``)."""
 
 VariantStatus = Literal["champion", "challenger", "probation", "holdback", "retired"]
 """A variant's role in the learner's statistics (snapshots, decisions). ``holdback`` is

@@ -178,6 +178,9 @@ class VariantRegistered(BaseEvent):
     source: Literal["live", "offline"] = "live"
     """``offline``: a candidate of an offline search (``promptlab evolve``), recorded for
     its lineage and never routed; ``live``: a variant that may receive traffic."""
+    demos: JsonDict | None = None
+    """The variant's ``demos = {...}`` (k, select, min_reward, pool, format); None: it
+    shows no demonstrations."""
 
 
 class PromptRegistered(BaseEvent):
@@ -266,6 +269,9 @@ class ExecutionCompleted(BaseEvent):
     variable name. None on unrouted calls, on calls that recorded nothing, and on events
     written before it existed. Not validated further, so a malformed value never costs
     the execution itself: readers skip any value that is not a string, boolean or number."""
+    demos: list[str] | None = None
+    """Ids of the demonstrations the call was shown, in the order shown (production
+    examples by their execution id); None when its variant shows none."""
 
 
 class FeedbackReceived(BaseEvent):

@@ -16,13 +16,14 @@ which of its values the template could not use without being shown the template.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jinja2 import Template, TemplateError, Undefined, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
 
-from promptlab.prompts.errors import RenderError
+from promptlab.prompts.demos import DEMOS_VARIABLE, Demo, block_value
+from promptlab.prompts.errors import PromptError, RenderError
 from promptlab.prompts.sandbox import (
     PromptSandbox,
     RenderLimitError,
@@ -68,6 +69,7 @@ class Renderer:
         self.env = PromptSandbox()
         self._cache: dict[str, _Compiled] = {}
         self._max_cached = max_cached
+        self._turns: dict[tuple[str, str], str | None] = {}
         self.compilations = 0
         """How many variants were compiled (a cache hit does not count)."""
 
@@ -91,7 +93,11 @@ class Renderer:
         return compiled
 
     def render(
-        self, prompt: PromptSpec, variant: VariantSpec | str, values: Mapping[str, Any]
+        self,
+        prompt: PromptSpec,
+        variant: VariantSpec | str,
+        values: Mapping[str, Any],
+        demos: Sequence[Demo] = (),
     ) -> list[Message]:
         """The chat messages of ``variant``: system (if it has one), then user.
 
@@ -100,6 +106,10 @@ class Renderer:
         variable missing from them renders as an empty value. Raises
         :class:`RenderError` when a template fails with these values (an undeclared
         name, a blocked operation, an error of an operation on a value).
+
+        ``demos`` are the call's demonstrations (:mod:`prompts.demos`): a ``turns``
+        variant gets a user and an assistant message per demonstration before the
+        call's own user message, a ``block`` variant gets them as its ``demos`` value.
         """
         if isinstance(variant, str):
             variant = prompt.variant(variant)
@@ -108,11 +118,47 @@ class Renderer:
         if missing:
             declared = prompt.variables_validator.names
             values = {**values, **{name: absent(name) for name in missing if name in declared}}
+        spec = variant.demos
+        if spec is not None and spec.format == "block":
+            values = {**values, DEMOS_VARIABLE: block_value(demos)}
         user = _render(prompt, variant, "user", compiled.user, values)
-        if compiled.system is None:
-            return [{"role": "user", "content": user}]
-        system = _render(prompt, variant, "system", compiled.system, values)
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages: list[Message] = []
+        if compiled.system is not None:
+            system = _render(prompt, variant, "system", compiled.system, values)
+            messages.append({"role": "system", "content": system})
+        if spec is not None and spec.format == "turns":
+            messages += self._turns_of(prompt, variant, demos)
+        messages.append({"role": "user", "content": user})
+        return messages
+
+    def _turns_of(
+        self, prompt: PromptSpec, variant: VariantSpec, demos: Sequence[Demo]
+    ) -> list[Message]:
+        """A user turn (the variant's template with the demonstration's variables) and
+        an assistant turn (its answer) per demonstration; cached by variant version and
+        demonstration id. A demonstration the template cannot render is left out."""
+        turns: list[Message] = []
+        for demo in demos:
+            key = (variant.version, demo.id)
+            if key not in self._turns:
+                if len(self._turns) >= 16 * self._max_cached:
+                    del self._turns[next(iter(self._turns))]
+                self._turns[key] = self._demo_turn(prompt, variant, demo)
+            user = self._turns[key]
+            if user is not None:
+                turns.append({"role": "user", "content": user})
+                turns.append({"role": "assistant", "content": demo.answer})
+        return turns
+
+    def _demo_turn(self, prompt: PromptSpec, variant: VariantSpec, demo: Demo) -> str | None:
+        compiled = self._compiled(prompt, variant)
+        try:
+            values = prompt.variables_validator(demo.variables)
+            missing = compiled.reads.difference(values)
+            values.update({name: absent(name) for name in missing})
+            return _render(prompt, variant, "user", compiled.user, values)
+        except PromptError:
+            return None
 
     def validate_and_render(
         self, prompt: PromptSpec, variant: VariantSpec | str, values: Mapping[str, Any] | None

@@ -23,6 +23,7 @@ from promptlab.events.models import JsonDict, VariantRegistered, deterministic_e
 from promptlab.prompts.analytics import ValuePicker
 from promptlab.prompts.base import SpecModel
 from promptlab.prompts.config import PromotionConfig
+from promptlab.prompts.demos import DEMOS_VARIABLE, DemosSpec
 from promptlab.prompts.errors import SpecError, VariableError
 from promptlab.prompts.params import check_params
 from promptlab.prompts.sections import (
@@ -62,7 +63,7 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[!-~]+\Z")
 """``provider/model``: printable ASCII without spaces, so it is safe in a header too."""
 _EVENT_FIELDS = (
     "model", "params", "system", "template", "origin", "parent", "strategy", "status",
-    "parents", "generation",
+    "parents", "generation", "demos",
 )  # fmt: skip
 """The fields a variant and its ``VariantRegistered`` event share under the same name."""
 MAX_VARIABLES = 50
@@ -96,6 +97,8 @@ class VariantSpec(SpecModel):
     """Every variant this one was bred from (two for a crossover); ``parent`` is the first."""
     generation: int | None = None
     """Generation of the search that bred it (0 is the seed)."""
+    demos: DemosSpec | None = None
+    """Demonstrations shown with each call (:mod:`prompts.demos`); None: none."""
 
     @field_validator("name")
     @classmethod
@@ -141,20 +144,40 @@ class VariantSpec(SpecModel):
         16 hex characters of a SHA-256; the name, champion flag and lineage are not part
         of it, so renaming or promoting a variant keeps its version.
         """
-        content = json.dumps(
-            {"model": self.model, "params": self.params, "system": self.system,
-             "template": self.template},
-            sort_keys=True, ensure_ascii=False, separators=(",", ":"),
-        )  # fmt: skip
+        fields: dict[str, Any] = {
+            "model": self.model, "params": self.params, "system": self.system,
+            "template": self.template,
+        }  # fmt: skip
+        if self.demos is not None:
+            # Only when set, so a variant without demonstrations keeps its old version.
+            # An inline pool is part of it; a pool that grows (production) is not.
+            fields["demos"] = self.demos.model_dump(mode="json")
+        content = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(content.encode()).hexdigest()[:16]
 
     @cached_property
     def variables_used(self) -> frozenset[str]:
-        """Variables the system and user templates read."""
+        """Variables the system and user templates read (``demos`` of a block variant
+        is not a variable: the sidecar provides it)."""
         names = template_variables(self.template)
         if self.system is not None:
             names |= template_variables(self.system)
+        if self.demos is not None and self.demos.format == "block":
+            names -= {DEMOS_VARIABLE}
         return names
+
+    @model_validator(mode="after")
+    def _check_demos(self) -> VariantSpec:
+        if self.demos is None or self.demos.format != "block":
+            return self
+        placed = template_variables(self.template)
+        if self.system is not None:
+            placed |= template_variables(self.system)
+        if DEMOS_VARIABLE not in placed:
+            raise SpecError(
+                [("demos.format", "'block' needs the template (or system) to place {{ demos }}")]
+            )
+        return self
 
     @property
     def provider(self) -> str:
@@ -177,6 +200,8 @@ class VariantSpec(SpecModel):
         if self.status != "active":
             parts.append(self.status)
         fields: dict[str, Any] = {key: getattr(self, key) for key in _EVENT_FIELDS}
+        if self.demos is not None:
+            fields["demos"] = self.demos.model_dump(mode="json")
         fields.update(
             event_id=deterministic_event_id("variant.registered", *parts),
             prompt_id=prompt_id,
@@ -286,6 +311,10 @@ class PromptSpec(SpecModel):
         problems += _duplicates("variables", [v.name for v in self.variables])
         problems += _duplicates("variants", [v.name for v in self.variants])
         problems += _duplicates("examples", [e.name for e in self.examples])
+        if any(v.demos is not None for v in self.variants) and DEMOS_VARIABLE in declared:
+            problems.append(
+                ("variables", f"{DEMOS_VARIABLE!r} is the demonstrations' name; call it otherwise")
+            )
         champions = [i for i, v in enumerate(self.variants) if v.champion]
         if len(champions) > 1:
             names = ", ".join(self.variants[i].name for i in champions)
@@ -296,7 +325,8 @@ class PromptSpec(SpecModel):
                 source = getattr(variant, key)
                 if source is None:
                     continue
-                for name in sorted(template_variables(source) - declared):
+                provided = {DEMOS_VARIABLE} if variant.demos and variant.demos.format == "block" else set()
+                for name in sorted(template_variables(source) - declared - provided):
                     problems.append(
                         (
                             f"variants[{i}].{key}",
