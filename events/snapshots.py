@@ -8,14 +8,17 @@
 * :class:`AnalyticsSnapshot` in bucket ``promptlab_analytics``: analytics by period
   (recent hours and days) for the TUI's charts, in the shape of ``promptlab analytics
   --json``.
+* :class:`DemoPoolSnapshot` in bucket ``promptlab_demos``: a prompt's demonstration
+  pool (good past answers), compressed, which every sidecar retrieves from.
 
-Both are read-only models for their readers; only the learner writes them.
+All are read-only models for their readers; only the learner writes them.
 """
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +28,8 @@ __all__ = [
     "AnalyticsSnapshot",
     "ArmPosterior",
     "DecisionRecord",
+    "DemoPoolSnapshot",
+    "DemoRecord",
     "PeriodSeries",
     "PeriodTotals",
     "RoutingSnapshot",
@@ -269,3 +274,42 @@ class AnalyticsSnapshot(_Snap):
     @classmethod
     def decode(cls, data: bytes) -> AnalyticsSnapshot:
         return cls.model_validate_json(data)
+
+
+class DemoRecord(_Snap):
+    """One demonstration of a published pool: an earlier call's variables and its answer."""
+
+    id: str
+    """The execution id it came from (or a content hash)."""
+    variables: dict[str, Any]
+    answer: str
+    reward: float = 1.0
+
+
+class DemoPoolSnapshot(_Snap):
+    """A prompt's demonstration pool as the learner built it (redacted, capped).
+
+    Encoded as zlib-compressed JSON: a KV value must fit NATS's message size (1 MB by
+    default), and the learner keeps a pool within :data:`MAX_ENCODED_BYTES`.
+    """
+
+    prompt_id: str
+    pool: str = "production"
+    version: int
+    """Increases with every pool of this prompt (the stream sequence it reflects)."""
+    demos: list[DemoRecord]
+    """Newest first: equal scores go to the newer demonstration."""
+
+    MAX_ENCODED_BYTES: ClassVar[int] = 900_000
+
+    def encode(self) -> bytes:
+        return zlib.compress(self.model_dump_json().encode(), 6)
+
+    @classmethod
+    def decode(cls, data: bytes) -> DemoPoolSnapshot:
+        """Decode; ``ValueError`` for bytes that are not a pool (corrupt or foreign)."""
+        try:
+            raw = zlib.decompressobj().decompress(data, 64 * 1024 * 1024)
+        except zlib.error as exc:
+            raise ValueError(f"not a compressed demonstration pool: {exc}") from None
+        return cls.model_validate_json(raw)

@@ -35,6 +35,11 @@ def variant_key(prompt_id: str, variant: str) -> str:
     return f"{prompt_id}.{variant}"
 
 
+def demo_pool_key(prompt_id: str, pool: str) -> str:
+    """Key of a demonstration pool in :attr:`Bucket.DEMOS`: ``<prompt>.<pool>``."""
+    return f"{prompt_id}.{pool}"
+
+
 CONSUMED_SUBJECTS: tuple[str, ...] = tuple(s.value for s in Subject if s is not Subject.DEAD_LETTER)
 """What durable consumers and readers see: every event subject but dead letters, so a
 consumer that dead-letters a message never reads it back."""
@@ -70,6 +75,9 @@ class Bucket(str, Enum):
     ANALYTICS = "promptlab_analytics"
     """Analytics by period of each prompt (:class:`~events.snapshots.AnalyticsSnapshot`):
     recent hours and days per variant, with the most used variable values."""
+    DEMOS = "promptlab_demos"
+    """Demonstration pools the learner builds (:class:`~events.snapshots.DemoPoolSnapshot`),
+    keyed ``<prompt>.<pool>`` (:func:`demo_pool_key`); every sidecar serves from them."""
     ASSIGNMENTS = "promptlab_assignments"
     """Sticky routing: the variant each (prompt, subject) was assigned, keyed by a hash of
     both; entries expire after :data:`ASSIGNMENT_TTL_S`."""

@@ -35,6 +35,7 @@ from promptlab.sidecar.assignments import share_assignments, watch_assignments
 from promptlab.sidecar.auth import KeyRing, check_admin, check_client
 from promptlab.sidecar.catalog import Catalog
 from promptlab.sidecar.definitions import Definitions
+from promptlab.sidecar.demos import DemoPools, watch_pools
 from promptlab.sidecar.errors import (
     BadRequest,
     NotFound,
@@ -101,6 +102,7 @@ def create_app(
         recorder=Recorder(publisher=publisher, metrics=metrics, telemetry=telemetry, server=server),
         telemetry=telemetry,
         server=server,
+        demos=DemoPools(upstreams.redactor),
     )
 
     middlewares = [cors.middleware(server.cors_origins)] if server.cors_origins else []
@@ -242,6 +244,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         tasks.append(
             asyncio.create_task(
                 watch_learner(bus, app[keys.METRICS]), name="promptlab-learner-watch"
+            )
+        )
+        tasks.append(
+            asyncio.create_task(
+                watch_pools(bus, app[keys.PROXY].demos), name="promptlab-demo-watch"
             )
         )
         assignments = app[keys.ROUTER].assignments

@@ -9,7 +9,7 @@ given at construction are the prompt files: :meth:`from_file` says which ids the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from promptlab.prompts import (
@@ -21,6 +21,7 @@ from promptlab.prompts import (
     VariantSpec,
 )
 from promptlab.prompts.analytics import cut
+from promptlab.prompts.demos import Demo
 from promptlab.providers import Redactor
 from promptlab.sidecar.errors import BadRequest, RenderFailed
 
@@ -97,12 +98,17 @@ class Catalog:
         return picked or None
 
     def render(
-        self, prompt: PromptSpec, variant: VariantSpec, values: Mapping[str, Any]
+        self,
+        prompt: PromptSpec,
+        variant: VariantSpec,
+        values: Mapping[str, Any],
+        demos: Sequence[Demo] = (),
     ) -> list[dict[str, Any]]:
-        """The variant's messages for validated ``values``; :class:`RenderFailed` (a 400
-        naming the variables the failing line reads) when its template cannot use them."""
+        """The variant's messages for validated ``values`` (and its ``demos``, if it shows
+        any); :class:`RenderFailed` (a 400 naming the variables the failing line reads)
+        when its template cannot use them."""
         try:
-            return list(self._renderer.render(prompt, variant, values))
+            return list(self._renderer.render(prompt, variant, values, demos))
         except RenderError as exc:
             raise render_failed(exc) from None
 

@@ -39,6 +39,7 @@ from promptlab.prompts import PromptSpec
 from promptlab.providers import ProviderError, Providers
 from promptlab.sidecar.catalog import Catalog
 from promptlab.sidecar.config import ServerSettings
+from promptlab.sidecar.demos import DemoPools
 from promptlab.sidecar.errors import BadRequest, RenderFailed, from_provider
 from promptlab.sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, Outcome, Recorder
 from promptlab.sidecar.router import Route, Router
@@ -94,8 +95,10 @@ class Proxy:
         recorder: Recorder,
         telemetry: Telemetry,
         server: ServerSettings,
+        demos: DemoPools | None = None,
     ) -> None:
         self.catalog = catalog
+        self.demos = demos if demos is not None else DemoPools(providers.redactor)
         self.router = router
         self.providers = providers
         self.recorder = recorder
@@ -219,9 +222,12 @@ class Proxy:
             capture=prompt.evaluation is not None,
             variable_values=recorded,
         )
+        demos = self.demos.choose(prompt, variant, values) if variant.demos else []
+        if variant.demos is not None:
+            call.demos = [d.id for d in demos]
         try:
             with self.telemetry.span("promptlab.render", {"promptlab.variant": variant.name}):
-                messages = self.catalog.render(prompt, variant, values)
+                messages = self.catalog.render(prompt, variant, values, demos)
         except RenderFailed as err:
             raise self._unrendered(call, err, can_fall_back) from None
         if kept:

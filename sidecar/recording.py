@@ -49,6 +49,8 @@ class Call:
     """Capture this call's content even when capture is off (its prompt is evaluated online)."""
     variable_values: dict[str, Any] | None = None
     """Variable values its prompt lets analytics record (see :meth:`Catalog.recorded_values`)."""
+    demos: list[str] | None = None
+    """Ids of the demonstrations shown (None: its variant shows none)."""
 
     def headers(self) -> dict[str, str]:
         headers = {EXECUTION_HEADER: self.execution_id}
@@ -185,6 +187,7 @@ class Recorder:
             attempts=attempts,
             endpoint=call.endpoint,
             variable_values=call.variable_values,
+            demos=call.demos,
         )
         with self.telemetry.span("promptlab.publish") as span:
             set_attributes(
