@@ -21,6 +21,7 @@ BENCHMARKS = {
     "simulation": "bench.simulation",
     "decision": "bench.decision",
     "evolution": "bench.evolution",
+    "demos": "bench.demos",
 }
 
 

@@ -72,7 +72,9 @@ class DemoPool:
             if bool(np.all(self._rewards >= min_reward)):
                 pool = self
             else:
-                pool = DemoPool((d for d in self.demos if d.reward >= min_reward), version=self.version)
+                pool = DemoPool(
+                    (d for d in self.demos if d.reward >= min_reward), version=self.version
+                )
             self._eligible[min_reward] = pool
         return pool
 
@@ -174,7 +176,5 @@ def _fill(
 def pool_from_examples(examples: Sequence[Any]) -> list[Demo]:
     """Demonstrations from a prompt's ``[[examples]]`` that have an ``expected`` answer."""
     return [
-        Demo.build(e.variables, e.expected, id=f"example:{e.name}")
-        for e in examples
-        if e.expected
+        Demo.build(e.variables, e.expected, id=f"example:{e.name}") for e in examples if e.expected
     ]

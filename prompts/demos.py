@@ -141,7 +141,9 @@ class DemoBlock(list[dict[str, Any]]):
         parts = []
         for i, demo in enumerate(self, 1):
             lines = [f"Example {i}:"]
-            lines += [f"{name}: {_flat(value)}" for name, value in sorted(demo["variables"].items())]
+            lines += [
+                f"{name}: {_flat(value)}" for name, value in sorted(demo["variables"].items())
+            ]
             lines.append(f"Answer: {demo['answer']}")
             parts.append("\n".join(lines))
         return "\n\n".join(parts)

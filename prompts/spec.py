@@ -325,7 +325,9 @@ class PromptSpec(SpecModel):
                 source = getattr(variant, key)
                 if source is None:
                     continue
-                provided = {DEMOS_VARIABLE} if variant.demos and variant.demos.format == "block" else set()
+                provided = (
+                    {DEMOS_VARIABLE} if variant.demos and variant.demos.format == "block" else set()
+                )
                 for name in sorted(template_variables(source) - declared - provided):
                     problems.append(
                         (

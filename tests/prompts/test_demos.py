@@ -14,14 +14,21 @@ from promptlab.prompts.demo_pool import DemoPool, diverse_top, pool_from_example
 from promptlab.prompts.demos import MAX_DEMO_CHARS, Demo
 
 
-def sentiment(*variants: dict[str, Any], examples: list[dict[str, Any]] | None = None) -> PromptSpec:
+def sentiment(
+    *variants: dict[str, Any], examples: list[dict[str, Any]] | None = None
+) -> PromptSpec:
     return PromptSpec.model_validate(
         {
             "id": "sentiment",
             "variables": [{"name": "text", "type": "string", "required": True}],
             "examples": examples or [],
             "variants": [
-                {"name": "plain", "model": "fake/m", "system": "Label it.", "template": "{{ text }}"},
+                {
+                    "name": "plain",
+                    "model": "fake/m",
+                    "system": "Label it.",
+                    "template": "{{ text }}",
+                },
                 *variants,
             ],
         }

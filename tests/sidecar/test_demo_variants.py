@@ -110,7 +110,9 @@ async def test_a_production_pool_is_served_once_published_and_identically_by_two
     ]
     records.append(DemoRecord(id="exec-key", variables={"text": "warm"}, answer=f"use {SECRET}"))
     snapshot = DemoPoolSnapshot(prompt_id="sentiment", version=5, demos=records)
-    await first.bus.kv_put(str(Bucket.DEMOS), demo_pool_key("sentiment", "production"), snapshot.encode())
+    await first.bus.kv_put(
+        str(Bucket.DEMOS), demo_pool_key("sentiment", "production"), snapshot.encode()
+    )
 
     async def served(sidecar: Any, text: str) -> list[dict[str, Any]]:
         deadline = asyncio.get_running_loop().time() + 10
@@ -128,7 +130,9 @@ async def test_a_production_pool_is_served_once_published_and_identically_by_two
     assert {"positive", "negative"} <= {s for s in shown if SECRET not in s}
     assert all(SECRET not in m["content"] for m in one)  # redacted on arrival
     assert "Text: a sweet film 6" not in [m["content"] for m in one]  # reward 0: not a demo
-    events = [e for e in await first.events("execution.completed") if isinstance(e, ExecutionCompleted)]
+    events = [
+        e for e in await first.events("execution.completed") if isinstance(e, ExecutionCompleted)
+    ]
     assert events[-1].demos and all(d.startswith("exec-") for d in events[-1].demos)
 
 

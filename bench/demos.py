@@ -1,0 +1,152 @@
+"""Demonstration retrieval on the hot path: what a ``demos`` variant adds per call.
+
+Pools of synthetic examples (sentences of 8 to 24 words from a 5,000-word vocabulary
+with Zipf frequencies; two labels) of 10,000 and 100,000 demonstrations. Prints:
+
+* pool build time (demonstrations + BM25 index), as a sidecar pays it when a pool
+  arrives (off the event loop);
+* choose (BM25 scores + diverse top-k, k = 4) p50 / p99 at each size, and the whole
+  added cost of a call (choose + render 4 demonstration turns) against rendering
+  without demonstrations (target: <= 0.3 ms p50 added at 10,000);
+* the process's RSS growth holding the 100,000-example pool;
+* rank-bm25's scoring at 10,000 for comparison, when it is installed (it is not a
+  dependency: ``pip install rank-bm25``).
+
+Run: ``python -m bench --only demos [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from promptlab.prompts import PromptSpec, Renderer
+from promptlab.prompts.demo_pool import DemoPool, tokens
+from promptlab.prompts.demos import Demo
+
+SPEC = PromptSpec.model_validate(
+    {
+        "id": "bench",
+        "variables": [{"name": "text", "type": "string", "required": True}],
+        "variants": [
+            {"name": "plain", "model": "simulated/good", "system": "Label the sentiment.",
+             "template": "Text: {{ text }}\nLabel:"},
+            {"name": "demos", "model": "simulated/good", "system": "Label the sentiment.",
+             "template": "Text: {{ text }}\nLabel:", "demos": {"k": 4, "select": "similar"}},
+        ],
+    }
+)  # fmt: skip
+
+
+def sentences(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array([f"w{i}" for i in range(5000)])
+    weights = 1.0 / np.arange(1, 5001)
+    weights /= weights.sum()
+    lengths = rng.integers(8, 25, n)
+    words = rng.choice(vocabulary, size=int(lengths.sum()), p=weights)
+    out, at = [], 0
+    for length in lengths.tolist():
+        out.append(" ".join(words[at : at + length].tolist()))
+        at += length
+    return out
+
+
+def pool_of(n: int, seed: int = 1) -> list[Demo]:
+    return [
+        Demo.build({"text": s}, "positive" if i % 3 else "negative", id=f"e{i}")
+        for i, s in enumerate(sentences(n, seed))
+    ]
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+
+
+def measure(fn: Callable[[], object], iterations: int) -> tuple[float, float]:
+    """p50, p99 in milliseconds."""
+    for _ in range(min(200, iterations)):
+        fn()
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(iterations):
+        start = clock()
+        fn()
+        samples.append(clock() - start)
+    samples.sort()
+    return samples[len(samples) // 2] / 1e6, samples[int(len(samples) * 0.99)] / 1e6
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", "--iterations", type=int, default=5000)
+    parser.add_argument("--quick", action="store_true", help="1,000 iterations")
+    args = parser.parse_args(argv)
+    iterations = 1000 if args.quick else args.iterations
+    spec = SPEC.variant("demos").demos
+    assert spec is not None
+    queries = [{"text": q} for q in sentences(500, seed=99)]
+    renderer = Renderer()
+    import bm25s  # noqa: F401  (loaded once, as a sidecar does at its first pool)
+
+    for size in (10_000, 100_000):
+        demos = pool_of(size)
+        gc.collect()
+        before = rss_mb()
+        start = time.perf_counter()
+        pool = DemoPool(demos)
+        pool.build_index()
+        built = time.perf_counter() - start
+        grown = rss_mb() - before
+        turn = iter(range(10**9))
+
+        def choose(pool: DemoPool = pool) -> object:
+            return pool.select(spec, queries[next(turn) % len(queries)])
+
+        def with_demos(pool: DemoPool = pool) -> object:
+            values = queries[next(turn) % len(queries)]
+            return renderer.render(SPEC, "demos", values, pool.select(spec, values))
+
+        def without() -> object:
+            return renderer.render(SPEC, "plain", queries[next(turn) % len(queries)])
+
+        c50, c99 = measure(choose, iterations)
+        d50, d99 = measure(with_demos, iterations)
+        p50, p99 = measure(without, iterations)
+        print(
+            f"pool {size:>7,}: build {built:6.2f} s (index RSS +{grown:6.1f} MB over the "
+            f"demonstrations); choose p50 {c50:.3f} ms p99 {c99:.3f} ms; render with 4 demos "
+            f"p50 {d50:.3f} ms vs without {p50:.3f} ms: added p50 {d50 - p50:.3f} ms, "
+            f"p99 {d99:.3f} ms",
+            flush=True,
+        )
+        if size == 100_000:
+            del pool, demos
+        print(f"process RSS now {rss_mb():.0f} MB", flush=True)
+    gc.collect()
+    before = rss_mb()
+    held = DemoPool(pool_of(100_000, seed=5))
+    held.build_index()
+    print(f"RSS with a 100,000-example pool held: +{rss_mb() - before:.0f} MB", flush=True)
+    del held
+    try:
+        from rank_bm25 import BM25Okapi
+    except ImportError:
+        print("rank-bm25 not installed: no comparison (pip install rank-bm25)")
+        return
+    corpus = [tokens(s) for s in sentences(10_000, seed=1)]
+    okapi = BM25Okapi(corpus)
+    q = iter(range(10**9))
+    r50, r99 = measure(
+        lambda: okapi.get_scores(tokens(queries[next(q) % 500]["text"])), max(100, iterations // 10)
+    )
+    print(f"rank-bm25 at 10,000: get_scores p50 {r50:.3f} ms p99 {r99:.3f} ms (bm25s above)")
+
+
+if __name__ == "__main__":
+    main()
