@@ -49,6 +49,7 @@ from promptlab.learner.decide import Policy, default_policy
 from promptlab.learner.errors import StoreUnavailable, classify, map_store_errors
 from promptlab.learner.lease import Lease
 from promptlab.learner.projection.batch import BatchResult
+from promptlab.learner.projection.handlers.examples import caps_from_prompts
 from promptlab.learner.projection.reward import (
     effective_promotion,
     routing_from_prompts,
@@ -109,6 +110,7 @@ class Learner:
             rewards=rules_from_prompts(self.prompts),
             promotion=self.promotion_config,
             routing=routing_from_prompts(self.prompts),
+            examples_cap=caps_from_prompts(self.prompts),
             feedback_repeat=settings.feedback_repeat,
             feedback_wait_s=settings.feedback_wait_s,
             retention_days=settings.retention_days,

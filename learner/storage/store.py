@@ -364,19 +364,24 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _add_missing_columns(conn: Any, schema: str | None) -> None:
     """Columns added to an existing table since a store was created (``create_all``
-    makes missing tables only). Each has a server default, so old rows stay valid."""
+    makes missing tables only). Each has a server default or is nullable, so old rows
+    stay valid."""
     from sqlalchemy import inspect
 
     inspector = inspect(conn)
-    for table in (t.variants, t.prompt_state):
+    for table in (t.variants, t.prompt_state, t.pending_feedback):
         present = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
         for column in table.columns:
-            if column.name not in present and column.server_default is not None:
-                kind = column.type.compile(dialect=conn.dialect)
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            name = table.name if schema is None else f'"{schema}".{table.name}'
+            if column.server_default is not None:
                 default = column.server_default.arg  # type: ignore[attr-defined]
-                name = table.name if schema is None else f'"{schema}".{table.name}'
                 conn.execute(
                     text(
                         f"ALTER TABLE {name} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT '{default}'"
                     )
                 )
+            elif column.nullable:
+                conn.execute(text(f"ALTER TABLE {name} ADD COLUMN {column.name} {kind}"))
