@@ -31,8 +31,11 @@ class Subject(str, Enum):
 
 
 def variant_key(prompt_id: str, variant: str) -> str:
-    """Key of a run-time variant in :attr:`Bucket.VARIANTS`: ``<prompt>.<variant>``."""
-    return f"{prompt_id}.{variant}"
+    """Key of a run-time variant in :attr:`Bucket.VARIANTS`: ``<prompt>.<variant>``.
+
+    A KV key takes no ``+`` (a variant name may: ``<champion>+demos``), so it is written
+    ``=``, which no name contains."""
+    return f"{prompt_id}.{variant.replace('+', '=')}"
 
 
 def demo_pool_key(prompt_id: str, pool: str) -> str:

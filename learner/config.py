@@ -91,6 +91,9 @@ class LearnerSettings(BaseModel):
     """Events applied per database transaction."""
     snapshot_interval_ms: int = Field(default=250, ge=10)
     """Publish routing and stats snapshots at most this often per prompt."""
+    demos_interval_s: float = Field(default=5.0, ge=0)
+    """Rebuild the demonstration pools of prompts that use production demonstrations (and
+    register due demonstration challengers) this often; 0 never does."""
     analytics_interval_s: float = Field(default=15.0, ge=0)
     """Publish analytics snapshots (recent hours and days per variant, for the TUI's
     analytics tab) of prompts with new traffic this often; 0 never publishes them."""

@@ -46,6 +46,7 @@ from promptlab.learner.analytics_snapshots import AnalyticsWriter
 from promptlab.learner.applying import MAX_BACKOFF_S, apply_isolating, apply_retrying
 from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.decide import Policy, default_policy
+from promptlab.learner.demo_pools import DemoPoolWriter
 from promptlab.learner.errors import StoreUnavailable, classify, map_store_errors
 from promptlab.learner.lease import Lease
 from promptlab.learner.projection.batch import BatchResult
@@ -123,6 +124,13 @@ class Learner:
             self.store,
             interval_s=settings.analytics_interval_s,
             day_refresh_s=settings.analytics_day_refresh_s,
+        )
+        self.demo_pools = DemoPoolWriter(
+            bus,
+            self.store,
+            prompts=lambda: [*self.prompts.values(), *self.projection.defined.values()],
+            view=self._view,
+            interval_s=settings.demos_interval_s,
         )
         self._consumer: Consumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -269,7 +277,15 @@ class Learner:
                     sequence=lambda: self.projection.position,
                 ),
                 name="promptlab-analytics",
-            )
+            ),
+            asyncio.create_task(
+                self.demo_pools.run(
+                    self._stopping,
+                    active=lambda: self.active,
+                    sequence=lambda: self.projection.position,
+                ),
+                name="promptlab-demo-pools",
+            ),
         ]
         if self.breeder is not None:
             beside.append(

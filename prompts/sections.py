@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from promptlab.events.kinds import DEMONSTRATION
 from promptlab.prompts.base import SpecModel
+from promptlab.prompts.demos import MAX_K, DemosSpec
 from promptlab.prompts.errors import SpecError
 
 
@@ -150,3 +151,26 @@ class LearningSpec(SpecModel):
     """Capture this prompt's calls (variables and answer) as production examples."""
     max_examples: int = Field(default=DEFAULT_MAX_EXAMPLES, ge=1, le=1_000_000)
     """Examples kept for this prompt; beyond it the oldest (by event time) go first."""
+    demos: AutoDemosSpec | None = None
+    """The automatic demonstration challenger (``demos = { k = 4, min_pool = 50 }``);
+    None: the learner registers none."""
+
+
+class AutoDemosSpec(SpecModel):
+    """``[learning] demos``: once the pool holds ``min_pool`` good answers, the learner
+    registers ``<champion>+demos``: the champion showing demonstrations from production."""
+
+    k: int = Field(default=4, ge=1, le=MAX_K)
+    select: Literal["similar", "top"] = "similar"
+    min_reward: float = Field(default=1.0, ge=0.0, le=1.0)
+    min_pool: int = Field(default=50, ge=1, le=1_000_000)
+    """Good answers (reward >= ``min_reward``, corrections included) the pool must hold."""
+    format: Literal["turns"] = "turns"
+    """Turns only: the champion's template need not place ``{{ demos }}``."""
+
+    def variant_demos(self) -> DemosSpec:
+        """The ``demos`` of the challenger it registers."""
+        return DemosSpec(
+            k=self.k, select=self.select, min_reward=self.min_reward,
+            pool="production", format=self.format,
+        )  # fmt: skip

@@ -60,7 +60,8 @@ Category = Literal["chat", "documentation", "code", "analysis", "system"]
 # \Z, not $: "$" also matches before a final newline, and a name ending in "\n" would
 # reach HTTP headers (X-Promptlab-Variant) and break every response that carries it.
 PROMPT_ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
-VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
+"""``+`` for the learner's ``<champion>+demos``; every character is safe in a header."""
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[!-~]+\Z")
 """``provider/model``: printable ASCII without spaces, so it is safe in a header too."""
 _EVENT_FIELDS = (

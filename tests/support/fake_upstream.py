@@ -17,6 +17,7 @@ import asyncio
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,9 @@ class FakeUpstream:
     requests: list[Received] = field(default_factory=list)
     cancelled_streams: int = 0
     """Streams whose client (the sidecar) went away before the end."""
+    reply: Callable[[dict[str, Any]], str] | None = None
+    """Answers chat completions in place of the echo (e.g. an answer that depends on
+    whether the request carried demonstrations)."""
     _script: deque[_Action] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -187,7 +191,7 @@ class FakeUpstream:
                 }
             }
             return web.json_response(error, status=status, headers=headers)
-        text = reply_text(body)
+        text = self.reply(body) if self.reply is not None else reply_text(body)
         usage = {
             "prompt_tokens": 10,
             "completion_tokens": len(text.split()),

@@ -1,0 +1,193 @@
+"""Demonstration pools from production, and the automatic demonstration challenger.
+
+For every prompt that needs one (a variant with ``demos.pool = "production"``, or
+``[learning] demos``), every ``learner.demos_interval_s`` the active learner reads the
+good production examples (reward at least the lowest ``min_reward`` asked for,
+corrections included; :func:`learner.examples.read_examples`), newest first, and
+writes them as a :class:`~events.snapshots.DemoPoolSnapshot` to the KV bucket
+``promptlab_demos`` when they changed. Every sidecar replica serves that pool; none
+reads the database on a call.
+
+With ``[learning] demos = { k, select, min_reward, min_pool }``, once the pool holds
+``min_pool`` good answers the learner registers ``<champion>+demos``: the champion's
+model, params and templates with ``demos = { pool = "production", ... }``, a
+``VariantRegistered`` with ``origin = "demos"`` and the champion as parent, stored in
+the variants bucket like any run-time variant. From then on it is one more challenger:
+the same-period test decides whether it is promoted, probation whether it stays.
+
+The pool's content comes from the event log (the examples table is a projection), so
+what it holds at a stream position is the same in a replay; only when it is written
+follows the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from promptlab.events.bus import EventBus
+from promptlab.events.models import VariantRegistered, encode
+from promptlab.events.snapshots import DemoPoolSnapshot, DemoRecord
+from promptlab.events.subjects import Bucket, demo_pool_key, variant_key
+from promptlab.learner.examples import Example, read_examples
+from promptlab.learner.storage.store import Store
+from promptlab.learner.storage.view import PromptView
+from promptlab.prompts.spec import PromptSpec, VariantSpec
+
+log = logging.getLogger(__name__)
+
+DEMOS_SUFFIX = "+demos"
+"""The automatic challenger is called ``<champion>+demos``."""
+MAX_POOL = 20_000
+"""Most demonstrations one published pool holds (the newest)."""
+_POLL_S = 0.5
+
+
+def needs_pool(spec: PromptSpec) -> float | None:
+    """The lowest ``min_reward`` a production pool of ``spec`` must serve (None: no pool)."""
+    wanted = [
+        v.demos.min_reward
+        for v in spec.variants
+        if v.demos is not None and v.demos.pool == "production"
+    ]
+    if spec.learning.demos is not None:
+        wanted.append(spec.learning.demos.min_reward)
+    return min(wanted) if wanted else None
+
+
+def pool_snapshot(prompt_id: str, examples: Iterable[Example], version: int) -> DemoPoolSnapshot:
+    """The pool of ``examples`` (newest first), cut to :data:`MAX_POOL` and to what fits
+    in :attr:`DemoPoolSnapshot.MAX_ENCODED_BYTES` (the oldest go first)."""
+    records = [
+        DemoRecord(
+            id=e.id,
+            variables=e.variables,
+            answer=e.answer,
+            reward=1.0 if e.reward is None else e.reward,
+        )  # fmt: skip
+        for e in examples
+        if e.answer
+    ][:MAX_POOL]
+    snapshot = DemoPoolSnapshot(prompt_id=prompt_id, version=version, demos=records)
+    while records and len(snapshot.encode()) > DemoPoolSnapshot.MAX_ENCODED_BYTES:
+        records = records[: len(records) * 3 // 4]
+        snapshot = DemoPoolSnapshot(prompt_id=prompt_id, version=version, demos=records)
+    return snapshot
+
+
+def demos_challenger(spec: PromptSpec, champion: VariantSpec) -> VariantSpec | None:
+    """``<champion>+demos`` for ``spec`` (None without ``[learning] demos``)."""
+    auto = spec.learning.demos
+    if auto is None:
+        return None
+    return champion.model_copy(
+        update={
+            "name": f"{champion.name}{DEMOS_SUFFIX}"[:64],
+            "champion": False,
+            "status": "active",
+            "origin": "demos",
+            "parent": champion.name,
+            "parents": (champion.name,),
+            "strategy": "demos",
+            "demos": auto.variant_demos(),
+        }
+    )
+
+
+@dataclass
+class DemoPoolWriter:
+    """Publishes production pools and registers demonstration challengers."""
+
+    bus: EventBus
+    store: Store
+    prompts: Callable[[], Iterable[PromptSpec]]
+    """The prompts the learner knows (files and run-time definitions)."""
+    view: Callable[[str], Awaitable[PromptView | None]]
+    """A prompt's state: its current champion (the learner's, not the file's) and its
+    registered variants."""
+    interval_s: float = 5.0
+    _written: dict[str, str] = field(default_factory=dict)
+    registered: list[VariantRegistered] = field(default_factory=list)
+    """Challengers this writer registered (for logs and tests)."""
+
+    async def run(
+        self,
+        stopping: asyncio.Event,
+        *,
+        active: Callable[[], bool],
+        sequence: Callable[[], int],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Refresh every ``interval_s`` while ``active()``, until ``stopping`` is set."""
+        if self.interval_s <= 0:
+            return
+        last = -float("inf")
+        while not stopping.is_set():
+            now = clock()
+            if active() and now - last >= self.interval_s:
+                last = now
+                try:
+                    await self.refresh(sequence())
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the next round tries again
+                    log.warning("demonstration pools not written: %s: %s", type(exc).__name__, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), min(self.interval_s, _POLL_S))
+
+    async def refresh(self, sequence: int) -> None:
+        """Write the pools that changed; register the challengers now due."""
+        for spec in list(self.prompts()):
+            min_reward = needs_pool(spec)
+            if min_reward is None:
+                continue
+            good = await read_examples(self.store, spec.id, min_reward=min_reward, limit=MAX_POOL)
+            snapshot = pool_snapshot(spec.id, good, sequence)
+            digest = _digest(snapshot)
+            if self._written.get(spec.id) != digest:
+                key = demo_pool_key(spec.id, "production")
+                await self.bus.kv_put(str(Bucket.DEMOS), key, snapshot.encode())
+                self._written[spec.id] = digest
+            await self._maybe_register(spec, good)
+
+    async def _maybe_register(self, spec: PromptSpec, good: list[Example]) -> None:
+        auto = spec.learning.demos
+        if auto is None:
+            return
+        eligible = sum(1 for e in good if (e.reward or 0.0) >= auto.min_reward)
+        if eligible < auto.min_pool:
+            return
+        view = await self.view(spec.id)
+        name = view.champion if view is not None else spec.champion.name
+        if name.endswith(DEMOS_SUFFIX):
+            return  # the demonstration challenger already won
+        try:
+            champion = spec.variant(name)
+        except KeyError:
+            champion = spec.champion
+        challenger = demos_challenger(spec, champion)
+        if challenger is None or (view is not None and challenger.name in view.arms):
+            return
+        if any(e.variant == challenger.name for e in self.registered):
+            return  # registered, not yet projected
+        variables = [v.model_dump(mode="json", exclude_defaults=True) for v in spec.variables]
+        event = challenger.to_event(spec.id, variables)
+        await self.bus.publish(event)
+        await self.bus.kv_put(
+            str(Bucket.VARIANTS), variant_key(spec.id, challenger.name), encode(event)
+        )
+        self.registered.append(event)
+        log.info(
+            "registered %s for prompt %s: its pool holds %d good answers",
+            challenger.name, spec.id, eligible,
+        )  # fmt: skip
+
+
+def _digest(snapshot: DemoPoolSnapshot) -> str:
+    content = "\n".join(f"{d.id}\t{d.reward}\t{d.answer}" for d in snapshot.demos)
+    return hashlib.sha256(content.encode()).hexdigest()
