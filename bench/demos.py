@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -105,19 +105,19 @@ def main(argv: list[str] | None = None) -> None:
         grown = rss_mb() - before
         turn = iter(range(10**9))
 
-        def choose(pool: DemoPool = pool) -> object:
+        def choose(pool: DemoPool = pool, turn: Iterator[int] = turn) -> object:
             return pool.select(spec, queries[next(turn) % len(queries)])
 
-        def with_demos(pool: DemoPool = pool) -> object:
+        def with_demos(pool: DemoPool = pool, turn: Iterator[int] = turn) -> object:
             values = queries[next(turn) % len(queries)]
             return renderer.render(SPEC, "demos", values, pool.select(spec, values))
 
-        def without() -> object:
+        def without(turn: Iterator[int] = turn) -> object:
             return renderer.render(SPEC, "plain", queries[next(turn) % len(queries)])
 
         c50, c99 = measure(choose, iterations)
         d50, d99 = measure(with_demos, iterations)
-        p50, p99 = measure(without, iterations)
+        p50, _ = measure(without, iterations)
         print(
             f"pool {size:>7,}: build {built:6.2f} s (index RSS +{grown:6.1f} MB over the "
             f"demonstrations); choose p50 {c50:.3f} ms p99 {c99:.3f} ms; render with 4 demos "

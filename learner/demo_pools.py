@@ -69,7 +69,7 @@ def pool_snapshot(prompt_id: str, examples: Iterable[Example], version: int) -> 
             variables=e.variables,
             answer=e.answer,
             reward=1.0 if e.reward is None else e.reward,
-        )  # fmt: skip
+        )
         for e in examples
         if e.answer
     ][:MAX_POOL]

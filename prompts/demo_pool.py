@@ -95,7 +95,8 @@ class DemoPool:
         ids = self._index.get_tokens_ids(tokens(text))
         if not ids:
             return np.zeros(len(self.demos), dtype=np.float32)
-        return self._index.get_scores(ids)
+        scores: np.ndarray = self._index.get_scores(ids)
+        return scores
 
     def select(self, spec: DemosSpec, values: Mapping[str, Any]) -> list[Demo]:
         """The demonstrations one call with validated ``values`` gets under ``spec``."""
