@@ -30,6 +30,8 @@ from promptlab.lab.experiment import CaseSpec, Experiment
 from promptlab.lab.report import Report, build_report
 from promptlab.lab.results import ResultsFile, Trial, spend
 from promptlab.prompts import Renderer, RenderError, VariableError, VariantSpec
+from promptlab.prompts.demo_pool import DemoPool, pool_from_examples
+from promptlab.prompts.demos import Demo
 
 Publish = Callable[[BaseEvent], "Awaitable[Any] | None"]
 
@@ -201,6 +203,23 @@ class _Runner:
         self.panel = panel
         self.publish = publish
         self.renderer = renderer
+        self._pools: dict[str, DemoPool] = {}
+
+    def demos(self, variant: VariantSpec, values: dict[str, Any]) -> list[Demo]:
+        """A variant's demonstrations for one case: from its inline pool or the prompt's
+        ``[[examples]]``. A production or dataset pool lives with the learner: offline,
+        such a variant runs without demonstrations."""
+        spec = variant.demos
+        if spec is None or (isinstance(spec.pool, str) and spec.pool != "examples"):
+            return []
+        pool = self._pools.get(variant.version)
+        if pool is None:
+            if isinstance(spec.pool, str):
+                demos = pool_from_examples(self.experiment.prompt.examples)
+            else:
+                demos = [Demo.build(d.variables, d.answer) for d in spec.pool]
+            pool = self._pools[variant.version] = DemoPool(demos)
+        return pool.select(spec, values)
 
     async def trial(self, point: Point, case: CaseSpec, repeat: int) -> Trial:
         spec = self.experiment.spec
@@ -217,7 +236,9 @@ class _Runner:
             min_quality=case.min_quality if case.min_quality is not None else spec.min_quality,
         )
         try:
-            messages = self.renderer.validate_and_render(prompt, point.variant, case.inputs)
+            values = prompt.variables_validator(case.inputs)
+            demos = self.demos(point.variant, values)
+            messages = self.renderer.render(prompt, point.variant, values, demos)
         except (VariableError, RenderError) as exc:
             trial.status, trial.error_kind = "error", f"render: {exc}"[:200]
             return trial

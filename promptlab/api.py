@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from promptlab.lab.demo_search import DemoSearchOutcome, optimize_demos
 from promptlab.lab.evolution import EvolutionRun, evolve_experiment, resolve_spec
 from promptlab.lab.experiment import CaseSpec, Experiment, ExperimentSpec, load_experiment, resolve
 from promptlab.lab.optimize import OptimizeOutcome, optimize
@@ -149,12 +150,38 @@ class Lab:
         return (await self.run(experiment)).report
 
     async def optimize(
-        self, file: str | os.PathLike[str] | None = None, *, trials: int | None = None, **spec: Any
-    ) -> OptimizeOutcome:
-        """Search variants x models x params (``optimize = {...}`` keyword) with optuna."""
+        self,
+        file: str | os.PathLike[str] | None = None,
+        *,
+        trials: int | None = None,
+        demos: bool = False,
+        **spec: Any,
+    ) -> OptimizeOutcome | DemoSearchOutcome:
+        """Search variants x models x params (``optimize = {...}`` keyword) with optuna;
+        with ``demos=True``, search demonstration sets instead (:meth:`optimize_demos`)."""
+        if demos:
+            return await self.optimize_demos(file, **spec)
         experiment = load_experiment(file) if file is not None else self.experiment(**spec)
         async with self._client_context() as client:
             return await optimize(experiment, client, trials=trials, publish=self.publish)
+
+    async def optimize_demos(
+        self,
+        file: str | os.PathLike[str] | None = None,
+        *,
+        variant: str | None = None,
+        ks: Sequence[int] = (1, 2, 4, 8),
+        seed: int = 0,
+        **spec: Any,
+    ) -> DemoSearchOutcome:
+        """Which demonstrations, how many, in what order (``promptlab optimize --demos``):
+        chosen on validation cases, proven on held-out ones with the paired test. The
+        result's ``.winner`` is a ``select = "fixed"`` variant (``.winner_toml()``)."""
+        experiment = load_experiment(file) if file is not None else self.experiment(**spec)
+        async with self._client_context() as client:
+            return await optimize_demos(
+                experiment, client, variant=variant, ks=ks, seed=seed, publish=self.publish
+            )
 
     async def evolve(
         self,

@@ -65,6 +65,12 @@ class DemoPool:
     def __len__(self) -> int:
         return len(self.demos)
 
+    @property
+    def codes(self) -> np.ndarray:
+        """Each demonstration's answer as a number: equal answers (trimmed, case-folded)
+        have equal numbers, so selection can keep them diverse."""
+        return self._codes
+
     def eligible(self, min_reward: float) -> DemoPool:
         """The demonstrations whose reward is at least ``min_reward`` (cached per value)."""
         pool = self._eligible.get(min_reward)

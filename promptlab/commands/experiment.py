@@ -269,6 +269,8 @@ def optimize_command(args: argparse.Namespace, settings: Settings | None) -> int
     experiment = _load(args, settings)
     if experiment is None:
         return 2
+    if getattr(args, "demos", False):
+        return _optimize_demos(args, settings, experiment)
 
     async def main() -> int:
         client = make_providers(settings)
@@ -286,6 +288,49 @@ def optimize_command(args: argparse.Namespace, settings: Settings | None) -> int
             print(json.dumps(outcome.to_json(), indent=2))
         else:
             print(outcome.summary())
+        return 0
+
+    return _run(main)
+
+
+def _optimize_demos(
+    args: argparse.Namespace, settings: Settings | None, experiment: Experiment
+) -> int:
+    """``optimize FILE --demos``: search demonstration sets; print (and register) the winner."""
+    from promptlab.commands.evolve import _bus, register_live
+    from promptlab.lab.demo_search import DemoSearchError, optimize_demos
+
+    try:
+        ks = sorted({int(k) for k in str(args.k).split(",") if k.strip()})
+    except ValueError:
+        print(f"promptlab: --k takes comma-separated integers, got {args.k!r}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        client = make_providers(settings)
+        if not _preflight(experiment, client):
+            return 2
+        enabled = args.events or args.register
+        async with client, _bus(settings, enabled) as (pub, bus):
+            try:
+                outcome = await optimize_demos(
+                    experiment, client, variant=args.variant, ks=ks, seed=args.seed, publish=pub
+                )
+            except (DemoSearchError, KeyError) as exc:
+                print(f"promptlab: {exc}", file=sys.stderr)
+                return 2
+            print(outcome.summary())
+            if outcome.winner is not None:
+                print("\n# the winner, for the prompt file:\n" + outcome.winner_toml())
+                if args.register and pub is not None and bus is not None:
+                    prompt = experiment.prompt
+                    variables = [
+                        v.model_dump(mode="json", exclude_defaults=True) for v in prompt.variables
+                    ]
+                    event = outcome.winner.to_event(prompt.id, variables)
+                    await bus.publish(event)
+                    await register_live(bus, [event])
+                    print(f"registered {event.variant} as a live challenger of {prompt.id}")
         return 0
 
     return _run(main)

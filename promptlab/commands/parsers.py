@@ -166,6 +166,22 @@ def register_experiment(sub: argparse._SubParsersAction) -> None:
     opt.add_argument("file", metavar="FILE", help="experiment file (TOML) with [optimize]")
     opt.add_argument("--trials", type=int, help="optuna trials (default: [optimize] trials)")
     opt.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    opt.add_argument(
+        "--demos",
+        action="store_true",
+        help="search demonstration sets (which cases, how many, in what order) instead: "
+        "chosen on validation cases, compared with the variant on held-out ones",
+    )
+    opt.add_argument("--variant", help="--demos: the variant to add demonstrations to")
+    opt.add_argument(
+        "--k", default="1,2,4,8", help="--demos: set sizes to try, comma-separated (1,2,4,8)"
+    )
+    opt.add_argument("--seed", type=int, default=0, help="--demos: seed of the split and sets")
+    opt.add_argument(
+        "--register",
+        action="store_true",
+        help="--demos: register the winner as a live challenger (select = fixed)",
+    )
     opt.add_argument("--prompts-dir", help="where prompt ids are looked up")
     opt.add_argument("--no-events", dest="events", action="store_false", help="publish no events")
     add_config_option(opt)
