@@ -59,7 +59,7 @@ def experiment(cases: int = 40) -> Experiment:
                     "expected": "even" if i % 2 == 0 else "odd",
                 }
                 for i in range(cases)
-            ],  # fmt: skip
+            ],
             "evaluators": [{"kind": "exact"}],
         }
     )
