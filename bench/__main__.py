@@ -21,8 +21,11 @@ BENCHMARKS = {
     "simulation": "bench.simulation",
     "decision": "bench.decision",
     "evolution": "bench.evolution",
+    "real": "bench.real",
     "demos": "bench.demos",
 }
+OPT_IN = {"real"}
+"""Run only when named with --only: ``real`` needs a local model server (make bench-real)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), help="run only these")
     parser.add_argument("--quick", action="store_true", help="shorter runs (less precise figures)")
     args = parser.parse_args(argv)
-    names = args.only or list(BENCHMARKS)
+    names = args.only or [name for name in BENCHMARKS if name not in OPT_IN]
     failed = 0
     for name in names:
         print(f"\n=== {name} ===", flush=True)

