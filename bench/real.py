@@ -341,15 +341,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"data: {DATA.name} (Kotzias et al. 2015, CC BY 4.0): {len(held_out)} held out, "
           f"{len(stream)} production calls per run; {SIMULATED}")  # fmt: skip
     port = free_port()
+    # The server's log goes to a file: a pipe nobody reads would fill and stop it.
+    log_file = tempfile.NamedTemporaryFile(prefix="promptlab-llm-", suffix=".log", delete=False)
     server = subprocess.Popen(
         [python, str(SERVER), "--port", str(port), "--threads", str(args.threads)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
     )
     llm_url = f"http://127.0.0.1:{port}/v1"
     try:
         if not wait_ready(llm_url, server):
-            err = server.stderr.read().decode(errors="replace")[-2000:] if server.stderr else ""
+            err = Path(log_file.name).read_text(errors="replace")[-2000:]
             print(f"real: FAILED: the model server did not start:\n{err}")
             raise SystemExit(1)
         print(f"model: SmolLM2-135M-Instruct (Q4_1 GGUF) on llama.cpp at {llm_url}")
@@ -367,6 +369,8 @@ def main(argv: list[str] | None = None) -> None:
             server.wait(10)
         except subprocess.TimeoutExpired:
             server.kill()
+        log_file.close()
+        Path(log_file.name).unlink(missing_ok=True)
 
 
 def wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 120.0) -> bool:

@@ -76,6 +76,7 @@ class Case:
 
 
 LATE = (0, 10_000)
+DEMOS_LATE = (0, 3_000)
 CASES = [
     Case(Row("A/A, 2 arms", (0.5, 0.5)), "false promotion", _promoted, "<= 5%"),
     Case(Row("A/A, 4 arms", (0.5,) * 4), "false promotion", _promoted, "<= 5%"),
@@ -109,6 +110,31 @@ CASES = [
         _promoted,
         "<= 5%",
         (("equal arm retired", _retired(1)),),
+    ),
+    # The demonstration challenger (<champion>+demos) arrives once its pool is full enough
+    # and its pool keeps growing: its mean may move after it arrives, as any arm's may.
+    Case(
+        Row("A/A, demos challenger at 3k (demos do not help)", (0.5, 0.5), arrive=DEMOS_LATE),
+        "false promotion",
+        _promoted,
+        "<= 5%",
+    ),
+    Case(
+        Row(
+            "A/A, drift .45->.55, demos challenger at 3k",
+            (0.45, 0.45),
+            (0.55, 0.55),
+            DEMOS_LATE,
+        ),
+        "false promotion",
+        _promoted,
+        "<= 5%",
+    ),
+    Case(
+        Row("demos challenger growing .50->.60 from 3k", (0.5, 0.5), (0.5, 0.6), DEMOS_LATE),
+        "power",
+        _promoted,
+        "(improves as its pool grows)",
     ),
     Case(Row("+5 pts (.50->.55)", (0.5, 0.55)), "power", _promoted, ">= 99%, median <= 5,700"),
     Case(
@@ -325,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 runs per row, FDR 20 x 5")
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--rows", help="only the rows whose name contains this text (and no FDR row)"
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     runs, fdr_runs = (60, 5) if args.quick else (args.runs, args.fdr_runs)
     start = time.perf_counter()
@@ -332,10 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json:
         print(HEADER, flush=True)
     for i, case in enumerate(CASES):
+        if args.rows and args.rows not in case.row.name:
+            continue
         r = run_case(case, runs, args.seed + i)
         results.append(r)
         if not args.json:
             print(describe(r), flush=True)
+    if args.rows:
+        print(f"({time.perf_counter() - start:.0f} s)")
+        return 0
     r = run_fdr(20, fdr_runs, args.seed + len(CASES))
     results.append(r)
     elapsed = time.perf_counter() - start
