@@ -307,10 +307,14 @@ def report(result: RunResult) -> None:
     print(f"final pool: {result.pool_size} demonstrations, answers {result.pool_labels}")
     for name, (right, n) in result.held_out.items():
         low, high = wilson(right, n)
-        print(f"held-out accuracy {name:<18} {right / n:6.1%}  95% CI [{low:.1%}, {high:.1%}]  (n={n})")
+        print(
+            f"held-out accuracy {name:<18} {right / n:6.1%}  95% CI [{low:.1%}, {high:.1%}]  (n={n})"
+        )
     if result.retrieval_ms is not None:
         p50, p99 = result.retrieval_ms
-        print(f"retrieval (BM25 + diverse top-4) added per call: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+        print(
+            f"retrieval (BM25 + diverse top-4) added per call: p50 {p50:.3f} ms, p99 {p99:.3f} ms"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

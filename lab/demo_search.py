@@ -129,7 +129,8 @@ async def optimize_demos(
     seed: int = 0,
     publish: Publish | None = None,
 ) -> DemoSearchOutcome:
-    """Search demonstration sets for ``variant`` (default: the experiment's first)."""
+    """Search demonstration sets for ``variant`` (default: the experiment's first), on
+    the experiment's first model (the variant's own when it names none)."""
     base = experiment.prompt.variant(variant or experiment.variant_names()[0])
     labelled = [c for c in experiment.cases if c.expected]
     rng = random.Random(seed)
@@ -180,7 +181,7 @@ async def optimize_demos(
         run = await run_experiment(
             experiment,
             client,
-            points=[_point(base), _point(winner)],
+            points=[_point(experiment, base), _point(experiment, winner)],
             cases=test_cases,
             publish=publish,
             budget=budget,
@@ -202,7 +203,7 @@ async def _validate(
     run = await run_experiment(
         experiment,
         client,
-        points=[_point(v) for v, _ in candidates.values()],
+        points=[_point(experiment, v) for v, _ in candidates.values()],
         cases=cases,
         publish=publish,
         budget=budget,
@@ -224,8 +225,10 @@ def _best(scores: dict[str, float | None], candidates: dict[str, Any]) -> str:
     return max(scored)[3] if scored else order[0]
 
 
-def _point(variant: VariantSpec) -> Point:
-    return Point(variant, variant.model, dict(variant.params), variant.name)
+def _point(experiment: Experiment, variant: VariantSpec) -> Point:
+    """The variant on the experiment's first model (its own without ``models``)."""
+    model = experiment.spec.models[0] if experiment.spec.models else variant.model
+    return Point(variant, model, {**variant.params, **experiment.spec.params}, variant.name)
 
 
 def _with_demos(

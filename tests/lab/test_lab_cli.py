@@ -196,3 +196,21 @@ def test_optimize_prints_the_trail_and_the_winner(workdir: Path) -> None:
     assert all("temperature" in t["params"] for t in outcome["trail"])
     assert outcome["best"] is None or outcome["best"]["quality_mean"] >= 0.8
     assert done.stderr.count("trial ") >= 4
+
+
+def test_optimize_demos_on_the_shipped_example_splits_searches_and_reports(workdir: Path) -> None:
+    done = promptlab(
+        workdir,
+        "optimize",
+        "config/experiments/summarize.toml",
+        "--demos",
+        "--k",
+        "1,2",
+        "--no-events",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cases: 4 pool, 3 validation, 3 held out" in done.stdout
+    assert "validation quality 0." in done.stdout and "winner:" in done.stdout
+    refused = promptlab(workdir, "optimize", "config/experiments/summarize.toml", "--demos",
+                        "--k", "two", "--no-events")  # fmt: skip
+    assert refused.returncode == 2 and "--k takes comma-separated integers" in refused.stderr
