@@ -19,8 +19,9 @@ RoutingMode = Literal["thompson", "fixed"]
 """How a prompt file asks traffic to be split (``[routing] strategy``)."""
 
 VariantOrigin = Literal["config", "api", "mutation", "demos"]
-"""Where a variant came from: a prompt file, the admin API, LLM-driven mutation, or the
-learner's automatic demonstration challenger (``<champion>+demos``)."""
+"""Where a variant came from: a prompt file, the admin API, LLM-driven mutation, or
+demonstrations added by promptlab (the learner's automatic ``<champion>+demos``, or the
+winner of ``promptlab optimize --demos``)."""
 
 VariantStatus = Literal["champion", "challenger", "probation", "holdback", "retired"]
 """A variant's role in the learner's statistics (snapshots, decisions). ``holdback`` is

@@ -238,7 +238,7 @@ def _with_demos(
     spec = DemosSpec(k=len(inline), select="fixed", pool=inline, format="turns")
     return base.model_copy(
         update={
-            "name": name, "champion": False, "demos": spec, "parent": base.name,
+            "name": name, "champion": False, "demos": spec, "parent": base.name, "origin": "demos",
             "parents": (base.name,), "strategy": "demos-search",
         }
     )  # fmt: skip
