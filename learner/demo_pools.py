@@ -68,7 +68,7 @@ def pool_snapshot(prompt_id: str, examples: Iterable[Example], version: int) -> 
             id=e.id,
             variables=e.variables,
             answer=e.answer,
-            reward=1.0 if e.reward is None else e.reward,
+            reward=0.0 if e.reward is None else e.reward,  # unrated: not a good answer
         )
         for e in examples
         if e.answer

@@ -1,0 +1,66 @@
+"""The learner's demonstration pools and challenger, as pure functions."""
+
+from __future__ import annotations
+
+import random
+import string
+
+from promptlab.events.snapshots import DemoPoolSnapshot
+from promptlab.learner.demo_pools import demos_challenger, needs_pool, pool_snapshot
+from promptlab.learner.examples import Example
+from promptlab.prompts import PromptSpec
+
+
+def spec(**learning: object) -> PromptSpec:
+    return PromptSpec.model_validate(
+        {
+            "id": "p",
+            "variables": [{"name": "text", "type": "string"}],
+            "learning": {"capture": True, **learning},
+            "variants": [
+                {"name": "base", "model": "fake/m", "template": "{{ text }}", "champion": True},
+                {"name": "near", "model": "fake/m", "template": "T {{ text }}",
+                 "demos": {"pool": "production", "min_reward": 0.8}},
+            ],
+        }
+    )  # fmt: skip
+
+
+def example(i: int, answer: str, reward: float | None = 1.0) -> Example:
+    return Example(
+        id=f"e{i}", prompt_id="p", variant="base", version=None, variables={"text": f"t{i}"},
+        answer=answer, reward=reward, source="call", created_ms=i, subject_hash=None,
+    )  # fmt: skip
+
+
+def test_a_pool_is_needed_at_the_lowest_min_reward_asked_for() -> None:
+    assert needs_pool(spec()) == 0.8
+    assert needs_pool(spec(demos={"min_reward": 0.5})) == 0.5
+    plain = PromptSpec.model_validate(
+        {"id": "q", "variants": [{"name": "a", "model": "fake/m", "template": "x"}]}
+    )
+    assert needs_pool(plain) is None
+
+
+def test_the_challenger_is_the_champion_with_production_demos_and_a_new_version() -> None:
+    prompt = spec(demos={"k": 3, "min_pool": 5})
+    challenger = demos_challenger(prompt, prompt.champion)
+    assert challenger is not None
+    assert challenger.name == "base+demos" and challenger.template == prompt.champion.template
+    assert (challenger.origin, challenger.parent, challenger.strategy) == ("demos", "base", "demos")
+    assert challenger.demos is not None and challenger.demos.k == 3
+    assert challenger.demos.pool == "production" and challenger.version != prompt.champion.version
+    assert prompt.with_variant(challenger).variant("base+demos").version == challenger.version
+    assert demos_challenger(spec(), spec().champion) is None
+
+
+def test_a_pool_keeps_the_newest_that_fit_in_a_kv_value() -> None:
+    rng = random.Random(1)
+    noise = ["".join(rng.choices(string.ascii_letters, k=1500)) for _ in range(1500)]
+    snapshot = pool_snapshot("p", [example(i, noise[i]) for i in range(1500)], version=9)
+    assert len(snapshot.encode()) <= DemoPoolSnapshot.MAX_ENCODED_BYTES
+    assert 0 < len(snapshot.demos) < 1500 and snapshot.demos[0].id == "e0"  # newest first kept
+    decoded = DemoPoolSnapshot.decode(snapshot.encode())
+    assert decoded == snapshot and decoded.version == 9
+    unrated = pool_snapshot("p", [example(1, "x", None), example(2, "")], version=1)
+    assert [(d.id, d.reward) for d in unrated.demos] == [("e1", 0.0)]  # not good, no text
