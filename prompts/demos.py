@@ -62,8 +62,8 @@ class DemosSpec(SpecModel):
     name, or the demonstrations themselves as a list."""
     format: Format = "turns"
     embedding_model: str | None = None
-    """``provider/model``: retrieve by embeddings through the provider's /v1/embeddings
-    instead of BM25 (``select = "similar"`` only)."""
+    """Reserved: retrieval by embeddings through a provider's /v1/embeddings. Not
+    available yet: a variant that sets it is refused."""
 
     @field_validator("pool")
     @classmethod
@@ -77,8 +77,13 @@ class DemosSpec(SpecModel):
 
     @model_validator(mode="after")
     def _check_combination(self) -> DemosSpec:
-        if self.embedding_model is not None and self.select != "similar":
-            raise SpecError([("embedding_model", "applies only to select = 'similar'")])
+        if self.embedding_model is not None:
+            # Declared so that files name it the same way once it exists; refused rather
+            # than silently retrieving by BM25.
+            raise SpecError(
+                [("embedding_model", "retrieval by embeddings is not available yet; leave it "
+                                     "out to retrieve by BM25")]
+            )  # fmt: skip
         if self.select == "fixed" and isinstance(self.pool, str) and self.pool == "production":
             raise SpecError(
                 [("pool", "select = 'fixed' needs a set that does not move: a list, "
