@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from learner_factories import at, deliveries, execution, feedback, registered
+from learner_factories import at, correction, deliveries, execution, feedback, registered
 
-from promptlab.events.kinds import DEMONSTRATION
 from promptlab.events.models import BaseEvent, CapturedContent, FeedbackReceived
 from promptlab.learner.examples import read_examples
 from promptlab.learner.projection.reward import RewardRule
@@ -28,17 +27,6 @@ def captured(execution_id: str, name: str, answer: str, **kw: Any) -> Any:
         variables={"name": name},
     )
     return execution(execution_id, content=content, **kw)
-
-
-def correction(execution_id: str, text: str, *, seconds: float, comment: str | None = None) -> Any:
-    return FeedbackReceived(
-        execution_id=execution_id,
-        name=DEMONSTRATION,
-        value=True,
-        text=text,
-        comment=comment,
-        occurred_at=at(seconds),
-    )
 
 
 def stream() -> list[BaseEvent]:
