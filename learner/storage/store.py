@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from promptlab.learner.storage import schema as t
 from promptlab.learner.storage.migrations import migrate
+from promptlab.learner.storage.percentiles import nearest_rank_counts
 from promptlab.learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
 
 LATENCY_BUCKET_BASE = 1.02
@@ -325,19 +326,9 @@ class Store:
 
 
 def _percentiles(buckets: list[tuple[int, int]], quantiles: Sequence[float]) -> list[float | None]:
-    total = sum(c for _, c in buckets)
-    if total == 0:
-        return [None for _ in quantiles]
-    out: list[float | None] = []
-    for q in quantiles:
-        rank = max(1, math.ceil(q * total))
-        seen = 0
-        for bucket, count in buckets:
-            seen += count
-            if seen >= rank:
-                out.append(round(bucket_upper_ms(bucket), 3))
-                break
-    return out
+    """Nearest-rank quantiles of a variant's latency histogram (bucket upper edges)."""
+    edges = [(round(bucket_upper_ms(bucket), 3), count) for bucket, count in buckets]
+    return [nearest_rank_counts(edges, q) for q in quantiles]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
