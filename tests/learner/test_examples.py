@@ -4,6 +4,8 @@ PostgreSQL), read back through ``learner.examples.read_examples``."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +137,26 @@ async def test_the_cap_keeps_the_newest_and_the_retention_deletes_old_ones(store
     # the first projection's position skips what it saw; the new call moves the clock
     # three days on and everything older than one day goes
     assert [e.id for e in await read_examples(store, "greet")] == ["x9"]
+
+
+async def test_a_store_at_the_baseline_revision_gains_the_examples(tmp_path: Path) -> None:
+    db = tmp_path / "baseline.db"
+    store = Store(f"sqlite+aiosqlite:///{db}")
+    await store.create()
+    await store.close()
+    with sqlite3.connect(db) as conn:  # back to revision 0001, as a store written before
+        conn.execute("DROP TABLE examples")
+        conn.execute("ALTER TABLE pending_feedback DROP COLUMN text")
+        conn.execute("ALTER TABLE pending_feedback DROP COLUMN comment")
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+    store = Store(f"sqlite+aiosqlite:///{db}")
+    await store.create()
+    try:
+        await project(store, stream())
+        assert len(await read_examples(store, "greet")) == 5
+    finally:
+        await store.close()
+    with sqlite3.connect(db) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(pending_feedback)")}
+        assert {"text", "comment"} <= columns
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
