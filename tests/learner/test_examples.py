@@ -160,3 +160,23 @@ async def test_a_store_at_the_baseline_revision_gains_the_examples(tmp_path: Pat
         columns = {row[1] for row in conn.execute("PRAGMA table_info(pending_feedback)")}
         assert {"text", "comment"} <= columns
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+async def test_a_new_version_does_not_rename_examples(
+    store: Store, make_store: Any, batch: int
+) -> None:
+    events = [
+        *stream(),
+        registered(variant="a", version="v-a2", template="Hi {{ name }}", occurred_at=at(80)),
+        captured("y1", "Hal", "Hi Hal", version="v-a2", seconds=90),
+        captured("y0", "Ida", "Hello Ida", version="v-a", seconds=91),  # the old version, late
+    ]
+    await project(store, events, batch=100)
+    other = await make_store()
+    await project(other, events, batch=batch)
+    assert await compare(store, other) == []
+    rows = {e.id: e for e in await read_examples(store, "greet")}
+    assert (rows["y1"].variant, rows["y1"].version) == ("a", "v-a2")
+    assert (rows["y0"].variant, rows["y0"].version) == ("a", "v-a")
+    assert (rows["x1"].variant, rows["x1"].version) == ("a", None)

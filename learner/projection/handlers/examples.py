@@ -41,12 +41,18 @@ def subject_hash(subject: str | None) -> str | None:
     return hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def capture(b: Batch, ev: ExecutionCompleted, variant: str) -> None:
-    """Add the example of a captured, answered live call (nothing otherwise)."""
+def capture(b: Batch, ev: ExecutionCompleted) -> None:
+    """Add the example of a captured, answered live call (nothing otherwise).
+
+    The row names the variant as it served the call, with its version: an old
+    version's arm is renamed when its successor registers, an example is not (the pair
+    says which content answered, however late the event arrives).
+    """
     content = ev.content
     if (
         ev.status != "ok"
         or ev.prompt_id is None
+        or ev.variant is None
         or content is None
         or content.variables is None
         or content.output is None
@@ -55,7 +61,7 @@ def capture(b: Batch, ev: ExecutionCompleted, variant: str) -> None:
     b.examples[ev.execution_id] = {
         "id": ev.execution_id,
         "prompt_id": ev.prompt_id,
-        "variant": variant,
+        "variant": ev.variant,
         "version": ev.version,
         "variables": json.dumps(content.variables, sort_keys=True, ensure_ascii=False),
         "answer": content.output,
