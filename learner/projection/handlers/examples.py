@@ -25,6 +25,8 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 
+import orjson
+
 from promptlab.events.models import ExecutionCompleted
 from promptlab.learner.projection.batch import Batch, Execution, event_ms
 from promptlab.prompts.sections import DEFAULT_MAX_EXAMPLES
@@ -32,6 +34,14 @@ from promptlab.prompts.spec import PromptSpec
 
 CORRECTION_REWARD = 1.0
 """The reward of a reviewer's answer: the best the prompt's scale allows."""
+
+
+def _json(value: object) -> str:
+    """Sorted, compact JSON (orjson: this runs once per captured call on replay)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # beyond orjson's limits (a 65-bit integer): the slow, general way
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def subject_hash(subject: str | None) -> str | None:
@@ -63,7 +73,7 @@ def capture(b: Batch, ev: ExecutionCompleted) -> None:
         "prompt_id": ev.prompt_id,
         "variant": ev.variant,
         "version": ev.version,
-        "variables": json.dumps(content.variables, sort_keys=True, ensure_ascii=False),
+        "variables": _json(content.variables),
         "answer": content.output,
         "reward": None,
         "source": "call",
