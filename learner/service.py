@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.decide import Policy, default_policy
 from promptlab.learner.demo_pools import DemoPoolWriter
 from promptlab.learner.errors import StoreUnavailable, classify, map_store_errors
+from promptlab.learner.examples import read_examples
 from promptlab.learner.lease import Lease
 from promptlab.learner.projection.batch import BatchResult
 from promptlab.learner.projection.handlers.examples import caps_from_prompts
@@ -262,6 +264,7 @@ class Learner:
             prompts=self.prompts,
             views=view,
             decisions=self.store.decision_rows,
+            examples=functools.partial(read_examples, self.store),
             seed=self.settings.seed,
         )
         return self.breeder

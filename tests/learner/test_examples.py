@@ -4,12 +4,13 @@ PostgreSQL), read back through ``learner.examples.read_examples``."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
-from learner_factories import at, deliveries, execution, feedback, registered
+from learner_factories import at, correction, deliveries, execution, feedback, registered
 
-from promptlab.events.kinds import DEMONSTRATION
 from promptlab.events.models import BaseEvent, CapturedContent, FeedbackReceived
 from promptlab.learner.examples import read_examples
 from promptlab.learner.projection.reward import RewardRule
@@ -28,17 +29,6 @@ def captured(execution_id: str, name: str, answer: str, **kw: Any) -> Any:
         variables={"name": name},
     )
     return execution(execution_id, content=content, **kw)
-
-
-def correction(execution_id: str, text: str, *, seconds: float, comment: str | None = None) -> Any:
-    return FeedbackReceived(
-        execution_id=execution_id,
-        name=DEMONSTRATION,
-        value=True,
-        text=text,
-        comment=comment,
-        occurred_at=at(seconds),
-    )
 
 
 def stream() -> list[BaseEvent]:
@@ -147,3 +137,46 @@ async def test_the_cap_keeps_the_newest_and_the_retention_deletes_old_ones(store
     # the first projection's position skips what it saw; the new call moves the clock
     # three days on and everything older than one day goes
     assert [e.id for e in await read_examples(store, "greet")] == ["x9"]
+
+
+async def test_a_store_at_the_baseline_revision_gains_the_examples(tmp_path: Path) -> None:
+    db = tmp_path / "baseline.db"
+    store = Store(f"sqlite+aiosqlite:///{db}")
+    await store.create()
+    await store.close()
+    with sqlite3.connect(db) as conn:  # back to revision 0001, as a store written before
+        conn.execute("DROP TABLE examples")
+        conn.execute("ALTER TABLE pending_feedback DROP COLUMN text")
+        conn.execute("ALTER TABLE pending_feedback DROP COLUMN comment")
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+    store = Store(f"sqlite+aiosqlite:///{db}")
+    await store.create()
+    try:
+        await project(store, stream())
+        assert len(await read_examples(store, "greet")) == 5
+    finally:
+        await store.close()
+    with sqlite3.connect(db) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(pending_feedback)")}
+        assert {"text", "comment"} <= columns
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+async def test_a_new_version_does_not_rename_examples(
+    store: Store, make_store: Any, batch: int
+) -> None:
+    events = [
+        *stream(),
+        registered(variant="a", version="v-a2", template="Hi {{ name }}", occurred_at=at(80)),
+        captured("y1", "Hal", "Hi Hal", version="v-a2", seconds=90),
+        captured("y0", "Ida", "Hello Ida", version="v-a", seconds=91),  # the old version, late
+    ]
+    await project(store, events, batch=100)
+    other = await make_store()
+    await project(other, events, batch=batch)
+    assert await compare(store, other) == []
+    rows = {e.id: e for e in await read_examples(store, "greet")}
+    assert (rows["y1"].variant, rows["y1"].version) == ("a", "v-a2")
+    assert (rows["y0"].variant, rows["y0"].version) == ("a", "v-a")
+    assert (rows["x1"].variant, rows["x1"].version) == ("a", None)

@@ -25,6 +25,8 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 
+import orjson
+
 from promptlab.events.models import ExecutionCompleted
 from promptlab.learner.projection.batch import Batch, Execution, event_ms
 from promptlab.prompts.sections import DEFAULT_MAX_EXAMPLES
@@ -34,6 +36,14 @@ CORRECTION_REWARD = 1.0
 """The reward of a reviewer's answer: the best the prompt's scale allows."""
 
 
+def _json(value: object) -> str:
+    """Sorted, compact JSON (orjson: this runs once per captured call on replay)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # beyond orjson's limits (a 65-bit integer): the slow, general way
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def subject_hash(subject: str | None) -> str | None:
     """A short, stable hash of a subject (user, session): groups without naming them."""
     if not subject:
@@ -41,12 +51,18 @@ def subject_hash(subject: str | None) -> str | None:
     return hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def capture(b: Batch, ev: ExecutionCompleted, variant: str) -> None:
-    """Add the example of a captured, answered live call (nothing otherwise)."""
+def capture(b: Batch, ev: ExecutionCompleted) -> None:
+    """Add the example of a captured, answered live call (nothing otherwise).
+
+    The row names the variant as it served the call, with its version: an old
+    version's arm is renamed when its successor registers, an example is not (the pair
+    says which content answered, however late the event arrives).
+    """
     content = ev.content
     if (
         ev.status != "ok"
         or ev.prompt_id is None
+        or ev.variant is None
         or content is None
         or content.variables is None
         or content.output is None
@@ -55,9 +71,9 @@ def capture(b: Batch, ev: ExecutionCompleted, variant: str) -> None:
     b.examples[ev.execution_id] = {
         "id": ev.execution_id,
         "prompt_id": ev.prompt_id,
-        "variant": variant,
+        "variant": ev.variant,
         "version": ev.version,
-        "variables": json.dumps(content.variables, sort_keys=True, ensure_ascii=False),
+        "variables": _json(content.variables),
         "answer": content.output,
         "reward": None,
         "source": "call",

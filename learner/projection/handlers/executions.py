@@ -85,7 +85,7 @@ def execution_completed(b: Batch, seq: int, ev: ExecutionCompleted) -> None:
     b.execs[ev.execution_id] = ex
     if ev.prompt_id is None or variant is None:
         return  # an unrouted passthrough call: kept for analytics, no arm
-    capture(b, ev, variant)  # before the early feedback below rates or corrects it
+    capture(b, ev)  # before the early feedback below rates or corrects it
     prompt = b.prompt(ev.prompt_id, seq)
     if occurred > prompt.last_event_ms:
         prompt.last_event_ms = occurred
