@@ -76,10 +76,11 @@ def load_data(seed: int) -> list[tuple[str, str]]:
 
 
 def label_of(answer: str) -> str | None:
-    """The label a free-text answer gives (the first of the two words it names)."""
+    """The label a free-text answer names; None when it names neither or both
+    ("positive or negative" is no answer)."""
     lower = answer.lower()
-    found = [(lower.find(w), w) for w in ("positive", "negative") if w in lower]
-    return min(found)[1] if found else None
+    found = [w for w in ("positive", "negative") if w in lower]
+    return found[0] if len(found) == 1 else None
 
 
 def prompt_spec(min_pool: int, min_samples: int) -> Any:
