@@ -1,5 +1,9 @@
 """Demonstration pools from production, and the automatic demonstration challenger.
 
+A variant whose ``demos.pool`` names a dataset (``promptlab dataset create``) gets that
+dataset's cases with an expected answer, published the same way under
+``<prompt>.<dataset>``.
+
 For every prompt that needs one (a variant with ``demos.pool = "production"``, or
 ``[learning] demos``), every ``learner.demos_interval_s`` the active learner reads the
 good production examples (reward at least the lowest ``min_reward`` asked for,
@@ -27,13 +31,16 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from promptlab.events.bus import EventBus
 from promptlab.events.models import VariantRegistered, encode
 from promptlab.events.snapshots import DemoPoolSnapshot, DemoRecord
 from promptlab.events.subjects import Bucket, demo_pool_key, variant_key
+from promptlab.lab.datasets import DEFAULT_DATASETS_DIR, DatasetError, read_dataset
 from promptlab.learner.examples import Example, read_examples
 from promptlab.learner.storage.store import Store
 from promptlab.learner.storage.view import PromptView
@@ -72,12 +79,45 @@ def pool_snapshot(prompt_id: str, examples: Iterable[Example], version: int) -> 
         )
         for e in examples
         if e.answer
-    ][:MAX_POOL]
-    snapshot = DemoPoolSnapshot(prompt_id=prompt_id, version=version, demos=records)
+    ]
+    return _fitted(prompt_id, "production", records, version)
+
+
+def dataset_snapshot(
+    prompt_id: str, name: str, rows: Iterable[Mapping[str, Any]], version: int
+) -> DemoPoolSnapshot:
+    """The pool of a dataset's cases that have an expected answer (reward 1), in order."""
+    records = [
+        DemoRecord(
+            id=f"{name}:{row.get('id', i)}",
+            variables=dict(row.get("inputs") or {}),
+            answer=str(row["expected"]),
+            reward=1.0,
+        )
+        for i, row in enumerate(rows)
+        if row.get("expected") and isinstance(row.get("inputs") or {}, dict)
+    ]
+    return _fitted(prompt_id, name, records, version)
+
+
+def _fitted(prompt_id: str, pool: str, records: list[DemoRecord], version: int) -> DemoPoolSnapshot:
+    records = records[:MAX_POOL]
+    snapshot = DemoPoolSnapshot(prompt_id=prompt_id, pool=pool, version=version, demos=records)
     while records and len(snapshot.encode()) > DemoPoolSnapshot.MAX_ENCODED_BYTES:
         records = records[: len(records) * 3 // 4]
-        snapshot = DemoPoolSnapshot(prompt_id=prompt_id, version=version, demos=records)
+        snapshot = DemoPoolSnapshot(prompt_id=prompt_id, pool=pool, version=version, demos=records)
     return snapshot
+
+
+def dataset_pools(spec: PromptSpec) -> set[str]:
+    """Dataset names ``spec``'s variants draw demonstrations from."""
+    return {
+        v.demos.pool
+        for v in spec.variants
+        if v.demos is not None
+        and isinstance(v.demos.pool, str)
+        and v.demos.pool not in ("production", "examples")
+    }
 
 
 def demos_challenger(spec: PromptSpec, champion: VariantSpec) -> VariantSpec | None:
@@ -111,6 +151,8 @@ class DemoPoolWriter:
     """A prompt's state: its current champion (the learner's, not the file's) and its
     registered variants."""
     interval_s: float = 5.0
+    datasets_dir: Path = DEFAULT_DATASETS_DIR
+    """Where ``pool = "<dataset>"`` is read (``promptlab dataset create`` writes there)."""
     _written: dict[str, str] = field(default_factory=dict)
     registered: list[VariantRegistered] = field(default_factory=list)
     """Challengers this writer registered (for logs and tests)."""
@@ -143,17 +185,27 @@ class DemoPoolWriter:
     async def refresh(self, sequence: int) -> None:
         """Write the pools that changed; register the challengers now due."""
         for spec in list(self.prompts()):
+            for name in sorted(dataset_pools(spec)):
+                try:
+                    rows = await asyncio.to_thread(read_dataset, self.datasets_dir, name)
+                except DatasetError as exc:
+                    log.warning("prompt %s: no demonstration pool from a dataset: %s", spec.id, exc)
+                    continue
+                await self._write(dataset_snapshot(spec.id, name, rows, sequence))
             min_reward = needs_pool(spec)
             if min_reward is None:
                 continue
             good = await read_examples(self.store, spec.id, min_reward=min_reward, limit=MAX_POOL)
-            snapshot = pool_snapshot(spec.id, good, sequence)
-            digest = _digest(snapshot)
-            if self._written.get(spec.id) != digest:
-                key = demo_pool_key(spec.id, "production")
-                await self.bus.kv_put(str(Bucket.DEMOS), key, snapshot.encode())
-                self._written[spec.id] = digest
+            await self._write(pool_snapshot(spec.id, good, sequence))
             await self._maybe_register(spec, good)
+
+    async def _write(self, snapshot: DemoPoolSnapshot) -> None:
+        """Write ``snapshot`` unless the bucket already holds the same demonstrations."""
+        key = demo_pool_key(snapshot.prompt_id, snapshot.pool)
+        digest = _digest(snapshot)
+        if self._written.get(key) != digest:
+            await self.bus.kv_put(str(Bucket.DEMOS), key, snapshot.encode())
+            self._written[key] = digest
 
     async def _maybe_register(self, spec: PromptSpec, good: list[Example]) -> None:
         auto = spec.learning.demos

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import random
 import string
+from pathlib import Path
+from typing import cast
 
 from promptlab.events.snapshots import DemoPoolSnapshot
 from promptlab.learner.demo_pools import demos_challenger, needs_pool, pool_snapshot
 from promptlab.learner.examples import Example
+from promptlab.learner.storage.store import Store
 from promptlab.prompts import PromptSpec
 
 
@@ -64,3 +67,52 @@ def test_a_pool_keeps_the_newest_that_fit_in_a_kv_value() -> None:
     assert decoded == snapshot and decoded.version == 9
     unrated = pool_snapshot("p", [example(1, "x", None), example(2, "")], version=1)
     assert [(d.id, d.reward) for d in unrated.demos] == [("e1", 0.0)]  # not good, no text
+
+
+async def test_a_dataset_pool_is_published_once_under_its_name(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from promptlab.events.memory import MemoryBus
+    from promptlab.events.subjects import Bucket
+    from promptlab.lab.datasets import DatasetInfo, write_dataset
+    from promptlab.learner.demo_pools import DemoPoolWriter
+
+    cases = [
+        {"id": "a", "inputs": {"text": "fine"}, "expected": "positive"},
+        {"id": "b", "inputs": {"text": "judge only"}, "expected": None},
+        {"id": "c", "inputs": {"text": "bad"}, "expected": "negative"},
+    ]
+    info = DatasetInfo(name="labelled", prompt_id="p", created_at=datetime.now(UTC), cases=3)
+    write_dataset(tmp_path, info, cases)
+    prompt = PromptSpec.model_validate(
+        {
+            "id": "p",
+            "variables": [{"name": "text", "type": "string"}],
+            "variants": [
+                {"name": "d", "model": "fake/m", "template": "{{ text }}",
+                 "demos": {"pool": "labelled", "k": 2}},
+            ],
+        }
+    )  # fmt: skip
+    bus = MemoryBus()
+    await bus.start()
+    puts: list[int] = []
+
+    async def no_view(prompt_id: str) -> None:
+        return None
+
+    writer = DemoPoolWriter(
+        bus, cast(Store, None), prompts=lambda: [prompt], view=no_view, datasets_dir=tmp_path
+    )
+    for sequence in (3, 4):
+        await writer.refresh(sequence)
+        entry = await bus.kv_get(str(Bucket.DEMOS), "p.labelled")
+        assert entry is not None and entry.value is not None
+        puts.append(entry.revision)
+    snapshot = DemoPoolSnapshot.decode(entry.value)
+    assert snapshot.pool == "labelled" and snapshot.version == 3  # the second refresh wrote nothing
+    assert [(d.id, d.answer) for d in snapshot.demos] == [
+        ("labelled:a", "positive"), ("labelled:c", "negative"),
+    ]  # fmt: skip
+    assert puts[0] == puts[1]
+    await bus.close()
