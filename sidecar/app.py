@@ -235,6 +235,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     # The cost table is a large JSON file read once: read it now, not on a user's call.
     models = {v.model for p in catalog.all() for v in p.variants} | {"openai/gpt-4o-mini"}
     await asyncio.to_thread(lambda: [cost_per_token(m) for m in models])
+    demos = app[keys.PROXY].demos
+    await asyncio.to_thread(lambda: [demos.prepare(p) for p in catalog.all()])
+    catalog.subscribe(demos.prepare)
     announced = [event for prompt in catalog.all() for event in prompt.registered_events()]
     for event in announced:
         publisher.publish(event)

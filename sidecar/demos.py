@@ -10,8 +10,9 @@ Pools come from two places and neither is a database:
   built here from the prompt, the same in every replica.
 
 Every demonstration goes through the redactor when its pool is built, so a key that
-slipped into a prompt file or a pool never reaches a model. A pool's BM25 index is
-built when the pool arrives, off the event loop, never on a user's call.
+slipped into a prompt file or a pool never reaches a model. A published pool's BM25
+index is built when the pool arrives, off the event loop; local pools are built when the
+app starts and when a prompt changes (:meth:`DemoPools.prepare`), not on a user's call.
 """
 
 from __future__ import annotations
@@ -71,6 +72,18 @@ class DemoPools:
             return []
         pool = self._pool_of(prompt, variant)
         return pool.select(spec, values) if pool is not None else []
+
+    def prepare(self, prompt: PromptSpec) -> None:
+        """Build the local pools (and indexes) of ``prompt``'s demonstration variants now,
+        so that no user's call builds one: at start and whenever the prompt changes."""
+        for variant in prompt.variants:
+            if variant.demos is not None:
+                try:
+                    self._pool_of(prompt, variant)
+                except Exception as exc:  # a pool that cannot be built must not stop a change
+                    log.warning(
+                        "demonstrations of %s/%s not prepared: %s", prompt.id, variant.name, exc
+                    )
 
     def _pool_of(self, prompt: PromptSpec, variant: VariantSpec) -> DemoPool | None:
         spec = variant.demos
