@@ -36,6 +36,7 @@ from promptlab.events.bus import Delivery
 from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
+    EvaluationFailed,
     ExecutionCompleted,
     ExplorationPaused,
     ExplorationResumed,
@@ -255,6 +256,9 @@ def _apply(b: Batch, seq: int, ev: BaseEvent) -> None:
             execution_completed(b, seq, ev)
         case FeedbackReceived():
             feedback_received(b, seq, ev)
+        case EvaluationFailed():
+            # Counted, never a reward: an evaluation error is not a zero.
+            b.count("evaluation_errors" if ev.source == "live" else "evaluation_errors_offline")
         case VariantRegistered():
             variant_registered(b, seq, ev)
         case PromptRegistered():
