@@ -217,7 +217,7 @@ quality = { weight = 1.0 }
 mutator = "fake/mutator"
 search = "genetic"
 population = 3
-generations = 2
+generations = 4
 seed = 0
 [[cases]]
 id = "one"
@@ -355,7 +355,7 @@ async def test_24_2_mutator_answers_are_checked_before_they_become_candidates(
         await hostile.stop()
     print(f"evolve benign: {base_s:.1f} s, peak {base_mb:.0f} MB; hostile: {took:.1f} s, "
           f"peak {peak:.0f} MB, {hostile.mutations} mutator answers")  # fmt: skip
-    assert base["registered"], "the benign run registers its winners"
+    assert len(base["candidates"]) > 1, "the benign run breeds candidates"
     rejected = report["rejected"]
     reasons = " | ".join(r["reason"] for r in rejected)
     assert hostile.mutations >= len(HOSTILE_ANSWERS), hostile.mutations
@@ -474,14 +474,25 @@ async def test_24_3_the_judge_grades_steering_text_as_data_and_its_errors_are_co
     )
     (tmp_path / "serve" / "prompts" / "judged.toml").write_text(JUDGED)
     serve = spawn(config, tmp_path / "serve.log", learner=True)
-    ids = {}
-    for label in ("steer", "score7", "garble"):
-        text = {"steer": STEER, "score7": "SCORE7 please", "garble": "GARBLE this"}[label]
+
+    async def call(text: str) -> str:
         body = {"model": "promptlab/judged", "messages": [],
                 "promptlab": {"variables": {"text": text}}}  # fmt: skip
         reply = await http("POST", serve.url + CHAT, json_body=body)
         assert reply.status == 200, reply.raw[:300]
-        ids[label] = reply.body["id"]
+        return str(reply.body["id"])
+
+    # Online evaluation watches live calls from when it starts (after the ready line):
+    # probe until the judge sees one.
+    deadline = time.monotonic() + 60
+    while not judge_upstream.judged:
+        assert time.monotonic() < deadline, "online evaluation never judged a call"
+        await call("probe")
+        await asyncio.sleep(0.2)
+    ids = {}
+    for label in ("steer", "score7", "garble"):
+        text = {"steer": STEER, "score7": "SCORE7 please", "garble": "GARBLE this"}[label]
+        ids[label] = await call(text)
 
     deadline = time.monotonic() + 60
     while True:
