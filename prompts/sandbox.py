@@ -130,7 +130,7 @@ def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., An
 
 def _bounded_lipsum(original: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(original)
-    def lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> Any:  # noqa: A002
+    def lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> Any:
         if not all(isinstance(x, int) for x in (n, min, max)) or (
             n > MAX_LIPSUM or min > 10 * MAX_LIPSUM or max > 10 * MAX_LIPSUM
         ):
@@ -171,11 +171,14 @@ class PromptSandbox(SandboxedEnvironment):
         filters = self.filters  # this environment's own copy of the built-in filters
         for name, original in list(filters.items()):
             filters[name] = _bounded_filter(name, original)
-        self.globals["lipsum"] = _bounded_lipsum(self.globals["lipsum"])
+        lipsum: Callable[..., Any] = self.globals["lipsum"]  # type: ignore[assignment]
+        self.globals["lipsum"] = _bounded_lipsum(lipsum)
 
     # ------------------------------------------------------------------ parsing
 
-    def parse(self, source: str, name: str | None = None, filename: str | None = None) -> Any:
+    def parse(
+        self, source: str, name: str | None = None, filename: str | None = None
+    ) -> nodes.Template:
         """The syntax tree of ``source``, refused (``TemplateSyntaxError``) when it nests
         beyond :mod:`prompts.nesting`'s bounds, before Jinja2's parser recurses into it."""
         problem = token_nesting(self.lex(source, name, filename))
@@ -190,7 +193,7 @@ class PromptSandbox(SandboxedEnvironment):
             raise TemplateSyntaxError(problem[1], problem[0], name, filename)
         return tree
 
-    def compile(  # type: ignore[override]
+    def compile(
         self,
         source: str | nodes.Template,
         name: str | None = None,
@@ -211,7 +214,7 @@ class PromptSandbox(SandboxedEnvironment):
             loop.iter = nodes.Call(counted, [loop.iter], [], None, None, lineno=loop.lineno)
         token = enter(Budget()) if active() is None else None
         try:
-            return super().compile(tree, name, filename, raw, defer_init)
+            return super().compile(tree, name, filename, raw, defer_init)  # type: ignore[call-overload]
         except RecursionError:
             raise TemplateSyntaxError("nested too deeply", 1, name, filename) from None
         finally:
@@ -233,7 +236,7 @@ class PromptSandbox(SandboxedEnvironment):
             bounds.printf(left, right, budget)
         return bounds.measured(super().call_binop(context, operator, left, right), budget)
 
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """A call from a template (a method, a macro, a global) within the budget."""
         budget = current()
         budget.tick()
@@ -257,7 +260,7 @@ class PromptSandbox(SandboxedEnvironment):
             if is_map:
                 if kwargs or len(args) != 1:
                     raise TypeError("format_map() takes exactly one argument")
-                args, kwargs = (), args[0]
+                return type(text)(formatter.vformat(text, (), args[0]))
             return type(text)(formatter.vformat(text, args, kwargs))
 
         return update_wrapper(bounded, value)
@@ -277,7 +280,7 @@ class PromptSandbox(SandboxedEnvironment):
         budget.built(size)
         return "".join(texts)
 
-    def concat(self, parts: Iterable[str]) -> str:  # type: ignore[override]
+    def concat(self, parts: Iterable[str]) -> str:
         """A block's output joined (``{% set %}...{% endset %}``, a macro, a filter
         block) within the budget; Jinja2 joins buffered output with this."""
         budget = current()

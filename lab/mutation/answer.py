@@ -73,7 +73,9 @@ def parse_answer(text: str | None, *, parent_system: str | None) -> MutantDraft:
         system = None
     rationale = data.get("rationale")
     if rationale is not None and not isinstance(rationale, str):
-        raise MutatorError(f"the mutator's 'rationale' is a {type(rationale).__name__}, not a string")
+        raise MutatorError(
+            f"the mutator's 'rationale' is a {type(rationale).__name__}, not a string"
+        )
     return MutantDraft(
         system=system,
         template=template,

@@ -181,7 +181,7 @@ def test_24_1_prompts_validate_names_the_bombs_without_a_traceback(
     tmp_path: Path, figures: dict[str, Any]
 ) -> None:
     files = []
-    for n, (what, template) in enumerate(BOMBS.items()):
+    for n, template in enumerate(BOMBS.values()):
         path = tmp_path / f"bomb{n}.toml"
         path.write_text(
             f'id = "bomb{n}"\n[[variables]]\nname = "name"\n[[variants]]\nname = "v"\n'
@@ -239,8 +239,7 @@ template = "Summarize this code: {{ code }}"
 """
 TRUNCATED = '{"template": "BROKENJSON summary of {{ code }}", "rationale": "cut sh'
 HOSTILE_ANSWERS = [TRUNCATED] + [
-    json.dumps({"template": t.replace("name", "code"), "rationale": "bomb"})
-    for t in BOMBS.values()
+    json.dumps({"template": t.replace("name", "code"), "rationale": "bomb"}) for t in BOMBS.values()
 ]
 
 
@@ -295,13 +294,27 @@ class _MutatorUpstream:
         )  # fmt: skip
 
 
+def _experiment_dir(directory: Path) -> None:
+    directory.mkdir()
+    (directory / "summarize.toml").write_text(SUMMARIZE)
+    (directory / "evolve.toml").write_text(EXPERIMENT)
+
+
+def _peak_mb(pid: int) -> float | None:
+    """VmHWM of ``pid``: its peak resident size so far (None once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = re.search(r"VmHWM:\s+(\d+) kB", text)
+    return int(found.group(1)) / 1024 if found else 0.0
+
+
 async def _evolve(
     directory: Path, upstream: _MutatorUpstream, nats_url: str
 ) -> tuple[int, dict[str, Any], str, float, float]:
     """``promptlab evolve --register --json -``: exit code, report, stderr, seconds, peak MB."""
-    directory.mkdir()
-    (directory / "summarize.toml").write_text(SUMMARIZE)
-    (directory / "evolve.toml").write_text(EXPERIMENT)
+    _experiment_dir(directory)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
     env |= {
         "PROMPTLAB_PROVIDERS__FAKE__KIND": "openai",
@@ -317,17 +330,10 @@ async def _evolve(
     )  # fmt: skip
     peak = 0.0
 
-    async def watch() -> None:  # VmHWM: the peak resident size so far
+    async def watch() -> None:
         nonlocal peak
-        status = Path(f"/proc/{proc.pid}/status")
-        while True:
-            try:
-                text = status.read_text()
-            except OSError:
-                return
-            found = re.search(r"VmHWM:\s+(\d+) kB", text)
-            if found:
-                peak = max(peak, int(found.group(1)) / 1024)
+        while (now := _peak_mb(proc.pid)) is not None:
+            peak = max(peak, now)
             await asyncio.sleep(0.05)
 
     watcher = asyncio.create_task(watch())
@@ -559,9 +565,10 @@ async def test_24_9_a_section_that_cannot_apply_is_refused_by_admin(
     created = await http("POST", s.url + "/admin/prompts", json_body=without)
     assert created.status == 201, created.raw
     patched = await http(
-        "PATCH", s.url + "/admin/prompts/evaluated", json_body={"evaluation": definition["evaluation"]}
+        "PATCH",
+        s.url + "/admin/prompts/evaluated",
+        json_body={"evaluation": definition["evaluation"]},
     )
     assert patched.status == 400 and patched.body["error"]["code"] == "section_not_allowed"
     refused.append("PATCH")
     figures.update(refused="/".join(refused))
-
