@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from polling import until
 from procs import Serve, Stack, http, promptlab_cli, rss_mb, stream_events, write_config
 
 from promptlab.events.models import EvaluationFailed, ExecutionCompleted, FeedbackReceived
@@ -158,16 +159,17 @@ async def test_24_1_a_bound_broken_by_a_call_is_a_recorded_400(
     print(f"call-time bomb: slowest {slowest * 1000:.0f} ms, rss extra {extra:.0f} MB")
     assert slowest < MAX_SECONDS and extra < MAX_EXTRA_MB
     assert len(s.upstream.requests) == upstream_calls  # nothing was sent upstream
-    deadline = time.monotonic() + 15
-    while True:
-        recorded = [
+    recorded: list[ExecutionCompleted] = []
+
+    async def all_recorded() -> bool:
+        recorded[:] = [
             e
             for e in await stream_events(s.nats.url)
             if isinstance(e, ExecutionCompleted) and e.execution_id in ids
         ]
-        if len(recorded) >= len(ids) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
+        return len(recorded) >= len(ids)
+
+    await until(all_recorded, within=15, what="the refused calls in the stream", interval=0.1)
     assert sorted(e.execution_id for e in recorded) == sorted(ids)  # each exactly once
     assert all(e.status == "error" and e.http_status == 400 for e in recorded)
     figures.update(
@@ -490,26 +492,27 @@ async def test_24_3_the_judge_grades_steering_text_as_data_and_its_errors_are_co
 
     # Online evaluation watches live calls from when it starts (after the ready line):
     # probe until the judge sees one.
-    deadline = time.monotonic() + 60
-    while not judge_upstream.judged:
-        assert time.monotonic() < deadline, "online evaluation never judged a call"
-        await call("probe")
-        await asyncio.sleep(0.2)
+    async def judging() -> bool:
+        if not judge_upstream.judged:
+            await call("probe")
+        return bool(judge_upstream.judged)
+
+    await until(judging, within=60, what="online evaluation judging a call", interval=0.2)
     ids = {}
     for label in ("steer", "score7", "garble"):
         text = {"steer": STEER, "score7": "SCORE7 please", "garble": "GARBLE this"}[label]
         ids[label] = await call(text)
 
-    deadline = time.monotonic() + 60
-    while True:
+    scores: dict[str, float | bool] = {}
+    failed: set[str] = set()
+
+    async def evaluated() -> bool:
         events = await stream_events(nats.url)
-        scores = {e.execution_id: e.value for e in events if isinstance(e, FeedbackReceived)}
-        failed = {e.execution_id for e in events if isinstance(e, EvaluationFailed)}
-        if (ids["steer"] in scores and {ids["score7"], ids["garble"]} <= failed) or (
-            time.monotonic() > deadline
-        ):
-            break
-        await asyncio.sleep(0.2)
+        scores.update({e.execution_id: e.value for e in events if isinstance(e, FeedbackReceived)})
+        failed.update(e.execution_id for e in events if isinstance(e, EvaluationFailed))
+        return ids["steer"] in scores and {ids["score7"], ids["garble"]} <= failed
+
+    await until(evaluated, within=60, what="the three evaluations", interval=0.2)
     # The steering text reached the judge inside the data tags only: graded, not obeyed.
     assert scores.get(ids["steer"]) == pytest.approx(0.2), scores
     first = judge_upstream.judged[0]["messages"]
@@ -517,21 +520,20 @@ async def test_24_3_the_judge_grades_steering_text_as_data_and_its_errors_are_co
     assert {ids["score7"], ids["garble"]} <= failed and ids["score7"] not in scores
 
     # Counted durably by the learner: stats --json and /metrics report them.
-    deadline = time.monotonic() + 30
-    while True:
-        done = promptlab_cli(config, "stats", "--json")
-        counters = json.loads(done.stdout)["learner"]["counters"] if done.returncode == 0 else {}
+    counters: dict[str, int] = {}
+    in_metrics: list[str] = []
+
+    async def counted() -> bool:
+        done = await asyncio.to_thread(promptlab_cli, config, "stats", "--json")
+        if done.returncode == 0:
+            counters.update(json.loads(done.stdout)["learner"]["counters"])
         metrics = (await http("GET", serve.url + "/metrics")).raw.decode()
-        in_metrics = re.search(
+        in_metrics[:] = re.findall(
             r'promptlab_learner_counter\{name="evaluation_errors"\} (\d+)', metrics
         )
-        if (counters.get("evaluation_errors") == 2 and in_metrics and in_metrics[1] == "2") or (
-            time.monotonic() > deadline
-        ):
-            break
-        await asyncio.sleep(0.3)
-    assert counters.get("evaluation_errors") == 2, (done.stderr[-500:], counters)
-    assert in_metrics and in_metrics[1] == "2"
+        return counters.get("evaluation_errors") == 2 and in_metrics == ["2"]
+
+    await until(counted, within=30, what="evaluation_errors in stats and /metrics", interval=0.3)
     log = serve.log_text()
     assert re.search(r"WARNING.*could not score", log), log[-2000:]
     figures.update(steered_score=scores[ids["steer"]], evaluation_errors=2)
