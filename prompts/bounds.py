@@ -11,18 +11,24 @@ measuring it would already be the damage. Everything else is measured after it r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, ItemsView, Iterable, KeysView, Mapping, ValuesView
 from itertools import islice
 from string import Formatter
 from typing import Any
 
 from jinja2.sandbox import SandboxedFormatter
+from jinja2.utils import Namespace
 
 from promptlab.prompts.limits import Budget, RenderLimitError
 
 _SEQUENCES = (str, bytes, list, tuple)
-_CONTAINERS = (list, tuple, set, frozenset, dict)
+_VIEWS = (KeysView, ValuesView, ItemsView)
+_CONTAINERS = (list, tuple, set, frozenset, dict, *_VIEWS)
 _SIZED = (str, bytes, list, tuple, set, frozenset, dict)
+MAX_SLICES = 10_000
+"""Most slices the ``slice`` filter may cut (it loops over them in one call)."""
+MAX_JSON_INDENT = 16
+"""Largest ``tojson(indent=...)``: the indent is repeated on every line of the JSON."""
 
 
 def text_size(value: Any, budget: Budget) -> int:
@@ -42,6 +48,9 @@ def text_size(value: Any, budget: Budget) -> int:
         elif isinstance(item, _CONTAINERS):
             total += 2 + 4 * len(item)  # brackets, quotes and ", "
             pending.extend(item)
+        elif isinstance(item, Namespace):
+            # Its text shows everything it holds, which cannot be sized from outside.
+            raise RenderLimitError("a namespace() cannot be turned into text")
         else:  # a number, None, a bool, an Undefined, a macro...: short
             total += 8
         if total > cap:
@@ -54,7 +63,7 @@ def text_size(value: Any, budget: Budget) -> int:
 
 def to_text(value: Any, budget: Budget) -> str:
     """``str(value)``, refused when it would be longer than ``max_value_chars``."""
-    if isinstance(value, _CONTAINERS):
+    if isinstance(value, (*_CONTAINERS, Namespace)):
         text_size(value, budget)
     text = str(value)
     budget.allow(len(text), "converting a value to text")
@@ -78,6 +87,21 @@ def repetition(left: Any, right: Any, budget: Budget) -> None:
         left, right = right, left
     if isinstance(left, _SEQUENCES) and isinstance(right, int) and not isinstance(right, bool):
         budget.allow(len(left) * max(right, 0), f"a repetition by {right:,}")
+
+
+def product(left: Any, right: Any, budget: Budget) -> None:
+    """Refuse ``left * right`` of two integers whose product would exceed ``max_bits``
+    (squaring in a loop doubles the size at every step)."""
+    if (
+        type(left) is int
+        and type(right) is int
+        and left.bit_length() + right.bit_length() > MAX_INT_BITS
+    ):
+        raise RenderLimitError(f"a product of integers beyond {MAX_INT_BITS} bits")
+
+
+MAX_INT_BITS = 4096
+"""Largest integer (in bits) ``*`` or ``**`` may produce."""
 
 
 def addition(left: Any, right: Any, budget: Budget) -> None:
@@ -169,7 +193,7 @@ def joined(items: Iterable[Any], separator: Any, budget: Budget) -> list[Any]:
     cap = budget.limits.max_value_chars
     listed = list(islice(items, cap + 1))
     budget.allow(len(listed), "a join")
-    sep = len(separator) if isinstance(separator, str) else 0
+    sep = len(separator) if isinstance(separator, str | bytes) else 0
     total = sep * max(len(listed) - 1, 0)
     budget.allow(total, "a join")
     for item in listed:
@@ -229,12 +253,32 @@ def _replace(budget: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> N
 
 def _format(budget: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     if args:
-        printf(str(args[0]), kwargs or tuple(args[1:]), budget)
+        printf(to_text(args[0], budget), kwargs or tuple(args[1:]), budget)
 
 
 def _as_text(budget: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     if args:
         budget.allow(text_size(args[0], budget) * 2, "converting a value to text")
+
+
+def _json(budget: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    indent = _arg(args, kwargs, 1, "indent")
+    if isinstance(indent, int) and indent > MAX_JSON_INDENT:
+        raise RenderLimitError(f"tojson indent is at most {MAX_JSON_INDENT}")
+    _as_text(budget, args, kwargs)
+
+
+def _slices(budget: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    slices = _arg(args, kwargs, 1, "slices")
+    if isinstance(slices, int) and slices > MAX_SLICES:
+        raise RenderLimitError(f"slice() cuts at most {MAX_SLICES:,} slices")
+
+
+def _sum(budget: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    start = _arg(args, kwargs, 2, "start")
+    if start is not None and not isinstance(start, int | float):
+        # Adding lists or texts one by one copies the sum so far every time: quadratic.
+        raise RenderLimitError("sum() adds numbers only in templates")
 
 
 def _slow(budget: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -254,7 +298,9 @@ FILTER_CHECKS: dict[str, Check] = {
     "replace": _replace,
     "format": _format,
     "string": _as_text,
-    "tojson": _as_text,
+    "tojson": _json,
+    "slice": _slices,
+    "sum": _sum,
     "pprint": _as_text,
     "wordwrap": _slow,
     "urlize": _slow,

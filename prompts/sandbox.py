@@ -68,8 +68,8 @@ __all__ = [
 
 MAX_REPEAT = DEFAULT_LIMITS.max_value_chars
 """Most characters or items a template may build by repeating a value (by default)."""
-MAX_POWER_BITS = 4096
-"""Largest integer (in bits) ``**`` may produce."""
+MAX_POWER_BITS = bounds.MAX_INT_BITS
+"""Largest integer (in bits) ``**`` (and ``*``) may produce."""
 MAX_LIPSUM = 100
 """Most paragraphs (and words per paragraph, times ten) ``lipsum()`` may produce."""
 
@@ -228,6 +228,7 @@ class PromptSandbox(SandboxedEnvironment):
         budget = current()
         if operator == "*":
             bounds.repetition(left, right, budget)
+            bounds.product(left, right, budget)
         elif operator == "**":
             _power(left, right)
         elif operator == "+":

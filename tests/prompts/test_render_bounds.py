@@ -73,6 +73,13 @@ BOMBS = [
     ("{{ ('ab ' * 300000) | wordwrap }}", "at most"),
     ("{% set x %}{% for i in range(100000) %}" + "y" * 900 + "{% endfor %}{% endset %}{{ x }}",
      "block's output|longer than"),
+    ("{% set ns = namespace(a=['x' * 999] * 10000) %}{{ ns }}", "namespace"),
+    ("{{ {'a': ['x' * 999] * 10000}.items() }}", "to text"),
+    ("{{ [1, 2] | tojson(indent=1000000) }}", "indent"),
+    ("{{ [1, 2] | slice(1000000000) | list }}", "slices"),
+    ("{{ [[1] * 1000] * 1000 | sum(start=[]) }}", "numbers only"),
+    ("{% set ns = namespace(x=3) %}{% for i in range(40) %}{% set ns.x = ns.x * ns.x %}"
+     "{% endfor %}", "product of integers"),
     ("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
      "{{ f(60) }}", "longer than"),
 ]  # fmt: skip
