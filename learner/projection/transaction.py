@@ -53,7 +53,7 @@ from promptlab.events.models import (
     VariantRolledBack,
 )
 from promptlab.learner.projection.batch import Batch, BatchResult, DeadLetter
-from promptlab.learner.projection.definitions import specs_from_rows
+from promptlab.learner.projection.definitions import check_off_the_loop, specs_from_rows
 from promptlab.learner.projection.handlers.decisions import command, decision
 from promptlab.learner.projection.handlers.executions import execution_completed
 from promptlab.learner.projection.handlers.feedback import feedback_received
@@ -166,6 +166,7 @@ class Projection:
 
     async def apply(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Apply a batch in one transaction; returns what changed. Does not ack."""
+        await check_off_the_loop(deliveries)
         try:
             async with self.store.begin() as conn:
                 stored = await conn.scalar(
