@@ -162,3 +162,20 @@ async def test_global_capture_content_captures_every_prompt(make_sidecar: MakeSi
     (event,) = await sidecar.wait_events("execution.completed", 1)
     assert isinstance(event, ExecutionCompleted) and event.content is not None
     assert event.content.variables == {"code": "z = 3"}
+
+
+async def test_a_streamed_call_is_captured_redacted(make_sidecar: MakeSidecar) -> None:
+    sidecar = await make_sidecar(prompts=[capturing()], server=SERVER, bus="memory")
+    stream = await sidecar.client().chat.completions.create(
+        model="promptlab/captured",
+        messages=[],
+        stream=True,
+        extra_body={"promptlab": {"variables": {"code": f"key = '{SECRET}'"}}},
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text  # the fake upstream echoes the rendered prompt
+    (event,) = await sidecar.wait_events("execution.completed", 1)
+    assert isinstance(event, ExecutionCompleted) and event.stream and event.content is not None
+    assert event.content.variables == {"code": "key = '***'"}
+    assert event.content.output and SECRET not in event.content.output
+    assert "***" in event.content.output
