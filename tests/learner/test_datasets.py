@@ -224,3 +224,10 @@ async def test_create_says_when_the_database_cannot_be_read(
     )
     assert code == 1
     assert "cannot read the learner's database" in capsys.readouterr().err
+
+
+def test_the_cli_default_directory_is_the_labs() -> None:
+    from promptlab.commands.dataset import DEFAULT_DIR
+    from promptlab.lab.datasets import DEFAULT_DATASETS_DIR
+
+    assert DEFAULT_DIR == DEFAULT_DATASETS_DIR
