@@ -28,6 +28,7 @@ async def prefetch(b: Batch, fresh: Iterable[Delivery]) -> None:
     """Load the executions and early feedback this batch's events refer to."""
     exec_ids: set[str] = set()
     arriving: set[str] = set()
+    rated: set[str] = set()
     promoted: set[str] = set()
     value_hours: set[tuple[str, int]] = set()
     for d in fresh:
@@ -41,6 +42,7 @@ async def prefetch(b: Batch, fresh: Iterable[Delivery]) -> None:
                 value_hours.add((ev.prompt_id, event_ms(ev) // HOUR_MS))
         elif isinstance(ev, FeedbackReceived):
             exec_ids.add(ev.execution_id)
+            rated.add(ev.execution_id)
     for chunk in chunks(sorted(exec_ids)):
         rows = await b.conn.execute(_SELECT_EXECUTIONS, {"ids": chunk})
         for row in rows:
@@ -58,7 +60,8 @@ async def prefetch(b: Batch, fresh: Iterable[Delivery]) -> None:
                 fallback_from,
                 probability=None if probability is None else float(probability),
             )
-    for chunk in chunks(sorted(exec_ids)):
+    # Only feedback changes a stored example (an execution delivered again adds none).
+    for chunk in chunks(sorted(rated)):
         b.example_ids.update(
             r[0] for r in await b.conn.execute(_SELECT_EXAMPLE_IDS, {"ids": chunk})
         )

@@ -107,7 +107,7 @@ variants = Table(
     # and the stream sequence it starts after (0: no test running).
     Column("test_number", BigInteger, nullable=False, server_default="0"),
     Column("test_start", BigInteger, nullable=False, server_default="0"),
-    # Its running state and its futility twin's (JSON, learner.projection.state).
+    # Its running state and its futility twin's (JSON, learner.projection.rows).
     Column("test_state", Text, nullable=False, server_default=""),
 )
 
@@ -335,7 +335,8 @@ learner_counters = Table(
 ``dead_letters``, ``feedback_dropped`` (its execution never arrived within
 ``learner.feedback_wait_s``), ``feedback_rejected`` (off the reward scale),
 ``feedback_replaced`` / ``feedback_ignored`` (repeats, per ``learner.feedback_repeat``),
-and ``clock_ms``: the newest ``occurred_at`` seen, the projection's notion of "now"."""
+``evaluation_errors`` / ``evaluation_errors_offline`` (``EvaluationFailed``: online and
+offline evaluations that could not score), and ``clock_ms``: the newest ``occurred_at`` seen, the projection's notion of "now"."""
 
 learner_lease = Table(
     "learner_lease",

@@ -142,13 +142,23 @@ async def _create(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def run_create(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from promptlab.lab.datasets import DatasetError
     from promptlab.learner.datasets import DatasetQueryError
+    from promptlab.learner.storage.store import StoreError
 
     try:
         print(asyncio.run(_create(args, settings)))
     except (DatasetError, DatasetQueryError) as exc:
         print(f"promptlab dataset create: {exc}", file=sys.stderr)
+        return 1
+    except (StoreError, SQLAlchemyError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(
+            f"promptlab dataset create: cannot read the learner's database: {reason}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

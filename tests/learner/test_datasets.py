@@ -15,7 +15,7 @@ from promptlab.api import Lab
 from promptlab.cli import main
 from promptlab.events.models import BaseEvent, CapturedContent
 from promptlab.lab.datasets import DatasetError, dataset_info, read_dataset
-from promptlab.lab.experiment import ExperimentSpec, resolve
+from promptlab.lab.experiment import ExperimentFileError, ExperimentSpec, resolve
 from promptlab.learner.datasets import (
     DatasetQuery,
     DatasetQueryError,
@@ -192,3 +192,42 @@ async def test_cli_and_experiment_read_the_same_files(
     assert [c.id for c in experiment.cases] == [c["id"] for c in lines]
     assert experiment.cases[5].expected == "negative"
     assert [c.id for c in Lab().dataset("good", datasets_dir=folder)] == [c["id"] for c in lines]
+    made = await Lab().create_dataset(
+        "by-api", "sentiment", storage_url=filled.url, datasets_dir=folder, variant="b"
+    )
+    assert [(c.id, c.expected) for c in made] == [("n3", "negative")]
+    missing = ExperimentSpec.model_validate(
+        {"name": "x", "prompt": "sentiment", "dataset": "nope", "datasets_dir": "datasets"}
+    )
+    with pytest.raises(ExperimentFileError, match="no dataset 'nope'"):
+        resolve(missing, source=str(experiment_file), prompt=sentiment_prompt())
+
+
+async def test_create_says_when_the_database_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "promptlab.toml"
+    config.write_text('[storage]\nurl = "postgresql+asyncpg://nobody@127.0.0.1:1/none"\n')
+    code = await asyncio.to_thread(
+        main,
+        [
+            "dataset",
+            "create",
+            "x",
+            "--prompt",
+            "p",
+            "--dir",
+            str(tmp_path),
+            "--config",
+            str(config),
+        ],
+    )
+    assert code == 1
+    assert "cannot read the learner's database" in capsys.readouterr().err
+
+
+def test_the_cli_default_directory_is_the_labs() -> None:
+    from promptlab.commands.dataset import DEFAULT_DIR
+    from promptlab.lab.datasets import DEFAULT_DATASETS_DIR
+
+    assert DEFAULT_DIR == DEFAULT_DATASETS_DIR

@@ -5,11 +5,15 @@ that stream on SQLite, with the canary secrets nowhere in the events or the tabl
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from conftest import SECRET, MakeSidecar, summarize_prompt
+from sqlalchemy.engine import make_url
 
 from promptlab.events.kinds import DEMONSTRATION
 from promptlab.events.models import ExecutionCompleted, FeedbackReceived
@@ -21,6 +25,9 @@ from promptlab.prompts import PromptSpec
 
 CANARY = "ACME-7731-INTERNAL"
 """A string the operator's ``server.redact_patterns`` matches."""
+POSTGRES_URL = os.environ.get(
+    "PROMPTLAB_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 SERVER = {"redact_patterns": [r"ACME-\d+-[A-Z]+"], "capture_max_chars": 300}
 
 
@@ -114,8 +121,34 @@ async def test_captured_calls_and_corrections_are_redacted_end_to_end(
         assert await read_examples(store, "plain") == []
         dumped = repr(await store.dump(t.examples))
         assert SECRET not in dumped and CANARY not in dumped
+        # The same stream into PostgreSQL (when reachable) builds the same table.
+        postgres = await _postgres_store()
+        if postgres is not None:
+            try:
+                await rebuild(sidecar.bus, postgres, consumer="learner", until=len(raw))
+                assert await postgres.dump(t.examples) == await store.dump(t.examples)
+            finally:
+                await postgres.drop()
+                await postgres.close()
     finally:
         await store.close()
+
+
+async def _postgres_store() -> Store | None:
+    """A fresh schema in the test PostgreSQL, or None when there is none to use."""
+    url = make_url(POSTGRES_URL)
+    try:
+        with socket.create_connection((url.host or "127.0.0.1", url.port or 5432), timeout=0.5):
+            pass
+    except OSError:
+        return None
+    store = Store(POSTGRES_URL, schema=f"pl_capture_{uuid.uuid4().hex[:12]}")
+    try:
+        await store.create()
+    except Exception:  # wrong user, no database: this half is skipped
+        await store.close()
+        return None
+    return store
 
 
 async def test_text_values_only_under_demonstration(make_sidecar: MakeSidecar) -> None:
@@ -162,3 +195,20 @@ async def test_global_capture_content_captures_every_prompt(make_sidecar: MakeSi
     (event,) = await sidecar.wait_events("execution.completed", 1)
     assert isinstance(event, ExecutionCompleted) and event.content is not None
     assert event.content.variables == {"code": "z = 3"}
+
+
+async def test_a_streamed_call_is_captured_redacted(make_sidecar: MakeSidecar) -> None:
+    sidecar = await make_sidecar(prompts=[capturing()], server=SERVER, bus="memory")
+    stream = await sidecar.client().chat.completions.create(
+        model="promptlab/captured",
+        messages=[],
+        stream=True,
+        extra_body={"promptlab": {"variables": {"code": f"key = '{SECRET}'"}}},
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text  # the fake upstream echoes the rendered prompt
+    (event,) = await sidecar.wait_events("execution.completed", 1)
+    assert isinstance(event, ExecutionCompleted) and event.stream and event.content is not None
+    assert event.content.variables == {"code": "key = '***'"}
+    assert event.content.output and SECRET not in event.content.output
+    assert "***" in event.content.output

@@ -171,6 +171,8 @@ async def test_a_new_version_does_not_rename_examples(
         registered(variant="a", version="v-a2", template="Hi {{ name }}", occurred_at=at(80)),
         captured("y1", "Hal", "Hi Hal", version="v-a2", seconds=90),
         captured("y0", "Ida", "Hello Ida", version="v-a", seconds=91),  # the old version, late
+        captured("x1", "Ada", "Hi Ada", seconds=10),  # published again, then rated again
+        feedback("x1", False, seconds=92),
     ]
     await project(store, events, batch=100)
     other = await make_store()
@@ -179,4 +181,4 @@ async def test_a_new_version_does_not_rename_examples(
     rows = {e.id: e for e in await read_examples(store, "greet")}
     assert (rows["y1"].variant, rows["y1"].version) == ("a", "v-a2")
     assert (rows["y0"].variant, rows["y0"].version) == ("a", "v-a")
-    assert (rows["x1"].variant, rows["x1"].version) == ("a", None)
+    assert (rows["x1"].variant, rows["x1"].version, rows["x1"].reward) == ("a", None, 0.0)
