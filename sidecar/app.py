@@ -237,7 +237,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     models = {v.model for p in catalog.all() for v in p.variants} | {"openai/gpt-4o-mini"}
     await asyncio.to_thread(lambda: [cost_per_token(m) for m in models])
     demos = app[keys.PROXY].demos
-    await asyncio.to_thread(lambda: [demos.prepare(p) for p in catalog.all()])
+
+    def prepare_demos() -> None:
+        for prompt in catalog.all():
+            demos.prepare(prompt)
+
+    await asyncio.to_thread(prepare_demos)
     catalog.subscribe(demos.prepare)
     announced = [event for prompt in catalog.all() for event in prompt.registered_events()]
     for event in announced:
