@@ -123,6 +123,8 @@ class RunResult:
     pool_size: int = 0
     pool_labels: dict[str, int] = field(default_factory=dict)
     held_out: dict[str, tuple[int, int]] = field(default_factory=dict)
+    held_out_right: dict[str, list[bool]] = field(default_factory=dict)
+    """Per held-out sentence, in order: was the variant right (for the paired test)."""
     retrieval_ms: tuple[float, float] | None = None
     elapsed_s: float = 0.0
 
@@ -264,6 +266,7 @@ async def held_out_accuracy(
     try:
         for variant in variants:
             right = 0
+            marks = result.held_out_right.setdefault(variant.name, [])
             for text, label in held_out:
                 values = spec.variables_validator({"text": text})
                 start = time.perf_counter_ns()
@@ -274,7 +277,9 @@ async def held_out_accuracy(
                 completion = await client.chat.completions.create(
                     model="smollm2", messages=messages, **variant.params
                 )
-                right += int(label_of(completion.choices[0].message.content or "") == label)
+                ok = label_of(completion.choices[0].message.content or "") == label
+                marks.append(ok)
+                right += int(ok)
             result.held_out[variant.name] = (right, len(held_out))
     finally:
         await client.close()
@@ -288,6 +293,13 @@ def wilson(right: int, n: int) -> tuple[float, float]:
 
     ci = binomtest(right, n).proportion_ci(confidence_level=0.95, method="wilson")
     return float(ci.low), float(ci.high)
+
+
+def mcnemar(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: the discordant pairs as a binomial test at 1/2."""
+    from scipy.stats import binomtest
+
+    return float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
 
 
 def report(result: RunResult) -> None:
@@ -310,6 +322,14 @@ def report(result: RunResult) -> None:
         low, high = wilson(right, n)
         print(
             f"held-out accuracy {name:<18} {right / n:6.1%}  95% CI [{low:.1%}, {high:.1%}]  (n={n})"
+        )
+    if len(result.held_out_right) == 2:
+        seed, demos = result.held_out_right.values()
+        only_demos = sum(d and not z for z, d in zip(seed, demos, strict=True))
+        only_seed = sum(z and not d for z, d in zip(seed, demos, strict=True))
+        print(
+            f"paired on the same sentences (exact McNemar): right only with demos {only_demos}, "
+            f"only without {only_seed}, p = {mcnemar(only_demos, only_seed):.3g}"
         )
     if result.retrieval_ms is not None:
         p50, p99 = result.retrieval_ms
