@@ -24,6 +24,7 @@ from promptlab.prompts.analytics import ValuePicker
 from promptlab.prompts.base import SpecModel
 from promptlab.prompts.config import PromotionConfig
 from promptlab.prompts.errors import SpecError, VariableError
+from promptlab.prompts.hints import did_you_mean, undeclared_messages
 from promptlab.prompts.params import check_params
 from promptlab.prompts.sections import (
     ConstraintsSpec,
@@ -239,7 +240,9 @@ class PromptSpec(SpecModel):
     def _check_promotion(cls, value: dict[str, Any]) -> dict[str, Any]:
         known = PromotionConfig.model_fields
         problems = [
-            (key, f"unknown key; one of {', '.join(known)}") for key in value if key not in known
+            (key, f"unknown key; one of {', '.join(known)}" + did_you_mean(key, known))
+            for key in value
+            if key not in known
         ]
         if not problems:
             try:
@@ -296,13 +299,10 @@ class PromptSpec(SpecModel):
                 source = getattr(variant, key)
                 if source is None:
                     continue
-                for name in sorted(template_variables(source) - declared):
-                    problems.append(
-                        (
-                            f"variants[{i}].{key}",
-                            f"uses undeclared variable {name!r}; declare it under [[variables]]",
-                        )
-                    )
+                problems += [
+                    (f"variants[{i}].{key}", message)
+                    for message in undeclared_messages(source, declared)
+                ]
                 problems += [
                     (f"variants[{i}].{key}", message)
                     for message in absent_value_problems(source, may_be_absent)
