@@ -66,6 +66,8 @@ _EVENT_FIELDS = (
     "parents", "generation",
 )  # fmt: skip
 """The fields a variant and its ``VariantRegistered`` event share under the same name."""
+AppSystem = Literal["drop", "prepend", "append"]
+"""Where a routed call puts the app's ``system``/``developer`` messages (``drop``: nowhere)."""
 MAX_VARIABLES = 50
 """Most variables one prompt may declare."""
 
@@ -227,6 +229,11 @@ class PromptSpec(SpecModel):
     """Online evaluation of sampled live calls (None: none)."""
     variants: tuple[VariantSpec, ...] = Field(min_length=1)
     """At least one; exactly one is champion (the first when none is marked)."""
+    app_system: AppSystem = "drop"
+    """What a routed call does with the app's own ``system``/``developer`` messages:
+    ``drop`` (the variant's templates own the instructions), ``prepend`` (before the
+    variant's rendered messages) or ``append`` (after the variant's system message,
+    before its user message). Frameworks such as DSPy put their output format there."""
 
     @field_validator("id")
     @classmethod

@@ -44,11 +44,12 @@ from promptlab.sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, 
 from promptlab.sidecar.router import Route, Router
 from promptlab.sidecar.shaping import (
     app_messages,
-    kept_messages,
     new_execution_id,
     parse_body,
     parse_meta,
     routed_body,
+    routed_messages,
+    split_messages,
     strip_overrides,
     with_execution_id,
     with_stream_usage,
@@ -155,7 +156,7 @@ class Proxy:
     ) -> web.StreamResponse:
         prompt = self.catalog.require(prompt_id)
         variables, subject = parse_meta(meta)
-        kept = kept_messages(body)
+        kept = split_messages(body)
         values = self.catalog.validate(prompt, variables)
         recorded = self.catalog.recorded_values(prompt, values, self.providers.redactor)
         with self.telemetry.span("promptlab.route"):
@@ -200,7 +201,7 @@ class Proxy:
         values: dict[str, Any],
         recorded: dict[str, Any] | None,
         body: dict[str, Any],
-        kept: list[Any],
+        kept: tuple[list[Any], list[Any]],
         subject: str | None,
         fallback_from: str | None,
         can_fall_back: bool,
@@ -224,8 +225,7 @@ class Proxy:
                 messages = self.catalog.render(prompt, variant, values)
         except RenderFailed as err:
             raise self._unrendered(call, err, can_fall_back) from None
-        if kept:
-            messages = messages + kept
+        messages = routed_messages(messages, *kept, prompt.app_system)
         call.messages = messages
         upstream_body = routed_body(body, variant.params, messages)
         return await self._send(request, call, upstream_body, can_fall_back=can_fall_back)
