@@ -37,7 +37,9 @@ from aiohttp import web
 
 from promptlab.prompts import PromptSpec
 from promptlab.providers import ProviderError, Providers
+from promptlab.sidecar import codec
 from promptlab.sidecar.catalog import Catalog
+from promptlab.sidecar.completions import chat_as_completion, completion_as_chat
 from promptlab.sidecar.config import ServerSettings
 from promptlab.sidecar.errors import BadRequest, RenderFailed, from_provider
 from promptlab.sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, Outcome, Recorder
@@ -75,6 +77,16 @@ __all__ = [
 ]
 
 
+def routed_prompt(request: web.Request, body: dict[str, Any]) -> str | None:
+    """The prompt a call is routed to: header ``X-Promptlab-Prompt``, else a ``model``
+    of ``promptlab/<id>``; None for a call that is passed through."""
+    prompt_id = request.headers.get(PROMPT_HEADER)
+    model = body.get("model")
+    if not prompt_id and isinstance(model, str) and model.startswith(MODEL_PREFIX):
+        prompt_id = model[len(MODEL_PREFIX) :]
+    return prompt_id or None
+
+
 class _Unanswered(Exception):
     """A routed attempt failed before the client saw anything (not yet recorded)."""
 
@@ -110,9 +122,7 @@ class Proxy:
         body = strip_overrides(parse_body(await request.read()))
         meta = body.pop("promptlab", None)
         model = body.get("model")
-        prompt_id = request.headers.get(PROMPT_HEADER)
-        if not prompt_id and isinstance(model, str) and model.startswith(MODEL_PREFIX):
-            prompt_id = model[len(MODEL_PREFIX) :]
+        prompt_id = routed_prompt(request, body)
         if prompt_id:
             request[PROMPT_ID_KEY] = prompt_id  # for the access log
         with self.telemetry.span(
@@ -151,8 +161,32 @@ class Proxy:
         )
         return await self._send(request, call, body, strict=False)
 
+    async def text_completion(self, request: web.Request, body: dict[str, Any]) -> web.Response:
+        """A routed call on ``POST /v1/completions`` (LlamaIndex's ``OpenAILike`` calls
+        there by default): served as a chat completion of the picked variant, answered in
+        the ``text_completion`` shape (see :mod:`sidecar.completions`)."""
+        prompt_id = routed_prompt(request, body)
+        assert prompt_id is not None  # the caller routes only calls that name a prompt
+        request[PROMPT_ID_KEY] = prompt_id
+        meta = body.pop("promptlab", None)
+        chat = completion_as_chat(body)
+        with self.telemetry.span(
+            f"completions {body.get('model')}",
+            {"gen_ai.operation.name": "text_completion", "promptlab.prompt_id": prompt_id},
+            headers=request.headers,
+        ):
+            response = await self._routed(request, prompt_id, chat, meta, "completions")
+        assert isinstance(response, web.Response)  # not streamed: refused before
+        response.body = codec.dumps(chat_as_completion(codec.loads(response.body)))
+        return response
+
     async def _routed(
-        self, request: web.Request, prompt_id: str, body: dict[str, Any], meta: Any
+        self,
+        request: web.Request,
+        prompt_id: str,
+        body: dict[str, Any],
+        meta: Any,
+        endpoint: str | None = None,
     ) -> web.StreamResponse:
         prompt = self.catalog.require(prompt_id)
         variables, subject = parse_meta(meta)
@@ -175,6 +209,7 @@ class Proxy:
                 subject,
                 None,
                 can_fall_back,
+                endpoint,
             )
         except _Unanswered as failed:
             # The routed variant failed before the client saw a byte: the champion answers.
@@ -191,6 +226,7 @@ class Proxy:
             subject,
             decision.variant,
             False,
+            endpoint,
         )
 
     async def _attempt(
@@ -205,6 +241,7 @@ class Proxy:
         subject: str | None,
         fallback_from: str | None,
         can_fall_back: bool,
+        endpoint: str | None = None,
     ) -> web.StreamResponse:
         variant = prompt.variant(decision.variant)
         call = Call(
@@ -219,6 +256,7 @@ class Proxy:
             routing=decision.routing_info(fallback_from),
             capture=prompt.evaluation is not None,
             variable_values=recorded,
+            endpoint=endpoint,
         )
         try:
             with self.telemetry.span("promptlab.render", {"promptlab.variant": variant.name}):
