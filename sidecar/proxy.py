@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 
 PROMPT_HEADER = "X-Promptlab-Prompt"
 MODEL_PREFIX = "promptlab/"
+WARNED_MAX = 1024
+"""Most (variant version, cause) pairs a proxy remembers having warned about."""
 PROMPT_ID_KEY = web.RequestKey("promptlab_prompt", str)
 """Where a routed request keeps its prompt id (read by the access log)."""
 
@@ -114,6 +116,7 @@ class Proxy:
         self.recorder = recorder
         self.telemetry = telemetry
         self.server = server
+        self._warned: set[tuple[str | None, str | None, str | None, str]] = set()
 
     # ------------------------------------------------------------------ entry
 
@@ -282,6 +285,26 @@ class Proxy:
         err.headers = call.headers()
         return err
 
+    def _warn_fallback(self, call: Call, err: ProviderError) -> None:
+        """Say once, per variant version and cause, that a variant fails over to the champion.
+
+        The client gets the champion's answer, so without this line a variant whose model
+        does not exist would lose every call in silence. Bounded: a cause seen again (or
+        past :data:`WARNED_MAX` causes) is not logged again.
+        """
+        code = err.upstream_code or err.kind
+        key = (call.prompt_id, call.variant, call.version, code)
+        if key in self._warned or len(self._warned) >= WARNED_MAX:
+            return
+        self._warned.add(key)
+        upstream = f"upstream {err.upstream_status} {code}" if err.upstream_status else code
+        log.warning(
+            "variant %s of prompt %s (model %s) failed (%s: %s); the champion answers its "
+            "calls instead until it is fixed (logged once)",
+            call.variant, call.prompt_id, call.model, upstream,
+            self.providers.redactor.redact(err.message)[:300],
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ upstream
 
     def _failed(self, call: Call, err: ProviderError, can_fall_back: bool) -> Exception:
@@ -292,6 +315,7 @@ class Proxy:
             mapped.status, mapped.type = 502, "upstream_error"
         outcome = Outcome.failed(err.kind, mapped.status, err.attempts)
         if can_fall_back:
+            self._warn_fallback(call, err)
             return _Unanswered(call, outcome)
         self.recorder.finish(call, outcome)
         mapped.headers = call.headers()
