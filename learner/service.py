@@ -223,7 +223,10 @@ class Learner:
             try:
                 await self.bus.publish_many(fresh)
             except BusError as exc:
-                log.warning("could not announce %d config variants yet: %s", len(fresh), exc)
+                # While NATS is down its owner says so once (events.outage).
+                (log.warning if self.bus.connected else log.debug)(
+                    "could not announce %d config variants yet: %s", len(fresh), exc
+                )
 
     async def _open_consumer(self, *, recreate: bool = False) -> None:
         # The database position is the truth; the durable is only a cursor. Recreating

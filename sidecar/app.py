@@ -26,6 +26,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from promptlab.events.bus import EventBus
+from promptlab.events.outage import RetryLog
 from promptlab.events.snapshots import LearnerStatus, RoutingSnapshot
 from promptlab.events.subjects import Bucket
 from promptlab.prompts import PromptSpec, cost_per_token, estimate_cost
@@ -307,9 +308,11 @@ def _freeze_startup_heap() -> None:
 
 async def watch_learner(bus: EventBus, metrics: Metrics) -> None:
     """Expose the active learner's counters (dead letters, feedback dropped...) in /metrics."""
+    retry = RetryLog(log, "learner status watch", WATCH_RETRY_S)
     while True:
         try:
             async for entry in bus.kv_watch(str(Bucket.LEARNER)):
+                retry.working()
                 if entry.value is None or entry.key != "status":
                     continue
                 try:
@@ -319,7 +322,7 @@ async def watch_learner(bus: EventBus, metrics: Metrics) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("learner status watch interrupted (%s); retrying", exc)
+            retry.failed(bus, exc)
         await asyncio.sleep(WATCH_RETRY_S)
 
 
@@ -336,9 +339,11 @@ async def sample_metrics(app: web.Application, interval_s: float = 1.0) -> None:
 
 async def watch_routing(bus: EventBus, router: Router) -> None:
     """Apply every RoutingSnapshot the learner writes; keep the last one if NATS goes away."""
+    retry = RetryLog(log, "routing snapshot watch", WATCH_RETRY_S)
     while True:
         try:
             async for entry in bus.kv_watch(str(Bucket.ROUTING)):
+                retry.working()
                 if entry.value is None:
                     continue
                 try:
@@ -348,5 +353,5 @@ async def watch_routing(bus: EventBus, router: Router) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("routing snapshot watch interrupted (%s); retrying", exc)
+            retry.failed(bus, exc)
         await asyncio.sleep(WATCH_RETRY_S)

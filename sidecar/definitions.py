@@ -50,6 +50,7 @@ from promptlab.events.models import (
     decode,
     encode,
 )
+from promptlab.events.outage import RetryLog
 from promptlab.events.subjects import Bucket, variant_key
 from promptlab.prompts import (
     PromptError,
@@ -188,7 +189,10 @@ class Definitions:
         try:
             await asyncio.wait_for(self._load(self.bus, announced), LOAD_TIMEOUT_S)
         except Exception as exc:  # NATS slow or down: the watch brings them in later
-            log.warning("prompts defined through the admin API not loaded yet: %s", exc)
+            # While NATS is down its owner says so once (events.outage).
+            (log.warning if self.bus.connected else log.debug)(
+                "prompts defined through the admin API not loaded yet: %s", exc
+            )
 
     async def _load(self, bus: EventBus, announced: Sequence[VariantRegistered]) -> None:
         # The files' variants first: the variants watch then never sees an API version
@@ -211,15 +215,17 @@ class Definitions:
     async def watch_prompts(self) -> None:
         """Take whole prompts defined on other replicas, past and future."""
         assert self.bus is not None
+        retry = RetryLog(log, "prompt watch", WATCH_RETRY_S)
         while True:
             try:
                 async for entry in self.bus.kv_watch(str(Bucket.PROMPTS)):
+                    retry.working()
                     if entry.value is not None:
                         self._take_entry(entry.key, entry.value, entry.revision)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("prompt watch interrupted (%s); retrying", exc)
+                retry.failed(self.bus, exc)
             await asyncio.sleep(WATCH_RETRY_S)
 
     async def watch_variants(self) -> None:
@@ -229,9 +235,11 @@ class Definitions:
         was registered (on another replica, or before a restart) routes to it too.
         """
         assert self.bus is not None
+        retry = RetryLog(log, "variant watch", WATCH_RETRY_S)
         while True:
             try:
                 async for entry in self.bus.kv_watch(str(Bucket.VARIANTS)):
+                    retry.working()
                     if entry.value is None:
                         continue
                     try:
@@ -244,7 +252,7 @@ class Definitions:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("variant watch interrupted (%s); retrying", exc)
+                retry.failed(self.bus, exc)
             await asyncio.sleep(WATCH_RETRY_S)
 
 
