@@ -180,7 +180,9 @@ class Proxy:
         ):
             response = await self._routed(request, prompt_id, chat, meta, "completions")
         assert isinstance(response, web.Response)  # not streamed: refused before
-        response.body = codec.dumps(chat_as_completion(codec.loads(response.body)))
+        raw = response.body
+        assert isinstance(raw, bytes)  # the JSON answer the proxy built
+        response.body = codec.dumps(chat_as_completion(codec.loads(raw)))
         return response
 
     async def _routed(

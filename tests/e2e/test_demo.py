@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,22 +108,14 @@ async def test_quitting_the_tui_early_summarises_what_happened_so_far(tmp_path: 
 async def test_the_tui_demo_stays_live_after_its_traffic_until_the_user_quits(
     tmp_path: Path,
 ) -> None:
+    from polling import until
     from textual.app import App
-    from textual.pilot import Pilot
 
     from promptlab.demo import DEMO_PROMPT_ID, run_demo
     from promptlab.settings import Settings
 
     requests = 300
     seen: dict[str, object] = {}
-
-    async def until(
-        pilot: Pilot[None], check: Callable[[], bool], what: str, timeout: float
-    ) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not check():
-            assert asyncio.get_running_loop().time() < deadline, f"{what} within {timeout}s"
-            await pilot.pause(0.05)
 
     async def use_after_the_traffic(app: App[None]) -> None:
         state = app.state  # type: ignore[attr-defined]
@@ -136,31 +127,26 @@ async def test_the_tui_demo_stays_live_after_its_traffic_until_the_user_quits(
             p = prompt()
             return sum(v.executions for v in p.variants()) if p and p.stats else 0
 
+        def analytics_shown() -> bool:
+            snapshot = prompt().analytics
+            return snapshot is not None and bool(snapshot.interval("hour").periods)
+
         async with app.run_test(size=(120, 30)) as pilot:
-            await until(pilot, lambda: calls() >= requests, "the whole traffic in the stats", 120)
+            await until(lambda: calls() >= requests, 120, "the whole traffic in the stats")
             # Analytics appear (the tab said "No analytics yet" for the whole run).
-            await until(
-                pilot,
-                lambda: (
-                    prompt().analytics is not None
-                    and bool(prompt().analytics.interval("hour").periods)
-                ),
-                "analytics",
-                30,
-            )
+            await until(analytics_shown, 30, "analytics")
             # The learner is still there: its status keeps coming after the traffic...
-            after_traffic = state.learner_seen_at
+            after = state.learner_seen_at
             await until(
-                pilot,
-                lambda: state.learner_seen_at is not None and state.learner_seen_at > after_traffic,
-                "a fresh learner status",
+                lambda: state.learner_seen_at is not None and state.learner_seen_at > after,
                 30,
+                "a learner status after the traffic",
             )
             seen["health"] = app.health().text  # type: ignore[attr-defined]
             # ...and a command sent from the TUI acts.
             await pilot.press("s")
             await pilot.press("y")
-            await until(pilot, lambda: prompt().paused, "the pause to be carried out", 30)
+            await until(lambda: prompt().paused, 30, "the pause carried out")
             seen["paused"] = True
             await pilot.press("q")
 

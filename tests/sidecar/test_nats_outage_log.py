@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from polling import until_sync
 from serving import Serve, write_config
 
 from promptlab.events.embedded import NatsServerProcess, free_port
@@ -30,13 +30,6 @@ def warnings(log: Path) -> list[str]:
     return [line for line in log.read_text().splitlines() if " WARNING " in line]
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {timeout}s:\n{log.read_text()[-3000:]}"
-        time.sleep(0.05)
-
-
 def test_an_unreachable_nats_is_one_warning_with_its_cause_and_one_on_recovery(
     tmp_path: Path,
 ) -> None:
@@ -56,16 +49,16 @@ def test_an_unreachable_nats_is_one_warning_with_its_cause_and_one_on_recovery(
 
         nats.start()
         try:
-            wait_for(lambda: any("answers again" in w for w in warnings(log)), 10, "recovery", log)
+            until_sync(lambda: any("answers again" in w for w in warnings(log)), 10, "recovery")
             [back] = [w for w in warnings(log) if "answers again" in w]
             assert f"NATS at nats://127.0.0.1:{port} answers again after" in back
 
             before = len(warnings(log))
             nats.stop()  # an outage after the connection was up
-            wait_for(lambda: len(warnings(log)) > before, 10, "the disconnection", log)
+            until_sync(lambda: len(warnings(log)) > before, 10, "the disconnection line")
             time.sleep(2.5)  # watches fail every second while it lasts
             nats.start()
-            wait_for(lambda: any("reconnected" in w for w in warnings(log)), 15, "reconnect", log)
+            until_sync(lambda: any("reconnected" in w for w in warnings(log)), 15, "reconnection")
             time.sleep(1.5)  # the watches resume: nothing more to say
             later = warnings(log)[before:]
             assert served.terminate() == 0
