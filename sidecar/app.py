@@ -25,10 +25,10 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
-from promptlab.events.bus import EventBus
-from promptlab.events.outage import RetryLog
+from promptlab.events.bus import EventBus, KVEntry
 from promptlab.events.snapshots import LearnerStatus, RoutingSnapshot
 from promptlab.events.subjects import Bucket
+from promptlab.events.watching import follow
 from promptlab.prompts import DEFAULT_LIMITS, PromptSpec, cost_per_token, estimate_cost
 from promptlab.providers import ProviderError, Providers, Redactor
 from promptlab.sidecar import admin, admin_prompts, cors, keys, routes
@@ -54,8 +54,6 @@ from promptlab.sidecar.router import Router
 from promptlab.sidecar.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-
-WATCH_RETRY_S = 1.0
 
 
 def create_app(
@@ -322,22 +320,16 @@ def _freeze_startup_heap() -> None:
 
 async def watch_learner(bus: EventBus, metrics: Metrics) -> None:
     """Expose the active learner's counters (dead letters, feedback dropped...) in /metrics."""
-    retry = RetryLog(log, "learner status watch", WATCH_RETRY_S)
-    while True:
+
+    def apply(entry: KVEntry) -> None:
+        if entry.key != "status":
+            return
         try:
-            async for entry in bus.kv_watch(str(Bucket.LEARNER)):
-                retry.working()
-                if entry.value is None or entry.key != "status":
-                    continue
-                try:
-                    metrics.learner(dict(LearnerStatus.decode(entry.value).counters))
-                except (ValidationError, ValueError) as exc:
-                    log.warning("ignoring a learner status: %s", exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            retry.failed(bus, exc)
-        await asyncio.sleep(WATCH_RETRY_S)
+            metrics.learner(dict(LearnerStatus.decode(entry.value or b"").counters))
+        except (ValidationError, ValueError) as exc:
+            log.warning("ignoring a learner status: %s", exc)
+
+    await follow(bus, str(Bucket.LEARNER), apply, what="learner status watch", logger=log)
 
 
 async def sample_metrics(app: web.Application, interval_s: float = 1.0) -> None:
@@ -353,19 +345,11 @@ async def sample_metrics(app: web.Application, interval_s: float = 1.0) -> None:
 
 async def watch_routing(bus: EventBus, router: Router) -> None:
     """Apply every RoutingSnapshot the learner writes; keep the last one if NATS goes away."""
-    retry = RetryLog(log, "routing snapshot watch", WATCH_RETRY_S)
-    while True:
+
+    def apply(entry: KVEntry) -> None:
         try:
-            async for entry in bus.kv_watch(str(Bucket.ROUTING)):
-                retry.working()
-                if entry.value is None:
-                    continue
-                try:
-                    router.apply_snapshot(RoutingSnapshot.decode(entry.value))
-                except (ValidationError, ValueError) as exc:
-                    log.warning("ignoring a routing snapshot for %s: %s", entry.key, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            retry.failed(bus, exc)
-        await asyncio.sleep(WATCH_RETRY_S)
+            router.apply_snapshot(RoutingSnapshot.decode(entry.value or b""))
+        except (ValidationError, ValueError) as exc:
+            log.warning("ignoring a routing snapshot for %s: %s", entry.key, exc)
+
+    await follow(bus, str(Bucket.ROUTING), apply, what="routing snapshot watch", logger=log)

@@ -43,7 +43,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from promptlab.events.bus import BusError, EventBus
+from promptlab.events.bus import BusError, EventBus, KVEntry
 from promptlab.events.models import (
     EventDecodeError,
     PromptRegistered,
@@ -51,8 +51,8 @@ from promptlab.events.models import (
     decode,
     encode,
 )
-from promptlab.events.outage import RetryLog
 from promptlab.events.subjects import Bucket, variant_key
+from promptlab.events.watching import follow
 from promptlab.prompts import (
     PromptError,
     PromptSpec,
@@ -68,7 +68,6 @@ from promptlab.sidecar.ports import Publisher
 
 log = logging.getLogger(__name__)
 
-WATCH_RETRY_S = 1.0
 STORE_TIMEOUT_S = 5.0
 """How long a write waits for NATS to store a prompt before answering 503."""
 LOAD_TIMEOUT_S = 3.0
@@ -217,18 +216,11 @@ class Definitions:
     async def watch_prompts(self) -> None:
         """Take whole prompts defined on other replicas, past and future."""
         assert self.bus is not None
-        retry = RetryLog(log, "prompt watch", WATCH_RETRY_S)
-        while True:
-            try:
-                async for entry in self.bus.kv_watch(str(Bucket.PROMPTS)):
-                    retry.working()
-                    if entry.value is not None:
-                        await self._take_entry(entry.key, entry.value, entry.revision)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                retry.failed(self.bus, exc)
-            await asyncio.sleep(WATCH_RETRY_S)
+
+        async def apply(entry: KVEntry) -> None:
+            await self._take_entry(entry.key, entry.value or b"", entry.revision)
+
+        await follow(self.bus, str(Bucket.PROMPTS), apply, what="prompt watch", logger=log)
 
     async def watch_variants(self) -> None:
         """Take variants registered at run time, past and future, from the variants bucket.
@@ -237,26 +229,18 @@ class Definitions:
         was registered (on another replica, or before a restart) routes to it too.
         """
         assert self.bus is not None
-        retry = RetryLog(log, "variant watch", WATCH_RETRY_S)
-        while True:
+
+        async def apply(entry: KVEntry) -> None:
             try:
-                async for entry in self.bus.kv_watch(str(Bucket.VARIANTS)):
-                    retry.working()
-                    if entry.value is None:
-                        continue
-                    try:
-                        event = decode(entry.value)
-                    except EventDecodeError as exc:
-                        log.warning("ignoring variant entry %s: %s", entry.key, exc)
-                        continue
-                    if isinstance(event, VariantRegistered):
-                        await asyncio.to_thread(_checked, VariantSpec.from_event, event)
-                        self.take_variant(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                retry.failed(self.bus, exc)
-            await asyncio.sleep(WATCH_RETRY_S)
+                event = decode(entry.value or b"")
+            except EventDecodeError as exc:
+                log.warning("ignoring variant entry %s: %s", entry.key, exc)
+                return
+            if isinstance(event, VariantRegistered):
+                await asyncio.to_thread(_checked, VariantSpec.from_event, event)
+                self.take_variant(event)
+
+        await follow(self.bus, str(Bucket.VARIANTS), apply, what="variant watch", logger=log)
 
 
 def _checked(check: Callable[[Any], object], event: Any) -> None:
