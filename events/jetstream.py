@@ -37,6 +37,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from promptlab.events.bus import BusError, BusUnavailable, Delivery, KVEntry, PublishAck
 from promptlab.events.config import NatsSettings
+from promptlab.events.credentials import connect_options, redact_url
 from promptlab.events.memory import DEFAULT_BUCKETS
 from promptlab.events.models import BaseEvent, EventDecodeError, decode, encode
 from promptlab.events.pull import READ_BATCH, PullReader, RawClient, ack_fields
@@ -168,6 +169,7 @@ class JetStreamBus:
         self._kv: dict[str, KeyValue] = {}
         self._reensure: asyncio.Task[None] | None = None
         self._disconnected = asyncio.Event()
+        self._last_error: Exception | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -186,6 +188,8 @@ class JetStreamBus:
             return
         nc = RawClient()
         timeout = self.settings.connect_timeout_s
+        options = connect_options(self.settings, self.url)
+        self._last_error = None
         try:
             # nats-py retries the first connect forever when reconnects are unlimited;
             # the outer timeout makes a down server an error the caller can see.
@@ -200,13 +204,18 @@ class JetStreamBus:
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
+                    **options,
                 ),
                 timeout=timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             with contextlib.suppress(Exception):
                 await nc.close()
-            raise BusUnavailable(f"cannot connect to NATS at {self._safe_url()}: {exc!r}") from exc
+            # A refused login is retried by nats-py until the timeout: say why it failed.
+            cause = self._last_error or exc
+            raise BusUnavailable(
+                f"cannot connect to NATS at {self._safe_url()}: {cause!r}"
+            ) from exc
         self._nc = nc
         self._disconnected.clear()
         self._js = nc.jetstream(timeout=max(timeout, 5.0))
@@ -227,9 +236,10 @@ class JetStreamBus:
 
     def _safe_url(self) -> str:
         # Never log credentials embedded in a URL (nats://user:pass@host).
-        return ",".join(u.rsplit("@", 1)[-1] for u in self.url.split(","))
+        return redact_url(self.url)
 
     async def _on_error(self, exc: Exception) -> None:
+        self._last_error = exc
         log.debug("NATS client error: %r", exc)
 
     async def _on_disconnected(self) -> None:

@@ -37,6 +37,7 @@ from promptlab import startup
 from promptlab.commands.analytics import report_json
 from promptlab.commands.history import history_json
 from promptlab.events.bus import BusUnavailable, EventBus
+from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.publisher import EventPublisher
@@ -309,7 +310,7 @@ async def serve(
             stop_learner = await start_learner(settings, bus)
         stop = _stop_event()
         base_url = f"http://{server.host}:{port}"
-        announce(f"promptlab serving on {base_url}/v1 (nats: {url})")
+        announce(f"promptlab serving on {base_url}/v1 (nats: {redact_url(url)})")
         if not quiet:
             for line in startup.banner(
                 base_url=base_url,
@@ -369,7 +370,9 @@ async def supervise(
         for index in range(server.workers):
             env = {
                 **os.environ,
-                "PROMPTLAB_NATS__URL": url,
+                # An embedded server's workers find it (and its credentials) in the data
+                # dir as any promptlab process does; only an external URL is handed down.
+                **({} if embedded is not None else {"PROMPTLAB_NATS__URL": url}),
                 "PROMPTLAB_NATS__OUTBOX_DIR": str(
                     Path(settings.nats.outbox_dir) / f"worker-{index}"
                 ),
@@ -405,7 +408,8 @@ async def supervise(
         stop = _stop_event()
         base_url = f"http://{server.host}:{port}"
         print(
-            f"promptlab serving on {base_url}/v1 (nats: {url}, {server.workers} workers)",
+            f"promptlab serving on {base_url}/v1 "
+            f"(nats: {redact_url(url)}, {server.workers} workers)",
             flush=True,
         )
         for text in startup.banner(
