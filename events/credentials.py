@@ -83,7 +83,9 @@ def read_embedded_credentials(data_dir: Path) -> EmbeddedCredentials | None:
             "(run promptlab as the user that owns nats.data_dir)"
         ) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CredentialsError(f"the embedded NATS credentials {path} are unreadable: {exc}")
+        raise CredentialsError(
+            f"the embedded NATS credentials {path} are unreadable: {exc}"
+        ) from None
 
 
 def embedded_credentials(data_dir: Path) -> EmbeddedCredentials:

@@ -266,7 +266,9 @@ async def run_demo(
         await site.start()
         port = runner.addresses[0][1]
         base_url = f"http://127.0.0.1:{port}/v1"
-        on_line(f"sidecar on {base_url} · nats {redact_url(nats.url)} · storage {settings.storage.url}")
+        on_line(
+            f"sidecar on {base_url} · nats {redact_url(nats.url)} · storage {settings.storage.url}"
+        )
         report = TrafficReport()
         progress = {"done": 0}
         watcher = DecisionWatcher(bus, lambda: progress["done"])

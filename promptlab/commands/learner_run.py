@@ -22,6 +22,7 @@ from promptlab.commands.serve import (
     _run_loop,
     _stop_event,
 )
+from promptlab.events.credentials import redact_url
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings
@@ -41,7 +42,10 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
     holder: dict[str, Any] = {}
     stopping = asyncio.Event()
     task = asyncio.create_task(_run_learner(settings, bus, holder, stopping), name="learner")
-    print(f"promptlab learner: NATS {redact_url(url)}, store {_redacted(settings.storage.url)}", flush=True)
+    print(
+        f"promptlab learner: NATS {redact_url(url)}, store {_redacted(settings.storage.url)}",
+        flush=True,
+    )
     try:
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,0 +1,123 @@
+"""Issue 24, failures 4-8 on real processes: feedback bound to its caller, a closed bus,
+a model name that cannot choose the host, admin writes that survive a SIGKILL, breeding
+caps that survive a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nats.aio.client
+import nats.errors
+from procs import (
+    REPO,
+    Serve,
+    call_body,
+    clean_env,
+    drive,
+    http,
+    promptlab_cli,
+    wait_projection,
+    write_config,
+)
+
+# --------------------------------------------------------------------------- 5: the bus
+
+
+async def _refused(url: str, **options: Any) -> str:
+    """The error an nats-py client gets connecting to ``url`` with ``options``."""
+    client = nats.aio.client.Client()
+    try:
+        await client.connect(url, allow_reconnect=False, connect_timeout=2, **options)
+    except nats.errors.Error as exc:
+        return str(exc)
+    finally:
+        await client.close()
+    return "connected"
+
+
+def _learner_process(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``promptlab learner`` as its own process, its output in ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "promptlab", "--config", str(config), "learner"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean_env(),
+            cwd=REPO,
+        )
+
+
+def _stdout_lines(serve: Serve, until: str, limit: int = 60) -> list[str]:
+    """Lines serve printed after its ready line, up to the one containing ``until``."""
+    assert serve.proc.stdout is not None
+    lines = []
+    for _ in range(limit):
+        line = serve.proc.stdout.readline()
+        lines.append(line)
+        if not line or until in line:
+            break
+    return lines
+
+
+async def test_24_5_embedded_bus_refuses_strangers_and_promptlab_works(
+    tmp_path: Path, upstream: Any, spawn: Callable[..., Serve], figures: dict[str, Any]
+) -> None:
+    config = write_config(tmp_path / "site", nats_url="embedded", upstream_base=upstream.base_url)
+    data_dir = tmp_path / "site" / "nats"
+    serve = spawn(config, tmp_path / "serve.log")
+    state = json.loads((data_dir / "server.json").read_text())
+    creds = json.loads((data_dir / "credentials.json").read_text())
+    modes = {
+        n: (data_dir / n).stat().st_mode & 0o777 for n in ("credentials.json", "nats-server.conf")
+    }
+    assert modes == {"credentials.json": 0o600, "nats-server.conf": 0o600}
+
+    anonymous = await _refused(state["url"])
+    wrong = await _refused(state["url"], user=creds["user"], password="not-the-password")
+    assert "Authorization Violation" in anonymous, anonymous
+    assert "Authorization Violation" in wrong, wrong
+
+    # promptlab's own processes: the sidecar, a separate learner, the CLI.
+    learner = _learner_process(config, tmp_path / "learner.log")
+    try:
+        outcome = await drive([serve.url], 20, concurrency=4)
+        assert outcome.answered == 20, outcome
+        projected = await wait_projection(config, 20)
+        paused = await asyncio.to_thread(promptlab_cli, config, "pause", "greet", "--wait", "30")
+    finally:
+        learner.terminate()
+        learner.wait(60)
+    learner_out = (tmp_path / "learner.log").read_text()
+    assert projected == 20, learner_out[-3000:]
+    assert paused.returncode == 0, paused.stderr
+    outputs = learner_out + serve.log_text() + paused.stdout + paused.stderr
+    assert creds["password"] not in outputs
+    figures.update(
+        anonymous="refused",
+        wrong_password="refused",
+        projected=projected,
+        cli_command="accepted",
+    )
+
+
+async def test_24_5_credentials_in_an_external_url_are_never_printed(
+    tmp_path: Path, nats: Any, upstream: Any, spawn: Callable[..., Serve]
+) -> None:
+    secret = "s3cret-bus-password-0042"
+    url = nats.url.replace("nats://", f"nats://promptlab:{secret}@")
+    config = write_config(tmp_path / "site", nats_url=url, upstream_base=upstream.base_url)
+    serve = spawn(config, tmp_path / "serve.log")
+    assert secret not in serve.ready_line and nats.url in serve.ready_line
+    banner = _stdout_lines(serve, "events (NATS)")
+    assert any("events (NATS)" in line for line in banner), banner
+    ok = await http("POST", serve.url + "/v1/chat/completions", json_body=call_body(0))
+    assert ok.status == 200
+    serve.terminate()
+    text = "".join(banner) + serve.log_text()
+    assert secret not in text
