@@ -128,16 +128,6 @@ def server_config(creds: EmbeddedCredentials) -> str:
     )
 
 
-def _embedded_url_of(settings: NatsSettings) -> str | None:
-    """The URL recorded by the running embedded server of ``settings.data_dir``."""
-    from promptlab.events.embedded import STATE_FILE
-
-    try:
-        return str(json.loads((Path(settings.data_dir) / STATE_FILE).read_text())["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
     """The client TLS context for ``tls_ca_file`` / ``tls_cert_file`` (None: no TLS set)."""
     if not (settings.tls_ca_file or settings.tls_cert_file):
@@ -156,15 +146,15 @@ def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
     return context
 
 
-def connect_options(settings: NatsSettings, url: str) -> dict[str, Any]:
-    """nats-py ``connect()`` keyword arguments that authenticate to ``url``.
+def connect_options(settings: NatsSettings, *, embedded: bool) -> dict[str, Any]:
+    """nats-py ``connect()`` keyword arguments that authenticate promptlab.
 
-    With ``nats.url = "embedded"`` and ``url`` the running embedded server's: its
-    generated credentials. Otherwise the external settings (none set: anonymous).
+    ``embedded``: the URL is the running embedded server of ``settings.data_dir``, so
+    its generated credentials. Otherwise the external settings (none set: anonymous).
     """
     options: dict[str, Any] = {}
     if settings.url.strip().lower() == "embedded":
-        if url == _embedded_url_of(settings):
+        if embedded:
             creds = read_embedded_credentials(Path(settings.data_dir))
             if creds is not None:
                 options.update(user=creds.user, password=creds.password)

@@ -137,6 +137,14 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def recorded_url(data_dir: Path) -> str | None:
+    """The URL in ``data_dir``'s state file (the embedded server started there), if any."""
+    try:
+        return str(json.loads((Path(data_dir) / STATE_FILE).read_text())["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 # --------------------------------------------------------------------------- process
 
 

@@ -38,6 +38,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from promptlab.events.bus import BusError, BusUnavailable, Delivery, KVEntry, PublishAck
 from promptlab.events.config import NatsSettings
 from promptlab.events.credentials import connect_options, redact_url
+from promptlab.events.embedded import recorded_url
 from promptlab.events.memory import DEFAULT_BUCKETS
 from promptlab.events.models import BaseEvent, EventDecodeError, decode, encode
 from promptlab.events.pull import READ_BATCH, PullReader, RawClient, ack_fields
@@ -188,7 +189,8 @@ class JetStreamBus:
             return
         nc = RawClient()
         timeout = self.settings.connect_timeout_s
-        options = connect_options(self.settings, self.url)
+        embedded = self.url == recorded_url(self.settings.data_dir)
+        options = connect_options(self.settings, embedded=embedded)
         self._last_error = None
         try:
             # nats-py retries the first connect forever when reconnects are unlimited;

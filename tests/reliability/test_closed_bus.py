@@ -22,9 +22,12 @@ from procs import (
     drive,
     http,
     promptlab_cli,
+    stream_events,
     wait_projection,
     write_config,
 )
+
+from promptlab.events.models import FeedbackReceived
 
 # --------------------------------------------------------------------------- 5: the bus
 
@@ -121,3 +124,85 @@ async def test_24_5_credentials_in_an_external_url_are_never_printed(
     serve.terminate()
     text = "".join(banner) + serve.log_text()
     assert secret not in text
+
+
+# --------------------------------------------------------------------------- 4: feedback
+
+KEY_A = "cli-a-7d1e0c9b5a3f4e2d8c6b"
+KEY_B = "cli-b-0f2e4d6c8b1a3957e5d7"
+ADMIN = "adm-5c3e1a9f7d2b4e6c8a0f"
+
+
+def _rating(execution_id: str, who: str) -> dict[str, Any]:
+    return {"execution_id": execution_id, "name": "thumbs_up", "value": True, "comment": who}
+
+
+async def _rate(url: str, key: str, execution_id: str, who: str) -> Any:
+    return await http(
+        "POST",
+        url + "/v1/feedback",
+        json_body=_rating(execution_id, who),
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+
+async def _ratings(nats_url: str, execution_id: str, wanted: int) -> list[str]:
+    """Who rated ``execution_id`` in the stream, once ``wanted`` ratings are there."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        got = [
+            str(e.comment)
+            for e in await stream_events(nats_url)
+            if isinstance(e, FeedbackReceived) and e.execution_id == execution_id
+        ]
+        if len(got) >= wanted or loop.time() > deadline:
+            return got
+        await asyncio.sleep(0.1)
+
+
+async def test_24_4_feedback_is_bound_to_the_key_that_made_the_call(
+    tmp_path: Path, nats: Any, upstream: Any, spawn: Callable[..., Serve], figures: dict[str, Any]
+) -> None:
+    keys = f'[server]\napi_keys = ["{KEY_A}", "{KEY_B}"]\nadmin_keys = ["{ADMIN}"]\n'
+    configs = [
+        write_config(
+            tmp_path / name, nats_url=nats.url, upstream_base=upstream.base_url, extra=keys
+        )
+        for name in ("one", "two")
+    ]
+    one = spawn(configs[0], tmp_path / "one.log")
+    two = spawn(configs[1], tmp_path / "two.log")
+    made = await http(
+        "POST",
+        one.url + "/v1/chat/completions",
+        json_body=call_body(1),
+        headers={"Authorization": f"Bearer {KEY_A}"},
+    )
+    assert made.status == 200
+    execution_id = made.body["id"]
+    unknown = "0" * len(execution_id)
+
+    seen: dict[str, int] = {}
+    for label, url in (("serving", one.url), ("other_replica", two.url)):
+        stranger = await _rate(url, KEY_B, execution_id, "B")
+        nobody = await _rate(url, KEY_B, unknown, "B")
+        assert stranger.status == nobody.status == 404, (stranger.raw, nobody.raw)
+        assert stranger.body["error"]["code"] == nobody.body["error"]["code"]
+        owner = await _rate(url, KEY_A, execution_id, "A")
+        admin = await _rate(url, ADMIN, execution_id, "admin")
+        assert owner.status in (200, 202) and admin.status in (200, 202), (owner.raw, admin.raw)
+        seen.update({f"{label}_B": stranger.status, f"{label}_A": owner.status})
+    assert seen["serving_A"] == 200 and seen["other_replica_A"] == 202
+
+    # After a restart nothing is remembered, and the binding still holds.
+    one.kill()
+    one = spawn(configs[0], tmp_path / "one-again.log")
+    assert (await _rate(one.url, KEY_B, execution_id, "B")).status == 404
+    assert (await _rate(one.url, KEY_A, execution_id, "A")).status == 202
+
+    got = await _ratings(nats.url, execution_id, 5)
+    assert sorted(got) == ["A", "A", "A", "admin", "admin"], got
+    for key in (KEY_A, KEY_B, ADMIN):
+        assert key not in one.log_text() + two.log_text()
+    figures.update(**seen, after_restart_B=404, stream_ratings_by_B=0)
