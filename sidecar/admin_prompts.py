@@ -49,7 +49,7 @@ from promptlab.prompts import (
     compare_prompts,
     definition_version,
 )
-from promptlab.prompts.loader import problems_from
+from promptlab.prompts.loader import ModelRule, problems_from
 from promptlab.sidecar import keys
 from promptlab.sidecar.errors import BadRequest, Conflict, NotFound
 from promptlab.sidecar.shaping import parse_body
@@ -84,6 +84,10 @@ def _providers(request: web.Request) -> list[str]:
     return request.app[keys.PROVIDERS].registry.names()
 
 
+def _model_rule(request: web.Request) -> ModelRule:
+    return request.app[keys.PROVIDERS].registry.route_problem
+
+
 def _prompt_id(request: web.Request, body: dict[str, Any]) -> str:
     prompt_id = request.match_info["prompt_id"]
     if body.setdefault("id", prompt_id) != prompt_id:
@@ -94,7 +98,9 @@ def _prompt_id(request: web.Request, body: dict[str, Any]) -> str:
 
 
 def _check(data: dict[str, Any], request: web.Request) -> PromptSpec:
-    spec, problems = check_prompt_data(data, "body", providers=_providers(request))
+    spec, problems = check_prompt_data(
+        data, "body", providers=_providers(request), model_rule=_model_rule(request)
+    )
     if spec is None:
         raise refusal("prompt", problems, "invalid_prompt")
     return spec
@@ -284,7 +290,9 @@ def _with(request: web.Request, prompt: PromptSpec, variant: VariantSpec) -> Pro
         data["variants"][index] = dumped
     else:
         data["variants"].append(dumped)
-    spec, problems = check_prompt_data(data, "prompt", providers=_providers(request))
+    spec, problems = check_prompt_data(
+        data, "prompt", providers=_providers(request), model_rule=_model_rule(request)
+    )
     if spec is None:
         raise refusal("variant for this prompt", problems, "invalid_variant")
     return spec

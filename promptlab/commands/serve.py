@@ -44,6 +44,7 @@ from promptlab.events.publisher import EventPublisher
 from promptlab.logs import ACCESS_LOGGER
 from promptlab.online import online_evaluation
 from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir
+from promptlab.providers.registry import Registry
 from promptlab.settings import Settings
 from promptlab.sidecar import keys
 from promptlab.sidecar.access_log import AccessLogger
@@ -167,7 +168,11 @@ def load_prompts(settings: Settings) -> dict[str, PromptSpec]:
     if not directory.is_dir():
         log.warning("prompt directory %s does not exist: no routed prompts", directory)
         return {}
-    return load_prompt_dir(directory, providers=settings.providers.keys())
+    return load_prompt_dir(
+        directory,
+        providers=settings.providers.keys(),
+        model_rule=Registry(settings.providers).route_problem,
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

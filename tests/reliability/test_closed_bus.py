@@ -15,6 +15,9 @@ from typing import Any
 import nats.aio.client
 import nats.errors
 from procs import (
+    CANARY,
+    KEY_ENV,
+    PROMPT,
     REPO,
     Serve,
     call_body,
@@ -206,3 +209,74 @@ async def test_24_4_feedback_is_bound_to_the_key_that_made_the_call(
     for key in (KEY_A, KEY_B, ADMIN):
         assert key not in one.log_text() + two.log_text()
     figures.update(**seen, after_restart_B=404, stream_ratings_by_B=0)
+
+
+# --------------------------------------------------------------------------- 6: routes
+
+
+async def test_24_6_a_model_name_never_chooses_the_host(
+    tmp_path: Path,
+    nats: Any,
+    upstream: Any,
+    other_host: Any,
+    spawn: Callable[..., Serve],
+    figures: dict[str, Any],
+) -> None:
+    providers = (
+        # A key and no api_base: only the routes allowed_models names.
+        '[providers.lite2]\nkind = "litellm"\n'
+        f'api_key_env = "{KEY_ENV}"\nallowed_models = ["openai/model-a"]\n'
+        # A key and an explicit base: every model goes to that host.
+        '[providers.lite3]\nkind = "litellm"\n'
+        f'api_key_env = "{KEY_ENV}"\napi_base = "{upstream.base_url}"\n'
+    )
+    config = write_config(
+        tmp_path / "site", nats_url=nats.url, upstream_base=upstream.base_url, extra=providers
+    )
+    # litellm's default hosts for these routes, if it ever chose one, are the other host.
+    env = clean_env(
+        OPENAI_API_BASE=other_host.base_url,
+        OPENAI_BASE_URL=other_host.base_url,
+        OLLAMA_API_BASE=other_host.base_url.removesuffix("/v1"),
+    )
+    serve = spawn(config, tmp_path / "serve.log", env=env)
+
+    refused = {}
+    for model in ("lite2/ollama/llama3", "lite2/openai/gpt-4o"):
+        register = await http(
+            "POST",
+            serve.url + "/admin/prompts/greet/variants",
+            json_body={"name": "c", "model": model, "template": "Hi {{ name }}"},
+        )
+        assert register.status == 400 and "allowed_models" in register.raw.decode(), register.raw
+        call = await http(
+            "POST",
+            serve.url + "/v1/chat/completions",
+            json_body={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert call.status == 400 and call.body["error"]["code"] == "model_not_allowed", call.raw
+        refused[model] = (register.status, call.status)
+
+    through_base = await http(
+        "POST",
+        serve.url + "/v1/chat/completions",
+        json_body={
+            "model": "lite3/openai/model-a",
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        timeout=120,
+    )
+    assert through_base.status == 200, through_base.raw[:300]
+    assert len(other_host.requests) == 0
+    assert upstream.requests[-1].headers.get("Authorization") == f"Bearer {CANARY}"
+
+    bad_file = tmp_path / "bad.toml"
+    bad_file.write_text(PROMPT.replace('model = "fake/model-b"', 'model = "lite2/ollama/llama3"'))
+    validated = await asyncio.to_thread(promptlab_cli, config, "prompts", "validate", str(bad_file))
+    assert validated.returncode == 1 and "allowed_models" in validated.stdout, validated
+    figures.update(
+        registration="400",
+        call="400",
+        explicit_base="200",
+        other_host_hits=len(other_host.requests),
+    )
