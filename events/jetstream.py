@@ -460,7 +460,11 @@ class JetStreamBus:
         return int((info.state.subjects or {}).get(subject, 0))
 
     async def read(
-        self, start_sequence: int = 1, *, stop_at_end: bool = True
+        self,
+        start_sequence: int = 1,
+        *,
+        stop_at_end: bool = True,
+        subjects: Sequence[str] | None = None,
     ) -> AsyncIterator[tuple[int, BaseEvent | None, bytes]]:
         """Read events in order through an ephemeral consumer without acks.
 
@@ -475,6 +479,8 @@ class JetStreamBus:
             None, start_sequence, inactive_threshold=30.0, mem_storage=True, num_replicas=1
         )
         config.ack_policy = AckPolicy.NONE
+        if subjects:
+            config.filter_subjects = [str(subject) for subject in subjects]
         config.ack_wait = None
         config.max_ack_pending = None
         assert isinstance(self._nc, RawClient)

@@ -246,6 +246,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(definitions.watch_prompts(), name="promptlab-prompt-watch")
         )
         tasks.append(
+            asyncio.create_task(
+                definitions.reconcile_quietly(), name="promptlab-definitions-reconcile"
+            )
+        )
+        tasks.append(
             asyncio.create_task(definitions.watch_variants(), name="promptlab-variant-watch")
         )
         tasks.append(

@@ -5,9 +5,11 @@ caps that survive a restart."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -280,3 +282,96 @@ async def test_24_6_a_model_name_never_chooses_the_host(
         explicit_base="200",
         other_host_hits=len(other_host.requests),
     )
+
+
+# --------------------------------------------------------------------------- 7: durability
+
+
+def _prompt_body(prompt_id: str) -> dict[str, Any]:
+    data = tomllib.loads(PROMPT)
+    data["id"] = prompt_id
+    for variant in data["variants"]:
+        variant["template"] += f" ({prompt_id})"
+    return data
+
+
+def _outbox_ids(outbox: Path) -> set[str]:
+    ids = set()
+    for segment in outbox.glob("*.jsonl*"):
+        for line in segment.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                ids.add(json.loads(line)["event_id"])
+    return ids
+
+
+async def test_24_7_admin_writes_survive_a_sigkill_right_after_the_answer(
+    tmp_path: Path, nats: Any, upstream: Any, spawn: Callable[..., Serve], figures: dict[str, Any]
+) -> None:
+    config = write_config(tmp_path / "site", nats_url=nats.url, upstream_base=upstream.base_url)
+    rounds, in_stream, in_outbox = 8, 0, 0
+    answered: list[str] = []
+    for n in range(rounds):
+        serve = spawn(config, tmp_path / f"serve-{n}.log")
+        if n % 2 == 0:  # a whole prompt: PromptRegistered + VariantRegistered
+            reply = await http(
+                "POST", serve.url + "/admin/prompts", json_body=_prompt_body(f"p{n}")
+            )
+        else:  # one variant of a file's prompt
+            reply = await http(
+                "POST",
+                serve.url + "/admin/prompts/greet/variants",
+                json_body={
+                    "name": f"v{n}",
+                    "model": "fake/model-a",
+                    "template": f"Hi {n} {{{{ name }}}}",
+                },
+            )
+        serve.kill()  # SIGKILL right after the answer: no flush, no cleanup
+        assert reply.status in (200, 201), reply.raw[:300]
+        ids = reply.body.get("event_ids") or [reply.body["event_id"]]
+        assert ids, reply.body
+        held = {e.event_id for e in await stream_events(nats.url)}
+        outbox = _outbox_ids(tmp_path / "site" / "outbox")
+        assert all(i in held or i in outbox for i in ids), (n, ids)
+        in_stream += sum(i in held for i in ids)
+        in_outbox += sum(i not in held for i in ids)
+        answered += ids
+    events = await stream_events(nats.url)
+    assert set(answered) <= {e.event_id for e in events} | _outbox_ids(tmp_path / "site" / "outbox")
+    figures.update(rounds=rounds, events=len(answered), in_stream=in_stream, in_outbox=in_outbox)
+
+
+async def test_24_7_a_start_republishes_what_the_kv_holds_and_the_stream_lacks(
+    tmp_path: Path, nats: Any, upstream: Any, spawn: Callable[..., Serve], figures: dict[str, Any]
+) -> None:
+    # What an earlier version left after a SIGKILL: the KV entry, no event in the stream.
+    from promptlab.events.jetstream import JetStreamBus
+    from promptlab.events.models import encode
+    from promptlab.events.subjects import Bucket
+    from promptlab.prompts import PromptSpec, prompt_event
+
+    spec = PromptSpec.model_validate(_prompt_body("lost"))
+    lost = prompt_event(spec, actor="admin-api", changes=["created"])
+    bus = JetStreamBus(url=nats.url)
+    await bus.start()
+    try:
+        await bus.kv_put(str(Bucket.PROMPTS), "lost", encode(lost))
+    finally:
+        await bus.close()
+    assert lost.event_id not in {e.event_id for e in await stream_events(nats.url)}
+
+    config = write_config(tmp_path / "site", nats_url=nats.url, upstream_base=upstream.base_url)
+    first = spawn(config, tmp_path / "one.log")
+    second = spawn(config, tmp_path / "two.log")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        copies = [e for e in await stream_events(nats.url) if e.event_id == lost.event_id]
+        if copies or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert len(copies) == 1  # two sidecars re-published it: JetStream kept one
+    models = await http("GET", first.url + "/v1/models")
+    assert any(m["id"] == "promptlab/lost" for m in models.body["data"]), models.body
+    second.terminate()
+    figures.update(republished=len(copies))
