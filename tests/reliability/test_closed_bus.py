@@ -375,3 +375,100 @@ async def test_24_7_a_start_republishes_what_the_kv_holds_and_the_stream_lacks(
     assert any(m["id"] == "promptlab/lost" for m in models.body["data"]), models.body
     second.terminate()
     figures.update(republished=len(copies))
+
+
+# --------------------------------------------------------------------------- 8: breeding caps
+
+BRED_PROMPT = (
+    PROMPT.replace('"fake/model-a"', '"fake/gpt-4o-mini"').replace(
+        '"fake/model-b"', '"fake/gpt-4o-mini"'
+    )
+    + """
+[[examples]]
+name = "ann"
+[examples.variables]
+name = "Ann"
+
+[[examples]]
+name = "bo"
+[examples.variables]
+name = "Bo"
+"""
+)
+
+
+def _breeding_config(tmp_path: Path, nats_url: str, upstream_base: str, caps: str) -> Path:
+    # Mutator, offline runs and judge: all on the fake upstream, with a priced model name.
+    config = write_config(
+        tmp_path / "site",
+        nats_url=nats_url,
+        upstream_base=upstream_base,
+        extra=(
+            '[learner.evolution]\nenabled = true\nmutator = "fake/gpt-4o-mini"\n'
+            'judge = "fake/gpt-4o-mini"\nmin_champion_samples = 0\npopulation = 10\n'
+            f"interval_s = 0.2\nrepeats = 1\n{caps}"
+        ),
+    )
+    (tmp_path / "site" / "prompts" / "greet.toml").write_text(BRED_PROMPT)
+    return config
+
+
+async def _book(nats_url: str) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from promptlab.events.jetstream import JetStreamBus
+    from promptlab.events.subjects import Bucket
+
+    bus = JetStreamBus(url=nats_url)
+    await bus.start()
+    try:
+        entry = await bus.kv_get(str(Bucket.BREEDING), datetime.now(UTC).date().isoformat())
+    finally:
+        await bus.close()
+    return json.loads(entry.value) if entry is not None and entry.value else {}
+
+
+async def _lifetimes(
+    config: Path, tmp_path: Path, upstream: Any, spawn: Callable[..., Serve], count: int
+) -> list[int]:
+    """Upstream calls made in each of ``count`` learner lifetimes, each SIGKILLed once
+    its breeder says the day's cap is reached."""
+    calls = []
+    for n in range(count):
+        before = len(upstream.requests)
+        serve = spawn(config, tmp_path / f"life-{n}.log", learner=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 90
+        while "daily cap reached" not in serve.log_text():
+            assert loop.time() < deadline, serve.log_text()[-3000:]
+            await asyncio.sleep(0.1)
+        serve.kill()
+        calls.append(len(upstream.requests) - before)
+    return calls
+
+
+async def test_24_8_max_mutants_per_day_holds_across_restarts(
+    tmp_path: Path, nats: Any, upstream: Any, spawn: Callable[..., Serve], figures: dict[str, Any]
+) -> None:
+    caps = "max_mutants_per_day = 2\nmax_usd_per_day = 100.0\n"
+    config = _breeding_config(tmp_path, nats.url, upstream.base_url, caps)
+    calls = await _lifetimes(config, tmp_path, upstream, spawn, 4)
+    book = await _book(nats.url)
+    assert calls[0] > 0 and calls[1:] == [0, 0, 0], calls
+    assert book["mutants"] == {"greet": 2}, book
+    assert book["calls"] == sum(calls), (book, calls)
+    figures.update(lifetimes=4, calls_per_lifetime=calls, mutants=book["mutants"]["greet"])
+
+
+async def test_24_8_max_usd_per_day_counts_every_call_and_holds_across_restarts(
+    tmp_path: Path, nats: Any, upstream: Any, spawn: Callable[..., Serve], figures: dict[str, Any]
+) -> None:
+    caps = "max_mutants_per_day = 100\nmax_usd_per_day = 0.000001\n"
+    config = _breeding_config(tmp_path, nats.url, upstream.base_url, caps)
+    calls = await _lifetimes(config, tmp_path, upstream, spawn, 4)
+    book = await _book(nats.url)
+    assert calls[0] > 1 and calls[1:] == [0, 0, 0], calls
+    # Every call the breeder made is in the book: the mutator's and the offline check's.
+    assert book["calls"] == sum(calls) and book["spend_usd"] > 0, (book, calls)
+    assert book["mutants"] == {"greet": 1}, book
+    figures.update(lifetimes=4, calls_per_lifetime=calls, spend_usd=round(book["spend_usd"], 6))
