@@ -16,6 +16,7 @@ from typing import Any
 
 import nats.aio.client
 import nats.errors
+from polling import until
 from procs import (
     CANARY,
     KEY_ENV,
@@ -153,17 +154,18 @@ async def _rate(url: str, key: str, execution_id: str, who: str) -> Any:
 
 async def _ratings(nats_url: str, execution_id: str, wanted: int) -> list[str]:
     """Who rated ``execution_id`` in the stream, once ``wanted`` ratings are there."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while True:
-        got = [
+    got: list[str] = []
+
+    async def arrived() -> bool:
+        got[:] = [
             str(e.comment)
             for e in await stream_events(nats_url)
             if isinstance(e, FeedbackReceived) and e.execution_id == execution_id
         ]
-        if len(got) >= wanted or loop.time() > deadline:
-            return got
-        await asyncio.sleep(0.1)
+        return len(got) >= wanted
+
+    await until(arrived, 30, f"{wanted} ratings in the stream", interval=0.1)
+    return got
 
 
 async def test_24_4_feedback_is_bound_to_the_key_that_made_the_call(
@@ -363,13 +365,13 @@ async def test_24_7_a_start_republishes_what_the_kv_holds_and_the_stream_lacks(
     config = write_config(tmp_path / "site", nats_url=nats.url, upstream_base=upstream.base_url)
     first = spawn(config, tmp_path / "one.log")
     second = spawn(config, tmp_path / "two.log")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while True:
-        copies = [e for e in await stream_events(nats.url) if e.event_id == lost.event_id]
-        if copies or loop.time() > deadline:
-            break
-        await asyncio.sleep(0.1)
+    copies: list[Any] = []
+
+    async def republished() -> bool:
+        copies[:] = [e for e in await stream_events(nats.url) if e.event_id == lost.event_id]
+        return bool(copies)
+
+    await until(republished, 30, "the lost definition in the stream", interval=0.1)
     assert len(copies) == 1  # two sidecars re-published it: JetStream kept one
     models = await http("GET", first.url + "/v1/models")
     assert any(m["id"] == "promptlab/lost" for m in models.body["data"]), models.body
@@ -437,11 +439,12 @@ async def _lifetimes(
     for n in range(count):
         before = len(upstream.requests)
         serve = spawn(config, tmp_path / f"life-{n}.log", learner=True)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 90
-        while "daily cap reached" not in serve.log_text():
-            assert loop.time() < deadline, serve.log_text()[-3000:]
-            await asyncio.sleep(0.1)
+        await until(
+            lambda s=serve: "daily cap reached" in s.log_text(),
+            90,
+            f"lifetime {n}: the breeder's cap line",
+            interval=0.1,
+        )
         serve.kill()
         calls.append(len(upstream.requests) - before)
     return calls
