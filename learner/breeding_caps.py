@@ -128,8 +128,13 @@ class BreedingCaps:
         try:
             async with self._lock:
                 book = await self._current()
-                book.mutants[prompt_id] = book.mutants.get(prompt_id, 0) + 1
-                await self._write()
+                before = book.mutants.get(prompt_id, 0)
+                book.mutants[prompt_id] = before + 1
+                try:
+                    await self._write()
+                except Exception:
+                    book.mutants[prompt_id] = before  # no attempt, so no count
+                    raise
         except Exception as exc:
             log.warning("breeding for %s skipped: its count cannot be stored (%s)", prompt_id, exc)
             return False
