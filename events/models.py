@@ -102,6 +102,11 @@ class CapturedContent(_Frozen):
     messages: list[JsonDict] = Field(default_factory=list)
     output: str | None = None
     truncated: bool = False
+    variables: JsonDict | None = None
+    """The call's validated variable values, redacted and cut like the messages, when
+    its prompt captures production examples (``[learning] capture`` or
+    ``server.capture_content``); None otherwise (content captured for online evaluation
+    only). The learner's ``examples`` table is projected from it."""
 
 
 class Interval(_Frozen):
@@ -280,6 +285,11 @@ class FeedbackReceived(BaseEvent):
     comment: str | None = None
     source: Literal["live", "offline", "evaluator"] = "live"
     """``evaluator``: a score from online evaluation (``lab.online``), not from a user."""
+    text: str | None = None
+    """The answer a reviewer says the call should have given, on a correction (``name``
+    is :data:`~events.kinds.DEMONSTRATION`, ``value`` is True); redacted and size-capped
+    by the sidecar. Never a reward: the learner's examples table takes it as a good
+    example with the call's variables."""
 
 
 # --------------------------------------------------------------------------- decisions

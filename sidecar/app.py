@@ -29,7 +29,7 @@ from promptlab.events.bus import EventBus
 from promptlab.events.snapshots import LearnerStatus, RoutingSnapshot
 from promptlab.events.subjects import Bucket
 from promptlab.prompts import PromptSpec, cost_per_token, estimate_cost
-from promptlab.providers import ProviderError, Providers
+from promptlab.providers import ProviderError, Providers, Redactor
 from promptlab.sidecar import admin, admin_prompts, cors, keys, routes
 from promptlab.sidecar.assignments import share_assignments, watch_assignments
 from promptlab.sidecar.auth import KeyRing, check_admin, check_client
@@ -85,11 +85,18 @@ def create_app(
     upstreams = Providers(
         settings.providers,
         default_provider=server.default_provider,
+        redactor=Redactor(patterns=server.redact_patterns),
         environ=environ,
         cost=estimate_cost,
     )
     catalog = Catalog(prompts)
-    desk = FeedbackDesk(catalog, feedback_policy)
+    desk = FeedbackDesk(
+        catalog,
+        feedback_policy,
+        redactor=upstreams.redactor,
+        text_limit=server.capture_max_chars,
+        capture_all=server.capture_content,
+    )
     publisher = RecordingPublisher(publisher, desk)
     router = Router(catalog.all(), seed=router_seed)
     catalog.subscribe(router.update_prompt)
@@ -102,7 +109,13 @@ def create_app(
         catalog=catalog,
         router=router,
         providers=upstreams,
-        recorder=Recorder(publisher=publisher, metrics=metrics, telemetry=telemetry, server=server),
+        recorder=Recorder(
+            publisher=publisher,
+            metrics=metrics,
+            telemetry=telemetry,
+            server=server,
+            redactor=upstreams.redactor,
+        ),
         telemetry=telemetry,
         server=server,
         ids=ids,

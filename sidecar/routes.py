@@ -47,7 +47,9 @@ async def feedback(request: web.Request) -> web.Response:
     app = request.app
     try:
         body = parse_body(await request.read())
-        event = feedback_event(body)
+        desk = app[keys.FEEDBACK]
+        # Checked before the desk remembers anything of this feedback.
+        event = feedback_event(body, desk.redactor, desk.text_limit)
         if not app[keys.EXECUTION_IDS].may_rate(
             event.execution_id, request.headers.get("Authorization")
         ):
@@ -57,7 +59,7 @@ async def feedback(request: web.Request) -> web.Response:
                 code="unknown_execution",
                 param="execution_id",
             )
-        status, answer, event = app[keys.FEEDBACK].receive(body)
+        status, answer, event = desk.receive(body)
     except (BadRequest, NotFound):
         app[keys.METRICS].feedback("rejected")
         raise
