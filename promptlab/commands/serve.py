@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from promptlab import startup
-from promptlab.events.bus import BusUnavailable, EventBus
+from promptlab.events.bus import BusError, BusUnavailable, EventBus
 from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from promptlab.events.jetstream import JetStreamBus
@@ -187,18 +187,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if busy:
             print(busy, file=sys.stderr)
             return 1
-    if settings.server.workers > 1 and not args.reuse_port:
-        return _run_loop(supervise(args, settings, start_learner, prompts))
-    return _run_loop(
-        serve(
-            settings,
-            prompts,
-            reuse_port=args.reuse_port,
-            start_learner=start_learner,
-            access_log=getattr(args, "verbose", 0) >= 1,
-            quiet=args.reuse_port,
+    try:
+        if settings.server.workers > 1 and not args.reuse_port:
+            return _run_loop(supervise(args, settings, start_learner, prompts))
+        return _run_loop(
+            serve(
+                settings,
+                prompts,
+                reuse_port=args.reuse_port,
+                start_learner=start_learner,
+                access_log=getattr(args, "verbose", 0) >= 1,
+                quiet=args.reuse_port,
+            )
         )
-    )
+    except BusError as exc:
+        # The embedded server cannot start, or the bus settings cannot be used (an
+        # unreadable TLS file or credentials): one line, not a traceback. An unreachable
+        # NATS is not an error here: calls are served and events wait in the outbox.
+        print(f"promptlab serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run_loop(main: Awaitable[int]) -> int:

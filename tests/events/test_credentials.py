@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +91,23 @@ def test_urls_are_printed_without_credentials() -> None:
     with pytest.raises(ValueError):
         NatsSettings(password="x", unknown=1)  # type: ignore[call-arg]
     assert "hunter2" not in repr(NatsSettings(password=SecretStr("hunter2")))
+
+
+def test_serve_with_unusable_bus_settings_says_so_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "promptlab.toml"
+    config.write_text(
+        f'[nats]\nurl = "nats://127.0.0.1:1"\ntls_ca_file = "{tmp_path}/missing-ca.pem"\n'
+        f'outbox_dir = "{tmp_path}/outbox"\n[prompts]\ndir = "{tmp_path}/none"\n'
+        f'[storage]\nurl = "sqlite+aiosqlite:///{tmp_path}/p.db"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "promptlab", "--config", str(config), "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "nats TLS settings cannot be used" in done.stderr
+    assert "Traceback" not in done.stderr
