@@ -292,6 +292,36 @@ class FeedbackReceived(BaseEvent):
     example with the call's variables."""
 
 
+MAX_EVALUATION_ERROR = 300
+"""Longest error text an :class:`EvaluationFailed` carries."""
+
+
+class EvaluationFailed(BaseEvent):
+    """Evaluators could not score an execution (a judge answer that is not a JSON score
+    in 0..1, a failed judge call, a Python evaluator that raised); no score was
+    published. The learner counts these (``evaluation_errors``, and
+    ``evaluation_errors_offline`` for experiments), so they show in ``promptlab stats``
+    and ``/metrics`` however many processes evaluate."""
+
+    nats_subject: ClassVar[Subject] = Subject.FEEDBACK
+    type: Literal["evaluation.failed"] = "evaluation.failed"
+
+    execution_id: str
+    prompt_id: str | None = None
+    errors: list[str] = Field(default_factory=list)
+    """What went wrong, per evaluator (each cut to :data:`MAX_EVALUATION_ERROR`)."""
+    source: Literal["live", "offline"] = "live"
+    """``live``: online evaluation of a sampled call; ``offline``: an experiment's trial."""
+
+    @classmethod
+    def of(
+        cls, execution_id: str, prompt_id: str | None, errors: list[str], **fields: Any
+    ) -> EvaluationFailed:
+        """The event, with each error cut to :data:`MAX_EVALUATION_ERROR` characters."""
+        cut = [e[:MAX_EVALUATION_ERROR] for e in errors[:10]]
+        return cls(execution_id=execution_id, prompt_id=prompt_id, errors=cut, **fields)
+
+
 # --------------------------------------------------------------------------- decisions
 
 
@@ -426,6 +456,7 @@ Event = Annotated[
     | VariantRetired
     | ExecutionCompleted
     | FeedbackReceived
+    | EvaluationFailed
     | VariantPromoted
     | VariantRolledBack
     | ExplorationPaused

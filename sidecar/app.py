@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from promptlab.events.bus import EventBus
 from promptlab.events.snapshots import LearnerStatus, RoutingSnapshot
 from promptlab.events.subjects import Bucket
-from promptlab.prompts import PromptSpec, cost_per_token, estimate_cost
+from promptlab.prompts import DEFAULT_LIMITS, PromptSpec, cost_per_token, estimate_cost
 from promptlab.providers import ProviderError, Providers, Redactor
 from promptlab.sidecar import admin, admin_prompts, cors, keys, routes
 from promptlab.sidecar.assignments import share_assignments, watch_assignments
@@ -89,7 +89,8 @@ def create_app(
         environ=environ,
         cost=estimate_cost,
     )
-    catalog = Catalog(prompts)
+    prompts_settings = getattr(settings, "prompts", None)  # [prompts.render], when given
+    catalog = Catalog(prompts, limits=getattr(prompts_settings, "render", DEFAULT_LIMITS))
     desk = FeedbackDesk(
         catalog,
         feedback_policy,

@@ -36,6 +36,7 @@ from promptlab.events.bus import Delivery
 from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
+    EvaluationFailed,
     ExecutionCompleted,
     ExplorationPaused,
     ExplorationResumed,
@@ -52,7 +53,7 @@ from promptlab.events.models import (
     VariantRolledBack,
 )
 from promptlab.learner.projection.batch import Batch, BatchResult, DeadLetter
-from promptlab.learner.projection.definitions import specs_from_rows
+from promptlab.learner.projection.definitions import check_off_the_loop, specs_from_rows
 from promptlab.learner.projection.handlers.decisions import command, decision
 from promptlab.learner.projection.handlers.executions import execution_completed
 from promptlab.learner.projection.handlers.feedback import feedback_received
@@ -169,6 +170,7 @@ class Projection:
 
     async def apply(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Apply a batch in one transaction; returns what changed. Does not ack."""
+        await check_off_the_loop(deliveries)
         try:
             async with self.store.begin() as conn:
                 stored = await conn.scalar(
@@ -269,6 +271,9 @@ def _apply(b: Batch, seq: int, ev: BaseEvent) -> None:
             execution_completed(b, seq, ev)
         case FeedbackReceived():
             feedback_received(b, seq, ev)
+        case EvaluationFailed():
+            # Counted, never a reward: an evaluation error is not a zero.
+            b.count("evaluation_errors" if ev.source == "live" else "evaluation_errors_offline")
         case VariantRegistered():
             variant_registered(b, seq, ev)
         case PromptRegistered():

@@ -335,7 +335,8 @@ learner_counters = Table(
 ``dead_letters``, ``feedback_dropped`` (its execution never arrived within
 ``learner.feedback_wait_s``), ``feedback_rejected`` (off the reward scale),
 ``feedback_replaced`` / ``feedback_ignored`` (repeats, per ``learner.feedback_repeat``),
-and ``clock_ms``: the newest ``occurred_at`` seen, the projection's notion of "now"."""
+``evaluation_errors`` / ``evaluation_errors_offline`` (``EvaluationFailed``: online and
+offline evaluations that could not score), and ``clock_ms``: the newest ``occurred_at`` seen, the projection's notion of "now"."""
 
 learner_lease = Table(
     "learner_lease",
