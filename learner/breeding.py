@@ -20,8 +20,10 @@ prompt whose live challengers fall below ``population`` and whose champion has
    to it. From there it competes like any challenger: promotion needs live evidence.
 
 Caps: ``max_mutants_per_day`` per prompt and ``max_usd_per_day`` in all, per UTC day of
-the breeder's clock (counted in memory: a restart starts the day's count afresh). The
-offline check's executions are not published: they must not count as live traffic.
+the breeder's clock, kept in NATS (:mod:`learner.breeding_caps`): a restart goes on
+with the day's counts, and every call the breeder makes (mutator, offline check, judge)
+adds to the spend. The offline check's executions are not published: they must not
+count as live traffic.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,7 @@ from promptlab.lab.report import build_report
 from promptlab.lab.results import Trial
 from promptlab.lab.runner import Point, run_experiment
 from promptlab.lab.search import Candidate, Evaluation, near_duplicate
+from promptlab.learner.breeding_caps import BreedingCaps, CountingClient
 from promptlab.learner.config import EvolutionSettings
 from promptlab.learner.live_cases import ReadExamples, held_out_cases, live_failures
 from promptlab.learner.storage.view import PromptView
@@ -85,13 +87,6 @@ class BreedOutcome:
     check: dict[str, Any] | None = None
 
 
-@dataclass
-class _Day:
-    day: str = ""
-    mutants: Counter[str] = field(default_factory=Counter)
-    spend_usd: float = 0.0
-
-
 class Breeder:
     """Breeds challengers for ``prompts``; :meth:`run` until the stop event is set."""
 
@@ -110,7 +105,9 @@ class Breeder:
     ) -> None:
         self.settings = settings
         self.bus = bus
-        self.client = client
+        self.caps = BreedingCaps(settings, bus, clock)
+        """The day's mutants and spend, kept in KV (a restart goes on with them)."""
+        self.client = CountingClient(client, self.caps)
         self.prompts = dict(prompts)
         self.views = views
         self.decisions = decisions
@@ -128,7 +125,6 @@ class Breeder:
         self.pending: dict[str, set[str]] = {pid: set() for pid in self.prompts}
         """Accepted mutants the projection has not shown as challengers yet."""
         self.outcomes: list[BreedOutcome] = []
-        self._day = _Day()
         self._attempts: Counter[str] = Counter()
         self._champion_trials: dict[tuple[str, str, str], list[Trial]] = {}
         self._traffic_checks: dict[tuple[str, str], Experiment] = {}
@@ -174,22 +170,13 @@ class Breeder:
 
     # ------------------------------------------------------------------ one attempt
 
-    def _within_caps(self, prompt_id: str) -> bool:
-        today = datetime.fromtimestamp(self.clock(), UTC).date().isoformat()
-        if self._day.day != today:
-            self._day = _Day(day=today)
-        return (
-            self._day.mutants[prompt_id] < self.settings.max_mutants_per_day
-            and self._day.spend_usd < self.settings.max_usd_per_day
-        )
-
     async def breed_once(self, prompt_id: str) -> BreedOutcome | None:
         """One attempt for ``prompt_id`` when it needs a challenger; None when it does not."""
         if not self._loaded:
             await self.load_known()
         prompt = self.prompts[prompt_id]
         view = await self.views(prompt_id)
-        if view is None or view.paused or not self._within_caps(prompt_id):
+        if view is None or view.paused:
             return None
         challengers = {a.variant for a in view.active if a.status == "challenger"}
         self.pending[prompt_id] -= set(view.arms)
@@ -204,10 +191,10 @@ class Breeder:
         experiment = await self._check_experiment(prompt, champion)
         if experiment is None:
             return None
-        self._day.mutants[prompt_id] += 1
+        if not await self.caps.allows(prompt_id) or not await self.caps.reserve(prompt_id):
+            return None
         self._attempts[prompt_id] += 1
         outcome = await self._attempt(prompt, view, champion, experiment)
-        self._day.spend_usd += outcome.spend_usd
         self.outcomes.append(outcome)
         log.info(
             "bred %s for %s by %s: %s (%s)",

@@ -34,6 +34,7 @@ from promptlab.providers import ProviderError, Providers, Redactor
 from promptlab.sidecar import admin, admin_prompts, cors, keys, routes
 from promptlab.sidecar.assignments import share_assignments, watch_assignments
 from promptlab.sidecar.auth import KeyRing, check_admin, check_client
+from promptlab.sidecar.binding import ExecutionIds
 from promptlab.sidecar.catalog import Catalog
 from promptlab.sidecar.definitions import Definitions
 from promptlab.sidecar.errors import (
@@ -51,6 +52,7 @@ from promptlab.sidecar.ports import Publisher, SidecarSettings
 from promptlab.sidecar.proxy import Proxy
 from promptlab.sidecar.recording import Recorder
 from promptlab.sidecar.router import Router
+from promptlab.sidecar.routes import FEEDBACK_PATH
 from promptlab.sidecar.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,8 @@ def create_app(
     learner = getattr(settings, "learner", None)  # whose backlog is the learner lag
     metrics = Metrics(durable=getattr(learner, "durable", "promptlab-learner"))
     telemetry = Telemetry(settings.telemetry)
+    client_keys, admin_keys = KeyRing(server.api_keys), KeyRing(server.admin_keys)
+    ids = ExecutionIds(client_keys, admin_keys)
     proxy = Proxy(
         catalog=catalog,
         router=router,
@@ -114,6 +118,7 @@ def create_app(
         ),
         telemetry=telemetry,
         server=server,
+        ids=ids,
     )
 
     middlewares = [cors.middleware(server.cors_origins)] if server.cors_origins else []
@@ -133,8 +138,9 @@ def create_app(
     app[keys.TELEMETRY] = telemetry
     app[keys.PROXY] = proxy
     app[keys.FEEDBACK] = desk
-    app[keys.CLIENT_KEYS] = KeyRing(server.api_keys)
-    app[keys.ADMIN_KEYS] = KeyRing(server.admin_keys)
+    app[keys.CLIENT_KEYS] = client_keys
+    app[keys.ADMIN_KEYS] = admin_keys
+    app[keys.EXECUTION_IDS] = ids
     app[keys.STATE] = {"prompts_loaded": True, "draining": False}
     routes.setup(app)
     admin.setup(app)
@@ -155,7 +161,10 @@ async def _boundary(
     try:
         path = request.path
         if path.startswith("/v1/"):
-            check_client(app[keys.CLIENT_KEYS], request.headers.get("Authorization"))
+            authorization = request.headers.get("Authorization")
+            # An admin key may rate any execution (sidecar.binding); it calls nothing else.
+            if not (path == FEEDBACK_PATH and app[keys.ADMIN_KEYS].accepts(authorization)):
+                check_client(app[keys.CLIENT_KEYS], authorization)
         elif path.startswith("/admin"):
             check_admin(app[keys.ADMIN_KEYS], request.headers.get("Authorization"), request.remote)
         return await handler(request)
@@ -248,6 +257,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         tasks.append(
             asyncio.create_task(definitions.watch_prompts(), name="promptlab-prompt-watch")
+        )
+        tasks.append(
+            asyncio.create_task(
+                definitions.reconcile_quietly(), name="promptlab-definitions-reconcile"
+            )
         )
         tasks.append(
             asyncio.create_task(definitions.watch_variants(), name="promptlab-variant-watch")

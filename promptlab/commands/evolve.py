@@ -44,6 +44,7 @@ async def _bus(
         yield None, None
         return
     from promptlab.events.bus import BusError
+    from promptlab.events.credentials import redact_url
     from promptlab.events.embedded import resolve_nats_url
     from promptlab.events.jetstream import JetStreamBus
     from promptlab.events.publisher import EventPublisher
@@ -55,7 +56,9 @@ async def _bus(
         await bus.start()
     except BusError as exc:
         connected = False
-        print(f"promptlab: NATS at {url}: {exc}; events go to the outbox", file=sys.stderr)
+        print(
+            f"promptlab: NATS at {redact_url(url)}: {exc}; events go to the outbox", file=sys.stderr
+        )
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
     await publisher.start()
     try:

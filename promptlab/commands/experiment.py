@@ -66,6 +66,7 @@ async def event_sink(settings: Settings | None, enabled: bool) -> AsyncIterator[
         yield None
         return
     from promptlab.events.bus import BusError
+    from promptlab.events.credentials import redact_url
     from promptlab.events.embedded import resolve_nats_url
     from promptlab.events.jetstream import JetStreamBus
     from promptlab.events.publisher import EventPublisher
@@ -75,7 +76,9 @@ async def event_sink(settings: Settings | None, enabled: bool) -> AsyncIterator[
     try:
         await bus.start()
     except BusError as exc:
-        print(f"promptlab: NATS at {url}: {exc}; events go to the outbox", file=sys.stderr)
+        print(
+            f"promptlab: NATS at {redact_url(url)}: {exc}; events go to the outbox", file=sys.stderr
+        )
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
     await publisher.start()
     try:
