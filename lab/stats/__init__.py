@@ -8,9 +8,10 @@ two confidence intervals overlap.
 from promptlab.lab.stats.descriptive import percentile, sample_std
 from promptlab.lab.stats.intervals import Interval, mean_interval, wilson
 from promptlab.lab.stats.paired import PairedResult, TestChoice, holm, paired, smallest_p
-from promptlab.lab.stats.power import cases_needed, detectable_difference, min_cases, power
+from promptlab.lab.stats.power import POWER, cases_needed, detectable_difference, min_cases, power
 
 __all__ = [
+    "POWER",
     "Interval",
     "PairedResult",
     "TestChoice",

@@ -85,6 +85,8 @@ def sign_flip(diffs: Sequence[float], *, seed: int = 0) -> tuple[float, bool]:
     d = np.asarray(diffs, dtype=float)
     n = len(d)
     exact = n <= EXACT_MAX_N
+    if n < 2:  # one case: it and its flip are equally extreme (scipy wants two)
+        return 1.0, True
     result = _sp.permutation_test(
         (d,),
         _mean,

@@ -44,7 +44,14 @@ async def test_registered_variants_run_against_a_real_upstream(
     )
     (comparison,) = report.comparisons
     assert comparison.n == 3 and comparison.mean_diff == pytest.approx(-0.55)
-    assert comparison.significant  # constant differences: no variation, a sure difference
+    # Three cases, "long" ahead on each: the exact sign-flip test says p = 2/8 = 0.25,
+    # the smallest p three cases can give; not significant, and the report says so.
+    assert comparison.test == "sign-flip (exact)"
+    assert comparison.p_value == pytest.approx(0.25) == comparison.p_min
+    assert not comparison.significant
+    assert report.best.significant is False
+    assert report.best.lead is not None and report.best.lead.runner_up == "short @ fake/cheap"
+    assert "best, but not significantly ahead of short @ fake/cheap" in report.to_markdown()
     assert {p.variant for p in report.pareto} <= {"long", "short"}
     assert "| long @ fake/cheap ★" in report.to_markdown()
     try:
