@@ -181,6 +181,36 @@ def lead(
     return None
 
 
+def lead_among(
+    winner: Mapping[str, float],
+    others: Mapping[str, Mapping[str, float]],
+    runner_up: str | None,
+    *,
+    test: stats.TestChoice = "auto",
+    alpha: float = 0.05,
+) -> Lead | None:
+    """The winner (case -> quality) against each of ``others``, Holm-corrected over them;
+    the lead over ``runner_up`` (one of ``others``). For a winner picked from many
+    candidates, such as the optimiser's trials, where comparing every pair is not needed."""
+    if runner_up is None or runner_up not in others:
+        return None
+    labels = list(others)
+    tested = [stats.paired(winner, others[label], test=test) for label in labels]
+    adjusted = stats.holm([r.p for r in tested])
+    i = labels.index(runner_up)
+    r, ph = tested[i], adjusted[i]
+    return Lead(
+        runner_up=runner_up,
+        mean_diff=r.mean_diff,
+        n=r.n,
+        test=r.test or "-",
+        p_value=r.p,
+        p_holm=ph,
+        p_min=r.p_min,
+        significant=ph is not None and ph < alpha and r.mean_diff > 0,
+    )
+
+
 def format_p(value: float | None) -> str:
     if value is None:
         return "-"

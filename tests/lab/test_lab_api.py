@@ -86,3 +86,8 @@ async def test_optimize_searches_params_on_the_simulated_provider() -> None:
     assert outcome.sampler == "TPE"  # one objective: quality
     assert outcome.stopped_by_budget and outcome.calls <= 8
     assert len(outcome.trail) == 4  # 2 calls a trial (model + judge)
+    # One case cannot tell trials apart: the winner is not significantly ahead, and says so.
+    assert outcome.best is not None and outcome.lead is not None
+    assert outcome.lead.n == 1 and outcome.lead.p_value == 1.0 and not outcome.lead.significant
+    assert "winner, but not significantly ahead of" in outcome.summary()
+    assert outcome.to_json()["significant"] is False

@@ -209,4 +209,7 @@ def test_optimize_prints_the_trail_and_the_winner(workdir: Path) -> None:
     assert len(outcome["trail"]) == 4
     assert all("temperature" in t["params"] for t in outcome["trail"])
     assert outcome["best"] is None or outcome["best"]["quality_mean"] >= 0.8
+    if outcome["best"] is not None:
+        assert outcome["lead"]["test"] == "sign-flip (exact)"  # 6 cases a trial
+        assert outcome["significant"] == outcome["lead"]["significant"]
     assert done.stderr.count("trial ") >= 4
