@@ -2,9 +2,9 @@
 
 Every two points are compared on the cases both have (per-case mean quality) by the test
 :func:`lab.stats.paired` chooses, Holm-corrected over all pairs; ``significant`` is
-``p_holm < alpha``. Each comparison also states the smallest difference it could have
-detected (80% power, from the spread of its differences, at ``alpha / m`` for ``m``
-comparisons: the level Holm's first step asks of the smallest p-value).
+``p_holm < alpha``. :func:`detectable` states the smallest difference the experiment could
+have detected (80% power, from the spread of the per-case differences, at ``alpha / m``
+for ``m`` comparisons: the level Holm's first step asks of the smallest p-value).
 
 A winner (the report's best, evolution's winners, the optimiser's choice) is chosen on
 mean figures; :class:`Lead` says whether it is significantly ahead of the runner-up, so
@@ -45,8 +45,6 @@ class Comparison(_Model):
     significant: bool
     better: str | None
     """The better point when the difference is significant."""
-    detectable_difference: float | None = None
-    """Smallest true difference detected with 80% power (None: not reachable, or no spread)."""
     t_p: float | None
     t_p_holm: float | None
     wilcoxon_p: float | None
@@ -95,7 +93,6 @@ def compare(
     chosen = stats.holm([r.p for r in tested])
     t_holm = stats.holm([r.t_p for r in tested])
     w_holm = stats.holm([r.wilcoxon_p for r in tested])
-    level = alpha / max(1, len(pairs))
     out = []
     for (a, b), r, ph, th, wh in zip(pairs, tested, chosen, t_holm, w_holm, strict=True):
         significant = ph is not None and ph < alpha
@@ -112,11 +109,6 @@ def compare(
                 p_min=r.p_min,
                 significant=significant,
                 better=(a if r.mean_diff > 0 else b) if significant else None,
-                detectable_difference=(
-                    stats.detectable_difference(r.sd_diff, r.n, level)
-                    if r.sd_diff is not None
-                    else None
-                ),
                 t_p=r.t_p,
                 t_p_holm=th,
                 wilcoxon_p=r.wilcoxon_p,

@@ -129,7 +129,6 @@ COMPARISON_HEADERS = (
     "p",
     "p (Holm)",
     "min p",
-    "detectable",
     "significant",
 )
 
@@ -145,7 +144,6 @@ def comparison_rows(report: Report) -> list[list[str]]:
             _p(c.p_value),
             _p(c.p_holm),
             _p(c.p_min),
-            _f(c.detectable_difference),
             ("yes: " + (c.better or "")) if c.significant else "no",
         ]
         for c in report.comparisons

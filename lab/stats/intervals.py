@@ -10,11 +10,15 @@ successes out of three is not "[1, 1]"), and names the method that made it:
   mean ``m`` has a variance of at most ``m (1 - m)`` (a 0/1 score has exactly that), so
   this is the widest a 0/1 metric would need: conservative, never of zero width, and it
   cannot leave [0, 1];
-* ``bootstrap BCa``: from :data:`BOOTSTRAP_MIN_N` values on, scipy's seeded bias-corrected
-  and accelerated bootstrap of the mean (``bootstrap percentile`` when BCa is undefined).
+* ``bootstrap BCa (expanded)``: from :data:`BOOTSTRAP_MIN_N` values on, scipy's seeded
+  bias-corrected and accelerated bootstrap of the mean (``bootstrap percentile
+  (expanded)`` when BCa is undefined), at an expanded confidence level: the plain
+  bootstrap is too narrow at small n (it covered 90-93% at 10 to 30 cases for a nominal
+  95%), so the level is raised until its normal quantile matches the Student-t quantile
+  scaled by ``sqrt(n / (n - 1))`` (Hesterberg's expanded bootstrap; 0.968 at 20 cases).
   Its ends are means of resamples, so they lie between the smallest and largest value.
 
-``python -m bench --only intervals`` measures the coverage of each method by simulation.
+``python -m bench --only small_n`` measures the coverage of each method by simulation.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import numpy as np
 from scipy import stats as _sp
 
 CONFIDENCE = 0.95
-BOOTSTRAP_MIN_N = 10
-"""Below this many values the bootstrap covers too little (see the bench): Wilson instead."""
+BOOTSTRAP_MIN_N = 20
+"""Below this many values even the expanded bootstrap covers too little for skewed scores
+near a bound (90% at 10 cases; see the bench): Wilson (scores) instead."""
 BOOTSTRAP_RESAMPLES = 9999
 
 
@@ -42,7 +47,8 @@ class Interval:
     high: float
     n: int
     method: str
-    """``wilson``, ``wilson (scores)``, ``bootstrap BCa`` or ``bootstrap percentile``."""
+    """``wilson``, ``wilson (scores)``, ``bootstrap BCa (expanded)`` or ``bootstrap
+    percentile (expanded)``."""
     confidence: float = CONFIDENCE
 
     @property
@@ -111,7 +117,15 @@ def mean_interval(
     )
 
 
+def expanded_confidence(n: int, confidence: float = CONFIDENCE) -> float:
+    """The level at which a bootstrap of ``n`` values is run for ``confidence`` coverage:
+    ``2 Phi(sqrt(n / (n - 1)) t_{n-1}) - 1`` (Hesterberg's expanded bootstrap)."""
+    q = math.sqrt(n / (n - 1)) * float(_sp.t.ppf(0.5 + confidence / 2, n - 1))
+    return float(2 * _sp.norm.cdf(q) - 1)
+
+
 def _bootstrap(unit: np.ndarray, confidence: float, seed: int) -> tuple[float, float, str]:
+    level = expanded_confidence(len(unit), confidence)
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             # BCa is undefined for some samples (scipy warns and answers nan): the
@@ -120,7 +134,7 @@ def _bootstrap(unit: np.ndarray, confidence: float, seed: int) -> tuple[float, f
             ci = _sp.bootstrap(
                 (unit,),
                 np.mean,
-                confidence_level=confidence,
+                confidence_level=level,
                 n_resamples=BOOTSTRAP_RESAMPLES,
                 method=method,
                 rng=np.random.default_rng(seed),
@@ -128,6 +142,6 @@ def _bootstrap(unit: np.ndarray, confidence: float, seed: int) -> tuple[float, f
         low, high = float(ci.low), float(ci.high)
         if math.isfinite(low) and math.isfinite(high):
             # Resampled means lie in [min, max] of the data; clipping only absorbs rounding.
-            return max(0.0, low), min(1.0, high), f"bootstrap {method}"
+            return max(0.0, low), min(1.0, high), f"bootstrap {method} (expanded)"
     low, high = wilson(float(unit.sum()), len(unit), confidence)  # pragma: no cover
     return low, high, "wilson (scores)"  # pragma: no cover

@@ -80,7 +80,7 @@ def smallest_p(n: int, *, exact: bool = True) -> float:
     return 2.0 / (MONTE_CARLO_RESAMPLES + 1)
 
 
-def sign_flip(diffs: Sequence[float], *, seed: int = 0) -> tuple[float, bool]:
+def sign_flip(diffs: Sequence[float] | np.ndarray, *, seed: int = 0) -> tuple[float, bool]:
     """Two-sided sign-flip p-value of the mean of ``diffs`` and whether it was exact."""
     d = np.asarray(diffs, dtype=float)
     n = len(d)

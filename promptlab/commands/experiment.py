@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptlab.lab.experiment import Experiment, ExperimentFileError, load_experiment
 from promptlab.lab.report import Report, build_report
-from promptlab.lab.results import ResultsFile, read
+from promptlab.lab.results import ResultsFile, Trial, read
 from promptlab.lab.runner import Progress, Publish, RunResult, run_experiment
 from promptlab.models import make_providers
 
@@ -273,7 +273,7 @@ def plan_command(args: argparse.Namespace, settings: Settings | None) -> int:
         print("promptlab: --power must be between 0 and 1", file=sys.stderr)
         return 2
     path = Path(args.results) if args.results else experiment.results_path()
-    trials = []
+    trials: list[Trial] = []
     if path.exists():
         try:
             _, trials = read(path)

@@ -93,7 +93,7 @@ def test_the_shipped_example_runs_with_no_key_and_finds_the_better_variant(workd
             (row["quality_ci"], row["quality_ci_method"]),
             (row["success_ci"], row["success_ci_method"]),
         ):
-            assert 0.0 <= ci[0] <= ci[1] <= 1.0 and method == "bootstrap BCa"
+            assert 0.0 <= ci[0] <= ci[1] <= 1.0 and method == "wilson (scores)"  # 10 cases
         assert row["quality_ci"][0] <= row["quality_mean"] <= row["quality_ci"][1]
     assert report["best"]["variant"] == "v2_structured" and report["best"]["model"] == big
     assert report["best"]["significant"] is True

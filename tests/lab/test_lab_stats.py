@@ -171,7 +171,13 @@ def test_fractional_wilson_matches_scipy_at_whole_counts_and_moves_smoothly() ->
 
 @pytest.mark.parametrize(
     "values",
-    [[0.9, 0.2], [0.2, 0.4, 0.9], [0.2, 0.4, 0.9, 0.5, 0.65], [0.8, 0.8, 0.8]],
+    [
+        [0.9, 0.2],
+        [0.2, 0.4, 0.9],
+        [0.2, 0.4, 0.9, 0.5, 0.65],
+        [0.8, 0.8, 0.8],
+        [0.3, 0.5, 0.55, 0.6, 0.62, 0.7, 0.71, 0.75, 0.8, 0.85, 0.9, 0.95],
+    ],
 )
 def test_small_or_constant_score_samples_get_a_wilson_interval_of_honest_width(
     values: list[float],
@@ -184,7 +190,7 @@ def test_small_or_constant_score_samples_get_a_wilson_interval_of_honest_width(
     half = z * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     assert got.bounds == pytest.approx((centre - half, centre + half))
     assert 0.0 <= got.low < mean < got.high <= 1.0
-    assert got.high - got.low > 0.2  # honest at n <= 5, even with no spread at all
+    assert got.high - got.low > 0.2 * math.sqrt(5 / n)  # honest, even with no spread at all
 
 
 def test_mean_interval_of_two_values_stays_in_bounds() -> None:
@@ -192,24 +198,28 @@ def test_mean_interval_of_two_values_stays_in_bounds() -> None:
     assert got is not None and 0.0 <= got.low and got.high <= 1.0
 
 
-def test_larger_score_samples_get_scipys_seeded_bca_bootstrap() -> None:
+def test_larger_score_samples_get_scipys_seeded_bca_bootstrap_at_an_expanded_level() -> None:
     values = list(np.random.default_rng(1).beta(5, 2, 24))
     got = stats.mean_interval(values)
+    n = len(values)
+    level = 2 * sp.norm.cdf(math.sqrt(n / (n - 1)) * sp.t.ppf(0.975, n - 1)) - 1
+    assert intervals.expanded_confidence(n) == pytest.approx(level) and 0.95 < level < 0.97
     ci = sp.bootstrap(
         (np.asarray(values),),
         np.mean,
+        confidence_level=level,
         n_resamples=intervals.BOOTSTRAP_RESAMPLES,
         method="BCa",
         rng=np.random.default_rng(0),
     ).confidence_interval
-    assert got is not None and got.method == "bootstrap BCa"
+    assert got is not None and got.method == "bootstrap BCa (expanded)"
     assert got.bounds == pytest.approx((ci.low, ci.high))
     assert min(values) <= got.low < got.high <= max(values)
     assert stats.mean_interval(values) == got  # seeded
 
 
 def test_constant_larger_sample_and_other_bounds() -> None:
-    flat = stats.mean_interval([0.8] * 15)
+    flat = stats.mean_interval([0.8] * 25)
     assert flat is not None and flat.method == "wilson (scores)" and flat.high - flat.low > 0.1
     scaled = stats.mean_interval([2.0, 4.0, 6.0], bounds=(0.0, 10.0))
     unit = stats.mean_interval([0.2, 0.4, 0.6])
@@ -232,6 +242,18 @@ def test_power_is_the_noncentral_t_power_and_detectable_difference_inverts_it() 
     assert sp.nct.sf(crit, n - 1, nc) + sp.nct.cdf(-crit, n - 1, nc) == pytest.approx(0.8)
     # the textbook normal approximation is close
     assert d == pytest.approx((sp.norm.ppf(0.975) + sp.norm.ppf(0.8)) * sd / math.sqrt(n), rel=0.15)
+
+
+def test_small_n_power_is_the_exact_sign_flip_tests() -> None:
+    # With 6 cases at alpha 0.05 the exact test rejects only when all six differences
+    # share a sign (p = 2/64; the next possible p is 4/64): power = P(all > 0) + P(all < 0).
+    for difference, sd in ((0.3, 0.2), (0.1, 0.2)):
+        q = sp.norm.cdf(difference / sd)
+        assert stats.power(difference, sd, 6, 0.05) == pytest.approx(q**6 + (1 - q) ** 6, abs=0.03)
+    # The t-test's power for the same data is well above it: the coarse p-values cost power.
+    t_power = sp.nct.sf(sp.t.ppf(0.975, 5), 5, 0.3 * math.sqrt(6) / 0.2)
+    assert stats.power(0.3, 0.2, 6, 0.05) < t_power - 0.1
+    assert stats.cases_needed(0.3, 0.2, 0.05) == 7  # not the 6 the t-test would plan
 
 
 def test_no_difference_is_detectable_below_the_exact_tests_floor() -> None:
