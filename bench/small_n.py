@@ -80,7 +80,9 @@ def _t_interval(values: np.ndarray) -> tuple[float, float]:
 
 def coverage(runs: int, rng: np.random.Generator) -> None:
     print("\nCoverage of the 95% quality interval")
-    print("| metric (true mean) | cases | report's method | covers (report) | covers (Student t) | t leaves [0, 1] |")
+    print(
+        "| metric (true mean) | cases | report's method | covers (report) | covers (Student t) | t leaves [0, 1] |"
+    )
     print("|---|---|---|---|---|---|")
     shapes = [
         ("0/1 (0.9)", lambda n: (rng.random(n) < 0.9).astype(float), 0.9),
