@@ -57,7 +57,7 @@ class PointResult(_Model):
     quality_mean: float | None
     quality_ci: tuple[float, float] | None
     quality_ci_method: str | None = None
-    """How ``quality_ci`` was made: wilson, wilson (scores), bootstrap BCa/percentile."""
+    """How ``quality_ci`` was made: wilson, wilson (scores), bootstrap BCa (expanded)."""
     quality_std: float | None
     success_rate: float | None
     success_ci: tuple[float, float] | None = None
