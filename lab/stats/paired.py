@@ -9,7 +9,9 @@ Offline experiments usually have 5 to 30 cases, so the test is chosen for small 
   random flips beyond that;
 * ``paired t``: scipy's ``ttest_rel``, where its assumptions hold: at least
   :data:`T_MIN_N` cases and differences that vary;
-* ``wilcoxon``: scipy's signed-rank test, when an experiment asks for it.
+* ``wilcoxon``: scipy's signed-rank test, when an experiment asks for it (below
+  :data:`T_MIN_N` cases only without ties or zero differences, where it is exact: its
+  normal approximation is no small-sample test).
 
 ``test = "auto"`` (the default) takes the sign-flip test below :data:`T_MIN_N` cases or
 when every difference is the same, the t-test otherwise. The t-test turns a constant
@@ -64,7 +66,8 @@ class PairedResult:
     t_p: float | None
     """Paired t-test p-value; None below two pairs or when every difference is equal."""
     wilcoxon_p: float | None
-    """Wilcoxon signed-rank p-value (1 when every difference is 0); None below two pairs."""
+    """Wilcoxon signed-rank p-value (1 when every difference is 0); None below two pairs.
+    Exact without ties or zeros, the normal approximation otherwise."""
     permutation_p: float | None
     """Sign-flip p-value when that test was run, else None."""
 
@@ -104,6 +107,16 @@ def _mean(x: np.ndarray, axis: int) -> np.ndarray:
     return np.mean(x, axis=axis)
 
 
+def _wilcoxon(diffs: np.ndarray) -> tuple[float, bool]:
+    """scipy's signed-rank p-value: exact without ties or zeros (up to 50 differences), the
+    tie-corrected normal approximation otherwise. (scipy's ``auto`` would run a
+    permutation test one statistic at a time there: seconds for a side figure.)"""
+    magnitudes = np.abs(diffs)
+    clean = bool(np.all(magnitudes > _ZERO)) and len(np.unique(magnitudes)) == len(diffs)
+    method = "exact" if clean and len(diffs) <= 50 else "approx"
+    return float(_sp.wilcoxon(diffs, zero_method="wilcox", method=method).pvalue), clean
+
+
 def paired(
     a: Mapping[str, float], b: Mapping[str, float], *, test: TestChoice = "auto", seed: int = 0
 ) -> PairedResult:
@@ -124,14 +137,14 @@ def paired(
     t_p = None
     if n >= 2 and not constant:
         t_p = max(TINY_P, float(_sp.ttest_rel([a[c] for c in cases], [b[c] for c in cases]).pvalue))
-    w_p = None
+    w_p, w_exact = None, False
     if n >= 2:
-        w_p = 1.0 if all_zero else float(_sp.wilcoxon(diffs, zero_method="wilcox").pvalue)
+        w_p, w_exact = (1.0, True) if all_zero else _wilcoxon(diffs)
 
     chosen: str
     if test == "t" and t_p is not None:
         chosen, p, p_min = PAIRED_T, t_p, None
-    elif test == "wilcoxon" and w_p is not None and not all_zero:
+    elif test == "wilcoxon" and w_p is not None and not all_zero and (w_exact or n >= T_MIN_N):
         chosen, p, p_min = WILCOXON, w_p, None
     elif test == "auto" and t_p is not None and n >= T_MIN_N:
         chosen, p, p_min = PAIRED_T, t_p, None
