@@ -10,8 +10,8 @@ Offline experiments usually have 5 to 30 cases, so the test is chosen for small 
 * ``paired t``: scipy's ``ttest_rel``, where its assumptions hold: at least
   :data:`T_MIN_N` cases and differences that vary;
 * ``wilcoxon``: scipy's signed-rank test, when an experiment asks for it (below
-  :data:`T_MIN_N` cases only without ties or zero differences, where it is exact: its
-  normal approximation is no small-sample test).
+  :data:`T_MIN_N` cases only where its p-value is exact: its normal approximation is no
+  small-sample test).
 
 ``test = "auto"`` (the default) takes the sign-flip test below :data:`T_MIN_N` cases or
 when every difference is the same, the t-test otherwise. The t-test turns a constant
@@ -67,7 +67,7 @@ class PairedResult:
     """Paired t-test p-value; None below two pairs or when every difference is equal."""
     wilcoxon_p: float | None
     """Wilcoxon signed-rank p-value (1 when every difference is 0); None below two pairs.
-    Exact without ties or zeros, the normal approximation otherwise."""
+    Exact up to 10 cases, or without ties or zeros; the normal approximation otherwise."""
     permutation_p: float | None
     """Sign-flip p-value when that test was run, else None."""
 
@@ -107,14 +107,26 @@ def _mean(x: np.ndarray, axis: int) -> np.ndarray:
     return np.mean(x, axis=axis)
 
 
+WILCOXON_PERMUTATION_MAX_N = 10
+"""With ties or zeros, scipy's exact (permutation) Wilcoxon up to this many cases."""
+
+
 def _wilcoxon(diffs: np.ndarray) -> tuple[float, bool]:
-    """scipy's signed-rank p-value: exact without ties or zeros (up to 50 differences), the
-    tie-corrected normal approximation otherwise. (scipy's ``auto`` would run a
-    permutation test one statistic at a time there: seconds for a side figure.)"""
+    """scipy's signed-rank p-value and whether it is exact.
+
+    Exact without ties or zeros (up to 50 differences); with them, scipy's permutation
+    version up to :data:`WILCOXON_PERMUTATION_MAX_N` differences (it evaluates one
+    statistic at a time: fine for 2**10 flips, seconds beyond) and the tie-corrected
+    normal approximation past that.
+    """
+    n = len(diffs)
     magnitudes = np.abs(diffs)
-    clean = bool(np.all(magnitudes > _ZERO)) and len(np.unique(magnitudes)) == len(diffs)
-    method = "exact" if clean and len(diffs) <= 50 else "approx"
-    return float(_sp.wilcoxon(diffs, zero_method="wilcox", method=method).pvalue), clean
+    clean = bool(np.all(magnitudes > _ZERO)) and len(np.unique(magnitudes)) == n
+    if clean and n <= 50:
+        return float(_sp.wilcoxon(diffs, zero_method="wilcox", method="exact").pvalue), True
+    if not clean and n <= WILCOXON_PERMUTATION_MAX_N:
+        return float(_sp.wilcoxon(diffs, zero_method="wilcox").pvalue), True
+    return float(_sp.wilcoxon(diffs, zero_method="wilcox", method="approx").pvalue), False
 
 
 def paired(

@@ -59,10 +59,7 @@ def test_small_samples_use_the_exact_sign_flip_test_as_scipy_computes_it(
     assert result.permutation_p == result.p
     assert result.p_min == pytest.approx(2 / 2 ** len(d))
     assert result.p >= result.p_min > 0
-    magnitudes = [abs(x) for x in d]
-    exact = all(m > 1e-12 for m in magnitudes) and len(set(magnitudes)) == len(d)
-    method = "exact" if exact else "approx"  # scipy's permutation fallback takes seconds
-    w = sp.wilcoxon(d, zero_method="wilcox", method=method).pvalue if any(d) else 1.0
+    w = sp.wilcoxon(d, zero_method="wilcox").pvalue if any(d) else 1.0  # exact: n <= 10
     assert result.wilcoxon_p == pytest.approx(w)
     if np.ptp(d) > 1e-12:
         assert result.t_p == pytest.approx(sp.ttest_rel(a, b).pvalue)
@@ -138,10 +135,18 @@ def test_wilcoxon_when_asked_for() -> None:
     ]
     p = 2 * min(sum(s <= w for s in sums), sum(s >= w for s in sums)) / 64
     assert result.p == pytest.approx(min(1.0, p))
-    # Ties at small n: scipy's normal approximation would say p = 0.11 for three equal
-    # wins; the exact sign-flip test answers instead.
-    tied = stats.paired(as_cases([1.0] * 3), as_cases([0.0] * 3), test="wilcoxon")
-    assert tied.test == "sign-flip (exact)" and tied.p == pytest.approx(0.25)
+    # Ties beyond 10 cases: scipy's exact (permutation) version would take seconds, so
+    # the normal approximation is reported beside the test, and below 30 cases the exact
+    # sign-flip test answers for a Wilcoxon that is not exact.
+    a12, b12 = [1.0] * 9 + [0.0] * 3, [0.0] * 12
+    tied = stats.paired(as_cases(a12), as_cases(b12), test="wilcoxon")
+    d12 = [x - y for x, y in zip(a12, b12, strict=True)]
+    assert tied.wilcoxon_p == pytest.approx(
+        sp.wilcoxon(d12, zero_method="wilcox", method="approx").pvalue
+    )
+    assert tied.test == "sign-flip (exact)" and tied.p == pytest.approx(scipy_sign_flip(d12))
+    three = stats.paired(as_cases([1.0] * 3), as_cases([0.0] * 3), test="wilcoxon")
+    assert three.test == "wilcoxon" and three.p == pytest.approx(0.25)  # exact at n = 3
 
 
 def test_holm_multiplies_by_rank_and_keeps_order() -> None:
