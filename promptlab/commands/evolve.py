@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptlab.lab.comparisons import lead_text
 from promptlab.lab.evolution import (
     EvolutionError,
     EvolutionRun,
@@ -144,6 +145,11 @@ def print_run(run: EvolutionRun) -> None:
         )
     console.print(table)
     console.print("(* significant by the paired test on the same cases, Holm-corrected)")
+    for c in run.best:
+        console.print(
+            escape(lead_text(run.lead_over_seed(c), run.comparison.alpha, winner=c.name)),
+            highlight=False,
+        )
     for c in run.best:
         chain = " <- ".join(f"{a.name} ({a.strategy})" for a in result.lineage(c.name))
         console.print(f"lineage: {escape(chain)}")
