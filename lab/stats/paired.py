@@ -30,8 +30,15 @@ from typing import Literal
 import numpy as np
 from scipy import stats as _sp
 
-EXACT_MAX_N = 20
-"""Up to this many cases the sign-flip test enumerates every flip (2**20 = 1,048,576)."""
+EXACT_MAX_N = 15
+"""Up to this many cases the sign-flip test enumerates every flip (2**15 = 32,768).
+
+scipy's ``permutation_test`` builds the flips of an exact paired test in Python: 0.06 s
+at 12 cases, 0.23 s at 14, 1.2 s at 16 and about 24 s at 20 per comparison (measured
+on this 2-core machine under load), and a report makes one comparison per pair of
+combinations. Beyond 15 cases :data:`MONTE_CARLO_RESAMPLES` seeded random flips give a
+valid p-value (the observed assignment counts among them) within about 0.004 of the
+exact one near p = 0.05."""
 MONTE_CARLO_RESAMPLES = 9999
 T_MIN_N = 30
 """From this many cases (and varying differences) ``auto`` uses the paired t-test."""
