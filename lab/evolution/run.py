@@ -117,16 +117,12 @@ def candidate_event(
 ) -> VariantRegistered:
     """The ``VariantRegistered`` of one bred candidate (ids are deterministic per source)."""
     v = candidate.variant
-    return VariantRegistered(
+    # VariantSpec.to_event is the one mapping of a variant to its event; a bred
+    # candidate adds its lineage, the search that found it and its offline check.
+    return v.to_event(
+        prompt.id,
+        [x.model_dump(mode="json", exclude_defaults=True) for x in prompt.variables],
         event_id=deterministic_event_id("variant.registered", source, prompt.id, v.name, v.version),
-        prompt_id=prompt.id,
-        variant=v.name,
-        version=v.version,
-        model=v.model,
-        params=v.params,
-        system=v.system,
-        template=v.template,
-        variables=[x.model_dump(mode="json", exclude_defaults=True) for x in prompt.variables],
         champion=False,
         origin="mutation",
         parent=candidate.parents[0] if candidate.parents else None,
