@@ -22,6 +22,7 @@ from scipy.stats import t as t_dist
 
 from promptlab.events.models import BaseEvent, EvaluationFailed, ExecutionCompleted
 from promptlab.lab.experiment import Experiment, ExperimentSpec, resolve
+from promptlab.lab.objectives import mean_interval, median_interval
 from promptlab.lab.results import ResultsFile, read
 from promptlab.lab.runner import run_experiment
 from promptlab.prompts import PromptSpec
@@ -256,24 +257,24 @@ async def test_report_figures_match_values_computed_here(
     assert report.best.label == max(feasible, key=lambda k: score[k])
     assert report.best.score == pytest.approx(score[report.best.label])
 
-    # Pareto front of (quality max, cost min, latency min), by brute force.
-    vec = {
-        label: (
-            report.point(label).quality_mean,
-            -report.point(label).cost_usd_mean,  # type: ignore[operator]
-            -report.point(label).latency_ms_p50,
-        )
-        for label in labels
-    }  # type: ignore[operator]
-    front = [
-        a
-        for a in labels
-        if not any(
-            all(x >= y for x, y in zip(vec[b], vec[a], strict=True)) and vec[b] != vec[a]
-            for b in labels
-            if b != a
-        )
-    ]
+    # Pareto front of (quality max, cost min, latency min), by brute force: cost and
+    # latency count as different only beyond their 95% measurement intervals (the mean's
+    # and the median's, lab.objectives), quality as measured.
+    def box(label: str) -> list[tuple[float, float]]:
+        trials = [t for t in run.trials if t.point == label]
+        q = report.point(label).quality_mean
+        cost = mean_interval([t.cost_usd for t in trials])
+        lat = median_interval([t.latency_ms for t in trials])
+        assert q is not None and cost is not None and lat is not None
+        return [(q, q), (-cost[1], -cost[0]), (-lat[1], -lat[0])]
+
+    def beats(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+        above = any(x[0] > y[1] for x, y in zip(a, b, strict=True))
+        below = any(x[1] < y[0] for x, y in zip(a, b, strict=True))
+        return above and not below
+
+    boxes = {label: box(label) for label in labels}
+    front = [a for a in labels if not any(beats(boxes[b], boxes[a]) for b in labels if b != a)]
     assert [p.label for p in report.pareto] == front
 
     # The evolution engine reads the judge's reasons of failing trials.
