@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING
 from promptlab.events.bus import BusError, Consumer, Delivery, EventBus
 from promptlab.events.models import BaseEvent
 from promptlab.learner.analysis import PromptAnalysis, analyze, rng_for
-from promptlab.learner.applying import MAX_BACKOFF_S, apply_isolating, apply_retrying
+from promptlab.learner.applying import apply_isolating, apply_retrying
+from promptlab.learner.backoff import Backoff
 from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.decide import Policy, default_policy
 from promptlab.learner.errors import StoreUnavailable, classify, map_store_errors
@@ -305,7 +306,7 @@ class Learner:
         On standby, wait for the lease first; a learner that loses its lease (its
         PostgreSQL session died) stops consuming and stands by again.
         """
-        backoff = 0.05
+        backoff = Backoff()
         failures = 0
         while not self._stopping.is_set():
             try:
@@ -339,7 +340,7 @@ class Learner:
                     await self.outbox.publish()
                 await self.snapshots.flush(learner_sequence=self.projection.position)
                 await self._publish_status()
-                backoff = 0.05
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS restart, database hiccup: log, wait, retry
@@ -351,10 +352,9 @@ class Learner:
                     "learner loop error (%s: %s); retrying in %.2fs",
                     type(exc).__name__,
                     exc,
-                    backoff,
+                    delay := backoff.next(),
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                await asyncio.sleep(delay)
 
     async def _stand_by(self) -> None:
         self.active = False
