@@ -81,8 +81,8 @@ def shares(collapsed: str) -> tuple[int, collections.Counter[str], collections.C
 
 
 def _children_cpu(pid: int) -> float:
-    """CPU seconds of ``pid`` and its direct children (the learner child, if any)."""
-    total = _cpu_seconds(pid)
+    """CPU seconds of ``pid``'s direct children (the learner child, if any)."""
+    total = 0.0
     children = Path(f"/proc/{pid}/task/{pid}/children")
     if children.exists():
         for child in children.read_text().split():
@@ -104,6 +104,10 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--raw", type=Path, help="keep py-spy's collapsed stacks here")
     parser.add_argument("--quick", action="store_true", help="5 s under load")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE",
+        help="environment of serve (e.g. PROMPTLAB_NATS__PUBLISH_LINGER_MS=2)",
+    )  # fmt: skip
     args = parser.parse_args()
     duration = 5.0 if args.quick else args.duration
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -133,7 +137,7 @@ def main() -> None:
                 config,
                 learner=args.learner,
                 args=["--port", str(port)],
-                env=clean_env(),
+                env=clean_env(**dict(item.split("=", 1) for item in args.env)),
                 cwd=ROOT,
                 ready_timeout=60,
             ) as served:
@@ -148,9 +152,10 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )  # fmt: skip
                 time.sleep(1.0)  # py-spy attaches
-                cpu = _children_cpu(served.pid)
+                cpu, child_cpu = _cpu_seconds(served.pid), _children_cpu(served.pid)
                 result = run_load(port, "routed", args.connections, duration, 0.0)
-                cpu = _children_cpu(served.pid) - cpu
+                cpu = _cpu_seconds(served.pid) - cpu
+                child_cpu = _children_cpu(served.pid) - child_cpu
                 record.send_signal(2)  # SIGINT: py-spy writes its output and exits
                 record.wait(timeout=60)
                 collapsed = raw.read_text() if raw.exists() else ""
@@ -166,8 +171,8 @@ def main() -> None:
     )
     print(
         f"sidecar CPU: {cpu / calls * 1e6:.0f} us per call ({cpu / calls * 1e4:.2f} CPU s per"
-        f" 10,000 calls{', learner child included' if args.learner else ''}); the profile"
-        " itself adds a little"
+        f" 10,000 calls); its child processes (the learner): {child_cpu / calls * 1e6:.0f} us"
+        " per call"
     )
     total, own, anywhere = shares(collapsed)
     if not total:

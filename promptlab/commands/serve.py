@@ -251,7 +251,12 @@ async def serve(
     """
     server = settings.server
     bus, url, embedded, connecting = await _open_bus(settings)
-    publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
+    publisher = EventPublisher(
+        bus,
+        settings.nats.outbox_dir,
+        settings.nats.publish_queue_size,
+        linger_s=settings.nats.publish_linger_ms / 1000.0,
+    )
     policy = FeedbackPolicy(
         repeat=settings.learner.feedback_repeat, wait_s=settings.learner.feedback_wait_s
     )
