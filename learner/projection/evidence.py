@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from promptlab.learner.projection.state import PromptRow, VariantRow, new_test
+from promptlab.learner.projection.rows import PromptRow, VariantRow, new_test
 from promptlab.learner.stats.etest import TEST_FIELDS, advance
 from promptlab.prompts.config import PromotionConfig
 from promptlab.prompts.routing import least_share

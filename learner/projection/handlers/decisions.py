@@ -2,7 +2,7 @@
 
 A decision event (promotion, rollback, retirement, pause, lifecycle change, rejection)
 changes the prompt's state when it is *projected* from the stream, not when the learner
-decided it, and adds a row to the decision log (:mod:`learner.projection.decisions`).
+decided it, and adds a row to the decision log (:mod:`learner.projection.decision_log`).
 A decision this learner published is then no longer in flight (its outbox row goes). An
 operator command is judged here, at its own position in the stream
 (:mod:`learner.projection.commands`), and its answer written to the outbox.
@@ -28,9 +28,9 @@ from promptlab.events.models import (
 )
 from promptlab.learner.projection.batch import N_AGG, Batch, named
 from promptlab.learner.projection.commands import Command, carry_out
-from promptlab.learner.projection.decisions import decision_record
+from promptlab.learner.projection.decision_log import decision_record
 from promptlab.learner.projection.evidence import start_test, stop_test
-from promptlab.learner.projection.state import PromptRow, new_test
+from promptlab.learner.projection.rows import PromptRow, new_test
 from promptlab.learner.stats.etest import probation_steps
 from promptlab.learner.statuses import (
     StatusChanges,
