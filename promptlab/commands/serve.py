@@ -2,7 +2,7 @@
 and, when one is wired, the learner, in one command.
 
 One sidecar process (default) on one event loop (uvloop when installed); the learner
-runs in a child process of its own (:mod:`promptlab.commands.learner_child`), so it
+runs in a child process of its own (:mod:`promptlab.commands.learner_process`), so it
 never takes the sidecar's event loop or GIL.
 ``--workers N``: the parent starts NATS and the learner once, then N worker processes
 (this same command, one worker each) that listen on one port with SO_REUSEPORT; the
@@ -65,15 +65,15 @@ def resolve_learner(settings: Settings) -> LearnerStarter | None:
     """The learner ``serve`` runs next to the sidecar, or None when ``learner.enabled`` is off.
 
     It runs once per ``serve`` (in the parent with ``--workers``), in a child process
-    (:mod:`promptlab.commands.learner_child`). A learner that fails to start, or crashes
+    (:mod:`promptlab.commands.learner_process`). A learner that fails to start, or crashes
     later, is logged and leaves the sidecar serving: routing keeps its last snapshot and
     events keep flowing to the stream for when it is back.
     """
     if not settings.learner.enabled:
         return None
     # The learner's own process: its projection, statistics and database work never
-    # compete with the calls for this event loop or the GIL (see learner_child).
-    from promptlab.commands.learner_child import start_child
+    # compete with the calls for this event loop or the GIL (see learner_process).
+    from promptlab.commands.learner_process import start_child
 
     return start_child
 
