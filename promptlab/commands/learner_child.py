@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import pickle
 import signal
 import sys
@@ -53,6 +54,12 @@ def main() -> int:
     """Entry of the child: settings from stdin, then the learner until told to stop."""
     settings, verbosity, fmt = pickle.load(sys.stdin.buffer)
     configure_logging(verbosity, fmt)
+    try:
+        # Calls first: on busy cores the scheduler runs the sidecar before the learner,
+        # whose backlog waits in the stream.
+        os.nice(settings.learner.serve_nice)
+    except OSError as exc:
+        log.warning("learner priority unchanged: %s", exc)
     from promptlab.commands.serve import _run_loop
 
     return _run_loop(_child(settings))

@@ -45,6 +45,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 def _executions(db: Path) -> int:
     if not db.exists():
         return 0
@@ -65,6 +69,9 @@ def test_learner_child_projects_calls_and_stops_with_serve(tmp_path: Path) -> No
     with Serve(config) as served:
         until_sync(lambda: bool(_learner_children(served.pid)), 30, "a learner child process")
         (learner,) = _learner_children(served.pid)
+        # Calls first: the learner runs at learner.serve_nice (10) above serve.
+        expected = min(19, _nice(served.pid) + 10)
+        until_sync(lambda: _nice(learner) == expected, 30, "the learner's nice value")
         for _ in range(5):
             served.post_json("/v1/chat/completions", CALL)
         until_sync(lambda: _executions(tmp_path / "promptlab.db") == 5, 60, "5 projected calls")
