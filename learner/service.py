@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,8 +47,10 @@ from promptlab.learner.applying import MAX_BACKOFF_S, apply_isolating, apply_ret
 from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.decide import Policy, default_policy
 from promptlab.learner.errors import StoreUnavailable, classify, map_store_errors
+from promptlab.learner.examples import read_examples
 from promptlab.learner.lease import Lease
 from promptlab.learner.projection.batch import BatchResult
+from promptlab.learner.projection.handlers.examples import caps_from_prompts
 from promptlab.learner.projection.reward import (
     effective_promotion,
     routing_from_prompts,
@@ -109,6 +112,7 @@ class Learner:
             rewards=rules_from_prompts(self.prompts),
             promotion=self.promotion_config,
             routing=routing_from_prompts(self.prompts),
+            examples_cap=caps_from_prompts(self.prompts),
             feedback_repeat=settings.feedback_repeat,
             feedback_wait_s=settings.feedback_wait_s,
             retention_days=settings.retention_days,
@@ -252,6 +256,7 @@ class Learner:
             prompts=self.prompts,
             views=view,
             decisions=self.store.decision_rows,
+            examples=functools.partial(read_examples, self.store),
             seed=self.settings.seed,
         )
         return self.breeder

@@ -17,6 +17,7 @@ from typing import Any
 
 from promptlab.events.kinds import VariantOrigin
 from promptlab.events.models import JsonDict, PromptRegistered
+from promptlab.prompts.errors import SpecError
 from promptlab.prompts.spec import PromptSpec
 
 __all__ = [
@@ -63,9 +64,21 @@ def prompt_event(
     )
 
 
+NETWORK_EVALUATION = (
+    "an [evaluation] section is not accepted in a prompt defined over the network: "
+    "online evaluation runs on the learner for the prompt files it loads (prompts.dir), "
+    "and evaluators such as 'python' would run code there; put the prompt in a file"
+)
+"""Why a prompt defined through ``/admin`` (or arriving on the bus) has no ``[evaluation]``."""
+
+
 def spec_from_event(event: PromptRegistered) -> PromptSpec:
     """The prompt ``event`` carries, validated like any new one (pydantic's
-    ``ValidationError`` when this version of promptlab refuses it)."""
+    ``ValidationError`` when this version of promptlab refuses it). A prompt that
+    arrives over the bus cannot carry an ``[evaluation]`` section (:class:`SpecError`,
+    :data:`NETWORK_EVALUATION`), whoever wrote it there."""
+    if isinstance(event.spec, dict) and event.spec.get("evaluation") is not None:
+        raise SpecError([("evaluation", NETWORK_EVALUATION)])
     return PromptSpec.model_validate(event.spec)
 
 

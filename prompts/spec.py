@@ -29,6 +29,7 @@ from promptlab.prompts.sections import (
     ConstraintsSpec,
     EvaluationSpec,
     ExampleSpec,
+    LearningSpec,
     RewardSpec,
     RoutingSpec,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "EvaluationSpec",
     "ExampleSpec",
     "FormatSpec",
+    "LearningSpec",
     "PromptSpec",
     "RewardSpec",
     "RoutingSpec",
@@ -224,6 +226,8 @@ class PromptSpec(SpecModel):
     examples: tuple[ExampleSpec, ...] = ()
     evaluation: EvaluationSpec | None = None
     """Online evaluation of sampled live calls (None: none)."""
+    learning: LearningSpec = Field(default_factory=LearningSpec)
+    """Learning from production traffic (``[learning]``): capture of examples."""
     variants: tuple[VariantSpec, ...] = Field(min_length=1)
     """At least one; exactly one is champion (the first when none is marked)."""
 

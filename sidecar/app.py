@@ -28,8 +28,8 @@ from pydantic import ValidationError
 from promptlab.events.bus import EventBus
 from promptlab.events.snapshots import LearnerStatus, RoutingSnapshot
 from promptlab.events.subjects import Bucket
-from promptlab.prompts import PromptSpec, cost_per_token, estimate_cost
-from promptlab.providers import ProviderError, Providers
+from promptlab.prompts import DEFAULT_LIMITS, PromptSpec, cost_per_token, estimate_cost
+from promptlab.providers import ProviderError, Providers, Redactor
 from promptlab.sidecar import admin, admin_prompts, cors, keys, routes
 from promptlab.sidecar.assignments import share_assignments, watch_assignments
 from promptlab.sidecar.auth import KeyRing, check_admin, check_client
@@ -83,11 +83,19 @@ def create_app(
     upstreams = Providers(
         settings.providers,
         default_provider=server.default_provider,
+        redactor=Redactor(patterns=server.redact_patterns),
         environ=environ,
         cost=estimate_cost,
     )
-    catalog = Catalog(prompts)
-    desk = FeedbackDesk(catalog, feedback_policy)
+    prompts_settings = getattr(settings, "prompts", None)  # [prompts.render], when given
+    catalog = Catalog(prompts, limits=getattr(prompts_settings, "render", DEFAULT_LIMITS))
+    desk = FeedbackDesk(
+        catalog,
+        feedback_policy,
+        redactor=upstreams.redactor,
+        text_limit=server.capture_max_chars,
+        capture_all=server.capture_content,
+    )
     publisher = RecordingPublisher(publisher, desk)
     router = Router(catalog.all(), seed=router_seed)
     catalog.subscribe(router.update_prompt)
@@ -98,7 +106,13 @@ def create_app(
         catalog=catalog,
         router=router,
         providers=upstreams,
-        recorder=Recorder(publisher=publisher, metrics=metrics, telemetry=telemetry, server=server),
+        recorder=Recorder(
+            publisher=publisher,
+            metrics=metrics,
+            telemetry=telemetry,
+            server=server,
+            redactor=upstreams.redactor,
+        ),
         telemetry=telemetry,
         server=server,
     )

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -197,15 +198,16 @@ class Definitions:
         for key in await bus.kv_keys(str(Bucket.PROMPTS)):
             entry = await bus.kv_get(str(Bucket.PROMPTS), key)
             if entry is not None and entry.value is not None:
-                self._take_entry(entry.key, entry.value, entry.revision)
+                await self._take_entry(entry.key, entry.value, entry.revision)
 
-    def _take_entry(self, key: str, value: bytes, revision: int) -> None:
+    async def _take_entry(self, key: str, value: bytes, revision: int) -> None:
         try:
             event = decode(value)
         except EventDecodeError as exc:
             log.warning("ignoring prompt entry %s: %s", key, exc)
             return
         if isinstance(event, PromptRegistered):
+            await asyncio.to_thread(_checked, spec_from_event, event)
             self.take_prompt(event, revision)
 
     async def watch_prompts(self) -> None:
@@ -215,7 +217,7 @@ class Definitions:
             try:
                 async for entry in self.bus.kv_watch(str(Bucket.PROMPTS)):
                     if entry.value is not None:
-                        self._take_entry(entry.key, entry.value, entry.revision)
+                        await self._take_entry(entry.key, entry.value, entry.revision)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -240,12 +242,25 @@ class Definitions:
                         log.warning("ignoring variant entry %s: %s", entry.key, exc)
                         continue
                     if isinstance(event, VariantRegistered):
+                        await asyncio.to_thread(_checked, VariantSpec.from_event, event)
                         self.take_variant(event)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("variant watch interrupted (%s); retrying", exc)
             await asyncio.sleep(WATCH_RETRY_S)
+
+
+def _checked(check: Callable[[Any], object], event: Any) -> None:
+    """Validate ``event``'s definition once, off the event loop, for its side effect: the
+    templates' checks are cached, so taking it on the loop next costs no rendering (a
+    definition arriving on the bus is checked within the render bounds like any other,
+    and a bomb costs up to ``time_s`` of CPU per template). Problems are reported when it
+    is taken."""
+    try:
+        check(event)
+    except (ValidationError, PromptError):
+        pass
 
 
 def _with_extra(spec: PromptSpec, variants: Iterable[VariantSpec]) -> PromptSpec:

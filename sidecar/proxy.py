@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -72,6 +72,15 @@ __all__ = [
     "Proxy",
     "parse_body",
 ]
+
+
+class _Recorded(NamedTuple):
+    """What a routed call leaves in its event besides its outcome."""
+
+    values: dict[str, Any] | None
+    """Variable values analytics may record (:meth:`Catalog.recorded_values`)."""
+    variables: dict[str, Any] | None
+    """The caller's variables, when the prompt captures production examples."""
 
 
 class _Unanswered(Exception):
@@ -158,6 +167,14 @@ class Proxy:
         kept = kept_messages(body)
         values = self.catalog.validate(prompt, variables)
         recorded = self.catalog.recorded_values(prompt, values, self.providers.redactor)
+        # Production examples keep what the caller sent (validated: declared names
+        # only), not the formatted values, so a demonstration re-renders them once.
+        record = _Recorded(
+            recorded,
+            dict(variables or {})
+            if self.server.capture_content or prompt.learning.capture
+            else None,
+        )
         with self.telemetry.span("promptlab.route"):
             decision = self.router.decide(prompt_id, subject)
         champion = self.router.champion(prompt_id)
@@ -168,7 +185,7 @@ class Proxy:
                 prompt,
                 decision,
                 values,
-                recorded,
+                record,
                 body,
                 kept,
                 subject,
@@ -184,7 +201,7 @@ class Proxy:
             prompt,
             champion,
             values,
-            recorded,
+            record,
             body,
             kept,
             subject,
@@ -198,7 +215,7 @@ class Proxy:
         prompt: PromptSpec,
         decision: Route,
         values: dict[str, Any],
-        recorded: dict[str, Any] | None,
+        record: _Recorded,
         body: dict[str, Any],
         kept: list[Any],
         subject: str | None,
@@ -216,8 +233,9 @@ class Proxy:
             subject=subject,
             stream=body.get("stream") is True,
             routing=decision.routing_info(fallback_from),
-            capture=prompt.evaluation is not None,
-            variable_values=recorded,
+            capture=prompt.evaluation is not None or prompt.learning.capture,
+            variables=record.variables,
+            variable_values=record.values,
         )
         try:
             with self.telemetry.span("promptlab.render", {"promptlab.variant": variant.name}):

@@ -38,6 +38,7 @@ from promptlab.events.models import (
     RollbackCommand,
 )
 from promptlab.learner.projection.commands import answer_id
+from promptlab.learner.projection.handlers.examples import caps_from_prompts
 from promptlab.learner.projection.reward import (
     effective_promotion,
     routing_from_prompts,
@@ -104,6 +105,7 @@ async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) ->
             rewards=rules_from_prompts(prompts),
             promotion=lambda p: effective_promotion(prompts.get(p), settings.learner.promotion),
             routing=routing_from_prompts(prompts),
+            examples_cap=caps_from_prompts(prompts),
             feedback_repeat=settings.learner.feedback_repeat,
             feedback_wait_s=settings.learner.feedback_wait_s,
             retention_days=settings.learner.retention_days,
