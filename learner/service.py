@@ -201,6 +201,15 @@ class Learner:
         log.info("learner active (lease: %s)", self.lease.backend)
         await self._publish_status(force=True)
 
+    async def heartbeat(self) -> None:
+        """Publish this learner's status when due, as :meth:`run` does every round.
+
+        For a driver that applies batches itself (:meth:`process`, the demo's waves):
+        without it the TUI would call an active learner silent.
+        """
+        if self.active:
+            await self._publish_status()
+
     async def _publish_status(self, *, force: bool = False, state: str = "active") -> None:
         """Write this learner's :class:`LearnerStatus` (every ``lease.retry_s`` at most)."""
         now = time.monotonic()
@@ -227,7 +236,10 @@ class Learner:
             try:
                 await self.bus.publish_many(fresh)
             except BusError as exc:
-                log.warning("could not announce %d config variants yet: %s", len(fresh), exc)
+                # While NATS is down its owner says so once (events.outage).
+                (log.warning if self.bus.connected else log.debug)(
+                    "could not announce %d config variants yet: %s", len(fresh), exc
+                )
 
     async def _open_consumer(self, *, recreate: bool = False) -> None:
         # The database position is the truth; the durable is only a cursor. Recreating

@@ -9,8 +9,10 @@ learner in the sidecar's process cost 30% more CPU per routed call (GIL waits in
 than ``serve --no-learner``; in its own process the sidecar's loop pays nothing for it.
 
 The parent sends the child its :class:`~promptlab.settings.Settings` (pickled, secrets
-included: the pipe is private to the two processes) on the child's stdin, with
-``nats.url`` set to the server the parent connected to (an embedded one included).
+included: the pipe is private to the two processes) on the child's stdin, unchanged:
+with ``nats.url = "embedded"`` the child finds the running server and its credentials
+in the data dir, as ``serve``'s workers and every promptlab process do (and leaves it
+running when it stops: only the process that started a server stops it).
 The child runs what ``promptlab learner`` runs (:func:`learner_run.run_learner`: the
 lease, the loop, online evaluation, breeding when configured) until
 
@@ -59,13 +61,9 @@ def _log_options() -> tuple[int, str]:
 async def start_child(settings: Settings, bus: EventBus) -> Callable[[], Awaitable[None]]:
     """Start the learner in a child process; return the coroutine function that stops it.
 
-    ``bus`` is the parent's connected bus: the child connects to the same server (its
-    ``url``) with a connection of its own.
+    ``bus`` (the parent's) is not shared: the child opens its own connection to the
+    server ``settings.nats`` names.
     """
-    url = getattr(bus, "url", None) or settings.nats.url
-    child_settings = settings.model_copy(
-        update={"nats": settings.nats.model_copy(update={"url": url})}
-    )
     verbosity, fmt = _log_options()
     # -P: the working directory stays off sys.path (a local `events/` cannot shadow ours).
     proc = await asyncio.create_subprocess_exec(
@@ -74,7 +72,7 @@ async def start_child(settings: Settings, bus: EventBus) -> Callable[[], Awaitab
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdin is not None
-    proc.stdin.write(pickle.dumps((child_settings, verbosity, fmt)))
+    proc.stdin.write(pickle.dumps((settings, verbosity, fmt)))
     await proc.stdin.drain()
     # stdin stays open: its end of file is how the child learns that the parent is gone.
 

@@ -35,13 +35,16 @@ from typing import Any
 from aiohttp import web
 
 from promptlab import startup
-from promptlab.events.bus import BusUnavailable, EventBus
+from promptlab.events.bus import BusError, BusUnavailable, EventBus
+from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.outage import OutageLog
 from promptlab.events.publisher import EventPublisher
 from promptlab.logs import ACCESS_LOGGER
 from promptlab.online import online_evaluation
 from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir
+from promptlab.providers.registry import Registry
 from promptlab.reads import StoreReads
 from promptlab.settings import Settings
 from promptlab.sidecar import keys
@@ -93,14 +96,18 @@ async def _run_learner(
         settings.learner, settings.storage, bus, load_prompts(settings)
     )
     delay = 0.5
+    said: str | None = None
     while not stopping.is_set():
         try:
             await learner.start()
             break
         except Exception as exc:  # the sidecar must keep serving whatever happens here
-            log.warning(
-                "learner not started (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
-            )
+            cause = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, BusUnavailable) and not bus.connected:
+                log.debug("learner waits for the bus: %s", exc)  # the bus's owner says so
+            elif cause != said:  # once per cause, not once per attempt
+                log.warning("learner not started (%s); retrying with backoff up to 10s", cause)
+                said = cause
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
             delay = min(delay * 2, 10.0)
@@ -144,7 +151,11 @@ def load_prompts(settings: Settings) -> dict[str, PromptSpec]:
     if not directory.is_dir():
         log.warning("prompt directory %s does not exist: no routed prompts", directory)
         return {}
-    return load_prompt_dir(directory, providers=settings.providers.keys())
+    return load_prompt_dir(
+        directory,
+        providers=settings.providers.keys(),
+        model_rule=Registry(settings.providers).route_problem,
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -161,18 +172,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if busy:
             print(busy, file=sys.stderr)
             return 1
-    if settings.server.workers > 1 and not args.reuse_port:
-        return _run_loop(supervise(args, settings, start_learner, prompts))
-    return _run_loop(
-        serve(
-            settings,
-            prompts,
-            reuse_port=args.reuse_port,
-            start_learner=start_learner,
-            access_log=getattr(args, "verbose", 0) >= 1,
-            quiet=args.reuse_port,
+    try:
+        if settings.server.workers > 1 and not args.reuse_port:
+            return _run_loop(supervise(args, settings, start_learner, prompts))
+        return _run_loop(
+            serve(
+                settings,
+                prompts,
+                reuse_port=args.reuse_port,
+                start_learner=start_learner,
+                access_log=getattr(args, "verbose", 0) >= 1,
+                quiet=args.reuse_port,
+            )
         )
-    )
+    except BusError as exc:
+        # The embedded server cannot start, or the bus settings cannot be used (an
+        # unreadable TLS file or credentials): one line, not a traceback. An unreachable
+        # NATS is not an error here: calls are served and events wait in the outbox.
+        print(f"promptlab serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run_loop(main: Awaitable[int]) -> int:
@@ -194,15 +212,23 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def _connect(bus: JetStreamBus) -> None:
-    """Connect the bus, retrying in the background: calls work meanwhile (outbox)."""
+async def _connect(bus: JetStreamBus, outage: OutageLog) -> None:
+    """Connect the bus, retrying in the background: calls work meanwhile (outbox).
+
+    Attempts start every ``outage.every_s`` (an attempt's own wait counts), and the
+    outage was said once already: only the recovery is logged.
+    """
+    loop = asyncio.get_running_loop()
     while True:
+        started = loop.time()
         try:
             await bus.start()
-            return
         except BusUnavailable as exc:
-            log.warning("%s; events go to the outbox, retrying in %.0fs", exc, BUS_RETRY_S)
-        await asyncio.sleep(BUS_RETRY_S)
+            outage.failed(exc)
+        else:
+            outage.recovered("events flow again and the outbox drains")
+            return
+        await asyncio.sleep(max(0.0, started + outage.every_s - loop.time()))
 
 
 async def _open_bus(
@@ -214,9 +240,17 @@ async def _open_bus(
         await bus.start()
         connecting = None
     except BusUnavailable as exc:
-        log.warning("%s; serving anyway, events go to the outbox until it answers", exc)
-        connecting = asyncio.create_task(_connect(bus))
+        # An attempt lasts up to connect_timeout_s: the true interval is the longer one.
+        every = max(BUS_RETRY_S, settings.nats.connect_timeout_s)
+        outage = OutageLog(log, f"NATS at {safe_nats_url(url)}", every)
+        outage.failed(exc, "serving anyway, events go to the outbox until it answers")
+        connecting = asyncio.create_task(_connect(bus, outage))
     return bus, url, embedded, connecting
+
+
+def safe_nats_url(url: str) -> str:
+    """``url`` without credentials (``nats://user:pass@host`` -> ``nats://host``)."""
+    return ",".join(u.rsplit("@", 1)[-1] for u in url.split(","))
 
 
 async def _close_bus(
@@ -294,7 +328,7 @@ async def serve(
             stop_learner = await start_learner(settings, bus)
         stop = _stop_event()
         base_url = f"http://{server.host}:{port}"
-        announce(f"promptlab serving on {base_url}/v1 (nats: {url})")
+        announce(f"promptlab serving on {base_url}/v1 (nats: {redact_url(url)})")
         if not quiet:
             for line in startup.banner(
                 base_url=base_url,
@@ -354,7 +388,9 @@ async def supervise(
         for index in range(server.workers):
             env = {
                 **os.environ,
-                "PROMPTLAB_NATS__URL": url,
+                # An embedded server's workers find it (and its credentials) in the data
+                # dir as any promptlab process does; only an external URL is handed down.
+                **({} if embedded is not None else {"PROMPTLAB_NATS__URL": url}),
                 "PROMPTLAB_NATS__OUTBOX_DIR": str(
                     Path(settings.nats.outbox_dir) / f"worker-{index}"
                 ),
@@ -390,7 +426,8 @@ async def supervise(
         stop = _stop_event()
         base_url = f"http://{server.host}:{port}"
         print(
-            f"promptlab serving on {base_url}/v1 (nats: {url}, {server.workers} workers)",
+            f"promptlab serving on {base_url}/v1 "
+            f"(nats: {redact_url(url)}, {server.workers} workers)",
             flush=True,
         )
         for text in startup.banner(
