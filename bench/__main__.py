@@ -15,6 +15,7 @@ BENCHMARKS = {
     "render": "bench.render",
     "nats_start": "bench.nats_start",
     "sidecar": "bench.sidecar_latency",
+    "sidecar_profile": "bench.sidecar_profile",
     "sidecar_startup": "bench.sidecar_startup",
     "peers": "bench.peers",
     "replay": "bench.replay",

@@ -51,6 +51,12 @@ class NatsSettings(BaseModel):
     """How long to wait for NATS when connecting."""
     outbox_dir: Path = Path(".promptlab/outbox")
     """Durable on-disk outbox for events published while NATS is unreachable."""
+    publish_linger_ms: float = Field(default=10.0, ge=0, le=1000)
+    """How long the publisher waits for a batch of events to fill before it sends a
+    partial one. A JetStream publish costs about 240 us of CPU alone, 85 us per event
+    in batches of 4 and 30-40 us in batches of 16-64 (bench box): a busy sidecar
+    spends less on publishing with fuller batches; events reach the stream this much
+    later at most."""
     publish_queue_size: int = Field(default=20_000, ge=100)
     """Bounded in-process queue between callers and the publisher; beyond it, events
     spill straight to the outbox instead of blocking a call."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -74,6 +75,12 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# Plain strings: an Enum member's ``.value`` is a descriptor lookup, paid per event.
+_MSG_ID = Header.MSG_ID.value
+_EVENT_TYPE = Header.EVENT_TYPE.value
+_SCHEMA_VERSION = Header.SCHEMA_VERSION.value
+
+
 @contextlib.contextmanager
 def _translate(action: str) -> Iterator[None]:
     """Turn nats-py errors into BusUnavailable / BusError at the boundary."""
@@ -85,6 +92,12 @@ def _translate(action: str) -> Iterator[None]:
         raise BusUnavailable(f"{action}: NATS unavailable ({type(exc).__name__}: {exc})") from exc
     except (nats.errors.Error, nats.js.errors.Error) as exc:
         raise BusError(f"{action}: {type(exc).__name__}: {exc}") from exc
+
+
+@functools.cache
+def _subject(kind: type[BaseEvent]) -> str:
+    """The subject events of ``kind`` are published on (looked up once per type)."""
+    return kind.nats_subject.value
 
 
 def _delivery(msg: Msg) -> Delivery:
@@ -327,9 +340,9 @@ class JetStreamBus:
     @staticmethod
     def _headers(event: BaseEvent) -> dict[str, str]:
         return {
-            Header.MSG_ID.value: event.event_id,
-            Header.EVENT_TYPE.value: str(getattr(event, "type", "")),
-            Header.SCHEMA_VERSION.value: str(event.schema_version),
+            _MSG_ID: event.event_id,
+            _EVENT_TYPE: str(getattr(event, "type", "")),
+            _SCHEMA_VERSION: str(event.schema_version),
         }
 
     async def publish(self, event: BaseEvent, *, timeout: float = 5.0) -> PublishAck:
@@ -363,13 +376,14 @@ class JetStreamBus:
                 # wait_stall=None: with a free pending slot publish_async never yields, so
                 # the client's flusher sends the whole batch in one write, not one per event.
                 async with asyncio.timeout(timeout):
+                    headers = self._headers
                     for event in events:
                         futures.append(
                             await js.publish_async(
-                                event.nats_subject.value,
+                                _subject(type(event)),
                                 encode(event),
                                 wait_stall=None,
-                                headers=self._headers(event),
+                                headers=headers(event),
                             )
                         )
                 gathered = asyncio.gather(*futures, return_exceptions=True)

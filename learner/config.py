@@ -105,6 +105,16 @@ class LearnerSettings(BaseModel):
     """Name of its durable JetStream consumer."""
     batch_size: int = Field(default=500, ge=1)
     """Events applied per database transaction."""
+    serve_nice: int = Field(default=10, ge=0, le=19)
+    """The nice value of the learner's process under ``promptlab serve`` (it runs in a
+    child process). When the cores are busy the scheduler serves the calls first and the
+    learner catches up on its backlog (kept in the stream) when they are not; 0 gives
+    it the sidecar's priority."""
+    batch_linger_ms: float = Field(default=50.0, ge=0)
+    """After a fetch that did not fill a batch, wait up to this long for more events
+    before applying it (0: apply what came at once). Each batch pays a commit, its acks'
+    round trips and a policy run per prompt it touched: under steady traffic, batches
+    of a few events cost the learner several times more CPU per event."""
     snapshot_interval_ms: int = Field(default=250, ge=10)
     """Publish routing and stats snapshots at most this often per prompt."""
     analytics_interval_s: float = Field(default=15.0, ge=0)

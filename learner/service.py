@@ -329,7 +329,7 @@ class Learner:
                     if due is None
                     else min(self.fetch_timeout_s, max(due, 0.01))
                 )
-                deliveries = await self._consumer.fetch(self.settings.batch_size, timeout=timeout)
+                deliveries = await self._fetch(self._consumer, timeout)
                 if deliveries:
                     await self.process(deliveries)
                 else:
@@ -355,6 +355,29 @@ class Learner:
                     delay := backoff.next(),
                 )
                 await asyncio.sleep(delay)
+
+    async def _fetch(self, consumer: Consumer, timeout: float) -> list[Delivery]:
+        """A batch: what comes within ``timeout``, then what follows within the linger.
+
+        Lingering (``batch_linger_ms``) turns a stream of small fetches into fewer,
+        fuller batches: one commit, one policy run per prompt, for many events.
+        """
+        size = self.settings.batch_size
+        deliveries = list(await consumer.fetch(size, timeout=timeout))
+        linger = self.settings.batch_linger_ms / 1000.0
+        if not deliveries or linger <= 0:
+            return deliveries
+        loop = asyncio.get_running_loop()
+        until = loop.time() + linger
+        while len(deliveries) < size and not self._stopping.is_set():
+            left = until - loop.time()
+            if left <= 0:
+                break
+            try:
+                deliveries += await consumer.fetch(size - len(deliveries), timeout=left)
+            except BusError:  # apply what came; the next fetch meets the outage
+                break
+        return deliveries
 
     async def _stand_by(self) -> None:
         self.active = False

@@ -198,6 +198,9 @@ class HttpClient:
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent",),
                 headers=self._headers[name],
+                # A proxy for many callers: a cookie one upstream answer sets must not
+                # ride along on another caller's call (and the jar costs every call).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
 
     async def close(self) -> None:

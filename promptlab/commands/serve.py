@@ -1,7 +1,9 @@
 """``promptlab serve``: NATS (embedded unless ``nats.url`` names a server), the sidecar
 and, when one is wired, the learner, in one command.
 
-One process (default): everything runs on one event loop (uvloop when installed).
+One sidecar process (default) on one event loop (uvloop when installed); the learner
+runs in a child process of its own (:mod:`promptlab.commands.learner_process`), so it
+never takes the sidecar's event loop or GIL.
 ``--workers N``: the parent starts NATS and the learner once, then N worker processes
 (this same command, one worker each) that listen on one port with SO_REUSEPORT; the
 parent prints the ready line when every worker is ready, forwards SIGINT/SIGTERM, and
@@ -65,40 +67,18 @@ WORKER_READY_TIMEOUT_S = 30.0
 def resolve_learner(settings: Settings) -> LearnerStarter | None:
     """The learner ``serve`` runs next to the sidecar, or None when ``learner.enabled`` is off.
 
-    It runs once per ``serve`` (in the parent with ``--workers``). A learner that fails
-    to start, or crashes later, is logged and leaves the sidecar serving: routing keeps
-    its last snapshot and events keep flowing to the stream for when it is back.
+    It runs once per ``serve`` (in the parent with ``--workers``), in a child process
+    (:mod:`promptlab.commands.learner_process`). A learner that fails to start, or crashes
+    later, is logged and leaves the sidecar serving: routing keeps its last snapshot and
+    events keep flowing to the stream for when it is back.
     """
     if not settings.learner.enabled:
         return None
+    # The learner's own process: its projection, statistics and database work never
+    # compete with the calls for this event loop or the GIL (see learner_process).
+    from promptlab.commands.learner_process import start_child
 
-    async def start(settings: Settings, bus: EventBus) -> LearnerStop:
-        holder: dict[str, Any] = {}
-        stopping = asyncio.Event()
-        task = asyncio.create_task(_run_learner(settings, bus, holder, stopping), name="learner")
-
-        async def stop() -> None:
-            # Let the current batch finish (the loop returns after it), then close. A stop
-            # that comes while the learner is still importing or starting is seen by
-            # _run_learner as soon as that step ends.
-            stopping.set()
-            learner = holder.get("learner")
-            if learner is not None:
-                learner.request_stop()
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 5.0)
-            except (TimeoutError, Exception):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(task, 2.0)
-            learner = holder.get("learner")
-            if learner is not None:
-                with contextlib.suppress(Exception):
-                    await learner.close()
-
-        return stop
-
-    return start
+    return start_child
 
 
 async def _run_learner(
@@ -303,7 +283,12 @@ async def serve(
     """
     server = settings.server
     bus, url, embedded, connecting = await _open_bus(settings)
-    publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
+    publisher = EventPublisher(
+        bus,
+        settings.nats.outbox_dir,
+        settings.nats.publish_queue_size,
+        linger_s=settings.nats.publish_linger_ms / 1000.0,
+    )
     policy = FeedbackPolicy(
         repeat=settings.learner.feedback_repeat, wait_s=settings.learner.feedback_wait_s
     )

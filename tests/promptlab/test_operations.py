@@ -209,7 +209,7 @@ def test_serve_banner_and_json_access_log(tmp_path: Path) -> None:
             in text
         )
         assert "  simulated: kind simulated, (offline), key present: not needed (simulated)" in text
-        assert "learner: in process" in text
+        assert "learner: in a child process" in text
         assert f"  OpenAI-compatible API  {base}/v1" in text
         assert SECRET not in text
 

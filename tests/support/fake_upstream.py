@@ -52,6 +52,8 @@ class FakeUpstream:
     requests: list[Received] = field(default_factory=list)
     cancelled_streams: int = 0
     """Streams whose client (the sidecar) went away before the end."""
+    set_cookie: str | None = None
+    """A ``Set-Cookie`` value sent with every completion (None: no cookie)."""
     _script: deque[_Action] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -213,7 +215,8 @@ class FakeUpstream:
                     }
                 ],
                 "usage": usage,
-            }
+            },
+            headers={"Set-Cookie": self.set_cookie} if self.set_cookie else None,
         )
 
     async def _stream(
