@@ -9,6 +9,10 @@ promptlab generated in the data dir (:mod:`events.credentials`): no anonymous cl
 
 :class:`NatsServerProcess` is the plain process wrapper underneath (also used by the
 test fixtures to stop and restart a server on the same port and store).
+
+Why one module of this size: the server's lifecycle (start, reuse by a second process,
+stop, its state and credentials files) is one concept whose parts share the same files
+and locks; split, each part would need the others' invariants.
 """
 
 from __future__ import annotations

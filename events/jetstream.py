@@ -10,6 +10,10 @@
 
 nats-py errors never leave this module: they become :class:`BusUnavailable` (retry
 later) or :class:`BusError`.
+
+Why one module of this size: one class implements the :class:`~events.bus.EventBus`
+protocol over one nats-py connection (lifecycle, publishing, consuming, KV), whose
+state every part shares; the fast read path is in :mod:`events.pull`.
 """
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ whole batch is applied again with backoff (nothing is acked, nothing dead-letter
 Only one learner is active per store (:mod:`learner.lease`): :meth:`Learner.start`
 takes the lease or leaves the learner on standby, and :meth:`Learner.run` waits for the
 lease before it consumes anything (so a standby takes over when the active one dies).
+
+Why one module of this size: the consuming loop, its lease, its outbox and its
+snapshot timers share one lifecycle; the parts that stand alone are beside it
+(applying, publishing, backoff, lease, snapshots).
 """
 
 from __future__ import annotations

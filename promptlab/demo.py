@@ -8,6 +8,9 @@ the demo shows it finding out.
 
 Everything lives in ``<data dir>`` (default ``.promptlab/demo`` under the working
 directory), which is reset at every run, so the demo can run twice in a row.
+
+Why one module of this size: the demo is one scripted run (its data dir, the embedded
+server, the sidecar, the learner, the simulated app and its summary) in one order.
 """
 
 from __future__ import annotations

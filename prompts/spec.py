@@ -5,6 +5,10 @@ a mutation) runs every rule, and a rule that fails raises. Rules report through
 :class:`SpecError`, which carries a list of ``(field, message)`` pairs so that the
 loader can name every problem and exactly where it is (``variants[1].template``).
 Variables are declared with :class:`VariableSpec` (:mod:`prompts.variable_spec`).
+
+Why one module of this size: a prompt and its variants validate each other (versions,
+the champion, declared variables against templates); the sections that stand alone
+live in :mod:`prompts.sections` and :mod:`prompts.variable_spec`.
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ message`` and ``error.details`` holds them as ``{"field", "message"}`` objects.
 A prompt file owns its id: its prompt-level keys cannot be changed here (409 naming
 them); its variants can, as before. Where definitions are stored and how replicas and
 restarts get them: :mod:`sidecar.definitions`.
+
+Why one module of this size: the create, replace and patch routes of a definition share
+its validation, its ownership rules and its refusal shapes; split by route, each would
+restate them.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ the values), and it is not the champion, the call is retried once on the champio
 variant's (status ``error``, ``fell_back_to`` naming the champion, so its statistics
 count a failure) and the champion's, whose ``routing.fallback_from`` names the routed
 variant. The client gets the champion's answer and execution id.
+
+Why one module of this size: one routed call (parse, route, render, call, fall back,
+record, answer, streamed or not) reads top to bottom here; its pieces that stand alone
+already live beside it (shaping, recording, completions, binding).
 """
 
 from __future__ import annotations

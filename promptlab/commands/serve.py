@@ -16,6 +16,9 @@ in the outbox), stop the learner, then NATS if this process started it; exit 0.
 The learner hook: :func:`resolve_learner` returns a :data:`LearnerStarter` (or None).
 It is called with the settings and the started bus once the sidecar listens, and
 returns an async function that stops the learner.
+
+Why one module of this size: it is the process wiring of ``serve`` (bus, publisher,
+app, learner, workers, graceful stop), one sequence with one shutdown order.
 """
 
 from __future__ import annotations
