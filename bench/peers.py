@@ -9,7 +9,7 @@ a temporary nats-server). The same load generator drives each at 1 and 8 connect
 (and 32 for the peak rate); the table shows added p50/p99 latency over the upstream
 direct, req/s, and the ratios promptlab/bare and promptlab/LiteLLM.
 
-``python -m bench.peers [--quick] [--duration S] [--repeat N] [--no-litellm]``
+``python -m bench.peers [--quick] [--duration S] [--repeat N] [--no-litellm] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import venv
 from pathlib import Path
 from typing import Any
 
+from bench import record
 from bench.sidecar_latency import (
     PROMPT,
     ROOT,
@@ -126,6 +127,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds (medians printed)")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM proxy")
     parser.add_argument("--bare-proxy", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--out", metavar="FILE", help="also write the table as JSON (bench/results/peers.json)"
+    )
     args = parser.parse_args()
     if args.bare_proxy:
         bare_proxy_main(*args.bare_proxy)
@@ -136,7 +140,8 @@ def main() -> None:
 
     from promptlab.events.embedded import NatsServerProcess
 
-    print(f"load average before: {_loadavg()}", flush=True)
+    load_before = _loadavg()
+    print(f"load average before: {load_before}", flush=True)
     procs: list[subprocess.Popen[str]] = []
     ports: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="promptlab-peers-") as tmp:
@@ -244,6 +249,28 @@ def main() -> None:
         theirs = max(med("LiteLLM proxy8", "rps"), med("LiteLLM proxy32", "rps"))
         print(f"promptlab / LiteLLM proxy req/s: {peak / max(theirs, 1e-9):.1f}x (target >= 25x)")
     print(f"load average after: {_loadavg()} (all processes share this box's cores)")
+    if args.out:
+        table = {
+            "upstream direct": {
+                "added_p50_1": med("direct1", "p50_ms"),
+                "added_p99_1": med("direct1", "p99_ms"),
+                "added_p50_8": med("direct8", "p50_ms"),
+                "added_p99_8": med("direct8", "p99_ms"),
+                "rps_8": med("direct8", "rps"),
+                "rps_32": med("direct32", "rps"),
+            }
+        }
+        for name in ports:
+            table[name] = {
+                "added_p50_1": added(name, 1, "p50_ms"),
+                "added_p99_1": added(name, 1, "p99_ms"),
+                "added_p50_8": added(name, 8, "p50_ms"),
+                "added_p99_8": added(name, 8, "p99_ms"),
+                "rps_8": med(f"{name}8", "rps"),
+                "rps_32": med(f"{name}32", "rps"),
+            }
+        data = {"repeat": repeat, "duration_s": duration, "rows": table}
+        record.write(args.out, "bench.peers", sys.argv[1:], data, load_before)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class NatsSettings(BaseModel):
     """``[nats]``: the event log."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     url: str = "embedded"
     """``"embedded"`` starts (or reuses) a local nats-server with JetStream; otherwise a
