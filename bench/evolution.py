@@ -173,7 +173,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 seeds")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
-        "--out", metavar="FILE", help="also write the figures as JSON (bench/results/evolution.json)"
+        "--out",
+        metavar="FILE",
+        help="also write the figures as JSON (bench/results/evolution.json)",
     )
     args = parser.parse_args()
     load_before = record.loadavg()

@@ -34,7 +34,11 @@ def machine(load_before: str) -> str:
 
 
 def write(
-    path: str | os.PathLike[str], module: str, argv: list[str], data: dict[str, Any], load_before: str
+    path: str | os.PathLike[str],
+    module: str,
+    argv: list[str],
+    data: dict[str, Any],
+    load_before: str,
 ) -> Path:
     """Write ``data`` with ``measured_on`` and the command that produced it (``python -m
     module argv``, without ``--out``); return the path."""
@@ -48,4 +52,3 @@ def write(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return out
-

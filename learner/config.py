@@ -28,7 +28,9 @@ class EvolutionSettings(BaseModel):
     ``[[examples]]`` does not find it significantly worse than the champion.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, populate_by_name=True
+    )
 
     enabled: bool = False
     """Breed challengers automatically (off by default; on in ``promptlab demo``)."""

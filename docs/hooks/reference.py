@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mkdocs.exceptions import PluginError
+from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
@@ -59,12 +60,13 @@ def expand(markdown: str) -> str:
 # --- configuration -------------------------------------------------------------------
 
 
-def settings_reference() -> str:
-    """One table per section: key, default, environment variable and description."""
-    from pydantic import BaseModel
-
+def settings_reference(root: type[BaseModel] | None = None) -> str:
+    """One table per section of ``root`` (default: ``Settings``): key, default,
+    environment variable and description."""
     from promptlab.providers.settings import ProviderSettings
     from promptlab.settings import ENV_PREFIX, Settings
+
+    root = Settings if root is None else root
 
     out: list[str] = []
 
@@ -93,7 +95,7 @@ def settings_reference() -> str:
         for name, sub, _description in nested:
             section(sub, [*path, name], [*env_path, name])
 
-    for name, field in Settings.model_fields.items():
+    for name, field in root.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             section(annotation, [name], [name])
@@ -102,7 +104,8 @@ def settings_reference() -> str:
             out.append(
                 "Built in, unless a table of the same name overrides them: "
                 + ", ".join(
-                    f"`{key}` (kind `{value.kind}`)" for key, value in field.default_factory().items()  # type: ignore[misc, call-arg]
+                    f"`{key}` (kind `{value.kind}`)"
+                    for key, value in field.default_factory().items()  # type: ignore[misc, call-arg]
                 )
                 + ". A `[providers.NAME]` table is merged over the built-in provider of "
                 "that name.\n"

@@ -136,7 +136,9 @@ def test_readme_starts_with_the_two_setup_commands() -> None:
 def test_readme_is_short_and_says_how_to_activate_the_virtualenv() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) <= 230
-    commands = [c for b in BLOCKS if b.page == "README.md" and b.lang == "sh" for c in shell_lines(b)]
+    commands = [
+        c for b in BLOCKS if b.page == "README.md" and b.lang == "sh" for c in shell_lines(b)
+    ]
     assert "source .venv/bin/activate" in commands
     assert "promptlab init" in readme
 
@@ -173,7 +175,9 @@ def test_every_block_is_checked_or_says_why_not(block: Block) -> None:
     assert block.lang != "javascript", f"{block.where}: mark why it is not run"
     if block.lang == "text":
         commands = [line for line in block.body.splitlines() if COMMAND_LINE.match(line)]
-        assert not commands, f"{block.where}: commands in a text block: run them (sh) or mark why not"
+        assert not commands, (
+            f"{block.where}: commands in a text block: run them (sh) or mark why not"
+        )
 
 
 def _prompt_file(body: str) -> bool:
@@ -315,9 +319,7 @@ def _local(text: str, port: int) -> str:
 
 def _runnable(page: Path) -> bool:
     blocks = [b for b in BLOCKS if b.page == page.relative_to(ROOT).as_posix() and b.runs]
-    return any(
-        b.lang == "python" or any(not _skipped(c) for c in shell_lines(b)) for b in blocks
-    )
+    return any(b.lang == "python" or any(not _skipped(c) for c in shell_lines(b)) for b in blocks)
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if _runnable(p)], ids=lambda p: p.name)
@@ -325,7 +327,9 @@ async def test_examples_run_against_a_live_sidecar(page: Path, served: Served) -
     ran = 0
     for block in (b for b in BLOCKS if b.page == page.relative_to(ROOT).as_posix() and b.runs):
         if block.lang == "python":
-            status, out = await _run([sys.executable, "-c", _local(block.body, served.port)], served)
+            status, out = await _run(
+                [sys.executable, "-c", _local(block.body, served.port)], served
+            )
             assert status == 0, f"{block.where}\n{out}"
             assert out.strip(), f"{block.where}: the example prints what it got"
             ran += 1
