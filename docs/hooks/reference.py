@@ -88,7 +88,9 @@ def settings_reference(root: type[BaseModel] | None = None) -> str:
             )
         out.append(f"### `[{'.'.join(path)}]`\n")
         if model.__doc__:
-            out.append(_one_line(_rst_to_md(model.__doc__)) + "\n")
+            # "``[server]``: the HTTP front door." -> "The HTTP front door." under its heading
+            doc = re.sub(r"^``\[[\w.]+\]``:\s*", "", model.__doc__.strip())
+            out.append(_one_line(doc[:1].upper() + doc[1:]) + "\n")
         out.append("| key | default | environment | what |\n|---|---|---|---|")
         out.extend(rows)
         out.append("")
@@ -155,7 +157,7 @@ def cli_reference() -> str:
     try:
         for parser in _walk(build_parser()):
             depth = parser.prog.count(" ")
-            out.append(f"{'#' * min(depth + 2, 4)} `{parser.prog}`\n")
+            out.append(f"{'#' * (depth + 3)} `{parser.prog}`\n")
             out.append("```text\n" + parser.format_help().rstrip() + "\n```\n")
     finally:
         if previous is None:
@@ -218,8 +220,8 @@ def bench_peers() -> str:
         )
     return "\n".join(
         [
-            f"Measured {data['measured_on']}: medians of {data['repeat']} round(s) of "
-            f"{data['duration_s']:g} s (`{data['command']}`).\n",
+            f"Measured {data['measured_on']}. Medians of {data['repeat']} round(s) of "
+            f"{data['duration_s']:g} s: `{data['command']}`.\n",
             "| | added p50@1 | added p99@1 | added p50@8 | added p99@8 | req/s@8 | req/s@32 |",
             "|---|---|---|---|---|---|---|",
             *rows,
@@ -234,7 +236,7 @@ def bench_simulation() -> str:
     data = _result("simulation")
     return "\n".join(
         [
-            f"Measured {data['measured_on']} (`{data['command']}`, {data['seconds']:,.0f} s).\n",
+            f"Measured {data['measured_on']}, {data['seconds']:,.0f} s: `{data['command']}`.\n",
             HEADER,
             *(describe(row) for row in data["rows"]),
         ]
@@ -251,7 +253,7 @@ def bench_evolution() -> str:
     ]
     return "\n".join(
         [
-            f"Measured {data['measured_on']} (`{data['command']}`).\n",
+            f"Measured {data['measured_on']}: `{data['command']}`.\n",
             "| search | mean best at the budget | runs reaching 90% | median calls to 90% |",
             "|---|---|---|---|",
             *rows,
