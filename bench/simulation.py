@@ -1,6 +1,6 @@
 """The scenario matrix of the promotion statistics (issue 16), on simulated traffic.
 
-Every row runs the learner's statistics (:mod:`learner.policy.scenarios`: the IPW
+Every row runs the learner's statistics (:mod:`bench.scenarios`: the IPW
 betting e-process, e-LOND, futility retirement, probation against a concurrent
 holdback) after every reward, under the sidecar's routing (Thompson shares rebuilt every
 100 requests, cap 0.2, floor 0.05), and prints the row's headline rate with its Wilson
@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench import record
-from promptlab.learner.policy.scenarios import Outcome, Policy, Row, simulate
+from bench.scenarios import Outcome, Policy, Row, simulate
 
 Z95 = 1.959963984540054
 

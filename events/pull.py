@@ -42,12 +42,16 @@ class RawClient(Client):
     Both lean on nats-py internals (``_process_msg``, ``_parse_header_lines``). If a
     nats-py release renames them, the overrides are simply never called: a raw
     subscription then receives its messages through its ordinary callback (slower, same
-    result), and headers are parsed by nats-py itself.
+    result), and headers are parsed by nats-py itself. :attr:`raw_deliveries` counts the
+    messages the override delivered, so ``tests/events/test_jetstream_read.py`` fails on
+    a nats-py whose internals no longer call it (the speed would be lost silently).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._raw_handlers: dict[int, RawHandler] = {}
+        self.raw_deliveries = 0
+        """Messages handed to a raw handler by the ``_process_msg`` override."""
 
     async def subscribe_raw(self, subject: str, handler: RawHandler) -> Subscription:
         async def fallback(msg: Msg) -> None:
@@ -71,6 +75,7 @@ class RawClient(Client):
         if handler is None:
             await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]
             return
+        self.raw_deliveries += 1
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
         # "NATS/1.0 404 No Messages\r\n...": a status line instead of plain headers.

@@ -94,6 +94,9 @@ class VariantStats(_Snap):
     errors: int = 0
     rewarded: int = 0
     """Executions that received the prompt's reward feedback."""
+    window_rewarded: int = 0
+    """Rewarded executions within the prompt's evaluation window (what decisions use;
+    ``rewarded`` when the prompt has no window)."""
     reward_mean: float | None = None
     reward_low: float | None = None
     reward_high: float | None = None

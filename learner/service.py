@@ -16,7 +16,7 @@ One loop iteration:
 6. write routing and stats snapshots of changed prompts (throttled per prompt).
 
 Beside the loop, on its own task and slower cadence, the analytics snapshots of prompts
-with new traffic are written for the TUI (:mod:`learner.analytics_snapshots`).
+with new traffic are written for the TUI (:mod:`learner.snapshots.analytics`).
 
 A NATS outage only delays things: fetch errors are retried with backoff, and anything
 not yet published stays in the outbox table until it is. A database outage only delays
@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING
 from promptlab.events.bus import BusError, Consumer, Delivery, EventBus
 from promptlab.events.models import BaseEvent
 from promptlab.learner.analysis import PromptAnalysis, analyze, rng_for
-from promptlab.learner.analytics_snapshots import AnalyticsWriter
 from promptlab.learner.applying import MAX_BACKOFF_S, apply_isolating, apply_retrying
 from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.decide import Policy, default_policy
@@ -56,7 +55,8 @@ from promptlab.learner.projection.reward import (
 )
 from promptlab.learner.projection.transaction import Projection
 from promptlab.learner.publishing import Outbox, publish_dead_letters, publish_status
-from promptlab.learner.snapshots import SnapshotWriter
+from promptlab.learner.snapshots.analytics import AnalyticsWriter
+from promptlab.learner.snapshots.routing import SnapshotWriter
 from promptlab.learner.storage.store import Store
 from promptlab.learner.storage.view import PromptView, load_view
 from promptlab.prompts.config import PromotionConfig

@@ -54,7 +54,7 @@ Run 'promptlab COMMAND --help' for the options of one command.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="promptlab",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -77,7 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for target in COMMANDS:
         _resolve(target)(sub)
-    _add_version(parser)
     return parser
 
 
@@ -92,15 +91,18 @@ def version() -> str:
         return "unknown"
 
 
-def _add_version(parser: argparse.ArgumentParser) -> None:
-    """``--version`` on this parser and every (sub)command below it."""
-    parser.add_argument(
-        "--version", action="version", version=f"promptlab {version()}", help="print the version"
-    )
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for command in dict.fromkeys(action.choices.values()):
-                _add_version(command)
+class Parser(argparse.ArgumentParser):
+    """An argument parser with ``--version``. Sub-commands are parsers of the same
+    class (``add_subparsers`` uses the parent's class), so every command has it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--version",
+            action="version",
+            version=f"promptlab {version()}",
+            help="print the version",
+        )
 
 
 def _resolve(target: str) -> Callable[..., Any]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from promptlab.prompts.routing import PROBATION_HOLDBACK
+
 
 class PromotionConfig(BaseModel):
     """``[learner.promotion]`` globally, ``[promotion]`` in a prompt file to override."""
@@ -27,7 +29,7 @@ class PromotionConfig(BaseModel):
     variant). None (default): long enough to roll back a regression of
     ``probation_min_detectable`` with about 80% probability (about 9,400 calls with the
     defaults); 0: no probation."""
-    probation_holdback: float = Field(default=0.2, ge=0.0, lt=0.5)
+    probation_holdback: float = Field(default=PROBATION_HOLDBACK, ge=0.0, lt=0.5)
     """Share of traffic the previous champion keeps during a probation: the concurrent
     baseline the new champion is compared with (0: compare with the previous
     champion's record frozen at the promotion instead, which a drift can fool)."""

@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from promptlab.prompts.base import SpecModel
 from promptlab.prompts.errors import SpecError
+from promptlab.prompts.routing import EXPLORATION_CAP, EXPLORATION_FLOOR
 
 
 class RewardSpec(SpecModel):
@@ -44,9 +45,9 @@ class RoutingSpec(SpecModel):
     """``[routing]``: how traffic is split between variants."""
 
     strategy: Literal["thompson", "fixed"] = "thompson"
-    exploration_cap: float = Field(default=0.2, ge=0, le=1)
+    exploration_cap: float = Field(default=EXPLORATION_CAP, ge=0, le=1)
     """At most this share of traffic goes to challengers."""
-    exploration_floor: float = Field(default=0.05, ge=0, le=0.5)
+    exploration_floor: float = Field(default=EXPLORATION_FLOOR, ge=0, le=0.5)
     """Under Thompson routing every live variant keeps at least this share (less when
     the challengers' floors would not fit in ``exploration_cap``), so the learner's
     allocation-aware test always divides by a known, non-zero probability."""

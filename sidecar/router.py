@@ -57,14 +57,19 @@ import numpy as np
 
 from promptlab.events.models import RoutingInfo
 from promptlab.events.snapshots import RoutingSnapshot
+from promptlab.prompts.routing import (
+    EXPLORATION_CAP,
+    EXPLORATION_FLOOR,
+    cap_exploration,
+    floor_shares,
+    with_holdback,
+)
 from promptlab.sidecar.assignments import Assignment, Assignments, assignment_key
 
 _TWO_64 = 18446744073709551616.0
 
 MONTE_CARLO_DRAWS = 8192
 """Posterior draws per table build; the standard error of a share is <= 0.6 points."""
-EXPLORATION_FLOOR = 0.05
-"""Least share of a live arm under Thompson routing (``routing.exploration_floor``)."""
 
 
 class RoutingSpecLike(Protocol):
@@ -177,43 +182,6 @@ def thompson_shares(
     return [float(c) / draws for c in counts]
 
 
-def cap_exploration(shares: Sequence[float], champion_index: int, cap: float) -> list[float]:
-    """Scale the challengers down so that together they get at most ``cap``."""
-    out = list(shares)
-    challengers = 1.0 - out[champion_index]
-    if challengers > cap:
-        scale = cap / challengers if challengers > 0 else 0.0
-        out = [s * scale for s in out]
-        out[champion_index] = 1.0 - cap
-    return out
-
-
-def floor_shares(
-    shares: Sequence[float], champion_index: int, cap: float, floor: float
-) -> list[float]:
-    """Raise every arm to at least ``floor`` (for the challengers: ``min(floor, cap / (2 k))``
-    with ``k`` challengers, so their floors fit in the cap), taking the difference from
-    the challengers above it and then from the champion; the challengers' total stays
-    within ``max(cap, their total before)``."""
-    k = len(shares) - 1
-    if k <= 0 or floor <= 0:
-        return list(shares)
-    f = min(floor, cap / (2 * k)) if cap > 0 else 0.0
-    out = list(shares)
-    chal = [i for i in range(len(out)) if i != champion_index]
-    raised = {i: max(out[i], f) for i in chal}
-    total = sum(raised.values())
-    limit = max(cap, sum(out[i] for i in chal))
-    if total > limit:
-        above = sum(raised[i] - f for i in chal)
-        scale = (limit - k * f) / above if above > 0 else 0.0
-        raised = {i: f + (raised[i] - f) * scale for i in chal}
-    for i in chal:
-        out[i] = raised[i]
-    out[champion_index] = max(0.0, 1.0 - sum(raised.values()))
-    return out
-
-
 def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     """The routing table of one prompt under one snapshot (or the config priors)."""
     # Only active variants are routed: a draft, deprecated or archived one gets no traffic.
@@ -231,7 +199,7 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
     names = [name for name, status in lifecycle.items() if status == "active"]
     spec = prompt.routing
     strategy = str(getattr(spec, "strategy", "thompson"))
-    cap = float(getattr(spec, "exploration_cap", 0.2))
+    cap = float(getattr(spec, "exploration_cap", EXPLORATION_CAP))
     sticky = bool(getattr(spec, "sticky", False))
     weights: Mapping[str, float] = getattr(spec, "weights", None) or {}
     champion = champion_name(prompt)
@@ -283,8 +251,7 @@ def build_table(prompt: PromptLike, snapshot: RoutingSnapshot | None) -> _Table:
         kind = "thompson"
     if holdback is not None and not paused and snapshot is not None:
         # The previous champion's fixed share during a probation; the rest as above.
-        h = snapshot.holdback_share
-        shares = [s * (1.0 - h) for s in shares] + [h]
+        shares = with_holdback(shares, snapshot.holdback_share)
         arms.append(holdback)
 
     # Arms with no share stay out of the draw tables (a zero-width slot is never hit,

@@ -2,7 +2,7 @@
 
 During a probation the previous champion keeps ``probation_holdback`` of the traffic,
 and :func:`check_rollback` compares it with the new champion on the *same* calls since
-the promotion (:func:`learner.policy.concurrent.probation_test`, an allocation-aware
+the promotion (:class:`learner.policy.concurrent.ProbationTest`, an allocation-aware
 e-process): it rolls back when the previous champion is significantly better at
 ``rollback_alpha``. A drift that moves both arms cancels out; a comparison with the
 previous champion's record frozen at the promotion (what a probation without a

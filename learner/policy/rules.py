@@ -33,7 +33,7 @@ catch a regression of ``probation_min_detectable`` with ~80% probability, or
 ``probation_samples``). The previous champion keeps ``probation_holdback`` of the
 traffic (status ``holdback``) and is compared with the new one on the same calls since
 the promotion, weighted by the logged routing probabilities
-(:func:`learner.policy.concurrent.probation_test`); only data since the promotion
+(:class:`learner.policy.concurrent.ProbationTest`); only data since the promotion
 counts, so the lucky streak that got it promoted (the winner's curse) cannot hide a
 regression, and a drift of both arms cancels. The previous champion is never retired
 during the probation (it is the rollback target); once the probation passes it is an
@@ -75,7 +75,7 @@ import numpy as np
 from promptlab.events.models import Evidence, Interval
 from promptlab.learner.policy.guards import check_promotion, lift_with_interval, retire_screen
 from promptlab.learner.policy.probation import check_rollback
-from promptlab.learner.policy.state import Decision, Probation, PromptState, apply_decision
+from promptlab.learner.policy.state import Decision, Probation, PromptState
 from promptlab.learner.stats.beta import DEFAULT_DRAWS, p_best, to_arm_evidence
 from promptlab.learner.stats.etest import probation_steps
 from promptlab.learner.stats.pbest import EXACT_MAX_ARMS
@@ -86,7 +86,6 @@ __all__ = [
     "Decision",
     "Probation",
     "PromptState",
-    "apply_decision",
     "check_promotion",
     "decide",
     "lift_with_interval",
@@ -106,7 +105,7 @@ def decide(
 
     Order: a running probation's rollback check; then (unless paused) a promotion if no
     probation is running; then (unless paused) a retirement. At most one decision per call;
-    the caller applies it (:func:`apply_decision`) and may call again.
+    the learner publishes it; the projection applies the event (:mod:`learner.statuses`).
     """
     on_probation = state.probation_active(config)
     # A test that crossed within the probation rolls back even if the batch that held

@@ -2,9 +2,10 @@
 
 :class:`PromptState` holds every arm's :class:`~learner.stats.beta.ArmSummary`, the statuses,
 the champion, whether exploration is paused and the running :class:`Probation`.
-:class:`Decision` is what :func:`learner.policy.rules.decide` returns; :func:`apply_decision`
-is the state right after it (what the learner's projection records when the decision
-event comes back through the stream). Everything is frozen and validated on creation.
+:class:`Decision` is what :func:`learner.policy.rules.decide` returns. The learner publishes
+it as an event; the projection applies it when it comes back through the stream, with
+:mod:`learner.statuses` (the one rule for status changes). Everything is frozen and
+validated on creation.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Probation:
     """``champion``'s data since the promotion (``now.since(at_promotion)``)."""
     test: ProbationTest | None = None
     """The same-period test against the holdback of ``previous``
-    (:func:`learner.policy.concurrent.probation_test`); None: judge against the frozen
+    (:class:`learner.policy.concurrent.ProbationTest`); None: judge against the frozen
     ``baseline`` (no holdback, or a state built without the reward history)."""
 
     def __post_init__(self) -> None:
@@ -244,56 +245,3 @@ class Decision:
         if self.kind == "rollback":
             return VariantRolledBack(restored=self.counterpart, reason="auto", **common)  # type: ignore[arg-type]
         return VariantRetired(reason=self.reason or self.evidence.rule, **common)  # type: ignore[arg-type]
-
-
-def apply_decision(state: PromptState, decision: Decision, config: PromotionConfig) -> PromptState:
-    """The state right after ``decision`` (what the learner's projection records).
-
-    promote: the winner becomes champion (status ``probation`` when the probation has
-    a length), the old champion its ``holdback`` during the probation (a challenger
-    without one). rollback: the previous champion is champion again and the demoted one
-    is retired (it regressed significantly or broke a guardrail). retire: the
-    challenger is retired.
-    """
-    statuses = dict(state.statuses)
-    if decision.kind == "promote":
-        new, old = decision.variant, state.champion
-        probation = (
-            Probation.start(state.arms[new], state.arms[old])
-            if probation_steps(config) > 0
-            else None
-        )
-        held = probation is not None and config.holds_back
-        statuses[old] = "holdback" if held else "challenger"
-        statuses[new] = "probation" if probation is not None else "champion"
-        return state._replace(
-            champion=new, statuses=statuses, probation=probation, concurrent=_restart(state)
-        )
-    if decision.kind == "rollback":
-        statuses[decision.variant] = "retired"
-        statuses[decision.counterpart] = "champion"
-        return state._replace(
-            champion=decision.counterpart,
-            statuses=statuses,
-            probation=None,
-            concurrent=_restart(state),
-        )
-    statuses[decision.variant] = "retired"
-    return state._replace(statuses=statuses)
-
-
-def _restart(state: PromptState) -> Mapping[str, ConcurrentTest] | None:
-    """A new champion starts a new epoch: no same-period evidence against it yet."""
-    return None if state.concurrent is None else {}
-
-
-def end_probation_if_due(state: PromptState, config: PromotionConfig) -> PromptState:
-    """Clear a probation that has run its length: the champion is a full champion, the
-    holdback an ordinary challenger again."""
-    if state.probation is None or state.probation_active(config):
-        return state
-    statuses = dict(state.statuses)
-    statuses[state.champion] = "champion"
-    if statuses.get(state.probation.previous) == "holdback":
-        statuses[state.probation.previous] = "challenger"
-    return state._replace(statuses=statuses, probation=None)

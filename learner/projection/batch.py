@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from promptlab.events.models import BaseEvent
 from promptlab.learner.projection.reward import RewardRule
-from promptlab.learner.projection.state import LearnerState, PromptRow
+from promptlab.learner.projection.rows import LearnerState, PromptRow
 from promptlab.learner.projection.variables import ValueCounts
 from promptlab.learner.storage.schema import AGGREGATE_COLUMNS
 from promptlab.learner.storage.store import Store

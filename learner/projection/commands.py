@@ -27,7 +27,7 @@ from promptlab.events.models import (
     VariantRolledBack,
     deterministic_event_id,
 )
-from promptlab.learner.projection.state import LearnerState, VariantRow
+from promptlab.learner.projection.rows import LearnerState, VariantRow
 
 Command = PromoteCommand | RollbackCommand | PauseCommand | LifecycleCommand
 

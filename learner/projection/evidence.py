@@ -9,8 +9,7 @@ numbers instead of every reward the prompt ever had (re-reading them cost 0.9 s 
 decision at 100,000 rewarded calls, and grew with every call). Plain float arithmetic in
 a fixed order: a replay, in any batch sizes, reaches bit-identical states.
 
-The steps are the ones :func:`learner.policy.concurrent.concurrent_tests` and
-:func:`~learner.policy.concurrent.probation_test` compute from the stored rewards (the
+The steps are the ones ``tests/support/etest_reference.py`` computes from the stored rewards (the
 first rating of a call: a replaced rating changes the counters, not a bet already
 made); ``tests/learner/test_evidence.py`` checks the two agree.
 """
@@ -19,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from promptlab.learner.projection.state import PromptRow, VariantRow, new_test
-from promptlab.learner.stats.etest import TEST_FIELDS, advance, least_share
+from promptlab.learner.projection.rows import PromptRow, VariantRow, new_test
+from promptlab.learner.stats.etest import TEST_FIELDS, advance
 from promptlab.prompts.config import PromotionConfig
+from promptlab.prompts.routing import least_share
 
 
 def live_challengers(variants: Iterable[VariantRow]) -> list[VariantRow]:
@@ -56,7 +56,8 @@ def step_call(
 
     ``routing`` is the prompt's ``(exploration_cap, exploration_floor)``: with ``k``
     live challengers every live arm's share is at least ``min(floor, cap / (2 k))``,
-    which bounds a step's loss (:func:`learner.stats.etest.step_bounds`).
+    which bounds a step's loss (:func:`prompts.routing.least_share`,
+    :func:`learner.stats.etest.step_bounds`).
     """
     rows = list(variants)
     baseline = (0.5 + prompt.base_sum) / (1.0 + prompt.base_n)
@@ -82,7 +83,7 @@ def step_call(
     previous = prompt.previous_champion
     if prompt.probation_variant is not None and previous is not None and config.holds_back:
         # Every rewarded call is a probation step; one without a logged probability
-        # adds nothing (as in learner.policy.concurrent.probation_test).
+        # adds nothing (as the reference in tests/support/etest_reference.py).
         x = 0.0
         if centred is not None:
             x = centred if variant == previous else -centred if variant == champion else 0.0

@@ -62,7 +62,7 @@ from promptlab.learner.projection.handlers.registrations import (
 )
 from promptlab.learner.projection.reads import prefetch
 from promptlab.learner.projection.reward import RewardRule, effective_promotion, rule_from_spec
-from promptlab.learner.projection.state import LearnerState, PromptRow, VariantRow
+from promptlab.learner.projection.rows import LearnerState, PromptRow, VariantRow
 from promptlab.learner.projection.writes import write
 from promptlab.learner.storage import schema as t
 from promptlab.learner.storage.store import Store

@@ -33,7 +33,7 @@ counts as evidence of a gain, so the whole alpha is spent on the direction teste
 
 Everything here is pure arithmetic on floats in a fixed order: replaying the same
 events gives bit-identical wealth. Functions accept numpy arrays (the last axis is
-time), so the simulator (:mod:`learner.policy.scenarios`) runs this very code over
+time), so the simulator (:mod:`bench.scenarios`) runs this very code over
 thousands of runs at once.
 """
 
@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from promptlab.prompts.config import PromotionConfig
+from promptlab.prompts.routing import PROBATION_HOLDBACK
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -199,14 +200,6 @@ def ipw_increment(
     return np.where(served_c, centred, np.where(served_h, -centred, 0.0))
 
 
-def least_share(floor: float, cap: float, challengers: int) -> float:
-    """The smallest routing share a live arm gets (``sidecar.router.floor_shares``):
-    ``min(floor, cap / (2 k))`` with ``k`` challengers; it bounds the increments."""
-    if challengers <= 0 or cap <= 0.0:
-        return floor if floor > 0.0 else 1.0
-    return max(1e-6, min(floor, cap / (2 * challengers)))
-
-
 def probation_length(min_detectable: float, holdback: float, rollback_alpha: float) -> int:
     """Rewarded calls a probation lasts so that a regression of ``min_detectable`` is
     rolled back with about 80% probability.
@@ -215,7 +208,7 @@ def probation_length(min_detectable: float, holdback: float, rollback_alpha: flo
     variance of the increment with rewards of variance <= 1/4 split ``holdback`` /
     ``1 - holdback`` between the previous and the new champion; the factor 2.5 covers
     the bet's learning and the spread of the path (calibrated with
-    :mod:`learner.policy.scenarios`: 5 points worse is rolled back in ~90% of runs).
+    :mod:`bench.scenarios`: 5 points worse is rolled back in ~90% of runs).
     """
     if not 0.0 < holdback < 1.0:
         raise ValueError("holdback must be in (0, 1)")
@@ -230,5 +223,5 @@ def probation_steps(config: PromotionConfig) -> int:
     holdback the length is the same; the comparison is then with a frozen record."""
     if config.probation_samples is not None:
         return config.probation_samples
-    holdback = config.probation_holdback if config.holds_back else 0.2
+    holdback = config.probation_holdback if config.holds_back else PROBATION_HOLDBACK
     return probation_length(config.probation_min_detectable, holdback, config.rollback_alpha)

@@ -29,9 +29,8 @@ the previous period (None when either is unknown or there was no previous period
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +39,7 @@ from sqlalchemy import select
 
 from promptlab.events.snapshots import PeriodTotals, ValueCount, VariableValues
 from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.percentiles import nearest_rank
 from promptlab.learner.storage.schema import MICRO, NANO, OTHER_VALUE
 from promptlab.learner.storage.values import parse_value
 
@@ -86,15 +86,6 @@ def next_start(start: datetime, interval: Interval) -> datetime:
         return start + timedelta(days=7)
     year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
     return start.replace(year=year, month=month)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile ``q`` (0..100) of ``values`` (None when empty)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 @dataclass(slots=True)
@@ -259,8 +250,8 @@ async def period_analytics(
     for k, f in cells.items():
         if f.raw_executions and f.raw_executions >= f.executions:
             f.unique_subjects = len(subjects[k])
-            f.latency_p50_ms = percentile(latencies[k], 50)
-            f.latency_p95_ms = percentile(latencies[k], 95)
+            f.latency_p50_ms = nearest_rank(latencies[k], 0.50)
+            f.latency_p95_ms = nearest_rank(latencies[k], 0.95)
     counts: dict[tuple[datetime, str | None], _Counts] = {}
     for hour, variant, variable, value, count in value_rows:
         f = cell(int(hour) * _HOUR_MS, variant)

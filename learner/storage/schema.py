@@ -107,7 +107,7 @@ variants = Table(
     # and the stream sequence it starts after (0: no test running).
     Column("test_number", BigInteger, nullable=False, server_default="0"),
     Column("test_start", BigInteger, nullable=False, server_default="0"),
-    # Its running state and its futility twin's (JSON, learner.projection.state).
+    # Its running state and its futility twin's (JSON, learner.projection.rows).
     Column("test_state", Text, nullable=False, server_default=""),
 )
 

@@ -25,6 +25,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from promptlab.learner.storage import schema as t
+from promptlab.learner.storage.migrations import migrate
+from promptlab.learner.storage.percentiles import nearest_rank_counts
 from promptlab.learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
 
 LATENCY_BUCKET_BASE = 1.02
@@ -142,12 +144,12 @@ class Store:
     # ------------------------------------------------------------------ lifecycle
 
     async def create(self) -> None:
-        """Create the schema and tables when missing (idempotent)."""
+        """Create the schema and tables when missing, or migrate a store of an earlier
+        version in place (:mod:`learner.storage.migrations`); idempotent."""
         async with self.engine.begin() as conn:
             if self.schema is not None:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
-            await conn.run_sync(t.metadata.create_all)
-            await conn.run_sync(_add_missing_columns, self.schema)
+            await conn.run_sync(migrate, self.schema)
 
     async def drop(self) -> None:
         """Drop every table (and the scratch schema, if any)."""
@@ -156,6 +158,7 @@ class Store:
                 await conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
             else:
                 await conn.run_sync(t.metadata.drop_all)
+                await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -323,19 +326,9 @@ class Store:
 
 
 def _percentiles(buckets: list[tuple[int, int]], quantiles: Sequence[float]) -> list[float | None]:
-    total = sum(c for _, c in buckets)
-    if total == 0:
-        return [None for _ in quantiles]
-    out: list[float | None] = []
-    for q in quantiles:
-        rank = max(1, math.ceil(q * total))
-        seen = 0
-        for bucket, count in buckets:
-            seen += count
-            if seen >= rank:
-                out.append(round(bucket_upper_ms(bucket), 3))
-                break
-    return out
+    """Nearest-rank quantiles of a variant's latency histogram (bucket upper edges)."""
+    edges = [(round(bucket_upper_ms(bucket), 3), count) for bucket, count in buckets]
+    return [nearest_rank_counts(edges, q) for q in quantiles]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -360,23 +353,3 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
-
-
-def _add_missing_columns(conn: Any, schema: str | None) -> None:
-    """Columns added to an existing table since a store was created (``create_all``
-    makes missing tables only). Each has a server default, so old rows stay valid."""
-    from sqlalchemy import inspect
-
-    inspector = inspect(conn)
-    for table in (t.variants, t.prompt_state):
-        present = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
-        for column in table.columns:
-            if column.name not in present and column.server_default is not None:
-                kind = column.type.compile(dialect=conn.dialect)
-                default = column.server_default.arg  # type: ignore[attr-defined]
-                name = table.name if schema is None else f'"{schema}".{table.name}'
-                conn.execute(
-                    text(
-                        f"ALTER TABLE {name} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT '{default}'"
-                    )
-                )

@@ -74,29 +74,10 @@ async def collect(
     end: datetime | None = None,
     top: int = 5,
 ) -> PeriodReport:
-    from promptlab.learner.storage.periods import period_analytics
-    from promptlab.learner.storage.store import Store
+    from promptlab.reads import open_queries
 
-    store = Store(settings.storage.url)
-    try:
-        await store.create()
-        return await period_analytics(
-            store, prompt_id, interval=interval, start=start, end=end, top=top
-        )
-    finally:
-        await store.close()
-
-
-async def report_json(
-    settings: Settings,
-    prompt_id: str,
-    interval: str,
-    start: datetime | None,
-    end: datetime | None,
-) -> dict[str, Any]:
-    """The JSON of :func:`collect` (what ``/admin/prompts/{id}/analytics`` serves)."""
-    report = await collect(settings, prompt_id, interval, start, end)  # type: ignore[arg-type]
-    return report.to_dict()
+    async with open_queries(settings) as queries:
+        return await queries.analytics(prompt_id, interval, start, end, top)
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:

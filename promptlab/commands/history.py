@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from promptlab.learner.storage.history import VersionEntry
@@ -19,21 +19,10 @@ if TYPE_CHECKING:
 
 
 async def collect(settings: Settings, prompt_id: str, variant: str | None) -> list[VersionEntry]:
-    from promptlab.learner.storage.history import variant_history
-    from promptlab.learner.storage.store import Store
+    from promptlab.reads import open_queries
 
-    store = Store(settings.storage.url)
-    try:
-        await store.create()
-        return await variant_history(store, prompt_id, variant)
-    finally:
-        await store.close()
-
-
-async def history_json(settings: Settings, prompt_id: str, variant: str | None) -> dict[str, Any]:
-    """What ``/admin/prompts/{id}/history`` serves."""
-    entries = await collect(settings, prompt_id, variant)
-    return {"prompt_id": prompt_id, "versions": [e.to_dict() for e in entries]}
+    async with open_queries(settings) as queries:
+        return await queries.history(prompt_id, variant)
 
 
 def history(args: argparse.Namespace, settings: Settings) -> int:

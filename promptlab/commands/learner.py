@@ -37,34 +37,22 @@ from promptlab.events.models import (
     PromoteCommand,
     RollbackCommand,
 )
-from promptlab.learner.analysis import analyze, rng_for
 from promptlab.learner.projection.commands import answer_id
 from promptlab.learner.projection.reward import (
     effective_promotion,
     routing_from_prompts,
     rules_from_prompts,
 )
+from promptlab.learner.queries import COUNTERS
 from promptlab.learner.replay import ReplayReport, catch_up, compare, rebuild
 from promptlab.learner.storage.store import Store
-from promptlab.learner.storage.view import load_view
-from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir
+from promptlab.reads import open_queries, prompt_files
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _prompts(settings: Settings) -> dict[str, PromptSpec]:
-    try:
-        return load_prompt_dir(settings.prompts.dir)
-    except PromptFileError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        raise SystemExit(2) from None
-    except FileNotFoundError:
-        return {}
 
 
 async def _with_bus(settings: Settings, work: Callable[[EventBus], Awaitable[int]]) -> int:
@@ -95,7 +83,7 @@ async def run_replay(settings: Settings, bus: EventBus, *, attempts: int = 3) ->
     A learner that is running moves the live database on; when its position changed
     during the comparison, the scratch projection catches up and compares again.
     """
-    prompts = _prompts(settings)
+    prompts = prompt_files(settings, strict=True)
     live = Store(settings.storage.url)
     await live.create()
     durable = settings.learner.durable
@@ -181,126 +169,17 @@ def _print_replay(report: ReplayReport) -> None:
 # --------------------------------------------------------------------------- stats
 
 
-COUNTERS = (
-    ("dead_letters", "dead-lettered events"),
-    ("feedback_pending", "feedback waiting for its execution"),
-    (
-        "feedback_dropped",
-        "feedback dropped (its execution never came within learner.feedback_wait_s)",
-    ),
-    ("feedback_rejected", "feedback refused (off the reward scale, or NaN)"),
-    ("feedback_replaced", "feedback replaced by a later one (learner.feedback_repeat = last)"),
-    ("feedback_ignored", "repeated feedback ignored (learner.feedback_repeat = first)"),
-)
-"""The learner counters ``stats`` shows, with what they mean."""
-
-
-async def collect_learner(settings: Settings) -> dict[str, Any]:
-    """The lease of the store (is a learner active, which one) and the learner's counters."""
-    from sqlalchemy import func, select
-
-    from promptlab.learner.lease import lease_status
-    from promptlab.learner.storage import schema as t
-
-    store = Store(settings.storage.url)
-    try:
-        await store.create()
-        lease = await lease_status(store)
-        counters = {name: value for name, value in await store.dump(t.learner_counters)}
-        async with store.engine.connect() as conn:
-            pending = await conn.scalar(select(func.count()).select_from(t.pending_feedback))
-        counters["feedback_pending"] = int(pending or 0)
-    finally:
-        await store.close()
-    return {
-        "lease": {**lease.to_dict(), "text": lease.describe()},
-        "counters": {name: int(counters.get(name, 0)) for name, _ in COUNTERS},
-    }
-
-
-async def collect_stats(
-    settings: Settings, prompt_filter: str | None = None, *, show_all: bool = False
-) -> list[dict[str, Any]]:
-    """Per prompt: champion, variants with their figures, leader, lift, recommendation.
-
-    Archived variants are left out (and counted in ``hidden_archived``) unless ``show_all``.
-    """
-    from sqlalchemy import select
-
-    from promptlab.learner.projection.definitions import specs_from_rows
-    from promptlab.learner.storage import schema as t
-
-    prompts = _prompts(settings)
-    store = Store(settings.storage.url)
-    out = []
-    try:
-        await store.create()
-        async with store.engine.connect() as conn:
-            rows = await conn.execute(select(t.prompt_definitions))
-            defined = specs_from_rows(r._mapping for r in rows)
-        for prompt_id in await store.prompt_ids():
-            if prompt_filter and prompt_id != prompt_filter:
-                continue
-            spec = prompts.get(prompt_id) or defined.get(prompt_id)
-            config = effective_promotion(spec, settings.learner.promotion)
-            cap = spec.routing.exploration_cap if spec else 0.2
-            view = await load_view(store, prompt_id, config, exploration_cap=cap)
-            if view is None:
-                continue
-            analysis = analyze(view, rng_for(settings.learner.seed, view.last_sequence))
-            variants = []
-            hidden = 0
-            for arm in view.arms.values():
-                if arm.lifecycle == "archived" and not show_all:
-                    hidden += 1
-                    continue
-                a = analysis.arms.get(arm.variant)
-                life = arm.lifetime
-                variants.append(
-                    {
-                        "variant": arm.variant,
-                        "status": arm.status,
-                        "lifecycle": arm.lifecycle,
-                        "model": arm.model,
-                        "version": arm.version,
-                        "executions": life.executions if life else 0,
-                        "n": arm.n,
-                        "reward_mean": a.mean if a else None,
-                        "reward_interval": [a.low, a.high] if a and a.low is not None else None,
-                        "p_best": a.p_best if a else None,
-                        "p_beats_champion": a.p_beats_champion if a else None,
-                        "error_rate": life.error_rate if life else 0.0,
-                        "cost_mean_usd": life.cost_mean if life else 0.0,
-                        "latency_p50_ms": arm.latency_p50_ms,
-                        "latency_p95_ms": arm.latency_p95_ms,
-                    }
-                )
-            out.append(
-                {
-                    "prompt_id": prompt_id,
-                    "champion": view.champion,
-                    "paused": view.paused,
-                    "evaluation_window": config.evaluation_window,
-                    "sequence": view.last_sequence,
-                    "variants": variants,
-                    "hidden_archived": hidden,
-                    "leader": analysis.leader,
-                    "lift": analysis.lift,
-                    "lift_interval": [analysis.lift_low, analysis.lift_high]
-                    if analysis.lift_low is not None
-                    else None,
-                    "recommendation": analysis.recommendation,
-                }
-            )
-    finally:
-        await store.close()
-    return out
+async def collect(
+    settings: Settings, prompt_filter: str | None, *, show_all: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The learner's status and the prompts' figures, from one opening of the store."""
+    async with open_queries(settings) as queries:
+        return await queries.learner_status(), await queries.stats(prompt_filter, show_all=show_all)
 
 
 def stats_command(args: argparse.Namespace, settings: Settings) -> int:
     """``promptlab stats``."""
-    learner = asyncio.run(collect_learner(settings))
-    data = asyncio.run(collect_stats(settings, args.prompt, show_all=args.all))
+    learner, data = asyncio.run(collect(settings, args.prompt, show_all=args.all))
     if args.json:
         print(json.dumps({"learner": learner, "prompts": data}, indent=2))
         return 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import importlib
 import logging
 import os
@@ -34,8 +33,6 @@ from typing import Any
 from aiohttp import web
 
 from promptlab import startup
-from promptlab.commands.analytics import report_json
-from promptlab.commands.history import history_json
 from promptlab.events.bus import BusUnavailable, EventBus
 from promptlab.events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from promptlab.events.jetstream import JetStreamBus
@@ -43,6 +40,7 @@ from promptlab.events.publisher import EventPublisher
 from promptlab.logs import ACCESS_LOGGER
 from promptlab.online import online_evaluation
 from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir
+from promptlab.reads import StoreReads
 from promptlab.settings import Settings
 from promptlab.sidecar import keys
 from promptlab.sidecar.access_log import AccessLogger
@@ -278,8 +276,10 @@ async def serve(
     app = create_app(
         settings, prompts=prompts, publisher=publisher, bus=bus, feedback_policy=policy
     )
-    app[keys.ANALYTICS] = functools.partial(report_json, settings)
-    app[keys.HISTORY] = functools.partial(history_json, settings)
+    reads = StoreReads(settings)
+    app.cleanup_ctx.append(reads.cleanup_ctx)
+    app[keys.ANALYTICS] = reads.analytics
+    app[keys.HISTORY] = reads.history
     runner = GuardedAppRunner(
         app,
         header_timeout=server.header_timeout_s,

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from polling import until
 
 from promptlab.events.bus import BusError, BusUnavailable, Consumer, Delivery, EventBus
 from promptlab.events.embedded import NatsServerProcess
@@ -222,7 +223,7 @@ class TestBusContract:
         await bus.publish(execution(1))  # another subject: not seen
         wanted = FeedbackReceived(execution_id="e", name="thumbs_up", value=True)
         await bus.publish(wanted)
-        await _poll(lambda: wanted in received)
+        await until(lambda: wanted in received)
         assert all(isinstance(e, FeedbackReceived) for e in received)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -296,10 +297,3 @@ async def _until(
             await asyncio.wait_for(flag.wait(), 0.05)
         except TimeoutError:
             pass
-
-
-async def _poll(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)

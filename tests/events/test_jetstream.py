@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from polling import until
 
 from promptlab.events.bus import BusError, BusUnavailable, Delivery
 from promptlab.events.config import NatsSettings
@@ -18,13 +19,6 @@ from promptlab.events.subjects import STREAM_NAME
 
 def feedback(n: int) -> FeedbackReceived:
     return FeedbackReceived(execution_id=f"e{n}", name="thumbs_up", value=True)
-
-
-async def wait_for(condition: object, within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 async def test_no_server_is_bus_unavailable_within_the_connect_timeout() -> None:
@@ -59,14 +53,14 @@ async def test_survives_a_server_restart(nats_server: NatsServerProcess) -> None
         await d.ack()
 
     nats_server.stop()
-    await wait_for(lambda: not bus.connected)
+    await until(lambda: not bus.connected)
     with pytest.raises(BusUnavailable):
         await bus.publish(feedback(2))
     with pytest.raises(BusUnavailable):
         await bus.publish_many([feedback(2)])
 
     nats_server.start()
-    await wait_for(lambda: bus.connected)
+    await until(lambda: bus.connected)
     ack = await bus.publish(feedback(3))
     assert ack.sequence == 2
     got: list[Delivery] = []
@@ -85,11 +79,11 @@ async def test_stream_is_recreated_when_the_server_comes_back_empty(
     await bus.start()
     await bus.publish(feedback(1))
     nats_server.stop()
-    await wait_for(lambda: not bus.connected)
+    await until(lambda: not bus.connected)
     blank = NatsServerProcess(tmp_path / "blank-store", port=nats_server.port)
     blank.start()
     try:
-        await wait_for(lambda: bus.connected)
+        await until(lambda: bus.connected)
 
         async def publish_works() -> bool:
             try:

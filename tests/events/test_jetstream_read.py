@@ -117,3 +117,18 @@ async def test_a_follower_whose_consumer_vanishes_fails_instead_of_spinning(
     with pytest.raises(BusError):
         await asyncio.wait_for(follower.__anext__(), 10)
     await follower.aclose()  # type: ignore[attr-defined]
+
+
+async def test_the_installed_nats_py_still_calls_the_raw_read_path(
+    jetstream_bus: JetStreamBus,
+) -> None:
+    """The fast path overrides nats-py internals; a nats-py that stops calling them would
+    fall back silently (same result, a fraction of the speed). This fails instead."""
+    assert callable(getattr(Client, "_process_msg", None))
+    assert callable(getattr(Client, "_parse_header_lines", None))
+    await jetstream_bus.publish_many([execution(i) for i in range(5)])
+    nc = jetstream_bus._nc
+    assert isinstance(nc, RawClient)
+    before = nc.raw_deliveries
+    assert len(await _read_all(jetstream_bus)) == 5
+    assert nc.raw_deliveries >= before + 5

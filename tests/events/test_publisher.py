@@ -6,6 +6,8 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
+from polling import until
+
 from promptlab.events.embedded import NatsServerProcess
 from promptlab.events.memory import MemoryBus
 from promptlab.events.models import ExecutionCompleted
@@ -18,13 +20,6 @@ def execution(n: int) -> ExecutionCompleted:
 
 async def stream_ids(bus: object) -> list[str]:
     return [e.event_id async for _, e, _ in bus.read() if e is not None]  # type: ignore[attr-defined]
-
-
-async def poll(condition: object, within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 async def test_publishes_in_batches(tmp_path: Path) -> None:
@@ -49,7 +44,7 @@ async def test_outage_spills_to_outbox_then_drains_without_duplicates(tmp_path: 
     sent = [execution(i) for i in range(55)]
     for event in sent:
         publisher.publish(event)
-    await poll(lambda: publisher.outbox_pending == 55)
+    await until(lambda: publisher.outbox_pending == 55)
     assert not publisher.healthy and publisher.outbox_active
     assert publisher.spilled_to_outbox == 55 and publisher.queue_depth == 0
     assert not await publisher.flush(0.05)
@@ -116,7 +111,7 @@ async def test_nats_restart_mid_stream_keeps_every_event_exactly_once(
     for i in range(600):
         if i == 200:
             nats_server.stop()
-            await poll(lambda: not bus.connected)
+            await until(lambda: not bus.connected)
         if i == 400:
             assert publisher.outbox_pending > 0  # the outage really went to disk
             nats_server.start()
@@ -157,7 +152,7 @@ async def test_events_trickling_in_within_the_linger_go_as_one_batch(tmp_path: P
     for event in sent:
         publisher.publish(event)
         await asyncio.sleep(0.01)  # one at a time, as calls finish
-    await poll(lambda: publisher.published == 5)
+    await until(lambda: publisher.published == 5)
     assert bus.batches == [5]
     assert await stream_ids(bus) == [e.event_id for e in sent]
     await publisher.close()
@@ -169,7 +164,7 @@ async def test_flush_and_a_full_batch_cut_the_linger_short(tmp_path: Path) -> No
     await publisher.start()
     for i in range(10):
         publisher.publish(execution(i))
-    await poll(lambda: publisher.published == 10, within=2.0)
+    await until(lambda: publisher.published == 10, within=2.0)
     publisher.publish(execution(10))
     loop = asyncio.get_running_loop()
     started = loop.time()

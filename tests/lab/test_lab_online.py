@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from lab_fixtures import providers, upstream  # noqa: F401 (pytest fixtures)
 from lab_upstream import LabUpstream
+from polling import until
 
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.models import CapturedContent, ExecutionCompleted, FeedbackReceived
@@ -91,7 +92,7 @@ async def test_scores_reach_the_learner_as_the_reward(
             await jetstream_bus.publish(live("garbled", "b", "quality=0.5 GARBLE"))
             await jetstream_bus.publish(live("failed", "b", "", status="error"))
             await jetstream_bus.publish(live("offline", "b", "quality=1", source="offline"))
-            await _until(
+            await until(
                 lambda: (
                     evaluator.counters.published == len(scores) and evaluator.counters.errors == 1
                 )
@@ -147,13 +148,6 @@ async def test_no_content_no_evaluation(memory_bus: object, providers: Providers
     event = live("x", "a", "quality=1").model_copy(update={"content": None})
     assert await evaluator.handle(event) is None
     assert evaluator.counters.no_content == 1
-
-
-async def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def _subscribed(bus: JetStreamBus, evaluator: OnlineEvaluator) -> None:

@@ -129,7 +129,7 @@ async def test_zero_interval_publishes_no_analytics(bus: MemoryBus, tmp_path: Pa
 
 async def test_the_day_series_is_reused_until_it_is_due(bus: MemoryBus, tmp_path: Path) -> None:
     """Within ``day_refresh_s`` a round rebuilds the hours and reuses the days."""
-    from promptlab.learner.analytics_snapshots import AnalyticsWriter
+    from promptlab.learner.snapshots.analytics import AnalyticsWriter
 
     settings = LearnerSettings(batch_size=50, snapshot_interval_ms=10, analytics_interval_s=0)
     clock = [0.0]

@@ -40,7 +40,15 @@ def test_bets_are_never_negative_and_never_lose_more_than_half() -> None:
     assert float(bet(-5.0, 10.0, 100, 0.0, 20.0)) == 0.0
     lam = float(bet(100.0, 101.0, 100, 0.0, 20.0))  # Kelly 0.46, above the cap
     assert lam == pytest.approx(0.5 / 20.0)
-    assert 1 + lam * (-20.0) == pytest.approx(0.5)
+    # Whatever the history, the worst step (a loss of the bound) keeps half the wealth.
+    for sum_y, sum_y2, n, null, bound in [
+        (3.0, 4.0, 10, 0.0, 2.0),
+        (50.0, 60.0, 200, 0.01, 8.0),
+        (0.5, 100.0, 3, -0.02, 40.0),
+        (1e3, 1e3, 1000, 0.0, 1.5),
+    ]:
+        worst = 1 + float(bet(sum_y, sum_y2, n, null, bound)) * (-bound)
+        assert worst >= 0.5 - 1e-12
 
 
 def test_a_null_with_drift_and_changing_allocation_rarely_crosses() -> None:

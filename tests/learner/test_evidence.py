@@ -1,6 +1,6 @@
 """The projection's incremental same-period tests equal the tests recomputed from the
-stored rewards (:func:`learner.policy.concurrent.concurrent_tests` and
-:func:`~learner.policy.concurrent.probation_test`), and do not depend on batch sizes."""
+stored rewards (``tests/support/etest_reference.py``: ``concurrent_tests`` and
+``probation_test``), and do not depend on batch sizes."""
 
 from __future__ import annotations
 
@@ -9,14 +9,10 @@ import random
 from pathlib import Path
 
 import pytest
+from etest_reference import RewardStep, concurrent_tests, probation_test
 from learner_factories import deliveries, execution, feedback, registered
 
 from promptlab.events.models import ArmEvidence, BaseEvent, Evidence, RoutingInfo, VariantPromoted
-from promptlab.learner.policy.concurrent import (
-    RewardStep,
-    concurrent_tests,
-    probation_test,
-)
 from promptlab.learner.projection.reward import RewardRule
 from promptlab.learner.projection.transaction import Projection
 from promptlab.learner.stats.etest import probation_steps

@@ -12,7 +12,7 @@ def test_import_learner_loads_no_aiohttp_textual_or_litellm() -> None:
     code = (
         "import json, sys\n"
         "import promptlab.learner, promptlab.learner.service, promptlab.learner.projection.transaction\n"
-        "import promptlab.learner.replay, promptlab.learner.storage.analytics\n"
+        "import promptlab.learner.replay, promptlab.learner.storage.periods\n"
         "names = ('aiohttp', 'textual', 'litellm', 'promptlab.sidecar', 'promptlab.tui')\n"
         "print(json.dumps(sorted(m for m in names if m in sys.modules)))\n"
     )

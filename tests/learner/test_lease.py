@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from learner_factories import execution, feedback
+from polling import until
 
 from promptlab.events.embedded import NatsServerProcess
 from promptlab.events.jetstream import JetStreamBus
@@ -119,15 +120,6 @@ def spawn(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def poll(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError(what)
-
-
 @pytest.mark.slow
 async def test_two_learners_one_active_standby_takes_over_after_a_kill(
     nats_server: NatsServerProcess, tmp_path: Path
@@ -145,7 +137,9 @@ async def test_two_learners_one_active_standby_takes_over_after_a_kill(
     second: subprocess.Popen[bytes] | None = None
     try:
         await bus.publish_many(events[: N // 2])
-        await poll(lambda: _position_above(live, 0), 30, "the first learner never applied anything")
+        await until(
+            lambda: _position_above(live, 0), 30, "the first learner never applied anything"
+        )
         status = await lease_status(live)
         assert status.state == "active" and status.pid == first.pid
 
@@ -154,9 +148,9 @@ async def test_two_learners_one_active_standby_takes_over_after_a_kill(
         async def standby_logged() -> bool:
             return "standby" in (tmp_path / "second.log").read_text()
 
-        await poll(standby_logged, 30, "the second learner did not say it stands by")
+        await until(standby_logged, 30, "the second learner did not say it stands by")
         await bus.publish_many(events[N // 2 : N])
-        await poll(lambda: _position_above(live, N // 2 - 1), 30, "first learner stuck")
+        await until(lambda: _position_above(live, N // 2 - 1), 30, "first learner stuck")
         assert (await lease_status(live)).pid == first.pid  # the standby applied nothing
 
         first.send_signal(signal.SIGKILL)
@@ -165,19 +159,19 @@ async def test_two_learners_one_active_standby_takes_over_after_a_kill(
         await bus.publish_many(events[N:])
         last = await bus.last_sequence()
         started = time.monotonic()
-        await poll(lambda: _position_above(live, killed_at), 30, "the standby did not take over")
+        await until(lambda: _position_above(live, killed_at), 30, "the standby did not take over")
         took = time.monotonic() - started
         print(f"killed at {killed_at}; the standby applied events {took:.2f}s later")
         assert took < 2 + 2.0  # lease_s, plus the standby's own start on a busy machine
         assert (await lease_status(live)).pid == second.pid
-        await poll(lambda: _position_above(live, last - 1), 60, "the standby did not catch up")
+        await until(lambda: _position_above(live, last - 1), 60, "the standby did not catch up")
         assert "taking over" in (tmp_path / "second.log").read_text()
 
         async def status_names_the_standby() -> bool:
             entry = await bus.kv_get(Bucket.LEARNER.value, "status")
             return entry is not None and LearnerStatus.decode(entry.value or b"").pid == second.pid
 
-        await poll(status_names_the_standby, 10, "the new learner's status is not in KV")
+        await until(status_names_the_standby, 10, "the new learner's status is not in KV")
 
         single = Store(f"sqlite+aiosqlite:///{tmp_path / 'single.db'}")
         await single.create()

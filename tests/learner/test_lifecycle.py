@@ -23,7 +23,7 @@ from promptlab.events.models import (
 from promptlab.learner.analysis import analyze, rng_for
 from promptlab.learner.projection.reward import RewardRule
 from promptlab.learner.projection.transaction import Projection
-from promptlab.learner.snapshots import build_snapshots
+from promptlab.learner.snapshots.routing import build_snapshots
 from promptlab.learner.storage.store import Store
 from promptlab.learner.storage.view import load_view
 from promptlab.prompts import load_prompt_dir

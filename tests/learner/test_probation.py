@@ -16,7 +16,7 @@ from promptlab.learner.analysis import analyze, prompt_state, rng_for
 from promptlab.learner.decide import default_policy
 from promptlab.learner.projection.reward import RewardRule
 from promptlab.learner.projection.transaction import Projection
-from promptlab.learner.snapshots import build_snapshots
+from promptlab.learner.snapshots.routing import build_snapshots
 from promptlab.learner.stats.sequential import msprt
 from promptlab.learner.storage.store import Store
 from promptlab.learner.storage.view import load_view

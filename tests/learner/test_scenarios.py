@@ -7,9 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from promptlab.learner.policy.scenario_routing import CHALLENGER, CHAMPION, allocate
-from promptlab.learner.policy.scenarios import Row, _Sim, simulate
-from promptlab.sidecar.router import cap_exploration, floor_shares
+from bench.scenario_routing import CHALLENGER, CHAMPION, HOLDBACK, allocate, least_shares
+from bench.scenarios import Row, _Sim, simulate
+from promptlab.prompts.routing import (
+    cap_exploration,
+    challenger_floor,
+    floor_shares,
+    with_holdback,
+)
 
 
 def test_same_seed_same_outcome() -> None:
@@ -35,7 +40,26 @@ def test_routing_shares_are_the_sidecars() -> None:
         arms = [i for i in range(4) if live[r, i]]
         want = floor_shares(cap_exploration([pbest[r, i] for i in arms], 0, 0.2), 0, 0.2, 0.05)
         assert [got[r, i] for i in arms] == pytest.approx(want, abs=1e-12)
-        assert min(want) >= min(0.05, 0.2 / (2 * (len(arms) - 1))) - 1e-12
+        assert min(want) >= challenger_floor(0.05, 0.2, len(arms) - 1) - 1e-12
+    least = least_shares(sim.status, 0.2, 0.05)
+    for r in range(200):
+        k = int((sim.status[r] == CHALLENGER).sum())
+        assert least[r] == pytest.approx(challenger_floor(0.05, 0.2, k), abs=1e-15)
+
+
+def test_holdback_shares_are_the_sidecars() -> None:
+    row = Row("probation", (0.5, 0.5, 0.5), horizon=1_000)
+    sim = _Sim(row, 50, seed=1)
+    sim.status[:, 0] = CHAMPION
+    sim.status[:, 1] = CHALLENGER
+    sim.status[:, 2] = HOLDBACK
+    rng = np.random.default_rng(3)
+    pbest = np.zeros((50, 3))
+    pbest[:, :2] = rng.dirichlet(np.ones(2), 50)
+    got = allocate(pbest, sim.status, 0.2, 0.05, 0.2)
+    for r in range(50):
+        base = floor_shares(cap_exploration(list(pbest[r, :2]), 0, 0.2), 0, 0.2, 0.05)
+        assert list(got[r]) == pytest.approx(with_holdback(base, 0.2), abs=1e-12)
 
 
 def test_small_rows_behave() -> None:

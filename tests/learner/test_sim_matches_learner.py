@@ -4,8 +4,9 @@ and rollback thresholds at the very call where the simulator acted."""
 
 from __future__ import annotations
 
-from promptlab.learner.policy.concurrent import RewardStep, concurrent_tests, probation_test
-from promptlab.learner.policy.scenarios import Policy, Row, _Sim, probation_length
+from etest_reference import RewardStep, concurrent_tests, probation_test
+
+from bench.scenarios import Policy, Row, _Sim, probation_length
 
 
 def _steps(trace: list[tuple[int, int, float, float]]) -> list[RewardStep]:

@@ -190,3 +190,15 @@ def test_fractional_rewards_get_a_posterior_as_wide_as_their_spread() -> None:
     few = moment_posterior(3, 2.1, 3 * 0.49)
     assert few.mean == pytest.approx(0.7, abs=0.05) and math.isfinite(few.alpha)
     assert few.alpha + few.beta < 30
+
+
+def test_one_percentile_rule_for_raw_values_and_the_histogram() -> None:
+    from promptlab.learner.storage.percentiles import nearest_rank, nearest_rank_counts
+
+    values = [5.0, 1.0, 3.0, 2.0, 4.0, 4.0, 9.0, 7.0, 6.0, 8.0]
+    counts = sorted((v, values.count(v)) for v in set(values))
+    for q in (0.0, 0.1, 0.5, 0.9, 0.95, 0.99, 1.0):
+        assert nearest_rank(values, q) == nearest_rank_counts(counts, q)
+    assert nearest_rank(values, 0.5) == 4.0  # rank 5 of 10: an observed value, never 4.5
+    assert nearest_rank(values, 0.95) == 9.0
+    assert nearest_rank([], 0.5) is None and nearest_rank_counts([], 0.5) is None

@@ -5,13 +5,12 @@ file does the same."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
 from learner_factories import T0, at, deliveries, execution, feedback
+from polling import until
 
 from promptlab.events.embedded import NatsServerProcess
 from promptlab.events.jetstream import JetStreamBus
@@ -106,13 +105,6 @@ template = "Hello"
 """
 
 
-async def poll(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 def spec(template: str) -> PromptSpec:
     import tomllib
 
@@ -145,7 +137,7 @@ async def test_a_template_edited_in_the_prompt_file_is_a_new_version_at_zero(
         ) as learner:
             await learner.wait_for(
                 lambda: (
-                    learner.projection.state.variants[("greet", "a")].version
+                    learner.projection.rows.variants[("greet", "a")].version
                     == after.variant("a").version
                 )
             )
@@ -167,7 +159,7 @@ async def test_a_template_edited_in_the_prompt_file_is_a_new_version_at_zero(
                 arms = {a.variant: a for a in RoutingSnapshot.decode(entry.value).arms}
                 return "a" in arms and arms["a"].version == after.variant("a").version
 
-            await poll(routing_has_the_new_version)
+            await until(routing_has_the_new_version)
             live = learner.store
             single = Store(f"sqlite+aiosqlite:///{tmp_path / 'single.db'}")
             await single.create()

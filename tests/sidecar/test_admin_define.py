@@ -5,12 +5,12 @@ a restart, a prompt file's precedence, archived variants hidden unless ``?all=1`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import MakeSidecar
+from polling import until
 from test_feedback_admin import call
 
 from promptlab.cli import main
@@ -39,14 +39,6 @@ def faq(**changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Wait for ``check()`` with a deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def ask(url: str, question: str = "Where is my order?") -> tuple[int, Any]:

@@ -6,14 +6,13 @@ and still served, updated, after a restart."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import until_sync
 from serving import Serve, write_config
 
 from promptlab.cli import main
@@ -64,13 +63,6 @@ def ask(served: Serve) -> tuple[int, Any, dict[str, str]]:
     return request("POST", served.url + "/v1/chat/completions", body)
 
 
-def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_api_prompt_through_serve_replica_learner_and_restart(
     tmp_path: Path, nats_server: NatsServerProcess, capsys: pytest.CaptureFixture[str]
@@ -100,7 +92,7 @@ def test_api_prompt_through_serve_replica_learner_and_restart(
             stats = shown["variants"][0]["stats"]
             return bool(stats and stats["rewarded"] == 1 and stats["reward_mean"] == 1.0)
 
-        until(rewarded_by_its_own_rule)
+        until_sync(rewarded_by_its_own_rule)
 
         with Serve(config_b, learner=False) as b:
             assert ask(b)[0] == 200  # loaded from KV before it served
@@ -116,13 +108,13 @@ def test_api_prompt_through_serve_replica_learner_and_restart(
                 shown = request("GET", a.url + "/admin/prompts/faq")[1]
                 return bool(shown["variants"][0]["version"] == new_version)
 
-            until(a_has_it)
+            until_sync(a_has_it)
 
             def history_has_it() -> bool:
                 status, body, _ = request("GET", a.url + "/admin/prompts/faq/history?variant=short")
                 return status == 200 and len(body["versions"]) == 2
 
-            until(history_has_it)
+            until_sync(history_has_it)
             assert b.terminate() == 0
         assert a.terminate() == 0
 

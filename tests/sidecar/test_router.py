@@ -9,7 +9,8 @@ from conftest import summarize_prompt
 
 from promptlab.events.snapshots import ArmPosterior, RoutingSnapshot
 from promptlab.prompts import PromptSpec
-from promptlab.sidecar.router import Router, floor_shares
+from promptlab.prompts.routing import floor_shares
+from promptlab.sidecar.router import Router
 
 DRAWS = 20_000
 

@@ -5,11 +5,10 @@ on every replica through the KV bucket."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import Callable
 
 from conftest import summarize_prompt
+from polling import until
 
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.snapshots import ArmPosterior, RoutingSnapshot
@@ -98,13 +97,6 @@ def test_an_assignment_survives_the_kv_round_trip_and_old_entries_still_decode()
     assert old.probability == 0.2 and old.keeps(0.01)  # point 0: kept while the arm is live
 
 
-async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_replicas_share_assignments_through_the_kv_bucket(
     jetstream_bus: JetStreamBus,
 ) -> None:
@@ -115,7 +107,7 @@ async def test_replicas_share_assignments_through_the_kv_bucket(
     ]
     try:
         chosen = {f"u{i}": first.decide("summarize", f"u{i}").variant for i in range(50)}
-        await _until(lambda: len(second.assignments) == 50)
+        await until(lambda: len(second.assignments) == 50)
         # The second replica has moved on to another table, yet keeps every subject.
         second.apply_snapshot(snap(7, v1=(100, 900), v2=(900, 100)))
         assert {s: second.decide("summarize", s).variant for s in chosen} == chosen

@@ -2,7 +2,7 @@
 
 A decision event (promotion, rollback, retirement, pause, lifecycle change, rejection)
 changes the prompt's state when it is *projected* from the stream, not when the learner
-decided it, and adds a row to the decision log (:mod:`learner.projection.decisions`).
+decided it, and adds a row to the decision log (:mod:`learner.projection.decision_log`).
 A decision this learner published is then no longer in flight (its outbox row goes). An
 operator command is judged here, at its own position in the stream
 (:mod:`learner.projection.commands`), and its answer written to the outbox.
@@ -28,10 +28,17 @@ from promptlab.events.models import (
 )
 from promptlab.learner.projection.batch import N_AGG, Batch, named
 from promptlab.learner.projection.commands import Command, carry_out
-from promptlab.learner.projection.decisions import decision_record
+from promptlab.learner.projection.decision_log import decision_record
 from promptlab.learner.projection.evidence import start_test, stop_test
-from promptlab.learner.projection.state import PromptRow, new_test
+from promptlab.learner.projection.rows import PromptRow, new_test
 from promptlab.learner.stats.etest import probation_steps
+from promptlab.learner.statuses import (
+    StatusChanges,
+    after_probation,
+    after_promotion,
+    after_retirement,
+    after_rollback,
+)
 from promptlab.learner.storage.view import window_minutes
 
 
@@ -48,9 +55,9 @@ def decision(b: Batch, seq: int, ev: Any) -> None:
             on_probation = probation_steps(config) > 0
             if prompt.probation_variant is not None:
                 end_probation(b, ev.prompt_id, prompt)  # an operator's promotion
-            if prompt.champion is not None:
-                held = on_probation and config.holds_back
-                b.set_status(ev.prompt_id, prompt.champion, "holdback" if held else "challenger")
+            changes = after_promotion(
+                prompt.champion, ev.variant, probation=on_probation, holds_back=config.holds_back
+            )
             baseline = (
                 {}
                 if prompt.champion is None
@@ -63,18 +70,15 @@ def decision(b: Batch, seq: int, ev: Any) -> None:
             prompt.last_decision_sequence = seq
             prompt.probation_steps = 0
             prompt.probation_test = new_test()
-            if on_probation:
-                prompt.probation_variant = ev.variant
-                b.set_status(ev.prompt_id, ev.variant, "probation")
-            else:
-                prompt.probation_variant = None
-                b.set_status(ev.prompt_id, ev.variant, "champion")
+            prompt.probation_variant = ev.variant if on_probation else None
+            set_statuses(b, ev.prompt_id, changes)
             start_tests(b, ev.prompt_id, seq, restart=True)
         case VariantRolledBack() if ev.variant == prompt.champion:
-            b.set_status(
-                ev.prompt_id, ev.variant, "retired" if ev.reason == "auto" else "challenger"
+            set_statuses(
+                b,
+                ev.prompt_id,
+                after_rollback(ev.variant, ev.restored, automatic=ev.reason == "auto"),
             )
-            b.set_status(ev.prompt_id, ev.restored, "champion")
             prompt.champion = ev.restored
             prompt.previous_champion = None
             prompt.probation_variant = None
@@ -83,7 +87,7 @@ def decision(b: Batch, seq: int, ev: Any) -> None:
             prompt.last_decision_sequence = seq
             start_tests(b, ev.prompt_id, seq, restart=True)
         case VariantRetired() if ev.variant != prompt.champion:
-            b.set_status(ev.prompt_id, ev.variant, "retired")
+            set_statuses(b, ev.prompt_id, after_retirement(ev.variant))
             prompt.last_decision_sequence = seq
             start_tests(b, ev.prompt_id, seq)
         case ExplorationPaused():
@@ -117,14 +121,21 @@ def end_probation(b: Batch, prompt_id: str, prompt: PromptRow) -> None:
     """Probation served without a rollback: a full champion from here on, and the
     holdback an ordinary challenger again."""
     assert prompt.probation_variant is not None
-    b.set_status(prompt_id, prompt.probation_variant, "champion")
     previous = prompt.previous_champion
-    if previous is not None:
-        row = b.state.variants.get((prompt_id, previous))
-        if row is not None and row.status == "holdback":
-            b.set_status(prompt_id, previous, "challenger")
+    row = None if previous is None else b.state.variants.get((prompt_id, previous))
+    set_statuses(
+        b,
+        prompt_id,
+        after_probation(prompt.probation_variant, previous, None if row is None else row.status),
+    )
     prompt.probation_variant = None
     start_tests(b, prompt_id, prompt.last_sequence)
+
+
+def set_statuses(b: Batch, prompt_id: str, changes: StatusChanges) -> None:
+    """Write the statuses a decision moved (:mod:`learner.statuses` decides them)."""
+    for variant, status in changes.items():
+        b.set_status(prompt_id, variant, status)
 
 
 def start_tests(b: Batch, prompt_id: str, seq: int, *, restart: bool = False) -> None:

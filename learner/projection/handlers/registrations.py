@@ -25,7 +25,7 @@ from promptlab.learner.projection.batch import Batch, event_ms
 from promptlab.learner.projection.definitions import definition_row
 from promptlab.learner.projection.evidence import stop_test
 from promptlab.learner.projection.handlers.decisions import end_probation, start_tests
-from promptlab.learner.projection.state import VariantRow
+from promptlab.learner.projection.rows import VariantRow
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from promptlab.events.snapshots import (
 )
 from promptlab.events.subjects import Bucket
 from promptlab.learner.analysis import PromptAnalysis
-from promptlab.learner.projection.decisions import to_record
+from promptlab.learner.projection.decision_log import to_record
 from promptlab.learner.storage.store import Store
 from promptlab.learner.storage.view import PromptView
 
@@ -67,37 +67,7 @@ async def build_snapshots(
         if any(a.status == "holdback" for a in view.arms.values())
         else 0.0,
     )
-    total = sum(a.totals.executions for a in view.arms.values() if a.totals) or 1
-    variants = []
-    for arm in view.arms.values():
-        a = analysis.arms.get(arm.variant)
-        life = arm.lifetime
-        tot = arm.totals
-        variants.append(
-            VariantStats(
-                variant=arm.variant,
-                status=arm.status,  # type: ignore[arg-type]
-                lifecycle=arm.lifecycle,  # type: ignore[arg-type]
-                model=arm.model,
-                version=arm.version,
-                origin=arm.origin,
-                parent=arm.parent,
-                strategy=arm.strategy,
-                executions=life.executions if life else 0,
-                errors=life.errors if life else 0,
-                rewarded=life.rewarded if life else 0,
-                reward_mean=a.mean if a else (tot.reward_mean if tot else None),
-                reward_low=a.low if a else None,
-                reward_high=a.high if a else None,
-                p_best=a.p_best if a else None,
-                p_beats_champion=a.p_beats_champion if a else None,
-                traffic_share=(tot.executions if tot else 0) / total,
-                cost_mean_usd=life.cost_mean if life else 0.0,
-                tokens_mean=life.tokens_mean if life else 0.0,
-                latency_p50_ms=arm.latency_p50_ms,
-                latency_p95_ms=arm.latency_p95_ms,
-            )
-        )
+    variants = variant_figures(view, analysis)
     now_minute = view.last_event_ms // 60_000
     trend = [
         TrendPoint(minute=m, variant=v, executions=n, reward_mean=(s / r if r else None))
@@ -194,3 +164,41 @@ class SnapshotWriter:
         await self.bus.kv_put(bucket.value, key, value)
         self.last_bytes[(bucket.value, key)] = value
         return True
+
+
+def variant_figures(view: PromptView, analysis: PromptAnalysis) -> list[VariantStats]:
+    """Every variant's figures: the one read model of a prompt that the stats snapshot
+    (the TUI), ``promptlab stats`` and ``/admin`` show."""
+    total = sum(a.totals.executions for a in view.arms.values() if a.totals) or 1
+    variants = []
+    for arm in view.arms.values():
+        a = analysis.arms.get(arm.variant)
+        life = arm.lifetime
+        tot = arm.totals
+        variants.append(
+            VariantStats(
+                variant=arm.variant,
+                status=arm.status,  # type: ignore[arg-type]
+                lifecycle=arm.lifecycle,  # type: ignore[arg-type]
+                model=arm.model,
+                version=arm.version,
+                origin=arm.origin,
+                parent=arm.parent,
+                strategy=arm.strategy,
+                executions=life.executions if life else 0,
+                errors=life.errors if life else 0,
+                rewarded=life.rewarded if life else 0,
+                window_rewarded=arm.n,
+                reward_mean=a.mean if a else (tot.reward_mean if tot else None),
+                reward_low=a.low if a else None,
+                reward_high=a.high if a else None,
+                p_best=a.p_best if a else None,
+                p_beats_champion=a.p_beats_champion if a else None,
+                traffic_share=(tot.executions if tot else 0) / total,
+                cost_mean_usd=life.cost_mean if life else 0.0,
+                tokens_mean=life.tokens_mean if life else 0.0,
+                latency_p50_ms=arm.latency_p50_ms,
+                latency_p95_ms=arm.latency_p95_ms,
+            )
+        )
+    return variants

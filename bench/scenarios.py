@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from promptlab.learner.policy.scenario_routing import (
+from bench.scenario_routing import (
     CHALLENGER,
     CHAMPION,
     HOLDBACK,

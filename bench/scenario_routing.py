@@ -1,4 +1,4 @@
-"""How the scenario simulator (:mod:`learner.policy.scenarios`) routes requests: the
+"""How the scenario simulator (:mod:`bench.scenarios`) routes requests: the
 sidecar's rules (:mod:`sidecar.router`) over arrays of runs.
 
 Each run is a row; each arm a column with a status. Thompson shares are P(best) under
