@@ -169,13 +169,10 @@ def cli_reference() -> str:
 
 def _walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
     yield parser
-    # argparse has no public way to list a parser's subcommands: the sub-parsers are
-    # reachable only through the private ``_actions`` and ``_SubParsersAction`` (as
-    # promptlab.cli._add_version reads them too). Aliases map to the same parser.
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for command in dict.fromkeys(action.choices.values()):
-                yield from _walk(command)
+    # argparse has no public way to list a parser's sub-commands: promptlab's Parser
+    # keeps them in ``commands`` when they are added. Aliases map to the same parser.
+    for command in dict.fromkeys(getattr(parser, "commands", {}).values()):
+        yield from _walk(command)
 
 
 # --- benchmarks ----------------------------------------------------------------------

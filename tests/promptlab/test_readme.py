@@ -24,7 +24,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.request
 from collections.abc import AsyncIterator
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import pytest
 from fake_upstream import FakeUpstream
+from polling import until_sync
 from serving import Serve
 
 from promptlab.prompts import load_prompt_file
@@ -362,15 +362,10 @@ def _documented_fake_upstream() -> str:
     return lines.pop()
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the fake upstream exited"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)  # polling a condition with a deadline
-    raise AssertionError(f"nothing listens on {port} after {timeout} s")
+def _listening(port: int, proc: subprocess.Popen[bytes]) -> bool:
+    assert proc.poll() is None, "the fake upstream exited"
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_the_documented_fake_upstream_serves_a_keyless_try(tmp_path: Path) -> None:
@@ -380,7 +375,7 @@ def test_the_documented_fake_upstream_serves_a_keyless_try(tmp_path: Path) -> No
     assert command[0] == "python"
     upstream = subprocess.Popen([sys.executable, *command[1:]], cwd=ROOT)
     try:
-        _wait_for_port(port, upstream)
+        until_sync(lambda: _listening(port, upstream), 30, f"the fake upstream on {port}")
         shutil.copytree(ROOT / "config", tmp_path / "config")
         env = {
             k: v
