@@ -137,7 +137,7 @@ async def test_a_template_edited_in_the_prompt_file_is_a_new_version_at_zero(
         ) as learner:
             await learner.wait_for(
                 lambda: (
-                    learner.projection.rows.variants[("greet", "a")].version
+                    learner.projection.state.variants[("greet", "a")].version
                     == after.variant("a").version
                 )
             )
