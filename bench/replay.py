@@ -13,7 +13,9 @@ and measures three things:
 The machine is often shared, so ``--repeat N`` runs every measurement N times and
 prints the median (and the spread).
 
-``python -m bench.replay [--events N] [--batch N] [--repeat N] [--quick] [--no-variables]``
+``python -m bench.replay [--events N] [--batch N] [--repeat N] [--quick] [--no-variables]
+[--capture]`` (``--capture``: every execution carries captured content, so the
+projection also writes the production examples table)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from promptlab.events.bus import Delivery
 from promptlab.events.models import (
     BaseEvent,
+    CapturedContent,
     ExecutionCompleted,
     FeedbackReceived,
     PromoteCommand,
@@ -51,9 +54,12 @@ T0 = datetime(2025, 1, 6, tzinfo=UTC)
 TONES = ["formal", "casual", "brief", "detailed"]
 
 
-def generate(n: int, seed: int = 7, *, variables: bool = True) -> list[BaseEvent]:
+def generate(
+    n: int, seed: int = 7, *, variables: bool = True, capture: bool = False
+) -> list[BaseEvent]:
     """About ``n`` events of realistic shape (seeded: the same every run); with
-    ``variables``, every execution records two variable values."""
+    ``variables``, every execution records two variable values; with ``capture``, every
+    execution carries captured content (a production example: variables and answer)."""
     rng = random.Random(seed)
     events: list[BaseEvent] = [
         VariantRegistered(
@@ -90,6 +96,14 @@ def generate(n: int, seed: int = 7, *, variables: bool = True) -> list[BaseEvent
             variable_values=(
                 {"tone": rng.choice(TONES), "max_items": rng.randrange(1, 11)}
                 if variables
+                else None
+            ),
+            content=(
+                CapturedContent(
+                    output=f"Hello user {i}, here is a short answer of a few words.",
+                    variables={"name": f"user {i}", "tone": rng.choice(TONES)},
+                )
+                if capture
                 else None
             ),
         )
@@ -187,9 +201,14 @@ def main() -> None:
     parser.add_argument(
         "--no-variables", action="store_true", help="executions without recorded variable values"
     )
+    parser.add_argument(
+        "--capture",
+        action="store_true",
+        help="executions carry captured content: every call becomes a production example",
+    )
     args = parser.parse_args()
     n = 20_000 if args.quick else args.events
-    events = generate(n, variables=not args.no_variables)
+    events = generate(n, variables=not args.no_variables, capture=args.capture)
     blobs = [encode(e) for e in events]
     # The generated events and blobs are the benchmark's fixture, not part of a replay:
     # keep the garbage collector from walking them over and over while it measures.
@@ -209,7 +228,11 @@ def main() -> None:
                 replay_s.append(replay)
     executions = sum(isinstance(e, ExecutionCompleted) for e in events)
     values = "without" if args.no_variables else "with"
-    print(f"events: {n:,} ({executions:,} executions {values} variable values), batch {args.batch}")
+    captured = ", captured as production examples" if args.capture else ""
+    print(
+        f"events: {n:,} ({executions:,} executions {values} variable values{captured}), "
+        f"batch {args.batch}"
+    )
     print(f"decode (bytes -> models):          {_rate(n, decode_s)}")
     print(f"projection only into SQLite:       {_rate(n, direct_s)}")
     cpu = [d + p for d, p in zip(decode_s, direct_s, strict=True)]

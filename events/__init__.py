@@ -36,6 +36,7 @@ from promptlab.events.memory import MemoryBus
 from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
+    EvaluationFailed,
     Event,
     EventDecodeError,
     Evidence,
@@ -84,6 +85,7 @@ __all__ = [
     "Delivery",
     "EmbeddedNats",
     "EmbeddedNatsError",
+    "EvaluationFailed",
     "Event",
     "EventBus",
     "EventDecodeError",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ from promptlab.events.bus import BusError, BusUnavailable, Delivery, KVEntry, Pu
 from promptlab.events.config import NatsSettings
 from promptlab.events.memory import DEFAULT_BUCKETS
 from promptlab.events.models import BaseEvent, EventDecodeError, decode, encode
+from promptlab.events.outage import connect_cause
 from promptlab.events.pull import READ_BATCH, PullReader, RawClient, ack_fields
 from promptlab.events.subjects import (
     BUCKET_TTL_S,
@@ -49,6 +51,9 @@ from promptlab.events.subjects import (
 )
 
 log = logging.getLogger(__name__)
+
+RECONNECT_WAIT_S = 0.25
+"""Pause between the client's reconnection attempts once connected."""
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     nats.errors.ConnectionClosedError,
@@ -168,6 +173,8 @@ class JetStreamBus:
         self._kv: dict[str, KeyValue] = {}
         self._reensure: asyncio.Task[None] | None = None
         self._disconnected = asyncio.Event()
+        self._connect_error: BaseException | None = None
+        self._down_since: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -186,6 +193,7 @@ class JetStreamBus:
             return
         nc = RawClient()
         timeout = self.settings.connect_timeout_s
+        self._connect_error = None
         try:
             # nats-py retries the first connect forever when reconnects are unlimited;
             # the outer timeout makes a down server an error the caller can see.
@@ -196,7 +204,7 @@ class JetStreamBus:
                     connect_timeout=max(1, int(timeout)),
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.25,  # type: ignore[arg-type]
+                    reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
@@ -206,7 +214,8 @@ class JetStreamBus:
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             with contextlib.suppress(Exception):
                 await nc.close()
-            raise BusUnavailable(f"cannot connect to NATS at {self._safe_url()}: {exc!r}") from exc
+            cause = connect_cause(self._connect_error or exc, timeout)
+            raise BusUnavailable(f"cannot connect to NATS at {self._safe_url()}: {cause}") from exc
         self._nc = nc
         self._disconnected.clear()
         self._js = nc.jetstream(timeout=max(timeout, 5.0))
@@ -230,16 +239,26 @@ class JetStreamBus:
         return ",".join(u.rsplit("@", 1)[-1] for u in self.url.split(","))
 
     async def _on_error(self, exc: Exception) -> None:
+        # While connecting, the client retries and only the outer timeout ends it: keep
+        # the real cause (connection refused, unknown host) to say instead of a timeout.
+        self._connect_error = exc
         log.debug("NATS client error: %r", exc)
 
     async def _on_disconnected(self) -> None:
         self._disconnected.set()
         if self._nc is None or self._nc.is_closed:
             return  # our own close()
-        log.warning("NATS disconnected from %s; reconnecting", self._safe_url())
+        if self._down_since is None:  # one line per outage, however often it retries
+            self._down_since = time.monotonic()
+            log.warning(
+                "NATS disconnected from %s; reconnecting every %gs, events go to the outbox",
+                self._safe_url(), RECONNECT_WAIT_S,
+            )  # fmt: skip
 
     async def _on_reconnected(self) -> None:
-        log.info("NATS reconnected to %s", self._safe_url())
+        down = time.monotonic() - self._down_since if self._down_since is not None else 0.0
+        self._down_since = None
+        log.warning("NATS reconnected to %s after %.0fs", self._safe_url(), down)
         self._disconnected.clear()
         # A server that came back without its store has no stream: recreate it, in the
         # background because this callback runs inside the client's reading task.

@@ -37,9 +37,19 @@ EventSource = Literal["live", "offline"]
 DecisionReason = Literal["auto", "manual"]
 """Whether the learner decided by itself or carried out an operator's command."""
 
+DEMONSTRATION = "demonstration"
+"""The feedback name of a correction: a reviewer's ideal answer for a call
+(``FeedbackReceived.text``). Never a reward; the only name whose value is text."""
+
+ExampleSource = Literal["call", "correction"]
+"""Where a production example's answer came from: the model's own answer to a captured
+call, or a reviewer's correction of it (a ``demonstration`` feedback)."""
+
 __all__ = [
+    "DEMONSTRATION",
     "DecisionReason",
     "EventSource",
+    "ExampleSource",
     "ExecutionStatus",
     "RoutingMode",
     "RoutingStrategy",

@@ -102,6 +102,11 @@ class CapturedContent(_Frozen):
     messages: list[JsonDict] = Field(default_factory=list)
     output: str | None = None
     truncated: bool = False
+    variables: JsonDict | None = None
+    """The call's validated variable values, redacted and cut like the messages, when
+    its prompt captures production examples (``[learning] capture`` or
+    ``server.capture_content``); None otherwise (content captured for online evaluation
+    only). The learner's ``examples`` table is projected from it."""
 
 
 class Interval(_Frozen):
@@ -280,6 +285,41 @@ class FeedbackReceived(BaseEvent):
     comment: str | None = None
     source: Literal["live", "offline", "evaluator"] = "live"
     """``evaluator``: a score from online evaluation (``lab.online``), not from a user."""
+    text: str | None = None
+    """The answer a reviewer says the call should have given, on a correction (``name``
+    is :data:`~events.kinds.DEMONSTRATION`, ``value`` is True); redacted and size-capped
+    by the sidecar. Never a reward: the learner's examples table takes it as a good
+    example with the call's variables."""
+
+
+MAX_EVALUATION_ERROR = 300
+"""Longest error text an :class:`EvaluationFailed` carries."""
+
+
+class EvaluationFailed(BaseEvent):
+    """Evaluators could not score an execution (a judge answer that is not a JSON score
+    in 0..1, a failed judge call, a Python evaluator that raised); no score was
+    published. The learner counts these (``evaluation_errors``, and
+    ``evaluation_errors_offline`` for experiments), so they show in ``promptlab stats``
+    and ``/metrics`` however many processes evaluate."""
+
+    nats_subject: ClassVar[Subject] = Subject.FEEDBACK
+    type: Literal["evaluation.failed"] = "evaluation.failed"
+
+    execution_id: str
+    prompt_id: str | None = None
+    errors: list[str] = Field(default_factory=list)
+    """What went wrong, per evaluator (each cut to :data:`MAX_EVALUATION_ERROR`)."""
+    source: Literal["live", "offline"] = "live"
+    """``live``: online evaluation of a sampled call; ``offline``: an experiment's trial."""
+
+    @classmethod
+    def of(
+        cls, execution_id: str, prompt_id: str | None, errors: list[str], **fields: Any
+    ) -> EvaluationFailed:
+        """The event, with each error cut to :data:`MAX_EVALUATION_ERROR` characters."""
+        cut = [e[:MAX_EVALUATION_ERROR] for e in errors[:10]]
+        return cls(execution_id=execution_id, prompt_id=prompt_id, errors=cut, **fields)
 
 
 # --------------------------------------------------------------------------- decisions
@@ -416,6 +456,7 @@ Event = Annotated[
     | VariantRetired
     | ExecutionCompleted
     | FeedbackReceived
+    | EvaluationFailed
     | VariantPromoted
     | VariantRolledBack
     | ExplorationPaused

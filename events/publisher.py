@@ -252,7 +252,10 @@ class EventPublisher:
                     self._inflight = []
                     continue
                 except BusError as exc:
-                    log.warning("event bus unavailable, spilling to outbox: %s", exc)
+                    # While NATS is down its owner says so once (events.outage).
+                    (log.warning if self.bus.connected else log.debug)(
+                        "event bus unavailable, spilling to outbox: %s", exc
+                    )
                     self._healthy = False
                     self.publish_failures += 1
                 except Exception:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from promptlab.lab.datasets import DEFAULT_DATASETS_DIR, DatasetError, read_dataset
 from promptlab.lab.evaluators.specs import EvaluatorSpec
 from promptlab.lab.objectives import DEFAULT_DIRECTION, METRICS, Constraint, Objective
 from promptlab.lab.search.spec import EvolutionSpec
@@ -106,6 +107,11 @@ class ExperimentSpec(_Spec):
     """Which paired test decides ``significant`` (both are always reported)."""
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     cases_file: str | None = None
+    dataset: str | None = None
+    """A dataset's name (``promptlab dataset create``): its cases, added to the others."""
+    datasets_dir: str | None = None
+    """Where ``dataset`` is (relative to the experiment file; default
+    ``.promptlab/datasets`` in the working directory)."""
     cases: list[CaseSpec] = Field(default_factory=list)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     evaluators: list[EvaluatorSpec] = Field(default_factory=list)
@@ -223,6 +229,29 @@ def read_cases_file(path: Path) -> list[CaseSpec]:
     return cases
 
 
+def _dataset_cases(spec: ExperimentSpec, base: Path, file: str) -> list[CaseSpec]:
+    """The cases of ``spec.dataset``; raise ExperimentFileError naming what is wrong."""
+    assert spec.dataset is not None
+    directory = base / spec.datasets_dir if spec.datasets_dir else DEFAULT_DATASETS_DIR
+    try:
+        rows = read_dataset(directory, spec.dataset)
+    except DatasetError as exc:
+        raise ExperimentFileError([Problem(file, "dataset", str(exc))]) from None
+    cases: list[CaseSpec] = []
+    problems: list[Problem] = []
+    for number, row in enumerate(rows, 1):
+        try:
+            cases.append(CaseSpec.model_validate(row))
+        except ValidationError as exc:
+            problems += [
+                Problem(file, f"dataset {spec.dataset} line {number}: {p.field}", p.message)
+                for p in problems_from(file, exc)
+            ]
+    if problems:
+        raise ExperimentFileError(problems)
+    return cases
+
+
 def resolve(
     spec: ExperimentSpec,
     *,
@@ -245,10 +274,14 @@ def resolve(
     cases = list(spec.cases)
     if spec.cases_file:
         cases += read_cases_file(base / spec.cases_file)
-    if not spec.cases and not spec.cases_file:
+    if spec.dataset:
+        cases += _dataset_cases(spec, base, file)
+    if not spec.cases and not spec.cases_file and not spec.dataset:
         cases = cases_from_examples(prompt)
     if not cases:
-        problems.append(Problem(file, "cases", "no cases: add [[cases]], cases_file or examples"))
+        problems.append(
+            Problem(file, "cases", "no cases: add [[cases]], cases_file, dataset or examples")
+        )
     seen: set[str] = set()
     for case in cases:
         if case.id in seen:

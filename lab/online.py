@@ -9,8 +9,12 @@ prompt whose users give no feedback still learns (name it in ``[reward] feedback
 
 Each prompt has a daily budget (UTC day): ``max_calls_per_day`` judge calls and
 ``max_usd_per_day``; once spent, evaluation of that prompt pauses until the next day.
-An evaluation error publishes nothing (never a zero). Only the sidecar's captured,
-truncated content is read; no secret reaches it.
+An evaluation error publishes no score (never a zero): it is logged at WARNING and
+published as ``EvaluationFailed``, which the learner counts durably
+(``evaluation_errors`` in ``promptlab stats --json`` and ``/metrics``). The graded answer
+is written by end users' calls, so the judge reads it as delimited data
+(:mod:`lab.evaluators.judge`). Only the sidecar's captured, truncated content is read; no
+secret reaches it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from promptlab.events.bus import EventBus
-from promptlab.events.models import ExecutionCompleted, FeedbackReceived
+from promptlab.events.models import EvaluationFailed, ExecutionCompleted, FeedbackReceived
 from promptlab.events.subjects import Subject
 from promptlab.lab.client import ModelClient
 from promptlab.lab.evaluators import EvalContext, EvaluatorSpec, Panel, build
@@ -148,7 +152,13 @@ class OnlineEvaluator:
         entry.today.usd += verdict.cost_usd
         if verdict.quality is None:
             self.counters.errors += 1
-            log.info("online evaluation of %s: %s", event.execution_id, "; ".join(verdict.errors))
+            log.warning(
+                "online evaluation of %s (prompt %s) could not score: %s",
+                event.execution_id, event.prompt_id, "; ".join(verdict.errors)[:500],
+            )  # fmt: skip
+            await self.bus.publish(
+                EvaluationFailed.of(event.execution_id, event.prompt_id, list(verdict.errors))
+            )
             return None
         reasons = "; ".join(
             f"{name}: {r.reason}" for name, r in verdict.results.items() if r.reason

@@ -275,7 +275,15 @@ def build_report(
             latency_ms_p50=r.latency_ms_p50,
             reason=why,
         )
-    front = pareto_front(figures)
+    # Each call's latency and cost: their noise must not decide who is on the front.
+    noise = [
+        {
+            "latency_ms": [t.latency_ms for t in grouped[r.label] if t.status == "ok"],
+            "cost_usd": [t.cost_usd for t in grouped[r.label] if t.status == "ok"],
+        }
+        for r in results
+    ]
+    front = pareto_front(figures, samples=noise)
     calls = sum(t.calls for t in trials)
     return Report(
         experiment=experiment,

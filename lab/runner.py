@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptlab.events.models import BaseEvent, ExecutionCompleted
+from promptlab.events.models import BaseEvent, EvaluationFailed, ExecutionCompleted
 from promptlab.lab.budget import Budget
 from promptlab.lab.client import ModelClient, error_kind, output_text
 from promptlab.lab.evaluators import EvalContext, Panel, build
@@ -268,6 +268,14 @@ class _Runner:
             source="offline",
             experiment_id=self.experiment.id,
         )
-        outcome = self.publish(event)
-        if inspect.isawaitable(outcome):
-            await outcome
+        events: list[BaseEvent] = [event]
+        if trial.eval_errors:  # counted by the learner, like online evaluation errors
+            events.append(
+                EvaluationFailed.of(
+                    trial.execution_id, event.prompt_id, list(trial.eval_errors), source="offline"
+                )
+            )
+        for each in events:
+            outcome = self.publish(each)
+            if inspect.isawaitable(outcome):
+                await outcome

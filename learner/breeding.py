@@ -4,10 +4,12 @@ Runs beside the learner's loop (``[learner.evolution]``, off by default). For ea
 prompt whose live challengers fall below ``population`` and whose champion has
 ``min_champion_samples`` rewarded executions, one cycle:
 
-1. runs the champion offline on the prompt's ``[[examples]]`` (cached per version);
+1. runs the champion offline on the prompt's ``[[examples]]``, or on a held-out set of
+   good calls from traffic once the prompt has captured enough (cached per version);
 2. breeds one mutant of the champion with a seeded operator: ``reflect`` reads the
-   champion's failing cases and the reasons challengers were retired, ``crossover``
-   pairs it with the best retired challenger;
+   champion's failing cases, real failures from traffic (low-rated calls with their
+   comments, corrections: :mod:`learner.live_cases`) and the reasons challengers were
+   retired, ``crossover`` pairs it with the best retired challenger;
 3. validates it (required variables, undeclared ones, syntax, prompt rules, near-
    duplicates of every variant the prompt has had);
 4. runs it offline on the same cases and compares it with the champion by the lab's
@@ -44,7 +46,7 @@ from promptlab.lab.budget import Budget
 from promptlab.lab.client import ModelClient
 from promptlab.lab.evolution import candidate_event
 from promptlab.lab.evolution.fitness import failing_cases
-from promptlab.lab.experiment import Experiment, ExperimentSpec, resolve
+from promptlab.lab.experiment import CaseSpec, Experiment, ExperimentSpec, resolve
 from promptlab.lab.mutation import (
     FailingCase,
     LLMMutator,
@@ -60,6 +62,7 @@ from promptlab.lab.results import Trial
 from promptlab.lab.runner import Point, run_experiment
 from promptlab.lab.search import Candidate, Evaluation, near_duplicate
 from promptlab.learner.config import EvolutionSettings
+from promptlab.learner.live_cases import ReadExamples, held_out_cases, live_failures
 from promptlab.learner.storage.view import PromptView
 from promptlab.prompts import PromptSpec, VariantSpec
 
@@ -101,6 +104,7 @@ class Breeder:
         prompts: Mapping[str, PromptSpec],
         views: Views,
         decisions: Decisions | None = None,
+        examples: ReadExamples | None = None,
         seed: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -110,6 +114,9 @@ class Breeder:
         self.prompts = dict(prompts)
         self.views = views
         self.decisions = decisions
+        self.examples = examples
+        """Production examples (``read_examples`` bound to the store): real failures for
+        ``reflect`` and a held-out check set (:mod:`learner.live_cases`)."""
         self.seed = seed
         self.clock = clock
         self.mutator = LLMMutator(
@@ -123,7 +130,8 @@ class Breeder:
         self.outcomes: list[BreedOutcome] = []
         self._day = _Day()
         self._attempts: Counter[str] = Counter()
-        self._champion_trials: dict[tuple[str, str], list[Trial]] = {}
+        self._champion_trials: dict[tuple[str, str, str], list[Trial]] = {}
+        self._traffic_checks: dict[tuple[str, str], Experiment] = {}
         self._loaded = False
 
     async def _complete(self, model: str, body: dict[str, Any]) -> Any:
@@ -193,7 +201,7 @@ class Breeder:
             return None
         if champion_arm.n < self.settings.min_champion_samples:
             return None
-        experiment = self._experiment(prompt)
+        experiment = await self._check_experiment(prompt, champion)
         if experiment is None:
             return None
         self._day.mutants[prompt_id] += 1
@@ -211,13 +219,36 @@ class Breeder:
         )
         return outcome
 
-    def _experiment(self, prompt: PromptSpec) -> Experiment | None:
-        if not prompt.examples:
-            return None  # no test cases: nothing to check a mutant on
+    async def _check_experiment(
+        self, prompt: PromptSpec, champion: VariantSpec
+    ) -> Experiment | None:
+        """The offline check's experiment: a held-out set of good calls from traffic
+        once there are enough (kept for the champion's version, so its trials are run
+        once), else the prompt's ``[[examples]]``; None when there is neither."""
+        key = (prompt.id, champion.version)
+        if key in self._traffic_checks:
+            return self._traffic_checks[key]
+        if self.examples is not None:
+            settings = self.settings
+            cases = await held_out_cases(
+                self.examples,
+                prompt.id,
+                min_cases=settings.gate_min_cases,
+                max_cases=settings.gate_max_cases,
+                good_reward=settings.gate_good_reward,
+            )
+            if cases:
+                experiment = self._experiment(prompt, cases)
+                self._traffic_checks[key] = experiment
+                return experiment
+        return self._experiment(prompt) if prompt.examples else None
+
+    def _experiment(self, prompt: PromptSpec, cases: list[CaseSpec] | None = None) -> Experiment:
         spec = ExperimentSpec.model_validate(
             {
-                "name": f"breed-{prompt.id}",
+                "name": f"breed-{prompt.id}" + ("-traffic" if cases else ""),
                 "prompt": prompt.id,
+                "cases": [c.model_dump() for c in cases or ()],
                 "repeats": self.settings.repeats,
                 "concurrency": 4,
                 "evaluators": [
@@ -279,7 +310,7 @@ class Breeder:
         self, prompt: PromptSpec, view: PromptView, champion: VariantSpec, experiment: Experiment
     ) -> BreedOutcome:
         operator = self._operator(prompt.id)
-        key = (prompt.id, champion.version)
+        key = (prompt.id, champion.version, experiment.id)
         if key not in self._champion_trials:
             self._champion_trials[key] = await self._trials(experiment, champion)
         champion_trials = self._champion_trials[key]
@@ -287,12 +318,24 @@ class Breeder:
         other, retired_reasons = await self._retired(prompt.id, view)
         if operator == "crossover" and other is None:
             operator = "reflect"
+        real: list[FailingCase] = []
+        if operator == "reflect" and self.examples is not None:
+            real = await live_failures(
+                self.examples,
+                prompt.id,
+                limit=self.settings.live_failures,
+                failure_reward=self.settings.failure_reward,
+            )
+        # A check on traffic is held out: its cases never reach the mutator, so the
+        # check does not grade a mutant on what it was shown.
+        held_out = self._traffic_checks.get((prompt.id, champion.version)) is experiment
+        offline = [] if held_out else failing_cases(experiment, champion_trials)
         request = MutationRequest(
             operator=operator,
             parent=champion,
             prompt=prompt,
             other=other if operator == "crossover" else None,
-            failures=[*failing_cases(experiment, champion_trials), *retired_reasons],
+            failures=[*real, *offline, *retired_reasons],
         )
         try:
             mutation = await self.mutator.mutate(request)

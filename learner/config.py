@@ -25,7 +25,9 @@ class EvolutionSettings(BaseModel):
     When a prompt has fewer live challengers than ``population`` and its champion has
     ``min_champion_samples`` rewarded executions, the learner breeds a mutant of the
     champion; the mutant enters live traffic only if an offline run on the prompt's
-    ``[[examples]]`` does not find it significantly worse than the champion.
+    ``[[examples]]`` (or, once there are enough, a held-out set of good calls from
+    traffic: :mod:`learner.live_cases`) does not find it significantly worse than the
+    champion.
     """
 
     model_config = ConfigDict(
@@ -78,6 +80,20 @@ class EvolutionSettings(BaseModel):
     """Calls per example and variant in the offline check."""
     alpha: float = Field(default=0.05, gt=0, lt=1)
     """A mutant is kept out when the paired test finds it worse at this level."""
+    live_failures: int = Field(default=10, ge=0, le=100)
+    """Real failures from the production examples (calls rated below ``failure_reward``
+    and corrections) that ``reflect`` reads, besides the failing ``[[examples]]``;
+    0 reads none. Only prompts that capture examples have any."""
+    failure_reward: float = Field(default=0.5, ge=0, le=1)
+    """A production example rated below this is a failure ``reflect`` may read."""
+    gate_min_cases: int = Field(default=20, ge=0)
+    """The offline check runs on good calls from traffic (rated at least
+    ``gate_good_reward``, never the ones ``reflect`` reads) instead of the
+    ``[[examples]]`` once this many distinct ones exist; 0 never does."""
+    gate_max_cases: int = Field(default=50, ge=1, le=1000)
+    """Most traffic cases in that check (the newest)."""
+    gate_good_reward: float = Field(default=0.8, ge=0, le=1)
+    """A production example rated at least this is a good reference answer."""
 
 
 class LearnerSettings(BaseModel):

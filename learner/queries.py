@@ -40,6 +40,12 @@ COUNTERS: tuple[tuple[str, str], ...] = (
     ("feedback_rejected", "feedback refused (off the reward scale, or NaN)"),
     ("feedback_replaced", "feedback replaced by a later one (learner.feedback_repeat = last)"),
     ("feedback_ignored", "repeated feedback ignored (learner.feedback_repeat = first)"),
+    (
+        "evaluation_errors",
+        "online evaluations that could not score (judge answer unparsable or off 0..1, "
+        "judge call failed, evaluator raised)",
+    ),
+    ("evaluation_errors_offline", "the same, in experiments' trials"),
 )
 """The learner counters ``stats`` shows, with what they mean."""
 

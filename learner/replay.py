@@ -89,6 +89,7 @@ async def rebuild(
     feedback_repeat: Literal["first", "last"] = "last",
     feedback_wait_s: float = 3600.0,
     retention_days: float = 0.0,
+    examples_cap: Callable[[str], int | None] | None = None,
 ) -> tuple[Projection, int]:
     """Project the stream from sequence 1 to ``until`` into ``store``; no publishing.
 
@@ -105,6 +106,7 @@ async def rebuild(
         feedback_repeat=feedback_repeat,
         feedback_wait_s=feedback_wait_s,
         retention_days=retention_days,
+        examples_cap=examples_cap,
     )
     await projection.load()
     return projection, await catch_up(bus, projection, until, batch_size=batch_size)

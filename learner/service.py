@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,8 +47,10 @@ from promptlab.learner.applying import MAX_BACKOFF_S, apply_isolating, apply_ret
 from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.decide import Policy, default_policy
 from promptlab.learner.errors import StoreUnavailable, classify, map_store_errors
+from promptlab.learner.examples import read_examples
 from promptlab.learner.lease import Lease
 from promptlab.learner.projection.batch import BatchResult
+from promptlab.learner.projection.handlers.examples import caps_from_prompts
 from promptlab.learner.projection.reward import (
     effective_promotion,
     routing_from_prompts,
@@ -109,6 +112,7 @@ class Learner:
             rewards=rules_from_prompts(self.prompts),
             promotion=self.promotion_config,
             routing=routing_from_prompts(self.prompts),
+            examples_cap=caps_from_prompts(self.prompts),
             feedback_repeat=settings.feedback_repeat,
             feedback_wait_s=settings.feedback_wait_s,
             retention_days=settings.retention_days,
@@ -197,6 +201,15 @@ class Learner:
         log.info("learner active (lease: %s)", self.lease.backend)
         await self._publish_status(force=True)
 
+    async def heartbeat(self) -> None:
+        """Publish this learner's status when due, as :meth:`run` does every round.
+
+        For a driver that applies batches itself (:meth:`process`, the demo's waves):
+        without it the TUI would call an active learner silent.
+        """
+        if self.active:
+            await self._publish_status()
+
     async def _publish_status(self, *, force: bool = False, state: str = "active") -> None:
         """Write this learner's :class:`LearnerStatus` (every ``lease.retry_s`` at most)."""
         now = time.monotonic()
@@ -223,7 +236,10 @@ class Learner:
             try:
                 await self.bus.publish_many(fresh)
             except BusError as exc:
-                log.warning("could not announce %d config variants yet: %s", len(fresh), exc)
+                # While NATS is down its owner says so once (events.outage).
+                (log.warning if self.bus.connected else log.debug)(
+                    "could not announce %d config variants yet: %s", len(fresh), exc
+                )
 
     async def _open_consumer(self, *, recreate: bool = False) -> None:
         # The database position is the truth; the durable is only a cursor. Recreating
@@ -252,6 +268,7 @@ class Learner:
             prompts=self.prompts,
             views=view,
             decisions=self.store.decision_rows,
+            examples=functools.partial(read_examples, self.store),
             seed=self.settings.seed,
         )
         return self.breeder

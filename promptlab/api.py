@@ -123,6 +123,45 @@ class Lab:
         )
         return resolve(experiment_spec, prompt=prompt)
 
+    # ------------------------------------------------------------------ datasets
+
+    def dataset(
+        self, name: str, *, datasets_dir: str | os.PathLike[str] | None = None
+    ) -> list[CaseSpec]:
+        """The cases of a saved dataset (``promptlab dataset create``), e.g. to pass as
+        ``cases=`` (an experiment's ``dataset = "NAME"`` reads the same files)."""
+        from promptlab.lab.datasets import DEFAULT_DATASETS_DIR, read_dataset
+
+        rows = read_dataset(datasets_dir or DEFAULT_DATASETS_DIR, name)
+        return [CaseSpec.model_validate(row) for row in rows]
+
+    async def create_dataset(
+        self,
+        name: str,
+        prompt: str,
+        *,
+        storage_url: str,
+        datasets_dir: str | os.PathLike[str] | None = None,
+        replace: bool = False,
+        **filters: Any,
+    ) -> list[CaseSpec]:
+        """Draw a dataset from the production examples in the learner's database at
+        ``storage_url`` (``filters``: the ``learner.datasets.DatasetQuery`` fields, as
+        ``promptlab dataset create`` takes them), save it, and return its cases."""
+        from promptlab.lab.datasets import DEFAULT_DATASETS_DIR
+        from promptlab.learner.datasets import DatasetQuery, create_dataset
+        from promptlab.learner.storage.store import Store
+
+        directory = datasets_dir or DEFAULT_DATASETS_DIR
+        store = Store(storage_url)
+        try:
+            await store.create()
+            query = DatasetQuery(prompt_id=prompt, **filters)
+            await create_dataset(store, directory, name, query, replace=replace)
+        finally:
+            await store.close()
+        return self.dataset(name, datasets_dir=directory)
+
     # ------------------------------------------------------------------ running
 
     def _client_context(self) -> Any:

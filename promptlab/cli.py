@@ -30,6 +30,7 @@ COMMANDS = (
     "promptlab.commands.prompts:register",
     "promptlab.commands.parsers:register_experiment",
     "promptlab.commands.analytics:register",
+    "promptlab.commands.dataset:register",
     "promptlab.commands.parsers:register_evolve",
     "promptlab.commands.init:register",
 )

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from promptlab.demo_waves import LearnerStepper, routed_by_latest
+from promptlab.demo_waves import LearnerStepper, keep_learning, routed_by_latest
 from promptlab.events.bus import EventBus
 from promptlab.events.embedded import STATE_FILE, EmbeddedNats, pid_alive
 from promptlab.events.jetstream import JetStreamBus
@@ -118,6 +118,8 @@ def demo_settings(base: Settings, data_dir: Path) -> Settings:
                 update={
                     "enabled": True,
                     "snapshot_interval_ms": 200,
+                    # The TUI's analytics tab fills within seconds, not at the default 15 s.
+                    "analytics_interval_s": min(base.learner.analytics_interval_s, 2.0),
                     # Breeding on, soon enough to be seen in a short run: one bred
                     # challenger beside the file's two, from the champion's 100th reward.
                     "evolution": base.learner.evolution.model_copy(
@@ -240,8 +242,10 @@ async def run_demo(
 
     Reproducible: the same ``seed`` gives the same decisions after the same number of
     requests and the same summary (traffic goes in waves of ``wave`` calls with the
-    learner applying each wave as one batch). With the TUI, quitting early ends the
-    traffic after the wave in flight and the summary covers what happened so far.
+    learner applying each wave as one batch). With the TUI, the learner keeps running
+    after the traffic until the user quits (commands from the TUI act, its status and
+    analytics keep coming); quitting early ends the traffic after the wave in flight, and
+    the summary covers the traffic and the decisions taken during it.
     ``run_tui(app)`` runs the TUI (default ``app.run_async()``; tests drive a pilot).
     """
     reset_data_dir(data_dir)
@@ -273,7 +277,7 @@ async def run_demo(
         breeder_client = make_providers(settings) if settings.learner.evolution.enabled else None
         if breeder_client is not None:
             learner.attach_breeder(breeder_client)
-        stepper = LearnerStepper(learner, bus)
+        stepper = LearnerStepper(learner, bus, live=with_tui)
         stop = asyncio.Event()
         last: Counter[str] = Counter()
         every = max(1, requests // 10)
@@ -314,6 +318,8 @@ async def run_demo(
                 await routed_by_latest(bus, app[keys.ROUTER], DEMO_PROMPT_ID)
                 if report.requests // every > before // every or report.requests >= requests:
                     show(report)
+            if with_tui and not stop.is_set():  # the TUI stays live until the user quits
+                await keep_learning(learner, stepper, stop)
             return report
 
         try:

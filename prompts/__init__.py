@@ -24,6 +24,7 @@ from promptlab.prompts.errors import (
 )
 from promptlab.prompts.estimate import cost_per_token, estimate_cost, estimate_tokens
 from promptlab.prompts.feedback import normalise_feedback
+from promptlab.prompts.limits import DEFAULT_LIMITS, RenderLimitError, RenderLimits
 from promptlab.prompts.loader import (
     Problem,
     PromptFileError,
@@ -38,6 +39,7 @@ from promptlab.prompts.spec import (
     ConstraintsSpec,
     EvaluationSpec,
     ExampleSpec,
+    LearningSpec,
     PromptSpec,
     RewardSpec,
     RoutingSpec,
@@ -49,12 +51,14 @@ from promptlab.prompts.variables import VariablesValidator
 
 __all__ = [
     "ALLOWED_PARAMS",
+    "DEFAULT_LIMITS",
     "MAX_VALUE_CHARS",
     "ConstraintsSpec",
     "EvaluationSpec",
     "ExampleSpec",
     "FeedbackValueError",
     "FormatSpec",
+    "LearningSpec",
     "Message",
     "Problem",
     "PromotionConfig",
@@ -65,6 +69,8 @@ __all__ = [
     "PromptsSettings",
     "RecordedValue",
     "RenderError",
+    "RenderLimitError",
+    "RenderLimits",
     "Renderer",
     "RewardSpec",
     "RoutingSpec",

@@ -1,4 +1,4 @@
-"""Settings shared by prompt files and the learner: promotion thresholds."""
+"""Settings shared by prompt files and the learner: promotion thresholds, render bounds."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from promptlab.prompts.limits import RenderLimits
 from promptlab.prompts.routing import PROBATION_HOLDBACK
 
 
@@ -72,3 +73,6 @@ class PromptsSettings(BaseModel):
 
     dir: Path = Path("config/prompts")
     """Directory of ``*.toml`` prompt files, loaded at start."""
+    render: RenderLimits = Field(default_factory=RenderLimits)
+    """``[prompts.render]``: the bounds of every render of a template at call time
+    (registration checks always use the defaults)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from promptlab.events.kinds import VariantOrigin
 from promptlab.events.models import JsonDict, PromptRegistered
+from promptlab.prompts.errors import SpecError
 from promptlab.prompts.spec import PromptSpec
 
 __all__ = [
@@ -35,11 +36,19 @@ def prompt_data(spec: PromptSpec) -> JsonDict:
     return spec.model_dump(mode="json", exclude_defaults=True)
 
 
+_LATER_KEYS = {"app_system": "drop"}
+"""Prompt keys added later, with the default that leaves a definition's version as it was."""
+
+
 def definition_version(spec: PromptSpec) -> str:
     """16 hex characters of a SHA-256 of the whole definition: same prompt, same version."""
-    content = json.dumps(
-        spec.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
+    data = spec.model_dump(mode="json")
+    # Keys added after prompts were first stored count only when set, so a definition
+    # stored by an earlier promptlab keeps its version (and is not announced as changed).
+    for key, default in _LATER_KEYS.items():
+        if data.get(key) == default:
+            del data[key]
+    content = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
@@ -63,9 +72,21 @@ def prompt_event(
     )
 
 
+NETWORK_EVALUATION = (
+    "an [evaluation] section is not accepted in a prompt defined over the network: "
+    "online evaluation runs on the learner for the prompt files it loads (prompts.dir), "
+    "and evaluators such as 'python' would run code there; put the prompt in a file"
+)
+"""Why a prompt defined through ``/admin`` (or arriving on the bus) has no ``[evaluation]``."""
+
+
 def spec_from_event(event: PromptRegistered) -> PromptSpec:
     """The prompt ``event`` carries, validated like any new one (pydantic's
-    ``ValidationError`` when this version of promptlab refuses it)."""
+    ``ValidationError`` when this version of promptlab refuses it). A prompt that
+    arrives over the bus cannot carry an ``[evaluation]`` section (:class:`SpecError`,
+    :data:`NETWORK_EVALUATION`), whoever wrote it there."""
+    if isinstance(event.spec, dict) and event.spec.get("evaluation") is not None:
+        raise SpecError([("evaluation", NETWORK_EVALUATION)])
     return PromptSpec.model_validate(event.spec)
 
 

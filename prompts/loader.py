@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 
-from promptlab.prompts.errors import PromptError, SpecError
+from promptlab.prompts.errors import PromptError, SpecError, TemplateProblem
+from promptlab.prompts.hints import did_you_mean, undeclared_messages
 from promptlab.prompts.spec import PromptSpec
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -57,8 +60,53 @@ def _field(loc: Iterable[int | str], sub: str = "") -> str:
     return path or "(prompt)"
 
 
+def _model_at(model: type[BaseModel], loc: Iterable[int | str]) -> type[BaseModel] | None:
+    """The pydantic model that validates the object at ``loc`` inside ``model``."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        info = current.model_fields.get(part)
+        current = _inner_model(info.annotation) if info is not None else None
+    return current
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (tuple, list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if (found := _inner_model(arg)) is not None:
+                return found
+    return None
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The keys a file may use for ``model``: field names and their aliases."""
+    keys = []
+    for name, info in model.model_fields.items():
+        keys.append(name)
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            keys += [c for c in alias.choices if isinstance(c, str)]
+        elif isinstance(alias, str):
+            keys.append(alias)
+    return keys
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    model = _model_at(PromptSpec, loc[:-1])
+    key = loc[-1] if loc else None
+    if model is None or not isinstance(key, str):
+        return _MESSAGES["extra_forbidden"]
+    return _MESSAGES["extra_forbidden"] + did_you_mean(key, _keys(model))
+
+
 def problems_from(file: str, exc: ValidationError) -> list[Problem]:
-    """Turn pydantic's errors into problems, expanding our :class:`SpecError` lists."""
+    """Turn pydantic's errors into problems, expanding our :class:`SpecError` lists.
+
+    An unknown key says which known key it is closest to (``did you mean``).
+    """
     problems: list[Problem] = []
     errors = exc.errors()
     for err in errors:
@@ -70,7 +118,9 @@ def problems_from(file: str, exc: ValidationError) -> list[Problem]:
             problems += [Problem(file, _field(loc, sub), msg) for sub, msg in cause.problems]
             continue
         message = _MESSAGES.get(err["type"], err["msg"])
-        if err["type"] == "value_error":
+        if err["type"] == "extra_forbidden":
+            message = _unknown_key(tuple(loc))
+        elif err["type"] == "value_error":
             message = message.removeprefix("Value error, ")
         elif err["type"] in ("literal_error", "enum") or err["type"].endswith("_type"):
             message = f"{message}, got {err['input']!r}"
@@ -116,11 +166,42 @@ def provider_problems(data: dict[str, Any], providers: Collection[str]) -> list[
         if isinstance(model, str) and "/" in model:
             provider = model.split("/", 1)[0]
             if provider not in providers:
+                hint = did_you_mean(provider, providers)
+                fix = hint or f"; add [providers.{provider}] to promptlab.toml"
                 problems.append(
                     (f"variants[{i}].model",
-                     f"provider {provider!r} is not configured (configured: {known}); "
-                     f"add [providers.{provider}] to promptlab.toml")
+                     f"provider {provider!r} is not configured (configured: {known}){fix}")
                 )  # fmt: skip
+    return problems
+
+
+def undeclared_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(field, message)`` for each template in raw prompt ``data`` that reads a variable
+    the file does not declare.
+
+    :class:`PromptSpec` checks this too, but only once every field is valid; read from
+    the raw data, it is reported together with the file's other problems.
+    """
+    variables = data.get("variables")
+    declared = {
+        v["name"]
+        for v in (variables if isinstance(variables, list) else [])
+        if isinstance(v, dict) and isinstance(v.get("name"), str)
+    }
+    variants = data.get("variants")
+    problems = []
+    for i, variant in enumerate(variants if isinstance(variants, list) else []):
+        if not isinstance(variant, dict):
+            continue
+        for key in ("system", "template"):
+            source = variant.get(key)
+            if not isinstance(source, str):
+                continue
+            try:
+                messages = undeclared_messages(source, declared)
+            except TemplateProblem:  # the spec reports the syntax error itself
+                continue
+            problems += [(f"variants[{i}].{key}", message) for message in messages]
     return problems
 
 
@@ -140,7 +221,12 @@ def check_prompt_data(
     try:
         spec = PromptSpec.model_validate(data)
     except ValidationError as exc:
-        return None, problems_from(source, exc) + problems
+        found = problems_from(source, exc)
+        # The spec's cross-field rules may not have run: name undeclared variables now
+        # (a template with a problem already, broken or reported, keeps only its own).
+        reported = {p.field for p in found}
+        found += [Problem(source, f, m) for f, m in undeclared_problems(data) if f not in reported]
+        return None, found + problems
     return (None if problems else spec), problems
 
 

@@ -23,11 +23,12 @@ from jinja2 import Template, TemplateError, Undefined, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
 
 from promptlab.prompts.errors import RenderError
+from promptlab.prompts.limits import DEFAULT_LIMITS, RenderLimitError, RenderLimits
 from promptlab.prompts.sandbox import (
     PromptSandbox,
-    RenderLimitError,
     absent,
     absent_message,
+    render,
     template_line,
 )
 from promptlab.prompts.spec import PromptSpec, VariantSpec
@@ -41,19 +42,21 @@ class _Compiled:
 
     __slots__ = ("reads", "system", "user")
 
-    def __init__(self, env: PromptSandbox, variant: VariantSpec) -> None:
-        self.system = self._compile(env, variant.system) if variant.system is not None else None
-        self.user = self._compile(env, variant.template)
+    def __init__(self, env: PromptSandbox, variant: VariantSpec, limits: RenderLimits) -> None:
+        self.system = (
+            self._compile(env, variant.system, limits) if variant.system is not None else None
+        )
+        self.user = self._compile(env, variant.template, limits)
         self.reads = variant.variables_used
 
     @staticmethod
-    def _compile(env: PromptSandbox, source: str) -> Template | str:
+    def _compile(env: PromptSandbox, source: str, limits: RenderLimits) -> Template | str:
         template = env.from_string(source)
         # Static text (the usual system message) renders once here, not per call.
         # Without undeclared names the output cannot depend on the context or on
         # globals such as lipsum, so rendering it now gives the same text.
         if not template_variables(source):
-            return template.render()
+            return render(template, {}, limits)
         return template
 
 
@@ -64,8 +67,10 @@ class Renderer:
     compiled on first use only and an edited variant (new version) is compiled afresh.
     """
 
-    def __init__(self, *, max_cached: int = 2048) -> None:
+    def __init__(self, *, max_cached: int = 2048, limits: RenderLimits = DEFAULT_LIMITS) -> None:
         self.env = PromptSandbox()
+        self.limits = limits
+        """The bounds of every render (:mod:`prompts.limits`)."""
         self._cache: dict[str, _Compiled] = {}
         self._max_cached = max_cached
         self.compilations = 0
@@ -75,7 +80,7 @@ class Renderer:
         compiled = self._cache.get(variant.version)
         if compiled is None:
             try:
-                compiled = _Compiled(self.env, variant)
+                compiled = _Compiled(self.env, variant, self.limits)
             except SecurityError as exc:  # a static template that is unsafe on its own
                 raise RenderError(
                     prompt.id, variant.name, f"unsafe operation blocked: {exc}",
@@ -108,10 +113,10 @@ class Renderer:
         if missing:
             declared = prompt.variables_validator.names
             values = {**values, **{name: absent(name) for name in missing if name in declared}}
-        user = _render(prompt, variant, "user", compiled.user, values)
+        user = _render(prompt, variant, "user", compiled.user, values, self.limits)
         if compiled.system is None:
             return [{"role": "user", "content": user}]
-        system = _render(prompt, variant, "system", compiled.system, values)
+        system = _render(prompt, variant, "system", compiled.system, values, self.limits)
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def validate_and_render(
@@ -127,11 +132,12 @@ def _render(
     part: str,
     template: Template | str,
     values: Mapping[str, Any],
+    limits: RenderLimits,
 ) -> str:
     if isinstance(template, str):
         return template
     try:
-        return template.render(values)
+        return render(template, values, limits)
     except Exception as exc:  # a value the template cannot use must not escape raw
         raise _failure(prompt, variant, part, values, exc) from None
 

@@ -1,6 +1,6 @@
 """The sections of a prompt file besides its variants: ``[reward]``, ``[routing]``,
-``[constraints]``, ``[[examples]]`` and ``[evaluation]`` (frozen pydantic models; the
-prompt itself is :class:`prompts.spec.PromptSpec`)."""
+``[constraints]``, ``[[examples]]``, ``[evaluation]`` and ``[learning]`` (frozen pydantic
+models; the prompt itself is :class:`prompts.spec.PromptSpec`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from promptlab.events.kinds import DEMONSTRATION
 from promptlab.prompts.base import SpecModel
 from promptlab.prompts.errors import SpecError
 from promptlab.prompts.routing import EXPLORATION_CAP, EXPLORATION_FLOOR
@@ -32,6 +33,13 @@ class RewardSpec(SpecModel):
     scale: tuple[float, float] | None = None
     """``[min, max]`` of the reward feedback's values (e.g. ``[1, 5]`` stars), mapped
     onto 0..1; values off the scale are refused. Default ``[0, 1]`` (or a bool)."""
+
+    @field_validator("feedback")
+    @classmethod
+    def _check_feedback(cls, value: str) -> str:
+        if value == DEMONSTRATION:
+            raise SpecError([("", f"{DEMONSTRATION!r} is the name of corrections, never a reward")])
+        return value
 
     @field_validator("scale")
     @classmethod
@@ -120,3 +128,26 @@ class EvaluationSpec(SpecModel):
     """Most judge calls a UTC day for this prompt (then evaluation pauses until tomorrow)."""
     max_usd_per_day: float | None = Field(default=None, ge=0.0)
     """Most USD a UTC day the evaluators may spend on this prompt."""
+
+
+DEFAULT_MAX_EXAMPLES = 10_000
+"""Production examples kept per prompt unless ``[learning] max_examples`` says otherwise."""
+
+
+class LearningSpec(SpecModel):
+    """``[learning]``: what the prompt learns from its own production traffic.
+
+    With ``capture = true`` the sidecar puts each call's variables and answer (redacted,
+    cut to ``server.capture_max_chars``) into its ``ExecutionCompleted`` event, and the
+    learner projects them with their rewards into the ``examples`` table, which
+    corrections (``demonstration`` feedback), datasets from traffic and reflection on
+    real failures read. ``server.capture_content = true`` captures every prompt's.
+
+    Sections of the learning loop that other parts add (demonstrations) extend this
+    model; it is the one place the prompt file's ``[learning]`` keys are declared.
+    """
+
+    capture: bool = False
+    """Capture this prompt's calls (variables and answer) as production examples."""
+    max_examples: int = Field(default=DEFAULT_MAX_EXAMPLES, ge=1, le=1_000_000)
+    """Examples kept for this prompt; beyond it the oldest (by event time) go first."""

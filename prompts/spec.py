@@ -24,11 +24,13 @@ from promptlab.prompts.analytics import ValuePicker
 from promptlab.prompts.base import SpecModel
 from promptlab.prompts.config import PromotionConfig
 from promptlab.prompts.errors import SpecError, VariableError
+from promptlab.prompts.hints import did_you_mean, undeclared_messages
 from promptlab.prompts.params import check_params
 from promptlab.prompts.sections import (
     ConstraintsSpec,
     EvaluationSpec,
     ExampleSpec,
+    LearningSpec,
     RewardSpec,
     RoutingSpec,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "EvaluationSpec",
     "ExampleSpec",
     "FormatSpec",
+    "LearningSpec",
     "PromptSpec",
     "RewardSpec",
     "RoutingSpec",
@@ -65,6 +68,8 @@ _EVENT_FIELDS = (
     "parents", "generation",
 )  # fmt: skip
 """The fields a variant and its ``VariantRegistered`` event share under the same name."""
+AppSystem = Literal["drop", "prepend", "append"]
+"""Where a routed call puts the app's ``system``/``developer`` messages (``drop``: nowhere)."""
 MAX_VARIABLES = 50
 """Most variables one prompt may declare."""
 
@@ -224,8 +229,15 @@ class PromptSpec(SpecModel):
     examples: tuple[ExampleSpec, ...] = ()
     evaluation: EvaluationSpec | None = None
     """Online evaluation of sampled live calls (None: none)."""
+    learning: LearningSpec = Field(default_factory=LearningSpec)
+    """Learning from production traffic (``[learning]``): capture of examples."""
     variants: tuple[VariantSpec, ...] = Field(min_length=1)
     """At least one; exactly one is champion (the first when none is marked)."""
+    app_system: AppSystem = "drop"
+    """What a routed call does with the app's own ``system``/``developer`` messages:
+    ``drop`` (the variant's templates own the instructions), ``prepend`` (before the
+    variant's rendered messages) or ``append`` (after the variant's system message,
+    before its user message). Frameworks such as DSPy put their output format there."""
 
     @field_validator("id")
     @classmethod
@@ -239,7 +251,9 @@ class PromptSpec(SpecModel):
     def _check_promotion(cls, value: dict[str, Any]) -> dict[str, Any]:
         known = PromotionConfig.model_fields
         problems = [
-            (key, f"unknown key; one of {', '.join(known)}") for key in value if key not in known
+            (key, f"unknown key; one of {', '.join(known)}" + did_you_mean(key, known))
+            for key in value
+            if key not in known
         ]
         if not problems:
             try:
@@ -296,13 +310,10 @@ class PromptSpec(SpecModel):
                 source = getattr(variant, key)
                 if source is None:
                     continue
-                for name in sorted(template_variables(source) - declared):
-                    problems.append(
-                        (
-                            f"variants[{i}].{key}",
-                            f"uses undeclared variable {name!r}; declare it under [[variables]]",
-                        )
-                    )
+                problems += [
+                    (f"variants[{i}].{key}", message)
+                    for message in undeclared_messages(source, declared)
+                ]
                 problems += [
                     (f"variants[{i}].{key}", message)
                     for message in absent_value_problems(source, may_be_absent)

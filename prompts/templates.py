@@ -32,7 +32,8 @@ from functools import lru_cache
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from promptlab.prompts.errors import TemplateProblem
-from promptlab.prompts.sandbox import PromptSandbox, template_line
+from promptlab.prompts.limits import DEFAULT_LIMITS, RenderLimitError
+from promptlab.prompts.sandbox import PromptSandbox, absent, render, template_line
 
 MAX_TEMPLATE_CHARS = 10_000
 """Longest template (system or user) a prompt file may carry."""
@@ -112,6 +113,9 @@ def sandbox_problems(tree: nodes.Template) -> list[str]:
         problems.append(
             f"line {stmt.lineno}: {type(stmt).__name__.lower()}: a prompt is one template"
         )
+    for loop in tree.find_all(nodes.For):
+        if loop.recursive:
+            problems.append(f"line {loop.lineno}: recursive loops are not allowed in prompts")
     return problems
 
 
@@ -140,21 +144,30 @@ def check_template(source: str) -> list[str]:
             problems.append(
                 f"reads {len(names)} variables, at most {MAX_TEMPLATE_VARIABLES} allowed"
             )
-        if not names and not problems:
-            problems += _static_render_problems(source)
+        if not problems:
+            problems += _render_problems(source, tuple(sorted(names)))
     return problems
 
 
 @lru_cache(maxsize=4096)
-def _static_render_problems(source: str) -> tuple[str, ...]:
-    """A template that reads no variable renders the same text for every call: render it
-    now, so that one that cannot (``{{ 1 / 0 }}``, a rendering limit) is refused here and
-    not on every call. Cached: the same system message comes with many variants."""
+def _render_problems(source: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Render ``source`` once now, within the default bounds (:mod:`prompts.limits`).
+
+    A template that reads no variable renders the same text for every call, so one that
+    cannot (``{{ 1 / 0 }}``, a bound broken) is refused here and not on every call. A
+    template that reads variables is tried with each of them absent (empty): only a
+    broken bound refuses it then (nested loops of ``range()``, a huge padding), since
+    its other failures may depend on real values. Cached: the same system message comes
+    with many variants. Bounded in time and memory like any render."""
     try:
-        _ENV.from_string(source).render()
+        render(_ENV.from_string(source), {n: absent(n) for n in names}, DEFAULT_LIMITS)
     except Exception as exc:
+        if names and not isinstance(exc, RenderLimitError):
+            return ()
         line = template_line(exc)
         where = f"line {line}: " if line is not None else ""
+        if isinstance(exc, RenderLimitError):
+            return (f"{where}breaks a rendering bound: {exc}",)
         return (f"{where}cannot be rendered: {type(exc).__name__}: {exc}",)
     return ()
 

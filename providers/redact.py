@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 # Shapes of credentials that must never be echoed even when we do not know the value:
 # bearer tokens and the common provider key prefixes.
@@ -13,13 +14,16 @@ _KEY_PATTERN = re.compile(
 
 
 class Redactor:
-    """Replaces known secrets (provider keys read from the environment) and key-shaped
-    strings with ``***``. The provider registry feeds it the keys it reads."""
+    """Replaces known secrets (provider keys read from the environment), key-shaped
+    strings and whatever the operator's ``patterns`` (regular expressions, e.g.
+    ``server.redact_patterns``) match with ``***``. The provider registry feeds it the
+    keys it reads."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), *, patterns: Iterable[str] = ()) -> None:
         self._secrets: list[str] = []
         for secret in secrets:
             self.add(secret)
+        self._patterns = [re.compile(p) for p in patterns]
 
     def add(self, secret: str | None) -> None:
         # Very short values would redact ordinary words; real keys are long.
@@ -31,4 +35,17 @@ class Redactor:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, "***")
-        return _KEY_PATTERN.sub(lambda m: (m.group(1) or "") + "***", text)
+        text = _KEY_PATTERN.sub(lambda m: (m.group(1) or "") + "***", text)
+        for pattern in self._patterns:
+            text = pattern.sub("***", text)
+        return text
+
+    def redact_value(self, value: Any) -> Any:
+        """``value`` with every string in it redacted (lists and dicts walked; keys too)."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, list | tuple):
+            return [self.redact_value(v) for v in value]
+        if isinstance(value, dict):
+            return {self.redact(str(k)): self.redact_value(v) for k, v in value.items()}
+        return value

@@ -177,7 +177,12 @@ def _terms(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9-]+", text.lower()) if len(w) > 1 and w not in _STOP}
 
 
+_DATA_TAGS = re.compile(r"<data-[0-9a-f]+>\n?|\n?</data-[0-9a-f]+>")
+"""The tags the judge's data comes between (``lab.evaluators.judge``), read past here."""
+
+
 def _judge(model: str, user: str) -> str:
+    user = _DATA_TAGS.sub("", user)
     answer_text = user.split("Answer to grade:", 1)[1]
     match = re.search(r"Reference answer:\n(.*?)\n\nAnswer to grade:", user, re.DOTALL)
     if match is None:

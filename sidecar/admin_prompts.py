@@ -32,6 +32,7 @@ restarts get them: :mod:`sidecar.definitions`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, replace
 from typing import Any
@@ -49,6 +50,7 @@ from promptlab.prompts import (
     compare_prompts,
     definition_version,
 )
+from promptlab.prompts.definition import NETWORK_EVALUATION
 from promptlab.prompts.loader import problems_from
 from promptlab.sidecar import keys
 from promptlab.sidecar.errors import BadRequest, Conflict, NotFound
@@ -93,8 +95,31 @@ def _prompt_id(request: web.Request, body: dict[str, Any]) -> str:
     return prompt_id
 
 
-def _check(data: dict[str, Any], request: web.Request) -> PromptSpec:
-    spec, problems = check_prompt_data(data, "body", providers=_providers(request))
+def _sections(request: web.Request, body: dict[str, Any]) -> None:
+    """Refuse a section that cannot apply to a prompt defined here (400 saying why):
+    ``evaluation`` never runs for it (the learner evaluates its prompt files only), and
+    a ``python`` evaluator would be code from the network. A prompt file's own section,
+    sent back unchanged, is not a change."""
+    evaluation = body.get("evaluation")
+    if evaluation is None:
+        return
+    current = request.app[keys.CATALOG].get(str(body.get("id")))
+    if current is not None and request.app[keys.CATALOG].from_file(current.id):
+        own = current.evaluation
+        if own is not None and own.model_dump(mode="json") == evaluation:
+            return
+    raise refusal(
+        "prompt", [Problem("body", "evaluation", NETWORK_EVALUATION)], "section_not_allowed"
+    )
+
+
+async def _check(data: dict[str, Any], request: web.Request) -> PromptSpec:
+    """The prompt ``data`` defines, every rule run off the event loop: rendering each
+    template once within its bounds takes up to ``time_s`` for a template built to
+    exhaust them, and ``/healthz`` and every call keep being answered meanwhile."""
+    spec, problems = await asyncio.to_thread(
+        check_prompt_data, data, "body", providers=_providers(request)
+    )
     if spec is None:
         raise refusal("prompt", problems, "invalid_prompt")
     return spec
@@ -231,18 +256,21 @@ async def create_prompt(request: web.Request) -> web.Response:
     body = parse_body(await request.read())
     if not isinstance(body.get("id"), str):
         raise refusal("prompt", [Problem("body", "id", "required")], "invalid_prompt")
-    return await _answer_prompt(request, _check(body, request), create_only=True)
+    _sections(request, body)
+    return await _answer_prompt(request, await _check(body, request), create_only=True)
 
 
 async def put_prompt(request: web.Request) -> web.Response:
     body = parse_body(await request.read())
     _prompt_id(request, body)
-    return await _answer_prompt(request, _check(body, request))
+    _sections(request, body)
+    return await _answer_prompt(request, await _check(body, request))
 
 
 async def patch_prompt(request: web.Request) -> web.Response:
     body = parse_body(await request.read())
     prompt_id = _prompt_id(request, body)
+    _sections(request, body)
     current = request.app[keys.CATALOG].get(prompt_id)
     if current is None:
         raise NotFound(f"unknown prompt {prompt_id!r}", code="unknown_prompt")
@@ -250,17 +278,20 @@ async def patch_prompt(request: web.Request) -> web.Response:
     data.setdefault("variants", [])
     if not data["variants"]:  # keys of the prompt only: every variant stays as it is
         data["variants"] = [v.model_dump(mode="json") for v in current.variants]
-    return await _answer_prompt(request, _check(data, request))
+    return await _answer_prompt(request, await _check(data, request))
 
 
 # --------------------------------------------------------------------------- variants
 
 
-def variant_from_body(body: dict[str, Any]) -> VariantSpec:
-    """A VariantSpec from the API body (origin ``api``, never champion); 400 naming problems."""
+async def variant_from_body(body: dict[str, Any]) -> VariantSpec:
+    """A VariantSpec from the API body (origin ``api``, never champion); 400 naming
+    problems. Checked off the event loop, like a prompt (:func:`_check`)."""
     data = {k: v for k, v in body.items() if k not in ("champion", "origin")}
     try:
-        return VariantSpec.model_validate({**data, "origin": "api", "champion": False})
+        return await asyncio.to_thread(
+            VariantSpec.model_validate, {**data, "origin": "api", "champion": False}
+        )
     except (ValidationError, SpecError) as exc:
         raise refusal("variant", _problems("variant", exc), "invalid_variant") from None
 
@@ -273,7 +304,7 @@ def _existing(request: web.Request) -> PromptSpec:
     return prompt
 
 
-def _with(request: web.Request, prompt: PromptSpec, variant: VariantSpec) -> PromptSpec:
+async def _with(request: web.Request, prompt: PromptSpec, variant: VariantSpec) -> PromptSpec:
     """``prompt`` with ``variant`` added or replaced, every rule run; 400 otherwise."""
     data = prompt.model_dump(mode="json")
     dumped = variant.model_dump(mode="json")
@@ -284,7 +315,9 @@ def _with(request: web.Request, prompt: PromptSpec, variant: VariantSpec) -> Pro
         data["variants"][index] = dumped
     else:
         data["variants"].append(dumped)
-    spec, problems = check_prompt_data(data, "prompt", providers=_providers(request))
+    spec, problems = await asyncio.to_thread(
+        check_prompt_data, data, "prompt", providers=_providers(request)
+    )
     if spec is None:
         raise refusal("variant for this prompt", problems, "invalid_variant")
     return spec
@@ -297,7 +330,7 @@ async def register_variant(request: web.Request) -> web.Response:
     replace = body.pop("replace", False)
     if not isinstance(replace, bool):
         raise BadRequest("'replace' must be a boolean", param="replace")
-    variant = variant_from_body(body)
+    variant = await variant_from_body(body)
     existing = next((v for v in prompt.variants if v.name == variant.name), None)
     if existing is not None and existing.version != variant.version and not replace:
         raise Conflict(
@@ -319,7 +352,7 @@ async def put_variant(request: web.Request) -> web.Response:
         raise BadRequest(
             f"the body's name {body['name']!r} is not the path's {name!r}", param="name"
         )
-    return await _put_variant(request, prompt, variant_from_body(body))
+    return await _put_variant(request, prompt, await variant_from_body(body))
 
 
 async def patch_variant(request: web.Request) -> web.Response:
@@ -336,7 +369,7 @@ async def patch_variant(request: web.Request) -> web.Response:
             problems.append(Problem("variant", "name", "a variant cannot be renamed"))
         raise refusal("variant", problems, "invalid_variant")
     merged = {**current.model_dump(include=set(VARIANT_KEYS)), **body, "name": name}
-    return await _put_variant(request, prompt, variant_from_body(merged))
+    return await _put_variant(request, prompt, await variant_from_body(merged))
 
 
 async def _put_variant(
@@ -345,7 +378,7 @@ async def _put_variant(
     """Apply ``variant`` to ``prompt``; 201 for a new variant, ``replaced`` for a new
     version, 200 for the same content again (nothing published)."""
     before = next((v for v in prompt.variants if v.name == variant.name), None)
-    done = await _apply(request, _with(request, prompt, variant))
+    done = await _apply(request, await _with(request, prompt, variant))
     now = done.spec.variant(variant.name)
     body: dict[str, Any] = {
         "prompt_id": done.spec.id,

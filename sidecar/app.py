@@ -26,10 +26,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from promptlab.events.bus import EventBus
+from promptlab.events.outage import RetryLog
 from promptlab.events.snapshots import LearnerStatus, RoutingSnapshot
 from promptlab.events.subjects import Bucket
-from promptlab.prompts import PromptSpec, cost_per_token, estimate_cost
-from promptlab.providers import ProviderError, Providers
+from promptlab.prompts import DEFAULT_LIMITS, PromptSpec, cost_per_token, estimate_cost
+from promptlab.providers import ProviderError, Providers, Redactor
 from promptlab.sidecar import admin, admin_prompts, cors, keys, routes
 from promptlab.sidecar.assignments import share_assignments, watch_assignments
 from promptlab.sidecar.auth import KeyRing, check_admin, check_client
@@ -83,11 +84,19 @@ def create_app(
     upstreams = Providers(
         settings.providers,
         default_provider=server.default_provider,
+        redactor=Redactor(patterns=server.redact_patterns),
         environ=environ,
         cost=estimate_cost,
     )
-    catalog = Catalog(prompts)
-    desk = FeedbackDesk(catalog, feedback_policy)
+    prompts_settings = getattr(settings, "prompts", None)  # [prompts.render], when given
+    catalog = Catalog(prompts, limits=getattr(prompts_settings, "render", DEFAULT_LIMITS))
+    desk = FeedbackDesk(
+        catalog,
+        feedback_policy,
+        redactor=upstreams.redactor,
+        text_limit=server.capture_max_chars,
+        capture_all=server.capture_content,
+    )
     publisher = RecordingPublisher(publisher, desk)
     router = Router(catalog.all(), seed=router_seed)
     catalog.subscribe(router.update_prompt)
@@ -98,7 +107,13 @@ def create_app(
         catalog=catalog,
         router=router,
         providers=upstreams,
-        recorder=Recorder(publisher=publisher, metrics=metrics, telemetry=telemetry, server=server),
+        recorder=Recorder(
+            publisher=publisher,
+            metrics=metrics,
+            telemetry=telemetry,
+            server=server,
+            redactor=upstreams.redactor,
+        ),
         telemetry=telemetry,
         server=server,
     )
@@ -307,9 +322,11 @@ def _freeze_startup_heap() -> None:
 
 async def watch_learner(bus: EventBus, metrics: Metrics) -> None:
     """Expose the active learner's counters (dead letters, feedback dropped...) in /metrics."""
+    retry = RetryLog(log, "learner status watch", WATCH_RETRY_S)
     while True:
         try:
             async for entry in bus.kv_watch(str(Bucket.LEARNER)):
+                retry.working()
                 if entry.value is None or entry.key != "status":
                     continue
                 try:
@@ -319,7 +336,7 @@ async def watch_learner(bus: EventBus, metrics: Metrics) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("learner status watch interrupted (%s); retrying", exc)
+            retry.failed(bus, exc)
         await asyncio.sleep(WATCH_RETRY_S)
 
 
@@ -336,9 +353,11 @@ async def sample_metrics(app: web.Application, interval_s: float = 1.0) -> None:
 
 async def watch_routing(bus: EventBus, router: Router) -> None:
     """Apply every RoutingSnapshot the learner writes; keep the last one if NATS goes away."""
+    retry = RetryLog(log, "routing snapshot watch", WATCH_RETRY_S)
     while True:
         try:
             async for entry in bus.kv_watch(str(Bucket.ROUTING)):
+                retry.working()
                 if entry.value is None:
                     continue
                 try:
@@ -348,5 +367,5 @@ async def watch_routing(bus: EventBus, router: Router) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("routing snapshot watch interrupted (%s); retrying", exc)
+            retry.failed(bus, exc)
         await asyncio.sleep(WATCH_RETRY_S)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from promptlab.events.bus import EventBus
+from promptlab.events.outage import RetryLog
 from promptlab.events.subjects import Bucket
 
 log = logging.getLogger(__name__)
@@ -162,9 +163,11 @@ async def share_assignments(bus: EventBus, assignments: Assignments) -> None:
 
 async def watch_assignments(bus: EventBus, assignments: Assignments) -> None:
     """Fill the local cache from the KV bucket (other replicas' assignments)."""
+    retry = RetryLog(log, "sticky assignment watch", RETRY_S)
     while True:
         try:
             async for entry in bus.kv_watch(str(Bucket.ASSIGNMENTS)):
+                retry.working()
                 if entry.value is None:
                     continue
                 try:
@@ -174,5 +177,5 @@ async def watch_assignments(bus: EventBus, assignments: Assignments) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("sticky assignment watch interrupted (%s); retrying", exc)
+            retry.failed(bus, exc)
         await asyncio.sleep(RETRY_S)

@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from promptlab.prompts import (
+    DEFAULT_LIMITS,
     PromptSpec,
     RecordedValue,
     Renderer,
     RenderError,
+    RenderLimits,
     VariableError,
     VariantSpec,
 )
@@ -30,10 +32,12 @@ Listener = Callable[[Any], None]
 class Catalog:
     """Prompts by id, with a shared :class:`~prompts.Renderer`."""
 
-    def __init__(self, prompts: Mapping[str, PromptSpec]) -> None:
+    def __init__(
+        self, prompts: Mapping[str, PromptSpec], *, limits: RenderLimits = DEFAULT_LIMITS
+    ) -> None:
         self._prompts: dict[str, PromptSpec] = dict(prompts)
         self._files = frozenset(self._prompts)
-        self._renderer = Renderer()
+        self._renderer = Renderer(limits=limits)
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> None:

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from promptlab.providers.settings import ProviderSettings, default_providers
 
@@ -35,7 +36,12 @@ class ServerSettings(BaseModel):
     capture_content: bool = False
     """Put request messages and model output into ExecutionCompleted events."""
     capture_max_chars: int = Field(default=2000, ge=0)
-    """Truncate captured content to this many characters per message."""
+    """Truncate captured content to this many characters per message (and per string
+    variable); a correction's answer longer than this is refused."""
+    redact_patterns: list[str] = Field(default_factory=list)
+    """Regular expressions whose matches become ``***`` wherever the sidecar writes text
+    it did not make: captured content and variables, corrections, feedback comments and
+    error messages (provider keys and key-shaped strings always are)."""
     default_provider: str = "openai"
     """Provider of an unrouted call whose ``model`` names no configured provider
     (``gpt-4o-mini`` rather than ``openai/gpt-4o-mini``)."""
@@ -44,6 +50,20 @@ class ServerSettings(BaseModel):
     ``["*"]`` allows any. Empty (the default): no CORS headers at all."""
     workers: int = Field(default=1, ge=1, le=64)
     """Processes serving one port with SO_REUSEPORT (``promptlab serve --workers``)."""
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"redact_patterns: {pattern!r} is not a regular expression: {exc}"
+                ) from None
+            if re.fullmatch(pattern, ""):
+                raise ValueError(f"redact_patterns: {pattern!r} matches the empty string")
+        return patterns
 
 
 class TelemetrySettings(BaseModel):

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -50,6 +51,7 @@ from promptlab.events.models import (
     decode,
     encode,
 )
+from promptlab.events.outage import RetryLog
 from promptlab.events.subjects import Bucket, variant_key
 from promptlab.prompts import (
     PromptError,
@@ -188,7 +190,10 @@ class Definitions:
         try:
             await asyncio.wait_for(self._load(self.bus, announced), LOAD_TIMEOUT_S)
         except Exception as exc:  # NATS slow or down: the watch brings them in later
-            log.warning("prompts defined through the admin API not loaded yet: %s", exc)
+            # While NATS is down its owner says so once (events.outage).
+            (log.warning if self.bus.connected else log.debug)(
+                "prompts defined through the admin API not loaded yet: %s", exc
+            )
 
     async def _load(self, bus: EventBus, announced: Sequence[VariantRegistered]) -> None:
         # The files' variants first: the variants watch then never sees an API version
@@ -197,29 +202,32 @@ class Definitions:
         for key in await bus.kv_keys(str(Bucket.PROMPTS)):
             entry = await bus.kv_get(str(Bucket.PROMPTS), key)
             if entry is not None and entry.value is not None:
-                self._take_entry(entry.key, entry.value, entry.revision)
+                await self._take_entry(entry.key, entry.value, entry.revision)
 
-    def _take_entry(self, key: str, value: bytes, revision: int) -> None:
+    async def _take_entry(self, key: str, value: bytes, revision: int) -> None:
         try:
             event = decode(value)
         except EventDecodeError as exc:
             log.warning("ignoring prompt entry %s: %s", key, exc)
             return
         if isinstance(event, PromptRegistered):
+            await asyncio.to_thread(_checked, spec_from_event, event)
             self.take_prompt(event, revision)
 
     async def watch_prompts(self) -> None:
         """Take whole prompts defined on other replicas, past and future."""
         assert self.bus is not None
+        retry = RetryLog(log, "prompt watch", WATCH_RETRY_S)
         while True:
             try:
                 async for entry in self.bus.kv_watch(str(Bucket.PROMPTS)):
+                    retry.working()
                     if entry.value is not None:
-                        self._take_entry(entry.key, entry.value, entry.revision)
+                        await self._take_entry(entry.key, entry.value, entry.revision)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("prompt watch interrupted (%s); retrying", exc)
+                retry.failed(self.bus, exc)
             await asyncio.sleep(WATCH_RETRY_S)
 
     async def watch_variants(self) -> None:
@@ -229,9 +237,11 @@ class Definitions:
         was registered (on another replica, or before a restart) routes to it too.
         """
         assert self.bus is not None
+        retry = RetryLog(log, "variant watch", WATCH_RETRY_S)
         while True:
             try:
                 async for entry in self.bus.kv_watch(str(Bucket.VARIANTS)):
+                    retry.working()
                     if entry.value is None:
                         continue
                     try:
@@ -240,12 +250,25 @@ class Definitions:
                         log.warning("ignoring variant entry %s: %s", entry.key, exc)
                         continue
                     if isinstance(event, VariantRegistered):
+                        await asyncio.to_thread(_checked, VariantSpec.from_event, event)
                         self.take_variant(event)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("variant watch interrupted (%s); retrying", exc)
+                retry.failed(self.bus, exc)
             await asyncio.sleep(WATCH_RETRY_S)
+
+
+def _checked(check: Callable[[Any], object], event: Any) -> None:
+    """Validate ``event``'s definition once, off the event loop, for its side effect: the
+    templates' checks are cached, so taking it on the loop next costs no rendering (a
+    definition arriving on the bus is checked within the render bounds like any other,
+    and a bomb costs up to ``time_s`` of CPU per template). Problems are reported when it
+    is taken."""
+    try:
+        check(event)
+    except (ValidationError, PromptError):
+        pass
 
 
 def _with_extra(spec: PromptSpec, variants: Iterable[VariantSpec]) -> PromptSpec:

@@ -13,6 +13,11 @@ served belongs to, and which feedback it has received. So it can answer:
   arrives within ``learner.feedback_wait_s``, and otherwise drops it and counts it
   (``promptlab stats``, ``promptlab_learner_feedback_dropped_total`` in ``/metrics``).
 
+A ``demonstration`` feedback is a correction: its value is the answer the call should
+have given (text, capped at ``server.capture_max_chars``, redacted), and it is refused
+(400) for a known prompt that does not capture production examples. A text value under
+any other name is a 400.
+
 The learner applies the same rules (:func:`prompts.feedback.normalise_feedback`) to
 everything, so a replica's limited memory changes only how early a problem is reported.
 """
@@ -21,11 +26,14 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from promptlab.events.kinds import DEMONSTRATION
 from promptlab.events.models import BaseEvent, ExecutionCompleted, FeedbackReceived
 from promptlab.prompts.feedback import FeedbackValueError, normalise_feedback, scale_text
+from promptlab.providers import Redactor
 from promptlab.sidecar.catalog import Catalog
 from promptlab.sidecar.errors import BadRequest
 from promptlab.sidecar.inputs import check_text
@@ -52,11 +60,23 @@ class FeedbackDesk:
     """Recent executions (id -> prompt) and received feedback (id, name), both bounded."""
 
     def __init__(
-        self, catalog: Catalog, policy: FeedbackPolicy | None = None, *, capacity: int = 100_000
+        self,
+        catalog: Catalog,
+        policy: FeedbackPolicy | None = None,
+        *,
+        capacity: int = 100_000,
+        redactor: Redactor | None = None,
+        text_limit: int = 2000,
+        capture_all: bool = False,
     ) -> None:
         self.catalog = catalog
         self.policy = policy or FeedbackPolicy()
         self.capacity = capacity
+        self.redactor = redactor or Redactor()
+        self.text_limit = text_limit
+        """Longest correction accepted (``server.capture_max_chars``)."""
+        self.capture_all = capture_all
+        """``server.capture_content``: every prompt captures production examples."""
         self._executions: OrderedDict[str, str] = OrderedDict()
         self._received: OrderedDict[tuple[str, str], None] = OrderedDict()
 
@@ -70,7 +90,7 @@ class FeedbackDesk:
 
     def receive(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], FeedbackReceived]:
         """Check one feedback body: ``(status, answer, event to publish)``; 400 raises."""
-        event = feedback_event(body)
+        event = feedback_event(body, self.redactor, self.text_limit)
         policy = self.policy
         key = (event.execution_id, event.name)
         repeated = key in self._received
@@ -97,7 +117,16 @@ class FeedbackDesk:
             status = 202
         else:
             answer.update(status="accepted", prompt_id=spec.id)
-            if event.name == spec.reward.feedback:
+            if event.name == DEMONSTRATION:
+                if not (self.capture_all or spec.learning.capture):
+                    raise BadRequest(
+                        f"prompt {spec.id!r} does not capture production examples, so a "
+                        "correction has no call to attach to: set [learning] capture = true",
+                        param="name",
+                        code="capture_off",
+                    )
+                answer["counts"] = "a correction: the call's example takes this answer (reward 1.0)"
+            elif event.name == spec.reward.feedback:
                 scale = spec.reward.scale
                 try:
                     answer["reward_value"] = normalise_feedback(event.value, scale)
@@ -169,8 +198,16 @@ MAX_FEEDBACK_INT = 2**53
 401-digit integer raises ``OverflowError``): refused."""
 
 
-def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
-    """Validate ``{"execution_id", "name", "value", "comment"?}`` into an event (400 otherwise)."""
+def feedback_event(
+    body: dict[str, Any], redactor: Redactor | None = None, text_limit: int = 2000
+) -> FeedbackReceived:
+    """Validate ``{"execution_id", "name", "value", "comment"?}`` into an event (400 otherwise).
+
+    ``value`` is a boolean or a finite number, except under the name ``demonstration``
+    (a correction), where it is the answer the call should have given: a non-empty
+    string of at most ``text_limit`` characters, carried redacted in the event's
+    ``text``. A comment is redacted too.
+    """
     execution_id = body.get("execution_id")
     if not isinstance(execution_id, str) or not execution_id.strip():
         raise BadRequest(
@@ -184,22 +221,64 @@ def feedback_event(body: dict[str, Any]) -> FeedbackReceived:
             param="name",
         )
     value = body.get("value")
+    redact = (redactor or Redactor()).redact
+    comment = body.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        raise BadRequest("'comment' must be a string", param="comment")
+    if comment is not None:
+        check_text(comment, "comment")
+    if name.strip() == DEMONSTRATION:
+        return _correction(execution_id, value, comment, redact, text_limit)
+    if isinstance(value, str):
+        raise BadRequest(
+            f"'value' must be a boolean or a finite number; a text value is accepted only "
+            f"under the name {DEMONSTRATION!r} (the answer the call should have given)",
+            param="value",
+            code="text_value",
+        )
     if not isinstance(value, bool) and isinstance(value, int) and abs(value) > MAX_FEEDBACK_INT:
         raise BadRequest("'value' is out of range", param="value")
     if not isinstance(value, bool | int | float) or (
         not isinstance(value, bool) and not math.isfinite(value)
     ):
         raise BadRequest("'value' must be a boolean or a finite number", param="value")
-    comment = body.get("comment")
-    if comment is not None and not isinstance(comment, str):
-        raise BadRequest("'comment' must be a string", param="comment")
     check_text(execution_id, "execution_id")
     check_text(name, "name")
-    if comment is not None:
-        check_text(comment, "comment")
     return FeedbackReceived(
         execution_id=execution_id.strip(),
         name=name.strip(),
         value=value if isinstance(value, bool) else float(value),
-        comment=comment,
+        comment=None if comment is None else redact(comment),
+    )
+
+
+def _correction(
+    execution_id: str,
+    value: Any,
+    comment: str | None,
+    redact: Callable[[str], str],
+    text_limit: int,
+) -> FeedbackReceived:
+    """A ``demonstration`` feedback: the reviewer's answer, checked, capped and redacted."""
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(
+            f"'value' of a {DEMONSTRATION!r} feedback must be the answer the call should "
+            "have given (a non-empty string)",
+            param="value",
+        )
+    if len(value) > text_limit:
+        raise BadRequest(
+            f"'value' is {len(value)} characters; a correction may have at most "
+            f"{text_limit} (server.capture_max_chars)",
+            param="value",
+            code="value_too_long",
+        )
+    check_text(value, "value")
+    check_text(execution_id, "execution_id")
+    return FeedbackReceived(
+        execution_id=execution_id.strip(),
+        name=DEMONSTRATION,
+        value=True,
+        text=redact(value),
+        comment=None if comment is None else redact(comment),
     )

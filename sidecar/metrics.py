@@ -18,7 +18,8 @@ its durable's undelivered plus unacknowledged messages) and
 Feedback: ``promptlab_feedback_total{status}`` (this sidecar's answers: accepted,
 pending, rejected) and ``promptlab_learner_counter{name}`` (the active learner's
 counters from its status in KV: dead_letters, feedback_dropped, feedback_rejected,
-feedback_replaced, feedback_ignored, fallback_failures).
+feedback_replaced, feedback_ignored, fallback_failures, evaluation_errors,
+evaluation_errors_offline).
 
 Workers (``serve --workers N``): the parent sets ``PROMETHEUS_MULTIPROC_DIR`` for its
 workers, each writes its values there, and ``/metrics`` on any worker reads all of

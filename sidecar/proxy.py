@@ -31,24 +31,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from promptlab.prompts import PromptSpec
 from promptlab.providers import ProviderError, Providers
+from promptlab.sidecar import codec
 from promptlab.sidecar.catalog import Catalog
+from promptlab.sidecar.completions import chat_as_completion, completion_as_chat
 from promptlab.sidecar.config import ServerSettings
 from promptlab.sidecar.errors import BadRequest, RenderFailed, from_provider
 from promptlab.sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, Outcome, Recorder
 from promptlab.sidecar.router import Route, Router
 from promptlab.sidecar.shaping import (
     app_messages,
-    kept_messages,
     new_execution_id,
     parse_body,
     parse_meta,
     routed_body,
+    routed_messages,
+    split_messages,
     strip_overrides,
     with_execution_id,
     with_stream_usage,
@@ -60,6 +63,8 @@ log = logging.getLogger(__name__)
 
 PROMPT_HEADER = "X-Promptlab-Prompt"
 MODEL_PREFIX = "promptlab/"
+WARNED_MAX = 1024
+"""Most (variant version, cause) pairs a proxy remembers having warned about."""
 PROMPT_ID_KEY = web.RequestKey("promptlab_prompt", str)
 """Where a routed request keeps its prompt id (read by the access log)."""
 
@@ -72,6 +77,25 @@ __all__ = [
     "Proxy",
     "parse_body",
 ]
+
+
+def routed_prompt(request: web.Request, body: dict[str, Any]) -> str | None:
+    """The prompt a call is routed to: header ``X-Promptlab-Prompt``, else a ``model``
+    of ``promptlab/<id>``; None for a call that is passed through."""
+    prompt_id = request.headers.get(PROMPT_HEADER)
+    model = body.get("model")
+    if not prompt_id and isinstance(model, str) and model.startswith(MODEL_PREFIX):
+        prompt_id = model[len(MODEL_PREFIX) :]
+    return prompt_id or None
+
+
+class _Recorded(NamedTuple):
+    """What a routed call leaves in its event besides its outcome."""
+
+    values: dict[str, Any] | None
+    """Variable values analytics may record (:meth:`Catalog.recorded_values`)."""
+    variables: dict[str, Any] | None
+    """The caller's variables, when the prompt captures production examples."""
 
 
 class _Unanswered(Exception):
@@ -101,6 +125,7 @@ class Proxy:
         self.recorder = recorder
         self.telemetry = telemetry
         self.server = server
+        self._warned: set[tuple[str | None, str | None, str | None, str]] = set()
 
     # ------------------------------------------------------------------ entry
 
@@ -109,9 +134,7 @@ class Proxy:
         body = strip_overrides(parse_body(await request.read()))
         meta = body.pop("promptlab", None)
         model = body.get("model")
-        prompt_id = request.headers.get(PROMPT_HEADER)
-        if not prompt_id and isinstance(model, str) and model.startswith(MODEL_PREFIX):
-            prompt_id = model[len(MODEL_PREFIX) :]
+        prompt_id = routed_prompt(request, body)
         if prompt_id:
             request[PROMPT_ID_KEY] = prompt_id  # for the access log
         with self.telemetry.span(
@@ -150,14 +173,48 @@ class Proxy:
         )
         return await self._send(request, call, body, strict=False)
 
+    async def text_completion(self, request: web.Request, body: dict[str, Any]) -> web.Response:
+        """A routed call on ``POST /v1/completions`` (LlamaIndex's ``OpenAILike`` calls
+        there by default): served as a chat completion of the picked variant, answered in
+        the ``text_completion`` shape (see :mod:`sidecar.completions`)."""
+        prompt_id = routed_prompt(request, body)
+        assert prompt_id is not None  # the caller routes only calls that name a prompt
+        request[PROMPT_ID_KEY] = prompt_id
+        meta = body.pop("promptlab", None)
+        chat = completion_as_chat(body)
+        with self.telemetry.span(
+            f"completions {body.get('model')}",
+            {"gen_ai.operation.name": "text_completion", "promptlab.prompt_id": prompt_id},
+            headers=request.headers,
+        ):
+            response = await self._routed(request, prompt_id, chat, meta, "completions")
+        assert isinstance(response, web.Response)  # not streamed: refused before
+        raw = response.body
+        assert isinstance(raw, bytes)  # the JSON answer the proxy built
+        response.body = codec.dumps(chat_as_completion(codec.loads(raw)))
+        return response
+
     async def _routed(
-        self, request: web.Request, prompt_id: str, body: dict[str, Any], meta: Any
+        self,
+        request: web.Request,
+        prompt_id: str,
+        body: dict[str, Any],
+        meta: Any,
+        endpoint: str | None = None,
     ) -> web.StreamResponse:
         prompt = self.catalog.require(prompt_id)
         variables, subject = parse_meta(meta)
-        kept = kept_messages(body)
+        kept = split_messages(body)
         values = self.catalog.validate(prompt, variables)
         recorded = self.catalog.recorded_values(prompt, values, self.providers.redactor)
+        # Production examples keep what the caller sent (validated: declared names
+        # only), not the formatted values, so a demonstration re-renders them once.
+        record = _Recorded(
+            recorded,
+            dict(variables or {})
+            if self.server.capture_content or prompt.learning.capture
+            else None,
+        )
         with self.telemetry.span("promptlab.route"):
             decision = self.router.decide(prompt_id, subject)
         champion = self.router.champion(prompt_id)
@@ -168,12 +225,13 @@ class Proxy:
                 prompt,
                 decision,
                 values,
-                recorded,
+                record,
                 body,
                 kept,
                 subject,
                 None,
                 can_fall_back,
+                endpoint,
             )
         except _Unanswered as failed:
             # The routed variant failed before the client saw a byte: the champion answers.
@@ -184,12 +242,13 @@ class Proxy:
             prompt,
             champion,
             values,
-            recorded,
+            record,
             body,
             kept,
             subject,
             decision.variant,
             False,
+            endpoint,
         )
 
     async def _attempt(
@@ -198,12 +257,13 @@ class Proxy:
         prompt: PromptSpec,
         decision: Route,
         values: dict[str, Any],
-        recorded: dict[str, Any] | None,
+        record: _Recorded,
         body: dict[str, Any],
-        kept: list[Any],
+        kept: tuple[list[Any], list[Any]],
         subject: str | None,
         fallback_from: str | None,
         can_fall_back: bool,
+        endpoint: str | None = None,
     ) -> web.StreamResponse:
         variant = prompt.variant(decision.variant)
         call = Call(
@@ -216,16 +276,17 @@ class Proxy:
             subject=subject,
             stream=body.get("stream") is True,
             routing=decision.routing_info(fallback_from),
-            capture=prompt.evaluation is not None,
-            variable_values=recorded,
+            capture=prompt.evaluation is not None or prompt.learning.capture,
+            variables=record.variables,
+            variable_values=record.values,
+            endpoint=endpoint,
         )
         try:
             with self.telemetry.span("promptlab.render", {"promptlab.variant": variant.name}):
                 messages = self.catalog.render(prompt, variant, values)
         except RenderFailed as err:
             raise self._unrendered(call, err, can_fall_back) from None
-        if kept:
-            messages = messages + kept
+        messages = routed_messages(messages, *kept, prompt.app_system)
         call.messages = messages
         upstream_body = routed_body(body, variant.params, messages)
         return await self._send(request, call, upstream_body, can_fall_back=can_fall_back)
@@ -244,6 +305,26 @@ class Proxy:
         err.headers = call.headers()
         return err
 
+    def _warn_fallback(self, call: Call, err: ProviderError) -> None:
+        """Say once, per variant version and cause, that a variant fails over to the champion.
+
+        The client gets the champion's answer, so without this line a variant whose model
+        does not exist would lose every call in silence. Bounded: a cause seen again (or
+        past :data:`WARNED_MAX` causes) is not logged again.
+        """
+        code = err.upstream_code or err.kind
+        key = (call.prompt_id, call.variant, call.version, code)
+        if key in self._warned or len(self._warned) >= WARNED_MAX:
+            return
+        self._warned.add(key)
+        upstream = f"upstream {err.upstream_status} {code}" if err.upstream_status else code
+        log.warning(
+            "variant %s of prompt %s (model %s) failed (%s: %s); the champion answers its "
+            "calls instead until it is fixed (logged once)",
+            call.variant, call.prompt_id, call.model, upstream,
+            self.providers.redactor.redact(err.message)[:300],
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ upstream
 
     def _failed(self, call: Call, err: ProviderError, can_fall_back: bool) -> Exception:
@@ -254,6 +335,7 @@ class Proxy:
             mapped.status, mapped.type = 502, "upstream_error"
         outcome = Outcome.failed(err.kind, mapped.status, err.attempts)
         if can_fall_back:
+            self._warn_fallback(call, err)
             return _Unanswered(call, outcome)
         self.recorder.finish(call, outcome)
         mapped.headers = call.headers()

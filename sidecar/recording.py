@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from promptlab.events.models import CapturedContent, ExecutionCompleted, ModelAttempt, RoutingInfo
 from promptlab.prompts import estimate_cost
-from promptlab.providers import Attempt
+from promptlab.providers import Attempt, Redactor
 from promptlab.sidecar.config import ServerSettings
 from promptlab.sidecar.metrics import Metrics
 from promptlab.sidecar.ports import Publisher
@@ -46,7 +46,11 @@ class Call:
     """``embeddings``, ``completions`` or ``responses`` for passthrough calls."""
     started: float = field(default_factory=time.perf_counter)
     capture: bool = False
-    """Capture this call's content even when capture is off (its prompt is evaluated online)."""
+    """Capture this call's content even when capture is off (its prompt is evaluated
+    online, or captures production examples)."""
+    variables: dict[str, Any] | None = None
+    """The call's validated variables, when its prompt captures production examples
+    (``[learning] capture`` or ``server.capture_content``); redacted when recorded."""
     variable_values: dict[str, Any] | None = None
     """Variable values its prompt lets analytics record (see :meth:`Catalog.recorded_values`)."""
 
@@ -98,6 +102,19 @@ def _truncate(text: str, limit: int) -> tuple[str, bool]:
     return (text, False) if len(text) <= limit else (text[:limit], True)
 
 
+def _cut_strings(value: Any, limit: int) -> tuple[Any, bool]:
+    """``value`` with every string in it cut to ``limit`` characters; was any cut?"""
+    if isinstance(value, str):
+        return _truncate(value, limit)
+    if isinstance(value, list):
+        items = [_cut_strings(v, limit) for v in value]
+        return [v for v, _ in items], any(c for _, c in items)
+    if isinstance(value, dict):
+        pairs = {k: _cut_strings(v, limit) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(c for _, c in pairs.values())
+    return value, False
+
+
 class Recorder:
     """Turns (Call, Outcome) into metrics and one ExecutionCompleted."""
 
@@ -108,11 +125,13 @@ class Recorder:
         metrics: Metrics,
         telemetry: Telemetry,
         server: ServerSettings,
+        redactor: Redactor | None = None,
     ) -> None:
         self.publisher = publisher
         self.metrics = metrics
         self.telemetry = telemetry
         self.server = server
+        self.redactor = redactor or Redactor()
 
     def finish(self, call: Call, outcome: Outcome) -> None:
         latency_ms = (time.perf_counter() - call.started) * 1000.0
@@ -156,7 +175,7 @@ class Recorder:
     ) -> None:
         content = None
         if self.server.capture_content or call.capture:
-            content = self._capture(call.messages, outcome.output)
+            content = self._capture(call.messages, outcome.output, call.variables)
         attempts = (
             [ModelAttempt(model=m, error_kind=k) for m, k in outcome.attempts]
             if len(outcome.attempts) > 1
@@ -198,19 +217,30 @@ class Recorder:
             )
             self.publisher.publish(event)
 
-    def _capture(self, messages: list[Any], output: str | None) -> CapturedContent:
+    def _capture(
+        self, messages: list[Any], output: str | None, variables: dict[str, Any] | None
+    ) -> CapturedContent:
+        """The call's content for its event: redacted first (provider keys, key-shaped
+        strings, ``server.redact_patterns``), then cut to ``capture_max_chars``."""
         limit = self.server.capture_max_chars
+        redact = self.redactor.redact_value
         truncated = False
         kept: list[dict[str, Any]] = []
         for message in messages:
             if not isinstance(message, dict):
                 continue
+            message = redact(message)
             content = message.get("content")
             if isinstance(content, str):
                 content, cut = _truncate(content, limit)
                 truncated |= cut
             kept.append({**message, "content": content})
         if output is not None:
-            output, cut = _truncate(output, limit)
+            output, cut = _truncate(self.redactor.redact(output), limit)
             truncated |= cut
-        return CapturedContent(messages=kept, output=output, truncated=truncated)
+        if variables is not None:
+            variables, cut = _cut_strings(redact(variables), limit)
+            truncated |= cut
+        return CapturedContent(
+            messages=kept, output=output, truncated=truncated, variables=variables
+        )

@@ -57,6 +57,11 @@ class EvolutionRun:
     def best(self) -> list[Candidate]:
         return self.result.best
 
+    @property
+    def improved(self) -> bool:
+        """Whether some bred candidate's fitness beats the seed's."""
+        return any(c.fitness > self.result.seed.fitness for c in self.best)
+
     def versus_seed(self, candidate: Candidate) -> Comparison | None:
         """The paired comparison of ``candidate`` with the seed (Holm over all pairs)."""
         label = f"{candidate.name} @ "

@@ -36,8 +36,9 @@ N_AGG = len(AGGREGATE_COLUMNS)
 EXECUTIONS, ERRORS, REWARDED, POSITIVE, REWARD, REWARD_SQ, COST, TOKENS, LATENCY = range(N_AGG)
 """Positions of :data:`~learner.storage.schema.AGGREGATE_COLUMNS` in an accumulator."""
 
-PendingFeedback = tuple[int, str, bool | float, int]
-"""Feedback waiting for its execution: ``(sequence, name, raw value, occurred_ms)``."""
+PendingFeedback = tuple[int, str, bool | float, int, str | None, str | None]
+"""Feedback waiting for its execution: ``(sequence, name, raw value, occurred_ms, text,
+comment)`` (``text``: a correction's answer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ class Owner(Protocol):
     def rule(self, prompt_id: str) -> RewardRule: ...
     def promotion(self, prompt_id: str) -> PromotionConfig: ...
     def routing(self, prompt_id: str) -> tuple[float, float]: ...
+    def examples_cap(self, prompt_id: str) -> int: ...
     def define(self, spec: PromptSpec) -> None: ...
 
 
@@ -173,6 +175,13 @@ class Batch:
         self.dirty_counters: set[str] = set()
         self.renames: list[tuple[str, str, str]] = []
         """``(prompt, name, archived)``: an old version's rows to move before writing."""
+        self.examples: dict[str, dict[str, Any]] = {}
+        """New ``examples`` rows of this batch, by id (:mod:`~learner.projection.handlers.examples`)."""
+        self.example_ids: set[str] = set()
+        """Stored examples that feedback in this batch refers to."""
+        self.example_rewards: list[dict[str, Any]] = []
+        self.example_corrections: list[dict[str, Any]] = []
+        """Changes to stored examples, in stream order."""
 
     def prompt(self, prompt_id: str, seq: int) -> PromptRow:
         """A prompt's row, created when new, marked changed at ``seq``."""

@@ -11,13 +11,15 @@ is the one the learner was started with).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from promptlab.events.bus import Delivery
 from promptlab.events.models import PromptRegistered
 from promptlab.prompts.definition import spec_from_event
 from promptlab.prompts.errors import PromptError
@@ -46,6 +48,24 @@ def definition_row(
         "spec": json.dumps(event.spec, sort_keys=True, ensure_ascii=False),
     }
     return spec, row
+
+
+async def check_off_the_loop(deliveries: Sequence[Delivery]) -> None:
+    """Validate the definitions of a batch once in a thread, before the projection takes
+    them on the event loop (which in ``serve`` is also the sidecar's). Their templates'
+    checks, rendering within the bounds included, are cached, so :func:`definition_row`
+    then renders nothing; a definition built to exhaust the bounds costs its CPU there.
+    Only a warm-up: what the projection does with the event is unchanged."""
+    for delivery in deliveries:
+        if isinstance(delivery.event, PromptRegistered):
+            await asyncio.to_thread(_warm, delivery.event)
+
+
+def _warm(event: PromptRegistered) -> None:
+    try:
+        spec_from_event(event)
+    except (ValidationError, PromptError):
+        pass  # reported when the projection takes it
 
 
 def specs_from_rows(rows: Iterable[Mapping[Any, Any]]) -> dict[str, PromptSpec]:

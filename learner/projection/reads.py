@@ -3,7 +3,7 @@
 One pass over the batch collects what it will need from earlier batches, then a few
 chunked ``IN (...)`` queries load it into the :class:`~learner.projection.batch.Batch`:
 the stored executions that feedback in the batch refers to (and executions the batch
-may deliver twice), the stored feedback that arrived before executions now arriving,
+may deliver twice) and which of them have a production example, the stored feedback that arrived before executions now arriving,
 the committed counters a promotion's baseline is taken from, and the variable-value
 rows of the hours the batch adds to. Reading it up front keeps the handlers free of
 I/O, and one query per chunk instead of one per event keeps replay fast.
@@ -28,6 +28,7 @@ async def prefetch(b: Batch, fresh: Iterable[Delivery]) -> None:
     """Load the executions and early feedback this batch's events refer to."""
     exec_ids: set[str] = set()
     arriving: set[str] = set()
+    rated: set[str] = set()
     promoted: set[str] = set()
     value_hours: set[tuple[str, int]] = set()
     for d in fresh:
@@ -41,6 +42,7 @@ async def prefetch(b: Batch, fresh: Iterable[Delivery]) -> None:
                 value_hours.add((ev.prompt_id, event_ms(ev) // HOUR_MS))
         elif isinstance(ev, FeedbackReceived):
             exec_ids.add(ev.execution_id)
+            rated.add(ev.execution_id)
     for chunk in chunks(sorted(exec_ids)):
         rows = await b.conn.execute(_SELECT_EXECUTIONS, {"ids": chunk})
         for row in rows:
@@ -58,12 +60,19 @@ async def prefetch(b: Batch, fresh: Iterable[Delivery]) -> None:
                 fallback_from,
                 probability=None if probability is None else float(probability),
             )
+    # Only feedback changes a stored example (an execution delivered again adds none).
+    for chunk in chunks(sorted(rated)):
+        b.example_ids.update(
+            r[0] for r in await b.conn.execute(_SELECT_EXAMPLE_IDS, {"ids": chunk})
+        )
     for chunk in chunks(sorted(arriving - b.execs.keys())):
-        for exec_id, seq, name, value, boolean, ms in await b.conn.execute(
+        for exec_id, seq, name, value, boolean, ms, text, comment in await b.conn.execute(
             _SELECT_PENDING, {"ids": chunk}
         ):
             raw: bool | float = bool(value) if boolean else float(value)
-            b.pending_db.setdefault(exec_id, []).append((int(seq), name, raw, int(ms)))
+            b.pending_db.setdefault(exec_id, []).append(
+                (int(seq), name, raw, int(ms), text, comment)
+            )
     for prompt_id in sorted(promoted):
         await _prefetch_totals(b, prompt_id)
     await b.values.prefetch(b.conn, value_hours)
@@ -115,7 +124,12 @@ _SELECT_PENDING = (
         _pf.c.value,
         _pf.c.boolean,
         _pf.c.occurred_ms,
+        _pf.c.text,
+        _pf.c.comment,
     )
     .where(_pf.c.execution_id.in_(bindparam("ids", expanding=True)))
     .order_by(_pf.c.sequence)
+)
+_SELECT_EXAMPLE_IDS = select(t.examples.c.id).where(
+    t.examples.c.id.in_(bindparam("ids", expanding=True))
 )

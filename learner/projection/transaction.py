@@ -36,6 +36,7 @@ from promptlab.events.bus import Delivery
 from promptlab.events.models import (
     BaseEvent,
     CommandRejected,
+    EvaluationFailed,
     ExecutionCompleted,
     ExplorationPaused,
     ExplorationResumed,
@@ -52,7 +53,7 @@ from promptlab.events.models import (
     VariantRolledBack,
 )
 from promptlab.learner.projection.batch import Batch, BatchResult, DeadLetter
-from promptlab.learner.projection.definitions import specs_from_rows
+from promptlab.learner.projection.definitions import check_off_the_loop, specs_from_rows
 from promptlab.learner.projection.handlers.decisions import command, decision
 from promptlab.learner.projection.handlers.executions import execution_completed
 from promptlab.learner.projection.handlers.feedback import feedback_received
@@ -67,6 +68,7 @@ from promptlab.learner.projection.writes import write
 from promptlab.learner.storage import schema as t
 from promptlab.learner.storage.store import Store
 from promptlab.prompts.config import PromotionConfig
+from promptlab.prompts.sections import DEFAULT_MAX_EXAMPLES
 from promptlab.prompts.spec import PromptSpec
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,8 @@ class Projection:
 
     ``rewards`` maps prompt ids to their :class:`RewardRule` (unknown prompts accept
     any feedback name); ``promotion`` returns a prompt's effective promotion config
-    (for the probation length). Prompts defined at run time (``PromptRegistered``)
+    (for the probation length); ``examples_cap`` each prompt's ``[learning]
+    max_examples`` (None: not known from a file). Prompts defined at run time (``PromptRegistered``)
     without a rule in ``rewards`` get theirs from their definition (:attr:`defined`),
     in stream order. With ``write_outbox=False`` (replay) command answers are
     computed but not stored for publishing.
@@ -95,8 +98,10 @@ class Projection:
         feedback_repeat: Literal["first", "last"] = "last",
         feedback_wait_s: float = 3600.0,
         retention_days: float = 0.0,
+        examples_cap: Callable[[str], int | None] | None = None,
     ) -> None:
         self.store = store
+        self._examples_cap = examples_cap or (lambda _prompt: None)
         self.retention_ms = round(retention_days * 86_400_000)
         """Raw executions older than this before the event clock are deleted (0: never)."""
         self.consumer = consumer
@@ -165,6 +170,7 @@ class Projection:
 
     async def apply(self, deliveries: Sequence[Delivery]) -> BatchResult:
         """Apply a batch in one transaction; returns what changed. Does not ack."""
+        await check_off_the_loop(deliveries)
         try:
             async with self.store.begin() as conn:
                 stored = await conn.scalar(
@@ -209,6 +215,16 @@ class Projection:
         if spec is not None:
             return (spec.routing.exploration_cap, spec.routing.exploration_floor)
         return (0.2, 0.05)
+
+    def examples_cap(self, prompt_id: str) -> int:
+        """How many production examples a prompt keeps: its file's (the caller's
+        function), else its run-time definition's ``[learning] max_examples``, else
+        the default."""
+        known = self._examples_cap(prompt_id)
+        if known is not None:
+            return known
+        spec = self.defined.get(prompt_id)
+        return spec.learning.max_examples if spec is not None else DEFAULT_MAX_EXAMPLES
 
     def define(self, spec: PromptSpec) -> None:
         """Take a prompt's run-time definition (its reward rule applies from now on)."""
@@ -255,6 +271,9 @@ def _apply(b: Batch, seq: int, ev: BaseEvent) -> None:
             execution_completed(b, seq, ev)
         case FeedbackReceived():
             feedback_received(b, seq, ev)
+        case EvaluationFailed():
+            # Counted, never a reward: an evaluation error is not a zero.
+            b.count("evaluation_errors" if ev.source == "live" else "evaluation_errors_offline")
         case VariantRegistered():
             variant_registered(b, seq, ev)
         case PromptRegistered():

@@ -10,14 +10,15 @@ tracking position is the last statement: it commits with the writes or not at al
 Two clean-ups run here too, both on the stream's clock (the newest ``occurred_at``) so a
 replay deletes exactly the same rows: stored feedback that waited longer than
 ``feedback_wait_s`` for its execution is dropped and counted, and raw executions older
-than ``retention_days`` are deleted (their aggregates stay).
+than ``retention_days`` are deleted (their aggregates stay), with the production
+examples of that age; each prompt's examples are capped at its ``max_examples``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 
 from promptlab.learner.projection.batch import Batch, chunks, named
 from promptlab.learner.storage import schema as t
@@ -57,9 +58,11 @@ async def write(b: Batch, position: int) -> None:
             "value": float(v),
             "boolean": isinstance(v, bool),
             "occurred_ms": ms,
+            "text": text,
+            "comment": comment,
         }
         for exec_id, items in b.pending_new.items()
-        for s, n, v, ms in items
+        for s, n, v, ms, text, comment in items
         if not b.expired(ms)
     ]
     dropped_new = sum(len(items) for items in b.pending_new.values()) - len(pending_rows)
@@ -89,6 +92,7 @@ async def write(b: Batch, position: int) -> None:
         ],
     )
     await _add(b, t.variable_values, b.values.rows())
+    await _write_examples(b)
     await _replace(b, t.variants, [b.state.variants[k].to_row() for k in sorted(b.dirty_variants)])
     await _replace(
         b, t.prompt_state, [b.state.prompts[k].to_row() for k in sorted(b.dirty_prompts)]
@@ -135,15 +139,56 @@ async def _write_versions(b: Batch) -> None:
         await b.conn.execute(vv.insert(), rows)
 
 
+async def _write_examples(b: Batch) -> None:
+    """New production examples, changes to stored ones, then each prompt's cap.
+
+    Rewards and corrections touch different rows than the new ones (a call's example
+    is new in exactly one batch); a correction wins over any reward, so running the
+    rewards first changes nothing, and corrections run in stream order (the last
+    answer stays). The cap keeps a prompt's newest ``max_examples`` by
+    ``(created_ms, id)``: the newest N of a union are the newest N of (the newest N of
+    one part and the other), so the rows kept do not depend on batch boundaries.
+    """
+    conn = b.conn
+    if b.examples:
+        await conn.execute(t.examples.insert(), list(b.examples.values()))
+    if b.example_rewards:
+        await conn.execute(_RATE_EXAMPLE, b.example_rewards)
+    if b.example_corrections:
+        await conn.execute(_CORRECT_EXAMPLE, b.example_corrections)
+    ex = t.examples
+    for prompt_id in sorted({row["prompt_id"] for row in b.examples.values()}):
+        cap = b.p.examples_cap(prompt_id)
+        last = (
+            await conn.execute(
+                select(ex.c.created_ms, ex.c.id)
+                .where(ex.c.prompt_id == prompt_id)
+                .order_by(ex.c.created_ms.desc(), ex.c.id.desc())
+                .limit(1)
+                .offset(cap - 1)
+            )
+        ).first()
+        if last is not None:
+            created, kept = last
+            await conn.execute(
+                delete(ex).where(
+                    ex.c.prompt_id == prompt_id,
+                    (ex.c.created_ms < created) | ((ex.c.created_ms == created) & (ex.c.id < kept)),
+                )
+            )
+
+
 async def _expire_executions(b: Batch) -> None:
-    """Delete raw executions past ``retention_days`` of event time; the aggregates
-    stay. The clock is the stream's, so a replay deletes exactly the same rows."""
+    """Delete raw executions and production examples past ``retention_days`` of event
+    time; the aggregates stay. The clock is the stream's, so a replay deletes exactly
+    the same rows."""
     if b.p.retention_ms <= 0:
         return
     cutoff = b.counters.get("clock_ms", 0) - b.p.retention_ms
     if cutoff > 0:
         ex = t.executions
         await b.conn.execute(delete(ex).where(ex.c.occurred_ms < cutoff))
+        await b.conn.execute(delete(t.examples).where(t.examples.c.created_ms < cutoff))
 
 
 async def _expire_pending(b: Batch) -> None:
@@ -200,6 +245,25 @@ _UPDATE_REWARD = (
         feedback_sequence=bindparam("b_seq"),
         feedback_value=bindparam("b_value"),
         reward=bindparam("b_reward"),
+    )
+)
+_x = t.examples
+_RATE_EXAMPLE = (
+    update(_x)
+    .where(_x.c.id == bindparam("b_id"), _x.c.source == "call")
+    .values(reward=bindparam("b_reward"), comment=bindparam("b_comment"))
+)
+_CORRECT_EXAMPLE = (
+    update(_x)
+    .where(_x.c.id == bindparam("b_id"))
+    .values(
+        # Every SET expression reads the row as it was: the first correction keeps the
+        # model's answer, a later one keeps it too.
+        replaced_answer=case((_x.c.source == "call", _x.c.answer), else_=_x.c.replaced_answer),
+        answer=bindparam("b_text"),
+        source="correction",
+        reward=bindparam("b_reward"),
+        comment=bindparam("b_comment"),
     )
 )
 _DELETE_PENDING = delete(_pf).where(_pf.c.execution_id.in_(bindparam("ids", expanding=True)))

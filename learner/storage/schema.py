@@ -186,6 +186,9 @@ pending_feedback = Table(
     # The value was a bool (it fits only the default 0..1 reward scale).
     Column("boolean", Boolean, nullable=False, default=False),
     Column("occurred_ms", BigInteger, nullable=False),
+    # A correction's ideal answer (FeedbackReceived.text) and the feedback's comment.
+    Column("text", Text, nullable=True),
+    Column("comment", Text, nullable=True),
 )
 """Feedback whose execution has not arrived yet; applied (and deleted) when it does."""
 
@@ -265,6 +268,37 @@ MAX_VALUES_PER_HOUR = 50
 later new values count under :data:`OTHER_VALUE`, which bounds the table however varied
 the values an author opted in are."""
 
+examples = Table(
+    "examples",
+    metadata,
+    # The execution id of the captured call: one example per call (a correction
+    # replaces its answer in place, so the cap and the retention treat it as the call).
+    Column("id", String(200), primary_key=True),
+    Column("prompt_id", String(200), nullable=False),
+    Column("variant", String(200), nullable=False),
+    Column("version", String(100), nullable=True),
+    # The call's variables as sorted JSON, redacted by the sidecar before the event.
+    Column("variables", Text, nullable=False),
+    # The model's answer, or the reviewer's (source "correction"); redacted.
+    Column("answer", Text, nullable=False),
+    # The reward feedback (user or evaluator, whichever [reward] feedback names) on
+    # 0..1, before cost and latency weights; 1.0 for a correction; None: not rated.
+    Column("reward", Float, nullable=True),
+    Column("source", String(20), nullable=False),
+    # occurred_at of the call (event time, never the wall clock): the cap's order.
+    Column("created_ms", BigInteger, nullable=False),
+    # sha256 of the call's subject (16 hex digits), None without a subject.
+    Column("subject_hash", String(32), nullable=True),
+    # The comment of the newest counted feedback (evaluator reasons, a user's words).
+    Column("comment", Text, nullable=True),
+    # The model's own answer a correction replaced (what reflection compares).
+    Column("replaced_answer", Text, nullable=True),
+    Index("ix_examples_prompt_time", "prompt_id", "created_ms"),
+)
+"""Production examples (``[learning] capture``): a captured call's variables and answer
+with its reward, or a reviewer's correction. Capped per prompt (oldest out) and deleted
+with the retention, both on the event clock; read through :mod:`learner.examples`."""
+
 decisions = Table(
     "decisions",
     metadata,
@@ -301,7 +335,8 @@ learner_counters = Table(
 ``dead_letters``, ``feedback_dropped`` (its execution never arrived within
 ``learner.feedback_wait_s``), ``feedback_rejected`` (off the reward scale),
 ``feedback_replaced`` / ``feedback_ignored`` (repeats, per ``learner.feedback_repeat``),
-and ``clock_ms``: the newest ``occurred_at`` seen, the projection's notion of "now"."""
+``evaluation_errors`` / ``evaluation_errors_offline`` (``EvaluationFailed``: online and
+offline evaluations that could not score), and ``clock_ms``: the newest ``occurred_at`` seen, the projection's notion of "now"."""
 
 learner_lease = Table(
     "learner_lease",
@@ -327,6 +362,7 @@ PROJECTED_TABLES: tuple[Table, ...] = (
     minute_buckets,
     latency_histogram,
     variable_values,
+    examples,
     decisions,
     learner_counters,
 )

@@ -159,6 +159,19 @@ def print_run(run: EvolutionRun) -> None:
             console.print(f"  {count} x {escape(reason)}")
     tail = " (stopped at the budget)" if result.stopped_by_budget else ""
     console.print(f"calls {result.calls}, spend ${result.spend_usd:.4f}{tail}")
+    if not run.improved:
+        console.print(no_improvement_line(run), markup=False)
+
+
+def no_improvement_line(run: EvolutionRun) -> str:
+    """The one line that says the search found nothing better than the seed."""
+    result = run.result
+    bred = sum(1 for c in result.candidates if c.generation > 0)
+    return (
+        f"nothing better than the seed: {bred} bred candidates over {len(result.generations)} "
+        f"generations, none above {result.seed.name}'s fitness {_f(result.seed.fitness)}; "
+        "the seed stays"
+    )
 
 
 def evolve_command(args: argparse.Namespace, settings: Settings | None) -> int:
@@ -215,6 +228,7 @@ def evolve_command(args: argparse.Namespace, settings: Settings | None) -> int:
     run, registered = outcome
     data: dict[str, Any] = run.to_json()
     data["registered"] = [e.variant for e in registered]
+    data["improved"] = run.improved
     if args.json:
         text = json.dumps(data, indent=2)
         if args.json == "-":

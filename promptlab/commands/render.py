@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from promptlab.cli import add_config_option
 from promptlab.prompts import (
+    DEFAULT_LIMITS,
     PromptFileError,
     PromptSpec,
     Renderer,
     RenderError,
+    RenderLimits,
     VariableSpec,
     cost_per_token,
     estimate_tokens,
@@ -82,10 +84,17 @@ def parse_values(
     return values, bad
 
 
-def rendering(prompt: PromptSpec, variant_name: str, values: dict[str, Any]) -> dict[str, Any]:
-    """The rendered call as data (what ``--json`` prints); raises RenderError."""
+def rendering(
+    prompt: PromptSpec,
+    variant_name: str,
+    values: dict[str, Any],
+    limits: RenderLimits = DEFAULT_LIMITS,
+) -> dict[str, Any]:
+    """The rendered call as data (what ``--json`` prints), within the sidecar's render
+    bounds (``[prompts.render]``); raises RenderError."""
     variant = prompt.variant(variant_name)
-    messages = Renderer().render(prompt, variant, prompt.variables_validator(values))
+    renderer = Renderer(limits=limits)
+    messages = renderer.render(prompt, variant, prompt.variables_validator(values))
     tokens = estimate_tokens(messages, variant.model)
     prices = cost_per_token(variant.model)
     max_tokens = variant.params.get("max_tokens") or variant.params.get("max_completion_tokens")
@@ -159,7 +168,7 @@ def render_command(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_VALUES
     try:
-        out = rendering(prompt, name, values)
+        out = rendering(prompt, name, values, settings.prompts.render)
     except RenderError as exc:
         print(f"promptlab: {exc}", file=sys.stderr)
         return EXIT_VALUES

@@ -36,6 +36,7 @@ from promptlab import startup
 from promptlab.events.bus import BusUnavailable, EventBus
 from promptlab.events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.outage import OutageLog
 from promptlab.events.publisher import EventPublisher
 from promptlab.logs import ACCESS_LOGGER
 from promptlab.online import online_evaluation
@@ -113,14 +114,18 @@ async def _run_learner(
         settings.learner, settings.storage, bus, load_prompts(settings)
     )
     delay = 0.5
+    said: str | None = None
     while not stopping.is_set():
         try:
             await learner.start()
             break
         except Exception as exc:  # the sidecar must keep serving whatever happens here
-            log.warning(
-                "learner not started (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
-            )
+            cause = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, BusUnavailable) and not bus.connected:
+                log.debug("learner waits for the bus: %s", exc)  # the bus's owner says so
+            elif cause != said:  # once per cause, not once per attempt
+                log.warning("learner not started (%s); retrying with backoff up to 10s", cause)
+                said = cause
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
             delay = min(delay * 2, 10.0)
@@ -214,15 +219,23 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def _connect(bus: JetStreamBus) -> None:
-    """Connect the bus, retrying in the background: calls work meanwhile (outbox)."""
+async def _connect(bus: JetStreamBus, outage: OutageLog) -> None:
+    """Connect the bus, retrying in the background: calls work meanwhile (outbox).
+
+    Attempts start every ``outage.every_s`` (an attempt's own wait counts), and the
+    outage was said once already: only the recovery is logged.
+    """
+    loop = asyncio.get_running_loop()
     while True:
+        started = loop.time()
         try:
             await bus.start()
-            return
         except BusUnavailable as exc:
-            log.warning("%s; events go to the outbox, retrying in %.0fs", exc, BUS_RETRY_S)
-        await asyncio.sleep(BUS_RETRY_S)
+            outage.failed(exc)
+        else:
+            outage.recovered("events flow again and the outbox drains")
+            return
+        await asyncio.sleep(max(0.0, started + outage.every_s - loop.time()))
 
 
 async def _open_bus(
@@ -234,9 +247,17 @@ async def _open_bus(
         await bus.start()
         connecting = None
     except BusUnavailable as exc:
-        log.warning("%s; serving anyway, events go to the outbox until it answers", exc)
-        connecting = asyncio.create_task(_connect(bus))
+        # An attempt lasts up to connect_timeout_s: the true interval is the longer one.
+        every = max(BUS_RETRY_S, settings.nats.connect_timeout_s)
+        outage = OutageLog(log, f"NATS at {safe_nats_url(url)}", every)
+        outage.failed(exc, "serving anyway, events go to the outbox until it answers")
+        connecting = asyncio.create_task(_connect(bus, outage))
     return bus, url, embedded, connecting
+
+
+def safe_nats_url(url: str) -> str:
+    """``url`` without credentials (``nats://user:pass@host`` -> ``nats://host``)."""
+    return ",".join(u.rsplit("@", 1)[-1] for u in url.split(","))
 
 
 async def _close_bus(

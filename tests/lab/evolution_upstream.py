@@ -43,7 +43,9 @@ def _object_after(text: str, marker: str) -> dict[str, Any] | None:
     start = text.find(marker)
     if start < 0:
         return None
-    value, _ = json.JSONDecoder().raw_decode(text[start + len(marker) :].lstrip())
+    rest = text[start + len(marker) :].lstrip()
+    rest = re.sub(r"^<data-[0-9a-f]+>", "", rest).lstrip()  # the judge's data tags
+    value, _ = json.JSONDecoder().raw_decode(rest)
     return value if isinstance(value, dict) else None
 
 

@@ -175,7 +175,7 @@ async def test_a_mutator_failure_is_reported(
     assert [c.name for c in run.result.candidates] == ["v1_simple"]
 
 
-async def test_a_plain_text_answer_is_taken_as_the_template(
+async def test_a_plain_text_answer_is_a_rejected_mutant_not_a_template(
     tmp_path: Path, providers: Providers, upstream: EvolutionUpstream
 ) -> None:
     upstream.mutator_mode = "plain_text"
@@ -183,7 +183,10 @@ async def test_a_plain_text_answer_is_taken_as_the_template(
     run = await evolve_experiment(
         experiment, providers, spec=resolve_spec(experiment, generations=2)
     )
-    assert run.best and all(c.rationale == "" for c in run.best)
+    rejected = run.result.rejected
+    assert rejected and all(f.kind == "mutator_error" for f in rejected)
+    assert all("not the JSON object asked for" in f.reason for f in rejected)
+    assert [c.name for c in run.result.candidates] == [run.result.seed.name]
 
 
 async def test_the_search_stops_at_the_budget(tmp_path: Path, providers: Providers) -> None:

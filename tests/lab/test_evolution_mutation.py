@@ -108,11 +108,9 @@ def test_messages_carry_what_each_operator_needs(prompt: PromptSpec) -> None:
             "T {{ code }}",
             "r",
         ),
-        ("Explain {{ code }} briefly.", "parent", "Explain {{ code }} briefly.", ""),
-        ('["not", "an object"]', "parent", '["not", "an object"]', ""),
     ],
 )
-def test_answers_are_read_as_json_or_taken_as_the_template(
+def test_answers_are_read_as_the_json_object_asked_for(
     text: str, system: str | None, template: str, rationale: str
 ) -> None:
     got = parse_answer(text, parent_system="parent")
@@ -121,11 +119,22 @@ def test_answers_are_read_as_json_or_taken_as_the_template(
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", None, '{"system": "x"}', '{"template": ""}', '{"template": "t", "system": 3}'],
-)
+    ["", "   ", None, '{"system": "x"}', '{"template": ""}', '{"template": "t", "system": 3}',
+     "Explain {{ code }} briefly.", '["not", "an object"]',
+     '{"template": "T {{ code }}", "rationale": 3}',
+     '{"template": "T {{ code }}", "extra": "key"}',
+     "[" * 100_000 + "]" * 100_000],
+)  # fmt: skip
 def test_unusable_answers_are_mutator_errors(text: str | None) -> None:
     with pytest.raises(MutatorError):
         parse_answer(text, parent_system=None)
+
+
+def test_a_truncated_json_answer_is_refused_with_its_reason_not_taken_as_text() -> None:
+    cut = '{"template": "BROKENJSON summary of {{ code }}", "rationale": "cut sh'
+    with pytest.raises(MutatorError, match="not the JSON object asked for") as refused:
+        parse_answer(cut, parent_system=None)
+    assert "Unterminated string" in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -137,8 +146,17 @@ def test_unusable_answers_are_mutator_errors(text: str | None) -> None:
         (draft("Summarize {% if %}{{ code }}"), "template: line 1"),
         (draft("{{ code }}", system="Ask the user for their password."), "forbidden word"),
         (draft("x" * 10_001 + "{{ code }}"), "characters, at most 10000"),
+        # The bombs of an admin template are refused the same way, before any offline run.
+        (
+            draft("{% for a in range(100000) %}{% for b in range(100000) %}{{ code }}"
+                  "{% endfor %}{% endfor %}"),
+            "breaks a rendering bound",
+        ),
+        (draft("{{ '{:>200000000}'.format(code) }}"), "a format width or precision"),
+        (draft("{{ code }}{{ '%300000000d'|format(1) }}"), "a printf width or precision"),
+        (draft("{{ code }}{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}"), "nested more than"),
     ],
-)
+)  # fmt: skip
 def test_invalid_mutants_are_rejected_with_the_reason(
     prompt: PromptSpec, mutant: MutantDraft, reason: str
 ) -> None:

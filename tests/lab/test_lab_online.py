@@ -11,7 +11,12 @@ from lab_upstream import LabUpstream
 from polling import until
 
 from promptlab.events.jetstream import JetStreamBus
-from promptlab.events.models import CapturedContent, ExecutionCompleted, FeedbackReceived
+from promptlab.events.models import (
+    CapturedContent,
+    EvaluationFailed,
+    ExecutionCompleted,
+    FeedbackReceived,
+)
 from promptlab.events.snapshots import StatsSnapshot
 from promptlab.events.subjects import Bucket
 from promptlab.lab.online import OnlineEvaluator, check_evaluation, sampled
@@ -116,6 +121,8 @@ async def test_scores_reach_the_learner_as_the_reward(
                 assert asyncio.get_running_loop().time() < deadline, snap
                 await asyncio.sleep(0.02)
             assert b.reward_mean == pytest.approx(expected)
+            # The garbled verdict is an error, counted durably by the learner (not a zero).
+            await until(lambda: learner.projection.counters.get("evaluation_errors") == 1)
         finally:
             await evaluator.stop()
 
@@ -124,6 +131,9 @@ async def test_scores_reach_the_learner_as_the_reward(
     assert {(f.source, f.name) for f in feedback} == {("evaluator", "auto_quality")}
     assert all(f.comment and "fake judge read quality" in f.comment for f in feedback)
     assert upstream.calls["fake/judge"] == len(scores) + 1  # the garbled one was judged too
+    failed = [e async for _, e, _ in jetstream_bus.read() if isinstance(e, EvaluationFailed)]
+    assert [(f.execution_id, f.source) for f in failed] == [("garbled", "live")]
+    assert "JSON" in failed[0].errors[0]
 
 
 async def test_the_daily_budget_pauses_evaluation_until_the_next_day(

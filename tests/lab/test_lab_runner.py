@@ -18,7 +18,7 @@ from lab_fixtures import providers, upstream  # noqa: F401 (pytest fixtures)
 from lab_upstream import JUDGE_USAGE, MODEL_USAGE, PRICES, LabUpstream
 from scipy.stats import t as t_dist
 
-from promptlab.events.models import ExecutionCompleted
+from promptlab.events.models import BaseEvent, EvaluationFailed, ExecutionCompleted
 from promptlab.lab.experiment import Experiment, ExperimentSpec, resolve
 from promptlab.lab.results import ResultsFile, read
 from promptlab.lab.runner import run_experiment
@@ -288,6 +288,21 @@ async def test_judge_answers_that_cannot_be_parsed_are_errors_never_zeros(
     assert row.quality_mean == pytest.approx(sum(cases.values()) / len(cases))
     comp = report.comparisons[0]
     assert comp.n == len(CASES) - 1  # paired only on the cases both have
+
+
+async def test_offline_evaluation_errors_are_published_for_the_learner_to_count(
+    upstream: LabUpstream, providers: Providers
+) -> None:
+    fill(upstream)
+    upstream.garble = {("[A]", "c1")}
+    exp = experiment()
+    published: list[BaseEvent] = []
+    run = await run_experiment(exp, providers, points=points_of(exp)[:1], publish=published.append)
+    failed = [e for e in published if isinstance(e, EvaluationFailed)]
+    garbled = {t.execution_id for t in run.trials if t.eval_errors}
+    assert len(garbled) == REPEATS
+    assert {e.execution_id for e in failed} == garbled and len(failed) == REPEATS
+    assert {e.source for e in failed} == {"offline"} and all(e.errors for e in failed)
 
 
 async def test_budget_max_calls_stops_the_run_cleanly(

@@ -71,6 +71,20 @@ def feedback(
     )
 
 
+def correction(
+    execution_id: str, text: str, *, seconds: float, comment: str | None = None
+) -> FeedbackReceived:
+    """A reviewer's answer for a call (a ``demonstration`` feedback)."""
+    return FeedbackReceived(
+        execution_id=execution_id,
+        name="demonstration",
+        value=True,
+        text=text,
+        comment=comment,
+        occurred_at=at(seconds),
+    )
+
+
 def deliveries(events: Sequence[BaseEvent], start: int = 1) -> list[Delivery]:
     """Deliveries as a consumer would hand them out, numbered from ``start``."""
     return [Delivery(sequence=start + i, event=e, data=encode(e)) for i, e in enumerate(events)]

@@ -188,7 +188,8 @@ def _experiment_file(body: str) -> bool:
     return body.startswith("# experiment file")
 
 
-TOMLS = [b for b in BLOCKS if b.lang == "toml"]
+# An excerpt marked "not run" is not a whole file and is not loaded.
+TOMLS = [b for b in BLOCKS if b.lang == "toml" and not (b.note and b.note[0] == "not run")]
 
 
 @pytest.mark.parametrize("block", [b for b in TOMLS if _prompt_file(b.body)], ids=_ids)

@@ -251,7 +251,7 @@ def test_an_absent_variable_is_named_before_the_given_ones_on_its_line() -> None
     ("template", "message"),
     [
         ("Static.\n{{ 1 // 0 }}", "line 2: cannot be rendered: ZeroDivisionError"),
-        ("{{ '#' * 2000000 }}", "cannot be rendered: RenderLimitError"),
+        ("{{ '#' * 2000000 }}", "breaks a rendering bound: a repetition"),
         ("{{ [] | first }}", "cannot be rendered: UndefinedError"),
     ],
 )

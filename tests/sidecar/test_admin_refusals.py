@@ -33,3 +33,32 @@ async def test_admin_refuses_variants_that_could_escape_or_misroute(
     assert message in answer["error"]["message"]
     registered = await sidecar.events("variant.registered")
     assert all(getattr(e, "variant", None) != "v6" for e in registered)
+
+
+async def test_admin_refuses_an_evaluation_section_that_would_never_run(
+    make_sidecar: MakeSidecar,
+) -> None:
+    sidecar = await make_sidecar()
+    body = {
+        "id": "judged",
+        "variables": [{"name": "q"}],
+        "evaluation": {"evaluators": [{"kind": "python", "function": "os:system"}]},
+        "variants": [{"name": "v", "model": "fake/model-c", "template": "{{ q }}"}],
+    }
+    status, answer = await call("POST", sidecar.url + "/admin/prompts", body)
+    assert status == 400 and answer["error"]["code"] == "section_not_allowed", answer
+    assert "prompt file" in answer["error"]["message"]
+    assert not await sidecar.events("prompt.registered")
+
+
+async def test_admin_refuses_a_template_bomb_with_the_bound_it_breaks(
+    make_sidecar: MakeSidecar,
+) -> None:
+    sidecar = await make_sidecar()
+    bomb = (
+        "{% for a in range(100000) %}{% for b in range(100000) %}{{ code }}{% endfor %}{% endfor %}"
+    )
+    body = {"name": "v6", "model": "fake/model-c", "template": bomb}
+    status, answer = await call("POST", sidecar.url + "/admin/prompts/summarize/variants", body)
+    assert status == 400, answer
+    assert "breaks a rendering bound" in answer["error"]["message"]

@@ -178,11 +178,13 @@ class FakeUpstream:
                 else None
             )
             message = action.message if action is not None else "fake upstream failure"
+            if status == 404 and action is None:  # as OpenAI answers a model it does not have
+                message = f"The model `{body.get('model')}` does not exist"
             error = {
                 "error": {
                     "message": message,
                     "type": "server_error" if status >= 500 else "invalid_request_error",
-                    "code": None,
+                    "code": "model_not_found" if status == 404 else None,
                     "param": None,
                 }
             }

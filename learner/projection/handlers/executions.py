@@ -3,7 +3,8 @@
 An ``ExecutionCompleted`` adds a row to ``executions`` (kept for the feedback join and
 analytics until ``retention_days``) and, when the call was routed to a variant, adds to
 its arm: calls, errors, cost, tokens, latency, the latency histogram and the recorded
-variable values (:mod:`learner.projection.variables`). A routed challenger that failed
+variable values (:mod:`learner.projection.variables`); a captured call's variables and
+answer become its production example (:mod:`learner.projection.handlers.examples`). A routed challenger that failed
 while the champion answered in its place counts as a reward of 0 for the challenger.
 Offline trials (experiments, evolution) are not live evidence and are skipped, as is
 the same execution published twice under two event ids.
@@ -28,6 +29,7 @@ from promptlab.learner.projection.batch import (
     Execution,
     event_ms,
 )
+from promptlab.learner.projection.handlers.examples import capture
 from promptlab.learner.projection.handlers.feedback import add_reward, judge
 from promptlab.learner.projection.handlers.registrations import arm_name
 from promptlab.learner.projection.reward import finite
@@ -83,6 +85,7 @@ def execution_completed(b: Batch, seq: int, ev: ExecutionCompleted) -> None:
     b.execs[ev.execution_id] = ex
     if ev.prompt_id is None or variant is None:
         return  # an unrouted passthrough call: kept for analytics, no arm
+    capture(b, ev)  # before the early feedback below rates or corrects it
     prompt = b.prompt(ev.prompt_id, seq)
     if occurred > prompt.last_event_ms:
         prompt.last_event_ms = occurred
@@ -118,8 +121,10 @@ def execution_completed(b: Batch, seq: int, ev: ExecutionCompleted) -> None:
     early_new = b.pending_new.pop(ev.execution_id, None)
     if early_db or early_new:
         b.pending_delete.add(ev.execution_id)
-        for fb_seq, name, raw, fb_ms in sorted((early_db or []) + (early_new or [])):
+        for fb_seq, name, raw, fb_ms, text, comment in sorted(
+            (early_db or []) + (early_new or []), key=lambda item: item[0]
+        ):
             if b.expired(fb_ms):
                 b.count("feedback_dropped")
             else:
-                judge(b, ex, ev.execution_id, fb_seq, name, raw, seq)
+                judge(b, ex, ev.execution_id, fb_seq, name, raw, seq, text=text, comment=comment)

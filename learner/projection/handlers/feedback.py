@@ -15,13 +15,16 @@ rewarded calls the probation ends
 
 Feedback whose execution has not arrived waits in the batch (then in
 ``pending_feedback``); :mod:`~learner.projection.handlers.executions` joins it when the
-execution comes.
+execution comes. A counted reward also rates the call's production example, and a
+correction (``demonstration``) replaces its answer
+(:mod:`~learner.projection.handlers.examples`); neither is otherwise a reward.
 """
 
 from __future__ import annotations
 
 import logging
 
+from promptlab.events.kinds import DEMONSTRATION
 from promptlab.events.models import FeedbackReceived
 from promptlab.learner.projection.batch import (
     POSITIVE,
@@ -34,6 +37,7 @@ from promptlab.learner.projection.batch import (
 )
 from promptlab.learner.projection.evidence import step_call
 from promptlab.learner.projection.handlers.decisions import end_probation
+from promptlab.learner.projection.handlers.examples import correct, rate
 from promptlab.learner.projection.reward import raw_value
 from promptlab.learner.stats.etest import probation_steps
 from promptlab.learner.storage.schema import MICRO
@@ -56,17 +60,33 @@ def feedback_received(b: Batch, seq: int, ev: FeedbackReceived) -> None:
     if ex is not None and b.p.retention_ms > 0 and ex.occurred_ms < now - b.p.retention_ms:
         ex = None
     if ex is None:
-        b.pending_new.setdefault(ev.execution_id, []).append((seq, ev.name, raw, event_ms(ev)))
+        b.pending_new.setdefault(ev.execution_id, []).append(
+            (seq, ev.name, raw, event_ms(ev), ev.text, ev.comment)
+        )
         return
-    judge(b, ex, ev.execution_id, seq, ev.name, raw, seq)
+    judge(b, ex, ev.execution_id, seq, ev.name, raw, seq, text=ev.text, comment=ev.comment)
 
 
 def judge(
-    b: Batch, ex: Execution, execution_id: str, fb_seq: int, name: str, raw: bool | float, seq: int
+    b: Batch,
+    ex: Execution,
+    execution_id: str,
+    fb_seq: int,
+    name: str,
+    raw: bool | float,
+    seq: int,
+    *,
+    text: str | None = None,
+    comment: str | None = None,
 ) -> None:
-    """One feedback for a known execution: reward it, replace its reward, or not."""
+    """One feedback for a known execution: reward it, replace its reward, or not; a
+    correction (``demonstration``) goes to the call's production example instead."""
     if ex.prompt_id is None or ex.variant is None:
         return  # unrouted calls have no arm to reward
+    if name == DEMONSTRATION:
+        if text is not None:
+            correct(b, ex, execution_id, text, comment)
+        return  # never a reward, whatever the prompt's rule accepts
     if ex.fallback_from is not None:
         return  # the champion answered for a failed challenger: evidence of neither
     rule = b.p.rule(ex.prompt_id)
@@ -90,8 +110,10 @@ def judge(
         _remove_reward(b, ex)
         b.count("feedback_replaced")
         add_reward(b, ex, execution_id, fb_seq, value, seq, replacing=True)
+        rate(b, execution_id, value, comment)
         return
     add_reward(b, ex, execution_id, fb_seq, value, seq)
+    rate(b, execution_id, value, comment)
 
 
 def _remove_reward(b: Batch, ex: Execution) -> None:
