@@ -21,6 +21,7 @@ BENCHMARKS = {
     "simulation": "bench.simulation",
     "decision": "bench.decision",
     "evolution": "bench.evolution",
+    "small_n": "bench.small_n",
 }
 
 

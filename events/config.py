@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class NatsSettings(BaseModel):
@@ -13,8 +13,27 @@ class NatsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     url: str = "embedded"
-    """``"embedded"`` starts (or reuses) a local nats-server with JetStream; otherwise a
-    NATS URL such as ``"nats://host:4222"`` (comma-separate several for a cluster)."""
+    """``"embedded"`` starts (or reuses) a local nats-server with JetStream, closed by
+    credentials promptlab generates in ``data_dir``; otherwise a NATS URL such as
+    ``"nats://host:4222"`` (comma-separate several for a cluster). Keep credentials out
+    of the URL: use the settings below (a URL is printed with its credentials redacted)."""
+    user: str | None = None
+    """External cluster: the user name (with ``password``)."""
+    password: SecretStr | None = None
+    """External cluster: the user's password; set it in the environment
+    (``PROMPTLAB_NATS__PASSWORD``), not in a file under version control."""
+    token: SecretStr | None = None
+    """External cluster: an authentication token (``PROMPTLAB_NATS__TOKEN``)."""
+    creds_file: Path | None = None
+    """External cluster: a ``.creds`` file (user JWT and nkey seed, decentralised auth)."""
+    nkey_seed_file: Path | None = None
+    """External cluster: a file holding the user's nkey seed (``SU...``)."""
+    tls_ca_file: Path | None = None
+    """PEM file of the CAs that sign the servers' certificates (turns TLS on)."""
+    tls_cert_file: Path | None = None
+    """Client certificate (PEM) for servers that verify clients (turns TLS on)."""
+    tls_key_file: Path | None = None
+    """Private key of ``tls_cert_file`` when it is not in the same file."""
     data_dir: Path = Path(".promptlab/nats")
     """Where the embedded server keeps JetStream data, its port file and its log."""
     embedded_port: int = Field(default=0, ge=0, le=65535)

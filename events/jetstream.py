@@ -38,6 +38,8 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from promptlab.events.bus import BusError, BusUnavailable, Delivery, KVEntry, PublishAck
 from promptlab.events.config import NatsSettings
+from promptlab.events.credentials import connect_options, redact_url
+from promptlab.events.embedded import recorded_url
 from promptlab.events.memory import DEFAULT_BUCKETS
 from promptlab.events.models import BaseEvent, EventDecodeError, decode, encode
 from promptlab.events.outage import connect_cause
@@ -193,6 +195,8 @@ class JetStreamBus:
             return
         nc = RawClient()
         timeout = self.settings.connect_timeout_s
+        embedded = self.url == recorded_url(self.settings.data_dir)
+        options = connect_options(self.settings, embedded=embedded)
         self._connect_error = None
         try:
             # nats-py retries the first connect forever when reconnects are unlimited;
@@ -208,6 +212,7 @@ class JetStreamBus:
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
+                    **options,
                 ),
                 timeout=timeout,
             )
@@ -236,7 +241,7 @@ class JetStreamBus:
 
     def _safe_url(self) -> str:
         # Never log credentials embedded in a URL (nats://user:pass@host).
-        return ",".join(u.rsplit("@", 1)[-1] for u in self.url.split(","))
+        return redact_url(self.url)
 
     async def _on_error(self, exc: Exception) -> None:
         # While connecting, the client retries and only the outer timeout ends it: keep
@@ -467,7 +472,11 @@ class JetStreamBus:
         return int((info.state.subjects or {}).get(subject, 0))
 
     async def read(
-        self, start_sequence: int = 1, *, stop_at_end: bool = True
+        self,
+        start_sequence: int = 1,
+        *,
+        stop_at_end: bool = True,
+        subjects: Sequence[str] | None = None,
     ) -> AsyncIterator[tuple[int, BaseEvent | None, bytes]]:
         """Read events in order through an ephemeral consumer without acks.
 
@@ -482,6 +491,8 @@ class JetStreamBus:
             None, start_sequence, inactive_threshold=30.0, mem_storage=True, num_replicas=1
         )
         config.ack_policy = AckPolicy.NONE
+        if subjects:
+            config.filter_subjects = [str(subject) for subject in subjects]
         config.ack_wait = None
         config.max_ack_pending = None
         assert isinstance(self._nc, RawClient)

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from promptlab.demo_waves import LearnerStepper, keep_learning, routed_by_latest
 from promptlab.events.bus import EventBus
+from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import STATE_FILE, EmbeddedNats, pid_alive
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.models import BaseEvent, VariantPromoted, VariantRetired, VariantRolledBack
@@ -269,7 +270,9 @@ async def run_demo(
         await site.start()
         port = runner.addresses[0][1]
         base_url = f"http://127.0.0.1:{port}/v1"
-        on_line(f"sidecar on {base_url} · nats {nats.url} · storage {settings.storage.url}")
+        on_line(
+            f"sidecar on {base_url} · nats {redact_url(nats.url)} · storage {settings.storage.url}"
+        )
         report = TrafficReport()
         progress = {"done": 0}
         watcher = DecisionWatcher(bus, lambda: progress["done"])

@@ -13,6 +13,7 @@ import os
 import socket
 from collections.abc import Mapping
 
+from promptlab.events.credentials import redact_url
 from promptlab.prompts import PromptSpec
 from promptlab.sidecar.config import ProviderSettings
 
@@ -87,7 +88,7 @@ def banner(
         f"  feedback               {base_url}/v1/feedback",
         f"  admin                  {base_url}/admin/prompts",
         f"  health, metrics        {base_url}/healthz  {base_url}/readyz  {base_url}/metrics",
-        f"  events (NATS)          {nats_url}",
+        f"  events (NATS)          {redact_url(nats_url)}",
     ]
 
 

@@ -11,7 +11,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,10 +152,17 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
         return None, [Problem(file, field, f"not valid TOML: {message}")]
 
 
-def provider_problems(data: dict[str, Any], providers: Collection[str]) -> list[tuple[str, str]]:
+ModelRule = Callable[[str], str | None]
+"""What the providers say of a ``provider/model`` name: None when it may be called,
+otherwise why not (a ``litellm`` provider limited to its allowed routes)."""
+
+
+def provider_problems(
+    data: dict[str, Any], providers: Collection[str], model_rule: ModelRule | None = None
+) -> list[tuple[str, str]]:
     """``(field, message)`` for each variant of raw prompt ``data`` whose model names a
-    provider not in ``providers``. Checked on the raw data, so it is reported together
-    with every other problem of the file."""
+    provider not in ``providers``, or a model ``model_rule`` refuses. Checked on the raw
+    data, so it is reported together with every other problem of the file."""
     variants = data.get("variants")
     if not isinstance(variants, list):
         return []
@@ -172,6 +179,8 @@ def provider_problems(data: dict[str, Any], providers: Collection[str]) -> list[
                     (f"variants[{i}].model",
                      f"provider {provider!r} is not configured (configured: {known}){fix}")
                 )  # fmt: skip
+            elif model_rule is not None and (refused := model_rule(model)) is not None:
+                problems.append((f"variants[{i}].model", refused))
     return problems
 
 
@@ -206,18 +215,25 @@ def undeclared_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def check_prompt_data(
-    data: Any, source: str, *, providers: Collection[str] | None = None
+    data: Any,
+    source: str,
+    *,
+    providers: Collection[str] | None = None,
+    model_rule: ModelRule | None = None,
 ) -> tuple[PromptSpec | None, list[Problem]]:
     """A prompt from data in the prompt file's shape (a parsed file, an admin API body),
     or every problem found, each naming ``source`` and the field.
 
-    With ``providers``, a variant whose model names another provider is a problem too.
+    With ``providers``, a variant whose model names another provider is a problem too,
+    and so is one ``model_rule`` refuses.
     """
     if not isinstance(data, dict):
         return None, [Problem(source, "(prompt)", "expected an object with the prompt file's keys")]
     problems = []
     if providers is not None:
-        problems = [Problem(source, f, m) for f, m in provider_problems(data, providers)]
+        problems = [
+            Problem(source, f, m) for f, m in provider_problems(data, providers, model_rule)
+        ]
     try:
         spec = PromptSpec.model_validate(data)
     except ValidationError as exc:
@@ -231,23 +247,26 @@ def check_prompt_data(
 
 
 def _parse(
-    path: Path, providers: Collection[str] | None = None
+    path: Path, providers: Collection[str] | None = None, model_rule: ModelRule | None = None
 ) -> tuple[PromptSpec | None, list[Problem]]:
     data, problems = _read(path)
     if data is None:
         return None, problems
-    return check_prompt_data(data, os.fspath(path), providers=providers)
+    return check_prompt_data(data, os.fspath(path), providers=providers, model_rule=model_rule)
 
 
 def load_prompt_file(
-    path: str | os.PathLike[str], *, providers: Collection[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    providers: Collection[str] | None = None,
+    model_rule: ModelRule | None = None,
 ) -> PromptSpec:
     """The prompt in one TOML file; raise :class:`PromptFileError` with every problem.
 
     With ``providers`` (the configured provider names), a variant whose model names
     another provider is a problem too.
     """
-    spec, problems = _parse(Path(path), providers)
+    spec, problems = _parse(Path(path), providers, model_rule)
     if spec is None:
         raise PromptFileError(problems)
     return spec
@@ -269,12 +288,12 @@ def _duplicate_ids(specs: list[tuple[Path, PromptSpec]]) -> list[Problem]:
 
 
 def _load_all(
-    paths: Iterable[Path], providers: Collection[str] | None
+    paths: Iterable[Path], providers: Collection[str] | None, model_rule: ModelRule | None = None
 ) -> tuple[list[tuple[Path, PromptSpec]], list[Problem]]:
     specs: list[tuple[Path, PromptSpec]] = []
     problems: list[Problem] = []
     for path in paths:
-        spec, found = _parse(path, providers)
+        spec, found = _parse(path, providers, model_rule)
         problems += found
         if spec is not None:
             specs.append((path, spec))
@@ -282,7 +301,10 @@ def _load_all(
 
 
 def load_prompt_dir(
-    directory: str | os.PathLike[str], *, providers: Collection[str] | None = None
+    directory: str | os.PathLike[str],
+    *,
+    providers: Collection[str] | None = None,
+    model_rule: ModelRule | None = None,
 ) -> dict[str, PromptSpec]:
     """Every ``*.toml`` prompt in ``directory`` by id, in file name order.
 
@@ -293,15 +315,19 @@ def load_prompt_dir(
     root = Path(directory)
     if not root.is_dir():
         raise PromptFileError([Problem(os.fspath(root), "(dir)", "no such directory")])
-    specs, problems = _load_all(sorted(root.glob("*.toml")), providers)
+    specs, problems = _load_all(sorted(root.glob("*.toml")), providers, model_rule)
     if problems:
         raise PromptFileError(problems)
     return {spec.id: spec for _, spec in specs}
 
 
 def validate_files(
-    paths: Iterable[str | os.PathLike[str]], *, providers: Collection[str] | None = None
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    providers: Collection[str] | None = None,
+    model_rule: ModelRule | None = None,
 ) -> list[Problem]:
     """Every problem of the given prompt files, duplicate ids across them included;
-    with ``providers``, variants whose provider is not among them too."""
-    return _load_all((Path(p) for p in paths), providers)[1]
+    with ``providers``, variants whose provider is not among them (or whose model
+    ``model_rule`` refuses) too."""
+    return _load_all((Path(p) for p in paths), providers, model_rule)[1]

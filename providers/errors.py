@@ -62,6 +62,14 @@ class ProviderNotConfigured(ProviderError):
     status = 400
 
 
+class RouteNotAllowed(ProviderError):
+    """The provider may not call this model: a ``litellm`` provider without ``api_base``
+    is limited to its ``allowed_models`` (a caller's or a variant's mistake: 400)."""
+
+    kind = "route_not_allowed"
+    status = 400
+
+
 class Misconfigured(ProviderError):
     """The provider's settings cannot work (no ``api_base``, bad URL, unreadable CA file)."""
 

@@ -138,6 +138,8 @@ def from_provider(err: ProviderError) -> SidecarError:
     """
     if err.kind == "not_configured":
         return BadRequest(err.message, code="model_not_found", param="model")
+    if err.kind == "route_not_allowed":
+        return BadRequest(err.message, code="model_not_allowed", param="model")
     if isinstance(err, ProviderTimeout):
         return UpstreamTimeout(err.message, kind=err.kind, upstream_status=err.upstream_status)
     type_ = "invalid_request_error" if 400 <= err.status < 500 and err.status != 429 else None

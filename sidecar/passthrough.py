@@ -26,7 +26,7 @@ from promptlab.sidecar.catalog import Catalog
 from promptlab.sidecar.errors import BadRequest, NotFound, from_provider
 from promptlab.sidecar.proxy import routed_prompt
 from promptlab.sidecar.recording import Call, Outcome
-from promptlab.sidecar.shaping import new_execution_id, parse_body, strip_overrides
+from promptlab.sidecar.shaping import parse_body, strip_overrides
 
 ENDPOINTS = ("embeddings", "completions", "responses")
 MODEL_PREFIX = "promptlab/"
@@ -100,7 +100,8 @@ def handler(endpoint: str) -> Any:
             target = providers.resolve(name, strict=False)
         except ProviderError as err:
             raise from_provider(err) from None
-        call = Call(new_execution_id(), target.provider, target.qualified, endpoint=endpoint)
+        execution_id = app[keys.EXECUTION_IDS].new(request.headers.get("Authorization"))
+        call = Call(execution_id, target.provider, target.qualified, endpoint=endpoint)
         try:
             answer = await providers.post(target.qualified, "/" + endpoint, body, strict=False)
         except ProviderError as err:

@@ -38,6 +38,8 @@ from aiohttp import web
 from promptlab.prompts import PromptSpec
 from promptlab.providers import ProviderError, Providers
 from promptlab.sidecar import codec
+from promptlab.sidecar.auth import KeyRing
+from promptlab.sidecar.binding import ExecutionIds
 from promptlab.sidecar.catalog import Catalog
 from promptlab.sidecar.completions import chat_as_completion, completion_as_chat
 from promptlab.sidecar.config import ServerSettings
@@ -46,7 +48,6 @@ from promptlab.sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, 
 from promptlab.sidecar.router import Route, Router
 from promptlab.sidecar.shaping import (
     app_messages,
-    new_execution_id,
     parse_body,
     parse_meta,
     routed_body,
@@ -118,8 +119,11 @@ class Proxy:
         recorder: Recorder,
         telemetry: Telemetry,
         server: ServerSettings,
+        ids: ExecutionIds | None = None,
     ) -> None:
         self.catalog = catalog
+        self.ids = ids or ExecutionIds(KeyRing([]), KeyRing([]))
+        """Issues execution ids (bound to the caller's key when client keys are set)."""
         self.router = router
         self.providers = providers
         self.recorder = recorder
@@ -164,7 +168,7 @@ class Proxy:
         except ProviderError as err:
             raise from_provider(err) from None
         call = Call(
-            new_execution_id(),
+            self.ids.new(request.headers.get("Authorization")),
             target.provider,
             target.qualified,
             subject=subject,
@@ -267,7 +271,7 @@ class Proxy:
     ) -> web.StreamResponse:
         variant = prompt.variant(decision.variant)
         call = Call(
-            new_execution_id(),
+            self.ids.new(request.headers.get("Authorization")),
             variant.model.partition("/")[0],
             variant.model,
             prompt_id=prompt.id,

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from promptlab.providers.safety import UNSAFE_KEYS
@@ -31,11 +30,6 @@ OVERRIDE_KEYS = UNSAFE_KEYS
 many of them as arguments); dropped from every request (and again by ``providers``)."""
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
-
-
-def new_execution_id() -> str:
-    """32 random hex characters (as ``uuid4().hex``, at a third of the cost)."""
-    return os.urandom(16).hex()
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from promptlab.commands.lifecycles import hidden_note, known_variants, unknown_target
 from promptlab.commands.tables import name_width
 from promptlab.events.bus import BusError, EventBus
+from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import resolve_nats_url
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.models import (
@@ -64,7 +65,7 @@ async def _with_bus(settings: Settings, work: Callable[[EventBus], Awaitable[int
         await bus.start()
         return await work(bus)
     except BusError as exc:
-        print(f"promptlab: NATS at {url}: {exc}", file=sys.stderr)
+        print(f"promptlab: NATS at {redact_url(url)}: {exc}", file=sys.stderr)
         return 2
     finally:
         await bus.close()

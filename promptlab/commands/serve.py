@@ -33,7 +33,8 @@ from typing import Any
 from aiohttp import web
 
 from promptlab import startup
-from promptlab.events.bus import BusUnavailable, EventBus
+from promptlab.events.bus import BusError, BusUnavailable, EventBus
+from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.outage import OutageLog
@@ -41,6 +42,7 @@ from promptlab.events.publisher import EventPublisher
 from promptlab.logs import ACCESS_LOGGER
 from promptlab.online import online_evaluation
 from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir
+from promptlab.providers.registry import Registry
 from promptlab.reads import StoreReads
 from promptlab.settings import Settings
 from promptlab.sidecar import keys
@@ -169,7 +171,11 @@ def load_prompts(settings: Settings) -> dict[str, PromptSpec]:
     if not directory.is_dir():
         log.warning("prompt directory %s does not exist: no routed prompts", directory)
         return {}
-    return load_prompt_dir(directory, providers=settings.providers.keys())
+    return load_prompt_dir(
+        directory,
+        providers=settings.providers.keys(),
+        model_rule=Registry(settings.providers).route_problem,
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -186,18 +192,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if busy:
             print(busy, file=sys.stderr)
             return 1
-    if settings.server.workers > 1 and not args.reuse_port:
-        return _run_loop(supervise(args, settings, start_learner, prompts))
-    return _run_loop(
-        serve(
-            settings,
-            prompts,
-            reuse_port=args.reuse_port,
-            start_learner=start_learner,
-            access_log=getattr(args, "verbose", 0) >= 1,
-            quiet=args.reuse_port,
+    try:
+        if settings.server.workers > 1 and not args.reuse_port:
+            return _run_loop(supervise(args, settings, start_learner, prompts))
+        return _run_loop(
+            serve(
+                settings,
+                prompts,
+                reuse_port=args.reuse_port,
+                start_learner=start_learner,
+                access_log=getattr(args, "verbose", 0) >= 1,
+                quiet=args.reuse_port,
+            )
         )
-    )
+    except BusError as exc:
+        # The embedded server cannot start, or the bus settings cannot be used (an
+        # unreadable TLS file or credentials): one line, not a traceback. An unreachable
+        # NATS is not an error here: calls are served and events wait in the outbox.
+        print(f"promptlab serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run_loop(main: Awaitable[int]) -> int:
@@ -330,7 +343,7 @@ async def serve(
             stop_learner = await start_learner(settings, bus)
         stop = _stop_event()
         base_url = f"http://{server.host}:{port}"
-        announce(f"promptlab serving on {base_url}/v1 (nats: {url})")
+        announce(f"promptlab serving on {base_url}/v1 (nats: {redact_url(url)})")
         if not quiet:
             for line in startup.banner(
                 base_url=base_url,
@@ -390,7 +403,9 @@ async def supervise(
         for index in range(server.workers):
             env = {
                 **os.environ,
-                "PROMPTLAB_NATS__URL": url,
+                # An embedded server's workers find it (and its credentials) in the data
+                # dir as any promptlab process does; only an external URL is handed down.
+                **({} if embedded is not None else {"PROMPTLAB_NATS__URL": url}),
                 "PROMPTLAB_NATS__OUTBOX_DIR": str(
                     Path(settings.nats.outbox_dir) / f"worker-{index}"
                 ),
@@ -426,7 +441,8 @@ async def supervise(
         stop = _stop_event()
         base_url = f"http://{server.host}:{port}"
         print(
-            f"promptlab serving on {base_url}/v1 (nats: {url}, {server.workers} workers)",
+            f"promptlab serving on {base_url}/v1 "
+            f"(nats: {redact_url(url)}, {server.workers} workers)",
             flush=True,
         )
         for text in startup.banner(

@@ -83,6 +83,9 @@ async def test_evolve_prints_progress_best_and_lineage_and_writes_json(
     top = report["best"][0]
     assert top["variant"] in out and "lineage: " + top["variant"] in out
     assert "v1_simple (seed)" in out and "vs seed" in out
+    # Each winner says whether it is significantly ahead of the seed, and by which test.
+    verdict = "significantly ahead of" if top["significant"] else "but not significantly ahead of"
+    assert f"{top['variant']}, {verdict} v1_simple @ " in out
 
 
 async def test_flags_are_checked(tmp_path: Path, upstream: EvolutionUpstream) -> None:
