@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 class NatsSettings(BaseModel):
     """``[nats]``: the event log."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     url: str = "embedded"
     """``"embedded"`` starts (or reuses) a local nats-server with JetStream, closed by
@@ -42,7 +42,7 @@ class NatsSettings(BaseModel):
     """JetStream replicas of the PROMPTLAB stream (3 on a cluster)."""
     stream_max_age_days: float = Field(default=0, ge=0)
     """Drop events older than this many days; 0 keeps them forever. A replay can then
-    rebuild only what the kept events say (see README, "Retention")."""
+    rebuild only what the kept events say (see the docs, prompts.md, "Retention")."""
     stream_max_bytes: int = Field(default=0, ge=0)
     """Drop the oldest events once the stream holds this many bytes; 0: no limit."""
     duplicate_window_s: float = Field(default=120.0, gt=0)

@@ -3,7 +3,7 @@
 :func:`build_report` is a pure function of the trials and the experiment's settings, so
 ``experiment show`` rebuilds exactly the report ``experiment run`` printed.
 
-Definitions (the README repeats them):
+Definitions (docs/lab.md repeats them):
 
 * a point's *per-case mean* averages its repeats on one case (trials with a quality);
 * ``quality_mean`` and ``quality_ci`` are the mean of the per-case means and its 95%

@@ -12,7 +12,7 @@ from promptlab.prompts.config import PromotionConfig
 class StorageSettings(BaseModel):
     """``[storage]``: the SQL database the learner projects events into."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     url: str = "sqlite+aiosqlite:///.promptlab/promptlab.db"
     """SQLAlchemy async URL: ``sqlite+aiosqlite:///path`` or
@@ -30,7 +30,9 @@ class EvolutionSettings(BaseModel):
     champion.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, populate_by_name=True
+    )
 
     enabled: bool = False
     """Breed challengers automatically (off by default; on in ``promptlab demo``)."""
@@ -97,7 +99,7 @@ class EvolutionSettings(BaseModel):
 class LearnerSettings(BaseModel):
     """``[learner]``: the continuous learner."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     enabled: bool = True
     """Run the learner inside ``promptlab serve``."""
@@ -139,4 +141,7 @@ class LearnerSettings(BaseModel):
     """A second feedback for the same execution and name: ``last`` replaces the reward
     (a user who corrects a rating), ``first`` keeps the first one."""
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    """``[learner.promotion]``: when a challenger is promoted, rolled back or retired
+    (a prompt file's ``[promotion]`` overrides these per prompt)."""
     evolution: EvolutionSettings = Field(default_factory=EvolutionSettings)
+    """``[learner.evolution]``: continuous breeding of challengers."""

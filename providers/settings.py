@@ -26,7 +26,9 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 class ProviderSettings(BaseModel):
     """One upstream. Every field has a default, so ``[providers.x]`` names only what differs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, populate_by_name=True
+    )
 
     kind: Kind = "openai"
     """``openai``: any OpenAI-compatible API, passed through as is. ``simulated``: the
