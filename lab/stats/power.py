@@ -70,7 +70,12 @@ def power(difference: float, sd: float, n: int, alpha: float) -> float:
     df = n - 1
     crit = float(_sp.t.ppf(1 - alpha / 2, df))
     nc = abs(difference) * math.sqrt(n) / sd
-    return float(_sp.nct.sf(crit, df, nc) + _sp.nct.cdf(-crit, df, nc))
+    result = float(_sp.nct.sf(crit, df, nc) + _sp.nct.cdf(-crit, df, nc))
+    if not math.isfinite(result):
+        # scipy's noncentral t gives NaN far in its tail (a tiny sd makes nc huge):
+        # the normal approximation is then exact to many digits.
+        result = float(_sp.norm.sf(crit - nc) + _sp.norm.cdf(-crit - nc))
+    return min(1.0, max(0.0, result))
 
 
 def detectable_difference(sd: float, n: int, alpha: float, target: float = POWER) -> float | None:

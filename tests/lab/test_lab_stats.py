@@ -287,3 +287,12 @@ def test_percentile_and_std() -> None:
     assert stats.percentile([10.0, 20.0], 95) == pytest.approx(19.5)
     assert stats.percentile([], 50) is None
     assert stats.sample_std([1.0]) is None
+
+
+def test_power_stays_a_probability_where_the_noncentral_t_gives_nan() -> None:
+    from promptlab.lab.stats.power import detectable_difference, power
+
+    # A spread this small sends scipy's noncentral t far into its tail (NaN there).
+    assert power(0.0786, 1e-9, 40, 0.05) == 1.0
+    found = detectable_difference(1e-6, 40, 0.05)
+    assert found is not None and 0 < found < 1e-5
