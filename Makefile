@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-wheel check bench bench-real serve tui venv clean lint reliability
+.PHONY: demo test test-wheel check docs bench bench-real serve tui venv clean lint reliability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The docs site (docs/, MkDocs + Material) into site/; --strict fails on any warning
+# (a broken link, a page left out of the nav, a setting without a docstring). Not --quiet:
+# it hides the warnings from the strict count, and the build would pass.
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict
+
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
@@ -58,4 +64,4 @@ bench-real: $(STAMP) $(LLM_VENV)/.installed
 	PROMPTLAB_LLM_PYTHON=$(LLM_VENV)/bin/python $(BIN)/python -m bench --only real $(ARGS)
 
 clean:
-	rm -rf $(VENV) .promptlab .pytest_cache .coverage htmlcov
+	rm -rf $(VENV) .promptlab .pytest_cache .coverage htmlcov site

@@ -28,6 +28,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import record
 from bench.evolution_task import (
     CASES,
     OPTIMUM,
@@ -171,7 +172,13 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="5 seeds")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="also write the figures as JSON (bench/results/evolution.json)",
+    )
     args = parser.parse_args()
+    load_before = record.loadavg()
     seeds = 5 if args.quick else args.seeds
     report = {}
     print(
@@ -198,6 +205,14 @@ def main() -> None:
             "final_best_mean": round(statistics.fmean(t.final_best for t in traces), 4),
             "rejected_mean": round(statistics.fmean(t.rejected for t in traces), 1),
         }
+    if args.out:
+        data = {
+            "seeds": seeds,
+            "max_calls": args.max_calls,
+            "population": args.population,
+            "searches": report,
+        }
+        record.write(args.out, "bench.evolution", sys.argv[1:], data, load_before)
     if args.json:
         print(json.dumps(report, indent=2))
         return

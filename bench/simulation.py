@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from bench import record
 from bench.scenarios import Outcome, Policy, Row, simulate
 
 Z95 = 1.959963984540054
@@ -354,7 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rows", help="only the rows whose name contains this text (and no FDR row)"
     )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    parser.add_argument(
+        "--out", metavar="FILE", help="also write the rows as JSON (bench/results/simulation.json)"
+    )
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    load_before = record.loadavg()
     runs, fdr_runs = (60, 5) if args.quick else (args.runs, args.fdr_runs)
     start = time.perf_counter()
     results = []
@@ -373,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     r = run_fdr(20, fdr_runs, args.seed + len(CASES))
     results.append(r)
     elapsed = time.perf_counter() - start
+    if args.out:
+        data = {"seconds": round(elapsed, 1), "rows": results}
+        record.write(args.out, "bench.simulation", argv, data, load_before)
     if args.json:
         print(json.dumps({"seconds": round(elapsed, 1), "rows": results}, indent=2))
     else:

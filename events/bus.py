@@ -121,12 +121,17 @@ class EventBus(Protocol):
         ...
 
     def read(
-        self, start_sequence: int = 1, *, stop_at_end: bool = True
+        self,
+        start_sequence: int = 1,
+        *,
+        stop_at_end: bool = True,
+        subjects: Sequence[str] | None = None,
     ) -> AsyncIterator[tuple[int, BaseEvent | None, bytes]]:
         """Read the stream in order from ``start_sequence`` without a durable consumer.
 
         Yields ``(sequence, event or None when undecodable, raw bytes)``. With
         ``stop_at_end`` the iterator ends at the sequence that was last when it started.
+        ``subjects``: only events on these subjects (default: every event subject).
         """
         ...
 

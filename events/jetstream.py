@@ -10,13 +10,19 @@
 
 nats-py errors never leave this module: they become :class:`BusUnavailable` (retry
 later) or :class:`BusError`.
+
+Why one module of this size: one class implements the :class:`~events.bus.EventBus`
+protocol over one nats-py connection (lifecycle, publishing, consuming, KV), whose
+state every part shares; the fast read path is in :mod:`events.pull`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -37,8 +43,11 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from promptlab.events.bus import BusError, BusUnavailable, Delivery, KVEntry, PublishAck
 from promptlab.events.config import NatsSettings
+from promptlab.events.credentials import connect_options, redact_url
+from promptlab.events.embedded import recorded_url
 from promptlab.events.memory import DEFAULT_BUCKETS
 from promptlab.events.models import BaseEvent, EventDecodeError, decode, encode
+from promptlab.events.outage import connect_cause
 from promptlab.events.pull import READ_BATCH, PullReader, RawClient, ack_fields
 from promptlab.events.subjects import (
     BUCKET_TTL_S,
@@ -49,6 +58,9 @@ from promptlab.events.subjects import (
 )
 
 log = logging.getLogger(__name__)
+
+RECONNECT_WAIT_S = 0.25
+"""Pause between the client's reconnection attempts once connected."""
 
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     nats.errors.ConnectionClosedError,
@@ -67,6 +79,12 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# Plain strings: an Enum member's ``.value`` is a descriptor lookup, paid per event.
+_MSG_ID = Header.MSG_ID.value
+_EVENT_TYPE = Header.EVENT_TYPE.value
+_SCHEMA_VERSION = Header.SCHEMA_VERSION.value
+
+
 @contextlib.contextmanager
 def _translate(action: str) -> Iterator[None]:
     """Turn nats-py errors into BusUnavailable / BusError at the boundary."""
@@ -78,6 +96,12 @@ def _translate(action: str) -> Iterator[None]:
         raise BusUnavailable(f"{action}: NATS unavailable ({type(exc).__name__}: {exc})") from exc
     except (nats.errors.Error, nats.js.errors.Error) as exc:
         raise BusError(f"{action}: {type(exc).__name__}: {exc}") from exc
+
+
+@functools.cache
+def _subject(kind: type[BaseEvent]) -> str:
+    """The subject events of ``kind`` are published on (looked up once per type)."""
+    return kind.nats_subject.value
 
 
 def _delivery(msg: Msg) -> Delivery:
@@ -168,6 +192,8 @@ class JetStreamBus:
         self._kv: dict[str, KeyValue] = {}
         self._reensure: asyncio.Task[None] | None = None
         self._disconnected = asyncio.Event()
+        self._connect_error: BaseException | None = None
+        self._down_since: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -186,6 +212,9 @@ class JetStreamBus:
             return
         nc = RawClient()
         timeout = self.settings.connect_timeout_s
+        embedded = self.url == recorded_url(self.settings.data_dir)
+        options = connect_options(self.settings, embedded=embedded)
+        self._connect_error = None
         try:
             # nats-py retries the first connect forever when reconnects are unlimited;
             # the outer timeout makes a down server an error the caller can see.
@@ -196,17 +225,19 @@ class JetStreamBus:
                     connect_timeout=max(1, int(timeout)),
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.25,  # type: ignore[arg-type]
+                    reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
+                    **options,
                 ),
                 timeout=timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             with contextlib.suppress(Exception):
                 await nc.close()
-            raise BusUnavailable(f"cannot connect to NATS at {self._safe_url()}: {exc!r}") from exc
+            cause = connect_cause(self._connect_error or exc, timeout)
+            raise BusUnavailable(f"cannot connect to NATS at {self._safe_url()}: {cause}") from exc
         self._nc = nc
         self._disconnected.clear()
         self._js = nc.jetstream(timeout=max(timeout, 5.0))
@@ -227,19 +258,29 @@ class JetStreamBus:
 
     def _safe_url(self) -> str:
         # Never log credentials embedded in a URL (nats://user:pass@host).
-        return ",".join(u.rsplit("@", 1)[-1] for u in self.url.split(","))
+        return redact_url(self.url)
 
     async def _on_error(self, exc: Exception) -> None:
+        # While connecting, the client retries and only the outer timeout ends it: keep
+        # the real cause (connection refused, unknown host) to say instead of a timeout.
+        self._connect_error = exc
         log.debug("NATS client error: %r", exc)
 
     async def _on_disconnected(self) -> None:
         self._disconnected.set()
         if self._nc is None or self._nc.is_closed:
             return  # our own close()
-        log.warning("NATS disconnected from %s; reconnecting", self._safe_url())
+        if self._down_since is None:  # one line per outage, however often it retries
+            self._down_since = time.monotonic()
+            log.warning(
+                "NATS disconnected from %s; reconnecting every %gs, events go to the outbox",
+                self._safe_url(), RECONNECT_WAIT_S,
+            )  # fmt: skip
 
     async def _on_reconnected(self) -> None:
-        log.info("NATS reconnected to %s", self._safe_url())
+        down = time.monotonic() - self._down_since if self._down_since is not None else 0.0
+        self._down_since = None
+        log.warning("NATS reconnected to %s after %.0fs", self._safe_url(), down)
         self._disconnected.clear()
         # A server that came back without its store has no stream: recreate it, in the
         # background because this callback runs inside the client's reading task.
@@ -303,9 +344,9 @@ class JetStreamBus:
     @staticmethod
     def _headers(event: BaseEvent) -> dict[str, str]:
         return {
-            Header.MSG_ID.value: event.event_id,
-            Header.EVENT_TYPE.value: str(getattr(event, "type", "")),
-            Header.SCHEMA_VERSION.value: str(event.schema_version),
+            _MSG_ID: event.event_id,
+            _EVENT_TYPE: str(getattr(event, "type", "")),
+            _SCHEMA_VERSION: str(event.schema_version),
         }
 
     async def publish(self, event: BaseEvent, *, timeout: float = 5.0) -> PublishAck:
@@ -339,13 +380,14 @@ class JetStreamBus:
                 # wait_stall=None: with a free pending slot publish_async never yields, so
                 # the client's flusher sends the whole batch in one write, not one per event.
                 async with asyncio.timeout(timeout):
+                    headers = self._headers
                     for event in events:
                         futures.append(
                             await js.publish_async(
-                                event.nats_subject.value,
+                                _subject(type(event)),
                                 encode(event),
                                 wait_stall=None,
-                                headers=self._headers(event),
+                                headers=headers(event),
                             )
                         )
                 gathered = asyncio.gather(*futures, return_exceptions=True)
@@ -448,7 +490,11 @@ class JetStreamBus:
         return int((info.state.subjects or {}).get(subject, 0))
 
     async def read(
-        self, start_sequence: int = 1, *, stop_at_end: bool = True
+        self,
+        start_sequence: int = 1,
+        *,
+        stop_at_end: bool = True,
+        subjects: Sequence[str] | None = None,
     ) -> AsyncIterator[tuple[int, BaseEvent | None, bytes]]:
         """Read events in order through an ephemeral consumer without acks.
 
@@ -463,6 +509,8 @@ class JetStreamBus:
             None, start_sequence, inactive_threshold=30.0, mem_storage=True, num_replicas=1
         )
         config.ack_policy = AckPolicy.NONE
+        if subjects:
+            config.filter_subjects = [str(subject) for subject in subjects]
         config.ack_wait = None
         config.max_ack_pending = None
         assert isinstance(self._nc, RawClient)

@@ -303,16 +303,24 @@ class MemoryBus:
         return sum(1 for m in self._messages if m.subject == subject)
 
     async def read(
-        self, start_sequence: int = 1, *, stop_at_end: bool = True
+        self,
+        start_sequence: int = 1,
+        *,
+        stop_at_end: bool = True,
+        subjects: Sequence[str] | None = None,
     ) -> AsyncIterator[tuple[int, BaseEvent | None, bytes]]:
-        """Stored events in order from ``start_sequence`` (dead letters skipped)."""
+        """Stored events in order from ``start_sequence`` (dead letters skipped; only
+        those on ``subjects`` when given)."""
+        wanted = [str(subject) for subject in subjects or ()]
         end = len(self._messages)
         seq = max(start_sequence, 1)
         while True:
             while seq <= len(self._messages) and (not stop_at_end or seq <= end):
                 msg = self._messages[seq - 1]
                 seq += 1
-                if is_consumable(msg.subject):
+                if is_consumable(msg.subject) and (
+                    not wanted or any(subject_matches(p, msg.subject) for p in wanted)
+                ):
                     yield msg.sequence, msg.event, msg.data
             if stop_at_end:
                 return

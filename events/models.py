@@ -9,6 +9,9 @@ Rules for changing this module:
 * a breaking change bumps the model's ``schema_version`` and adds an upcaster to
   :data:`UPCASTERS` that turns the old shape into the new one;
 * decoders ignore unknown fields, so older readers survive newer writers.
+
+Why one module of this size: it is the contract; every event's shape, with its
+upcasters and the fast decoder, in one reviewed place.
 """
 
 from __future__ import annotations

@@ -99,6 +99,34 @@ class EventPublisher:
             with contextlib.suppress(OSError):
                 self.outbox.rotate()
 
+    async def publish_durable(self, events: Sequence[BaseEvent], timeout: float = 5.0) -> str:
+        """Hand events over and return once they are durable: ``"stream"`` when JetStream
+        acknowledged them, ``"outbox"`` when they were fsynced to the outbox instead (NATS
+        away, or the outbox already holds older events, which keep their order).
+
+        For the writes a caller is told succeeded (an admin definition): ``publish`` may
+        still hold an event in memory when the process dies. Raises :class:`BusError`
+        when neither the stream nor the disk took them.
+        """
+        if not events:
+            return "stream"
+        if self._healthy and not self.outbox.pending and self.bus.connected:
+            try:
+                await self.bus.publish_many(events, timeout=timeout)
+            except BusError as exc:
+                log.warning("event bus unavailable, writing to the outbox: %s", exc)
+                self._healthy = False
+                self.publish_failures += 1
+            else:
+                self.published += len(events)
+                return "stream"
+        try:
+            self.outbox.append(events, sync=True)
+        except OSError as exc:
+            raise BusError(f"events could not be made durable (outbox: {exc})") from exc
+        self.spilled_to_outbox += len(events)
+        return "outbox"
+
     # ------------------------------------------------------------------ state
 
     @property
@@ -252,7 +280,10 @@ class EventPublisher:
                     self._inflight = []
                     continue
                 except BusError as exc:
-                    log.warning("event bus unavailable, spilling to outbox: %s", exc)
+                    # While NATS is down its owner says so once (events.outage).
+                    (log.warning if self.bus.connected else log.debug)(
+                        "event bus unavailable, spilling to outbox: %s", exc
+                    )
                     self._healthy = False
                     self.publish_failures += 1
                 except Exception:

@@ -78,6 +78,9 @@ class Bucket(str, Enum):
     ANALYTICS = "promptlab_analytics"
     """Analytics by period of each prompt (:class:`~events.snapshots.AnalyticsSnapshot`):
     recent hours and days per variant, with the most used variable values."""
+    BREEDING = "promptlab_breeding"
+    """Breeding's daily caps: mutants per prompt, calls and spend, keyed by UTC day
+    (``2026-12-07``); entries expire after :data:`BREEDING_TTL_S`."""
     DEMOS = "promptlab_demos"
     """Demonstration pools the learner builds (:class:`~events.snapshots.DemoPoolSnapshot`),
     keyed ``<prompt>.<pool>`` (:func:`demo_pool_key`); every sidecar serves from them."""
@@ -92,5 +95,10 @@ class Bucket(str, Enum):
 ASSIGNMENT_TTL_S = 30 * 86_400.0
 """How long a sticky assignment is kept after it was made (a subject back after that is
 assigned afresh)."""
-BUCKET_TTL_S: dict[str, float] = {Bucket.ASSIGNMENTS.value: ASSIGNMENT_TTL_S}
+BREEDING_TTL_S = 7 * 86_400.0
+"""How long a day's breeding book is kept (only today's is read)."""
+BUCKET_TTL_S: dict[str, float] = {
+    Bucket.ASSIGNMENTS.value: ASSIGNMENT_TTL_S,
+    Bucket.BREEDING.value: BREEDING_TTL_S,
+}
 """Buckets whose entries expire (seconds); the others keep their entries."""

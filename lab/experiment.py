@@ -103,8 +103,11 @@ class ExperimentSpec(_Spec):
     timeout_s: float | None = Field(default=None, gt=0)
     min_quality: float = Field(default=0.5, ge=0.0, le=1.0)
     """Default success threshold of a case that sets none."""
-    test: Literal["t", "wilcoxon"] = "t"
-    """Which paired test decides ``significant`` (both are always reported)."""
+    test: Literal["auto", "permutation", "t", "wilcoxon"] = "auto"
+    """The paired test that decides ``significant``: ``auto`` takes the exact sign-flip
+    test below 30 cases or for constant differences, the paired t-test otherwise;
+    ``permutation`` always the sign-flip test; ``t`` and ``wilcoxon`` those tests where
+    they are defined (see :mod:`lab.stats.paired`). The report names the test used."""
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     cases_file: str | None = None
     dataset: str | None = None

@@ -8,6 +8,7 @@ report figure it reads.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -143,6 +144,55 @@ def constrained_best(
     return best, scores, why
 
 
+Interval = tuple[float, float]
+"""``(low, high)`` of a figure within its measurement noise."""
+
+NOISE_LEVEL = 0.95
+"""Confidence of the intervals inside which two latencies or costs count as equal."""
+
+
+def median_interval(samples: Sequence[float], level: float = NOISE_LEVEL) -> Interval | None:
+    """Distribution-free interval of the median: order statistics, binomial ranks.
+
+    With ``n`` samples the interval is ``(x[j], x[n-1-j])`` for the largest ``j`` whose
+    coverage is still ``level``; with few samples it is the whole range.
+    """
+    from scipy.stats import binom
+
+    xs = sorted(samples)
+    n = len(xs)
+    if n == 0:
+        return None
+    # ppf: the smallest k with P(B <= k) >= (1 - level) / 2, so P(B <= k - 1) is below it
+    # and x[k - 1] (0-based) is the lowest order statistic the interval may start at.
+    j = max(int(binom.ppf((1 - level) / 2, n, 0.5)) - 1, 0)
+    return xs[j], xs[n - 1 - j]
+
+
+def mean_interval(samples: Sequence[float], level: float = NOISE_LEVEL) -> Interval | None:
+    """Student-t interval of the mean (a point when every sample is equal)."""
+    from scipy.stats import t
+
+    n = len(samples)
+    if n == 0:
+        return None
+    mean = sum(samples) / n
+    if n == 1:
+        return mean, mean
+    sd = math.sqrt(sum((x - mean) ** 2 for x in samples) / (n - 1))
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+NOISY_AXES: dict[str, Callable[[Sequence[float]], Interval | None]] = {
+    "latency_ms": median_interval,
+    "cost_usd": mean_interval,
+}
+"""Pareto axes measured with noise, and the interval of the figure each reads (the p50
+latency is a median, the cost a mean). Quality is compared as it is: the lab's paired
+tests say whether a quality difference is significant."""
+
+
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     """``a`` is no worse than ``b`` on every axis and better on one (all maximised)."""
     return all(x >= y for x, y in zip(a, b, strict=True)) and any(
@@ -150,25 +200,56 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     )
 
 
+def dominates_beyond_noise(a: Sequence[Interval], b: Sequence[Interval]) -> bool:
+    """``a`` dominates ``b`` when every axis is an interval (all maximised): ``a`` is
+    better on an axis only when its interval lies wholly above ``b``'s, and worse only
+    when wholly below. Overlapping intervals are a tie, so noise decides nothing."""
+    better = worse = False
+    for (a_lo, a_hi), (b_lo, b_hi) in zip(a, b, strict=True):
+        if a_lo > b_hi:
+            better = True
+        elif a_hi < b_lo:
+            worse = True
+    return better and not worse
+
+
 def pareto_front(
     points: Sequence[Mapping[str, float | None]],
     axes: Sequence[tuple[str, Literal["maximize", "minimize"]]] = PARETO_AXES,
+    samples: Sequence[Mapping[str, Sequence[float]]] | None = None,
 ) -> list[int]:
     """Indices of the points no other point dominates on ``axes`` (in input order).
 
-    Points missing a figure on an axis take no part.
+    Points missing a figure on an axis take no part. With ``samples`` (per point, the
+    raw measurements of the :data:`NOISY_AXES`: each call's latency and cost), a
+    latency or cost difference counts only beyond its measurement noise (the figures'
+    95% intervals do not overlap): two seeded runs of the same experiment then agree on
+    the front although their latencies differ by jitter.
     """
-    vectors: dict[int, list[float]] = {}
+    vectors: dict[int, list[Interval]] = {}
     for i, p in enumerate(points):
         vals = [value(p, metric) for metric, _ in axes]
         if any(v is None for v in vals):
             continue
-        vectors[i] = [
-            float(v) if d == "maximize" else -float(v)  # type: ignore[arg-type]
-            for v, (_, d) in zip(vals, axes, strict=True)
-        ]
+        vector = []
+        for v, (metric, direction) in zip(vals, axes, strict=True):
+            interval = _interval(float(v), metric, samples[i] if samples else None)  # type: ignore[arg-type]
+            low, high = interval
+            vector.append((low, high) if direction == "maximize" else (-high, -low))
+        vectors[i] = vector
     return [
         i
         for i, vec in vectors.items()
-        if not any(dominates(other, vec) for j, other in vectors.items() if j != i)
+        if not any(dominates_beyond_noise(other, vec) for j, other in vectors.items() if j != i)
     ]
+
+
+def _interval(
+    figure: float, metric: str, samples: Mapping[str, Sequence[float]] | None
+) -> Interval:
+    """The figure's noise interval, kept around the figure itself (a point without samples)."""
+    measured = samples.get(metric) if samples is not None else None
+    interval = NOISY_AXES[metric](measured) if metric in NOISY_AXES and measured else None
+    if interval is None:
+        return figure, figure
+    return min(interval[0], figure), max(interval[1], figure)

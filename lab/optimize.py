@@ -9,12 +9,14 @@ The winner is chosen from all evaluated points by the same rule as a report's be
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from promptlab.lab.budget import Budget
 from promptlab.lab.client import ModelClient
+from promptlab.lab.comparisons import Lead, lead_among, lead_text
 from promptlab.lab.experiment import Experiment
 from promptlab.lab.objectives import METRICS, constrained_best
 from promptlab.lab.report import PointResult
@@ -35,6 +37,10 @@ class OptimizeOutcome:
     trail: list[TrailEntry] = field(default_factory=list)
     best: PointResult | None = None
     best_reason: str = ""
+    lead: Lead | None = None
+    """The winner against the runner-up trial (paired on the cases, Holm over every other
+    trial): whether its quality is significantly ahead."""
+    alpha: float = 0.05
     calls: int = 0
     spend_usd: float = 0.0
     stopped_by_budget: bool = False
@@ -48,6 +54,8 @@ class OptimizeOutcome:
             ],
             "best": None if self.best is None else self.best.model_dump(exclude={"per_case"}),
             "best_reason": self.best_reason,
+            "significant": None if self.lead is None else self.lead.significant,
+            "lead": None if self.lead is None else self.lead.model_dump(mode="json"),
             "calls": self.calls,
             "spend_usd": self.spend_usd,
             "stopped_by_budget": self.stopped_by_budget,
@@ -68,6 +76,7 @@ class OptimizeOutcome:
                 f"success {b.success_rate or 0:.0%} cost/call ${b.cost_usd_mean or 0:.6f} "
                 f"p50 {b.latency_ms_p50 or 0:.1f} ms"
             )
+            lines.append("  " + lead_text(self.lead, self.alpha, winner="winner"))
         return "\n".join(lines)
 
 
@@ -147,13 +156,39 @@ async def optimize(
                 f"cost ${result.cost_usd_mean or 0:.6f} p50 {result.latency_ms_p50 or 0:.1f} ms"
             )
     points = [e.point.model_dump() for e in outcome.trail]
-    best, _, why = constrained_best(points, objectives, constraints)
+    best, scores, why = constrained_best(points, objectives, constraints)
     outcome.best = outcome.trail[best].point if best is not None else None
     outcome.best_reason = why
+    outcome.alpha = spec.alpha
+    if best is not None:
+        outcome.lead = _lead(outcome.trail, best, scores, spec)
     outcome.calls = budget.calls
     outcome.spend_usd = budget.spent_usd
     outcome.stopped_by_budget = budget.stopped
     return outcome
+
+
+def _trial_label(entry: TrailEntry) -> str:
+    return f"{entry.point.label} (trial {entry.number})"
+
+
+def _lead(trail: list[TrailEntry], best: int, scores: list[float], spec: Any) -> Lead | None:
+    """The winner against the trial of next highest score (else of highest quality)."""
+    others = [i for i, e in enumerate(trail) if i != best and e.point.per_case]
+    feasible = [i for i in others if not math.isnan(scores[i])]
+    if feasible:
+        runner = max(feasible, key=lambda i: (scores[i], -i))
+    elif others:
+        runner = max(others, key=lambda i: (trail[i].point.quality_mean or 0.0, -i))
+    else:
+        return None
+    return lead_among(
+        trail[best].point.per_case,
+        {_trial_label(trail[i]): trail[i].point.per_case for i in others},
+        _trial_label(trail[runner]),
+        test=spec.test,
+        alpha=spec.alpha,
+    )
 
 
 def _violation(constraint: Any, figures: dict[str, Any]) -> float:

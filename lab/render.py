@@ -6,6 +6,8 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from promptlab.lab.comparisons import format_p, lead_text
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -40,6 +42,8 @@ class Report(Protocol):
     def stopped_by_budget(self) -> bool: ...
     @property
     def alpha(self) -> float: ...
+    @property
+    def detectable(self) -> Any: ...
 
 
 def _f(value: float | None, digits: int = 3) -> str:
@@ -50,27 +54,30 @@ def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:.6f}".rstrip("0").rstrip(".")
 
 
-def _ci(ci: tuple[float, float] | None) -> str:
-    return "-" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+def _ci(ci: tuple[float, float] | None, method: str | None) -> str:
+    """An interval with the method that made it: ``[0.541, 0.721] bootstrap BCa``."""
+    return "-" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}] {method or ''}".rstrip()
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+def _success(rate: float | None, ci: tuple[float, float] | None, method: str | None) -> str:
+    if rate is None:
+        return "-"
+    if ci is None:
+        return f"{rate:.0%}"
+    return f"{rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}] {method or ''}".rstrip()
 
 
 def _p(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.2g}" if value < 0.001 else f"{value:.4f}"
+    return format_p(value)
 
 
 RESULT_HEADERS = (
     "variant @ model",
     "n",
     "quality",
-    "95% CI",
+    "95% CI (method)",
     "std",
-    "success",
+    "success (95% CI)",
     "cost/call",
     "cost total",
     "p50 ms",
@@ -93,9 +100,13 @@ def result_rows(report: Report) -> list[list[str]]:
                 r.label + mark,
                 str(r.n),
                 _f(r.quality_mean),
-                _ci(r.quality_ci),
+                _ci(r.quality_ci, r.quality_ci_method),
                 _f(r.quality_std),
-                _pct(r.success_rate),
+                _success(
+                    r.success_rate,
+                    r.success_ci,
+                    r.success_ci_method,
+                ),
                 _usd(r.cost_usd_mean),
                 _usd(r.cost_usd_total),
                 _f(r.latency_ms_p50, 1),
@@ -109,7 +120,17 @@ def result_rows(report: Report) -> list[list[str]]:
     return rows
 
 
-COMPARISON_HEADERS = ("a", "b", "cases", "mean a-b", "test", "p", "p (Holm)", "significant")
+COMPARISON_HEADERS = (
+    "a",
+    "b",
+    "cases",
+    "mean a-b",
+    "test",
+    "p",
+    "p (Holm)",
+    "min p",
+    "significant",
+)
 
 
 def comparison_rows(report: Report) -> list[list[str]]:
@@ -122,6 +143,7 @@ def comparison_rows(report: Report) -> list[list[str]]:
             c.test,
             _p(c.p_value),
             _p(c.p_holm),
+            _p(c.p_min),
             ("yes: " + (c.better or "")) if c.significant else "no",
         ]
         for c in report.comparisons
@@ -140,11 +162,14 @@ def summary_lines(report: Report) -> list[str]:
             f"best: {b.label} (quality {_f(b.quality_mean)}, cost/call {_usd(b.cost_usd_mean)}, "
             f"p50 {_f(b.latency_ms_p50, 1)} ms, score {b.score:.3f}): {b.reason}"
         )
+        lines.append("  " + lead_text(b.lead, report.alpha))
     else:
         lines.append(f"best: none — {report.best_reason}")
     lines.append(
         "Pareto front (quality, cost, latency): " + ", ".join(p.label for p in report.pareto)
     )
+    if report.detectable is not None:
+        lines.append(f"smallest detectable difference: {report.detectable.note}")
     return lines
 
 

@@ -3,27 +3,33 @@
 :func:`build_report` is a pure function of the trials and the experiment's settings, so
 ``experiment show`` rebuilds exactly the report ``experiment run`` printed.
 
-Definitions (the README repeats them):
+Definitions (docs/lab.md repeats them):
 
 * a point's *per-case mean* averages its repeats on one case (trials with a quality);
 * ``quality_mean`` and ``quality_ci`` are the mean of the per-case means and its 95%
-  Student-t interval over cases; ``quality_std`` is the spread of single trials;
-* comparisons pair two points on the cases both have, by the paired t-test and the
-  Wilcoxon signed-rank test on the per-case means, Holm-corrected over all pairs;
-  ``significant`` is ``p_holm < alpha`` of the experiment's chosen test.
+  interval over cases, inside [0, 1], made by ``quality_ci_method``
+  (:mod:`lab.stats.intervals`); ``success_ci`` likewise for the per-case success shares;
+  ``quality_std`` is the spread of single trials;
+* comparisons pair two points on the cases both have (:mod:`lab.comparisons`): the test
+  is chosen for the number of cases and named, Holm-corrected over all pairs;
+  ``significant`` is ``p_holm < alpha``;
+* ``best`` carries ``significant`` and ``lead``: its comparison with the runner-up (the
+  feasible point of next highest score, else the other point of highest quality);
+  ``detectable`` is the smallest difference in
+  quality the experiment could detect.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from promptlab.lab import stats
+from promptlab.lab.comparisons import Comparison, Detectable, Lead, compare, detectable, lead
 from promptlab.lab.objectives import Constraint, Objective, constrained_best, pareto_front
 from promptlab.lab.results import Trial
 
@@ -50,8 +56,13 @@ class PointResult(_Model):
     eval_errors: int
     quality_mean: float | None
     quality_ci: tuple[float, float] | None
+    quality_ci_method: str | None = None
+    """How ``quality_ci`` was made: wilson, wilson (scores), bootstrap BCa (expanded)."""
     quality_std: float | None
     success_rate: float | None
+    success_ci: tuple[float, float] | None = None
+    """95% interval of the success rate over cases (per-case shares of successful trials)."""
+    success_ci_method: str | None = None
     cost_usd_mean: float | None
     cost_usd_total: float
     eval_cost_usd: float
@@ -67,25 +78,6 @@ class PointResult(_Model):
     """Case id -> mean quality over its repeats."""
 
 
-class Comparison(_Model):
-    a: str
-    b: str
-    n: int
-    """Paired cases."""
-    mean_diff: float
-    """Mean of a - b over the paired per-case means."""
-    test: Literal["paired t", "wilcoxon"]
-    p_value: float | None
-    p_holm: float | None
-    significant: bool
-    better: str | None
-    """The better point when the difference is significant."""
-    t_p: float | None
-    t_p_holm: float | None
-    wilcoxon_p: float | None
-    wilcoxon_p_holm: float | None
-
-
 class Best(_Model):
     label: str
     variant: str
@@ -94,9 +86,17 @@ class Best(_Model):
     score: float
     quality_mean: float | None
     success_rate: float | None
+    success_ci: tuple[float, float] | None = None
+    """95% interval of the success rate over cases (per-case shares of successful trials)."""
+    success_ci_method: str | None = None
     cost_usd_mean: float | None
     latency_ms_p50: float | None
     reason: str
+    significant: bool | None = None
+    """Significantly ahead of the runner-up in quality (Holm); None: no runner-up."""
+    lead: Lead | None = None
+    """The paired comparison with the runner-up (the feasible point of next highest score,
+    else the other point of highest quality)."""
 
 
 class ParetoPoint(_Model):
@@ -123,6 +123,10 @@ class Report(_Model):
     planned: int
     stopped_by_budget: bool
     alpha: float
+    test: str = "auto"
+    """What the experiment asked for: auto, permutation, t or wilcoxon."""
+    detectable: Detectable | None = None
+    """The smallest quality difference this experiment could detect (80% power)."""
 
     def point(self, label: str) -> PointResult:
         return next(r for r in self.results if r.label == label)
@@ -161,12 +165,11 @@ def point_result(label: str, trials: Sequence[Trial]) -> PointResult:
         by_case[t.case].append(float(t.quality))  # type: ignore[arg-type]
     per_case = {c: sum(v) / len(v) for c, v in sorted(by_case.items())}
     interval = stats.mean_interval(list(per_case.values()))
-    ci = (
-        (interval.low, interval.high)
-        if interval is not None and interval.low is not None and interval.high is not None
-        else None
-    )
     successes = [t.success for t in scored]
+    by_case_success: dict[str, list[bool]] = defaultdict(list)
+    for t in scored:
+        by_case_success[t.case].append(bool(t.success))
+    success = stats.mean_interval([sum(v) / len(v) for v in by_case_success.values()])
     latencies = [t.latency_ms for t in ok]
     return PointResult(
         label=label,
@@ -180,9 +183,12 @@ def point_result(label: str, trials: Sequence[Trial]) -> PointResult:
         error_rate=(len(trials) - len(ok)) / len(trials),
         eval_errors=sum(1 for t in ok if t.eval_errors),
         quality_mean=interval.mean if interval is not None else None,
-        quality_ci=ci,
+        quality_ci=interval.bounds if interval is not None else None,
+        quality_ci_method=interval.method if interval is not None else None,
         quality_std=stats.sample_std([float(t.quality) for t in scored]),  # type: ignore[arg-type]
         success_rate=(sum(1 for s in successes if s) / len(successes)) if successes else None,
+        success_ci=success.bounds if success is not None else None,
+        success_ci_method=success.method if success is not None else None,
         cost_usd_mean=_mean([t.cost_usd for t in ok]),
         cost_usd_total=sum(t.cost_usd for t in trials),
         eval_cost_usd=sum(t.eval_cost_usd for t in trials),
@@ -195,39 +201,6 @@ def point_result(label: str, trials: Sequence[Trial]) -> PointResult:
     )
 
 
-def compare(
-    results: Sequence[PointResult], *, test: Literal["t", "wilcoxon"] = "t", alpha: float = 0.05
-) -> list[Comparison]:
-    """Every pair of points, paired on common cases, Holm-corrected per test family."""
-    pairs = list(itertools.combinations(results, 2))
-    tested = [stats.paired(a.per_case, b.per_case) for a, b in pairs]
-    t_holm = stats.holm([r.t_p for r in tested])
-    w_holm = stats.holm([r.wilcoxon_p for r in tested])
-    out = []
-    for (a, b), r, th, wh in zip(pairs, tested, t_holm, w_holm, strict=True):
-        p, ph = (r.t_p, th) if test == "t" else (r.wilcoxon_p, wh)
-        significant = ph is not None and ph < alpha
-        better = (a.label if r.mean_diff > 0 else b.label) if significant else None
-        out.append(
-            Comparison(
-                a=a.label,
-                b=b.label,
-                n=r.n,
-                mean_diff=r.mean_diff,
-                test="paired t" if test == "t" else "wilcoxon",
-                p_value=p,
-                p_holm=ph,
-                significant=significant,
-                better=better,
-                t_p=r.t_p,
-                t_p_holm=th,
-                wilcoxon_p=r.wilcoxon_p,
-                wilcoxon_p_holm=wh,
-            )
-        )
-    return out
-
-
 def build_report(
     trials: Sequence[Trial],
     *,
@@ -237,7 +210,7 @@ def build_report(
     constraints: Sequence[Constraint],
     planned: int | None = None,
     stopped_by_budget: bool = False,
-    test: Literal["t", "wilcoxon"] = "t",
+    test: stats.TestChoice = "auto",
     alpha: float = 0.05,
     order: Sequence[str] | None = None,
 ) -> Report:
@@ -260,9 +233,12 @@ def build_report(
         )
         for r, s in zip(results, scores, strict=True)
     ]
+    comparisons = compare({r.label: r.per_case for r in results}, test=test, alpha=alpha)
     best = None
     if best_i is not None:
         r = results[best_i]
+        runner_up = _runner_up(results, best_i)
+        best_lead = lead(r.label, runner_up, comparisons, alpha)
         best = Best(
             label=r.label,
             variant=r.variant,
@@ -274,14 +250,24 @@ def build_report(
             cost_usd_mean=r.cost_usd_mean,
             latency_ms_p50=r.latency_ms_p50,
             reason=why,
+            significant=None if best_lead is None else best_lead.significant,
+            lead=best_lead,
         )
-    front = pareto_front(figures)
+    # Each call's latency and cost: their noise must not decide who is on the front.
+    noise = [
+        {
+            "latency_ms": [t.latency_ms for t in grouped[r.label] if t.status == "ok"],
+            "cost_usd": [t.cost_usd for t in grouped[r.label] if t.status == "ok"],
+        }
+        for r in results
+    ]
+    front = pareto_front(figures, samples=noise)
     calls = sum(t.calls for t in trials)
     return Report(
         experiment=experiment,
         prompt=prompt,
         results=results,
-        comparisons=compare(results, test=test, alpha=alpha),
+        comparisons=comparisons,
         best=best,
         best_reason=why,
         pareto=[
@@ -296,4 +282,21 @@ def build_report(
         planned=planned if planned is not None else len(trials),
         stopped_by_budget=stopped_by_budget,
         alpha=alpha,
+        test=test,
+        detectable=detectable(comparisons, alpha),
     )
+
+
+def _runner_up(results: Sequence[PointResult], best: int) -> str | None:
+    """The feasible point of next highest score; without one, the best other quality.
+
+    Ties go to the earlier point. Constraints are judged on mean figures, so a point that
+    misses one is still the nearest alternative when no other point meets them.
+    """
+    others = [i for i, r in enumerate(results) if i != best and r.feasible and r.score is not None]
+    if others:
+        return results[max(others, key=lambda i: (results[i].score or 0.0, -i))].label
+    scored = [i for i, r in enumerate(results) if i != best and r.quality_mean is not None]
+    if not scored:
+        return None
+    return results[max(scored, key=lambda i: (results[i].quality_mean or 0.0, -i))].label

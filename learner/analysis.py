@@ -206,7 +206,9 @@ def analyze(view: PromptView, rng: np.random.Generator) -> PromptAnalysis:
             p_best=p_best.get(name),
             p_beats_champion=beats,
         )
-    leader = max(p_best, key=lambda v: (p_best[v], v == view.champion)) if p_best else None
+    # A leader is an arm with evidence: the prior alone must not crown a variant nobody used.
+    measured = [v for v in p_best if summaries[v].n]
+    leader = max(measured, key=lambda v: (p_best[v], v == view.champion)) if measured else None
     lift = lift_low = lift_high = None
     if leader is not None and leader != view.champion and view.champion in summaries:
         lift, interval = lift_with_interval(

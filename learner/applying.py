@@ -16,13 +16,12 @@ import logging
 from collections.abc import Callable, Sequence
 
 from promptlab.events.bus import Delivery
+from promptlab.learner.backoff import Backoff
 from promptlab.learner.errors import StoreRejected, StoreUnavailable, map_store_errors
 from promptlab.learner.projection.batch import BatchResult
 from promptlab.learner.projection.transaction import Projection
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF_S = 2.0
 
 
 async def apply_retrying(
@@ -34,7 +33,7 @@ async def apply_retrying(
 ) -> BatchResult:
     """Apply a batch; while the database is unavailable apply it again with backoff
     (until it works, or ``stopping`` is set: then StoreUnavailable)."""
-    backoff = 0.05
+    backoff = Backoff()
     while True:
         try:
             with map_store_errors():
@@ -47,10 +46,9 @@ async def apply_retrying(
                 "database unavailable (%s); applying the batch of %d again in %.2fs",
                 exc,
                 len(deliveries),
-                backoff,
+                delay := backoff.next(),
             )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            await asyncio.sleep(delay)
 
 
 async def apply_isolating(

@@ -20,8 +20,10 @@ prompt whose live challengers fall below ``population`` and whose champion has
    to it. From there it competes like any challenger: promotion needs live evidence.
 
 Caps: ``max_mutants_per_day`` per prompt and ``max_usd_per_day`` in all, per UTC day of
-the breeder's clock (counted in memory: a restart starts the day's count afresh). The
-offline check's executions are not published: they must not count as live traffic.
+the breeder's clock, kept in NATS (:mod:`learner.breeding_caps`): a restart goes on
+with the day's counts, and every call the breeder makes (mutator, offline check, judge)
+adds to the spend. The offline check's executions are not published: they must not
+count as live traffic.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,22 +46,18 @@ from promptlab.events.subjects import Bucket, variant_key
 from promptlab.lab.budget import Budget
 from promptlab.lab.client import ModelClient
 from promptlab.lab.evolution import candidate_event
+from promptlab.lab.evolution.breed import breed_one
 from promptlab.lab.evolution.fitness import failing_cases
 from promptlab.lab.experiment import CaseSpec, Experiment, ExperimentSpec, resolve
 from promptlab.lab.mutation import (
     FailingCase,
     LLMMutator,
-    MutantRejected,
-    MutationRequest,
-    MutatorError,
     Operator,
     load_instructions,
-    validate_mutant,
 )
-from promptlab.lab.report import build_report
 from promptlab.lab.results import Trial
 from promptlab.lab.runner import Point, run_experiment
-from promptlab.lab.search import Candidate, Evaluation, near_duplicate
+from promptlab.learner.breeding_caps import BreedingCaps, CountingClient
 from promptlab.learner.config import EvolutionSettings
 from promptlab.learner.live_cases import ReadExamples, held_out_cases, live_failures
 from promptlab.learner.storage.view import PromptView
@@ -85,13 +82,6 @@ class BreedOutcome:
     check: dict[str, Any] | None = None
 
 
-@dataclass
-class _Day:
-    day: str = ""
-    mutants: Counter[str] = field(default_factory=Counter)
-    spend_usd: float = 0.0
-
-
 class Breeder:
     """Breeds challengers for ``prompts``; :meth:`run` until the stop event is set."""
 
@@ -110,7 +100,9 @@ class Breeder:
     ) -> None:
         self.settings = settings
         self.bus = bus
-        self.client = client
+        self.caps = BreedingCaps(settings, bus, clock)
+        """The day's mutants and spend, kept in KV (a restart goes on with them)."""
+        self.client = CountingClient(client, self.caps)
         self.prompts = dict(prompts)
         self.views = views
         self.decisions = decisions
@@ -128,7 +120,6 @@ class Breeder:
         self.pending: dict[str, set[str]] = {pid: set() for pid in self.prompts}
         """Accepted mutants the projection has not shown as challengers yet."""
         self.outcomes: list[BreedOutcome] = []
-        self._day = _Day()
         self._attempts: Counter[str] = Counter()
         self._champion_trials: dict[tuple[str, str, str], list[Trial]] = {}
         self._traffic_checks: dict[tuple[str, str], Experiment] = {}
@@ -170,18 +161,11 @@ class Breeder:
             with contextlib.suppress(Exception):
                 event = decode(entry.value)
                 if isinstance(event, VariantRegistered) and event.prompt_id in self.known:
-                    self.known[event.prompt_id].setdefault(event.variant, _spec_of(event))
+                    self.known[event.prompt_id].setdefault(
+                        event.variant, VariantSpec.from_event(event)
+                    )
 
     # ------------------------------------------------------------------ one attempt
-
-    def _within_caps(self, prompt_id: str) -> bool:
-        today = datetime.fromtimestamp(self.clock(), UTC).date().isoformat()
-        if self._day.day != today:
-            self._day = _Day(day=today)
-        return (
-            self._day.mutants[prompt_id] < self.settings.max_mutants_per_day
-            and self._day.spend_usd < self.settings.max_usd_per_day
-        )
 
     async def breed_once(self, prompt_id: str) -> BreedOutcome | None:
         """One attempt for ``prompt_id`` when it needs a challenger; None when it does not."""
@@ -189,7 +173,7 @@ class Breeder:
             await self.load_known()
         prompt = self.prompts[prompt_id]
         view = await self.views(prompt_id)
-        if view is None or view.paused or not self._within_caps(prompt_id):
+        if view is None or view.paused:
             return None
         challengers = {a.variant for a in view.active if a.status == "challenger"}
         self.pending[prompt_id] -= set(view.arms)
@@ -204,10 +188,10 @@ class Breeder:
         experiment = await self._check_experiment(prompt, champion)
         if experiment is None:
             return None
-        self._day.mutants[prompt_id] += 1
+        if not await self.caps.allows(prompt_id) or not await self.caps.reserve(prompt_id):
+            return None
         self._attempts[prompt_id] += 1
         outcome = await self._attempt(prompt, view, champion, experiment)
-        self._day.spend_usd += outcome.spend_usd
         self.outcomes.append(outcome)
         log.info(
             "bred %s for %s by %s: %s (%s)",
@@ -314,7 +298,6 @@ class Breeder:
         if key not in self._champion_trials:
             self._champion_trials[key] = await self._trials(experiment, champion)
         champion_trials = self._champion_trials[key]
-        spend = 0.0
         other, retired_reasons = await self._retired(prompt.id, view)
         if operator == "crossover" and other is None:
             operator = "reflect"
@@ -330,62 +313,38 @@ class Breeder:
         # check does not grade a mutant on what it was shown.
         held_out = self._traffic_checks.get((prompt.id, champion.version)) is experiment
         offline = [] if held_out else failing_cases(experiment, champion_trials)
-        request = MutationRequest(
-            operator=operator,
-            parent=champion,
+        bred = await breed_one(
             prompt=prompt,
-            other=other if operator == "crossover" else None,
+            champion=champion,
+            champion_trials=champion_trials,
+            experiment=experiment,
+            mutator=self.mutator,
+            operator=operator,
+            other=other,
             failures=[*real, *offline, *retired_reasons],
+            known=self.known[prompt.id].values(),
+            run_trials=self._trials,
+            alpha=self.settings.alpha,
         )
-        try:
-            mutation = await self.mutator.mutate(request)
-        except MutatorError as exc:
-            return BreedOutcome(prompt.id, operator, None, False, f"mutator failed: {exc}", spend)
-        spend += mutation.cost_usd
-        generation = (champion.generation or 0) + 1
-        parents = [champion, *([other] if request.other is not None and other else [])]
-        try:
-            mutant = validate_mutant(
-                prompt,
-                parents,
-                mutation.draft,
-                name="mutant",
-                strategy=operator,
-                generation=generation,
-            )
-        except MutantRejected as exc:
-            return BreedOutcome(prompt.id, operator, None, False, f"invalid: {exc}", spend)
-        mutant = mutant.model_copy(update={"name": f"evo-g{generation}-{mutant.version[:8]}"})
-        twin = near_duplicate(mutant, self.known[prompt.id].values())
-        if twin is not None:
-            return BreedOutcome(
-                prompt.id, operator, None, False, f"near-duplicate of {twin}", spend
-            )
-        mutant_trials = await self._trials(experiment, mutant)
-        spend += sum(t.spend_usd for t in mutant_trials)
-        check = self._check(experiment, champion, mutant, champion_trials, mutant_trials)
-        candidate = Candidate(
-            variant=mutant,
-            evaluation=Evaluation(fitness=float(check.get("mutant_quality") or 0.0)),
-            parents=tuple(p.name for p in parents),
-            strategy=operator,
-            generation=generation,
-            rationale=mutation.draft.rationale,
-        )
+        candidate = bred.candidate
+        if candidate is None:
+            return BreedOutcome(prompt.id, bred.operator, None, False, bred.reason, bred.spend_usd)
+        mutant = candidate.variant
         self.known[prompt.id][mutant.name] = mutant
+        check = bred.check
         events = [
             candidate_event(
                 prompt, candidate, search="continuous", source="offline", offline_check=check
             )
         ]
-        if check["passed"]:
+        if bred.passed:
             events.append(
                 candidate_event(
                     prompt, candidate, search="continuous", source="live", offline_check=check
                 )
             )
         await self.bus.publish_many(events)
-        if check["passed"]:
+        if bred.passed:
             self.pending[prompt.id].add(mutant.name)
             live = events[-1]
             await self.bus.kv_put(
@@ -393,76 +352,10 @@ class Breeder:
             )
         return BreedOutcome(
             prompt.id,
-            operator,
+            bred.operator,
             mutant.name,
-            bool(check["passed"]),
-            str(check["reason"]),
-            spend,
+            bred.passed,
+            bred.reason,
+            bred.spend_usd,
             check,
         )
-
-    def _check(
-        self,
-        experiment: Experiment,
-        champion: VariantSpec,
-        mutant: VariantSpec,
-        champion_trials: list[Trial],
-        mutant_trials: list[Trial],
-    ) -> dict[str, Any]:
-        """The paired comparison on the examples; ``passed`` unless significantly worse."""
-        labels = [Point(v, v.model, dict(v.params)).label for v in (champion, mutant)]
-        report = build_report(
-            [*champion_trials, *mutant_trials],
-            experiment=experiment.id,
-            prompt=experiment.prompt.id,
-            objectives=experiment.spec.objective_list(),
-            constraints=[],
-            alpha=self.settings.alpha,
-            order=labels,
-        )
-        qualities = {r.label: r.quality_mean for r in report.results}
-        mutant_q, champion_q = qualities.get(labels[1]), qualities.get(labels[0])
-        if mutant_q is None:
-            return {
-                "passed": False,
-                "reason": "no scored trial in the offline check",
-                "champion": champion.name,
-                "mutant_quality": None,
-            }
-        cmp = report.comparisons[0] if report.comparisons else None
-        worse = cmp is not None and cmp.significant and cmp.better == labels[0]
-        diff = -cmp.mean_diff if cmp is not None else mutant_q - (champion_q or 0.0)
-        p = cmp.p_value if cmp is not None else None
-        reason = (
-            f"significantly worse than {champion.name} (diff {diff:+.3f}, p={p:.4f})"
-            if worse and p is not None
-            else f"not significantly worse than {champion.name} (diff {diff:+.3f}"
-            + (f", p={p:.4f})" if p is not None else ")")
-        )
-        return {
-            "passed": not worse,
-            "reason": reason,
-            "champion": champion.name,
-            "n": cmp.n if cmp is not None else 0,
-            "mean_diff": diff,
-            "p_value": p,
-            "significant": bool(cmp.significant) if cmp is not None else False,
-            "test": cmp.test if cmp is not None else None,
-            "champion_quality": champion_q,
-            "mutant_quality": mutant_q,
-        }
-
-
-def _spec_of(event: VariantRegistered) -> VariantSpec:
-    return VariantSpec(
-        name=event.variant,
-        model=event.model,
-        params=event.params,
-        system=event.system,
-        template=event.template,
-        origin=event.origin,
-        parent=event.parent,
-        parents=tuple(event.parents),
-        strategy=event.strategy,
-        generation=event.generation,
-    )

@@ -12,7 +12,7 @@ from promptlab.prompts.config import PromotionConfig
 class StorageSettings(BaseModel):
     """``[storage]``: the SQL database the learner projects events into."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     url: str = "sqlite+aiosqlite:///.promptlab/promptlab.db"
     """SQLAlchemy async URL: ``sqlite+aiosqlite:///path`` or
@@ -30,7 +30,9 @@ class EvolutionSettings(BaseModel):
     champion.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, populate_by_name=True
+    )
 
     enabled: bool = False
     """Breed challengers automatically (off by default; on in ``promptlab demo``)."""
@@ -97,7 +99,7 @@ class EvolutionSettings(BaseModel):
 class LearnerSettings(BaseModel):
     """``[learner]``: the continuous learner."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     enabled: bool = True
     """Run the learner inside ``promptlab serve``."""
@@ -105,6 +107,16 @@ class LearnerSettings(BaseModel):
     """Name of its durable JetStream consumer."""
     batch_size: int = Field(default=500, ge=1)
     """Events applied per database transaction."""
+    serve_nice: int = Field(default=10, ge=0, le=19)
+    """The nice value of the learner's process under ``promptlab serve`` (it runs in a
+    child process). When the cores are busy the scheduler serves the calls first and the
+    learner catches up on its backlog (kept in the stream) when they are not; 0 gives
+    it the sidecar's priority."""
+    batch_linger_ms: float = Field(default=50.0, ge=0)
+    """After a fetch that did not fill a batch, wait up to this long for more events
+    before applying it (0: apply what came at once). Each batch pays a commit, its acks'
+    round trips and a policy run per prompt it touched: under steady traffic, batches
+    of a few events cost the learner several times more CPU per event."""
     snapshot_interval_ms: int = Field(default=250, ge=10)
     """Publish routing and stats snapshots at most this often per prompt."""
     demos_interval_s: float = Field(default=5.0, ge=0)
@@ -132,4 +144,7 @@ class LearnerSettings(BaseModel):
     """A second feedback for the same execution and name: ``last`` replaces the reward
     (a user who corrects a rating), ``first`` keeps the first one."""
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    """``[learner.promotion]``: when a challenger is promoted, rolled back or retired
+    (a prompt file's ``[promotion]`` overrides these per prompt)."""
     evolution: EvolutionSettings = Field(default_factory=EvolutionSettings)
+    """``[learner.evolution]``: continuous breeding of challengers."""

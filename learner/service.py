@@ -27,6 +27,10 @@ whole batch is applied again with backoff (nothing is acked, nothing dead-letter
 Only one learner is active per store (:mod:`learner.lease`): :meth:`Learner.start`
 takes the lease or leaves the learner on standby, and :meth:`Learner.run` waits for the
 lease before it consumes anything (so a standby takes over when the active one dies).
+
+Why one module of this size: the consuming loop, its lease, its outbox and its
+snapshot timers share one lifecycle; the parts that stand alone are beside it
+(applying, publishing, backoff, lease, snapshots).
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ from typing import TYPE_CHECKING
 from promptlab.events.bus import BusError, Consumer, Delivery, EventBus
 from promptlab.events.models import BaseEvent
 from promptlab.learner.analysis import PromptAnalysis, analyze, rng_for
-from promptlab.learner.applying import MAX_BACKOFF_S, apply_isolating, apply_retrying
+from promptlab.learner.applying import apply_isolating, apply_retrying
+from promptlab.learner.backoff import Backoff
 from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.decide import Policy, default_policy
 from promptlab.learner.demo_pools import DemoPoolWriter
@@ -209,6 +214,15 @@ class Learner:
         log.info("learner active (lease: %s)", self.lease.backend)
         await self._publish_status(force=True)
 
+    async def heartbeat(self) -> None:
+        """Publish this learner's status when due, as :meth:`run` does every round.
+
+        For a driver that applies batches itself (:meth:`process`, the demo's waves):
+        without it the TUI would call an active learner silent.
+        """
+        if self.active:
+            await self._publish_status()
+
     async def _publish_status(self, *, force: bool = False, state: str = "active") -> None:
         """Write this learner's :class:`LearnerStatus` (every ``lease.retry_s`` at most)."""
         now = time.monotonic()
@@ -235,7 +249,10 @@ class Learner:
             try:
                 await self.bus.publish_many(fresh)
             except BusError as exc:
-                log.warning("could not announce %d config variants yet: %s", len(fresh), exc)
+                # While NATS is down its owner says so once (events.outage).
+                (log.warning if self.bus.connected else log.debug)(
+                    "could not announce %d config variants yet: %s", len(fresh), exc
+                )
 
     async def _open_consumer(self, *, recreate: bool = False) -> None:
         # The database position is the truth; the durable is only a cursor. Recreating
@@ -309,7 +326,7 @@ class Learner:
         On standby, wait for the lease first; a learner that loses its lease (its
         PostgreSQL session died) stops consuming and stands by again.
         """
-        backoff = 0.05
+        backoff = Backoff()
         failures = 0
         while not self._stopping.is_set():
             try:
@@ -332,7 +349,7 @@ class Learner:
                     if due is None
                     else min(self.fetch_timeout_s, max(due, 0.01))
                 )
-                deliveries = await self._consumer.fetch(self.settings.batch_size, timeout=timeout)
+                deliveries = await self._fetch(self._consumer, timeout)
                 if deliveries:
                     await self.process(deliveries)
                 else:
@@ -343,7 +360,7 @@ class Learner:
                     await self.outbox.publish()
                 await self.snapshots.flush(learner_sequence=self.projection.position)
                 await self._publish_status()
-                backoff = 0.05
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS restart, database hiccup: log, wait, retry
@@ -355,10 +372,32 @@ class Learner:
                     "learner loop error (%s: %s); retrying in %.2fs",
                     type(exc).__name__,
                     exc,
-                    backoff,
+                    delay := backoff.next(),
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                await asyncio.sleep(delay)
+
+    async def _fetch(self, consumer: Consumer, timeout: float) -> list[Delivery]:
+        """A batch: what comes within ``timeout``, then what follows within the linger.
+
+        Lingering (``batch_linger_ms``) turns a stream of small fetches into fewer,
+        fuller batches: one commit, one policy run per prompt, for many events.
+        """
+        size = self.settings.batch_size
+        deliveries = list(await consumer.fetch(size, timeout=timeout))
+        linger = self.settings.batch_linger_ms / 1000.0
+        if not deliveries or linger <= 0:
+            return deliveries
+        loop = asyncio.get_running_loop()
+        until = loop.time() + linger
+        while len(deliveries) < size and not self._stopping.is_set():
+            left = until - loop.time()
+            if left <= 0:
+                break
+            try:
+                deliveries += await consumer.fetch(size - len(deliveries), timeout=left)
+            except BusError:  # apply what came; the next fetch meets the outage
+                break
+        return deliveries
 
     async def _stand_by(self) -> None:
         self.active = False

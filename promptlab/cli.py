@@ -94,16 +94,28 @@ def version() -> str:
 
 class Parser(argparse.ArgumentParser):
     """An argument parser with ``--version``. Sub-commands are parsers of the same
-    class (``add_subparsers`` uses the parent's class), so every command has it."""
+    class (``add_subparsers`` uses the parent's class), so every command has it.
+
+    :attr:`commands` maps each sub-command's name (and alias) to its parser: argparse
+    has no public way to list them, and the CLI reference in the docs walks them.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}
         self.add_argument(
             "--version",
             action="version",
             version=f"promptlab {version()}",
             help="print the version",
         )
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        """As argparse's, and remember the sub-commands in :attr:`commands`."""
+        action = super().add_subparsers(**kwargs)
+        # The action's ``choices`` is the name -> parser mapping that add_parser fills.
+        self.commands = action.choices
+        return action
 
 
 def _resolve(target: str) -> Callable[..., Any]:

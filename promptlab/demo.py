@@ -8,6 +8,9 @@ the demo shows it finding out.
 
 Everything lives in ``<data dir>`` (default ``.promptlab/demo`` under the working
 directory), which is reset at every run, so the demo can run twice in a row.
+
+Why one module of this size: the demo is one scripted run (its data dir, the embedded
+server, the sidecar, the learner, the simulated app and its summary) in one order.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from typing import Any
 
 from aiohttp import web
 
-from promptlab.demo_waves import LearnerStepper, routed_by_latest
+from promptlab.demo_waves import LearnerStepper, keep_learning, routed_by_latest
 from promptlab.events.bus import EventBus
+from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import STATE_FILE, EmbeddedNats, pid_alive
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.models import BaseEvent, VariantPromoted, VariantRetired, VariantRolledBack
@@ -118,6 +122,8 @@ def demo_settings(base: Settings, data_dir: Path) -> Settings:
                 update={
                     "enabled": True,
                     "snapshot_interval_ms": 200,
+                    # The TUI's analytics tab fills within seconds, not at the default 15 s.
+                    "analytics_interval_s": min(base.learner.analytics_interval_s, 2.0),
                     # Breeding on, soon enough to be seen in a short run: one bred
                     # challenger beside the file's two, from the champion's 100th reward.
                     "evolution": base.learner.evolution.model_copy(
@@ -240,8 +246,10 @@ async def run_demo(
 
     Reproducible: the same ``seed`` gives the same decisions after the same number of
     requests and the same summary (traffic goes in waves of ``wave`` calls with the
-    learner applying each wave as one batch). With the TUI, quitting early ends the
-    traffic after the wave in flight and the summary covers what happened so far.
+    learner applying each wave as one batch). With the TUI, the learner keeps running
+    after the traffic until the user quits (commands from the TUI act, its status and
+    analytics keep coming); quitting early ends the traffic after the wave in flight, and
+    the summary covers the traffic and the decisions taken during it.
     ``run_tui(app)`` runs the TUI (default ``app.run_async()``; tests drive a pilot).
     """
     reset_data_dir(data_dir)
@@ -265,7 +273,9 @@ async def run_demo(
         await site.start()
         port = runner.addresses[0][1]
         base_url = f"http://127.0.0.1:{port}/v1"
-        on_line(f"sidecar on {base_url} · nats {nats.url} · storage {settings.storage.url}")
+        on_line(
+            f"sidecar on {base_url} · nats {redact_url(nats.url)} · storage {settings.storage.url}"
+        )
         report = TrafficReport()
         progress = {"done": 0}
         watcher = DecisionWatcher(bus, lambda: progress["done"])
@@ -273,7 +283,7 @@ async def run_demo(
         breeder_client = make_providers(settings) if settings.learner.evolution.enabled else None
         if breeder_client is not None:
             learner.attach_breeder(breeder_client)
-        stepper = LearnerStepper(learner, bus)
+        stepper = LearnerStepper(learner, bus, live=with_tui)
         stop = asyncio.Event()
         last: Counter[str] = Counter()
         every = max(1, requests // 10)
@@ -314,6 +324,8 @@ async def run_demo(
                 await routed_by_latest(bus, app[keys.ROUTER], DEMO_PROMPT_ID)
                 if report.requests // every > before // every or report.requests >= requests:
                     show(report)
+            if with_tui and not stop.is_set():  # the TUI stays live until the user quits
+                await keep_learning(learner, stepper, stop)
             return report
 
         try:

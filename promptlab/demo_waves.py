@@ -13,11 +13,18 @@ its decision points, and hence the demo's story, depend on timing. The demo inst
 
 So ``promptlab demo --seed N`` makes the same decisions after the same number of calls
 every run. The learner itself is the production one; only who calls it changes.
+
+With the TUI (``live``), each step also publishes what a running learner publishes
+beside its batches: its status (else the TUI calls it silent) and, every
+``learner.analytics_interval_s``, the analytics snapshots. Once the traffic is over,
+:func:`keep_learning` runs the learner's own loop until the user quits, so commands sent
+from the TUI are still carried out. Neither changes a decision.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -36,11 +43,13 @@ STEP_TIMEOUT_S = 30.0
 class LearnerStepper:
     """Applies the stream to a started (not running) learner, one batch per call."""
 
-    def __init__(self, learner: Any, bus: EventBus) -> None:
+    def __init__(self, learner: Any, bus: EventBus, *, live: bool = False) -> None:
         self.learner = learner
         self.bus = bus
+        self.live = live
         self._consumer: Any = None
         self.position = 0
+        self._analytics_at = -float("inf")
 
     async def open(self) -> None:
         self._consumer = await self.bus.consumer(
@@ -85,6 +94,32 @@ class LearnerStepper:
         await self.learner.snapshots.flush(
             learner_sequence=self.learner.projection.position, force=True
         )
+        if self.live:
+            await self._publish_beside()
+
+    async def _publish_beside(self) -> None:
+        """The learner's status and, when due, its analytics snapshots (for the TUI)."""
+        await self.learner.heartbeat()
+        analytics = self.learner.analytics
+        now = asyncio.get_running_loop().time()
+        if analytics.interval_s > 0 and now - self._analytics_at >= analytics.interval_s:
+            self._analytics_at = now
+            await analytics.flush(learner_sequence=self.learner.projection.position)
+
+
+async def keep_learning(learner: Any, stepper: LearnerStepper, stop: asyncio.Event) -> None:
+    """After the traffic: the learner's own loop until ``stop`` (the user quit the TUI).
+
+    The stepper's consumer is closed first; the learner reads on from its durable.
+    """
+    await stepper.close()
+    task = asyncio.create_task(learner.run(), name="promptlab-demo-learner")
+    try:
+        await stop.wait()
+    finally:
+        learner.request_stop()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, STEP_TIMEOUT_S)
 
 
 async def routed_by_latest(bus: EventBus, router: Any, prompt_id: str) -> None:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        # The docstring under each field is its description: the configuration
+        # reference (docs/configuration.md) is generated from it.
+        use_attribute_docstrings=True,
     )
 
     server: ServerSettings = Field(default_factory=ServerSettings)

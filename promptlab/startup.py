@@ -13,10 +13,11 @@ import os
 import socket
 from collections.abc import Mapping
 
+from promptlab.events.credentials import redact_url
 from promptlab.prompts import PromptSpec
 from promptlab.sidecar.config import ProviderSettings
 
-LEARNER_IN_PROCESS = "in process"
+LEARNER_IN_PROCESS = "in a child process"
 
 
 def learner_role(*, enabled: bool, role: str | None = None) -> str:
@@ -24,7 +25,7 @@ def learner_role(*, enabled: bool, role: str | None = None) -> str:
 
     The hook for the single-active-learner lease: once the learner knows whether it
     holds the lease, pass ``role`` ("active" or "standby") and it is printed as is.
-    Until then a running learner is "in process".
+    Until then a running learner is "in a child process" (of serve).
     """
     if not enabled:
         return "off (this process runs no learner)"
@@ -87,7 +88,7 @@ def banner(
         f"  feedback               {base_url}/v1/feedback",
         f"  admin                  {base_url}/admin/prompts",
         f"  health, metrics        {base_url}/healthz  {base_url}/readyz  {base_url}/metrics",
-        f"  events (NATS)          {nats_url}",
+        f"  events (NATS)          {redact_url(nats_url)}",
     ]
 
 

@@ -13,7 +13,7 @@ from promptlab.prompts.routing import PROBATION_HOLDBACK
 class PromotionConfig(BaseModel):
     """``[learner.promotion]`` globally, ``[promotion]`` in a prompt file to override."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     threshold: float = Field(default=0.95, gt=0.5, lt=1.0)
     """P(challenger beats champion) needed to promote."""
@@ -69,7 +69,7 @@ class PromotionConfig(BaseModel):
 class PromptsSettings(BaseModel):
     """``[prompts]``: where prompt files live."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     dir: Path = Path("config/prompts")
     """Directory of ``*.toml`` prompt files, loaded at start."""

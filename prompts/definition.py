@@ -36,11 +36,19 @@ def prompt_data(spec: PromptSpec) -> JsonDict:
     return spec.model_dump(mode="json", exclude_defaults=True)
 
 
+_LATER_KEYS = {"app_system": "drop"}
+"""Prompt keys added later, with the default that leaves a definition's version as it was."""
+
+
 def definition_version(spec: PromptSpec) -> str:
     """16 hex characters of a SHA-256 of the whole definition: same prompt, same version."""
-    content = json.dumps(
-        spec.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
+    data = spec.model_dump(mode="json")
+    # Keys added after prompts were first stored count only when set, so a definition
+    # stored by an earlier promptlab keeps its version (and is not announced as changed).
+    for key, default in _LATER_KEYS.items():
+        if data.get(key) == default:
+            del data[key]
+    content = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 

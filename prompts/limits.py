@@ -35,7 +35,7 @@ class RenderLimitError(SecurityError, PromptError):
 class RenderLimits(BaseModel):
     """``[prompts.render]``: the bounds every render of a template runs within."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     max_output_chars: int = Field(default=2_000_000, ge=1_000)
     """Most characters one render of a template may output (the system and the user

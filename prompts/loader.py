@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Collection, Iterable
+import types
+import typing
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 
-from promptlab.prompts.errors import PromptError, SpecError
+from promptlab.prompts.errors import PromptError, SpecError, TemplateProblem
+from promptlab.prompts.hints import did_you_mean, undeclared_messages
 from promptlab.prompts.spec import PromptSpec
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -57,8 +60,53 @@ def _field(loc: Iterable[int | str], sub: str = "") -> str:
     return path or "(prompt)"
 
 
+def _model_at(model: type[BaseModel], loc: Iterable[int | str]) -> type[BaseModel] | None:
+    """The pydantic model that validates the object at ``loc`` inside ``model``."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        info = current.model_fields.get(part)
+        current = _inner_model(info.annotation) if info is not None else None
+    return current
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (tuple, list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if (found := _inner_model(arg)) is not None:
+                return found
+    return None
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The keys a file may use for ``model``: field names and their aliases."""
+    keys = []
+    for name, info in model.model_fields.items():
+        keys.append(name)
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            keys += [c for c in alias.choices if isinstance(c, str)]
+        elif isinstance(alias, str):
+            keys.append(alias)
+    return keys
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    model = _model_at(PromptSpec, loc[:-1])
+    key = loc[-1] if loc else None
+    if model is None or not isinstance(key, str):
+        return _MESSAGES["extra_forbidden"]
+    return _MESSAGES["extra_forbidden"] + did_you_mean(key, _keys(model))
+
+
 def problems_from(file: str, exc: ValidationError) -> list[Problem]:
-    """Turn pydantic's errors into problems, expanding our :class:`SpecError` lists."""
+    """Turn pydantic's errors into problems, expanding our :class:`SpecError` lists.
+
+    An unknown key says which known key it is closest to (``did you mean``).
+    """
     problems: list[Problem] = []
     errors = exc.errors()
     for err in errors:
@@ -70,7 +118,9 @@ def problems_from(file: str, exc: ValidationError) -> list[Problem]:
             problems += [Problem(file, _field(loc, sub), msg) for sub, msg in cause.problems]
             continue
         message = _MESSAGES.get(err["type"], err["msg"])
-        if err["type"] == "value_error":
+        if err["type"] == "extra_forbidden":
+            message = _unknown_key(tuple(loc))
+        elif err["type"] == "value_error":
             message = message.removeprefix("Value error, ")
         elif err["type"] in ("literal_error", "enum") or err["type"].endswith("_type"):
             message = f"{message}, got {err['input']!r}"
@@ -102,10 +152,17 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
         return None, [Problem(file, field, f"not valid TOML: {message}")]
 
 
-def provider_problems(data: dict[str, Any], providers: Collection[str]) -> list[tuple[str, str]]:
+ModelRule = Callable[[str], str | None]
+"""What the providers say of a ``provider/model`` name: None when it may be called,
+otherwise why not (a ``litellm`` provider limited to its allowed routes)."""
+
+
+def provider_problems(
+    data: dict[str, Any], providers: Collection[str], model_rule: ModelRule | None = None
+) -> list[tuple[str, str]]:
     """``(field, message)`` for each variant of raw prompt ``data`` whose model names a
-    provider not in ``providers``. Checked on the raw data, so it is reported together
-    with every other problem of the file."""
+    provider not in ``providers``, or a model ``model_rule`` refuses. Checked on the raw
+    data, so it is reported together with every other problem of the file."""
     variants = data.get("variants")
     if not isinstance(variants, list):
         return []
@@ -116,52 +173,100 @@ def provider_problems(data: dict[str, Any], providers: Collection[str]) -> list[
         if isinstance(model, str) and "/" in model:
             provider = model.split("/", 1)[0]
             if provider not in providers:
+                hint = did_you_mean(provider, providers)
+                fix = hint or f"; add [providers.{provider}] to promptlab.toml"
                 problems.append(
                     (f"variants[{i}].model",
-                     f"provider {provider!r} is not configured (configured: {known}); "
-                     f"add [providers.{provider}] to promptlab.toml")
+                     f"provider {provider!r} is not configured (configured: {known}){fix}")
                 )  # fmt: skip
+            elif model_rule is not None and (refused := model_rule(model)) is not None:
+                problems.append((f"variants[{i}].model", refused))
+    return problems
+
+
+def undeclared_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(field, message)`` for each template in raw prompt ``data`` that reads a variable
+    the file does not declare.
+
+    :class:`PromptSpec` checks this too, but only once every field is valid; read from
+    the raw data, it is reported together with the file's other problems.
+    """
+    variables = data.get("variables")
+    declared = {
+        v["name"]
+        for v in (variables if isinstance(variables, list) else [])
+        if isinstance(v, dict) and isinstance(v.get("name"), str)
+    }
+    variants = data.get("variants")
+    problems = []
+    for i, variant in enumerate(variants if isinstance(variants, list) else []):
+        if not isinstance(variant, dict):
+            continue
+        for key in ("system", "template"):
+            source = variant.get(key)
+            if not isinstance(source, str):
+                continue
+            try:
+                messages = undeclared_messages(source, declared)
+            except TemplateProblem:  # the spec reports the syntax error itself
+                continue
+            problems += [(f"variants[{i}].{key}", message) for message in messages]
     return problems
 
 
 def check_prompt_data(
-    data: Any, source: str, *, providers: Collection[str] | None = None
+    data: Any,
+    source: str,
+    *,
+    providers: Collection[str] | None = None,
+    model_rule: ModelRule | None = None,
 ) -> tuple[PromptSpec | None, list[Problem]]:
     """A prompt from data in the prompt file's shape (a parsed file, an admin API body),
     or every problem found, each naming ``source`` and the field.
 
-    With ``providers``, a variant whose model names another provider is a problem too.
+    With ``providers``, a variant whose model names another provider is a problem too,
+    and so is one ``model_rule`` refuses.
     """
     if not isinstance(data, dict):
         return None, [Problem(source, "(prompt)", "expected an object with the prompt file's keys")]
     problems = []
     if providers is not None:
-        problems = [Problem(source, f, m) for f, m in provider_problems(data, providers)]
+        problems = [
+            Problem(source, f, m) for f, m in provider_problems(data, providers, model_rule)
+        ]
     try:
         spec = PromptSpec.model_validate(data)
     except ValidationError as exc:
-        return None, problems_from(source, exc) + problems
+        found = problems_from(source, exc)
+        # The spec's cross-field rules may not have run: name undeclared variables now
+        # (a template with a problem already, broken or reported, keeps only its own).
+        reported = {p.field for p in found}
+        found += [Problem(source, f, m) for f, m in undeclared_problems(data) if f not in reported]
+        return None, found + problems
     return (None if problems else spec), problems
 
 
 def _parse(
-    path: Path, providers: Collection[str] | None = None
+    path: Path, providers: Collection[str] | None = None, model_rule: ModelRule | None = None
 ) -> tuple[PromptSpec | None, list[Problem]]:
     data, problems = _read(path)
     if data is None:
         return None, problems
-    return check_prompt_data(data, os.fspath(path), providers=providers)
+    return check_prompt_data(data, os.fspath(path), providers=providers, model_rule=model_rule)
 
 
 def load_prompt_file(
-    path: str | os.PathLike[str], *, providers: Collection[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    providers: Collection[str] | None = None,
+    model_rule: ModelRule | None = None,
 ) -> PromptSpec:
     """The prompt in one TOML file; raise :class:`PromptFileError` with every problem.
 
     With ``providers`` (the configured provider names), a variant whose model names
     another provider is a problem too.
     """
-    spec, problems = _parse(Path(path), providers)
+    spec, problems = _parse(Path(path), providers, model_rule)
     if spec is None:
         raise PromptFileError(problems)
     return spec
@@ -183,12 +288,12 @@ def _duplicate_ids(specs: list[tuple[Path, PromptSpec]]) -> list[Problem]:
 
 
 def _load_all(
-    paths: Iterable[Path], providers: Collection[str] | None
+    paths: Iterable[Path], providers: Collection[str] | None, model_rule: ModelRule | None = None
 ) -> tuple[list[tuple[Path, PromptSpec]], list[Problem]]:
     specs: list[tuple[Path, PromptSpec]] = []
     problems: list[Problem] = []
     for path in paths:
-        spec, found = _parse(path, providers)
+        spec, found = _parse(path, providers, model_rule)
         problems += found
         if spec is not None:
             specs.append((path, spec))
@@ -196,7 +301,10 @@ def _load_all(
 
 
 def load_prompt_dir(
-    directory: str | os.PathLike[str], *, providers: Collection[str] | None = None
+    directory: str | os.PathLike[str],
+    *,
+    providers: Collection[str] | None = None,
+    model_rule: ModelRule | None = None,
 ) -> dict[str, PromptSpec]:
     """Every ``*.toml`` prompt in ``directory`` by id, in file name order.
 
@@ -207,15 +315,19 @@ def load_prompt_dir(
     root = Path(directory)
     if not root.is_dir():
         raise PromptFileError([Problem(os.fspath(root), "(dir)", "no such directory")])
-    specs, problems = _load_all(sorted(root.glob("*.toml")), providers)
+    specs, problems = _load_all(sorted(root.glob("*.toml")), providers, model_rule)
     if problems:
         raise PromptFileError(problems)
     return {spec.id: spec for _, spec in specs}
 
 
 def validate_files(
-    paths: Iterable[str | os.PathLike[str]], *, providers: Collection[str] | None = None
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    providers: Collection[str] | None = None,
+    model_rule: ModelRule | None = None,
 ) -> list[Problem]:
     """Every problem of the given prompt files, duplicate ids across them included;
-    with ``providers``, variants whose provider is not among them too."""
-    return _load_all((Path(p) for p in paths), providers)[1]
+    with ``providers``, variants whose provider is not among them (or whose model
+    ``model_rule`` refuses) too."""
+    return _load_all((Path(p) for p in paths), providers, model_rule)[1]

@@ -5,6 +5,10 @@ a mutation) runs every rule, and a rule that fails raises. Rules report through
 :class:`SpecError`, which carries a list of ``(field, message)`` pairs so that the
 loader can name every problem and exactly where it is (``variants[1].template``).
 Variables are declared with :class:`VariableSpec` (:mod:`prompts.variable_spec`).
+
+Why one module of this size: a prompt and its variants validate each other (versions,
+the champion, declared variables against templates); the sections that stand alone
+live in :mod:`prompts.sections` and :mod:`prompts.variable_spec`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from promptlab.prompts.base import SpecModel
 from promptlab.prompts.config import PromotionConfig
 from promptlab.prompts.demos import DEMOS_VARIABLE, DemosSpec
 from promptlab.prompts.errors import SpecError, VariableError
+from promptlab.prompts.hints import did_you_mean, undeclared_messages
 from promptlab.prompts.params import check_params
 from promptlab.prompts.sections import (
     ConstraintsSpec,
@@ -69,6 +74,8 @@ _EVENT_FIELDS = (
     "parents", "generation", "demos",
 )  # fmt: skip
 """The fields a variant and its ``VariantRegistered`` event share under the same name."""
+AppSystem = Literal["drop", "prepend", "append"]
+"""Where a routed call puts the app's ``system``/``developer`` messages (``drop``: nowhere)."""
 MAX_VARIABLES = 50
 """Most variables one prompt may declare."""
 
@@ -256,6 +263,11 @@ class PromptSpec(SpecModel):
     """Learning from production traffic (``[learning]``): capture of examples."""
     variants: tuple[VariantSpec, ...] = Field(min_length=1)
     """At least one; exactly one is champion (the first when none is marked)."""
+    app_system: AppSystem = "drop"
+    """What a routed call does with the app's own ``system``/``developer`` messages:
+    ``drop`` (the variant's templates own the instructions), ``prepend`` (before the
+    variant's rendered messages) or ``append`` (after the variant's system message,
+    before its user message). Frameworks such as DSPy put their output format there."""
 
     @field_validator("id")
     @classmethod
@@ -269,7 +281,9 @@ class PromptSpec(SpecModel):
     def _check_promotion(cls, value: dict[str, Any]) -> dict[str, Any]:
         known = PromotionConfig.model_fields
         problems = [
-            (key, f"unknown key; one of {', '.join(known)}") for key in value if key not in known
+            (key, f"unknown key; one of {', '.join(known)}" + did_you_mean(key, known))
+            for key in value
+            if key not in known
         ]
         if not problems:
             try:
@@ -333,13 +347,10 @@ class PromptSpec(SpecModel):
                 provided = (
                     {DEMOS_VARIABLE} if variant.demos and variant.demos.format == "block" else set()
                 )
-                for name in sorted(template_variables(source) - declared - provided):
-                    problems.append(
-                        (
-                            f"variants[{i}].{key}",
-                            f"uses undeclared variable {name!r}; declare it under [[variables]]",
-                        )
-                    )
+                problems += [
+                    (f"variants[{i}].{key}", message)
+                    for message in undeclared_messages(source, declared | provided)
+                ]
                 problems += [
                     (f"variants[{i}].{key}", message)
                     for message in absent_value_problems(source, may_be_absent)

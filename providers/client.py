@@ -88,8 +88,31 @@ def upstream_message(raw: bytes, status: int) -> str:
     return text[:500] or f"HTTP {status}"
 
 
-def status_error(status: int, message: str, retry_after: float | None) -> ProviderError:
-    """Our error for an upstream's non-200 answer."""
+CODE_CHARS = 64
+"""Longest upstream error code kept: it is a machine name, not text."""
+
+
+def upstream_code(raw: bytes) -> str | None:
+    """The upstream's ``error.code`` (OpenAI shape), when it is a short string."""
+    try:
+        data = codec.loads(raw)
+    except ValueError:
+        return None
+    err = data.get("error") if isinstance(data, dict) else None
+    code = err.get("code") if isinstance(err, dict) else None
+    return code if isinstance(code, str) and 0 < len(code) <= CODE_CHARS else None
+
+
+def status_error(
+    status: int, message: str, retry_after: float | None, code: str | None = None
+) -> ProviderError:
+    """Our error for an upstream's non-200 answer (``code``: the upstream's error code)."""
+    error = _status_error(status, message, retry_after)
+    error.upstream_code = code
+    return error
+
+
+def _status_error(status: int, message: str, retry_after: float | None) -> ProviderError:
     if status == 429:
         return RateLimited(message, upstream_status=status, retry_after_s=retry_after)
     if status in (401, 403):
@@ -175,6 +198,9 @@ class HttpClient:
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent",),
                 headers=self._headers[name],
+                # A proxy for many callers: a cookie one upstream answer sets must not
+                # ride along on another caller's call (and the jar costs every call).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
 
     async def close(self) -> None:
@@ -266,7 +292,10 @@ class HttpClient:
             resp.release()
         message = self.redactor.redact(upstream_message(raw, resp.status))
         return status_error(
-            resp.status, message, retry_after_seconds(resp.headers.get("Retry-After"))
+            resp.status,
+            message,
+            retry_after_seconds(resp.headers.get("Retry-After")),
+            upstream_code(raw),
         )
 
     def _send_error(self, exc: Exception, what: str, expired: bool) -> ProviderError:

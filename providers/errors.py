@@ -31,6 +31,7 @@ class ProviderError(Exception):
         status: int | None = None,
         upstream_status: int | None = None,
         retry_after_s: float | None = None,
+        upstream_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -42,6 +43,8 @@ class ProviderError(Exception):
         """The upstream's own HTTP status, when it answered."""
         self.retry_after_s = retry_after_s
         """The upstream's Retry-After, in seconds, when it sent one."""
+        self.upstream_code = upstream_code
+        """The upstream's own error code (OpenAI's ``error.code``: ``model_not_found``...)."""
         self.model: str | None = None
         """The model (``provider/model``) whose call failed."""
         self.attempts: list[Attempt] = []
@@ -56,6 +59,14 @@ class ProviderNotConfigured(ProviderError):
     """The model names no configured provider (a caller's mistake: 400)."""
 
     kind = "not_configured"
+    status = 400
+
+
+class RouteNotAllowed(ProviderError):
+    """The provider may not call this model: a ``litellm`` provider without ``api_base``
+    is limited to its ``allowed_models`` (a caller's or a variant's mistake: 400)."""
+
+    kind = "route_not_allowed"
     status = 400
 
 

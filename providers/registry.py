@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from promptlab.providers.errors import ProviderNotConfigured
+from promptlab.providers.errors import ProviderNotConfigured, RouteNotAllowed
 from promptlab.providers.settings import ProviderSettings
 
 CACHE_LIMIT = 4096
@@ -42,6 +42,16 @@ class Registry:
     def names(self) -> list[str]:
         return list(self.providers)
 
+    def route_problem(self, model: str) -> str | None:
+        """Why ``provider/model`` may not be called (unknown providers aside), or None:
+        the rule a prompt's variants are checked by when they are registered."""
+        provider, sep, rest = model.partition("/")
+        settings = self.providers.get(provider)
+        if not sep or settings is None:
+            return None
+        refused = settings.route_problem(rest)
+        return None if refused is None else f"provider {provider!r}: {refused}"
+
     def resolve(self, model: str, *, strict: bool = True) -> Target:
         """``provider/model`` -> Target.
 
@@ -60,7 +70,11 @@ class Registry:
                     f"(providers: {', '.join(self.providers) or 'none'})"
                 )
             provider, rest = str(self.default_provider), model
-        target = Target(provider, self.providers[provider], rest)
+        settings = self.providers[provider]
+        refused = settings.route_problem(rest)
+        if refused is not None:
+            raise RouteNotAllowed(f"provider {provider!r}: {refused}")
+        target = Target(provider, settings, rest)
         if len(self._cache) < CACHE_LIMIT:
             self._cache[key] = target
         return target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -25,7 +26,9 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 class ProviderSettings(BaseModel):
     """One upstream. Every field has a default, so ``[providers.x]`` names only what differs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, populate_by_name=True
+    )
 
     kind: Kind = "openai"
     """``openai``: any OpenAI-compatible API, passed through as is. ``simulated``: the
@@ -69,6 +72,27 @@ class ProviderSettings(BaseModel):
     before anything reached the client (5xx, timeout, connect error; never a 4xx)."""
     models: list[str] = Field(default_factory=list)
     """Models listed by ``GET /v1/models`` for this provider (optional)."""
+    allowed_models: list[str] = Field(default_factory=list)
+    """``kind = "litellm"`` without ``api_base``: the models (shell patterns such as
+    ``"anthropic/*"`` or ``"openai/gpt-4o*"``, matched against the name after
+    ``<provider>/``) this provider may call. litellm picks a route's host from the model
+    name, so without it a variant's ``lite/ollama/llama3`` would send this provider's key
+    to litellm's default host for ``ollama``; every other model is refused. With an
+    ``api_base`` every call goes to that host and this list is not needed."""
+
+    def route_problem(self, model: str) -> str | None:
+        """Why ``model`` (the name after ``<provider>/``) may not be called through this
+        provider, or None when it may (see :attr:`allowed_models`)."""
+        if self.kind != "litellm" or self.api_base:
+            return None
+        if any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models):
+            return None
+        allowed = ", ".join(self.allowed_models) or "none"
+        return (
+            f"model {model!r} is not among this litellm provider's allowed_models "
+            f"({allowed}): without api_base the model name would choose the host that "
+            "receives the provider's key; add it to allowed_models or set api_base"
+        )
 
     @property
     def total_timeout_s(self) -> float:

@@ -142,8 +142,17 @@ async def describe(
     }
 
 
-def _accepted(app: web.Application, command: BaseEvent) -> web.Response:
-    app[keys.PUBLISHER].publish(command)
+async def _accepted(app: web.Application, command: BaseEvent) -> web.Response:
+    # Durable before the answer: a command the caller was told is accepted survives a
+    # crash of this process right after it (in the stream, or the on-disk outbox).
+    try:
+        await app[keys.PUBLISHER].publish_durable([command])
+    except BusError as exc:
+        raise SidecarError(
+            f"the command cannot be stored now ({exc}); try again",
+            status=503,
+            code="commands_unavailable",
+        ) from None
     return web.json_response(
         {
             "command_id": command.event_id,
@@ -198,7 +207,7 @@ async def promote(request: web.Request) -> web.Response:
         raise BadRequest(
             f"prompt {prompt.id!r} has no variant {name!r}", code="unknown_variant", param="variant"
         )
-    return _accepted(
+    return await _accepted(
         request.app,
         PromoteCommand(prompt_id=prompt.id, variant=name, actor=ACTOR, reason=_reason(body)),
     )
@@ -207,7 +216,7 @@ async def promote(request: web.Request) -> web.Response:
 async def rollback(request: web.Request) -> web.Response:
     prompt = _prompt(request)
     body = await _optional_body(request)
-    return _accepted(
+    return await _accepted(
         request.app, RollbackCommand(prompt_id=prompt.id, actor=ACTOR, reason=_reason(body))
     )
 
@@ -215,7 +224,7 @@ async def rollback(request: web.Request) -> web.Response:
 async def pause(request: web.Request) -> web.Response:
     prompt = _prompt(request)
     body = await _optional_body(request)
-    return _accepted(
+    return await _accepted(
         request.app,
         PauseCommand(prompt_id=prompt.id, paused=True, actor=ACTOR, reason=_reason(body)),
     )
@@ -224,7 +233,7 @@ async def pause(request: web.Request) -> web.Response:
 async def resume(request: web.Request) -> web.Response:
     prompt = _prompt(request)
     body = await _optional_body(request)
-    return _accepted(
+    return await _accepted(
         request.app,
         PauseCommand(prompt_id=prompt.id, paused=False, actor=ACTOR, reason=_reason(body)),
     )
@@ -249,7 +258,7 @@ async def lifecycle(request: web.Request) -> web.Response:
     actor = body.get("actor", ACTOR)
     if not isinstance(actor, str) or not actor or len(actor) > 200:
         raise BadRequest("'actor' must be a non-empty string (at most 200)", param="actor")
-    return _accepted(
+    return await _accepted(
         request.app,
         LifecycleCommand(
             prompt_id=prompt.id, variant=name, status=status, actor=actor, reason=_reason(body)

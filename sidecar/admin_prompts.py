@@ -28,6 +28,10 @@ message`` and ``error.details`` holds them as ``{"field", "message"}`` objects.
 A prompt file owns its id: its prompt-level keys cannot be changed here (409 naming
 them); its variants can, as before. Where definitions are stored and how replicas and
 restarts get them: :mod:`sidecar.definitions`.
+
+Why one module of this size: the create, replace and patch routes of a definition share
+its validation, its ownership rules and its refusal shapes; split by route, each would
+restate them.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from promptlab.prompts import (
     definition_version,
 )
 from promptlab.prompts.definition import NETWORK_EVALUATION
-from promptlab.prompts.loader import problems_from
+from promptlab.prompts.loader import ModelRule, problems_from
 from promptlab.sidecar import keys
 from promptlab.sidecar.errors import BadRequest, Conflict, NotFound
 from promptlab.sidecar.shaping import parse_body
@@ -86,6 +90,10 @@ def _providers(request: web.Request) -> list[str]:
     return request.app[keys.PROVIDERS].registry.names()
 
 
+def _model_rule(request: web.Request) -> ModelRule:
+    return request.app[keys.PROVIDERS].registry.route_problem
+
+
 def _prompt_id(request: web.Request, body: dict[str, Any]) -> str:
     prompt_id = request.match_info["prompt_id"]
     if body.setdefault("id", prompt_id) != prompt_id:
@@ -118,7 +126,11 @@ async def _check(data: dict[str, Any], request: web.Request) -> PromptSpec:
     template once within its bounds takes up to ``time_s`` for a template built to
     exhaust them, and ``/healthz`` and every call keep being answered meanwhile."""
     spec, problems = await asyncio.to_thread(
-        check_prompt_data, data, "body", providers=_providers(request)
+        check_prompt_data,
+        data,
+        "body",
+        providers=_providers(request),
+        model_rule=_model_rule(request),
     )
     if spec is None:
         raise refusal("prompt", problems, "invalid_prompt")
@@ -316,7 +328,11 @@ async def _with(request: web.Request, prompt: PromptSpec, variant: VariantSpec) 
     else:
         data["variants"].append(dumped)
     spec, problems = await asyncio.to_thread(
-        check_prompt_data, data, "prompt", providers=_providers(request)
+        check_prompt_data,
+        data,
+        "prompt",
+        providers=_providers(request),
+        model_rule=_model_rule(request),
     )
     if spec is None:
         raise refusal("variant for this prompt", problems, "invalid_variant")

@@ -25,14 +25,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
-from promptlab.events.bus import EventBus
+from promptlab.events.bus import EventBus, KVEntry
 from promptlab.events.snapshots import LearnerStatus, RoutingSnapshot
 from promptlab.events.subjects import Bucket
+from promptlab.events.watching import follow
 from promptlab.prompts import DEFAULT_LIMITS, PromptSpec, cost_per_token, estimate_cost
 from promptlab.providers import ProviderError, Providers, Redactor
 from promptlab.sidecar import admin, admin_prompts, cors, keys, routes
 from promptlab.sidecar.assignments import share_assignments, watch_assignments
 from promptlab.sidecar.auth import KeyRing, check_admin, check_client
+from promptlab.sidecar.binding import ExecutionIds
 from promptlab.sidecar.catalog import Catalog
 from promptlab.sidecar.definitions import Definitions
 from promptlab.sidecar.demos import DemoPools, watch_pools
@@ -51,11 +53,10 @@ from promptlab.sidecar.ports import Publisher, SidecarSettings
 from promptlab.sidecar.proxy import Proxy
 from promptlab.sidecar.recording import Recorder
 from promptlab.sidecar.router import Router
+from promptlab.sidecar.routes import FEEDBACK_PATH
 from promptlab.sidecar.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-
-WATCH_RETRY_S = 1.0
 
 
 def create_app(
@@ -103,6 +104,8 @@ def create_app(
     learner = getattr(settings, "learner", None)  # whose backlog is the learner lag
     metrics = Metrics(durable=getattr(learner, "durable", "promptlab-learner"))
     telemetry = Telemetry(settings.telemetry)
+    client_keys, admin_keys = KeyRing(server.api_keys), KeyRing(server.admin_keys)
+    ids = ExecutionIds(client_keys, admin_keys)
     proxy = Proxy(
         catalog=catalog,
         router=router,
@@ -116,6 +119,7 @@ def create_app(
         ),
         telemetry=telemetry,
         server=server,
+        ids=ids,
         demos=DemoPools(upstreams.redactor),
     )
 
@@ -136,8 +140,9 @@ def create_app(
     app[keys.TELEMETRY] = telemetry
     app[keys.PROXY] = proxy
     app[keys.FEEDBACK] = desk
-    app[keys.CLIENT_KEYS] = KeyRing(server.api_keys)
-    app[keys.ADMIN_KEYS] = KeyRing(server.admin_keys)
+    app[keys.CLIENT_KEYS] = client_keys
+    app[keys.ADMIN_KEYS] = admin_keys
+    app[keys.EXECUTION_IDS] = ids
     app[keys.STATE] = {"prompts_loaded": True, "draining": False}
     routes.setup(app)
     admin.setup(app)
@@ -158,7 +163,10 @@ async def _boundary(
     try:
         path = request.path
         if path.startswith("/v1/"):
-            check_client(app[keys.CLIENT_KEYS], request.headers.get("Authorization"))
+            authorization = request.headers.get("Authorization")
+            # An admin key may rate any execution (sidecar.binding); it calls nothing else.
+            if not (path == FEEDBACK_PATH and app[keys.ADMIN_KEYS].accepts(authorization)):
+                check_client(app[keys.CLIENT_KEYS], authorization)
         elif path.startswith("/admin"):
             check_admin(app[keys.ADMIN_KEYS], request.headers.get("Authorization"), request.remote)
         return await handler(request)
@@ -261,6 +269,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(definitions.watch_prompts(), name="promptlab-prompt-watch")
         )
         tasks.append(
+            asyncio.create_task(
+                definitions.reconcile_quietly(), name="promptlab-definitions-reconcile"
+            )
+        )
+        tasks.append(
             asyncio.create_task(definitions.watch_variants(), name="promptlab-variant-watch")
         )
         tasks.append(
@@ -336,20 +349,16 @@ def _freeze_startup_heap() -> None:
 
 async def watch_learner(bus: EventBus, metrics: Metrics) -> None:
     """Expose the active learner's counters (dead letters, feedback dropped...) in /metrics."""
-    while True:
+
+    def apply(entry: KVEntry) -> None:
+        if entry.key != "status":
+            return
         try:
-            async for entry in bus.kv_watch(str(Bucket.LEARNER)):
-                if entry.value is None or entry.key != "status":
-                    continue
-                try:
-                    metrics.learner(dict(LearnerStatus.decode(entry.value).counters))
-                except (ValidationError, ValueError) as exc:
-                    log.warning("ignoring a learner status: %s", exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("learner status watch interrupted (%s); retrying", exc)
-        await asyncio.sleep(WATCH_RETRY_S)
+            metrics.learner(dict(LearnerStatus.decode(entry.value or b"").counters))
+        except (ValidationError, ValueError) as exc:
+            log.warning("ignoring a learner status: %s", exc)
+
+    await follow(bus, str(Bucket.LEARNER), apply, what="learner status watch", logger=log)
 
 
 async def sample_metrics(app: web.Application, interval_s: float = 1.0) -> None:
@@ -365,17 +374,11 @@ async def sample_metrics(app: web.Application, interval_s: float = 1.0) -> None:
 
 async def watch_routing(bus: EventBus, router: Router) -> None:
     """Apply every RoutingSnapshot the learner writes; keep the last one if NATS goes away."""
-    while True:
+
+    def apply(entry: KVEntry) -> None:
         try:
-            async for entry in bus.kv_watch(str(Bucket.ROUTING)):
-                if entry.value is None:
-                    continue
-                try:
-                    router.apply_snapshot(RoutingSnapshot.decode(entry.value))
-                except (ValidationError, ValueError) as exc:
-                    log.warning("ignoring a routing snapshot for %s: %s", entry.key, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("routing snapshot watch interrupted (%s); retrying", exc)
-        await asyncio.sleep(WATCH_RETRY_S)
+            router.apply_snapshot(RoutingSnapshot.decode(entry.value or b""))
+        except (ValidationError, ValueError) as exc:
+            log.warning("ignoring a routing snapshot for %s: %s", entry.key, exc)
+
+    await follow(bus, str(Bucket.ROUTING), apply, what="routing snapshot watch", logger=log)

@@ -38,15 +38,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from promptlab.events.bus import EventBus
+from promptlab.events.bus import EventBus, KVEntry
 from promptlab.events.subjects import Bucket
+from promptlab.events.watching import follow
 
 log = logging.getLogger(__name__)
 
 CAPACITY = 50_000
 """Assignments kept per process (about 10 MB); older ones are re-read from KV as they
 come back through the watch, or re-assigned."""
-RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,17 +162,11 @@ async def share_assignments(bus: EventBus, assignments: Assignments) -> None:
 
 async def watch_assignments(bus: EventBus, assignments: Assignments) -> None:
     """Fill the local cache from the KV bucket (other replicas' assignments)."""
-    while True:
+
+    def apply(entry: KVEntry) -> None:
         try:
-            async for entry in bus.kv_watch(str(Bucket.ASSIGNMENTS)):
-                if entry.value is None:
-                    continue
-                try:
-                    assignments.put(entry.key, Assignment.decode(entry.value), share=False)
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.warning("ignoring a sticky assignment %s: %s", entry.key, exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("sticky assignment watch interrupted (%s); retrying", exc)
-        await asyncio.sleep(RETRY_S)
+            assignments.put(entry.key, Assignment.decode(entry.value or b""), share=False)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring a sticky assignment %s: %s", entry.key, exc)
+
+    await follow(bus, str(Bucket.ASSIGNMENTS), apply, what="sticky assignment watch", logger=log)

@@ -15,6 +15,13 @@ from pydantic import SecretStr
 from promptlab.sidecar.errors import Forbidden, Unauthorized
 
 
+def bearer(authorization: str | None) -> bytes | None:
+    """The key of an ``Authorization: Bearer <key>`` header (None without one)."""
+    if not authorization or not authorization[:7].lower() == "bearer ":
+        return None
+    return authorization[7:].strip().encode() or None
+
+
 class KeyRing:
     """A set of accepted Bearer keys; empty means the route is open."""
 
@@ -29,9 +36,9 @@ class KeyRing:
 
     def accepts(self, authorization: str | None) -> bool:
         """True when the ``Authorization`` header carries one of the keys."""
-        if not authorization or not authorization[:7].lower() == "bearer ":
+        presented = bearer(authorization)
+        if presented is None:
             return False
-        presented = authorization[7:].strip().encode()
         ok = False
         for key in self._keys:
             # No early exit: every key is compared whatever the result.

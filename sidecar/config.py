@@ -16,7 +16,7 @@ __all__ = ["ProviderSettings", "ServerSettings", "TelemetrySettings", "default_p
 class ServerSettings(BaseModel):
     """``[server]``: the OpenAI-compatible HTTP front door."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     host: str = "127.0.0.1"
     """Bind address. Loopback by default: expose it deliberately."""
@@ -69,7 +69,7 @@ class ServerSettings(BaseModel):
 class TelemetrySettings(BaseModel):
     """``[telemetry]``: OpenTelemetry traces."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     exporter: Literal["none", "console", "otlp"] = "none"
     """Where spans go."""

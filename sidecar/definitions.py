@@ -43,7 +43,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from promptlab.events.bus import BusError, EventBus
+from promptlab.events.bus import BusError, EventBus, KVEntry
 from promptlab.events.models import (
     EventDecodeError,
     PromptRegistered,
@@ -51,7 +51,8 @@ from promptlab.events.models import (
     decode,
     encode,
 )
-from promptlab.events.subjects import Bucket, variant_key
+from promptlab.events.subjects import Bucket, Subject, variant_key
+from promptlab.events.watching import WATCH_RETRY_S, follow
 from promptlab.prompts import (
     PromptError,
     PromptSpec,
@@ -67,7 +68,6 @@ from promptlab.sidecar.ports import Publisher
 
 log = logging.getLogger(__name__)
 
-WATCH_RETRY_S = 1.0
 STORE_TIMEOUT_S = 5.0
 """How long a write waits for NATS to store a prompt before answering 503."""
 LOAD_TIMEOUT_S = 3.0
@@ -118,8 +118,7 @@ class Definitions:
                 ) from None
             self._revisions[spec.id] = revision
             stored = True
-        self.publisher.publish(event)
-        ids = [event.event_id, *await self._announce(spec, variants)]
+        ids = await self._announce(spec, variants, first=[event])
         self.catalog.put_prompt(spec)
         return ids, stored
 
@@ -130,14 +129,85 @@ class Definitions:
         self.catalog.put_prompt(spec)
         return ids
 
-    async def _announce(self, spec: PromptSpec, names: Iterable[str]) -> list[str]:
+    async def _announce(
+        self, spec: PromptSpec, names: Iterable[str], first: Sequence[PromptRegistered] = ()
+    ) -> list[str]:
+        """Publish ``first`` and the named variants' events durably (the stream or the
+        on-disk outbox, before the caller answers), then keep the variants in KV."""
         wanted = set(names)
-        events = [e for e in spec.registered_events() if e.variant in wanted]
-        for event in events:
-            self.publisher.publish(event)
+        variants = [e for e in spec.registered_events() if e.variant in wanted]
+        events: list[PromptRegistered | VariantRegistered] = [*first, *variants]
+        try:
+            await self.publisher.publish_durable(events, STORE_TIMEOUT_S)
+        except BusError as exc:
+            # Neither NATS nor the disk took them. A prompt's KV entry is already
+            # written: a restart re-publishes it from there (reconcile()).
+            raise SidecarError(
+                f"prompt {spec.id!r}: the definition events cannot be stored now ({exc}); "
+                "try again",
+                status=503,
+                code="definitions_unavailable",
+            ) from None
         if self.bus is not None:
-            await store_variants(self.bus, events)
+            await store_variants(self.bus, variants)
         return [e.event_id for e in events]
+
+    async def reconcile(self) -> list[str]:
+        """Re-publish definitions the KV holds and the stream does not; their ids.
+
+        An admin write stores the KV entry first and then makes its events durable: a
+        process killed in between leaves a definition every sidecar serves and the
+        learner never saw. Every sidecar runs this at start (in the background): it reads
+        the stream's prompt and variant events and publishes each KV entry whose event is
+        missing, with its own event id, so JetStream drops the copies several replicas
+        send at once. A definition the stream dropped by its age or size limits is sent
+        again too (the learner takes a definition it already has as a no-op).
+        """
+        if self.bus is None:
+            return []
+        bus = self.bus
+        held: set[str] = set()
+        async for _, event, _ in bus.read(subjects=(str(Subject.PROMPT), str(Subject.VARIANT))):
+            if event is not None:
+                held.add(event.event_id)
+        missing: list[PromptRegistered | VariantRegistered] = []
+        for bucket in (Bucket.PROMPTS, Bucket.VARIANTS):
+            for key in await bus.kv_keys(str(bucket)):
+                entry = await bus.kv_get(str(bucket), key)
+                if entry is None or entry.value is None:
+                    continue
+                try:
+                    event = decode(entry.value)
+                except EventDecodeError:
+                    continue
+                # A prompt file's variants are announced by every process at start.
+                if isinstance(event, VariantRegistered) and event.origin == "config":
+                    continue
+                if isinstance(event, PromptRegistered | VariantRegistered) and (
+                    event.event_id not in held
+                ):
+                    missing.append(event)
+        missing.sort(key=lambda e: e.occurred_at)
+        if missing:
+            await self.publisher.publish_durable(missing, STORE_TIMEOUT_S)
+            log.warning(
+                "re-published %d definition(s) stored in KV but missing from the stream: %s",
+                len(missing),
+                ", ".join(sorted({e.prompt_id for e in missing})),
+            )
+        return [e.event_id for e in missing]
+
+    async def reconcile_quietly(self) -> None:
+        """:meth:`reconcile`, retried until it could run once (NATS may be away)."""
+        while True:
+            try:
+                await self.reconcile()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("definitions not reconciled with the stream yet: %s", exc)
+            await asyncio.sleep(WATCH_RETRY_S)
 
     # ------------------------------------------------------------------ taking
 
@@ -189,7 +259,10 @@ class Definitions:
         try:
             await asyncio.wait_for(self._load(self.bus, announced), LOAD_TIMEOUT_S)
         except Exception as exc:  # NATS slow or down: the watch brings them in later
-            log.warning("prompts defined through the admin API not loaded yet: %s", exc)
+            # While NATS is down its owner says so once (events.outage).
+            (log.warning if self.bus.connected else log.debug)(
+                "prompts defined through the admin API not loaded yet: %s", exc
+            )
 
     async def _load(self, bus: EventBus, announced: Sequence[VariantRegistered]) -> None:
         # The files' variants first: the variants watch then never sees an API version
@@ -213,16 +286,11 @@ class Definitions:
     async def watch_prompts(self) -> None:
         """Take whole prompts defined on other replicas, past and future."""
         assert self.bus is not None
-        while True:
-            try:
-                async for entry in self.bus.kv_watch(str(Bucket.PROMPTS)):
-                    if entry.value is not None:
-                        await self._take_entry(entry.key, entry.value, entry.revision)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("prompt watch interrupted (%s); retrying", exc)
-            await asyncio.sleep(WATCH_RETRY_S)
+
+        async def apply(entry: KVEntry) -> None:
+            await self._take_entry(entry.key, entry.value or b"", entry.revision)
+
+        await follow(self.bus, str(Bucket.PROMPTS), apply, what="prompt watch", logger=log)
 
     async def watch_variants(self) -> None:
         """Take variants registered at run time, past and future, from the variants bucket.
@@ -231,24 +299,18 @@ class Definitions:
         was registered (on another replica, or before a restart) routes to it too.
         """
         assert self.bus is not None
-        while True:
+
+        async def apply(entry: KVEntry) -> None:
             try:
-                async for entry in self.bus.kv_watch(str(Bucket.VARIANTS)):
-                    if entry.value is None:
-                        continue
-                    try:
-                        event = decode(entry.value)
-                    except EventDecodeError as exc:
-                        log.warning("ignoring variant entry %s: %s", entry.key, exc)
-                        continue
-                    if isinstance(event, VariantRegistered):
-                        await asyncio.to_thread(_checked, VariantSpec.from_event, event)
-                        self.take_variant(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("variant watch interrupted (%s); retrying", exc)
-            await asyncio.sleep(WATCH_RETRY_S)
+                event = decode(entry.value or b"")
+            except EventDecodeError as exc:
+                log.warning("ignoring variant entry %s: %s", entry.key, exc)
+                return
+            if isinstance(event, VariantRegistered):
+                await asyncio.to_thread(_checked, VariantSpec.from_event, event)
+                self.take_variant(event)
+
+        await follow(self.bus, str(Bucket.VARIANTS), apply, what="variant watch", logger=log)
 
 
 def _checked(check: Callable[[Any], object], event: Any) -> None:

@@ -130,18 +130,27 @@ class UpstreamTimeout(UpstreamError):
 def from_provider(err: ProviderError) -> SidecarError:
     """The OpenAI-shaped error a client sees for a failed model call.
 
-    Client mistakes the upstream reports (400, 404, 422...) keep their status, so an SDK
-    behaves as with the provider; 429 stays 429 so SDKs back off; a model naming no
-    configured provider is the client's 400; everything else the client can do nothing
+    Client mistakes the upstream reports (400, 404, 422...) keep their status and the
+    upstream's ``error.code`` (``model_not_found``), so an SDK behaves as with the
+    provider; 429 stays 429 so SDKs back off; a model naming no configured provider is
+    the client's 400; everything else the client can do nothing
     about (5xx, rejected provider key, TLS, bad answers) is 502, timeouts 504.
     """
     if err.kind == "not_configured":
         return BadRequest(err.message, code="model_not_found", param="model")
+    if err.kind == "route_not_allowed":
+        return BadRequest(err.message, code="model_not_allowed", param="model")
     if isinstance(err, ProviderTimeout):
         return UpstreamTimeout(err.message, kind=err.kind, upstream_status=err.upstream_status)
     type_ = "invalid_request_error" if 400 <= err.status < 500 and err.status != 429 else None
     mapped = UpstreamError(
-        err.message, kind=err.kind, upstream_status=err.upstream_status, status=err.status
+        err.message,
+        kind=err.kind,
+        upstream_status=err.upstream_status,
+        status=err.status,
+        # The client's own mistake keeps the upstream's code (``model_not_found``), so an
+        # SDK or app that branches on it behaves as with the provider.
+        code=err.upstream_code if type_ is not None else None,
     )
     if err.status == 429:
         mapped.type = "rate_limit_error"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -169,6 +169,9 @@ class RecordingPublisher:
         if isinstance(event, ExecutionCompleted):
             self.desk.served(event)
         self.inner.publish(event)
+
+    async def publish_durable(self, events: Sequence[BaseEvent], timeout: float = 5.0) -> str:
+        return await self.inner.publish_durable(events, timeout)
 
     async def start(self) -> None:
         await self.inner.start()

@@ -7,6 +7,7 @@ from aiohttp import web
 from promptlab.events.bus import EventBus
 from promptlab.providers import Providers
 from promptlab.sidecar.auth import KeyRing
+from promptlab.sidecar.binding import ExecutionIds
 from promptlab.sidecar.catalog import Catalog
 from promptlab.sidecar.definitions import Definitions
 from promptlab.sidecar.feedback import FeedbackDesk
@@ -32,6 +33,8 @@ PROXY = web.AppKey("proxy", Proxy)
 FEEDBACK = web.AppKey("feedback", FeedbackDesk)
 CLIENT_KEYS = web.AppKey("client_keys", KeyRing)
 ADMIN_KEYS = web.AppKey("admin_keys", KeyRing)
+EXECUTION_IDS = web.AppKey("execution_ids", ExecutionIds)
+"""Issues execution ids and says who may rate one (:mod:`sidecar.binding`)."""
 STATE = web.AppKey("state", dict)
 ANALYTICS = web.AppKey("analytics", AnalyticsSource)
 HISTORY = web.AppKey("history", HistorySource)

@@ -4,7 +4,9 @@
 their ``model`` names (``provider/model``, or ``server.default_provider`` for a bare
 name), body unchanged apart from the keys that could redirect a call, and are recorded
 as ExecutionCompleted with ``endpoint`` set. Non-streamed only: ``"stream": true`` on
-these is refused with a 400 (chat completions stream).
+these is refused with a 400 (chat completions stream). A routed prompt on
+``/v1/completions`` is served by :meth:`sidecar.proxy.Proxy.text_completion`; on the
+other two it is a 400 that says where routed prompts are served.
 
 ``GET /v1/models`` lists the routed prompts (``promptlab/<id>``) and the models the
 providers' settings name (``[providers.X] models = [...]``); ``GET /v1/models/{id}``
@@ -22,8 +24,9 @@ from promptlab.providers import ProviderError, Providers
 from promptlab.sidecar import keys
 from promptlab.sidecar.catalog import Catalog
 from promptlab.sidecar.errors import BadRequest, NotFound, from_provider
+from promptlab.sidecar.proxy import routed_prompt
 from promptlab.sidecar.recording import Call, Outcome
-from promptlab.sidecar.shaping import new_execution_id, parse_body, strip_overrides
+from promptlab.sidecar.shaping import parse_body, strip_overrides
 
 ENDPOINTS = ("embeddings", "completions", "responses")
 MODEL_PREFIX = "promptlab/"
@@ -71,9 +74,18 @@ def handler(endpoint: str) -> Any:
         providers = app[keys.PROVIDERS]
         recorder = app[keys.PROXY].recorder
         body = strip_overrides(parse_body(await request.read()))
+        if routed_prompt(request, body) is not None:
+            if endpoint == "completions":
+                return await app[keys.PROXY].text_completion(request, body)
+            raise BadRequest(
+                f"routed prompts are served on /v1/chat/completions and /v1/completions; "
+                f"/v1/{endpoint} is passed through unrouted: 'model' must name a provider's "
+                "model ('provider/model')",
+                param="model",
+            )
         body.pop("promptlab", None)
         name = body.get("model")
-        if not isinstance(name, str) or not name or name.startswith(MODEL_PREFIX):
+        if not isinstance(name, str) or not name:
             raise BadRequest(
                 f"'model' must name a provider's model ('provider/model'): /v1/{endpoint} "
                 "is passed through unrouted",
@@ -88,7 +100,8 @@ def handler(endpoint: str) -> Any:
             target = providers.resolve(name, strict=False)
         except ProviderError as err:
             raise from_provider(err) from None
-        call = Call(new_execution_id(), target.provider, target.qualified, endpoint=endpoint)
+        execution_id = app[keys.EXECUTION_IDS].new(request.headers.get("Authorization"))
+        call = Call(execution_id, target.provider, target.qualified, endpoint=endpoint)
         try:
             answer = await providers.post(target.qualified, "/" + endpoint, body, strict=False)
         except ProviderError as err:

@@ -7,7 +7,7 @@ Settings`` satisfies :class:`SidecarSettings` structurally, and so does the smal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -44,6 +44,10 @@ class Publisher(Protocol):
     """``events.publisher.EventPublisher``: never blocks, never raises on ``publish``."""
 
     def publish(self, event: BaseEvent) -> None: ...
+
+    async def publish_durable(self, events: Sequence[BaseEvent], timeout: float = ...) -> str:
+        """Return once the events are in the stream or fsynced to the outbox."""
+        ...
 
     async def start(self) -> None: ...
 

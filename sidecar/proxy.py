@@ -25,6 +25,10 @@ the values), and it is not the champion, the call is retried once on the champio
 variant's (status ``error``, ``fell_back_to`` naming the champion, so its statistics
 count a failure) and the champion's, whose ``routing.fallback_from`` names the routed
 variant. The client gets the champion's answer and execution id.
+
+Why one module of this size: one routed call (parse, route, render, call, fall back,
+record, answer, streamed or not) reads top to bottom here; its pieces that stand alone
+already live beside it (shaping, recording, completions, binding).
 """
 
 from __future__ import annotations
@@ -37,7 +41,11 @@ from aiohttp import web
 
 from promptlab.prompts import PromptSpec
 from promptlab.providers import ProviderError, Providers
+from promptlab.sidecar import codec
+from promptlab.sidecar.auth import KeyRing
+from promptlab.sidecar.binding import ExecutionIds
 from promptlab.sidecar.catalog import Catalog
+from promptlab.sidecar.completions import chat_as_completion, completion_as_chat
 from promptlab.sidecar.config import ServerSettings
 from promptlab.sidecar.demos import DemoPools
 from promptlab.sidecar.errors import BadRequest, RenderFailed, from_provider
@@ -45,11 +53,11 @@ from promptlab.sidecar.recording import EXECUTION_HEADER, VARIANT_HEADER, Call, 
 from promptlab.sidecar.router import Route, Router
 from promptlab.sidecar.shaping import (
     app_messages,
-    kept_messages,
-    new_execution_id,
     parse_body,
     parse_meta,
     routed_body,
+    routed_messages,
+    split_messages,
     strip_overrides,
     with_execution_id,
     with_stream_usage,
@@ -61,6 +69,8 @@ log = logging.getLogger(__name__)
 
 PROMPT_HEADER = "X-Promptlab-Prompt"
 MODEL_PREFIX = "promptlab/"
+WARNED_MAX = 1024
+"""Most (variant version, cause) pairs a proxy remembers having warned about."""
 PROMPT_ID_KEY = web.RequestKey("promptlab_prompt", str)
 """Where a routed request keeps its prompt id (read by the access log)."""
 
@@ -73,6 +83,16 @@ __all__ = [
     "Proxy",
     "parse_body",
 ]
+
+
+def routed_prompt(request: web.Request, body: dict[str, Any]) -> str | None:
+    """The prompt a call is routed to: header ``X-Promptlab-Prompt``, else a ``model``
+    of ``promptlab/<id>``; None for a call that is passed through."""
+    prompt_id = request.headers.get(PROMPT_HEADER)
+    model = body.get("model")
+    if not prompt_id and isinstance(model, str) and model.startswith(MODEL_PREFIX):
+        prompt_id = model[len(MODEL_PREFIX) :]
+    return prompt_id or None
 
 
 class _Recorded(NamedTuple):
@@ -104,15 +124,19 @@ class Proxy:
         recorder: Recorder,
         telemetry: Telemetry,
         server: ServerSettings,
+        ids: ExecutionIds | None = None,
         demos: DemoPools | None = None,
     ) -> None:
         self.catalog = catalog
+        self.ids = ids or ExecutionIds(KeyRing([]), KeyRing([]))
+        """Issues execution ids (bound to the caller's key when client keys are set)."""
         self.demos = demos if demos is not None else DemoPools(providers.redactor)
         self.router = router
         self.providers = providers
         self.recorder = recorder
         self.telemetry = telemetry
         self.server = server
+        self._warned: set[tuple[str | None, str | None, str | None, str]] = set()
 
     # ------------------------------------------------------------------ entry
 
@@ -121,9 +145,7 @@ class Proxy:
         body = strip_overrides(parse_body(await request.read()))
         meta = body.pop("promptlab", None)
         model = body.get("model")
-        prompt_id = request.headers.get(PROMPT_HEADER)
-        if not prompt_id and isinstance(model, str) and model.startswith(MODEL_PREFIX):
-            prompt_id = model[len(MODEL_PREFIX) :]
+        prompt_id = routed_prompt(request, body)
         if prompt_id:
             request[PROMPT_ID_KEY] = prompt_id  # for the access log
         with self.telemetry.span(
@@ -153,7 +175,7 @@ class Proxy:
         except ProviderError as err:
             raise from_provider(err) from None
         call = Call(
-            new_execution_id(),
+            self.ids.new(request.headers.get("Authorization")),
             target.provider,
             target.qualified,
             subject=subject,
@@ -162,12 +184,38 @@ class Proxy:
         )
         return await self._send(request, call, body, strict=False)
 
+    async def text_completion(self, request: web.Request, body: dict[str, Any]) -> web.Response:
+        """A routed call on ``POST /v1/completions`` (LlamaIndex's ``OpenAILike`` calls
+        there by default): served as a chat completion of the picked variant, answered in
+        the ``text_completion`` shape (see :mod:`sidecar.completions`)."""
+        prompt_id = routed_prompt(request, body)
+        assert prompt_id is not None  # the caller routes only calls that name a prompt
+        request[PROMPT_ID_KEY] = prompt_id
+        meta = body.pop("promptlab", None)
+        chat = completion_as_chat(body)
+        with self.telemetry.span(
+            f"completions {body.get('model')}",
+            {"gen_ai.operation.name": "text_completion", "promptlab.prompt_id": prompt_id},
+            headers=request.headers,
+        ):
+            response = await self._routed(request, prompt_id, chat, meta, "completions")
+        assert isinstance(response, web.Response)  # not streamed: refused before
+        raw = response.body
+        assert isinstance(raw, bytes)  # the JSON answer the proxy built
+        response.body = codec.dumps(chat_as_completion(codec.loads(raw)))
+        return response
+
     async def _routed(
-        self, request: web.Request, prompt_id: str, body: dict[str, Any], meta: Any
+        self,
+        request: web.Request,
+        prompt_id: str,
+        body: dict[str, Any],
+        meta: Any,
+        endpoint: str | None = None,
     ) -> web.StreamResponse:
         prompt = self.catalog.require(prompt_id)
         variables, subject = parse_meta(meta)
-        kept = kept_messages(body)
+        kept = split_messages(body)
         values = self.catalog.validate(prompt, variables)
         recorded = self.catalog.recorded_values(prompt, values, self.providers.redactor)
         # Production examples keep what the caller sent (validated: declared names
@@ -194,6 +242,7 @@ class Proxy:
                 subject,
                 None,
                 can_fall_back,
+                endpoint,
             )
         except _Unanswered as failed:
             # The routed variant failed before the client saw a byte: the champion answers.
@@ -210,6 +259,7 @@ class Proxy:
             subject,
             decision.variant,
             False,
+            endpoint,
         )
 
     async def _attempt(
@@ -220,14 +270,15 @@ class Proxy:
         values: dict[str, Any],
         record: _Recorded,
         body: dict[str, Any],
-        kept: list[Any],
+        kept: tuple[list[Any], list[Any]],
         subject: str | None,
         fallback_from: str | None,
         can_fall_back: bool,
+        endpoint: str | None = None,
     ) -> web.StreamResponse:
         variant = prompt.variant(decision.variant)
         call = Call(
-            new_execution_id(),
+            self.ids.new(request.headers.get("Authorization")),
             variant.model.partition("/")[0],
             variant.model,
             prompt_id=prompt.id,
@@ -239,6 +290,7 @@ class Proxy:
             capture=prompt.evaluation is not None or prompt.learning.capture,
             variables=record.variables,
             variable_values=record.values,
+            endpoint=endpoint,
         )
         demos = self.demos.choose(prompt, variant, values) if variant.demos else []
         if variant.demos is not None:
@@ -248,8 +300,7 @@ class Proxy:
                 messages = self.catalog.render(prompt, variant, values, demos)
         except RenderFailed as err:
             raise self._unrendered(call, err, can_fall_back) from None
-        if kept:
-            messages = messages + kept
+        messages = routed_messages(messages, *kept, prompt.app_system)
         call.messages = messages
         upstream_body = routed_body(body, variant.params, messages)
         return await self._send(request, call, upstream_body, can_fall_back=can_fall_back)
@@ -268,6 +319,26 @@ class Proxy:
         err.headers = call.headers()
         return err
 
+    def _warn_fallback(self, call: Call, err: ProviderError) -> None:
+        """Say once, per variant version and cause, that a variant fails over to the champion.
+
+        The client gets the champion's answer, so without this line a variant whose model
+        does not exist would lose every call in silence. Bounded: a cause seen again (or
+        past :data:`WARNED_MAX` causes) is not logged again.
+        """
+        code = err.upstream_code or err.kind
+        key = (call.prompt_id, call.variant, call.version, code)
+        if key in self._warned or len(self._warned) >= WARNED_MAX:
+            return
+        self._warned.add(key)
+        upstream = f"upstream {err.upstream_status} {code}" if err.upstream_status else code
+        log.warning(
+            "variant %s of prompt %s (model %s) failed (%s: %s); the champion answers its "
+            "calls instead until it is fixed (logged once)",
+            call.variant, call.prompt_id, call.model, upstream,
+            self.providers.redactor.redact(err.message)[:300],
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ upstream
 
     def _failed(self, call: Call, err: ProviderError, can_fall_back: bool) -> Exception:
@@ -278,6 +349,7 @@ class Proxy:
             mapped.status, mapped.type = 502, "upstream_error"
         outcome = Outcome.failed(err.kind, mapped.status, err.attempts)
         if can_fall_back:
+            self._warn_fallback(call, err)
             return _Unanswered(call, outcome)
         self.recorder.finish(call, outcome)
         mapped.headers = call.headers()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from promptlab.events.models import CapturedContent, ExecutionCompleted, ModelAttempt, RoutingInfo
@@ -138,7 +138,7 @@ class Recorder:
     def finish(self, call: Call, outcome: Outcome) -> None:
         latency_ms = (time.perf_counter() - call.started) * 1000.0
         if outcome.status == "ok" and outcome.http_status is None:
-            outcome = replace(outcome, http_status=200)
+            outcome.http_status = 200  # each Outcome belongs to one call
         model = outcome.model or call.model
         input_tokens, output_tokens = _tokens(outcome.usage)
         if outcome.cost_usd is not None:
@@ -208,6 +208,9 @@ class Recorder:
             variable_values=call.variable_values,
             demos=call.demos,
         )
+        if not self.telemetry.enabled:  # no span, no attributes built for nobody
+            self.publisher.publish(event)
+            return
         with self.telemetry.span("promptlab.publish") as span:
             set_attributes(
                 span,

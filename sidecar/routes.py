@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from promptlab.sidecar import keys, passthrough
-from promptlab.sidecar.errors import BadRequest
+from promptlab.sidecar.errors import BadRequest, NotFound
+from promptlab.sidecar.feedback import feedback_event
 from promptlab.sidecar.metrics import CONTENT_TYPE
 from promptlab.sidecar.ports import Publisher
 from promptlab.sidecar.proxy import parse_body
@@ -37,12 +38,29 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await request.app[keys.PROXY].chat(request)
 
 
+FEEDBACK_PATH = "/v1/feedback"
+
+
 async def feedback(request: web.Request) -> web.Response:
-    """200 accepted, 202 pending (execution unknown here), 400 (see :mod:`sidecar.feedback`)."""
+    """200 accepted, 202 pending (execution unknown here), 400 (see :mod:`sidecar.feedback`);
+    404 for an execution the caller's key did not make (:mod:`sidecar.binding`)."""
     app = request.app
     try:
-        status, answer, event = app[keys.FEEDBACK].receive(parse_body(await request.read()))
-    except BadRequest:
+        body = parse_body(await request.read())
+        desk = app[keys.FEEDBACK]
+        # Checked before the desk remembers anything of this feedback.
+        event = feedback_event(body, desk.redactor, desk.text_limit)
+        if not app[keys.EXECUTION_IDS].may_rate(
+            event.execution_id, request.headers.get("Authorization")
+        ):
+            # The same answer as an id nobody issued: a key learns nothing of others' calls.
+            raise NotFound(
+                f"no execution {event.execution_id!r} made with this key",
+                code="unknown_execution",
+                param="execution_id",
+            )
+        status, answer, event = desk.receive(body)
+    except (BadRequest, NotFound):
         app[keys.METRICS].feedback("rejected")
         raise
     app[keys.PUBLISHER].publish(event)
@@ -79,7 +97,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_post("/v1/feedback", feedback)
+    app.router.add_post(FEEDBACK_PATH, feedback)
     passthrough.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -7,8 +7,10 @@
   ``base_url``, ``api_key``, ...) are dropped, and no client header is forwarded: the
   upstream URL and key always come from the provider settings.
 * Routed calls: the variant's rendered messages (system if the variant has one, then
-  user) come first, followed by the app's own messages in order, minus any ``system``
-  or ``developer`` message (the template owns the instructions); the variant's
+  user) come first, followed by the app's own messages in order. The app's ``system``
+  and ``developer`` messages go where the prompt's ``app_system`` says: dropped by
+  default (the template owns the instructions), before the rendered messages
+  (``prepend``) or after the variant's system message (``append``). The variant's
   ``params`` override the request's parameters of the same name. Every other parameter
   (tools, tool_choice, response_format, temperature, n, seed, user, ...) passes through.
 """
@@ -16,7 +18,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from promptlab.providers.safety import UNSAFE_KEYS
@@ -29,11 +30,6 @@ OVERRIDE_KEYS = UNSAFE_KEYS
 many of them as arguments); dropped from every request (and again by ``providers``)."""
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
-
-
-def new_execution_id() -> str:
-    """32 random hex characters (as ``uuid4().hex``, at a third of the cost)."""
-    return os.urandom(16).hex()
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -86,11 +82,28 @@ def app_messages(body: dict[str, Any]) -> list[Any]:
     return messages
 
 
-def kept_messages(body: dict[str, Any]) -> list[Any]:
-    """The app's messages a routed call keeps (no system or developer message)."""
-    return [
-        m for m in app_messages(body) if not (isinstance(m, dict) and m.get("role") in SYSTEM_ROLES)
-    ]
+def split_messages(body: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """The app's messages as ``(system and developer messages, the others)``, in order."""
+    instructions: list[Any] = []
+    others: list[Any] = []
+    for m in app_messages(body):
+        (instructions if isinstance(m, dict) and m.get("role") in SYSTEM_ROLES else others).append(
+            m
+        )
+    return instructions, others
+
+
+def routed_messages(
+    rendered: list[dict[str, Any]], app_system: list[Any], others: list[Any], mode: str
+) -> list[Any]:
+    """A routed call's messages: the variant's, the app's instructions where ``mode``
+    (the prompt's ``app_system``) puts them, then the app's other messages."""
+    if mode == "drop" or not app_system:
+        return rendered + others if others else rendered
+    if mode == "prepend":
+        return app_system + rendered + others
+    at = 1 if rendered and rendered[0].get("role") == "system" else 0  # "append"
+    return rendered[:at] + app_system + rendered[at:] + others
 
 
 def routed_body(

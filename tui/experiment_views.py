@@ -77,15 +77,29 @@ def interval_bar(ci: Sequence[float] | None, mean: float | None, width: int = 30
     return "".join(cells)
 
 
+def _p(value: Any) -> str:
+    if value is None:
+        return "-"
+    v = float(value)
+    return f"{v:.2g}" if v < 0.001 else f"{v:.4f}".rstrip("0").rstrip(".")
+
+
+def _ci_text(ci: Sequence[float] | None, method: Any) -> str:
+    if ci is None:
+        return "-"
+    return f"[{float(ci[0]):.3f}, {float(ci[1]):.3f}] {escape(str(method or ''))}".rstrip()
+
+
 def results_text(data: dict[str, Any], width: int = 30) -> str:
-    """One line per point: label, quality, interval bar on 0..1, success, cost, p50."""
+    """One line per point: label, quality, interval bar on 0..1 and the interval with its
+    method, success, cost, p50."""
     best = (data.get("best") or {}).get("label")
     pareto = {p.get("label") for p in data.get("pareto", [])}
     rows = data.get("results", [])
     label_w = max([len(str(r.get("label", ""))) for r in rows] + [10]) + 4
     lines = [
         f"{'variant @ model':<{label_w}} {'quality':>7}  {'0':<{width // 2}}{'1':>{width - width // 2}}"
-        f"  {'success':>7} {'cost/call':>10} {'p50 ms':>8}"
+        f"  {'success':>7} {'cost/call':>10} {'p50 ms':>8}  95% interval (method)"
     ]
     for r in rows:
         label = str(r.get("label", ""))
@@ -95,7 +109,8 @@ def results_text(data: dict[str, Any], width: int = 30) -> str:
             f"{escape(label + mark):<{label_w}} {_f(r.get('quality_mean')):>7}  "
             f"{interval_bar(r.get('quality_ci'), r.get('quality_mean'), width)}  "
             f"{'-' if success is None else f'{success:.0%}':>7} "
-            f"{'$' + _f(r.get('cost_usd_mean'), 6):>10} {_f(r.get('latency_ms_p50'), 1):>8}"
+            f"{'$' + _f(r.get('cost_usd_mean'), 6):>10} {_f(r.get('latency_ms_p50'), 1):>8}  "
+            f"{_ci_text(r.get('quality_ci'), r.get('quality_ci_method'))}"
         )
     return "\n".join(lines)
 
@@ -107,7 +122,9 @@ def comparisons_text(data: dict[str, Any]) -> str:
         lines.append(
             f"{escape(str(c.get('a')))} vs {escape(str(c.get('b')))}: mean diff "
             f"{float(c.get('mean_diff') or 0):+.3f} on {c.get('n')} cases, {c.get('test')} "
-            f"p={_f(c.get('p_value'), 4)} Holm p={_f(c.get('p_holm'), 4)} — {escape(verdict)}"
+            f"p={_p(c.get('p_value'))} Holm p={_p(c.get('p_holm'))}"
+            + (f" (min p {_p(c.get('p_min'))})" if c.get("p_min") is not None else "")
+            + f" — {escape(verdict)}"
         )
     return "\n".join(lines) or "(one point: nothing to compare)"
 
@@ -154,6 +171,24 @@ def summary_text(data: dict[str, Any]) -> str:
     )
     if best:
         why = f"best: {escape(str(best.get('label')))} (score {float(best.get('score') or 0):.3f})"
+        why += "\n" + lead_text(best.get("lead"))
     else:
         why = f"best: none — {escape(str(data.get('best_reason', '')))}"
+    found = data.get("detectable")
+    if isinstance(found, dict) and found.get("note"):
+        why += "\nsmallest detectable difference: " + escape(str(found["note"]))
     return head + "\n" + why
+
+
+def lead_text(lead: dict[str, Any] | None) -> str:
+    """Whether the best is significantly ahead of its runner-up, from the report's JSON."""
+    if not lead:
+        return "  (nothing to compare the best with)"
+    how = (
+        f"p = {_p(lead.get('p_holm'))} Holm-corrected, {escape(str(lead.get('test')))}, "
+        f"{lead.get('n')} cases"
+    )
+    runner_up = escape(str(lead.get("runner_up")))
+    if lead.get("significant"):
+        return f"  significantly ahead of {runner_up} ({how})"
+    return f"  best, but not significantly ahead of {runner_up} ({how})"

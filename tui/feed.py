@@ -37,6 +37,7 @@ from promptlab.events import (
     decode,
 )
 from promptlab.events.snapshots import LearnerStatus
+from promptlab.events.watching import follow
 from promptlab.tui.state import LabState
 
 log = logging.getLogger(__name__)
@@ -179,15 +180,10 @@ class Feed:
         self.state.apply_stats(entry, now=self.clock())
 
     async def _watch(self, bucket: str, apply: Callable[[KVEntry], None]) -> None:
-        while True:
-            try:
-                async for entry in self.bus.kv_watch(bucket):
-                    apply(entry)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("watch of %s broke (%s); watching again", bucket, _describe(exc))
-            await asyncio.sleep(self.retry_s)
+        await follow(
+            self.bus, bucket, apply, what=f"watch of {bucket}", logger=log,
+            retry_s=self.retry_s, deletions=True,
+        )  # fmt: skip
 
     async def _live(self) -> None:
         while True:

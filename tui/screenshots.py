@@ -1,4 +1,4 @@
-"""Write SVG screenshots of both screens with the sample data, for the README.
+"""Write SVG screenshots of both screens with the sample data, for the docs.
 
     python -m tui.screenshots [OUT_DIR]      # default: docs/screenshots
 

@@ -2,6 +2,9 @@
 
 Screens only place these on widgets. Keeping the wording here means it can be tested
 without running an app, and the overview and the detail screen agree on every number.
+
+Why one module of this size: every wording of the TUI in one place, so the overview and
+the detail screen agree on every number; each function is small and pure.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from promptlab.events.models import VariantRegistered, deterministic_event_id
 from promptlab.lab.client import ModelClient
+from promptlab.lab.comparisons import Lead, lead
 from promptlab.lab.evolution.fitness import ExperimentFitness
 from promptlab.lab.experiment import Experiment
 from promptlab.lab.mutation import LLMMutator, load_instructions
@@ -57,6 +58,11 @@ class EvolutionRun:
     def best(self) -> list[Candidate]:
         return self.result.best
 
+    @property
+    def improved(self) -> bool:
+        """Whether some bred candidate's fitness beats the seed's."""
+        return any(c.fitness > self.result.seed.fitness for c in self.best)
+
     def versus_seed(self, candidate: Candidate) -> Comparison | None:
         """The paired comparison of ``candidate`` with the seed (Holm over all pairs)."""
         label = f"{candidate.name} @ "
@@ -65,6 +71,14 @@ class EvolutionRun:
                 return c
         return None
 
+    def lead_over_seed(self, candidate: Candidate) -> Lead | None:
+        """Whether ``candidate`` is significantly ahead of the seed in quality (Holm)."""
+        cmp = self.versus_seed(candidate)
+        if cmp is None:
+            return None
+        label = cmp.a if cmp.a != self.seed_label else cmp.b
+        return lead(label, self.seed_label, [cmp], self.comparison.alpha)
+
     def to_json(self) -> dict[str, Any]:
         data = self.result.to_json()
         data["mutator"] = self.mutator
@@ -72,6 +86,9 @@ class EvolutionRun:
         for row, candidate in zip(data["best"], self.best, strict=True):
             cmp = self.versus_seed(candidate)
             row["vs_seed"] = None if cmp is None else cmp.model_dump(mode="json")
+            ahead = self.lead_over_seed(candidate)
+            row["significant"] = None if ahead is None else ahead.significant
+            row["lead"] = None if ahead is None else ahead.model_dump(mode="json")
         data["comparisons"] = [c.model_dump(mode="json") for c in self.comparison.comparisons]
         return data
 
@@ -100,16 +117,12 @@ def candidate_event(
 ) -> VariantRegistered:
     """The ``VariantRegistered`` of one bred candidate (ids are deterministic per source)."""
     v = candidate.variant
-    return VariantRegistered(
+    # VariantSpec.to_event is the one mapping of a variant to its event; a bred
+    # candidate adds its lineage, the search that found it and its offline check.
+    return v.to_event(
+        prompt.id,
+        [x.model_dump(mode="json", exclude_defaults=True) for x in prompt.variables],
         event_id=deterministic_event_id("variant.registered", source, prompt.id, v.name, v.version),
-        prompt_id=prompt.id,
-        variant=v.name,
-        version=v.version,
-        model=v.model,
-        params=v.params,
-        system=v.system,
-        template=v.template,
-        variables=[x.model_dump(mode="json", exclude_defaults=True) for x in prompt.variables],
         champion=False,
         origin="mutation",
         parent=candidate.parents[0] if candidate.parents else None,

@@ -138,7 +138,10 @@ class AnalyticsWriter:
             try:
                 await self.bus.kv_put(Bucket.ANALYTICS.value, prompt_id, snapshot.encode())
             except BusError as exc:
-                log.warning("analytics of %s not written (%s); will retry", prompt_id, exc)
+                # While NATS is down its owner says so once (events.outage).
+                (log.warning if self.bus.connected else log.debug)(
+                    "analytics of %s not written (%s); will retry", prompt_id, exc
+                )
                 self.dirty.add(prompt_id)
                 continue
             self.last_bytes[prompt_id] = key

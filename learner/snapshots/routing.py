@@ -149,7 +149,10 @@ class SnapshotWriter:
                     self.last_bytes[(Bucket.STATS.value, prompt_id)] = stats_key
                     changed = True
             except BusError as exc:
-                log.warning("snapshot of %s not written (%s); will retry", prompt_id, exc)
+                # While NATS is down its owner says so once (events.outage).
+                (log.warning if self.bus.connected else log.debug)(
+                    "snapshot of %s not written (%s); will retry", prompt_id, exc
+                )
                 self.dirty.add(prompt_id)
                 continue
             self.last_written[prompt_id] = now

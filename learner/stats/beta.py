@@ -31,6 +31,7 @@ import numpy.typing as npt
 from scipy import special, stats
 
 from promptlab.events.models import ArmEvidence, Interval
+from promptlab.lab.stats.intervals import wilson
 from promptlab.learner.stats.pbest import DEFAULT_DRAWS, p_beats, p_best
 
 __all__ = [
@@ -169,12 +170,8 @@ def p_beats_normal(
 
 
 def wilson_interval(successes: float, n: int, z: float = Z95) -> Interval:
-    """Wilson score interval for a proportion (Wilson, 1927).
-
-    With ``p = successes / n``::
-
-        centre = (p + z^2 / 2n) / (1 + z^2 / n)
-        half   = z / (1 + z^2 / n) * sqrt(p (1 - p) / n + z^2 / 4n^2)
+    """Wilson score interval for a proportion (Wilson, 1927): the lab's
+    :func:`lab.stats.intervals.wilson`, the one implementation, at the confidence of ``z``.
 
     Unlike the Wald interval it stays inside [0, 1] and keeps its coverage near 0 and 1.
     Fractional successes (sums of rewards in [0, 1]) are accepted: since a [0, 1] variable
@@ -185,12 +182,9 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> Interval:
         raise ValueError(f"n must be >= 0, got {n}")
     if n == 0:
         return Interval(low=0.0, high=1.0)
-    p = min(max(successes / n, 0.0), 1.0)
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2.0 * n)) / denom
-    half = z / denom * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
-    return Interval(low=max(0.0, centre - half), high=min(1.0, centre + half))
+    successes = min(max(successes, 0.0), float(n))
+    low, high = wilson(successes, n, confidence=2.0 * float(special.ndtr(z)) - 1.0)
+    return Interval(low=low, high=high)
 
 
 def t_interval(mean: float, var: float, n: int, level: float = 0.95) -> Interval:

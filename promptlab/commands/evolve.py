@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptlab.lab.comparisons import lead_text
 from promptlab.lab.evolution import (
     EvolutionError,
     EvolutionRun,
@@ -44,6 +45,7 @@ async def _bus(
         yield None, None
         return
     from promptlab.events.bus import BusError
+    from promptlab.events.credentials import redact_url
     from promptlab.events.embedded import resolve_nats_url
     from promptlab.events.jetstream import JetStreamBus
     from promptlab.events.publisher import EventPublisher
@@ -55,7 +57,9 @@ async def _bus(
         await bus.start()
     except BusError as exc:
         connected = False
-        print(f"promptlab: NATS at {url}: {exc}; events go to the outbox", file=sys.stderr)
+        print(
+            f"promptlab: NATS at {redact_url(url)}: {exc}; events go to the outbox", file=sys.stderr
+        )
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
     await publisher.start()
     try:
@@ -142,6 +146,11 @@ def print_run(run: EvolutionRun) -> None:
     console.print(table)
     console.print("(* significant by the paired test on the same cases, Holm-corrected)")
     for c in run.best:
+        console.print(
+            escape(lead_text(run.lead_over_seed(c), run.comparison.alpha, winner=c.name)),
+            highlight=False,
+        )
+    for c in run.best:
         chain = " <- ".join(f"{a.name} ({a.strategy})" for a in result.lineage(c.name))
         console.print(f"lineage: {escape(chain)}")
         console.print(f"  template: {escape(repr(c.variant.template))}")
@@ -159,6 +168,19 @@ def print_run(run: EvolutionRun) -> None:
             console.print(f"  {count} x {escape(reason)}")
     tail = " (stopped at the budget)" if result.stopped_by_budget else ""
     console.print(f"calls {result.calls}, spend ${result.spend_usd:.4f}{tail}")
+    if not run.improved:
+        console.print(no_improvement_line(run), markup=False)
+
+
+def no_improvement_line(run: EvolutionRun) -> str:
+    """The one line that says the search found nothing better than the seed."""
+    result = run.result
+    bred = sum(1 for c in result.candidates if c.generation > 0)
+    return (
+        f"nothing better than the seed: {bred} bred candidates over {len(result.generations)} "
+        f"generations, none above {result.seed.name}'s fitness {_f(result.seed.fitness)}; "
+        "the seed stays"
+    )
 
 
 def evolve_command(args: argparse.Namespace, settings: Settings | None) -> int:
@@ -215,6 +237,7 @@ def evolve_command(args: argparse.Namespace, settings: Settings | None) -> int:
     run, registered = outcome
     data: dict[str, Any] = run.to_json()
     data["registered"] = [e.variant for e in registered]
+    data["improved"] = run.improved
     if args.json:
         text = json.dumps(data, indent=2)
         if args.json == "-":

@@ -1,4 +1,4 @@
-"""``promptlab experiment run|show|list`` and ``promptlab optimize``: the offline lab.
+"""``promptlab experiment run|show|list|plan`` and ``promptlab optimize``: the offline lab.
 
 Wiring only: build the providers from settings, open the event bus (embedded NATS by
 default), run :mod:`lab`, print. Events are published through the durable publisher, so
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptlab.lab.experiment import Experiment, ExperimentFileError, load_experiment
 from promptlab.lab.report import Report, build_report
-from promptlab.lab.results import ResultsFile, read
+from promptlab.lab.results import ResultsFile, Trial, read
 from promptlab.lab.runner import Progress, Publish, RunResult, run_experiment
 from promptlab.models import make_providers
 
@@ -66,6 +66,7 @@ async def event_sink(settings: Settings | None, enabled: bool) -> AsyncIterator[
         yield None
         return
     from promptlab.events.bus import BusError
+    from promptlab.events.credentials import redact_url
     from promptlab.events.embedded import resolve_nats_url
     from promptlab.events.jetstream import JetStreamBus
     from promptlab.events.publisher import EventPublisher
@@ -75,7 +76,9 @@ async def event_sink(settings: Settings | None, enabled: bool) -> AsyncIterator[
     try:
         await bus.start()
     except BusError as exc:
-        print(f"promptlab: NATS at {url}: {exc}; events go to the outbox", file=sys.stderr)
+        print(
+            f"promptlab: NATS at {redact_url(url)}: {exc}; events go to the outbox", file=sys.stderr
+        )
     publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
     await publisher.start()
     try:
@@ -259,6 +262,46 @@ def list_command(args: argparse.Namespace, settings: Settings | None) -> int:
         print(
             f"{row['name']:<32} {row['prompt']:<20} {row['trials']}/{row['planned']:<8} {row['path']}"
         )
+    return 0
+
+
+def plan_command(args: argparse.Namespace, settings: Settings | None) -> int:
+    """``experiment plan FILE --difference D``: cases and repeats needed; calls no model."""
+    from promptlab.lab.plan import plan
+
+    experiment = _load(args, settings)
+    if experiment is None:
+        return 2
+    if not 0 < args.power < 1:
+        print("promptlab: --power must be between 0 and 1", file=sys.stderr)
+        return 2
+    path = Path(args.results) if args.results else experiment.results_path()
+    trials: list[Trial] = []
+    if path.exists():
+        try:
+            _, trials = read(path)
+        except OSError as exc:
+            print(f"promptlab: cannot read {path}: {exc}", file=sys.stderr)
+            return 2
+    elif args.results:
+        print(f"promptlab: no such results file: {path}", file=sys.stderr)
+        return 2
+    try:
+        result = plan(
+            experiment,
+            args.difference,
+            power=args.power,
+            sd=args.sd,
+            trials=trials,
+            trials_source=str(path),
+        )
+    except ValueError as exc:
+        print(f"promptlab: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print("\n".join(result.lines()))
     return 0
 
 

@@ -25,8 +25,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptlab.commands.lifecycles import hidden_note
+from promptlab.commands.lifecycles import hidden_note, known_variants, unknown_target
+from promptlab.commands.tables import name_width
 from promptlab.events.bus import BusError, EventBus
+from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import resolve_nats_url
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.models import (
@@ -63,7 +65,7 @@ async def _with_bus(settings: Settings, work: Callable[[EventBus], Awaitable[int
         await bus.start()
         return await work(bus)
     except BusError as exc:
-        print(f"promptlab: NATS at {url}: {exc}", file=sys.stderr)
+        print(f"promptlab: NATS at {redact_url(url)}: {exc}", file=sys.stderr)
         return 2
     finally:
         await bus.close()
@@ -179,6 +181,10 @@ async def collect(
         return await queries.learner_status(), await queries.stats(prompt_filter, show_all=show_all)
 
 
+COLUMNS_NOTE = "CALLS: executions recorded; REWARDED: calls with feedback, the reward's sample"
+"""The line under the ``stats`` table that says what its two counts are."""
+
+
 def stats_command(args: argparse.Namespace, settings: Settings) -> int:
     """``promptlab stats``."""
     learner, data = asyncio.run(collect(settings, args.prompt, show_all=args.all))
@@ -199,19 +205,25 @@ def stats_command(args: argparse.Namespace, settings: Settings) -> int:
         paused = "  [exploration paused]" if prompt["paused"] else ""
         window = f"  window {prompt['evaluation_window']}" if prompt["evaluation_window"] else ""
         print(f"{prompt['prompt_id']}  champion {prompt['champion']}{paused}{window}")
-        header = f"  {'VARIANT':<16}{'STATUS':<11}{'N':>7}{'REWARD':>8}  {'95% CI':<15}{'P(BEST)':>8}{'ERR':>7}{'COST $':>10}{'P50 ms':>9}{'P95 ms':>9}"
+        width = name_width(v["variant"] for v in prompt["variants"])
+        header = (
+            f"  {'VARIANT':<{width}}{'STATUS':<11}{'CALLS':>7}{'REWARDED':>9}{'REWARD':>8}  "
+            f"{'95% CI':<15}{'P(BEST)':>8}{'ERR':>7}{'COST $':>10}{'P50 ms':>9}{'P95 ms':>9}"
+        )
         print(header)
         for v in prompt["variants"]:
             ci = v["reward_interval"]
             ci_text = f"[{ci[0]:.3f},{ci[1]:.3f}]" if ci else "-"
             print(
-                f"  {v['variant']:<16}{v['status']:<11}{v['n']:>7}{_fmt(v['reward_mean']):>8}  {ci_text:<15}"
+                f"  {v['variant']:<{width}}{v['status']:<11}{v['executions']:>7}{v['n']:>9}"
+                f"{_fmt(v['reward_mean']):>8}  {ci_text:<15}"
                 f"{_fmt(v['p_best']):>8}{_fmt(v['error_rate'], '.1%'):>7}{_fmt(v['cost_mean_usd'], '.5f'):>10}"
                 f"{_fmt(v['latency_p50_ms'], '.0f'):>9}{_fmt(v['latency_p95_ms'], '.0f'):>9}"
             )
+        print(f"  {COLUMNS_NOTE}")
         if prompt["hidden_archived"]:
             print(f"  {hidden_note(prompt['hidden_archived'])}")
-        leader = prompt["leader"] or "-"
+        leader = prompt["leader"] or "- (no variant has rewarded calls yet)"
         lift = ""
         if prompt["lift"] is not None:
             lift = f", lift {prompt['lift']:+.3f}"
@@ -246,6 +258,16 @@ async def send_command(bus: EventBus, command: BaseEvent, wait: float) -> tuple[
 
 
 def _send(settings: Settings, command: BaseEvent, wait: float) -> int:
+    # Refuse here what the learner could only reject later: a learner that is not
+    # running would leave the user with "sent" for a prompt that does not exist.
+    known = known_variants(settings)
+    if known is not None:
+        variant = getattr(command, "variant", None)
+        problem = unknown_target(known, getattr(command, "prompt_id", ""), variant)
+        if problem is not None:
+            print(f"refused: {problem}", file=sys.stderr)
+            return 1
+
     async def work(bus: EventBus) -> int:
         code, message = await send_command(bus, command, wait)
         print(message, file=sys.stderr if code else sys.stdout)

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
 from promptlab.commands.serve import (
@@ -22,6 +23,8 @@ from promptlab.commands.serve import (
     _run_loop,
     _stop_event,
 )
+from promptlab.events.bus import BusError
+from promptlab.events.credentials import redact_url
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings
@@ -31,7 +34,11 @@ log = logging.getLogger(__name__)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """The ``promptlab learner`` handler."""
-    return _run_loop(run_learner(settings))
+    try:
+        return _run_loop(run_learner(settings))
+    except BusError as exc:  # the embedded server or the bus settings: one line
+        print(f"promptlab learner: {exc}", file=sys.stderr)
+        return 2
 
 
 async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> int:
@@ -41,7 +48,10 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
     holder: dict[str, Any] = {}
     stopping = asyncio.Event()
     task = asyncio.create_task(_run_learner(settings, bus, holder, stopping), name="learner")
-    print(f"promptlab learner: NATS {url}, store {_redacted(settings.storage.url)}", flush=True)
+    print(
+        f"promptlab learner: NATS {redact_url(url)}, store {_redacted(settings.storage.url)}",
+        flush=True,
+    )
     try:
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)

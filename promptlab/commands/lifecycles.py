@@ -45,6 +45,11 @@ async def _read(url: str) -> dict[tuple[str, str], str]:
 
 def learner_lifecycles(settings: Settings) -> dict[tuple[str, str], str]:
     """The learner's lifecycle of every variant it knows; empty without a database."""
+    return read_lifecycles(settings) or {}
+
+
+def read_lifecycles(settings: Settings) -> dict[tuple[str, str], str] | None:
+    """Like :func:`learner_lifecycles`, but None when a database exists and cannot be read."""
     from sqlalchemy.engine import make_url
 
     url = settings.storage.url
@@ -55,7 +60,44 @@ def learner_lifecycles(settings: Settings) -> dict[tuple[str, str], str]:
         return asyncio.run(asyncio.wait_for(_read(url), READ_TIMEOUT_S))
     except Exception as exc:  # no learner database yet, or not reachable: files only
         log.debug("learner lifecycles not read: %s", exc)
-        return {}
+        return None
+
+
+def known_variants(settings: Settings) -> dict[str, set[str]] | None:
+    """Prompt id -> variant names the prompt files and the learner's database know.
+
+    None when the learner's database exists but cannot be read: then nobody here can
+    tell what exists, and the learner is left to judge.
+    """
+    from promptlab.prompts import PromptFileError, load_prompt_dir
+
+    stored = read_lifecycles(settings)
+    if stored is None:
+        return None
+    known: dict[str, set[str]] = {}
+    try:
+        files = load_prompt_dir(settings.prompts.dir)
+    except (PromptFileError, OSError):  # a broken or absent dir: the database still counts
+        files = {}
+    for prompt in files.values():
+        known.setdefault(prompt.id, set()).update(v.name for v in prompt.variants)
+    for prompt_id, variant in stored:
+        known.setdefault(prompt_id, set()).add(variant)
+    return known
+
+
+def unknown_target(
+    known: Mapping[str, set[str]], prompt_id: str, variant: str | None
+) -> str | None:
+    """Why a command about ``prompt_id`` (and ``variant``) names nothing that exists, or None."""
+    if prompt_id not in known:
+        exists = ", ".join(sorted(known)) or "none (no prompt files, no learner database yet)"
+        return f"no prompt {prompt_id!r}; prompts that exist: {exists}"
+    if variant is not None and variant not in known[prompt_id]:
+        return f"no variant {variant!r} in {prompt_id!r}; its variants: " + ", ".join(
+            sorted(known[prompt_id])
+        )
+    return None
 
 
 def statuses(prompt: PromptSpec, known: Lifecycles) -> dict[str, str]:

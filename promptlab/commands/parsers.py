@@ -125,7 +125,7 @@ def command_options(parser: argparse.ArgumentParser) -> None:
 
 def register_experiment(sub: argparse._SubParsersAction) -> None:
     """Add ``experiment`` (run, show, list) and ``optimize``."""
-    parser = sub.add_parser("experiment", help="offline experiments: run, show, list")
+    parser = sub.add_parser("experiment", help="offline experiments: run, show, list, plan")
     commands = parser.add_subparsers(dest="experiment_command", metavar="SUBCOMMAND", required=True)
 
     run = commands.add_parser(
@@ -150,6 +150,27 @@ def register_experiment(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--markdown", action="store_true", help="print Markdown")
     show.set_defaults(
         handler=lazy("promptlab.commands.experiment:show_command"), needs_settings=False
+    )
+
+    plan = commands.add_parser(
+        "plan",
+        help="cases and repeats needed to detect a difference (calls no model)",
+        description="How many cases and repeats the experiment needs to detect a difference "
+        "in mean quality with 80%% power at its alpha (Holm over its comparisons). The "
+        "spread of per-case differences comes from --sd, else from the experiment's saved "
+        "trials, else a conservative assumption; the plan says which. No model is called.",
+    )
+    plan.add_argument("file", metavar="FILE", help="experiment file (TOML)")
+    plan.add_argument(
+        "--difference", type=float, required=True, help="difference in mean quality (0..1)"
+    )
+    plan.add_argument("--sd", type=float, help="spread of per-case quality differences")
+    plan.add_argument("--power", type=float, default=0.8, help="power wanted (default 0.8)")
+    plan.add_argument("--results", metavar="JSONL", help="trials to measure the spread from")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--prompts-dir", help="where prompt ids are looked up")
+    plan.set_defaults(
+        handler=lazy("promptlab.commands.experiment:plan_command"), needs_settings=False
     )
 
     listing = commands.add_parser("list", help="saved experiment results")

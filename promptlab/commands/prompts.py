@@ -19,6 +19,7 @@ from promptlab.commands.lifecycles import hidden_note, learner_lifecycles, statu
 from promptlab.commands.parsers import command_options
 from promptlab.commands.render import register as render_parser
 from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir, validate_files
+from promptlab.providers.registry import Registry
 from promptlab.settings import SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -230,10 +231,10 @@ def _expand(names: list[str]) -> tuple[list[Path], list[str]]:
     return files, missing
 
 
-def _configured_providers(args: argparse.Namespace) -> set[str] | None:
-    """The provider names of the settings, or None (not checked) when they cannot load."""
+def _configured_providers(args: argparse.Namespace) -> Registry | None:
+    """The providers of the settings, or None (not checked) when they cannot load."""
     try:
-        return set(load_settings(getattr(args, "config", None)).providers)
+        return Registry(load_settings(getattr(args, "config", None)).providers)
     except SettingsError as exc:
         print(f"(providers not checked: {exc})", file=sys.stderr)
         return None
@@ -244,7 +245,12 @@ def validate_prompts(args: argparse.Namespace, settings: Settings | None) -> int
     files, missing = _expand(args.files)
     for name in missing:
         print(f"{name}: (file): no such file", file=sys.stderr)
-    problems = validate_files(files, providers=_configured_providers(args))
+    registry = _configured_providers(args)
+    problems = validate_files(
+        files,
+        providers=registry.names() if registry is not None else None,
+        model_rule=registry.route_problem if registry is not None else None,
+    )
     for problem in problems:
         print(problem)
     if missing:

@@ -1,7 +1,9 @@
 """``promptlab serve``: NATS (embedded unless ``nats.url`` names a server), the sidecar
 and, when one is wired, the learner, in one command.
 
-One process (default): everything runs on one event loop (uvloop when installed).
+One sidecar process (default) on one event loop (uvloop when installed); the learner
+runs in a child process of its own (:mod:`promptlab.commands.learner_process`), so it
+never takes the sidecar's event loop or GIL.
 ``--workers N``: the parent starts NATS and the learner once, then N worker processes
 (this same command, one worker each) that listen on one port with SO_REUSEPORT; the
 parent prints the ready line when every worker is ready, forwards SIGINT/SIGTERM, and
@@ -14,6 +16,9 @@ in the outbox), stop the learner, then NATS if this process started it; exit 0.
 The learner hook: :func:`resolve_learner` returns a :data:`LearnerStarter` (or None).
 It is called with the settings and the started bus once the sidecar listens, and
 returns an async function that stops the learner.
+
+Why one module of this size: it is the process wiring of ``serve`` (bus, publisher,
+app, learner, workers, graceful stop), one sequence with one shutdown order.
 """
 
 from __future__ import annotations
@@ -33,13 +38,16 @@ from typing import Any
 from aiohttp import web
 
 from promptlab import startup
-from promptlab.events.bus import BusUnavailable, EventBus
+from promptlab.events.bus import BusError, BusUnavailable, EventBus
+from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import EmbeddedNats, free_port, resolve_nats_url
 from promptlab.events.jetstream import JetStreamBus
+from promptlab.events.outage import OutageLog
 from promptlab.events.publisher import EventPublisher
 from promptlab.logs import ACCESS_LOGGER
 from promptlab.online import online_evaluation
 from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir
+from promptlab.providers.registry import Registry
 from promptlab.reads import StoreReads
 from promptlab.settings import Settings
 from promptlab.sidecar import keys
@@ -62,40 +70,18 @@ WORKER_READY_TIMEOUT_S = 30.0
 def resolve_learner(settings: Settings) -> LearnerStarter | None:
     """The learner ``serve`` runs next to the sidecar, or None when ``learner.enabled`` is off.
 
-    It runs once per ``serve`` (in the parent with ``--workers``). A learner that fails
-    to start, or crashes later, is logged and leaves the sidecar serving: routing keeps
-    its last snapshot and events keep flowing to the stream for when it is back.
+    It runs once per ``serve`` (in the parent with ``--workers``), in a child process
+    (:mod:`promptlab.commands.learner_process`). A learner that fails to start, or crashes
+    later, is logged and leaves the sidecar serving: routing keeps its last snapshot and
+    events keep flowing to the stream for when it is back.
     """
     if not settings.learner.enabled:
         return None
+    # The learner's own process: its projection, statistics and database work never
+    # compete with the calls for this event loop or the GIL (see learner_process).
+    from promptlab.commands.learner_process import start_child
 
-    async def start(settings: Settings, bus: EventBus) -> LearnerStop:
-        holder: dict[str, Any] = {}
-        stopping = asyncio.Event()
-        task = asyncio.create_task(_run_learner(settings, bus, holder, stopping), name="learner")
-
-        async def stop() -> None:
-            # Let the current batch finish (the loop returns after it), then close. A stop
-            # that comes while the learner is still importing or starting is seen by
-            # _run_learner as soon as that step ends.
-            stopping.set()
-            learner = holder.get("learner")
-            if learner is not None:
-                learner.request_stop()
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 5.0)
-            except (TimeoutError, Exception):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(task, 2.0)
-            learner = holder.get("learner")
-            if learner is not None:
-                with contextlib.suppress(Exception):
-                    await learner.close()
-
-        return stop
-
-    return start
+    return start_child
 
 
 async def _run_learner(
@@ -113,14 +99,18 @@ async def _run_learner(
         settings.learner, settings.storage, bus, load_prompts(settings)
     )
     delay = 0.5
+    said: str | None = None
     while not stopping.is_set():
         try:
             await learner.start()
             break
         except Exception as exc:  # the sidecar must keep serving whatever happens here
-            log.warning(
-                "learner not started (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay
-            )
+            cause = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, BusUnavailable) and not bus.connected:
+                log.debug("learner waits for the bus: %s", exc)  # the bus's owner says so
+            elif cause != said:  # once per cause, not once per attempt
+                log.warning("learner not started (%s); retrying with backoff up to 10s", cause)
+                said = cause
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
             delay = min(delay * 2, 10.0)
@@ -164,7 +154,11 @@ def load_prompts(settings: Settings) -> dict[str, PromptSpec]:
     if not directory.is_dir():
         log.warning("prompt directory %s does not exist: no routed prompts", directory)
         return {}
-    return load_prompt_dir(directory, providers=settings.providers.keys())
+    return load_prompt_dir(
+        directory,
+        providers=settings.providers.keys(),
+        model_rule=Registry(settings.providers).route_problem,
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -181,18 +175,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if busy:
             print(busy, file=sys.stderr)
             return 1
-    if settings.server.workers > 1 and not args.reuse_port:
-        return _run_loop(supervise(args, settings, start_learner, prompts))
-    return _run_loop(
-        serve(
-            settings,
-            prompts,
-            reuse_port=args.reuse_port,
-            start_learner=start_learner,
-            access_log=getattr(args, "verbose", 0) >= 1,
-            quiet=args.reuse_port,
+    try:
+        if settings.server.workers > 1 and not args.reuse_port:
+            return _run_loop(supervise(args, settings, start_learner, prompts))
+        return _run_loop(
+            serve(
+                settings,
+                prompts,
+                reuse_port=args.reuse_port,
+                start_learner=start_learner,
+                access_log=getattr(args, "verbose", 0) >= 1,
+                quiet=args.reuse_port,
+            )
         )
-    )
+    except BusError as exc:
+        # The embedded server cannot start, or the bus settings cannot be used (an
+        # unreadable TLS file or credentials): one line, not a traceback. An unreachable
+        # NATS is not an error here: calls are served and events wait in the outbox.
+        print(f"promptlab serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run_loop(main: Awaitable[int]) -> int:
@@ -214,15 +215,23 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def _connect(bus: JetStreamBus) -> None:
-    """Connect the bus, retrying in the background: calls work meanwhile (outbox)."""
+async def _connect(bus: JetStreamBus, outage: OutageLog) -> None:
+    """Connect the bus, retrying in the background: calls work meanwhile (outbox).
+
+    Attempts start every ``outage.every_s`` (an attempt's own wait counts), and the
+    outage was said once already: only the recovery is logged.
+    """
+    loop = asyncio.get_running_loop()
     while True:
+        started = loop.time()
         try:
             await bus.start()
-            return
         except BusUnavailable as exc:
-            log.warning("%s; events go to the outbox, retrying in %.0fs", exc, BUS_RETRY_S)
-        await asyncio.sleep(BUS_RETRY_S)
+            outage.failed(exc)
+        else:
+            outage.recovered("events flow again and the outbox drains")
+            return
+        await asyncio.sleep(max(0.0, started + outage.every_s - loop.time()))
 
 
 async def _open_bus(
@@ -234,9 +243,17 @@ async def _open_bus(
         await bus.start()
         connecting = None
     except BusUnavailable as exc:
-        log.warning("%s; serving anyway, events go to the outbox until it answers", exc)
-        connecting = asyncio.create_task(_connect(bus))
+        # An attempt lasts up to connect_timeout_s: the true interval is the longer one.
+        every = max(BUS_RETRY_S, settings.nats.connect_timeout_s)
+        outage = OutageLog(log, f"NATS at {safe_nats_url(url)}", every)
+        outage.failed(exc, "serving anyway, events go to the outbox until it answers")
+        connecting = asyncio.create_task(_connect(bus, outage))
     return bus, url, embedded, connecting
+
+
+def safe_nats_url(url: str) -> str:
+    """``url`` without credentials (``nats://user:pass@host`` -> ``nats://host``)."""
+    return ",".join(u.rsplit("@", 1)[-1] for u in url.split(","))
 
 
 async def _close_bus(
@@ -269,7 +286,12 @@ async def serve(
     """
     server = settings.server
     bus, url, embedded, connecting = await _open_bus(settings)
-    publisher = EventPublisher(bus, settings.nats.outbox_dir, settings.nats.publish_queue_size)
+    publisher = EventPublisher(
+        bus,
+        settings.nats.outbox_dir,
+        settings.nats.publish_queue_size,
+        linger_s=settings.nats.publish_linger_ms / 1000.0,
+    )
     policy = FeedbackPolicy(
         repeat=settings.learner.feedback_repeat, wait_s=settings.learner.feedback_wait_s
     )
@@ -309,7 +331,7 @@ async def serve(
             stop_learner = await start_learner(settings, bus)
         stop = _stop_event()
         base_url = f"http://{server.host}:{port}"
-        announce(f"promptlab serving on {base_url}/v1 (nats: {url})")
+        announce(f"promptlab serving on {base_url}/v1 (nats: {redact_url(url)})")
         if not quiet:
             for line in startup.banner(
                 base_url=base_url,
@@ -369,7 +391,9 @@ async def supervise(
         for index in range(server.workers):
             env = {
                 **os.environ,
-                "PROMPTLAB_NATS__URL": url,
+                # An embedded server's workers find it (and its credentials) in the data
+                # dir as any promptlab process does; only an external URL is handed down.
+                **({} if embedded is not None else {"PROMPTLAB_NATS__URL": url}),
                 "PROMPTLAB_NATS__OUTBOX_DIR": str(
                     Path(settings.nats.outbox_dir) / f"worker-{index}"
                 ),
@@ -405,7 +429,8 @@ async def supervise(
         stop = _stop_event()
         base_url = f"http://{server.host}:{port}"
         print(
-            f"promptlab serving on {base_url}/v1 (nats: {url}, {server.workers} workers)",
+            f"promptlab serving on {base_url}/v1 "
+            f"(nats: {redact_url(url)}, {server.workers} workers)",
             flush=True,
         )
         for text in startup.banner(

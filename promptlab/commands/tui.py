@@ -16,6 +16,7 @@ import sys
 
 from promptlab.events import BusError
 from promptlab.events.config import NatsSettings
+from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import EmbeddedNats, nats_answers
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.settings import Settings
@@ -25,13 +26,8 @@ class CannotConnect(Exception):
     """No NATS to watch; the message says where it looked and what to do."""
 
 
-def safe_url(url: str) -> str:
-    """The URL without credentials (``nats://user:pass@host`` -> ``nats://host``)."""
-    out = []
-    for part in url.split(","):
-        scheme, sep, rest = part.strip().partition("://")
-        out.append(scheme + sep + rest.rsplit("@", 1)[-1] if sep else part.rsplit("@", 1)[-1])
-    return ",".join(out)
+safe_url = redact_url
+"""The URL without credentials (``nats://user:pass@host`` -> ``nats://host``)."""
 
 
 def embedded_url(nats: NatsSettings) -> str:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,63 @@ async def test_quitting_the_tui_early_summarises_what_happened_so_far(tmp_path: 
     assert summary.ok == summary.requests and summary.requests % 100 == 0  # whole waves
     assert sum(summary.traffic_share.values()) == pytest.approx(1.0, abs=1e-3)
     assert summary.reward_per_call > 0
+
+
+async def test_the_tui_demo_stays_live_after_its_traffic_until_the_user_quits(
+    tmp_path: Path,
+) -> None:
+    from polling import until
+    from textual.app import App
+
+    from promptlab.demo import DEMO_PROMPT_ID, run_demo
+    from promptlab.settings import Settings
+
+    requests = 300
+    seen: dict[str, object] = {}
+
+    async def use_after_the_traffic(app: App[None]) -> None:
+        state = app.state  # type: ignore[attr-defined]
+
+        def prompt() -> Any:
+            return state.prompts.get(DEMO_PROMPT_ID)
+
+        def calls() -> int:
+            p = prompt()
+            return sum(v.executions for v in p.variants()) if p and p.stats else 0
+
+        def analytics_shown() -> bool:
+            snapshot = prompt().analytics
+            return snapshot is not None and bool(snapshot.interval("hour").periods)
+
+        async with app.run_test(size=(120, 30)) as pilot:
+            await until(lambda: calls() >= requests, 120, "the whole traffic in the stats")
+            # Analytics appear (the tab said "No analytics yet" for the whole run).
+            await until(analytics_shown, 30, "analytics")
+            # The learner is still there: its status keeps coming after the traffic...
+            after = state.learner_seen_at
+            await until(
+                lambda: state.learner_seen_at is not None and state.learner_seen_at > after,
+                30,
+                "a learner status after the traffic",
+            )
+            seen["health"] = app.health().text  # type: ignore[attr-defined]
+            # ...and a command sent from the TUI acts.
+            await pilot.press("s")
+            await pilot.press("y")
+            await until(lambda: prompt().paused, 30, "the pause carried out")
+            seen["paused"] = True
+            await pilot.press("q")
+
+    summary = await run_demo(
+        Settings(),
+        data_dir=tmp_path / "demo",
+        requests=requests,
+        concurrency=8,
+        seed=1,
+        on_line=lambda _: None,
+        with_tui=True,
+        run_tui=use_after_the_traffic,
+    )
+    assert seen["paused"] is True
+    assert "learner active" in str(seen["health"]) and "silent" not in str(seen["health"])
+    assert summary.requests == requests and summary.ok == requests

@@ -35,7 +35,7 @@ async def test_starts_and_serves_jetstream(tmp_path: Path) -> None:
         assert server.url == f"nats://127.0.0.1:{server.port}"
         state = json.loads((tmp_path / "nats" / "server.json").read_text())
         assert state["port"] == server.port and state["url"] == server.url
-        bus = JetStreamBus(url=server.url)
+        bus = JetStreamBus(settings(tmp_path), url=server.url)
         await bus.start()
         ack = await bus.publish(FeedbackReceived(execution_id="e", name="n", value=True))
         assert ack.sequence == 1
@@ -43,6 +43,39 @@ async def test_starts_and_serves_jetstream(tmp_path: Path) -> None:
         port = server.port
     assert not nats_answers(port)
     assert not (tmp_path / "nats" / "server.json").exists()
+
+
+async def test_the_embedded_server_refuses_clients_without_its_credentials(
+    tmp_path: Path,
+) -> None:
+    import nats.aio.client
+    import nats.errors
+
+    from promptlab.events.bus import BusUnavailable
+    from promptlab.events.jetstream import JetStreamBus
+
+    async with EmbeddedNats(settings(tmp_path)) as server:
+        creds = json.loads((tmp_path / "nats" / "credentials.json").read_text())
+        for name in ("credentials.json", "nats-server.conf"):
+            assert (tmp_path / "nats" / name).stat().st_mode & 0o777 == 0o600, name
+        for options in ({}, {"user": creds["user"], "password": creds["password"] + "x"}):
+            client = nats.aio.client.Client()
+            with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+                await client.connect(
+                    server.url, allow_reconnect=False, connect_timeout=2, **options
+                )
+            await client.close()
+        anonymous = JetStreamBus(NatsSettings(connect_timeout_s=1), url=server.url)
+        with pytest.raises(BusUnavailable, match="Authorization Violation"):
+            await anonymous.start()
+        # A second launcher reads the same credentials, and connects.
+        url, again = await resolve_nats_url(settings(tmp_path))
+        assert again is not None and not again.owned
+        bus = JetStreamBus(settings(tmp_path), url=url)
+        await bus.start()
+        assert bus.connected
+        await bus.close()
+        assert creds["password"] not in (tmp_path / "nats" / "server.json").read_text()
 
 
 async def test_second_launcher_reuses_the_running_server(tmp_path: Path) -> None:

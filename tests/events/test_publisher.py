@@ -172,3 +172,28 @@ async def test_flush_and_a_full_batch_cut_the_linger_short(tmp_path: Path) -> No
     assert loop.time() - started < 1.0
     assert bus.batches == [10, 1] and publisher.published == 11
     await publisher.close()
+
+
+async def test_publish_durable_returns_once_the_stream_or_the_disk_holds_the_events(
+    tmp_path: Path,
+) -> None:
+    bus = MemoryBus()
+    publisher = EventPublisher(bus, tmp_path / "outbox", retry_interval=0.01)
+    await publisher.start()
+    first = [execution(1), execution(2)]
+    assert await publisher.publish_durable(first) == "stream"
+    assert await stream_ids(bus) == [e.event_id for e in first]  # no flush needed
+
+    bus.set_available(False)
+    later = [execution(3)], [execution(4)]
+    assert await publisher.publish_durable(later[0]) == "outbox"
+    assert publisher.outbox_pending == 1  # fsynced on disk before the return
+    assert await publisher.publish_durable(later[1]) == "outbox"
+    bus.set_available(True)
+    assert await publisher.flush(5)
+    # The outbox drains in order, and the next durable publish goes to the stream again.
+    last = execution(5)
+    assert await publisher.publish_durable([last]) == "stream"
+    expected = [*first, *later[0], *later[1], last]
+    assert await stream_ids(bus) == [e.event_id for e in expected]
+    await publisher.close()

@@ -83,6 +83,9 @@ async def test_evolve_prints_progress_best_and_lineage_and_writes_json(
     top = report["best"][0]
     assert top["variant"] in out and "lineage: " + top["variant"] in out
     assert "v1_simple (seed)" in out and "vs seed" in out
+    # Each winner says whether it is significantly ahead of the seed, and by which test.
+    verdict = "significantly ahead of" if top["significant"] else "but not significantly ahead of"
+    assert f"{top['variant']}, {verdict} v1_simple @ " in out
 
 
 async def test_flags_are_checked(tmp_path: Path, upstream: EvolutionUpstream) -> None:
@@ -116,3 +119,28 @@ async def test_register_publishes_lineage_and_live_challengers(
     assert all(e.origin == "mutation" and e.parents and e.generation for e in live)
     in_bucket = {decode(entry.value).variant for entry in stored if entry and entry.value}
     assert in_bucket == set(report["registered"])
+
+
+async def test_a_run_that_finds_nothing_better_says_so_in_one_line(
+    tmp_path: Path, upstream: EvolutionUpstream
+) -> None:
+    upstream.mutator_mode = "worse"  # every mutant forgets what the seed asks for
+    write_experiment(tmp_path)
+    code, out, err = await evolve(
+        tmp_path, upstream, None, "--no-events", "--generations", "2", "--json", "report.json"
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["improved"] is False and report["best"]
+    lines = [line for line in out.splitlines() if line.startswith("nothing better than the seed")]
+    assert len(lines) == 1
+    assert "v1_simple" in lines[0] and "the seed stays" in lines[0]
+
+
+async def test_a_run_that_improves_does_not_say_nothing_better(
+    tmp_path: Path, upstream: EvolutionUpstream
+) -> None:
+    write_experiment(tmp_path)
+    code, out, err = await evolve(tmp_path, upstream, None, "--no-events", "--generations", "2")
+    assert code == 0, err
+    assert "nothing better than the seed" not in out

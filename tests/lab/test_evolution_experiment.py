@@ -121,6 +121,11 @@ async def test_a_run_improves_fitness_and_every_candidate_is_an_event(
     # The best are compared with the seed by the lab's paired tests.
     top = report["best"][0]
     assert top["vs_seed"] is not None and top["vs_seed"]["n"] == len(CASES)
+    cmp = top["vs_seed"]
+    assert cmp["test"] == "sign-flip (exact)" and cmp["p_min"] == pytest.approx(2 / 2 ** len(CASES))
+    assert top["lead"]["runner_up"].startswith("v1_simple @ ")  # the seed
+    assert top["lead"]["runner_up"] in (cmp["a"], cmp["b"])
+    assert top["significant"] == (cmp["p_holm"] < 0.05 and top["lead"]["mean_diff"] > 0)
     assert top["lineage"][-1] == "v1_simple"
 
 

@@ -44,7 +44,14 @@ async def test_registered_variants_run_against_a_real_upstream(
     )
     (comparison,) = report.comparisons
     assert comparison.n == 3 and comparison.mean_diff == pytest.approx(-0.55)
-    assert comparison.significant  # constant differences: no variation, a sure difference
+    # Three cases, "long" ahead on each: the exact sign-flip test says p = 2/8 = 0.25,
+    # the smallest p three cases can give; not significant, and the report says so.
+    assert comparison.test == "sign-flip (exact)"
+    assert comparison.p_value == pytest.approx(0.25) == comparison.p_min
+    assert not comparison.significant
+    assert report.best.significant is False
+    assert report.best.lead is not None and report.best.lead.runner_up == "short @ fake/cheap"
+    assert "best, but not significantly ahead of short @ fake/cheap" in report.to_markdown()
     assert {p.variant for p in report.pareto} <= {"long", "short"}
     assert "| long @ fake/cheap ★" in report.to_markdown()
     try:
@@ -79,3 +86,8 @@ async def test_optimize_searches_params_on_the_simulated_provider() -> None:
     assert outcome.sampler == "TPE"  # one objective: quality
     assert outcome.stopped_by_budget and outcome.calls <= 8
     assert len(outcome.trail) == 4  # 2 calls a trial (model + judge)
+    # One case cannot tell trials apart: the winner is not significantly ahead, and says so.
+    assert outcome.best is not None and outcome.lead is not None
+    assert outcome.lead.n == 1 and outcome.lead.p_value == 1.0 and not outcome.lead.significant
+    assert "winner, but not significantly ahead of" in outcome.summary()
+    assert outcome.to_json()["significant"] is False

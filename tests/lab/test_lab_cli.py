@@ -85,7 +85,21 @@ def test_the_shipped_example_runs_with_no_key_and_finds_the_better_variant(workd
     )
     assert {"a", "b", "p_value", "p_holm", "significant", "test"} <= comparison.keys()
     assert comparison["significant"] and comparison["better"] == v2["label"]
+    # 10 cases: the exact sign-flip test, whose smallest p is 2 / 2**10.
+    assert {c["test"] for c in report["comparisons"]} == {"sign-flip (exact)"}
+    assert comparison["p_min"] == pytest.approx(2 / 2**10) and comparison["p_value"] > 0
+    for row in rows.values():  # every interval inside [0, 1], named by its method
+        for ci, method in (
+            (row["quality_ci"], row["quality_ci_method"]),
+            (row["success_ci"], row["success_ci_method"]),
+        ):
+            assert 0.0 <= ci[0] <= ci[1] <= 1.0 and method == "wilson (scores)"  # 10 cases
+        assert row["quality_ci"][0] <= row["quality_mean"] <= row["quality_ci"][1]
     assert report["best"]["variant"] == "v2_structured" and report["best"]["model"] == big
+    assert report["best"]["significant"] is True
+    assert report["best"]["lead"]["runner_up"] == f"v2_structured @ {mini}"
+    assert report["detectable"]["difference"] > 0 and report["detectable"]["cases"] == 10
+    assert "significantly ahead of" in done.stdout and "smallest detectable" in done.stdout
     assert {"variant", "model"} <= report["pareto"][0].keys()
     assert report["calls"] == 240 and not report["stopped_by_budget"]
     assert "| variant @ model |" in (workdir / "report.md").read_text()
@@ -195,6 +209,9 @@ def test_optimize_prints_the_trail_and_the_winner(workdir: Path) -> None:
     assert len(outcome["trail"]) == 4
     assert all("temperature" in t["params"] for t in outcome["trail"])
     assert outcome["best"] is None or outcome["best"]["quality_mean"] >= 0.8
+    if outcome["best"] is not None:
+        assert outcome["lead"]["test"] == "sign-flip (exact)"  # 6 cases a trial
+        assert outcome["significant"] == outcome["lead"]["significant"]
     assert done.stderr.count("trial ") >= 4
 
 

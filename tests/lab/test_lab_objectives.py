@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from promptlab.lab.objectives import Constraint, Objective, constrained_best, pareto_front
+from promptlab.lab.objectives import (
+    Constraint,
+    Objective,
+    constrained_best,
+    median_interval,
+    pareto_front,
+)
+from promptlab.lab.report import build_report, point_result
+from promptlab.lab.results import Trial
 
 
 def point(q: float | None, cost: float, lat: float) -> dict[str, float | None]:
@@ -60,3 +70,98 @@ def test_no_feasible_point_gives_none_and_the_failed_constraints() -> None:
         POINTS, [Objective("quality")], [Constraint.parse("quality", ">= 0.95")]
     )
     assert best is None and "quality >= 0.95" in why
+
+
+# --------------------------------------------------------------------------- noise
+
+PROFILES = {
+    # label: (quality, cost per call, median latency ms, latency jitter ms)
+    "best": (0.9, 0.002, 100.0, 5.0),
+    "worse twin": (0.8, 0.002, 100.0, 5.0),  # as fast as "best": only jitter tells them apart
+    "cheap": (0.6, 0.001, 300.0, 10.0),
+    "fast": (0.7, 0.002, 40.0, 2.0),
+}
+
+
+def seeded_run(seed: int) -> list[Trial]:
+    """A seeded experiment's trials: quality and cost replay, latency is the machine's."""
+    rng = random.Random(seed)  # the machine's jitter differs between runs...
+    same = random.Random(0)  # ...the answers' quality replays
+    return [
+        Trial(
+            point=label,
+            variant=label,
+            version="v",
+            model="simulated/m",
+            params={},
+            case=f"c{case}",
+            repeat=0,
+            execution_id=f"{label}-{case}",
+            latency_ms=latency + rng.uniform(-jitter, jitter),
+            cost_usd=cost,
+            quality=quality + same.uniform(-0.05, 0.05),
+        )
+        for label, (quality, cost, latency, jitter) in PROFILES.items()
+        for case in range(12)
+    ]
+
+
+def front_of(trials: list[Trial]) -> list[str]:
+    report = build_report(
+        trials,
+        experiment="e",
+        prompt="p",
+        objectives=[Objective("quality", 1.0, "maximize")],
+        constraints=[],
+        order=list(PROFILES),
+    )
+    return [p.label for p in report.pareto]
+
+
+def test_the_front_of_identical_seeded_runs_does_not_depend_on_latency_jitter() -> None:
+    runs = [seeded_run(seed) for seed in range(30)]
+    assert front_of(runs[0]) == ["best", "cheap", "fast"]  # the report's own front
+    fronts, exact = set(), set()
+    for trials in runs:
+        figures = [
+            point_result(label, [t for t in trials if t.point == label]) for label in PROFILES
+        ]
+        points = [f.model_dump() for f in figures]
+        samples = [
+            {"latency_ms": [t.latency_ms for t in trials if t.point == label],
+             "cost_usd": [t.cost_usd for t in trials if t.point == label]}
+            for label in PROFILES
+        ]  # fmt: skip
+        fronts.add(tuple(pareto_front(points, samples=samples)))
+        exact.add(tuple(pareto_front(points)))
+    assert fronts == {(0, 2, 3)}
+    assert len(exact) > 1  # without the noise, jitter decides whether the twin is on it
+
+
+def test_a_difference_beyond_the_noise_still_dominates() -> None:
+    slow = {"latency_ms": [200.0, 210.0, 190.0, 205.0, 195.0, 200.0], "cost_usd": [0.002] * 6}
+    quick = {"latency_ms": [100.0, 110.0, 90.0, 105.0, 95.0, 100.0], "cost_usd": [0.002] * 6}
+    points = [point(0.8, 0.002, 200.0), point(0.8, 0.002, 100.0)]
+    assert pareto_front(points, samples=[slow, quick]) == [1]
+    # Overlapping latencies are a tie: neither dominates.
+    near = {"latency_ms": [190.0, 215.0, 185.0, 205.0, 195.0, 200.0], "cost_usd": [0.002] * 6}
+    points = [point(0.8, 0.002, 200.0), point(0.8, 0.002, 197.5)]
+    assert pareto_front(points, samples=[slow, near]) == [0, 1]
+
+
+def test_a_cost_within_its_noise_is_a_tie_and_an_exact_one_is_not() -> None:
+    noisy = [
+        {"latency_ms": [100.0] * 4, "cost_usd": c}
+        for c in ([1.0, 3.0, 2.0, 2.0], [1.5, 2.5, 2.0, 2.2])
+    ]
+    points = [point(0.8, 2.0, 100.0), point(0.8, 2.05, 100.0)]
+    assert pareto_front(points, samples=noisy) == [0, 1]
+    exact = [{"latency_ms": [100.0] * 4, "cost_usd": [c] * 4} for c in (2.0, 2.05)]
+    assert pareto_front(points, samples=exact) == [0]
+
+
+@pytest.mark.parametrize("n", [1, 5, 6, 10, 20, 100])
+def test_the_median_interval_uses_the_binomial_ranks(n: int) -> None:
+    low, high = median_interval([float(x) for x in range(n)])
+    expected = {1: (0, 0), 5: (0, 4), 6: (0, 5), 10: (1, 8), 20: (5, 14), 100: (39, 60)}[n]
+    assert (low, high) == expected  # the textbook ranks for a 95% interval

@@ -1,8 +1,9 @@
 """The runner end to end: real HTTP fake (model + judge) through ``providers.Providers``.
 
 Every figure of the report is recomputed here from the fake's table, independently of
-the lab's statistics code (hand-written t statistic, exact Wilcoxon by enumeration,
-Holm by hand, the constrained best and the Pareto front by brute force).
+the lab's statistics code (Wilson's formula and the t statistic written out, the exact
+sign-flip and Wilcoxon tests by enumeration, Holm by hand, the constrained best and the
+Pareto front by brute force).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 import pytest
 from lab_fixtures import providers, upstream  # noqa: F401 (pytest fixtures)
 from lab_upstream import JUDGE_USAGE, MODEL_USAGE, PRICES, LabUpstream
+from scipy.stats import norm
 from scipy.stats import t as t_dist
 
 from promptlab.events.models import BaseEvent, EvaluationFailed, ExecutionCompleted
 from promptlab.lab.experiment import Experiment, ExperimentSpec, resolve
+from promptlab.lab.objectives import mean_interval, median_interval
 from promptlab.lab.results import ResultsFile, read
 from promptlab.lab.runner import run_experiment
 from promptlab.prompts import PromptSpec
@@ -88,12 +91,25 @@ def per_case(
     }
 
 
-def t_interval(values: list[float]) -> tuple[float, float, float]:
+def wilson_scores(values: list[float]) -> tuple[float, float, float]:
+    """Wilson's interval of a mean score in [0, 1] (fewer than 10 cases: the lab's choice)."""
     n = len(values)
     mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = t_dist.ppf(0.975, n - 1) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
+    z = norm.ppf(0.975)
+    centre = (mean + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return mean, centre - half, centre + half
+
+
+def sign_flip_p(a: list[float], b: list[float]) -> float:
+    """Two-sided exact sign-flip p-value of the mean difference, over all 2**n flips."""
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    observed = abs(sum(d))
+    sums = [
+        abs(sum(s * x for s, x in zip(signs, d, strict=True)))
+        for signs in itertools.product((1, -1), repeat=len(d))
+    ]
+    return sum(1 for s in sums if s >= observed - 1e-9) / len(sums)
 
 
 def paired_t_p(a: list[float], b: list[float]) -> float:
@@ -163,11 +179,12 @@ async def test_report_figures_match_values_computed_here(
     for variant, model in POINTS:
         row = report.point(f"{variant} @ {model}")
         cases = per_case(table, variant, model)
-        mean, low, high = t_interval(list(cases.values()))
+        mean, low, high = wilson_scores(list(cases.values()))
         means[row.label] = cases
         assert row.n == len(CASES) * REPEATS and row.n_cases == len(CASES)
         assert row.quality_mean == pytest.approx(mean)
         assert row.quality_ci == pytest.approx((low, high))
+        assert row.quality_ci_method == "wilson (scores)"
         trial_q = [
             JUDGE_WEIGHT * q + CONTAINS_WEIGHT
             for c in CASES
@@ -194,15 +211,21 @@ async def test_report_figures_match_values_computed_here(
         exact_wilcoxon_p([means[a][c] for c in CASES], [means[b][c] for c in CASES])
         for a, b in pairs
     ]
-    t_holm, w_holm = holm_by_hand(t_ps), holm_by_hand(w_ps)
+    f_ps = [
+        sign_flip_p([means[a][c] for c in CASES], [means[b][c] for c in CASES]) for a, b in pairs
+    ]
+    t_holm, w_holm, f_holm = holm_by_hand(t_ps), holm_by_hand(w_ps), holm_by_hand(f_ps)
     assert [(c.a, c.b) for c in report.comparisons] == pairs
-    for comp, tp, th, wp, wh in zip(report.comparisons, t_ps, t_holm, w_ps, w_holm, strict=True):
-        assert comp.test == "paired t"
-        assert comp.p_value == pytest.approx(tp) and comp.t_p == pytest.approx(tp)
-        assert comp.p_holm == pytest.approx(th)
+    for comp, tp, th, wp, wh, fp, fh in zip(
+        report.comparisons, t_ps, t_holm, w_ps, w_holm, f_ps, f_holm, strict=True
+    ):
+        assert comp.test == "sign-flip (exact)"  # 6 cases: the exact test
+        assert comp.p_value == pytest.approx(fp) and comp.p_holm == pytest.approx(fh)
+        assert comp.p_min == pytest.approx(2 / 2**6)
+        assert comp.t_p == pytest.approx(tp) and comp.t_p_holm == pytest.approx(th)
         assert comp.wilcoxon_p == pytest.approx(wp)
         assert comp.wilcoxon_p_holm == pytest.approx(wh)
-        assert comp.significant == (th < 0.05)
+        assert comp.significant == (fh < 0.05)
 
     # Constrained best: quality >= 0.4 and cost <= 0.0002 (fake/pricey costs 0.00025 a
     # call); the score is the weighted sum of min-max normalised objectives.
@@ -234,24 +257,24 @@ async def test_report_figures_match_values_computed_here(
     assert report.best.label == max(feasible, key=lambda k: score[k])
     assert report.best.score == pytest.approx(score[report.best.label])
 
-    # Pareto front of (quality max, cost min, latency min), by brute force.
-    vec = {
-        label: (
-            report.point(label).quality_mean,
-            -report.point(label).cost_usd_mean,  # type: ignore[operator]
-            -report.point(label).latency_ms_p50,
-        )
-        for label in labels
-    }  # type: ignore[operator]
-    front = [
-        a
-        for a in labels
-        if not any(
-            all(x >= y for x, y in zip(vec[b], vec[a], strict=True)) and vec[b] != vec[a]
-            for b in labels
-            if b != a
-        )
-    ]
+    # Pareto front of (quality max, cost min, latency min), by brute force: cost and
+    # latency count as different only beyond their 95% measurement intervals (the mean's
+    # and the median's, lab.objectives), quality as measured.
+    def box(label: str) -> list[tuple[float, float]]:
+        trials = [t for t in run.trials if t.point == label]
+        q = report.point(label).quality_mean
+        cost = mean_interval([t.cost_usd for t in trials])
+        lat = median_interval([t.latency_ms for t in trials])
+        assert q is not None and cost is not None and lat is not None
+        return [(q, q), (-cost[1], -cost[0]), (-lat[1], -lat[0])]
+
+    def beats(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+        above = any(x[0] > y[1] for x, y in zip(a, b, strict=True))
+        below = any(x[1] < y[0] for x, y in zip(a, b, strict=True))
+        return above and not below
+
+    boxes = {label: box(label) for label in labels}
+    front = [a for a in labels if not any(beats(boxes[b], boxes[a]) for b in labels if b != a)]
     assert [p.label for p in report.pareto] == front
 
     # The evolution engine reads the judge's reasons of failing trials.

@@ -136,7 +136,7 @@ async def test_promote_rollback_and_pause_through_the_learner(
     code, out, _ = await cli(capsys, "promote", "greet", "b", "--config", str(config))
     assert code == 0 and "VariantPromoted" in out
     code, _, err = await cli(capsys, "promote", "greet", "zzz", "--config", str(config))
-    assert code == 1 and "unknown variant 'zzz'" in err
+    assert code == 1 and "no variant 'zzz' in 'greet'; its variants: a, b" in err
     code, out, _ = await cli(capsys, "rollback", "greet", "--config", str(config))
     assert code == 0 and "VariantRolledBack" in out
     code, out, _ = await cli(capsys, "pause", "greet", "--config", str(config))
@@ -165,3 +165,59 @@ async def test_lifecycle_moves_through_the_learner_and_refusals_exit_1(
     assert code == 0
     code, out, _ = await cli(capsys, "promote", "greet", "b", *opts)
     assert code == 0 and "VariantPromoted" in out
+
+
+async def test_a_command_for_a_prompt_that_does_not_exist_is_refused_with_what_exists(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No learner runs: before, this printed "sent" and exited 0.
+    opts = ["--config", str(config), "--wait", "0.2"]
+    code, out, err = await cli(capsys, "promote", "summarize", "v2", *opts)
+    assert code == 1 and "sent" not in out
+    assert "no prompt 'summarize'; prompts that exist: greet" in err
+    code, out, err = await cli(capsys, "rollback", "summarize", *opts)
+    assert code == 1 and "no prompt 'summarize'" in err
+    code, out, err = await cli(capsys, "prompts", "archive", "greet", "v2", *opts)
+    assert code == 1 and "no variant 'v2' in 'greet'; its variants: a, b" in err
+
+
+LONG = "b_with_a_long_descriptive_name_from_breeding"
+
+
+async def test_stats_names_its_two_counts_fits_long_names_and_crowns_no_empty_leader(
+    config: Path, nats_server: NatsServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "prompts" / "greet.toml").write_text(
+        PROMPT.replace('name = "b"', f'name = "{LONG}"')
+    )
+    settings = load_settings(config)
+    bus = JetStreamBus(url=nats_server.url)
+    await bus.start()
+    learner = Learner(
+        settings.learner, settings.storage, bus, load_prompt_dir(settings.prompts.dir), policy=None
+    )
+    try:
+        async with learner:
+            for i in range(6):  # calls, and no feedback at all yet
+                await bus.publish(execution(f"x{i}", variant=("a", LONG)[i % 2], seconds=i))
+            await learner.caught_up()
+            code, out, _ = await cli(capsys, "stats", "--config", str(config), "--json")
+            [prompt] = json.loads(out)["prompts"]
+            assert code == 0 and prompt["leader"] is None
+            assert {v["variant"]: (v["executions"], v["n"]) for v in prompt["variants"]} == {
+                "a": (3, 0),
+                LONG: (3, 0),
+            }
+            code, out, _ = await cli(capsys, "stats", "--config", str(config))
+    finally:
+        await bus.close()
+    assert code == 0
+    lines = out.splitlines()
+    header = next(line for line in lines if "VARIANT" in line)
+    row = next(line for line in lines if LONG in line)
+    assert "CALLS" in header and "REWARDED" in header and " N " not in header
+    # Every column stays under its heading: the long name does not push the row out.
+    assert len(row) == len(header)
+    assert row.index("challenger") == header.index("STATUS")
+    assert "leader - (no variant has rewarded calls yet)" in out
+    assert "REWARDED: calls with feedback" in out

@@ -349,3 +349,54 @@ def test_shipped_prompt_files_validate_clean() -> None:
     spec = load_prompt_file(REPO / "config" / "prompts" / "summarize.toml")
     assert spec.category == "code" and len(spec.variants) == 2
     assert len(spec.examples) == 2 and all(e.expected for e in spec.examples)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "hint"),
+    [
+        (HEAD + 'descripton = "x"\n' + variant("x"), "descripton", "did you mean 'description'?"),
+        (HEAD + variant("x", "templte = 'y'\n"), "variants[0].templte", "did you mean 'template'?"),
+        (HEAD + variant("x", "champoin = true\n"), "variants[0].champoin", "'champion'?"),
+        (
+            HEAD + '[[variables]]\nname = "x"\nrequird = true\n' + variant("{{ x }}"),
+            "variables[0].requird",
+            "did you mean 'required'?",
+        ),
+        (
+            HEAD + "[routing]\nexploration_cp = 0.1\n" + variant("x"),
+            "routing.exploration_cp",
+            "'exploration_cap'?",
+        ),
+        (
+            HEAD + "[promotion]\nmin_sample = 10\n" + variant("x"),
+            "promotion.min_sample",
+            "did you mean 'min_samples'?",
+        ),
+    ],
+)
+def test_a_misspelt_key_gets_a_did_you_mean(
+    write_toml: WriteToml, body: str, field: str, hint: str
+) -> None:
+    message = fields(problems_of(write_toml, body))[field]
+    assert message.startswith("unknown key") and hint in message
+
+
+def test_a_key_like_nothing_known_gets_no_guess(write_toml: WriteToml) -> None:
+    assert fields(problems_of(write_toml, HEAD + 'colour = "red"\n' + variant("x"))) == {
+        "colour": "unknown key"
+    }
+
+
+def test_an_undeclared_variable_is_reported_with_the_other_problems(write_toml: WriteToml) -> None:
+    # Before, the undeclared {{ cod }} only showed up once the typo'd key was fixed.
+    text = HEAD + VARIABLE + variant("{{ cod }}", "temprature = 1\n")
+    problems = fields(problems_of(write_toml, text))
+    assert problems["variants[0].temprature"].startswith("unknown key")
+    assert problems["variants[0].template"] == (
+        "uses undeclared variable 'cod'; declare it under [[variables]]; did you mean 'code'?"
+    )
+    # Once alone it is reported once, with the same words.
+    alone = problems_of(write_toml, HEAD + VARIABLE + variant("{{ cod }}"))
+    assert [(p.field, p.message) for p in alone] == [
+        ("variants[0].template", problems["variants[0].template"])
+    ]

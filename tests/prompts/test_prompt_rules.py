@@ -238,3 +238,14 @@ def test_the_cli_checks_providers_against_the_settings(
     out = capsys.readouterr().out
     assert "variants[1].model: provider 'groq' is not configured" in out
     assert "variants[0]" not in out
+
+
+def test_a_misspelt_provider_gets_a_did_you_mean(write_toml: WriteToml) -> None:
+    text = 'id = "p"\n[[variants]]\nname = "a"\nmodel = "opnai/gpt-4o-mini"\ntemplate = "hi"\n'
+    path = write_toml("p.toml", text)
+    [problem] = validate_files([path], providers={"openai", "simulated"})
+    assert problem.message == (
+        "provider 'opnai' is not configured (configured: openai, simulated); did you mean 'openai'?"
+    )
+    [problem] = validate_files([path], providers={"local"})
+    assert problem.message.endswith("add [providers.opnai] to promptlab.toml")

@@ -308,3 +308,21 @@ async def test_keys_that_would_redirect_a_call_never_leave(make_providers: MakeP
         assert "api_base" not in forwarded and "extra_headers" not in forwarded
     finally:
         await fake.stop()
+
+
+async def test_a_cookie_one_answer_sets_is_never_sent_on_later_calls(
+    make_providers: MakeProviders,
+) -> None:
+    # One session serves every caller: an upstream's cookie must not follow the next call.
+    fake = FakeUpstream(set_cookie="session=caller-a; Path=/")
+    await fake.start()
+    try:
+        # A host name, not an IP: aiohttp's default jar keeps no cookie of an IP address.
+        base = fake.base_url.replace("127.0.0.1", "localhost")
+        p = await make_providers(fake=settings(base))
+        await p.complete("fake/m", BODY)
+        await p.complete("fake/m", BODY)
+        assert len(fake.requests) == 2
+        assert all("Cookie" not in r.headers for r in fake.requests)
+    finally:
+        await fake.stop()

@@ -111,6 +111,7 @@ class Serve:
         if not learner:
             command.append("--no-learner")
         self._log = open(log, "ab")
+        self.ready_line = ""
         self.proc = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -135,6 +136,7 @@ class Serve:
             log = self.log_text()[-3000:]  # before kill() closes the log file
             self.kill()
             raise RuntimeError(f"serve not ready: {lines!r}\n{log}")
+        self.ready_line = lines[0]
         return match.group(1)
 
     @property

@@ -74,12 +74,13 @@ async def test_every_problem_of_a_body_in_one_400(make_sidecar: MakeSidecar) -> 
         "colour",
         "variants[0].model",
         "variants[1].params.temprature",
+        "variants[1].template",  # the undeclared {{ nobody }}, with the other problems
     }, error["details"]
     for field in fields:
         assert field in error["message"]
     assert "did you mean 'temperature'" in error["message"]
     assert "provider 'nowhere' is not configured" in error["message"]
-    # the undeclared variable is a rule between parts: reported once the parts are sound
+    # alone, the undeclared variable is reported once, in the same words
     fixed = faq(variants=[{"name": "kind", "model": "fake/model-b", "template": "Hi {{ nobody }}"}])
     status, answer = await call("PUT", sidecar.url + "/admin/prompts/faq", fixed)
     assert status == 400 and answer["error"]["details"] == [

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import openai
 import pytest
 import raw_upstream as up
-from conftest import MakeSidecar, summarize_prompt
+from conftest import SECRET, MakeSidecar, summarize_prompt
 
 from promptlab.events.models import ExecutionCompleted, ModelAttempt
 from promptlab.prompts import PromptSpec
@@ -165,3 +165,38 @@ async def test_variant_params_cannot_redirect_a_call(make_sidecar: MakeSidecar) 
     )
     forwarded = sidecar.upstream.requests[-1].body
     assert "api_base" not in forwarded and forwarded["temperature"] == 0
+
+
+async def test_a_variant_whose_model_does_not_exist_is_logged_once_at_warning(
+    make_sidecar: MakeSidecar, caplog: pytest.LogCaptureFixture
+) -> None:
+    sidecar = await make_sidecar(
+        prompts=[summarize_prompt(strategy="fixed", weights={"v1": 0.0, "v2": 1.0})]
+    )
+    sidecar.upstream.fail_models["model-b"] = 404  # answers OpenAI's model_not_found
+    client = sidecar.client()
+    with caplog.at_level("WARNING", logger="promptlab.sidecar.proxy"):
+        for _ in range(3):
+            raw = await client.chat.completions.with_raw_response.create(
+                model="promptlab/summarize", messages=[], extra_body=VARS
+            )
+            assert raw.headers["X-Promptlab-Variant"] == "v1"  # the champion answered
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "failed" in r.message]
+    assert len(warnings) == 1, [r.message for r in warnings]
+    message = warnings[0].getMessage()
+    assert "variant v2 of prompt summarize (model fake/model-b)" in message
+    assert "upstream 404 model_not_found" in message and SECRET not in message
+    events = await sidecar.wait_events("execution.completed", 6)
+    failed = [e for e in events if isinstance(e, ExecutionCompleted) and e.status == "error"]
+    assert len(failed) == 3 and all(e.http_status == 404 for e in failed)
+
+
+async def test_a_missing_model_on_passthrough_keeps_model_not_found(
+    make_sidecar: MakeSidecar,
+) -> None:
+    sidecar = await make_sidecar()
+    sidecar.upstream.fail_models["gpt-nope"] = 404
+    with pytest.raises(openai.NotFoundError) as caught:
+        await sidecar.client().chat.completions.create(model="fake/gpt-nope", messages=HI)
+    assert caught.value.code == "model_not_found"
+    assert "The model `gpt-nope` does not exist" in caught.value.message

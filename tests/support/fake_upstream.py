@@ -53,6 +53,8 @@ class FakeUpstream:
     requests: list[Received] = field(default_factory=list)
     cancelled_streams: int = 0
     """Streams whose client (the sidecar) went away before the end."""
+    set_cookie: str | None = None
+    """A ``Set-Cookie`` value sent with every completion (None: no cookie)."""
     reply: Callable[[dict[str, Any]], str] | None = None
     """Answers chat completions in place of the echo (e.g. an answer that depends on
     whether the request carried demonstrations)."""
@@ -182,11 +184,13 @@ class FakeUpstream:
                 else None
             )
             message = action.message if action is not None else "fake upstream failure"
+            if status == 404 and action is None:  # as OpenAI answers a model it does not have
+                message = f"The model `{body.get('model')}` does not exist"
             error = {
                 "error": {
                     "message": message,
                     "type": "server_error" if status >= 500 else "invalid_request_error",
-                    "code": None,
+                    "code": "model_not_found" if status == 404 else None,
                     "param": None,
                 }
             }
@@ -215,7 +219,8 @@ class FakeUpstream:
                     }
                 ],
                 "usage": usage,
-            }
+            },
+            headers={"Set-Cookie": self.set_cookie} if self.set_cookie else None,
         )
 
     async def _stream(

@@ -221,12 +221,28 @@ class Serve:
             self._close()
 
     def kill(self) -> None:
-        """SIGKILL, and stop the embedded nats-server the killed child cannot stop."""
+        """SIGKILL ``serve`` and its learner process (a crash of the whole service), and
+        stop the embedded nats-server the killed child cannot stop."""
         if self.proc.poll() is None:
+            learners = self._learner_children()
             self.proc.kill()
+            for pid in learners:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
             self.proc.wait()
             self._stop_embedded_nats()
         self._close()
+
+    def _learner_children(self) -> list[int]:
+        """The pids of ``serve``'s learner child processes (Linux /proc)."""
+        found = []
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        with contextlib.suppress(OSError):
+            for pid in children.read_text().split():
+                with contextlib.suppress(OSError):
+                    if b"learner_child" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        found.append(int(pid))
+        return found
 
     def _stop_embedded_nats(self) -> None:
         state = self._nats_state_file()

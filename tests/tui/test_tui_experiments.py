@@ -43,6 +43,10 @@ def report_json(directory: Path) -> dict[str, object]:
 def test_interval_bars_and_the_scatter_mark_what_they_should(tmp_path: Path) -> None:
     assert interval_bar((0.2, 0.6), 0.4, width=11) == "  [─●─]    "
     data = report_json(tmp_path)
+    for row in data["results"]:  # type: ignore[attr-defined]
+        low, high = row["quality_ci"]
+        assert 0.0 <= low < row["quality_mean"] < high <= 1.0
+        assert row["quality_ci_method"] == "wilson (scores)"
     plot = pareto_scatter(data)
     assert "1 ◆ plain @ m/cheap" in plot and "2 ◆ rich @ m/dear" in plot
 
@@ -68,6 +72,10 @@ async def test_e_lists_saved_reports_and_enter_opens_one(tmp_path: Path) -> None
         text = screen_text(app)
         assert "rich @ m/dear ★ ◆" in text and "●" in text and "[" in text
         assert "best: rich @ m/dear" in text
+        # 4 cases, rich ahead on each: the exact test's p is 2/16, and the screen says so.
+        assert "best, but not significantly ahead of plain @ m/cheap" in text
+        assert "sign-flip (exact)" in text and "min p 0.125" in text
+        assert "wilson (scores)" in text  # every interval names its method
         await pilot.press("escape", "escape")
         await until(
             pilot, lambda: not isinstance(app.screen, ExperimentsScreen | ExperimentReportScreen)

@@ -113,6 +113,7 @@ async def test_history_and_diff_commands(
     code, out, _ = await asyncio.to_thread(run, "history", "greet", "b")
     lines = out.splitlines()
     assert code == 0 and len(lines) == 4
+    assert lines[0].split()[-2:] == ["CALLS", "REWARD"]  # executions, not `stats`' rewarded N
     assert lines[2].split()[:6] == ["b", "2", "v-b2", "2025-01-06", "12:10", "api"]
     assert lines[3].split()[5:8] == ["mutation", "b", "active"]
     code, out, _ = await asyncio.to_thread(run, "diff", "greet", "b", "2", "3")
