@@ -24,17 +24,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from promptlab.events.bus import EventBus
+from promptlab.events.bus import EventBus, KVEntry
 from promptlab.events.snapshots import DemoPoolSnapshot
 from promptlab.events.subjects import Bucket, demo_pool_key
+from promptlab.events.watching import follow
 from promptlab.prompts import PromptSpec, VariantSpec
 from promptlab.prompts.demo_pool import DemoPool, pool_from_examples
 from promptlab.prompts.demos import Demo
 from promptlab.providers import Redactor
 
 log = logging.getLogger(__name__)
-
-WATCH_RETRY_S = 1.0
 
 
 class DemoPools:
@@ -110,20 +109,14 @@ class DemoPools:
 
 async def watch_pools(bus: EventBus, pools: DemoPools) -> None:
     """Serve every pool the learner writes; keep the last one if NATS goes away."""
-    while True:
+
+    async def apply(entry: KVEntry) -> None:
         try:
-            async for entry in bus.kv_watch(str(Bucket.DEMOS)):
-                if entry.value is None:
-                    continue
-                try:
-                    snapshot = DemoPoolSnapshot.decode(entry.value)
-                except (ValidationError, ValueError) as exc:
-                    log.warning("ignoring a demonstration pool for %s: %s", entry.key, exc)
-                    continue
-                # Building the index of a large pool takes a while: not on the event loop.
-                await asyncio.to_thread(pools.apply, snapshot)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("demonstration pool watch interrupted (%s); retrying", exc)
-        await asyncio.sleep(WATCH_RETRY_S)
+            snapshot = DemoPoolSnapshot.decode(entry.value or b"")
+        except (ValidationError, ValueError) as exc:
+            log.warning("ignoring a demonstration pool for %s: %s", entry.key, exc)
+            return
+        # Building the index of a large pool takes a while: not on the event loop.
+        await asyncio.to_thread(pools.apply, snapshot)
+
+    await follow(bus, str(Bucket.DEMOS), apply, what="demonstration pool watch", logger=log)
