@@ -54,6 +54,11 @@ def main() -> int:
     """Entry of the child: settings from stdin, then the learner until told to stop."""
     settings, verbosity, fmt = pickle.load(sys.stdin.buffer)
     configure_logging(verbosity, fmt)
+    # serve reports a NATS outage, a disconnection and each recovery once; its learner
+    # child, whose connection follows the same server, does not say them a second time.
+    quiet = logging.DEBUG if verbosity >= 2 else logging.ERROR
+    for name in ("promptlab.commands.serve", "promptlab.events.jetstream"):
+        logging.getLogger(name).setLevel(quiet)
     try:
         # Calls first: on busy cores the scheduler runs the sidecar before the learner,
         # whose backlog waits in the stream.
