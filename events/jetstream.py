@@ -99,6 +99,12 @@ def _translate(action: str) -> Iterator[None]:
 
 
 @functools.cache
+def _refused_login(exc: BaseException | None) -> bool:
+    return exc is not None and (
+        isinstance(exc, nats.errors.AuthorizationError) or "authorization" in str(exc).lower()
+    )
+
+
 def _subject(kind: type[BaseEvent]) -> str:
     """The subject events of ``kind`` are published on (looked up once per type)."""
     return kind.nats_subject.value
@@ -263,7 +269,10 @@ class JetStreamBus:
     async def _on_error(self, exc: Exception) -> None:
         # While connecting, the client retries and only the outer timeout ends it: keep
         # the real cause (connection refused, unknown host) to say instead of a timeout.
-        self._connect_error = exc
+        # A refused login is followed by the server closing the socket: the login, not
+        # the reset after it, is the cause.
+        if not _refused_login(self._connect_error):
+            self._connect_error = exc
         log.debug("NATS client error: %r", exc)
 
     async def _on_disconnected(self) -> None:
