@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from promptlab.events.bus import BusError, Consumer, Delivery, EventBus
+from promptlab.events.bus import BusError, BusUnavailable, Consumer, Delivery, EventBus
 from promptlab.events.models import BaseEvent
 from promptlab.learner.analysis import PromptAnalysis, analyze, rng_for
 from promptlab.learner.applying import apply_isolating, apply_retrying
@@ -368,7 +368,9 @@ class Learner:
                 failures += 1
                 if isinstance(classify(exc), StoreUnavailable):
                     self.store_failures += 1
-                log.warning(
+                # NATS away: the bus's connection says so once (events.outage); each
+                # failed fetch meanwhile is no news.
+                (log.debug if isinstance(exc, BusUnavailable) else log.warning)(
                     "learner loop error (%s: %s); retrying in %.2fs",
                     type(exc).__name__,
                     exc,
