@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from bench.render import measure_us
 from promptlab.prompts import PromptSpec, Renderer
 from promptlab.prompts.demo_pool import DemoPool, tokens
 from promptlab.prompts.demos import Demo
@@ -69,17 +70,9 @@ def rss_mb() -> float:
 
 
 def measure(fn: Callable[[], object], iterations: int) -> tuple[float, float]:
-    """p50, p99 in milliseconds."""
-    for _ in range(min(200, iterations)):
-        fn()
-    samples = []
-    clock = time.perf_counter_ns
-    for _ in range(iterations):
-        start = clock()
-        fn()
-        samples.append(clock() - start)
-    samples.sort()
-    return samples[len(samples) // 2] / 1e6, samples[int(len(samples) * 0.99)] / 1e6
+    """p50, p99 in milliseconds (bench.render's measurement)."""
+    p50, p99 = measure_us(fn, iterations, warmup=200)
+    return p50 / 1000, p99 / 1000
 
 
 def main(argv: list[str] | None = None) -> None:

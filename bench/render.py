@@ -32,8 +32,11 @@ SPEC = PromptSpec.model_validate(
 VALUES = {"code": "def double(x):\n    return x * 2\n" * 8, "language": "python"}
 
 
-def _measure(fn: Callable[[], object], iterations: int) -> tuple[float, float]:
-    for _ in range(min(1000, iterations)):  # warm up: compile, fill caches
+def measure_us(
+    fn: Callable[[], object], iterations: int, warmup: int = 1000
+) -> tuple[float, float]:
+    """p50 and p99 of one call of ``fn``, in microseconds (after ``warmup`` calls)."""
+    for _ in range(min(warmup, iterations)):  # warm up: compile, fill caches
         fn()
     samples = []
     clock = time.perf_counter_ns
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(f"render benchmark, {args.iterations} iterations (target: validate+render p50 <= 20 us)")
     for name, fn in cases.items():
-        p50, p99 = _measure(fn, args.iterations)
+        p50, p99 = measure_us(fn, args.iterations)
         print(f"  {name:<16} p50 {p50:6.1f} us   p99 {p99:6.1f} us")
 
 

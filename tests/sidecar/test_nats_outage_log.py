@@ -8,22 +8,9 @@ import time
 from pathlib import Path
 
 from polling import until_sync
-from serving import Serve, write_config
+from serving import GREET_CALL, GREET_PROMPT, Serve, write_config
 
 from promptlab.events.embedded import NatsServerProcess, free_port
-
-PROMPT = """
-id = "greet"
-[[variables]]
-name = "name"
-type = "string"
-required = true
-[[variants]]
-name = "hello"
-model = "simulated/alpha"
-template = "Say hello to {{ name }}"
-"""
-CALL = {"model": "promptlab/greet", "messages": [], "promptlab": {"variables": {"name": "Ada"}}}
 
 
 def warnings(log: Path) -> list[str]:
@@ -34,11 +21,11 @@ def test_an_unreachable_nats_is_one_warning_with_its_cause_and_one_on_recovery(
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    config = write_config(tmp_path, {"greet": PROMPT}, nats_url=f"nats://127.0.0.1:{port}")
+    config = write_config(tmp_path, {"greet": GREET_PROMPT}, nats_url=f"nats://127.0.0.1:{port}")
     log = tmp_path / "serve.log"
     nats = NatsServerProcess(tmp_path / "nats-store", port=port)
     with Serve(config, log) as served:
-        served.post_json("/v1/chat/completions", CALL)  # calls work meanwhile (outbox)
+        served.post_json("/v1/chat/completions", GREET_CALL)  # calls work meanwhile (outbox)
         down = [w for w in warnings(log) if "NATS" in w]
         assert len(down) == 1, warnings(log)
         assert "connection refused" in down[0] and "TimeoutError" not in down[0]

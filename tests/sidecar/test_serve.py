@@ -7,52 +7,31 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serving import Serve, clean_env, write_config
-
-PROMPT = """
-id = "greet"
-[[variables]]
-name = "name"
-type = "string"
-required = true
-[[variants]]
-name = "hello"
-model = "simulated/alpha"
-template = "Say hello to {{ name }}"
-"""
-
-CALL = {"model": "promptlab/greet", "messages": [], "promptlab": {"variables": {"name": "Ada"}}}
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+from serving import GREET_CALL, GREET_PROMPT, Serve, child_pids, clean_env, write_config
 
 
 def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"greet": PROMPT})
+    config = write_config(tmp_path, {"greet": GREET_PROMPT})
     with Serve(config) as served:
         assert served.url.startswith("http://127.0.0.1:")
         assert served.nats_url is not None and served.nats_url.startswith("nats://127.0.0.1:")
-        answer = served.post_json("/v1/chat/completions", CALL)
+        answer = served.post_json("/v1/chat/completions", GREET_CALL)
         assert answer["system_fingerprint"] == "promptlab-simulated"
         assert served.terminate() == 0, served.log_text()[-3000:]
 
 
 def test_serve_with_workers_shares_one_port_and_stops_cleanly(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"greet": PROMPT})
+    config = write_config(tmp_path, {"greet": GREET_PROMPT})
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with Serve(config, args=["--workers", "2", "--port", str(port)]) as served:
         assert served.url == f"http://127.0.0.1:{port}"
         assert any("2 workers" in line for line in served.output), list(served.output)
-        workers = [
-            c for c in _children(served.pid) if "serve" in Path(f"/proc/{c}/cmdline").read_text()
-        ]
+        workers = child_pids(served.pid, b"serve")
         assert len(workers) >= 2
         for _ in range(20):
-            answer = served.post_json("/v1/chat/completions", CALL)
+            answer = served.post_json("/v1/chat/completions", GREET_CALL)
             assert answer["system_fingerprint"] == "promptlab-simulated"
         assert served.terminate() == 0, served.log_text()[-3000:]
         assert all(
@@ -63,7 +42,9 @@ def test_serve_with_workers_shares_one_port_and_stops_cleanly(tmp_path: Path) ->
 
 
 def test_serve_refuses_a_variant_whose_provider_is_not_configured(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"greet": PROMPT.replace("simulated/alpha", "groq/llama")})
+    config = write_config(
+        tmp_path, {"greet": GREET_PROMPT.replace("simulated/alpha", "groq/llama")}
+    )
     result = subprocess.run(
         [sys.executable, "-m", "promptlab", "--config", str(config), "serve", "--port", "0"],
         capture_output=True,

@@ -9,32 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from polling import until_sync
-from serving import Serve, write_config
-
-PROMPT = """
-id = "greet"
-[[variables]]
-name = "name"
-type = "string"
-required = true
-[[variants]]
-name = "hello"
-model = "simulated/alpha"
-template = "Say hello to {{ name }}"
-"""
-
-CALL = {"model": "promptlab/greet", "messages": [], "promptlab": {"variables": {"name": "Ada"}}}
-
-
-def _learner_children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    children = path.read_text().split() if path.exists() else []
-    return [
-        int(c)
-        for c in children
-        if Path(f"/proc/{c}").exists()
-        and b"promptlab.commands.learner_child" in Path(f"/proc/{c}/cmdline").read_bytes()
-    ]
+from serving import GREET_CALL, GREET_PROMPT, Serve, learner_children, write_config
 
 
 def _alive(pid: int) -> bool:
@@ -64,26 +39,26 @@ def _executions(db: Path) -> int:
 
 def test_learner_child_projects_calls_and_stops_with_serve(tmp_path: Path) -> None:
     config = write_config(
-        tmp_path, {"greet": PROMPT}, extra="[learner]\nsnapshot_interval_ms = 100\n"
+        tmp_path, {"greet": GREET_PROMPT}, extra="[learner]\nsnapshot_interval_ms = 100\n"
     )
     with Serve(config) as served:
-        until_sync(lambda: bool(_learner_children(served.pid)), 30, "a learner child process")
-        (learner,) = _learner_children(served.pid)
+        until_sync(lambda: bool(learner_children(served.pid)), 30, "a learner child process")
+        (learner,) = learner_children(served.pid)
         # Calls first: the learner runs at learner.serve_nice (10) above serve.
         expected = min(19, _nice(served.pid) + 10)
         until_sync(lambda: _nice(learner) == expected, 30, "the learner's nice value")
         for _ in range(5):
-            served.post_json("/v1/chat/completions", CALL)
+            served.post_json("/v1/chat/completions", GREET_CALL)
         until_sync(lambda: _executions(tmp_path / "promptlab.db") == 5, 60, "5 projected calls")
         assert served.terminate() == 0, served.log_text()[-3000:]
         assert not _alive(learner)
 
 
 def test_learner_child_stops_when_serve_is_killed(tmp_path: Path) -> None:
-    config = write_config(tmp_path, {"greet": PROMPT})
+    config = write_config(tmp_path, {"greet": GREET_PROMPT})
     with Serve(config) as served:
-        until_sync(lambda: bool(_learner_children(served.pid)), 30, "a learner child process")
-        (learner,) = _learner_children(served.pid)
+        until_sync(lambda: bool(learner_children(served.pid)), 30, "a learner child process")
+        (learner,) = learner_children(served.pid)
         os.kill(served.pid, signal.SIGKILL)  # serve only: its learner must notice alone
         served.proc.wait()
         try:

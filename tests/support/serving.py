@@ -37,6 +37,43 @@ READY = re.compile(r"promptlab serving on (http://[^/\s]+)/v1(?: \(nats: (nats:/
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+GREET_PROMPT = """
+id = "greet"
+[[variables]]
+name = "name"
+type = "string"
+required = true
+[[variants]]
+name = "hello"
+model = "simulated/alpha"
+template = "Say hello to {{ name }}"
+"""
+"""A one-variant prompt on the simulated provider, for tests of the serve process."""
+
+GREET_CALL = {
+    "model": "promptlab/greet",
+    "messages": [],
+    "promptlab": {"variables": {"name": "Ada"}},
+}
+"""A routed call of :data:`GREET_PROMPT`."""
+
+
+def child_pids(pid: int, marker: bytes = b"") -> list[int]:
+    """The child processes of ``pid`` whose command line holds ``marker`` (Linux /proc)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with contextlib.suppress(OSError):
+                if marker in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+    return found
+
+
+def learner_children(pid: int) -> list[int]:
+    """The learner child processes of a ``serve`` process."""
+    return child_pids(pid, b"promptlab.commands.learner_child")
+
+
 def clean_env(**overrides: str) -> dict[str, str]:
     """This environment without any ``PROMPTLAB_*`` variable, plus ``overrides``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTLAB_")}
@@ -224,7 +261,7 @@ class Serve:
         """SIGKILL ``serve`` and its learner process (a crash of the whole service), and
         stop the embedded nats-server the killed child cannot stop."""
         if self.proc.poll() is None:
-            learners = self._learner_children()
+            learners = learner_children(self.proc.pid)
             self.proc.kill()
             for pid in learners:
                 with contextlib.suppress(OSError):
@@ -232,17 +269,6 @@ class Serve:
             self.proc.wait()
             self._stop_embedded_nats()
         self._close()
-
-    def _learner_children(self) -> list[int]:
-        """The pids of ``serve``'s learner child processes (Linux /proc)."""
-        found = []
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        with contextlib.suppress(OSError):
-            for pid in children.read_text().split():
-                with contextlib.suppress(OSError):
-                    if b"learner_child" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                        found.append(int(pid))
-        return found
 
     def _stop_embedded_nats(self) -> None:
         state = self._nats_state_file()
