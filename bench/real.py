@@ -432,7 +432,12 @@ def report(figures: dict[str, Any]) -> None:
     if figures["promotion"] is None:
         print(f"promoted: nothing within {figures['calls']} calls")
     pool = figures["pool"]
-    print(f"final pool: {pool['size']} demonstrations, answers {pool['answers']}")
+    common = sorted(pool["answers"].items(), key=lambda item: -item[1])
+    shown = ", ".join(f"{answer!r} {n}" for answer, n in common[:6])
+    print(
+        f"final pool: {pool['size']} demonstrations, {len(common)} distinct answers; "
+        f"most common: {shown}"
+    )
     promoted = figures["promotion"]["variant"] if figures["promotion"] else None
     for name, h in figures["held_out"].items():
         low, high = h["wilson95"]
