@@ -210,17 +210,21 @@ def bench_peers() -> str:
     rows = []
     for name, row in data["rows"].items():
         absolute = " (absolute)" if name == "upstream direct" else ""
+        cpu = f"{row['cpu_us_8']:.0f} us" if "cpu_us_8" in row else ""
+        if row.get("child_cpu_us_8"):
+            cpu += f" + {row['child_cpu_us_8']:.0f} us (learner)"
         rows.append(
             f"| {name}{absolute} | {row['added_p50_1']:.3f} ms | {row['added_p99_1']:.3f} ms "
             f"| {row['added_p50_8']:.3f} ms | {row['added_p99_8']:.3f} ms "
-            f"| {row['rps_8']:,.0f} | {row['rps_32']:,.0f} |"
+            f"| {row['rps_8']:,.0f} | {row['rps_32']:,.0f} | {cpu} |"
         )
     return "\n".join(
         [
             f"Measured {data['measured_on']}. Medians of {data['repeat']} round(s) of "
             f"{data['duration_s']:g} s: `{data['command']}`.\n",
-            "| | added p50@1 | added p99@1 | added p50@8 | added p99@8 | req/s@8 | req/s@32 |",
-            "|---|---|---|---|---|---|---|",
+            "| | added p50@1 | added p99@1 | added p50@8 | added p99@8 | req/s@8 | req/s@32 "
+            "| CPU/call@8 |",
+            "|---|---|---|---|---|---|---|---|",
             *rows,
         ]
     )
