@@ -25,8 +25,9 @@ peers take turns, so a busy box hurts them alike). Printed, and written as JSON
   ``serve --no-learner``'s, >= 0.9), and the RSS of ``serve`` (and of its learner)
   after ``--rss-calls`` routed calls (100,000; <= 120 MB).
 
-``--compare LABEL=DIR`` adds ``serve`` of another checkout of promptlab (run from DIR
-with DIR first on ``PYTHONPATH``): what a change bought, measured in the same run.
+``--compare LABEL=DIR`` adds ``serve`` and ``serve --no-learner`` of another checkout of
+promptlab (run from DIR with DIR first on ``PYTHONPATH``): what a change bought, measured
+in the same run.
 
 ``python -m bench.peers [--quick] [--duration S] [--repeat N] [--no-litellm]
 [--rss-calls N] [--compare LABEL=DIR] [--out FILE | --no-out]``
@@ -275,7 +276,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--compare", action="append", default=[], metavar="LABEL=DIR",
-        help="also run `serve` of the promptlab checkout in DIR (e.g. before a change)",
+        help="also run `serve` and `serve --no-learner` of the checkout in DIR (e.g. before a change)",
     )  # fmt: skip
     parser.add_argument(
         "--out", metavar="FILE", default=str(DEFAULT_OUT), help="write the figures as JSON here"
@@ -340,6 +341,7 @@ def main() -> None:
             for spec in args.compare:
                 label, _, directory = spec.partition("=")
                 peers.append((f"{SERVE} ({label})", True, Path(directory).resolve()))
+                peers.append((f"{NO_LEARNER} ({label})", False, Path(directory).resolve()))
             for name, learner, checkout in peers:
                 slug = re.sub(r"\W+", "-", name).strip("-")
                 instances[name] = Promptlab(
