@@ -4,7 +4,7 @@ nats-py builds a ``Msg`` (and, for JetStream, a metadata object) per message and
 for each fetch with its own timer; that capped a replay near 9,000 events/s. The
 pieces here hand each message's reply subject and payload to a plain function and keep
 the next pull request waiting on the server, so a reader is limited by its own work.
-:class:`events.jetstream.JetStreamBus` uses them for :meth:`read`.
+:func:`events.jetstream_consumers.read` (``JetStreamBus.read``) uses them.
 """
 
 from __future__ import annotations

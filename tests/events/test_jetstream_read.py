@@ -8,7 +8,7 @@ import random
 import pytest
 from nats.aio.client import Client
 
-from promptlab.events import jetstream
+from promptlab.events import jetstream_consumers
 from promptlab.events.bus import BusError
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.models import BaseEvent, ExecutionCompleted, decode
@@ -54,7 +54,7 @@ async def _read_all(bus: JetStreamBus, start: int = 1) -> list[tuple[int, BaseEv
 def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Small pull batches (so a read spans many requests), on the raw path and on the
     ordinary-callback path a nats-py without ``_process_msg`` would take."""
-    monkeypatch.setattr(jetstream, "READ_BATCH", 7)
+    monkeypatch.setattr(jetstream_consumers, "READ_BATCH", 7)
     if request.param == "fallback":
         monkeypatch.setattr(RawClient, "_process_msg", Client._process_msg)
     return str(request.param)
