@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promptlab.cli import add_config_option
+from promptlab.commands.tables import print_table
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings
@@ -170,12 +171,18 @@ def run_list(args: argparse.Namespace, _settings: Settings | None) -> int:
     if not found:
         print(f"no datasets in {args.dir}", file=sys.stderr)
         return 0
-    print(f"{'NAME':<24}{'PROMPT':<20}{'CASES':>7}{'EXPECTED':>10}  CREATED (UTC)")
-    for info in found:
-        created = info.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-        print(
-            f"{info.name:<24}{info.prompt_id:<20}{info.cases:>7}{info.with_expected:>10}  {created}"
+    rows = (
+        (
+            info.name,
+            info.prompt_id,
+            info.cases,
+            info.with_expected,
+            info.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
         )
+        for info in found
+    )
+    headings = ("NAME", "PROMPT", "CASES", "EXPECTED", "CREATED (UTC)")
+    print_table(headings, rows, right=("CASES", "EXPECTED"))
     return 0
 
 
