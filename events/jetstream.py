@@ -1,14 +1,11 @@
 """JetStreamBus: the EventBus protocol on NATS JetStream (nats-py).
 
-* One file-backed stream, ``PROMPTLAB``, created or updated at start (and again after a
-  reconnect, in case the server came back without its store).
-* Every event is published with ``Nats-Msg-Id`` = ``event_id``, so a re-publish inside the
-  duplicate window is dropped by the server: that is what makes the outbox safe.
-
-This module holds what the rest shares, the nats-py connection (lifecycle, reconnects,
-the stream), and publishing. Consuming and reading: :mod:`events.jetstream_consumers`;
-KV buckets: :mod:`events.jetstream_kv`. nats-py errors never leave the bus: they become
-:class:`BusUnavailable` (retry later) or :class:`BusError` (:mod:`events.jetstream_errors`).
+Here: the nats-py connection (lifecycle, reconnects), the one file-backed stream
+``PROMPTLAB`` (created or updated at start, and again after a reconnect in case the
+server came back without its store) and publishing, with ``Nats-Msg-Id`` = ``event_id``
+so a re-publish inside the duplicate window is dropped (what makes the outbox safe).
+Consuming and reading: :mod:`events.jetstream_consumers`; KV: :mod:`events.jetstream_kv`.
+nats-py errors never leave the bus (:mod:`events.jetstream_errors`).
 """
 
 from __future__ import annotations
@@ -36,14 +33,13 @@ from promptlab.events.jetstream_kv import JetStreamBucket
 from promptlab.events.memory import DEFAULT_BUCKETS
 from promptlab.events.models import BaseEvent, encode
 from promptlab.events.outage import connect_cause
-from promptlab.events.pull import RawClient
+from promptlab.events.pull import FastReadStats, RawClient
 from promptlab.events.subjects import STREAM_NAME, STREAM_SUBJECTS, Header
 
 log = logging.getLogger(__name__)
 
 RECONNECT_WAIT_S = 0.25
 """Pause between the client's reconnection attempts once connected."""
-
 
 # Plain strings: an Enum member's ``.value`` is a descriptor lookup, paid per event.
 _MSG_ID = Header.MSG_ID.value
@@ -99,6 +95,11 @@ class JetStreamBus:
     def connected(self) -> bool:
         """True while the NATS connection is up (False while reconnecting)."""
         return self._nc is not None and self._nc.is_connected
+
+    @property
+    def fast_reads(self) -> FastReadStats:
+        """What :meth:`read`'s fast path (:mod:`events.pull`) did on this connection."""
+        return self._nc.fast_reads if self._nc is not None else FastReadStats(0, 0)
 
     async def start(self) -> None:
         """Connect, then create or update the stream and KV buckets. Idempotent.
