@@ -21,6 +21,7 @@ from promptlab.commands.running import close_bus, load_prompts, open_bus, run_lo
 from promptlab.events.bus import BusError, BusUnavailable, EventBus
 from promptlab.events.credentials import redact_url
 from promptlab.online import online_evaluation
+from promptlab.providers.backoff import Backoff
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings
@@ -84,7 +85,7 @@ async def _run_learner(
     learner = holder["learner"] = module.Learner(
         settings.learner, settings.storage, bus, load_prompts(settings)
     )
-    delay = 0.5
+    backoff = Backoff(first=0.5, cap=10.0)
     said: str | None = None
     while not stopping.is_set():
         try:
@@ -98,8 +99,7 @@ async def _run_learner(
                 log.warning("learner not started (%s); retrying with backoff up to 10s", cause)
                 said = cause
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), delay)
-            delay = min(delay * 2, 10.0)
+                await asyncio.wait_for(stopping.wait(), backoff.next())
     if stopping.is_set():
         return
     breeder_client = None
