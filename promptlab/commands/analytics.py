@@ -13,10 +13,10 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from promptlab.cli import add_config_option
+from promptlab.cli import add_config_option, moment
 from promptlab.commands.tables import figure, print_table
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("id", help="prompt id")
     parser.add_argument("--interval", choices=INTERVALS, default="day", help="period length")
     parser.add_argument(
-        "--from", dest="start", type=_moment, metavar="TIME", help="ISO date or time (UTC)"
+        "--from", dest="start", type=moment, metavar="TIME", help="ISO date or time (UTC)"
     )
-    parser.add_argument("--to", dest="end", type=_moment, metavar="TIME", help="exclusive end")
+    parser.add_argument("--to", dest="end", type=moment, metavar="TIME", help="exclusive end")
     parser.add_argument(
         "--top", type=_count, default=5, metavar="N", help="most used values shown per variable"
     )
@@ -55,16 +55,6 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...)")
     return value
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is no ISO date or time (e.g. 2025-01-06 or 2025-01-06T12:00)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def collect(

@@ -11,11 +11,11 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from promptlab.cli import add_config_option
+from promptlab.cli import add_config_option, moment
 from promptlab.commands.tables import print_table
 
 if TYPE_CHECKING:
@@ -39,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     create = actions.add_parser("create", help="draw a dataset from the examples table")
     create.add_argument("name", help="dataset name (letters, digits, _ . -)")
     create.add_argument("--prompt", required=True, metavar="ID", help="prompt id")
-    create.add_argument("--since", type=_moment, metavar="TIME", help="calls from (ISO, UTC)")
-    create.add_argument("--until", type=_moment, metavar="TIME", help="calls before (ISO, UTC)")
+    create.add_argument("--since", type=moment, metavar="TIME", help="calls from (ISO, UTC)")
+    create.add_argument("--until", type=moment, metavar="TIME", help="calls before (ISO, UTC)")
     create.add_argument("--variant", metavar="V", help="calls served by this variant")
     rewards = create.add_mutually_exclusive_group()
     rewards.add_argument("--min-reward", type=float, metavar="X", help="reward at least X")
@@ -91,16 +91,6 @@ def _directory(parser: argparse.ArgumentParser) -> None:
         help=f"datasets directory (default {DEFAULT_DIR})",
     )
     add_config_option(parser)
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is no ISO date or time (e.g. 2025-01-06 or 2025-01-06T12:00)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _positive(text: str) -> int:
