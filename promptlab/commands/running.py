@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from promptlab.events.bus import BusUnavailable
+from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import EmbeddedNats, resolve_nats_url
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.outage import OutageLog
@@ -94,15 +95,10 @@ async def open_bus(
     except BusUnavailable as exc:
         # An attempt lasts up to connect_timeout_s: the true interval is the longer one.
         every = max(BUS_RETRY_S, settings.nats.connect_timeout_s)
-        outage = OutageLog(log, f"NATS at {safe_nats_url(url)}", every)
+        outage = OutageLog(log, f"NATS at {redact_url(url)}", every)
         outage.failed(exc, "serving anyway, events go to the outbox until it answers")
         connecting = asyncio.create_task(_connect(bus, outage))
     return bus, url, embedded, connecting
-
-
-def safe_nats_url(url: str) -> str:
-    """``url`` without credentials (``nats://user:pass@host`` -> ``nats://host``)."""
-    return ",".join(u.rsplit("@", 1)[-1] for u in url.split(","))
 
 
 async def close_bus(
