@@ -20,7 +20,8 @@ from typing import Any
 
 import openai
 import pytest
-from e2e_stack import Stack, running_stack
+from fake_upstream import FakeUpstream
+from stacks import Stack, running_stack
 
 from promptlab.events.embedded import NatsServerProcess
 from promptlab.events.models import ExecutionCompleted, VariantPromoted, VariantRegistered
@@ -68,8 +69,9 @@ def _stack(
     tmp_path: Path, nats: NatsServerProcess, reply: Callable[[dict[str, Any]], str]
 ) -> AbstractAsyncContextManager[Stack]:
     settings = LearnerSettings(snapshot_interval_ms=50, seed=3, demos_interval_s=0.1)
+    upstream = FakeUpstream(record=False, reply=reply)
     return running_stack(
-        tmp_path, nats, {PROMPT_ID: prompt()}, settings, router_seed=5, reply=reply
+        tmp_path, nats, {PROMPT_ID: prompt()}, settings, router_seed=5, upstream=upstream
     )
 
 

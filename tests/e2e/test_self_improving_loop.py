@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from e2e_stack import Stack, running_stack
+from stacks import Stack, running_stack
 
 from promptlab.events.embedded import NatsServerProcess
 from promptlab.events.models import VariantPromoted

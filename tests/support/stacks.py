@@ -1,13 +1,14 @@
-"""The end-to-end stack the e2e tests share: sidecar + learner + a real nats-server + the
-fake upstream over HTTP, with the prompts a test gives (provider ``fake``)."""
+"""One process's whole stack, for end-to-end tests: sidecar + learner + a real
+nats-server + an OpenAI-compatible fake upstream over HTTP (provider ``fake``), with the
+prompts and learner settings a test gives; the breeder too when it asks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from fake_upstream import FakeUpstream
@@ -20,6 +21,7 @@ from promptlab.events.subjects import Bucket
 from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.service import Learner
 from promptlab.prompts import PromptSpec
+from promptlab.providers import Providers
 from promptlab.sidecar.app import create_app
 from promptlab.sidecar.config import (
     ProviderSettings,
@@ -30,6 +32,17 @@ from promptlab.sidecar.config import (
 from promptlab.sidecar.ports import SidecarConfig
 
 E = TypeVar("E")
+
+
+class Upstream(Protocol):
+    """A fake upstream: :class:`FakeUpstream` or one of a test's own."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    async def start(self) -> str: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -62,35 +75,39 @@ async def running_stack(
     learner_settings: LearnerSettings,
     *,
     router_seed: int,
-    reply: Callable[[dict[str, Any]], str] | None = None,
+    upstream: Upstream | None = None,
+    provider: Mapping[str, Any] | None = None,
+    breeder: bool = False,
 ) -> AsyncIterator[Stack]:
-    """The stack on free loopback ports; ``reply`` words the fake upstream's answers."""
-    upstream = FakeUpstream(record=False, reply=reply)
+    """The stack on free loopback ports. ``upstream``: default a :class:`FakeUpstream`
+    that echoes; ``provider``: more settings of provider ``fake``; ``breeder``: the
+    learner breeds, calling the upstream through its own client."""
+    upstream = upstream or FakeUpstream(record=False)
     await upstream.start()
+    fake = ProviderSettings(kind="openai", api_base=upstream.base_url, **(provider or {}))
     bus = JetStreamBus(url=nats.url)
     await bus.start()
     publisher = EventPublisher(bus, tmp_path / "outbox")
     settings = SidecarConfig(
         server=ServerSettings(),
-        providers={
-            **default_providers(),
-            "fake": ProviderSettings(kind="openai", api_base=upstream.base_url),
-        },
+        providers={**default_providers(), "fake": fake},
         telemetry=TelemetrySettings(),
     )
     specs = dict(prompts)
     app = create_app(settings, prompts=specs, publisher=publisher, bus=bus, router_seed=router_seed)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     learner = Learner(
         learner_settings,
         StorageSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'learner.db'}"),
         bus,
         specs,
     )
-    async with learner:
+    async with AsyncExitStack() as running:
+        if breeder:
+            learner.attach_breeder(await running.enter_async_context(Providers({"fake": fake})))
+        await running.enter_async_context(learner)
         yield Stack(f"http://127.0.0.1:{runner.addresses[0][1]}/v1", bus, learner, publisher)
     await runner.cleanup()
     await bus.close()
