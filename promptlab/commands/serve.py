@@ -40,8 +40,6 @@ from promptlab.sidecar.app import create_app
 from promptlab.sidecar.feedback import FeedbackPolicy
 from promptlab.sidecar.guard import GuardedAppRunner
 
-log = logging.getLogger(__name__)
-
 
 def _with_cli_overrides(args: argparse.Namespace, settings: Settings) -> Settings:
     update: dict[str, Any] = {}
