@@ -27,7 +27,6 @@ follows the clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -42,6 +41,7 @@ from promptlab.events.snapshots import DemoPoolSnapshot, DemoRecord
 from promptlab.events.subjects import Bucket, demo_pool_key, variant_key
 from promptlab.lab.datasets import DEFAULT_DATASETS_DIR, DatasetError, read_dataset
 from promptlab.learner.examples import Example, read_examples
+from promptlab.learner.periodic import every
 from promptlab.learner.storage.store import Store
 from promptlab.learner.storage.view import PromptView
 from promptlab.prompts.spec import PromptSpec, VariantSpec
@@ -52,7 +52,6 @@ DEMOS_SUFFIX = "+demos"
 """The automatic challenger is called ``<champion>+demos``."""
 MAX_POOL = 20_000
 """Most demonstrations one published pool holds (the newest)."""
-_POLL_S = 0.5
 
 
 def needs_pool(spec: PromptSpec) -> float | None:
@@ -166,21 +165,15 @@ class DemoPoolWriter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Refresh every ``interval_s`` while ``active()``, until ``stopping`` is set."""
-        if self.interval_s <= 0:
-            return
-        last = -float("inf")
-        while not stopping.is_set():
-            now = clock()
-            if active() and now - last >= self.interval_s:
-                last = now
-                try:
-                    await self.refresh(sequence())
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # the next round tries again
-                    log.warning("demonstration pools not written: %s: %s", type(exc).__name__, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), min(self.interval_s, _POLL_S))
+        await every(
+            self.interval_s,
+            stopping,
+            lambda: self.refresh(sequence()),
+            active=active,
+            what="demonstration pools",
+            logger=log,
+            clock=clock,
+        )
 
     async def refresh(self, sequence: int) -> None:
         """Write the pools that changed; register the challengers now due."""

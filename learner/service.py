@@ -48,7 +48,7 @@ from promptlab.events.bus import BusError, BusUnavailable, Consumer, Delivery, E
 from promptlab.events.models import BaseEvent
 from promptlab.learner.analysis import PromptAnalysis, analyze, rng_for
 from promptlab.learner.applying import apply_isolating, apply_retrying
-from promptlab.learner.backoff import Backoff
+from promptlab.learner.backoff import learner_backoff
 from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.decide import Policy, default_policy
 from promptlab.learner.demo_pools import DemoPoolWriter
@@ -326,7 +326,7 @@ class Learner:
         On standby, wait for the lease first; a learner that loses its lease (its
         PostgreSQL session died) stops consuming and stands by again.
         """
-        backoff = Backoff()
+        backoff = learner_backoff()
         failures = 0
         while not self._stopping.is_set():
             try:

@@ -32,7 +32,9 @@ CostFn = Callable[[str, int, int], float | None]
 """``(provider/model, prompt tokens, completion tokens) -> USD`` (None: unknown)."""
 
 
-def _tokens(usage: Any) -> tuple[int, int]:
+def usage_tokens(usage: Any) -> tuple[int, int]:
+    """``(prompt tokens, completion tokens)`` of an answer's ``usage`` (0 for what is
+    missing or not a number: an upstream's usage is data, not a promise)."""
     if not isinstance(usage, dict):
         return 0, 0
     try:
@@ -202,7 +204,7 @@ class Providers:
                     raise err.with_attempts(attempts) from None
                 continue
             attempts.append((target.qualified, None))
-            prompt_tokens, completion_tokens = _tokens(data.get("usage"))
+            prompt_tokens, completion_tokens = usage_tokens(data.get("usage"))
             if cost is None and self._cost is not None:
                 cost = self._cost(target.qualified, prompt_tokens, completion_tokens)
             return Completion(
@@ -259,9 +261,9 @@ class Providers:
             err.model = target.qualified
             raise err.with_attempts([(target.qualified, err.kind)]) from None
         usage = data.get("usage")
-        prompt_tokens, completion_tokens = _tokens(usage)
+        prompt_tokens, completion_tokens = usage_tokens(usage)
         if isinstance(usage, dict) and not (prompt_tokens or completion_tokens):
-            prompt_tokens, completion_tokens = _tokens(
+            prompt_tokens, completion_tokens = usage_tokens(
                 {
                     "prompt_tokens": usage.get("input_tokens"),
                     "completion_tokens": usage.get("output_tokens"),

@@ -155,7 +155,7 @@ def cli_reference() -> str:
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal's width
     try:
-        for parser in _walk(build_parser()):
+        for parser in walk(build_parser()):
             depth = parser.prog.count(" ")
             out.append(f"{'#' * (depth + 3)} `{parser.prog}`\n")
             out.append("```text\n" + parser.format_help().rstrip() + "\n```\n")
@@ -167,12 +167,13 @@ def cli_reference() -> str:
     return "\n".join(out)
 
 
-def _walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+def walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every sub-command's parser below it, depth first."""
     yield parser
     # argparse has no public way to list a parser's sub-commands: promptlab's Parser
     # keeps them in ``commands`` when they are added. Aliases map to the same parser.
     for command in dict.fromkeys(getattr(parser, "commands", {}).values()):
-        yield from _walk(command)
+        yield from walk(command)
 
 
 # --- benchmarks ----------------------------------------------------------------------

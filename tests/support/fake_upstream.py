@@ -58,6 +58,8 @@ class FakeUpstream:
     reply: Callable[[dict[str, Any]], str] | None = None
     """Answers chat completions in place of the echo (e.g. an answer that depends on
     whether the request carried demonstrations)."""
+    client_max_size: int = 1024**2
+    """The largest request body it takes (aiohttp's default: 1 MiB)."""
     _script: deque[_Action] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -84,7 +86,7 @@ class FakeUpstream:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=self.client_max_size)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/{endpoint:embeddings|completions|responses}", self._other)
         return app
