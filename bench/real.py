@@ -270,7 +270,7 @@ async def held_out_accuracy(
             for text, label in held_out:
                 values = spec.variables_validator({"text": text})
                 start = time.perf_counter_ns()
-                demos = pools.choose(spec, variant, values)
+                demos = await pools.choose(spec, variant, values)
                 if variant.demos is not None:
                     timings.append((time.perf_counter_ns() - start) / 1e6)
                 messages = renderer.render(spec, variant, values, demos)
