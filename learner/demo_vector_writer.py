@@ -36,9 +36,13 @@ class NoEmbedder(RuntimeError):
 class PoolVectorWriter:
     """Embeds pools and writes their rows; remembers what it wrote and what failed."""
 
-    def __init__(self, bus: EventBus, embedder: PoolEmbedder | None) -> None:
+    def __init__(
+        self, bus: EventBus, embedder: PoolEmbedder | None, *, retry_s: float = RETRY_S
+    ) -> None:
         self.bus = bus
         self.embedder = embedder
+        self.retry_s = retry_s
+        """After a failure, how long an unchanged pool waits before it is embedded again."""
         self._sha: dict[tuple[str, str], str] = {}
         """(pool key, model) -> the rows last written (unchanged rows are not rewritten)."""
         self._failed_at: dict[str, float] = {}
@@ -48,7 +52,7 @@ class PoolVectorWriter:
     def due(self, key: str, now: float) -> bool:
         """Whether pool ``key``'s failed embeddings may be tried again at ``now``."""
         failed = self._failed_at.get(key)
-        return failed is None or now - failed >= RETRY_S
+        return failed is None or now - failed >= self.retry_s
 
     async def publish(
         self, snapshot: DemoPoolSnapshot, models: list[str], now: float
@@ -96,5 +100,5 @@ class PoolVectorWriter:
         log.warning(
             "demonstration pool %s published without embeddings by %s (its variants retrieve "
             "by BM25 until they are back; retried in %.0f s): %s",
-            key, model, RETRY_S, cause,
+            key, model, self.retry_s, cause,
         )  # fmt: skip

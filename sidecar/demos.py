@@ -159,6 +159,8 @@ async def watch_pools(bus: EventBus, pools: DemoPools) -> None:
         # Building the index of a large pool takes a while: not on the event loop.
         await asyncio.to_thread(pools.apply, snapshot, vectors)
 
+    await follow(bus, str(Bucket.DEMOS), apply, what="demonstration pool watch", logger=log)
+
 
 async def read_vectors(bus: EventBus, snapshot: DemoPoolSnapshot) -> dict[str, np.ndarray]:
     """The embeddings ``snapshot`` names, by model, read from ``promptlab_demo_vectors``.
@@ -183,5 +185,3 @@ async def read_vectors(bus: EventBus, snapshot: DemoPoolSnapshot) -> dict[str, n
                 snapshot.prompt_id, snapshot.pool, meta.model, exc,
             )  # fmt: skip
     return vectors
-
-    await follow(bus, str(Bucket.DEMOS), apply, what="demonstration pool watch", logger=log)
