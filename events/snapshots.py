@@ -26,15 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from promptlab.events.kinds import VariantLifecycle, VariantStatus
 
 __all__ = [
+    "VECTOR_CHUNK_BYTES",
     "AnalyticsSnapshot",
     "ArmPosterior",
     "DecisionRecord",
     "DemoPoolSnapshot",
     "DemoRecord",
-    "PoolVectors",
-    "VECTOR_CHUNK_BYTES",
     "PeriodSeries",
     "PeriodTotals",
+    "PoolVectors",
     "RoutingSnapshot",
     "StatsSnapshot",
     "TrendPoint",

@@ -186,6 +186,7 @@ class DemoPoolWriter:
 
     def __post_init__(self) -> None:
         self.vectors = PoolVectorWriter(self.bus, self.embedder)
+
     registered: list[VariantRegistered] = field(default_factory=list)
     """Challengers this writer registered (for logs and tests)."""
 

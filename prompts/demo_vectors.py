@@ -33,7 +33,8 @@ def unit_rows(rows: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     if matrix.ndim == 1:
         matrix = matrix[None, :]
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    unit: np.ndarray = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    return unit
 
 
 def rows_that_fit(dim: int, count: int) -> int:

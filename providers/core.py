@@ -294,9 +294,7 @@ class Providers:
         """
         if not texts:
             return []
-        answer = await self.post(
-            model, "/embeddings", {"input": list(texts)}, timeout_s=timeout_s
-        )
+        answer = await self.post(model, "/embeddings", {"input": list(texts)}, timeout_s=timeout_s)
         return embedding_rows(answer.data, len(texts), answer.model)
 
     async def _request(

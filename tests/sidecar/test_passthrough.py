@@ -13,7 +13,6 @@ from fake_upstream import fake_embedding
 from promptlab.events.models import ExecutionCompleted
 
 
-
 async def test_embeddings_are_passed_through_and_recorded(make_sidecar: MakeSidecar) -> None:
     sidecar = await make_sidecar()
     raw = await sidecar.client().embeddings.with_raw_response.create(
