@@ -17,9 +17,10 @@ import numpy as np
 
 from promptlab.events.snapshots import VECTOR_CHUNK_BYTES, PoolVectors
 
-MAX_VECTOR_BYTES = 32 * 1024 * 1024
-"""Most bytes of embeddings one pool publishes per model (16,384 rows of 1,024 numbers);
-past it only the newest demonstrations have embeddings."""
+MAX_VECTOR_BYTES = 16 * 1024 * 1024
+"""Most bytes of embeddings one pool publishes per model (float16: 21,845 rows of 384
+numbers, 5,461 of 1,536); past it only the newest demonstrations have embeddings. A
+call reads every row a sidecar holds (float32, twice this), so this bounds its cost."""
 _WIRE = np.dtype("<f2")
 
 

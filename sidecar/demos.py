@@ -43,6 +43,11 @@ from promptlab.sidecar.demo_embeddings import NO_VECTORS, QueryEmbedder
 
 log = logging.getLogger(__name__)
 
+THREAD_AT = 1 << 20
+"""Numbers in a pool's embeddings (rows x length) from which a call's similarities are
+computed in a worker thread, so a large pool never holds the event loop for
+milliseconds (below it, about 0.3 ms: less than the thread's round trip)."""
+
 
 class DemoPools:
     """Pools by prompt and pool name, and the choice of one call's demonstrations."""
@@ -106,7 +111,10 @@ class DemoPools:
         if query is None:
             return None
         try:
-            return pool.nearest(spec, query)
+            if pool.vectors[model].size < THREAD_AT:
+                return pool.nearest(spec, query)
+            # Reading millions of numbers takes milliseconds; NumPy releases the GIL.
+            return await asyncio.to_thread(pool.nearest, spec, query)
         except ValueError as exc:  # rows of another length: the model changed meanwhile
             self.embedder.fallback(model, "dimension_mismatch", str(exc))
             return None
