@@ -12,7 +12,7 @@ writes them as a :class:`~events.snapshots.DemoPoolSnapshot` to the KV bucket
 ``promptlab_demos`` when they changed. Every sidecar replica serves that pool; none
 reads the database on a call.
 
-With ``[learning] demos = { k, select, min_reward, min_pool }``, once the pool holds
+With ``[learning] demos = { k, select, min_reward, min_pool, embedding_model }``, once the pool holds
 ``min_pool`` good answers the learner registers ``<champion>+demos``: the champion's
 model, params and templates with ``demos = { pool = "production", ... }``, a
 ``VariantRegistered`` with ``origin = "demos"`` and the champion as parent, stored in
