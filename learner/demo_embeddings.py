@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+from promptlab.learner.errors import LearnerError
 from promptlab.prompts.demo_vectors import MAX_VECTOR_BYTES, rows_that_fit, unit_rows
 
 BATCH = 64
@@ -36,7 +37,7 @@ class EmbeddingClient(Protocol):
     ) -> list[list[float]]: ...
 
 
-class EmbeddingMismatch(ValueError):
+class EmbeddingMismatch(LearnerError, ValueError):
     """The provider's embeddings changed length between requests of one model."""
 
 

@@ -20,6 +20,7 @@ from promptlab.events.bus import EventBus
 from promptlab.events.snapshots import DemoPoolSnapshot, PoolVectors
 from promptlab.events.subjects import Bucket, demo_pool_key, demo_vectors_key
 from promptlab.learner.demo_embeddings import PoolEmbedder
+from promptlab.learner.errors import LearnerError
 from promptlab.prompts.demo_vectors import to_chunks
 from promptlab.prompts.demos import Demo
 
@@ -29,7 +30,7 @@ RETRY_S = 60.0
 """After a failed embedding, how long an unchanged pool waits before it is tried again."""
 
 
-class NoEmbedder(RuntimeError):
+class NoEmbedder(LearnerError):
     """The learner was started without a provider client to embed with."""
 
 

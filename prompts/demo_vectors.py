@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from promptlab.events.snapshots import VECTOR_CHUNK_BYTES, PoolVectors
+from promptlab.prompts.errors import PromptError
 
 MAX_VECTOR_BYTES = 16 * 1024 * 1024
 """Most bytes of embeddings one pool publishes per model (float16: 21,845 rows of 384
@@ -24,7 +25,7 @@ call reads every row a sidecar holds (float32, twice this), so this bounds its c
 _WIRE = np.dtype("<f2")
 
 
-class VectorsUnusable(ValueError):
+class VectorsUnusable(PromptError, ValueError):
     """Chunks that do not make the rows their :class:`PoolVectors` describe."""
 
 
