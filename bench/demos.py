@@ -175,7 +175,9 @@ def embeddings(spec: DemosSpec, queries: list[dict[str, str]], iterations: int) 
             vectors = unit_rows(rng.standard_normal((len(queries), dim), np.float32))
             turn = iter(range(10**9))
 
-            def nearest(pool: DemoPool = pool, vectors: np.ndarray = vectors) -> object:
+            def nearest(
+                pool: DemoPool = pool, vectors: np.ndarray = vectors, turn: Iterator[int] = turn
+            ) -> object:
                 i = next(turn) % len(queries)
                 text = query_text(queries[i])  # what the sidecar embeds, and its cache key
                 hashlib.blake2b(text.encode(), digest_size=16).digest()
