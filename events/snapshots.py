@@ -298,9 +298,9 @@ class PoolVectors(_Snap):
 
     ``count x dim`` little-endian float16 numbers, each row of unit length, split into
     ``chunks`` values of bucket ``promptlab_demo_vectors`` (keys
-    :func:`~events.subjects.demo_vectors_key`) of at most :data:`VECTOR_CHUNK_BYTES`;
-    joined in order they hash to ``sha256``, so a reader can tell chunks of another
-    version (written meanwhile) from these.
+    :func:`~events.subjects.demo_vectors_key`, named by ``sha256``) of at most
+    :data:`VECTOR_CHUNK_BYTES`; joined in order they hash to ``sha256``, which a reader
+    checks.
     """
 
     model: str

@@ -44,12 +44,16 @@ def demo_pool_key(prompt_id: str, pool: str) -> str:
     return f"{prompt_id}.{pool}"
 
 
-def demo_vectors_key(prompt_id: str, pool: str, model: str, chunk: int) -> str:
+def demo_vectors_key(prompt_id: str, pool: str, model: str, sha256: str, chunk: int) -> str:
     """Key of one chunk of a pool's embeddings in :attr:`Bucket.DEMO_VECTORS`:
-    ``<prompt>.<pool>.<model hash>.<chunk>`` (a model name may hold characters a key
-    may not)."""
-    digest = hashlib.sha256(model.encode()).hexdigest()[:16]
-    return f"{prompt_id}.{pool}.{digest}.{chunk}"
+    ``<prompt>.<pool>.<model hash>.<rows hash>.<chunk>``. Named by their content, chunks
+    never change under a reader; a model name may hold characters a key may not."""
+    return f"{demo_vectors_prefix(prompt_id, pool, model)}{sha256[:16]}.{chunk}"
+
+
+def demo_vectors_prefix(prompt_id: str, pool: str, model: str) -> str:
+    """What the keys of every set of rows of one pool and model start with."""
+    return f"{prompt_id}.{pool}.{hashlib.sha256(model.encode()).hexdigest()[:16]}."
 
 
 CONSUMED_SUBJECTS: tuple[str, ...] = tuple(s.value for s in Subject if s is not Subject.DEAD_LETTER)
@@ -96,7 +100,8 @@ class Bucket(str, Enum):
     DEMO_VECTORS = "promptlab_demo_vectors"
     """Embeddings of the demonstrations of pools whose variants retrieve by embeddings,
     in chunks keyed by :func:`demo_vectors_key`; a pool's snapshot names its chunks
-    (:class:`~events.snapshots.PoolVectors`)."""
+    (:class:`~events.snapshots.PoolVectors`). The learner keeps the chunks of a pool's
+    last two sets of rows and deletes older ones."""
     ASSIGNMENTS = "promptlab_assignments"
     """Sticky routing: the variant each (prompt, subject) was assigned, keyed by a hash of
     both; entries expire after :data:`ASSIGNMENT_TTL_S`."""

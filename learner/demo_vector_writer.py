@@ -14,11 +14,17 @@ cause changes), and the next rebuild after :data:`RETRY_S` tries again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from promptlab.events.bus import EventBus
 from promptlab.events.snapshots import DemoPoolSnapshot, PoolVectors
-from promptlab.events.subjects import Bucket, demo_pool_key, demo_vectors_key
+from promptlab.events.subjects import (
+    Bucket,
+    demo_pool_key,
+    demo_vectors_key,
+    demo_vectors_prefix,
+)
 from promptlab.learner.demo_embeddings import PoolEmbedder
 from promptlab.learner.errors import LearnerError
 from promptlab.prompts.demo_vectors import to_chunks
@@ -44,8 +50,9 @@ class PoolVectorWriter:
         self.embedder = embedder
         self.retry_s = retry_s
         """After a failure, how long an unchanged pool waits before it is embedded again."""
-        self._sha: dict[tuple[str, str], str] = {}
-        """(pool key, model) -> the rows last written (unchanged rows are not rewritten)."""
+        self._written: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        """(pool key, model) -> the sets of rows in the bucket, ``(sha256, chunks)``,
+        oldest first: the last is the newest pool's, the one before may still be read."""
         self._failed_at: dict[str, float] = {}
         self._said: dict[tuple[str, str], str] = {}
         """(pool key, model) -> the cause last logged."""
@@ -83,15 +90,47 @@ class PoolVectorWriter:
             raise NoEmbedder("this learner has no provider client to embed with")
         rows = await self.embedder.rows(model, texts)
         chunks, sha = to_chunks(rows)
-        key = demo_pool_key(snapshot.prompt_id, snapshot.pool)
-        if self._sha.get((key, model)) != sha:
+        key = (demo_pool_key(snapshot.prompt_id, snapshot.pool), model)
+        if key not in self._written:
+            self._written[key] = await self._left_over(snapshot, model)
+        generations = self._written[key]
+        if not generations or generations[-1][0] != sha[:16]:
             for i, chunk in enumerate(chunks):
-                chunk_key = demo_vectors_key(snapshot.prompt_id, snapshot.pool, model, i)
+                chunk_key = demo_vectors_key(snapshot.prompt_id, snapshot.pool, model, sha, i)
                 await self.bus.kv_put(str(Bucket.DEMO_VECTORS), chunk_key, chunk)
-            self._sha[(key, model)] = sha
+            generations.append((sha[:16], len(chunks)))
+            # Two sets stay: the pool now being replaced may still be read by a replica.
+            while len(generations) > 2:
+                old, count = generations.pop(0)
+                await self._delete(snapshot, model, old, count)
         return PoolVectors(
             model=model, dim=rows.shape[1], count=rows.shape[0], chunks=len(chunks), sha256=sha
         )
+
+    async def _left_over(self, snapshot: DemoPoolSnapshot, model: str) -> list[tuple[str, int]]:
+        """The sets of rows of this pool and model already in the bucket (an earlier
+        learner's), oldest first: the one the published pool names is taken as the
+        newest, so it stays while replicas may read it."""
+        prefix = demo_vectors_prefix(snapshot.prompt_id, snapshot.pool, model)
+        counts: dict[str, int] = {}
+        for name in await self.bus.kv_keys(str(Bucket.DEMO_VECTORS)):
+            if name.startswith(prefix):
+                sha = name[len(prefix) :].partition(".")[0]
+                counts[sha] = counts.get(sha, 0) + 1
+        live = None
+        entry = await self.bus.kv_get(
+            str(Bucket.DEMOS), demo_pool_key(snapshot.prompt_id, snapshot.pool)
+        )
+        if entry is not None and entry.value:
+            with contextlib.suppress(ValueError):
+                published = DemoPoolSnapshot.decode(entry.value).vectors
+                live = next((v.sha256[:16] for v in published if v.model == model), None)
+        return sorted(counts.items(), key=lambda item: item[0] == live)
+
+    async def _delete(self, snapshot: DemoPoolSnapshot, model: str, sha: str, count: int) -> None:
+        for i in range(count):
+            chunk_key = demo_vectors_key(snapshot.prompt_id, snapshot.pool, model, sha, i)
+            await self.bus.kv_delete(str(Bucket.DEMO_VECTORS), chunk_key)
 
     def _warn(self, key: str, model: str, exc: Exception) -> None:
         cause = f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -59,6 +59,6 @@ def from_chunks(chunks: Sequence[bytes], meta: PoolVectors) -> np.ndarray:
     if len(data) != meta.nbytes or hashlib.sha256(data).hexdigest() != meta.sha256:
         raise VectorsUnusable(
             f"embeddings by {meta.model}: {len(data)} bytes that are not the "
-            f"{meta.count} x {meta.dim} rows the pool names (being rewritten?)"
+            f"{meta.count} x {meta.dim} rows the pool names (missing or damaged chunks)"
         )
     return np.frombuffer(data, dtype=_WIRE).reshape(meta.count, meta.dim).astype(np.float32)

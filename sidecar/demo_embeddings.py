@@ -76,6 +76,9 @@ class QueryEmbedder:
         except ProviderError as err:
             self.fallback(model, err.kind, err.message)
             return None
+        except Exception as exc:  # whatever else: the call goes on by BM25
+            self.fallback(model, "unexpected", f"{type(exc).__name__}: {exc}")
+            return None
         row = unit_rows(answer)[0]
         self._cache[key] = row
         if len(self._cache) > self.cache_size:

@@ -173,14 +173,14 @@ async def watch_pools(bus: EventBus, pools: DemoPools) -> None:
 async def read_vectors(bus: EventBus, snapshot: DemoPoolSnapshot) -> dict[str, np.ndarray]:
     """The embeddings ``snapshot`` names, by model, read from ``promptlab_demo_vectors``.
 
-    A model whose chunks are missing or belong to another version (the learner is
-    writing the next one) is left out with a warning: its variants retrieve by BM25
-    until the next pool, written after its chunks, arrives.
+    A model whose chunks are missing or damaged (a pool read so late that the learner
+    has deleted its chunks: two rebuilds later) is left out with a warning; its
+    variants retrieve by BM25 until the next pool, written after its chunks, arrives.
     """
     vectors = {}
     for meta in snapshot.vectors:
         keys = [
-            demo_vectors_key(snapshot.prompt_id, snapshot.pool, meta.model, i)
+            demo_vectors_key(snapshot.prompt_id, snapshot.pool, meta.model, meta.sha256, i)
             for i in range(meta.chunks)
         ]
         try:
