@@ -12,9 +12,9 @@ writes them as a :class:`~events.snapshots.DemoPoolSnapshot` to the KV bucket
 ``promptlab_demos`` when they changed. Every sidecar replica serves that pool; none
 reads the database on a call.
 
-With ``[learning] demos = { k, select, min_reward, min_pool, embedding_model }``, once the pool holds
-``min_pool`` good answers the learner registers ``<champion>+demos``: the champion's
-model, params and templates with ``demos = { pool = "production", ... }``, a
+With ``[learning] demos = { k, select, min_reward, min_pool, embedding_model }``, once
+the pool holds ``min_pool`` good answers the learner registers ``<champion>+demos``: the
+champion's model, params and templates with ``demos = { pool = "production", ... }``, a
 ``VariantRegistered`` with ``origin = "demos"`` and the champion as parent, stored in
 the variants bucket like any run-time variant. From then on it is one more challenger:
 the same-period test decides whether it is promoted, probation whether it stays.
@@ -37,7 +37,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -176,19 +176,19 @@ class DemoPoolWriter:
     interval_s: float = 5.0
     datasets_dir: Path = DEFAULT_DATASETS_DIR
     """Where ``pool = "<dataset>"`` is read (``promptlab dataset create`` writes there)."""
-    embedder: PoolEmbedder | None = None
+    embedder: InitVar[PoolEmbedder | None] = None
     """Embeds pools whose variants retrieve by embeddings (None: such pools are
     published without embeddings, and their variants retrieve by BM25)."""
     _clock: Callable[[], float] = time.monotonic
     _written: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
     """Per pool key: the digest of what was written and the models embedded with it."""
     vectors: PoolVectorWriter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.vectors = PoolVectorWriter(self.bus, self.embedder)
-
+    """Embeds pools and writes their rows (its ``embedder`` may be attached later)."""
     registered: list[VariantRegistered] = field(default_factory=list)
     """Challengers this writer registered (for logs and tests)."""
+
+    def __post_init__(self, embedder: PoolEmbedder | None) -> None:
+        self.vectors = PoolVectorWriter(self.bus, embedder)
 
     async def run(
         self,
