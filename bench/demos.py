@@ -14,8 +14,8 @@ with Zipf frequencies; two labels) of 10,000 and 100,000 demonstrations. Prints:
 * retrieval by embeddings (``embedding_model``): per call, the query text, its cache
   key and the cosine similarities of the pool's rows with diverse top-k, p50 / p99, at
   each size with 384 and 1,536 numbers per row (random unit rows: the cost does not
-  depend on what they mean), as many rows as the learner publishes (its cap is 16 MiB
-  of float16 per pool: the newest 10,000 or 21,845 at 384, 5,461 at 1,536), and the
+  depend on what they mean), as many rows as the learner publishes (its cap is 8 MiB
+  of float16 per pool: the newest 10,000 or 10,922 at 384, 2,730 at 1,536), and the
   float16 -> float32 decoding a sidecar does when the pool arrives. Above 2^20
   numbers a sidecar computes them in a worker thread (not measured here: the event
   loop is free meanwhile, the call waits as long). **The query's embedding round trip to the provider is not included**: it
