@@ -19,14 +19,17 @@ from typing import Protocol
 import numpy as np
 
 from promptlab.learner.errors import LearnerError
-from promptlab.prompts.demo_vectors import MAX_VECTOR_BYTES, rows_that_fit, unit_rows
+from promptlab.prompts.demo_vectors import (
+    MAX_TEXT_CHARS,
+    MAX_VECTOR_BYTES,
+    rows_that_fit,
+    unit_rows,
+)
 
 BATCH = 64
 """Texts per ``/embeddings`` request."""
 CACHE_BYTES = 64 * 1024 * 1024
 """Most bytes of embeddings kept between rebuilds (float16: 32,768 rows of 1,024)."""
-MAX_TEXT_CHARS = 8_000
-"""Longest text sent to be embedded (about 2,000 tokens; longer text is cut)."""
 
 
 class EmbeddingClient(Protocol):

@@ -23,6 +23,9 @@ MAX_VECTOR_BYTES = 8 * 1024 * 1024
 numbers, 2,730 of 1,536); past it only the newest demonstrations have embeddings. A
 call reads every row a sidecar holds (float32, twice this: 16 MB, which a server's
 last-level cache holds), so this bounds its cost to about a millisecond."""
+MAX_TEXT_CHARS = 8_000
+"""Longest text sent to be embedded, a demonstration's or a call's (about 2,000 tokens;
+longer text is cut)."""
 _WIRE = np.dtype("<f2")
 
 

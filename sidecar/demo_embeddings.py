@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from promptlab.prompts.demo_vectors import unit_rows
+from promptlab.prompts.demo_vectors import MAX_TEXT_CHARS, unit_rows
 from promptlab.providers import ProviderError
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class QueryEmbedder:
 
     async def embed(self, model: str, text: str) -> np.ndarray | None:
         """The unit embedding of ``text`` by ``model``, or None (the cause is counted)."""
+        text = text[:MAX_TEXT_CHARS]  # as the pool's texts were cut
         key = (model, hashlib.blake2b(text.encode(), digest_size=16).digest())
         row = self._cache.get(key)
         if row is not None:
