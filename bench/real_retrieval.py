@@ -16,7 +16,8 @@ rows travel as the float16 chunks a sidecar decodes, and the sidecar's
 embeds the query). Every held-out sentence is answered three ways by the same model:
 zero-shot, with demonstrations by BM25, and with demonstrations by embeddings. Printed:
 held-out accuracy of each with 95% Wilson intervals, exact McNemar tests on the same
-sentences, and what embedding cost (the pool once, each call's query).
+sentences, how often the single nearest demonstration has the sentence's label (by
+words, by meaning), and what embedding cost (the pool once, each call's query).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bench.real import (
     DATA,
@@ -79,6 +82,7 @@ async def compare(
     from promptlab.events.snapshots import DemoPoolSnapshot, DemoRecord, PoolVectors
     from promptlab.learner.demo_embeddings import PoolEmbedder
     from promptlab.prompts import Renderer
+    from promptlab.prompts.demo_pool import query_text
     from promptlab.prompts.demo_vectors import from_chunks, to_chunks
     from promptlab.prompts.demos import Demo
     from promptlab.providers import Providers, ProviderSettings
@@ -113,6 +117,9 @@ async def compare(
         client = openai.AsyncOpenAI(base_url=llm_url, api_key="x", max_retries=1, timeout=300)
         right: dict[str, list[bool]] = {way: [] for way in WAYS}
         choose_ms: list[float] = []
+        nearest_agrees = {"bm25": 0, "embeddings": 0}
+        pool = pools.published(PROMPT_ID)
+        assert pool is not None
         try:
             for n, (text, label) in enumerate(held_out, 1):
                 values = prompt.variables_validator({"text": text})
@@ -128,12 +135,23 @@ async def compare(
                     )
                     answer = completion.choices[0].message.content or ""
                     right[way].append(label_of(answer) == label)
+                # Does the single nearest demonstration carry the sentence's label?
+                query = await queries.embed(MODEL, query_text(values))  # cached by now
+                if query is not None:
+                    by_meaning = int(np.argmax(pool.vectors[MODEL] @ query))
+                    nearest_agrees["embeddings"] += pool.demos[by_meaning].answer == label
+                by_words = int(np.argmax(pool.scores(query_text(values))))
+                nearest_agrees["bm25"] += pool.demos[by_words].answer == label
                 if n % 50 == 0:
                     print(f"  {n} held-out sentences", flush=True)
         finally:
             await client.close()
         if queries.fallbacks:
             print(f"embedding fallbacks to BM25: {queries.fallbacks}")
+        print(
+            "the nearest demonstration has the sentence's label: "
+            + ", ".join(f"{w} {k / len(held_out):.1%}" for w, k in nearest_agrees.items())
+        )
         choose_ms.sort()
         print(
             "choose by embeddings per call, the query's round trip to llama.cpp included: "
