@@ -51,6 +51,7 @@ from promptlab.learner.applying import apply_isolating, apply_retrying
 from promptlab.learner.backoff import learner_backoff
 from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.decide import Policy, default_policy
+from promptlab.learner.demo_embeddings import EmbeddingClient, PoolEmbedder
 from promptlab.learner.demo_pools import DemoPoolWriter
 from promptlab.learner.errors import StoreUnavailable, classify, map_store_errors
 from promptlab.learner.examples import read_examples
@@ -265,6 +266,11 @@ class Learner:
         self._consumer = await self.bus.consumer(
             self.settings.durable, start_sequence=self.projection.position + 1
         )
+
+    def attach_embedder(self, client: EmbeddingClient) -> None:
+        """Embed the demonstration pools of variants that retrieve by embeddings through
+        ``client`` (without one, such pools are published without embeddings)."""
+        self.demo_pools.vectors.embedder = PoolEmbedder(client)
 
     def attach_breeder(self, client: ModelClient) -> Breeder:
         """Breed challengers through ``client`` (``[learner.evolution]``) while :meth:`run` runs."""

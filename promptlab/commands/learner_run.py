@@ -102,13 +102,14 @@ async def _run_learner(
                 await asyncio.wait_for(stopping.wait(), backoff.next())
     if stopping.is_set():
         return
-    breeder_client = None
-    if settings.learner.evolution.enabled:  # [learner.evolution]: mutator and checks' calls
-        from promptlab.models import make_providers
+    from promptlab.models import make_providers
 
-        breeder_client = make_providers(settings)
-        await breeder_client.start()
-        learner.attach_breeder(breeder_client)
+    # Breeding's calls ([learner.evolution]) and the demonstration pools' embeddings.
+    client = make_providers(settings)
+    await client.start()
+    learner.attach_embedder(client)
+    if settings.learner.evolution.enabled:
+        learner.attach_breeder(client)
     try:
         async with online_evaluation(settings, bus, learner.prompts):
             await learner.run()
@@ -117,8 +118,7 @@ async def _run_learner(
     except Exception:
         log.exception("learner crashed; the sidecar keeps serving on its last routing snapshot")
     finally:
-        if breeder_client is not None:
-            await breeder_client.close()
+        await client.close()
 
 
 def _redacted(url: str) -> str:
