@@ -10,7 +10,17 @@ with Zipf frequencies; two labels) of 10,000 and 100,000 demonstrations. Prints:
   without demonstrations (target: <= 0.3 ms p50 added at 10,000);
 * the process's RSS growth holding the 100,000-example pool;
 * rank-bm25's scoring at 10,000 for comparison, when it is installed (it is not a
-  dependency: ``pip install rank-bm25``).
+  dependency: ``pip install rank-bm25``);
+* retrieval by embeddings (``embedding_model``): per call, the query text, its cache
+  key and the cosine similarities of the pool's rows with diverse top-k, p50 / p99, at
+  each size with 384 and 1,536 numbers per row (random unit rows: the cost does not
+  depend on what they mean), as many rows as the learner publishes (its cap is 8 MiB
+  of float16 per pool: the newest 10,000 or 10,922 at 384, 2,730 at 1,536), and the
+  float16 -> float32 decoding a sidecar does when the pool arrives. Above 2^20
+  numbers a sidecar computes them in a worker thread (not measured here: the event
+  loop is free meanwhile, the call waits as long). **The query's embedding round trip to the provider is not included**: it
+  is a network call (milliseconds for a local server, hundreds for a hosted one),
+  bounded by ``server.demo_embedding_timeout_s``, and a repeated query skips it.
 
 Run: ``python -m bench --only demos [--quick]``.
 """
@@ -19,15 +29,18 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from bench.render import measure_us
+from promptlab.events.snapshots import PoolVectors
 from promptlab.prompts import PromptSpec, Renderer
-from promptlab.prompts.demo_pool import DemoPool, tokens
-from promptlab.prompts.demos import Demo
+from promptlab.prompts.demo_pool import DemoPool, query_text, tokens
+from promptlab.prompts.demo_vectors import from_chunks, rows_that_fit, to_chunks, unit_rows
+from promptlab.prompts.demos import Demo, DemosSpec
 
 SPEC = PromptSpec.model_validate(
     {
@@ -127,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     held.build_index()
     print(f"RSS with a 100,000-example pool held: +{rss_mb() - before:.0f} MB", flush=True)
     del held
+    embeddings(spec, queries, iterations)
     try:
         from rank_bm25 import BM25Okapi
     except ImportError:
@@ -139,6 +153,46 @@ def main(argv: list[str] | None = None) -> None:
         lambda: okapi.get_scores(tokens(queries[next(q) % 500]["text"])), max(100, iterations // 10)
     )
     print(f"rank-bm25 at 10,000: get_scores p50 {r50:.3f} ms p99 {r99:.3f} ms (bm25s above)")
+
+
+def embeddings(spec: DemosSpec, queries: list[dict[str, str]], iterations: int) -> None:
+    """Per call cost of retrieval by embeddings, without the query's network round trip."""
+    spec = spec.model_copy(update={"embedding_model": "bench/embed"})
+    rng = np.random.default_rng(7)
+    for size in (10_000, 100_000):
+        demos = pool_of(size)
+        for dim in (384, 1536):
+            rows = unit_rows(rng.standard_normal((rows_that_fit(dim, size), dim), np.float32))
+            chunks, sha = to_chunks(rows)
+            meta = PoolVectors(
+                model="bench/embed", dim=dim, count=len(rows), chunks=len(chunks), sha256=sha
+            )
+            start = time.perf_counter()
+            decoded = from_chunks(chunks, meta)
+            arrived = time.perf_counter() - start
+            pool = DemoPool(demos, vectors={"bench/embed": decoded})
+            # The query's embedding as the provider would return it (random: same cost).
+            vectors = unit_rows(rng.standard_normal((len(queries), dim), np.float32))
+            turn = iter(range(10**9))
+
+            def nearest(
+                pool: DemoPool = pool, vectors: np.ndarray = vectors, turn: Iterator[int] = turn
+            ) -> object:
+                i = next(turn) % len(queries)
+                text = query_text(queries[i])  # what the sidecar embeds, and its cache key
+                hashlib.blake2b(text.encode(), digest_size=16).digest()
+                return pool.nearest(spec, vectors[i])
+
+            e50, e99 = measure(nearest, iterations)
+            print(
+                f"embeddings, pool {size:>7,} x {dim:>4} ({len(rows):>6,} rows, "
+                f"{len(rows) * dim * 2 / 1e6:4.1f} MB float16 published, "
+                f"{decoded.nbytes / 1e6:5.1f} MB float32 held, decoded in "
+                f"{arrived * 1000:5.1f} ms): choose p50 {e50:.3f} ms p99 {e99:.3f} ms "
+                "(without the query's embedding round trip)",
+                flush=True,
+            )
+            del pool, decoded, rows, chunks
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ctx", type=int, default=2048)
+    parser.add_argument(
+        "--embedding", action="store_true", help="serve /v1/embeddings (mean-pooled) as well"
+    )
     args = parser.parse_args()
 
     import llama_cpp
@@ -46,12 +49,21 @@ def main() -> None:
         return params
 
     llama_cpp.llama.llama_cpp.llama_model_default_params = without_repacking  # type: ignore[attr-defined]
+    if args.embedding:  # one vector per input (the mean of its tokens'), not one per token
+        init = llama_cpp.llama.Llama.__init__
+
+        def mean_pooled(self, *a, **kw):  # type: ignore[no-untyped-def]
+            kw.setdefault("pooling_type", llama_cpp.LLAMA_POOLING_TYPE_MEAN)
+            init(self, *a, **kw)
+
+        llama_cpp.llama.Llama.__init__ = mean_pooled  # type: ignore[method-assign]
     from llama_cpp.server.__main__ import main as serve
 
     sys.argv = [
         "llama_cpp.server", "--model", gguf_path(), "--host", "127.0.0.1",
         "--port", str(args.port), "--n_ctx", str(args.ctx), "--n_threads", str(args.threads),
         "--n_threads_batch", str(args.threads), "--verbose", "False",
+        *(["--embedding", "True"] if args.embedding else []),
     ]  # fmt: skip
     serve()
 

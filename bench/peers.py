@@ -4,7 +4,9 @@ Starts, each in its own process on loopback: the minimal fake upstream of
 :mod:`bench.sidecar_latency`; a bare aiohttp reverse proxy (one ``ClientSession``, the
 body passed through: the floor of any proxy written on aiohttp); ``promptlab serve``
 (routed calls, events published, its learner running, in a child process) and
-``promptlab serve --no-learner``, each with a nats-server of its own; and the LiteLLM
+``promptlab serve --no-learner``, each with a nats-server of its own; the routed floor of
+:mod:`bench.floor_proxy` (the least a routed, recorded call does on this stack: what
+``serve`` cannot beat); and the LiteLLM
 proxy (installed on first run into its own virtualenv under
 ``.promptlab/bench/litellm-venv``: ``pip install 'litellm[proxy]'``; when it cannot be
 installed or does not start, it is skipped with the reason and the rest runs).
@@ -23,8 +25,9 @@ peers take turns, so a busy box hurts them alike). Printed, and written as JSON
   ``serve --no-learner``'s, >= 0.9), and the RSS of ``serve`` (and of its learner)
   after ``--rss-calls`` routed calls (100,000; <= 120 MB).
 
-``--compare LABEL=DIR`` adds ``serve`` of another checkout of promptlab (run from DIR
-with DIR first on ``PYTHONPATH``): what a change bought, measured in the same run.
+``--compare LABEL=DIR`` adds ``serve`` and ``serve --no-learner`` of another checkout of
+promptlab (run from DIR with DIR first on ``PYTHONPATH``): what a change bought, measured
+in the same run.
 
 ``python -m bench.peers [--quick] [--duration S] [--repeat N] [--no-litellm]
 [--rss-calls N] [--compare LABEL=DIR] [--out FILE | --no-out]``
@@ -56,6 +59,7 @@ from bench.sidecar_latency import (
     _wait_port,
     run_load,
 )
+from promptlab.events.embedded import NatsServerProcess
 from tests.support.serving import Serve, clean_env, write_config
 
 LITELLM_VENV = ROOT / ".promptlab" / "bench" / "litellm-venv"
@@ -64,6 +68,7 @@ DEFAULT_OUT = record.RESULTS / "peers.json"
 BARE = "bare aiohttp proxy"
 SERVE = "promptlab serve"
 NO_LEARNER = "promptlab serve --no-learner"
+FLOOR = "routed floor (bench.floor_proxy)"
 LITELLM = "LiteLLM proxy"
 CONNECTIONS = (1, 8, 32)
 
@@ -186,7 +191,6 @@ class Promptlab:
         learner: bool,
         checkout: Path = ROOT,
     ) -> None:
-        from promptlab.events.embedded import NatsServerProcess
 
         self.nats = NatsServerProcess(tmpdir / "nats")
         self.nats.start()
@@ -272,7 +276,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--compare", action="append", default=[], metavar="LABEL=DIR",
-        help="also run `serve` of the promptlab checkout in DIR (e.g. before a change)",
+        help="also run `serve` and `serve --no-learner` of the checkout in DIR (e.g. before a change)",
     )  # fmt: skip
     parser.add_argument(
         "--out", metavar="FILE", default=str(DEFAULT_OUT), help="write the figures as JSON here"
@@ -295,6 +299,7 @@ def main() -> None:
     ports: dict[str, int] = {}
     pids: dict[str, int] = {}
     skipped: dict[str, str] = {}
+    stops: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="promptlab-peers-") as tmp:
         tmpdir = Path(tmp)
         try:
@@ -318,10 +323,25 @@ def main() -> None:
             pids[BARE] = procs[-1].pid
             _wait_port(upstream)
             _wait_port(ports[BARE])
+            floor_nats = NatsServerProcess(tmpdir / "floor-nats")
+            floor_nats.start()
+            stops.append(floor_nats.stop)
+            ports[FLOOR] = _free_port()
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "bench.floor_proxy",
+                     str(ports[FLOOR]), str(upstream), floor_nats.url],
+                    cwd=ROOT,
+                    text=True,
+                )
+            )  # fmt: skip
+            pids[FLOOR] = procs[-1].pid
+            _wait_port(ports[FLOOR])
             peers = [(SERVE, True, ROOT), (NO_LEARNER, False, ROOT)]
             for spec in args.compare:
                 label, _, directory = spec.partition("=")
                 peers.append((f"{SERVE} ({label})", True, Path(directory).resolve()))
+                peers.append((f"{NO_LEARNER} ({label})", False, Path(directory).resolve()))
             for name, learner, checkout in peers:
                 slug = re.sub(r"\W+", "-", name).strip("-")
                 instances[name] = Promptlab(
@@ -363,6 +383,9 @@ def main() -> None:
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+            for stop in stops:
+                with contextlib.suppress(Exception):
+                    stop()
 
     def med(key: str, field: str) -> float:
         return _median([r[key][field] for r in rounds])
@@ -436,6 +459,12 @@ def main() -> None:
             0.9,
             True,
         ),
+        _ratio(
+            "routed floor req/s@8 / bare proxy (the best a routed call can do here)",
+            table[FLOOR]["rps_8"] / bare["rps_8"],
+            0.9,
+            True,
+        ),
     ]
     if LITELLM in table:
         peak = max(ours["rps_8"], ours["rps_32"])
@@ -451,6 +480,13 @@ def main() -> None:
             f"  {r['name']}: {r['value']:.2f} (target {sign} {r['target']:g}) {'met' if r['met'] else 'NOT met'}"
         )
     print(f"  the learner child's RSS: {rss['learner_mb']:.1f} MB")
+    floor = table[FLOOR]
+    print(
+        f"  serve req/s@8 / routed floor: {ours['rps_8'] / floor['rps_8']:.2f};"
+        f" CPU per call: bare {bare['cpu_us_8']:.0f} us, floor {floor['cpu_us_8']:.0f} us,"
+        f" serve {ours['cpu_us_8']:.0f} us (what a routed call needs at least:"
+        f" {floor['cpu_us_8'] - bare['cpu_us_8']:.0f} us over the bare proxy)"
+    )
     for name, why in skipped.items():
         print(f"  {name}: skipped ({why})")
     print(f"load average after: {_loadavg()} (all processes share this box's cores)")

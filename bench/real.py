@@ -330,7 +330,7 @@ async def held_out_accuracy(
             for text, label in held_out:
                 values = spec.variables_validator({"text": text})
                 start = time.perf_counter_ns()
-                demos = pools.choose(spec, variant, values)
+                demos = await pools.choose(spec, variant, values)
                 if variant.demos is not None:
                     timings.append((time.perf_counter_ns() - start) / 1e6)
                 messages = renderer.render(spec, variant, values, demos)
@@ -481,7 +481,16 @@ def main(argv: list[str] | None = None) -> None:
         "--runs", default="corrections,plain", help="corrections, plain or both (default)"
     )
     parser.add_argument("--out", metavar="FILE", help="write the figures as JSON here")
+    parser.add_argument(
+        "--retrieval", action="store_true", help="BM25 vs embeddings instead (bench.real_retrieval)"
+    )
     args = parser.parse_args(argv)
+    if args.retrieval:
+        from bench.real_retrieval import main as compare_retrieval
+
+        shared = ["--threads", str(args.threads), "--seed", str(args.seed)]
+        shared += ["--held-out", str(args.held_out)] if args.held_out else []
+        return compare_retrieval([*shared, *(["--quick"] if args.quick else [])])
     python = llm_python()
     if python is None:
         print(

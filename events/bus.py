@@ -145,6 +145,10 @@ class EventBus(Protocol):
 
     async def kv_get(self, bucket: str, key: str) -> KVEntry | None: ...
 
+    async def kv_delete(self, bucket: str, key: str) -> None:
+        """Delete a key (watchers see an entry with ``value=None``)."""
+        ...
+
     async def kv_keys(self, bucket: str) -> list[str]: ...
 
     def kv_watch(self, bucket: str) -> AsyncIterator[KVEntry]:

@@ -4,7 +4,7 @@ nats-py builds a ``Msg`` (and, for JetStream, a metadata object) per message and
 for each fetch with its own timer; that capped a replay near 9,000 events/s. The
 pieces here hand each message's reply subject and payload to a plain function and keep
 the next pull request waiting on the server, so a reader is limited by its own work.
-:class:`events.jetstream.JetStreamBus` uses them for :meth:`read`.
+:func:`events.jetstream_consumers.read` (``JetStreamBus.read``) uses them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import collections
 import contextlib
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -26,6 +27,17 @@ _WHITESPACE = re.compile(r"\s")
 
 RawHandler = Callable[[bytes, bytes, "str | None"], None]
 """``handler(reply subject, payload, status code or None)`` of a raw subscription."""
+
+
+@dataclass(frozen=True)
+class FastReadStats:
+    """What the fast read path did on one connection (:attr:`JetStreamBus.fast_reads`)."""
+
+    deliveries: int
+    """Messages handed straight to a raw handler; stays 0 on a nats-py that no longer
+    calls the ``_process_msg`` override (reads then take the slower ordinary path)."""
+    open_subscriptions: int
+    """Raw subscriptions open now: 0 whenever no read is running."""
 
 
 class RawClient(Client):
@@ -52,6 +64,11 @@ class RawClient(Client):
         self._raw_handlers: dict[int, RawHandler] = {}
         self.raw_deliveries = 0
         """Messages handed to a raw handler by the ``_process_msg`` override."""
+
+    @property
+    def fast_reads(self) -> FastReadStats:
+        """Deliveries so far and raw subscriptions open now."""
+        return FastReadStats(self.raw_deliveries, len(self._raw_handlers))
 
     async def subscribe_raw(self, subject: str, handler: RawHandler) -> Subscription:
         async def fallback(msg: Msg) -> None:

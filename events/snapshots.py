@@ -9,7 +9,8 @@
   (recent hours and days) for the TUI's charts, in the shape of ``promptlab analytics
   --json``.
 * :class:`DemoPoolSnapshot` in bucket ``promptlab_demos``: a prompt's demonstration
-  pool (good past answers), compressed, which every sidecar retrieves from.
+  pool (good past answers), compressed, which every sidecar retrieves from; with
+  :class:`PoolVectors`, its embeddings are in bucket ``promptlab_demo_vectors``.
 
 All are read-only models for their readers; only the learner writes them.
 """
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from promptlab.events.kinds import VariantLifecycle, VariantStatus
 
 __all__ = [
+    "VECTOR_CHUNK_BYTES",
     "AnalyticsSnapshot",
     "ArmPosterior",
     "DecisionRecord",
@@ -32,6 +34,7 @@ __all__ = [
     "DemoRecord",
     "PeriodSeries",
     "PeriodTotals",
+    "PoolVectors",
     "RoutingSnapshot",
     "StatsSnapshot",
     "TrendPoint",
@@ -289,6 +292,35 @@ class DemoRecord(_Snap):
     reward: float = 1.0
 
 
+class PoolVectors(_Snap):
+    """Embeddings of a pool's first ``count`` demonstrations by ``model``, for variants
+    that retrieve by embeddings.
+
+    ``count x dim`` little-endian float16 numbers, each row of unit length, split into
+    ``chunks`` values of bucket ``promptlab_demo_vectors`` (keys
+    :func:`~events.subjects.demo_vectors_key`, named by ``sha256``) of at most
+    :data:`VECTOR_CHUNK_BYTES`; joined in order they hash to ``sha256``, which a reader
+    checks.
+    """
+
+    model: str
+    """``provider/model`` that embedded them; a call's query goes through the same one."""
+    dim: int = Field(ge=0, le=16_384)
+    """Numbers per row (0 for an empty pool)."""
+    count: int = Field(ge=0)
+    """Rows: the pool's first ``count`` demonstrations (the newest) have one each."""
+    chunks: int = Field(ge=0)
+    sha256: str
+
+    @property
+    def nbytes(self) -> int:
+        return self.count * self.dim * 2
+
+
+VECTOR_CHUNK_BYTES = 900_000
+"""Largest chunk of embeddings in one KV value (NATS's default message limit is 1 MB)."""
+
+
 class DemoPoolSnapshot(_Snap):
     """A prompt's demonstration pool as the learner built it (redacted, capped).
 
@@ -302,6 +334,9 @@ class DemoPoolSnapshot(_Snap):
     """Increases with every pool of this prompt (the stream sequence it reflects)."""
     demos: list[DemoRecord]
     """Newest first: equal scores go to the newer demonstration."""
+    vectors: list[PoolVectors] = Field(default_factory=list)
+    """Embeddings of the demonstrations, one entry per embedding model the pool's
+    variants ask for (none: they retrieve by BM25)."""
 
     MAX_ENCODED_BYTES: ClassVar[int] = 900_000
 

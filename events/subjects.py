@@ -6,6 +6,7 @@ a subject in two.
 
 from __future__ import annotations
 
+import hashlib
 from enum import Enum
 
 STREAM_NAME = "PROMPTLAB"
@@ -41,6 +42,18 @@ def variant_key(prompt_id: str, variant: str) -> str:
 def demo_pool_key(prompt_id: str, pool: str) -> str:
     """Key of a demonstration pool in :attr:`Bucket.DEMOS`: ``<prompt>.<pool>``."""
     return f"{prompt_id}.{pool}"
+
+
+def demo_vectors_key(prompt_id: str, pool: str, model: str, sha256: str, chunk: int) -> str:
+    """Key of one chunk of a pool's embeddings in :attr:`Bucket.DEMO_VECTORS`:
+    ``<prompt>.<pool>.<model hash>.<rows hash>.<chunk>``. Named by their content, chunks
+    never change under a reader; a model name may hold characters a key may not."""
+    return f"{demo_vectors_prefix(prompt_id, pool, model)}{sha256[:16]}.{chunk}"
+
+
+def demo_vectors_prefix(prompt_id: str, pool: str, model: str) -> str:
+    """What the keys of every set of rows of one pool and model start with."""
+    return f"{prompt_id}.{pool}.{hashlib.sha256(model.encode()).hexdigest()[:16]}."
 
 
 CONSUMED_SUBJECTS: tuple[str, ...] = tuple(s.value for s in Subject if s is not Subject.DEAD_LETTER)
@@ -84,6 +97,11 @@ class Bucket(str, Enum):
     DEMOS = "promptlab_demos"
     """Demonstration pools the learner builds (:class:`~events.snapshots.DemoPoolSnapshot`),
     keyed ``<prompt>.<pool>`` (:func:`demo_pool_key`); every sidecar serves from them."""
+    DEMO_VECTORS = "promptlab_demo_vectors"
+    """Embeddings of the demonstrations of pools whose variants retrieve by embeddings,
+    in chunks keyed by :func:`demo_vectors_key`; a pool's snapshot names its chunks
+    (:class:`~events.snapshots.PoolVectors`). The learner keeps the chunks of a pool's
+    last two sets of rows and deletes older ones."""
     ASSIGNMENTS = "promptlab_assignments"
     """Sticky routing: the variant each (prompt, subject) was assigned, keyed by a hash of
     both; entries expire after :data:`ASSIGNMENT_TTL_S`."""

@@ -209,8 +209,9 @@ class _Runner:
     def demos(self, variant: VariantSpec, values: dict[str, Any]) -> list[Demo]:
         """A variant's demonstrations for one case: from its inline pool, the prompt's
         ``[[examples]]`` or a dataset (:func:`lab.datasets.dataset_demos`, as the learner
-        publishes it live). The production pool lives with the learner: offline, such a
-        variant runs without demonstrations."""
+        publishes it live), retrieved by BM25 (``embedding_model`` is a live path). The
+        production pool lives with the learner: offline, such a variant runs without
+        demonstrations."""
         spec = variant.demos
         if spec is None or spec.pool == "production":
             return []

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from promptlab.events.bus import Delivery
-from promptlab.learner.backoff import Backoff
+from promptlab.learner.backoff import learner_backoff
 from promptlab.learner.errors import StoreRejected, StoreUnavailable, map_store_errors
 from promptlab.learner.projection.batch import BatchResult
 from promptlab.learner.projection.transaction import Projection
@@ -33,7 +33,7 @@ async def apply_retrying(
 ) -> BatchResult:
     """Apply a batch; while the database is unavailable apply it again with backoff
     (until it works, or ``stopping`` is set: then StoreUnavailable)."""
-    backoff = Backoff()
+    backoff = learner_backoff()
     while True:
         try:
             with map_store_errors():

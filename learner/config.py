@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from promptlab.lab.mutation.operators import OPERATORS
 from promptlab.prompts.config import PromotionConfig
 
 
@@ -46,20 +47,7 @@ class EvolutionSettings(BaseModel):
     """Keep this many live challengers per prompt (``max_challengers`` is an older name)."""
     min_champion_samples: int = Field(default=200, ge=0)
     """Breed only once the champion has this many rewarded executions."""
-    strategies: list[str] = Field(
-        default_factory=lambda: [
-            "rephrase",
-            "add_structure",
-            "add_examples",
-            "change_persona",
-            "simplify",
-            "elaborate",
-            "add_constraints",
-            "change_format",
-            "crossover",
-            "reflect",
-        ]
-    )
+    strategies: list[str] = Field(default_factory=lambda: [str(op) for op in OPERATORS])
     """Mutation operators to draw from (``crossover`` pairs the champion with the best
     retired challenger; ``reflect`` reads the champion's failing cases and why
     challengers were retired)."""

@@ -12,12 +12,17 @@ writes them as a :class:`~events.snapshots.DemoPoolSnapshot` to the KV bucket
 ``promptlab_demos`` when they changed. Every sidecar replica serves that pool; none
 reads the database on a call.
 
-With ``[learning] demos = { k, select, min_reward, min_pool }``, once the pool holds
-``min_pool`` good answers the learner registers ``<champion>+demos``: the champion's
-model, params and templates with ``demos = { pool = "production", ... }``, a
+With ``[learning] demos = { k, select, min_reward, min_pool, embedding_model }``, once
+the pool holds ``min_pool`` good answers the learner registers ``<champion>+demos``: the
+champion's model, params and templates with ``demos = { pool = "production", ... }``, a
 ``VariantRegistered`` with ``origin = "demos"`` and the champion as parent, stored in
 the variants bucket like any run-time variant. From then on it is one more challenger:
 the same-period test decides whether it is promoted, probation whether it stays.
+
+A pool whose variants retrieve by embeddings (``demos.embedding_model``) is published
+with them (:mod:`learner.demo_vector_writer`): the learner embeds every demonstration
+and writes the rows beside the pool; when embedding fails, the pool goes out without
+them (BM25 still serves it) and embedding is tried again a minute later.
 
 The pool's content comes from the event log (the examples table is a projection), so
 what it holds at a stream position is the same in a replay; only when it is written
@@ -27,12 +32,11 @@ follows the clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,10 @@ from promptlab.lab.datasets import (
     dataset_demos,
     read_dataset,
 )
+from promptlab.learner.demo_embeddings import PoolEmbedder
+from promptlab.learner.demo_vector_writer import PoolVectorWriter
 from promptlab.learner.examples import Example, read_examples
+from promptlab.learner.periodic import every
 from promptlab.learner.storage.store import Store
 from promptlab.learner.storage.view import PromptView
 from promptlab.prompts.spec import PromptSpec, VariantSpec
@@ -57,7 +64,8 @@ DEMOS_SUFFIX = "+demos"
 """The automatic challenger is called ``<champion>+demos``."""
 MAX_POOL = 20_000
 """Most demonstrations one published pool holds (the newest)."""
-_POLL_S = 0.5
+_VECTORS_ROOM = 4096
+"""Bytes a pool leaves for the description of its embeddings (a few hundred per model)."""
 
 
 def needs_pool(spec: PromptSpec) -> float | None:
@@ -103,10 +111,24 @@ def dataset_snapshot(
 def _fitted(prompt_id: str, pool: str, records: list[DemoRecord], version: int) -> DemoPoolSnapshot:
     records = records[:MAX_POOL]
     snapshot = DemoPoolSnapshot(prompt_id=prompt_id, pool=pool, version=version, demos=records)
-    while records and len(snapshot.encode()) > DemoPoolSnapshot.MAX_ENCODED_BYTES:
+    limit = DemoPoolSnapshot.MAX_ENCODED_BYTES - _VECTORS_ROOM
+    while records and len(snapshot.encode()) > limit:
         records = records[: len(records) * 3 // 4]
         snapshot = DemoPoolSnapshot(prompt_id=prompt_id, pool=pool, version=version, demos=records)
     return snapshot
+
+
+def embedding_models(spec: PromptSpec, pool: str) -> list[str]:
+    """The embedding models ``spec``'s variants retrieve from pool ``pool`` with (sorted)."""
+    models = {
+        v.demos.embedding_model
+        for v in spec.variants
+        if v.demos is not None and v.demos.pool == pool and v.demos.embedding_model
+    }
+    auto = spec.learning.demos
+    if pool == "production" and auto is not None and auto.embedding_model:
+        models.add(auto.embedding_model)
+    return sorted(m for m in models if m)
 
 
 def dataset_pools(spec: PromptSpec) -> set[str]:
@@ -153,9 +175,19 @@ class DemoPoolWriter:
     interval_s: float = 5.0
     datasets_dir: Path = DEFAULT_DATASETS_DIR
     """Where ``pool = "<dataset>"`` is read (``promptlab dataset create`` writes there)."""
-    _written: dict[str, str] = field(default_factory=dict)
+    embedder: InitVar[PoolEmbedder | None] = None
+    """Embeds pools whose variants retrieve by embeddings (None: such pools are
+    published without embeddings, and their variants retrieve by BM25)."""
+    _clock: Callable[[], float] = time.monotonic
+    _written: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
+    """Per pool key: the digest of what was written and the models embedded with it."""
+    vectors: PoolVectorWriter = field(init=False)
+    """Embeds pools and writes their rows (its ``embedder`` may be attached later)."""
     registered: list[VariantRegistered] = field(default_factory=list)
     """Challengers this writer registered (for logs and tests)."""
+
+    def __post_init__(self, embedder: PoolEmbedder | None) -> None:
+        self.vectors = PoolVectorWriter(self.bus, embedder)
 
     async def run(
         self,
@@ -166,21 +198,15 @@ class DemoPoolWriter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Refresh every ``interval_s`` while ``active()``, until ``stopping`` is set."""
-        if self.interval_s <= 0:
-            return
-        last = -float("inf")
-        while not stopping.is_set():
-            now = clock()
-            if active() and now - last >= self.interval_s:
-                last = now
-                try:
-                    await self.refresh(sequence())
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # the next round tries again
-                    log.warning("demonstration pools not written: %s: %s", type(exc).__name__, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), min(self.interval_s, _POLL_S))
+        await every(
+            self.interval_s,
+            stopping,
+            lambda: self.refresh(sequence()),
+            active=active,
+            what="demonstration pools",
+            logger=log,
+            clock=clock,
+        )
 
     async def refresh(self, sequence: int) -> None:
         """Write the pools that changed; register the challengers now due."""
@@ -191,21 +217,29 @@ class DemoPoolWriter:
                 except DatasetError as exc:
                     log.warning("prompt %s: no demonstration pool from a dataset: %s", spec.id, exc)
                     continue
-                await self._write(dataset_snapshot(spec.id, name, rows, sequence))
+                snapshot = dataset_snapshot(spec.id, name, rows, sequence)
+                await self._write(snapshot, embedding_models(spec, name))
             min_reward = needs_pool(spec)
             if min_reward is None:
                 continue
             good = await read_examples(self.store, spec.id, min_reward=min_reward, limit=MAX_POOL)
-            await self._write(pool_snapshot(spec.id, good, sequence))
+            snapshot = pool_snapshot(spec.id, good, sequence)
+            await self._write(snapshot, embedding_models(spec, "production"))
             await self._maybe_register(spec, good)
 
-    async def _write(self, snapshot: DemoPoolSnapshot) -> None:
-        """Write ``snapshot`` unless the bucket already holds the same demonstrations."""
+    async def _write(self, snapshot: DemoPoolSnapshot, models: list[str]) -> None:
+        """Write ``snapshot`` (with the embeddings ``models`` make of it) unless the bucket
+        already holds the same demonstrations with the same embeddings."""
         key = demo_pool_key(snapshot.prompt_id, snapshot.pool)
         digest = _digest(snapshot)
-        if self._written.get(key) != digest:
-            await self.bus.kv_put(str(Bucket.DEMOS), key, snapshot.encode())
-            self._written[key] = digest
+        written = self._written.get(key)
+        if written is not None and written[0] == digest:
+            if written[1] == frozenset(models) or not self.vectors.due(key, self._clock()):
+                return  # the same pool; embeddings that failed are tried again later
+        vectors = await self.vectors.publish(snapshot, models, self._clock())
+        snapshot = snapshot.model_copy(update={"vectors": vectors})
+        await self.bus.kv_put(str(Bucket.DEMOS), key, snapshot.encode())
+        self._written[key] = (digest, frozenset(v.model for v in vectors))
 
     async def _maybe_register(self, spec: PromptSpec, good: list[Example]) -> None:
         auto = spec.learning.demos

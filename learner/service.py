@@ -48,9 +48,10 @@ from promptlab.events.bus import BusError, BusUnavailable, Consumer, Delivery, E
 from promptlab.events.models import BaseEvent
 from promptlab.learner.analysis import PromptAnalysis, analyze, rng_for
 from promptlab.learner.applying import apply_isolating, apply_retrying
-from promptlab.learner.backoff import Backoff
+from promptlab.learner.backoff import learner_backoff
 from promptlab.learner.config import LearnerSettings, StorageSettings
 from promptlab.learner.decide import Policy, default_policy
+from promptlab.learner.demo_embeddings import EmbeddingClient, PoolEmbedder
 from promptlab.learner.demo_pools import DemoPoolWriter
 from promptlab.learner.errors import StoreUnavailable, classify, map_store_errors
 from promptlab.learner.examples import read_examples
@@ -266,6 +267,11 @@ class Learner:
             self.settings.durable, start_sequence=self.projection.position + 1
         )
 
+    def attach_embedder(self, client: EmbeddingClient) -> None:
+        """Embed the demonstration pools of variants that retrieve by embeddings through
+        ``client`` (without one, such pools are published without embeddings)."""
+        self.demo_pools.vectors.embedder = PoolEmbedder(client)
+
     def attach_breeder(self, client: ModelClient) -> Breeder:
         """Breed challengers through ``client`` (``[learner.evolution]``) while :meth:`run` runs."""
         from promptlab.learner.breeding import Breeder
@@ -326,7 +332,7 @@ class Learner:
         On standby, wait for the lease first; a learner that loses its lease (its
         PostgreSQL session died) stops consuming and stands by again.
         """
-        backoff = Backoff()
+        backoff = learner_backoff()
         failures = 0
         while not self._stopping.is_set():
             try:

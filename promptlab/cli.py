@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from promptlab.logs import configure_logging
@@ -135,6 +136,17 @@ def lazy(target: str) -> Handler:
 
     handler.__qualname__ = f"lazy({target})"
     return handler
+
+
+def moment(text: str) -> datetime:
+    """An option's ISO date or time (``--from``, ``--since``, ...); UTC unless it says."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is no ISO date or time (e.g. 2025-01-06 or 2025-01-06T12:00)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,10 @@ order chooses the same demonstrations for the same call. Retrieval for
 b = 0.75) over the text of the demonstrations' variables, tokenised as lower-case
 words of two characters or more; the query is the call's variables, tokenised alike.
 
+With a variant's ``embedding_model``, ``similar`` ranks by the cosine similarity of
+embeddings instead (:meth:`DemoPool.nearest`; the pool's rows come from the learner,
+the call's from the sidecar), then selects by the same rule.
+
 Selection keeps the answers diverse (:func:`diverse_top`): when the pool's answers take
 ``d`` distinct values (labels, categories), one value fills at most ``ceil(k / min(d,
 k))`` places, so with two labels and ``k = 4`` a set is two and two, and no set is all
@@ -61,10 +65,19 @@ def query_text(values: Mapping[str, Any]) -> str:
 class DemoPool:
     """Demonstrations with their retrieval index, built once, read by every call."""
 
-    def __init__(self, demos: Iterable[Demo], *, version: str = "") -> None:
+    def __init__(
+        self,
+        demos: Iterable[Demo],
+        *,
+        version: str = "",
+        vectors: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         self.demos: tuple[Demo, ...] = tuple(demos)
         self.version = version
         """Which content this is (the learner's pool version; "" for a local pool)."""
+        self.vectors: dict[str, np.ndarray] = dict(vectors or {})
+        """Embeddings by model (:mod:`prompts.demo_vectors`): unit float32 rows of the
+        first demonstrations (the newest), one row each; the others have none."""
         keys: dict[str, int] = {}
         self._codes = np.fromiter(
             (keys.setdefault(answer_value(d.answer), len(keys)) for d in self.demos),
@@ -90,11 +103,16 @@ class DemoPool:
         """The demonstrations whose reward is at least ``min_reward`` (cached per value)."""
         pool = self._eligible.get(min_reward)
         if pool is None:
-            if bool(np.all(self._rewards >= min_reward)):
+            kept = self._rewards >= min_reward
+            if bool(np.all(kept)):
                 pool = self
             else:
+                # Filtering keeps the order, so the rows still belong to a first part.
+                vectors = {m: rows[kept[: len(rows)]] for m, rows in self.vectors.items()}
                 pool = DemoPool(
-                    (d for d in self.demos if d.reward >= min_reward), version=self.version
+                    (d for d in self.demos if d.reward >= min_reward),
+                    version=self.version,
+                    vectors=vectors,
                 )
             self._eligible[min_reward] = pool
         return pool
@@ -129,6 +147,28 @@ class DemoPool:
         if spec.select == "top":
             return list(pool._top_k(spec.k))
         return pool._similar(query_text(values), spec.k)
+
+    def nearest(self, spec: DemosSpec, query: np.ndarray) -> list[Demo]:
+        """The demonstrations of one call under ``spec`` by the cosine similarity of the
+        call's embedding ``query`` (a unit row of ``spec.embedding_model``) to the pool's,
+        kept diverse as BM25's are. A demonstration without an embedding ranks last.
+
+        ``ValueError`` when the pool has no embeddings of that model or of that length:
+        the caller retrieves by BM25 instead.
+        """
+        pool = self.eligible(spec.min_reward)
+        rows = pool.vectors.get(spec.embedding_model or "")
+        if rows is None:
+            raise ValueError(f"the pool has no embeddings by {spec.embedding_model}")
+        if not pool.demos:
+            return []
+        if rows.shape[1] != query.shape[-1]:
+            raise ValueError(
+                f"the query's embedding has {query.shape[-1]} numbers, the pool's {rows.shape[1]}"
+            )
+        scores = np.full(len(pool.demos), -2.0, dtype=np.float32)  # below any cosine
+        scores[: len(rows)] = rows @ query.reshape(-1)
+        return [pool.demos[i] for i in diverse_top(scores, pool._codes, spec.k)]
 
     def _top_k(self, k: int) -> tuple[Demo, ...]:
         top = self._top.get(k)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +32,8 @@ MAX_DEMO_CHARS = 2000
 """Longest answer or variable text a demonstration keeps (longer text is cut)."""
 MAX_INLINE_POOL = 200
 """Most demonstrations a variant may list inline (``pool = [...]``)."""
+EMBEDDING_MODEL = re.compile(r"[A-Za-z0-9_.-]+/[!-~]+\Z")
+"""``provider/model`` (as a variant's model): printable ASCII without spaces."""
 DEMOS_VARIABLE = "demos"
 """The name a ``format = "block"`` template places the demonstrations with."""
 
@@ -61,9 +64,11 @@ class DemosSpec(SpecModel):
     learner), ``examples`` (the prompt's ``[[examples]]`` with an ``expected``), a dataset
     name, or the demonstrations themselves as a list."""
     format: Format = "turns"
-    embedding_model: str | None = None
-    """Reserved: retrieval by embeddings through a provider's /v1/embeddings. Not
-    available yet: a variant that sets it is refused."""
+    embedding_model: str | None = Field(default=None, max_length=200)
+    """``provider/model`` of an embedding model (an OpenAI-compatible provider's
+    ``/v1/embeddings``): ``similar`` then ranks by the cosine similarity of embeddings
+    instead of BM25. The learner embeds the pool, each call embeds its own variables'
+    text; a call whose embedding fails or is late retrieves by BM25."""
 
     @field_validator("pool")
     @classmethod
@@ -78,12 +83,7 @@ class DemosSpec(SpecModel):
     @model_validator(mode="after")
     def _check_combination(self) -> DemosSpec:
         if self.embedding_model is not None:
-            # Declared so that files name it the same way once it exists; refused rather
-            # than silently retrieving by BM25.
-            raise SpecError(
-                [("embedding_model", "retrieval by embeddings is not available yet; leave it "
-                                     "out to retrieve by BM25")]
-            )  # fmt: skip
+            _check_embedding(self)
         if self.select == "fixed" and isinstance(self.pool, str) and self.pool == "production":
             raise SpecError(
                 [("pool", "select = 'fixed' needs a set that does not move: a list, "
@@ -95,6 +95,27 @@ class DemosSpec(SpecModel):
     def pool_name(self) -> str:
         """``production``, ``examples``, a dataset name, or ``inline``."""
         return self.pool if isinstance(self.pool, str) else "inline"
+
+
+def _check_embedding(spec: DemosSpec) -> None:
+    """Retrieval by embeddings: a ``provider/model`` name, ``similar`` selection, and a
+    pool the learner publishes (it embeds the pool; a sidecar only embeds queries)."""
+    model = spec.embedding_model or ""
+    if not EMBEDDING_MODEL.match(model):
+        raise SpecError(
+            [("embedding_model", f"{model!r} is not a 'provider/model' name "
+                                 "(e.g. 'openai/text-embedding-3-small')")]
+        )  # fmt: skip
+    if spec.select != "similar":
+        raise SpecError(
+            [("embedding_model", f"embeddings rank demonstrations for select = 'similar' "
+                                 f"only, not {spec.select!r}")]
+        )  # fmt: skip
+    if not isinstance(spec.pool, str) or spec.pool == "examples":
+        raise SpecError(
+            [("embedding_model", "embeddings need a pool the learner publishes: "
+                                 "'production' or a dataset name")]
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,28 +160,44 @@ otherwise why not (a ``litellm`` provider limited to its allowed routes)."""
 def provider_problems(
     data: dict[str, Any], providers: Collection[str], model_rule: ModelRule | None = None
 ) -> list[tuple[str, str]]:
-    """``(field, message)`` for each variant of raw prompt ``data`` whose model names a
-    provider not in ``providers``, or a model ``model_rule`` refuses. Checked on the raw
+    """``(field, message)`` for each model raw prompt ``data`` names (a variant's, an
+    embedding model) whose provider is not in ``providers``, or that ``model_rule`` refuses. Checked on the raw
     data, so it is reported together with every other problem of the file."""
-    variants = data.get("variants")
-    if not isinstance(variants, list):
-        return []
-    known = ", ".join(sorted(providers)) or "none"
     problems = []
-    for i, variant in enumerate(variants):
-        model = variant.get("model") if isinstance(variant, dict) else None
-        if isinstance(model, str) and "/" in model:
-            provider = model.split("/", 1)[0]
-            if provider not in providers:
-                hint = did_you_mean(provider, providers)
-                fix = hint or f"; add [providers.{provider}] to promptlab.toml"
-                problems.append(
-                    (f"variants[{i}].model",
-                     f"provider {provider!r} is not configured (configured: {known}){fix}")
-                )  # fmt: skip
-            elif model_rule is not None and (refused := model_rule(model)) is not None:
-                problems.append((f"variants[{i}].model", refused))
+    for field, model in _named_models(data):
+        if "/" not in model:
+            continue
+        provider = model.split("/", 1)[0]
+        if provider not in providers:
+            known = ", ".join(sorted(providers)) or "none"
+            hint = did_you_mean(provider, providers)
+            fix = hint or f"; add [providers.{provider}] to promptlab.toml"
+            problems.append(
+                (field, f"provider {provider!r} is not configured (configured: {known}){fix}")
+            )
+        elif model_rule is not None and (refused := model_rule(model)) is not None:
+            problems.append((field, refused))
     return problems
+
+
+def _named_models(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(field, provider/model)`` of every model raw prompt ``data`` names: each
+    variant's model and embedding model, and the demonstration challenger's."""
+    found = []
+    variants = data.get("variants")
+    for i, variant in enumerate(variants if isinstance(variants, list) else []):
+        if not isinstance(variant, dict):
+            continue
+        if isinstance(variant.get("model"), str):
+            found.append((f"variants[{i}].model", variant["model"]))
+        demos = variant.get("demos")
+        if isinstance(demos, dict) and isinstance(demos.get("embedding_model"), str):
+            found.append((f"variants[{i}].demos.embedding_model", demos["embedding_model"]))
+    learning = data.get("learning")
+    auto = learning.get("demos") if isinstance(learning, dict) else None
+    if isinstance(auto, dict) and isinstance(auto.get("embedding_model"), str):
+        found.append(("learning.demos.embedding_model", auto["embedding_model"]))
+    return found
 
 
 def undeclared_problems(data: dict[str, Any]) -> list[tuple[str, str]]:

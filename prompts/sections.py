@@ -168,10 +168,17 @@ class AutoDemosSpec(SpecModel):
     """Good answers (reward >= ``min_reward``, corrections included) the pool must hold."""
     format: Literal["turns"] = "turns"
     """Turns only: the champion's template need not place ``{{ demos }}``."""
+    embedding_model: str | None = Field(default=None, max_length=200)
+    """``provider/model``: the challenger retrieves by embeddings (``select = "similar"``)."""
+
+    @model_validator(mode="after")
+    def _check_embedding(self) -> AutoDemosSpec:
+        self.variant_demos()  # the challenger's demos must be valid: say so now
+        return self
 
     def variant_demos(self) -> DemosSpec:
         """The ``demos`` of the challenger it registers."""
         return DemosSpec(
             k=self.k, select=self.select, min_reward=self.min_reward,
-            pool="production", format=self.format,
+            pool="production", format=self.format, embedding_model=self.embedding_model,
         )  # fmt: skip

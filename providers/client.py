@@ -14,9 +14,10 @@ deadline>)``, which covers the wait for a pool slot, connecting, sending and rea
 ``sock_connect`` is the provider's ``connect_timeout_s`` and ``sock_read`` its
 ``first_token_timeout_s`` (the longest silence on the socket).
 
-Retries, with full-jitter exponential backoff, only when the request cannot have been
-processed: a refused connection, a 429 or a 5xx answer. ``Retry-After`` (seconds or an
-HTTP date) is honoured; when it would overrun the deadline the call fails at once. A
+Retries, with full-jitter exponential backoff (:func:`providers.backoff.backoff_delay`),
+only when the request cannot have been processed: a refused connection, a 429 or a 5xx
+answer. ``Retry-After`` (seconds or an HTTP date) is honoured; when it would overrun the
+deadline the call fails at once. A
 request is never sent again once it may have reached the upstream (the connection broke
 after sending, a read timed out): aiohttp itself only re-sends idempotent methods, and we
 do not retry those failures. TLS failures are not retried either.
@@ -36,6 +37,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from promptlab.providers import codec
+from promptlab.providers.backoff import backoff_delay
 from promptlab.providers.body import ACCEPT_ENCODING, read_body
 from promptlab.providers.errors import (
     AuthFailed,
@@ -270,10 +272,13 @@ class HttpClient:
                     raise error
             if attempt >= cfg.max_retries:
                 raise error
-            backoff = self._rng.uniform(
-                0, min(cfg.retry_backoff_max_s, cfg.retry_backoff_s * (2**attempt))
+            delay = backoff_delay(
+                attempt,
+                first=cfg.retry_backoff_s,
+                cap=cfg.retry_backoff_max_s,
+                rng=self._rng,
+                at_least=error.retry_after_s,
             )
-            delay = max(backoff, error.retry_after_s or 0.0)
             if loop.time() + delay >= deadline:
                 raise error  # the wait it asks for overruns the deadline: fail now
             attempt += 1

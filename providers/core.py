@@ -9,6 +9,7 @@ What answered and every attempt are in the result (or, on failure, on the error)
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -32,7 +33,9 @@ CostFn = Callable[[str, int, int], float | None]
 """``(provider/model, prompt tokens, completion tokens) -> USD`` (None: unknown)."""
 
 
-def _tokens(usage: Any) -> tuple[int, int]:
+def usage_tokens(usage: Any) -> tuple[int, int]:
+    """``(prompt tokens, completion tokens)`` of an answer's ``usage`` (0 for what is
+    missing or not a number: an upstream's usage is data, not a promise)."""
     if not isinstance(usage, dict):
         return 0, 0
     try:
@@ -202,7 +205,7 @@ class Providers:
                     raise err.with_attempts(attempts) from None
                 continue
             attempts.append((target.qualified, None))
-            prompt_tokens, completion_tokens = _tokens(data.get("usage"))
+            prompt_tokens, completion_tokens = usage_tokens(data.get("usage"))
             if cost is None and self._cost is not None:
                 cost = self._cost(target.qualified, prompt_tokens, completion_tokens)
             return Completion(
@@ -259,9 +262,9 @@ class Providers:
             err.model = target.qualified
             raise err.with_attempts([(target.qualified, err.kind)]) from None
         usage = data.get("usage")
-        prompt_tokens, completion_tokens = _tokens(usage)
+        prompt_tokens, completion_tokens = usage_tokens(usage)
         if isinstance(usage, dict) and not (prompt_tokens or completion_tokens):
-            prompt_tokens, completion_tokens = _tokens(
+            prompt_tokens, completion_tokens = usage_tokens(
                 {
                     "prompt_tokens": usage.get("input_tokens"),
                     "completion_tokens": usage.get("output_tokens"),
@@ -280,6 +283,21 @@ class Providers:
             attempts=[(target.qualified, None)],
             raw=raw,
         )
+
+    async def embed(
+        self, model: str, texts: Sequence[str], *, timeout_s: float | None = None
+    ) -> list[list[float]]:
+        """The embedding of each of ``texts``, in order, through ``model``'s
+        ``/embeddings`` (OpenAI-compatible providers only; one request, no fallbacks).
+
+        Every way the answer can be unusable (missing rows, rows of different lengths,
+        numbers that are not finite) is a :class:`BadResponse`, so a caller handles one
+        error tree: :class:`ProviderError`.
+        """
+        if not texts:
+            return []
+        answer = await self.post(model, "/embeddings", {"input": list(texts)}, timeout_s=timeout_s)
+        return embedding_rows(answer.data, len(texts), answer.model)
 
     async def _request(
         self, target: Target, path: str, body: JsonDict, deadline: float
@@ -365,6 +383,37 @@ class Providers:
         # resp.close() after a finished stream is a no-op (the connection went back to
         # the pool); before, it closes the connection, which cancels the upstream call.
         return _guarded(sse.payloads(chunks, what, self.redactor), resp), resp.close
+
+
+MAX_EMBEDDING_DIM = 16_384
+"""Longest embedding accepted (the largest hosted models return 3,072 numbers)."""
+
+
+def embedding_rows(data: JsonDict, count: int, what: str) -> list[list[float]]:
+    """The ``count`` vectors of an OpenAI ``/embeddings`` answer, ordered by ``index``."""
+    rows = data.get("data")
+    if not isinstance(rows, list) or len(rows) != count:
+        raise BadResponse(f"{what} returned no embedding list of {count} rows")
+    ordered: list[list[float] | None] = [None] * count
+    dim = -1
+    for position, row in enumerate(rows):
+        index = row.get("index", position) if isinstance(row, dict) else None
+        vector = row.get("embedding") if isinstance(row, dict) else None
+        if not isinstance(index, int) or not 0 <= index < count or ordered[index] is not None:
+            raise BadResponse(f"{what} returned an embedding row with a bad index")
+        if not isinstance(vector, list) or not 0 < len(vector) <= MAX_EMBEDDING_DIM:
+            raise BadResponse(f"{what} returned an embedding that is not a list of numbers")
+        if dim not in (-1, len(vector)):
+            raise BadResponse(f"{what} returned embeddings of different lengths")
+        dim = len(vector)
+        try:
+            floats = [float(x) for x in vector]
+        except (TypeError, ValueError):
+            raise BadResponse(f"{what} returned an embedding that is not numbers") from None
+        if not all(math.isfinite(x) for x in floats):
+            raise BadResponse(f"{what} returned an embedding with a value that is not finite")
+        ordered[index] = floats
+    return [row for row in ordered if row is not None]
 
 
 async def _guarded(

@@ -37,6 +37,7 @@ from promptlab.sidecar.auth import KeyRing, check_admin, check_client
 from promptlab.sidecar.binding import ExecutionIds
 from promptlab.sidecar.catalog import Catalog
 from promptlab.sidecar.definitions import Definitions
+from promptlab.sidecar.demo_embeddings import QueryEmbedder
 from promptlab.sidecar.demos import DemoPools, watch_pools
 from promptlab.sidecar.errors import (
     BadRequest,
@@ -120,7 +121,15 @@ def create_app(
         telemetry=telemetry,
         server=server,
         ids=ids,
-        demos=DemoPools(upstreams.redactor),
+        demos=DemoPools(
+            upstreams.redactor,
+            QueryEmbedder(
+                upstreams,
+                timeout_s=server.demo_embedding_timeout_s,
+                counted=metrics.demo_fallback,
+                redact=upstreams.redactor.redact,
+            ),
+        ),
     )
 
     middlewares = [cors.middleware(server.cors_origins)] if server.cors_origins else []

@@ -50,6 +50,11 @@ class ServerSettings(BaseModel):
     ``["*"]`` allows any. Empty (the default): no CORS headers at all."""
     workers: int = Field(default=1, ge=1, le=64)
     """Processes serving one port with SO_REUSEPORT (``promptlab serve --workers``)."""
+    demo_embedding_timeout_s: float = Field(default=0.5, gt=0, le=30)
+    """How long a call of a variant with ``demos.embedding_model`` waits for the
+    embedding of its query; past it the call retrieves its demonstrations by BM25 (and
+    the fallback is counted). The wait adds to the call's latency: a local embedding
+    server answers in milliseconds, a hosted one in a few hundred."""
 
     @field_validator("redact_patterns")
     @classmethod

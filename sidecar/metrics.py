@@ -15,6 +15,10 @@ Operations, sampled every second and on each scrape (:meth:`Metrics.sample`):
 its durable's undelivered plus unacknowledged messages) and
 ``promptlab_dead_letters`` (messages on the dead-letter subject).
 
+Demonstrations: ``promptlab_demo_fallbacks_total{cause}``, calls of variants that
+retrieve by embeddings which retrieved by BM25 instead (``timeout``,
+``pool_without_vectors``, a provider error's kind, ...).
+
 Feedback: ``promptlab_feedback_total{status}`` (this sidecar's answers: accepted,
 pending, rejected) and ``promptlab_learner_counter{name}`` (the active learner's
 counters from its status in KV: dead_letters, feedback_dropped, feedback_rejected,
@@ -186,7 +190,18 @@ class Metrics:
             multiprocess_mode="max",
             registry=reg,
         )
+        self.demo_fallbacks = Counter(
+            "promptlab_demo_fallbacks",
+            "Calls of variants that retrieve demonstrations by embeddings which retrieved "
+            "by BM25 instead, by cause.",
+            ["cause"],
+            registry=reg,
+        )
         self._series: dict[tuple[str, str], _Series] = {}
+
+    def demo_fallback(self, cause: str) -> None:
+        """Count one call that retrieved its demonstrations by BM25 instead of embeddings."""
+        self.demo_fallbacks.labels(cause).inc()
 
     def feedback(self, status: str) -> None:
         """Count one ``/v1/feedback`` answer: accepted, pending or rejected."""

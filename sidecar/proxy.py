@@ -292,7 +292,7 @@ class Proxy:
             variable_values=record.values,
             endpoint=endpoint,
         )
-        demos = self.demos.choose(prompt, variant, values) if variant.demos else []
+        demos = await self.demos.choose(prompt, variant, values) if variant.demos else []
         if variant.demos is not None:
             call.demos = [d.id for d in demos]
         try:

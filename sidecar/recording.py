@@ -16,6 +16,7 @@ from typing import Any, Literal
 from promptlab.events.models import CapturedContent, ExecutionCompleted, ModelAttempt, RoutingInfo
 from promptlab.prompts import estimate_cost
 from promptlab.providers import Attempt, Redactor
+from promptlab.providers.core import usage_tokens
 from promptlab.sidecar.config import ServerSettings
 from promptlab.sidecar.metrics import Metrics
 from promptlab.sidecar.ports import Publisher
@@ -91,15 +92,6 @@ class Outcome:
         return cls("cancelled", "client_disconnected")
 
 
-def _tokens(usage: Any) -> tuple[int, int]:
-    if not isinstance(usage, dict):
-        return 0, 0
-    try:
-        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    except (TypeError, ValueError):
-        return 0, 0
-
-
 def _truncate(text: str, limit: int) -> tuple[str, bool]:
     return (text, False) if len(text) <= limit else (text[:limit], True)
 
@@ -140,7 +132,7 @@ class Recorder:
         if outcome.status == "ok" and outcome.http_status is None:
             outcome.http_status = 200  # each Outcome belongs to one call
         model = outcome.model or call.model
-        input_tokens, output_tokens = _tokens(outcome.usage)
+        input_tokens, output_tokens = usage_tokens(outcome.usage)
         if outcome.cost_usd is not None:
             cost = outcome.cost_usd
         elif input_tokens or output_tokens:

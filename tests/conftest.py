@@ -6,6 +6,8 @@
   ``.restart()`` (same port and store: JetStream data survives).
 * ``memory_bus`` — a started :class:`events.memory.MemoryBus`.
 * ``jetstream_bus`` — a started :class:`events.jetstream.JetStreamBus` on ``nats_server``.
+* ``server_js`` — a plain nats-py JetStream context on ``nats_server``: what a test sees
+  of the server beside the bus (streams, consumers), through nats-py's public API.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from promptlab.events.embedded import NatsServerProcess
 from promptlab.events.memory import MemoryBus
 
 if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
     from promptlab.events.jetstream import JetStreamBus
 
 
@@ -53,3 +57,13 @@ async def jetstream_bus(nats_server: NatsServerProcess) -> AsyncIterator[JetStre
     await bus.start()
     yield bus
     await bus.close()
+
+
+@pytest.fixture
+async def server_js(nats_server: NatsServerProcess) -> AsyncIterator[JetStreamContext]:
+    """A JetStream context of its own connection to this test's nats-server."""
+    import nats
+
+    nc = await nats.connect(nats_server.url)
+    yield nc.jetstream()
+    await nc.close()

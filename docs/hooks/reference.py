@@ -155,7 +155,7 @@ def cli_reference() -> str:
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal's width
     try:
-        for parser in _walk(build_parser()):
+        for parser in walk(build_parser()):
             depth = parser.prog.count(" ")
             out.append(f"{'#' * (depth + 3)} `{parser.prog}`\n")
             out.append("```text\n" + parser.format_help().rstrip() + "\n```\n")
@@ -167,12 +167,13 @@ def cli_reference() -> str:
     return "\n".join(out)
 
 
-def _walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+def walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every sub-command's parser below it, depth first."""
     yield parser
     # argparse has no public way to list a parser's sub-commands: promptlab's Parser
     # keeps them in ``commands`` when they are added. Aliases map to the same parser.
     for command in dict.fromkeys(getattr(parser, "commands", {}).values()):
-        yield from _walk(command)
+        yield from walk(command)
 
 
 # --- benchmarks ----------------------------------------------------------------------
@@ -210,17 +211,21 @@ def bench_peers() -> str:
     rows = []
     for name, row in data["rows"].items():
         absolute = " (absolute)" if name == "upstream direct" else ""
+        cpu = f"{row['cpu_us_8']:.0f} us" if "cpu_us_8" in row else ""
+        if row.get("child_cpu_us_8"):
+            cpu += f" + {row['child_cpu_us_8']:.0f} us (learner)"
         rows.append(
             f"| {name}{absolute} | {row['added_p50_1']:.3f} ms | {row['added_p99_1']:.3f} ms "
             f"| {row['added_p50_8']:.3f} ms | {row['added_p99_8']:.3f} ms "
-            f"| {row['rps_8']:,.0f} | {row['rps_32']:,.0f} |"
+            f"| {row['rps_8']:,.0f} | {row['rps_32']:,.0f} | {cpu} |"
         )
     return "\n".join(
         [
             f"Measured {data['measured_on']}. Medians of {data['repeat']} round(s) of "
             f"{data['duration_s']:g} s: `{data['command']}`.\n",
-            "| | added p50@1 | added p99@1 | added p50@8 | added p99@8 | req/s@8 | req/s@32 |",
-            "|---|---|---|---|---|---|---|",
+            "| | added p50@1 | added p99@1 | added p50@8 | added p99@8 | req/s@8 | req/s@32 "
+            "| CPU/call@8 |",
+            "|---|---|---|---|---|---|---|---|",
             *rows,
         ]
     )

@@ -7,7 +7,7 @@ and replay rebuilds it exactly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from promptlab.events.models import (
     BaseEvent,
@@ -37,82 +37,66 @@ def _evidence_words(evidence: Evidence | None) -> str:
     return ", ".join(parts)
 
 
-def summarize(event: BaseEvent) -> tuple[str | None, str | None, str, str, str]:
-    """``(variant, previous, reason, actor, summary)`` of a decision event."""
+class Summary(NamedTuple):
+    """What the log says of one decision event."""
+
+    variant: str | None
+    previous: str | None
+    reason: str
+    actor: str
+    text: str
+
+
+def _then(text: str, more: str | None, form: str = ": {}") -> str:
+    """``text``, then ``more`` in ``form`` when there is more to say."""
+    return text + form.format(more) if more else text
+
+
+def summarize(event: BaseEvent) -> Summary:
+    """The log's words for a decision event."""
     match event:
         case VariantPromoted():
-            words = _evidence_words(event.evidence)
             text = f"promoted {event.variant} over {event.previous_champion} ({event.reason})"
-            return (
-                event.variant,
-                event.previous_champion,
-                event.reason,
-                event.actor,
-                text + (f": {words}" if words else ""),
-            )
-        case VariantRolledBack():
             words = _evidence_words(event.evidence)
+            previous = event.previous_champion
+            return Summary(event.variant, previous, event.reason, event.actor, _then(text, words))
+        case VariantRolledBack():
             text = f"rolled back {event.variant}, restored {event.restored} ({event.reason})"
-            return (
-                event.variant,
-                event.restored,
-                event.reason,
-                event.actor,
-                text + (f": {words}" if words else ""),
+            words = _evidence_words(event.evidence)
+            return Summary(
+                event.variant, event.restored, event.reason, event.actor, _then(text, words)
             )
         case VariantRetired():
+            text = f"retired {event.variant}: {event.reason}"
             words = _evidence_words(event.evidence)
-            return (
-                event.variant,
-                None,
-                "auto",
-                event.actor,
-                f"retired {event.variant}: {event.reason}" + (f" ({words})" if words else ""),
-            )
-        case ExplorationPaused():
-            return (
-                None,
-                None,
-                "manual",
-                event.actor,
-                "exploration paused" + (f": {event.reason}" if event.reason else ""),
-            )
-        case ExplorationResumed():
-            return (
-                None,
-                None,
-                "manual",
-                event.actor,
-                "exploration resumed" + (f": {event.reason}" if event.reason else ""),
+            return Summary(event.variant, None, "auto", event.actor, _then(text, words, " ({})"))
+        case ExplorationPaused() | ExplorationResumed():
+            done = "paused" if isinstance(event, ExplorationPaused) else "resumed"
+            return Summary(
+                None, None, "manual", event.actor, _then(f"exploration {done}", event.reason)
             )
         case VariantLifecycleChanged():
-            return (
-                event.variant,
-                None,
-                "manual",
-                event.actor,
-                f"{event.variant} {event.previous} -> {event.status}"
-                + (f": {event.reason}" if event.reason else ""),
-            )
+            text = f"{event.variant} {event.previous} -> {event.status}"
+            return Summary(event.variant, None, "manual", event.actor, _then(text, event.reason))
         case CommandRejected():
-            return None, None, "rejected", "learner", f"command rejected: {event.reason}"
-    return None, None, "", "", type(event).__name__
+            return Summary(None, None, "rejected", "learner", f"command rejected: {event.reason}")
+    return Summary(None, None, "", "", type(event).__name__)
 
 
 def decision_record(sequence: int, event: Any) -> dict[str, Any]:
     """The ``decisions`` table row of a decision event at ``sequence``."""
-    variant, previous, reason, actor, summary = summarize(event)
+    said = summarize(event)
     evidence = getattr(event, "evidence", None)
     return {
         "sequence": sequence,
         "event_id": event.event_id,
         "prompt_id": event.prompt_id,
         "type": event.type,
-        "variant": variant,
-        "previous": previous,
-        "reason": reason,
-        "actor": actor,
-        "summary": summary,
+        "variant": said.variant,
+        "previous": said.previous,
+        "reason": said.reason,
+        "actor": said.actor,
+        "summary": said.text,
         "evidence": evidence.model_dump_json() if evidence is not None else None,
         "occurred_ms": int(event.occurred_at.timestamp() * 1000),
     }

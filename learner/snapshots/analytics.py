@@ -17,7 +17,6 @@ own task and slow cadence, never inside a projection batch. The day series, whic
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -26,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from promptlab.events.bus import BusError, EventBus
 from promptlab.events.snapshots import AnalyticsSnapshot, PeriodSeries
 from promptlab.events.subjects import Bucket
+from promptlab.learner.periodic import every
 from promptlab.learner.storage.periods import Interval, period_analytics, period_start
 from promptlab.learner.storage.store import Store
 
@@ -39,7 +39,6 @@ TOP_VALUES = 5
 """Most used values kept per variable and period."""
 DAY_REFRESH_S = 300.0
 """Seconds a prompt's day series is reused (while its newest day is the same)."""
-_POLL_S = 0.5  # how soon a first round follows activation or the first traffic
 
 _WINDOWS: tuple[tuple[Interval, timedelta], ...] = (
     ("hour", timedelta(hours=HOURS - 1)),
@@ -160,18 +159,13 @@ class AnalyticsWriter:
         """Write marked prompts every ``interval_s`` (the first round as soon as there is
         something to write) until ``stopping`` is set; only while ``active()``, since only
         the learner holding the lease writes. The clock decides when, never what."""
-        if self.interval_s <= 0:
-            return
-        last = -float("inf")
-        while not stopping.is_set():
-            now = clock()
-            if active() and self.dirty and now - last >= self.interval_s:
-                last = now
-                try:
-                    await self.flush(learner_sequence=sequence())
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # a database hiccup: the next round tries again
-                    log.warning("analytics snapshots not written: %s: %s", type(exc).__name__, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), min(self.interval_s, _POLL_S))
+        await every(
+            self.interval_s,
+            stopping,
+            lambda: self.flush(learner_sequence=sequence()),
+            active=active,
+            due=lambda: bool(self.dirty),
+            what="analytics snapshots",
+            logger=log,
+            clock=clock,
+        )

@@ -13,10 +13,11 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from promptlab.cli import add_config_option
+from promptlab.cli import add_config_option, moment
+from promptlab.commands.tables import figure, print_table
 
 if TYPE_CHECKING:
     from promptlab.learner.storage.periods import Interval, PeriodReport
@@ -35,9 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("id", help="prompt id")
     parser.add_argument("--interval", choices=INTERVALS, default="day", help="period length")
     parser.add_argument(
-        "--from", dest="start", type=_moment, metavar="TIME", help="ISO date or time (UTC)"
+        "--from", dest="start", type=moment, metavar="TIME", help="ISO date or time (UTC)"
     )
-    parser.add_argument("--to", dest="end", type=_moment, metavar="TIME", help="exclusive end")
+    parser.add_argument("--to", dest="end", type=moment, metavar="TIME", help="exclusive end")
     parser.add_argument(
         "--top", type=_count, default=5, metavar="N", help="most used values shown per variable"
     )
@@ -56,16 +57,6 @@ def _count(text: str) -> int:
     return value
 
 
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is no ISO date or time (e.g. 2025-01-06 or 2025-01-06T12:00)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 async def collect(
     settings: Settings,
     prompt_id: str,
@@ -80,12 +71,42 @@ async def collect(
         return await queries.analytics(prompt_id, interval, start, end, top)
 
 
-def _fmt(value: Any, spec: str = ".3f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def _trend(value: Any, spec: str) -> str:
     return "" if value is None else format(value, "+" + spec)
+
+
+ANALYTICS_COLUMNS = ("PERIOD", "VARIANT", "CALLS", "SUBJ", "P50 ms", "P95 ms", "ERR", "TOKENS",
+                     "COST $", "QUALITY", "SATISF", "TREND")  # fmt: skip
+ANALYTICS_FIGURES = frozenset(ANALYTICS_COLUMNS) - {"PERIOD", "VARIANT", "TREND"}
+"""The ``analytics`` columns aligned right (numbers)."""
+
+
+def _period_row(f: Any) -> tuple[object, ...]:
+    """One period of one variant: its figures and what changed since the period before."""
+    trend = f.trends
+    changes = ", ".join(
+        text
+        for text in (
+            _trend(trend.get("executions"), ".0f") and f"calls {trend['executions']:+.0f}",
+            _trend(trend.get("quality"), ".3f") and f"quality {trend['quality']:+.3f}",
+            _trend(trend.get("error_rate"), ".1%") and f"errors {trend['error_rate']:+.1%}",
+        )
+        if text
+    )
+    return (
+        f.start.strftime("%Y-%m-%d %H:%M"),
+        f.variant,
+        f.executions,
+        figure(f.unique_subjects, "d"),
+        figure(f.latency_p50_ms, ".0f"),
+        figure(f.latency_p95_ms, ".0f"),
+        figure(f.error_rate, ".1%"),
+        f.tokens,
+        f"{f.cost_usd:.5f}",
+        figure(f.quality),
+        figure(f.satisfaction, ".0%"),
+        changes,
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -97,27 +118,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no executions of {args.id!r} in the learner's database", file=sys.stderr)
         return 1
     print(f"{args.id}  per {args.interval} (UTC); trend against the previous {args.interval}")
-    print(
-        f"{'PERIOD':<17}{'VARIANT':<16}{'CALLS':>7}{'SUBJ':>6}{'P50 ms':>8}{'P95 ms':>8}"
-        f"{'ERR':>7}{'TOKENS':>8}{'COST $':>10}{'QUALITY':>9}{'SATISF':>8}  TREND"
-    )
-    for f in report.periods:
-        trend = f.trends
-        changes = ", ".join(
-            text
-            for text in (
-                _trend(trend.get("executions"), ".0f") and f"calls {trend['executions']:+.0f}",
-                _trend(trend.get("quality"), ".3f") and f"quality {trend['quality']:+.3f}",
-                _trend(trend.get("error_rate"), ".1%") and f"errors {trend['error_rate']:+.1%}",
-            )
-            if text
-        )
-        print(
-            f"{f.start.strftime('%Y-%m-%d %H:%M'):<17}{f.variant:<16}{f.executions:>7}"
-            f"{_fmt(f.unique_subjects, 'd'):>6}{_fmt(f.latency_p50_ms, '.0f'):>8}"
-            f"{_fmt(f.latency_p95_ms, '.0f'):>8}{_fmt(f.error_rate, '.1%'):>7}{f.tokens:>8}"
-            f"{f.cost_usd:>10.5f}{_fmt(f.quality):>9}{_fmt(f.satisfaction, '.0%'):>8}  {changes}"
-        )
+    print_table(ANALYTICS_COLUMNS, map(_period_row, report.periods), right=ANALYTICS_FIGURES)
     _print_values(report)
     return 0
 
@@ -132,15 +133,17 @@ def _print_values(report: PeriodReport) -> None:
     for f in report.periods:
         if f.top_values:
             by_start.setdefault(f.start, []).append(f)
+    rows = []
     for totals in report.all_variants:
         if not totals.top_values:
             continue
-        stamp = totals.start.strftime("%Y-%m-%d %H:%M")
-        print(f"{stamp:<17}{'(all)':<16}{_values_text(totals.top_values)}")
+        rows.append(
+            (totals.start.strftime("%Y-%m-%d %H:%M"), "(all)", _values_text(totals.top_values))
+        )
         cells = by_start.get(totals.start, [])
         if len(cells) > 1:
-            for f in cells:
-                print(f"{'':<17}{f.variant:<16}{_values_text(f.top_values)}")
+            rows += [("", f.variant, _values_text(f.top_values)) for f in cells]
+    print_table(("PERIOD", "VARIANT", "VALUES"), rows)
 
 
 def _values_text(variables: list[Any]) -> str:

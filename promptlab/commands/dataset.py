@@ -11,11 +11,12 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from promptlab.cli import add_config_option
+from promptlab.cli import add_config_option, moment
+from promptlab.commands.tables import print_table
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings
@@ -38,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     create = actions.add_parser("create", help="draw a dataset from the examples table")
     create.add_argument("name", help="dataset name (letters, digits, _ . -)")
     create.add_argument("--prompt", required=True, metavar="ID", help="prompt id")
-    create.add_argument("--since", type=_moment, metavar="TIME", help="calls from (ISO, UTC)")
-    create.add_argument("--until", type=_moment, metavar="TIME", help="calls before (ISO, UTC)")
+    create.add_argument("--since", type=moment, metavar="TIME", help="calls from (ISO, UTC)")
+    create.add_argument("--until", type=moment, metavar="TIME", help="calls before (ISO, UTC)")
     create.add_argument("--variant", metavar="V", help="calls served by this variant")
     rewards = create.add_mutually_exclusive_group()
     rewards.add_argument("--min-reward", type=float, metavar="X", help="reward at least X")
@@ -90,16 +91,6 @@ def _directory(parser: argparse.ArgumentParser) -> None:
         help=f"datasets directory (default {DEFAULT_DIR})",
     )
     add_config_option(parser)
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is no ISO date or time (e.g. 2025-01-06 or 2025-01-06T12:00)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _positive(text: str) -> int:
@@ -170,12 +161,18 @@ def run_list(args: argparse.Namespace, _settings: Settings | None) -> int:
     if not found:
         print(f"no datasets in {args.dir}", file=sys.stderr)
         return 0
-    print(f"{'NAME':<24}{'PROMPT':<20}{'CASES':>7}{'EXPECTED':>10}  CREATED (UTC)")
-    for info in found:
-        created = info.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-        print(
-            f"{info.name:<24}{info.prompt_id:<20}{info.cases:>7}{info.with_expected:>10}  {created}"
+    rows = (
+        (
+            info.name,
+            info.prompt_id,
+            info.cases,
+            info.with_expected,
+            info.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
         )
+        for info in found
+    )
+    headings = ("NAME", "PROMPT", "CASES", "EXPECTED", "CREATED (UTC)")
+    print_table(headings, rows, right=("CASES", "EXPECTED"))
     return 0
 
 

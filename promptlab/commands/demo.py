@@ -55,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from promptlab.demo import render_summary, run_demo
+    from promptlab.demo import run_demo
+    from promptlab.demo_summary import render_summary
 
     if args.requests < 1 or args.concurrency < 1:
         print("promptlab demo: --requests and --concurrency must be at least 1", file=sys.stderr)

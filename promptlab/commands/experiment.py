@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptlab.commands.tables import print_table
 from promptlab.lab.experiment import Experiment, ExperimentFileError, load_experiment
 from promptlab.lab.report import Report, build_report
 from promptlab.lab.results import ResultsFile, Trial, read
@@ -258,10 +259,8 @@ def list_command(args: argparse.Namespace, settings: Settings | None) -> int:
     if not rows:
         print(f"no results under {args.dir}")
         return 0
-    for row in rows:
-        print(
-            f"{row['name']:<32} {row['prompt']:<20} {row['trials']}/{row['planned']:<8} {row['path']}"
-        )
+    table = ((r["name"], r["prompt"], f"{r['trials']}/{r['planned']}", r["path"]) for r in rows)
+    print_table(("NAME", "PROMPT", "TRIALS", "PATH"), table, right=("TRIALS",))
     return 0
 
 

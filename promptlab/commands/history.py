@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from promptlab.commands.tables import name_width
+from promptlab.commands.tables import figure, print_table
 
 if TYPE_CHECKING:
     from promptlab.learner.storage.history import VersionEntry
@@ -38,19 +38,23 @@ def history(args: argparse.Namespace, settings: Settings) -> int:
         what = f"variant {args.variant!r} of " if args.variant else ""
         print(f"no versions of {what}{args.id!r} in the learner's database", file=sys.stderr)
         return 1
-    width = name_width(e.variant for e in entries)
-    parent = name_width((e.parent or "-" for e in entries), least=len("PARENT"))
-    print(
-        f"{'VARIANT':<{width}}{'#':>3}  {'VERSION':<14}{'REGISTERED (UTC)':<18}{'ORIGIN':<10}"
-        f"{'PARENT':<{parent}}{'STATUS':<12}{'CALLS':>7}{'REWARD':>8}"
-    )
-    for e in entries:
-        reward = "-" if e.reward_mean is None else f"{e.reward_mean:.3f}"
-        print(
-            f"{e.variant:<{width}}{e.number:>3}  {e.version[:12]:<14}"
-            f"{e.registered_at.strftime('%Y-%m-%d %H:%M'):<18}{e.origin:<10}"
-            f"{e.parent or '-':<{parent}}{e.status:<12}{e.executions:>7}{reward:>8}"
+    rows = (
+        (
+            e.variant,
+            e.number,
+            e.version[:12],
+            e.registered_at.strftime("%Y-%m-%d %H:%M"),
+            e.origin,
+            e.parent or "-",
+            e.status,
+            e.executions,
+            figure(e.reward_mean),
         )
+        for e in entries
+    )
+    headings = ("VARIANT", "#", "VERSION", "REGISTERED (UTC)", "ORIGIN", "PARENT", "STATUS",
+                "CALLS", "REWARD")  # fmt: skip
+    print_table(headings, rows, right=("#", "CALLS", "REWARD"))
     return 0
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptlab.commands.lifecycles import hidden_note, known_variants, unknown_target
-from promptlab.commands.tables import name_width
+from promptlab.commands.tables import figure, print_table
 from promptlab.events.bus import BusError, EventBus
 from promptlab.events.credentials import redact_url
 from promptlab.events.embedded import resolve_nats_url
@@ -71,10 +71,6 @@ async def _with_bus(settings: Settings, work: Callable[[EventBus], Awaitable[int
         await bus.close()
         if embedded is not None:
             await embedded.stop()
-
-
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "-" if value is None else format(value, spec)
 
 
 # --------------------------------------------------------------------------- replay
@@ -150,19 +146,22 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_replay(report: ReplayReport) -> None:
     print(f"replayed {report.events} events up to sequence {report.position}")
-    for name, rows in report.tables.items():
-        diff = next((d for d in report.diffs if d.table == name), None)
+    diffs = {d.table: d for d in report.diffs}
+    rows = []
+    for name, count in report.tables.items():
+        diff = diffs.get(name)
         verdict = (
             "identical"
             if diff is None
             else f"DIFFERS (live {diff.live_rows} rows, replay {diff.replay_rows})"
         )
-        print(f"  {name:<20} {rows:>9} rows  {verdict}")
-        if diff is not None:
-            for row in diff.only_live:
-                print(f"      live only:   {row}")
-            for row in diff.only_replay:
-                print(f"      replay only: {row}")
+        rows.append((name, count, verdict))
+    print_table(("TABLE", "ROWS", "REPLAY"), rows, right=("ROWS",), indent=2)
+    for diff in report.diffs:
+        for row in diff.only_live:
+            print(f"  {diff.table} live only:   {row}")
+        for row in diff.only_replay:
+            print(f"  {diff.table} replay only: {row}")
     print(
         "identical: the projection is a pure function of the stream"
         if report.identical
@@ -181,8 +180,30 @@ async def collect(
         return await queries.learner_status(), await queries.stats(prompt_filter, show_all=show_all)
 
 
+STATS_COLUMNS = ("VARIANT", "STATUS", "CALLS", "REWARDED", "REWARD", "95% CI", "P(BEST)", "ERR",
+                 "COST $", "P50 ms", "P95 ms")  # fmt: skip
+STATS_FIGURES = frozenset(STATS_COLUMNS) - {"VARIANT", "STATUS", "95% CI"}
+"""The ``stats`` columns aligned right (numbers)."""
+
 COLUMNS_NOTE = "CALLS: executions recorded; REWARDED: calls with feedback, the reward's sample"
 """The line under the ``stats`` table that says what its two counts are."""
+
+
+def _stats_row(v: dict[str, Any]) -> tuple[object, ...]:
+    ci = v["reward_interval"]
+    return (
+        v["variant"],
+        v["status"],
+        v["executions"],
+        v["n"],
+        figure(v["reward_mean"]),
+        f"[{ci[0]:.3f},{ci[1]:.3f}]" if ci else "-",
+        figure(v["p_best"]),
+        figure(v["error_rate"], ".1%"),
+        figure(v["cost_mean_usd"], ".5f"),
+        figure(v["latency_p50_ms"], ".0f"),
+        figure(v["latency_p95_ms"], ".0f"),
+    )
 
 
 def stats_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -205,21 +226,12 @@ def stats_command(args: argparse.Namespace, settings: Settings) -> int:
         paused = "  [exploration paused]" if prompt["paused"] else ""
         window = f"  window {prompt['evaluation_window']}" if prompt["evaluation_window"] else ""
         print(f"{prompt['prompt_id']}  champion {prompt['champion']}{paused}{window}")
-        width = name_width(v["variant"] for v in prompt["variants"])
-        header = (
-            f"  {'VARIANT':<{width}}{'STATUS':<11}{'CALLS':>7}{'REWARDED':>9}{'REWARD':>8}  "
-            f"{'95% CI':<15}{'P(BEST)':>8}{'ERR':>7}{'COST $':>10}{'P50 ms':>9}{'P95 ms':>9}"
+        print_table(
+            STATS_COLUMNS,
+            (_stats_row(v) for v in prompt["variants"]),
+            right=STATS_FIGURES,
+            indent=2,
         )
-        print(header)
-        for v in prompt["variants"]:
-            ci = v["reward_interval"]
-            ci_text = f"[{ci[0]:.3f},{ci[1]:.3f}]" if ci else "-"
-            print(
-                f"  {v['variant']:<{width}}{v['status']:<11}{v['executions']:>7}{v['n']:>9}"
-                f"{_fmt(v['reward_mean']):>8}  {ci_text:<15}"
-                f"{_fmt(v['p_best']):>8}{_fmt(v['error_rate'], '.1%'):>7}{_fmt(v['cost_mean_usd'], '.5f'):>10}"
-                f"{_fmt(v['latency_p50_ms'], '.0f'):>9}{_fmt(v['latency_p95_ms'], '.0f'):>9}"
-            )
         print(f"  {COLUMNS_NOTE}")
         if prompt["hidden_archived"]:
             print(f"  {hidden_note(prompt['hidden_archived'])}")

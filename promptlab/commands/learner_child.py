@@ -57,7 +57,11 @@ def main() -> int:
     # serve reports a NATS outage, a disconnection and each recovery once; its learner
     # child, whose connection follows the same server, does not say them a second time.
     quiet = logging.DEBUG if verbosity >= 2 else logging.ERROR
-    for name in ("promptlab.commands.serve", "promptlab.events.jetstream"):
+    for name in (
+        "promptlab.commands.running",
+        "promptlab.commands.learner_run",
+        "promptlab.events.jetstream",
+    ):
         logging.getLogger(name).setLevel(quiet)
     try:
         # Calls first: on busy cores the scheduler runs the sidecar before the learner,
@@ -65,9 +69,9 @@ def main() -> int:
         os.nice(settings.learner.serve_nice)
     except OSError as exc:
         log.warning("learner priority unchanged: %s", exc)
-    from promptlab.commands.serve import _run_loop
+    from promptlab.commands.running import run_loop
 
-    return _run_loop(_child(settings))
+    return run_loop(_child(settings))
 
 
 if __name__ == "__main__":

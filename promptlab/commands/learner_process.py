@@ -49,6 +49,22 @@ CHILD_MODULE = "promptlab.commands.learner_child"
 STOP_TIMEOUT_S = 20.0
 """How long the parent waits for the child's graceful stop before it kills it."""
 
+LearnerStop = Callable[[], Awaitable[None]]
+LearnerStarter = Callable[["Settings", "EventBus"], Awaitable[LearnerStop]]
+"""Starts the learner inside ``serve`` and returns the coroutine function that stops it."""
+
+
+def resolve_learner(settings: Settings) -> LearnerStarter | None:
+    """The learner ``serve`` runs next to the sidecar, or None when ``learner.enabled`` is off.
+
+    It runs once per ``serve`` (in the parent with ``--workers``), in a child process
+    (:func:`start_child`): its projection, statistics and database work never compete
+    with the calls for the sidecar's event loop or the GIL. A learner that fails to
+    start, or crashes later, is logged and leaves the sidecar serving: routing keeps its
+    last snapshot and events keep flowing to the stream for when it is back.
+    """
+    return start_child if settings.learner.enabled else None
+
 
 def _log_options() -> tuple[int, str]:
     """This process's verbosity and log format, for the child to log the same way."""
@@ -58,7 +74,7 @@ def _log_options() -> tuple[int, str]:
     return verbosity, "json" if json_lines else "text"
 
 
-async def start_child(settings: Settings, bus: EventBus) -> Callable[[], Awaitable[None]]:
+async def start_child(settings: Settings, bus: EventBus) -> LearnerStop:
     """Start the learner in a child process; return the coroutine function that stops it.
 
     ``bus`` (the parent's) is not shared: the child opens its own connection to the

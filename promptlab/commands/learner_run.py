@@ -12,19 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-from promptlab.commands.serve import (
-    _close_bus,
-    _open_bus,
-    _run_learner,
-    _run_loop,
-    _stop_event,
-)
-from promptlab.events.bus import BusError
+from promptlab.commands.running import close_bus, load_prompts, open_bus, run_loop, stop_event
+from promptlab.events.bus import BusError, BusUnavailable, EventBus
 from promptlab.events.credentials import redact_url
+from promptlab.online import online_evaluation
+from promptlab.providers.backoff import Backoff
 
 if TYPE_CHECKING:
     from promptlab.settings import Settings
@@ -35,7 +32,7 @@ log = logging.getLogger(__name__)
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """The ``promptlab learner`` handler."""
     try:
-        return _run_loop(run_learner(settings))
+        return run_loop(run_learner(settings))
     except BusError as exc:  # the embedded server or the bus settings: one line
         print(f"promptlab learner: {exc}", file=sys.stderr)
         return 2
@@ -43,8 +40,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """Run one learner until ``stop`` (default: SIGINT/SIGTERM) is set."""
-    stop = stop or _stop_event()
-    bus, url, embedded, connecting = await _open_bus(settings)
+    stop = stop or stop_event()
+    bus, url, embedded, connecting = await open_bus(settings)
     holder: dict[str, Any] = {}
     stopping = asyncio.Event()
     task = asyncio.create_task(_run_learner(settings, bus, holder, stopping), name="learner")
@@ -70,8 +67,58 @@ async def run_learner(settings: Settings, stop: asyncio.Event | None = None) -> 
         learner = holder.get("learner")
         if learner is not None:
             await learner.close()
-        await _close_bus(bus, embedded, connecting)
+        await close_bus(bus, embedded, connecting)
     return 0
+
+
+async def _run_learner(
+    settings: Settings, bus: EventBus, holder: dict[str, Any], stopping: asyncio.Event
+) -> None:
+    """Import, start and run the learner, retrying while the bus or database is not there.
+
+    The import (SciPy, SQLAlchemy: about a second) runs in a thread, so the sidecar is
+    ready and answering meanwhile. ``stopping`` set at any point makes it return.
+    """
+    module = await asyncio.to_thread(importlib.import_module, "promptlab.learner.service")
+    if stopping.is_set():
+        return
+    learner = holder["learner"] = module.Learner(
+        settings.learner, settings.storage, bus, load_prompts(settings)
+    )
+    backoff = Backoff(first=0.5, cap=10.0)
+    said: str | None = None
+    while not stopping.is_set():
+        try:
+            await learner.start()
+            break
+        except Exception as exc:  # the sidecar must keep serving whatever happens here
+            cause = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, BusUnavailable) and not bus.connected:
+                log.debug("learner waits for the bus: %s", exc)  # the bus's owner says so
+            elif cause != said:  # once per cause, not once per attempt
+                log.warning("learner not started (%s); retrying with backoff up to 10s", cause)
+                said = cause
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), backoff.next())
+    if stopping.is_set():
+        return
+    from promptlab.models import make_providers
+
+    # Breeding's calls ([learner.evolution]) and the demonstration pools' embeddings.
+    client = make_providers(settings)
+    await client.start()
+    learner.attach_embedder(client)
+    if settings.learner.evolution.enabled:
+        learner.attach_breeder(client)
+    try:
+        async with online_evaluation(settings, bus, learner.prompts):
+            await learner.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("learner crashed; the sidecar keeps serving on its last routing snapshot")
+    finally:
+        await client.close()
 
 
 def _redacted(url: str) -> str:

@@ -18,6 +18,7 @@ from promptlab.commands.apply import register as apply_parser
 from promptlab.commands.lifecycles import hidden_note, learner_lifecycles, statuses
 from promptlab.commands.parsers import command_options
 from promptlab.commands.render import register as render_parser
+from promptlab.commands.tables import print_table
 from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir, validate_files
 from promptlab.providers.registry import Registry
 from promptlab.settings import SettingsError, load_settings
@@ -108,16 +109,15 @@ def list_prompts(args: argparse.Namespace, settings: Settings) -> int:
     if prompts is None:
         return 1
     known = learner_lifecycles(settings) if prompts else {}
-    rows = [("ID", "CATEGORY", "VARIANTS", "CHAMPION", "MODEL")]
+    rows = []
     hidden = 0
     for p in prompts.values():
         states = statuses(p, known)
         shown = sum(1 for s in states.values() if args.all or s != "archived")
         hidden += len(states) - shown
-        rows.append((p.id, p.category, str(shown), p.champion.name, p.champion.model))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        rows.append((p.id, p.category, shown, p.champion.name, p.champion.model))
+    headings = ("ID", "CATEGORY", "VARIANTS", "CHAMPION", "MODEL")
+    print_table(headings, rows, right=("VARIANTS",))
     if not prompts:
         print(f"(no prompt files in {settings.prompts.dir})", file=sys.stderr)
     if hidden:

@@ -2,52 +2,36 @@
 and, when one is wired, the learner, in one command.
 
 One sidecar process (default) on one event loop (uvloop when installed); the learner
-runs in a child process of its own (:mod:`promptlab.commands.learner_process`), so it
-never takes the sidecar's event loop or GIL.
-``--workers N``: the parent starts NATS and the learner once, then N worker processes
-(this same command, one worker each) that listen on one port with SO_REUSEPORT; the
-parent prints the ready line when every worker is ready, forwards SIGINT/SIGTERM, and
-restarts nothing (a worker that dies ends the service: supervisors restart services).
+runs in a child process of its own (:mod:`promptlab.commands.learner_process`, whose
+:func:`~promptlab.commands.learner_process.resolve_learner` is the hook), so it never
+takes the sidecar's event loop or GIL. ``--workers N``: the parent starts NATS and the
+learner once, then N processes of this command on one port
+(:mod:`promptlab.commands.serve_workers`).
 
 Stopping (SIGINT or SIGTERM): stop accepting, let in-flight calls finish within
 ``server.drain_timeout_s``, flush the event publisher (what NATS does not take stays
 in the outbox), stop the learner, then NATS if this process started it; exit 0.
-
-The learner hook: :func:`resolve_learner` returns a :data:`LearnerStarter` (or None).
-It is called with the settings and the started bus once the sidecar listens, and
-returns an async function that stops the learner.
-
-Why one module of this size: it is the process wiring of ``serve`` (bus, publisher,
-app, learner, workers, graceful stop), one sequence with one shutdown order.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import importlib
 import logging
-import os
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from promptlab import startup
-from promptlab.events.bus import BusError, BusUnavailable, EventBus
+from promptlab.commands.learner_process import LearnerStarter, LearnerStop, resolve_learner
+from promptlab.commands.running import close_bus, load_prompts, open_bus, run_loop, stop_event
+from promptlab.commands.serve_workers import supervise
+from promptlab.events.bus import BusError
 from promptlab.events.credentials import redact_url
-from promptlab.events.embedded import EmbeddedNats, free_port, resolve_nats_url
-from promptlab.events.jetstream import JetStreamBus
-from promptlab.events.outage import OutageLog
 from promptlab.events.publisher import EventPublisher
 from promptlab.logs import ACCESS_LOGGER
-from promptlab.online import online_evaluation
-from promptlab.prompts import PromptFileError, PromptSpec, load_prompt_dir
-from promptlab.providers.registry import Registry
+from promptlab.prompts import PromptFileError, PromptSpec
 from promptlab.reads import StoreReads
 from promptlab.settings import Settings
 from promptlab.sidecar import keys
@@ -55,84 +39,6 @@ from promptlab.sidecar.access_log import AccessLogger
 from promptlab.sidecar.app import create_app
 from promptlab.sidecar.feedback import FeedbackPolicy
 from promptlab.sidecar.guard import GuardedAppRunner
-from promptlab.sidecar.metrics import WORKER_ENV, multiprocess_env, remove_multiprocess_dir
-
-log = logging.getLogger(__name__)
-
-LearnerStop = Callable[[], Awaitable[None]]
-LearnerStarter = Callable[[Settings, EventBus], Awaitable[LearnerStop]]
-"""Starts the learner inside ``serve`` and returns the coroutine function that stops it."""
-
-BUS_RETRY_S = 2.0
-WORKER_READY_TIMEOUT_S = 30.0
-
-
-def resolve_learner(settings: Settings) -> LearnerStarter | None:
-    """The learner ``serve`` runs next to the sidecar, or None when ``learner.enabled`` is off.
-
-    It runs once per ``serve`` (in the parent with ``--workers``), in a child process
-    (:mod:`promptlab.commands.learner_process`). A learner that fails to start, or crashes
-    later, is logged and leaves the sidecar serving: routing keeps its last snapshot and
-    events keep flowing to the stream for when it is back.
-    """
-    if not settings.learner.enabled:
-        return None
-    # The learner's own process: its projection, statistics and database work never
-    # compete with the calls for this event loop or the GIL (see learner_process).
-    from promptlab.commands.learner_process import start_child
-
-    return start_child
-
-
-async def _run_learner(
-    settings: Settings, bus: EventBus, holder: dict[str, Any], stopping: asyncio.Event
-) -> None:
-    """Import, start and run the learner, retrying while the bus or database is not there.
-
-    The import (SciPy, SQLAlchemy: about a second) runs in a thread, so the sidecar is
-    ready and answering meanwhile. ``stopping`` set at any point makes it return.
-    """
-    module = await asyncio.to_thread(importlib.import_module, "promptlab.learner.service")
-    if stopping.is_set():
-        return
-    learner = holder["learner"] = module.Learner(
-        settings.learner, settings.storage, bus, load_prompts(settings)
-    )
-    delay = 0.5
-    said: str | None = None
-    while not stopping.is_set():
-        try:
-            await learner.start()
-            break
-        except Exception as exc:  # the sidecar must keep serving whatever happens here
-            cause = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, BusUnavailable) and not bus.connected:
-                log.debug("learner waits for the bus: %s", exc)  # the bus's owner says so
-            elif cause != said:  # once per cause, not once per attempt
-                log.warning("learner not started (%s); retrying with backoff up to 10s", cause)
-                said = cause
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), delay)
-            delay = min(delay * 2, 10.0)
-    if stopping.is_set():
-        return
-    breeder_client = None
-    if settings.learner.evolution.enabled:  # [learner.evolution]: mutator and checks' calls
-        from promptlab.models import make_providers
-
-        breeder_client = make_providers(settings)
-        await breeder_client.start()
-        learner.attach_breeder(breeder_client)
-    try:
-        async with online_evaluation(settings, bus, learner.prompts):
-            await learner.run()
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("learner crashed; the sidecar keeps serving on its last routing snapshot")
-    finally:
-        if breeder_client is not None:
-            await breeder_client.close()
 
 
 def _with_cli_overrides(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -146,19 +52,6 @@ def _with_cli_overrides(args: argparse.Namespace, settings: Settings) -> Setting
     if not update:
         return settings
     return settings.model_copy(update={"server": settings.server.model_copy(update=update)})
-
-
-def load_prompts(settings: Settings) -> dict[str, PromptSpec]:
-    """The prompt files; a missing directory means no routed prompts (with a warning)."""
-    directory = Path(settings.prompts.dir)
-    if not directory.is_dir():
-        log.warning("prompt directory %s does not exist: no routed prompts", directory)
-        return {}
-    return load_prompt_dir(
-        directory,
-        providers=settings.providers.keys(),
-        model_rule=Registry(settings.providers).route_problem,
-    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,8 +70,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 1
     try:
         if settings.server.workers > 1 and not args.reuse_port:
-            return _run_loop(supervise(args, settings, start_learner, prompts))
-        return _run_loop(
+            return run_loop(supervise(args, settings, start_learner, prompts))
+        return run_loop(
             serve(
                 settings,
                 prompts,
@@ -194,78 +87,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # NATS is not an error here: calls are served and events wait in the outbox.
         print(f"promptlab serve: {exc}", file=sys.stderr)
         return 2
-
-
-def _run_loop(main: Awaitable[int]) -> int:
-    try:
-        import uvloop
-
-        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is optional
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main)  # type: ignore[arg-type]
-
-
-def _stop_event() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-async def _connect(bus: JetStreamBus, outage: OutageLog) -> None:
-    """Connect the bus, retrying in the background: calls work meanwhile (outbox).
-
-    Attempts start every ``outage.every_s`` (an attempt's own wait counts), and the
-    outage was said once already: only the recovery is logged.
-    """
-    loop = asyncio.get_running_loop()
-    while True:
-        started = loop.time()
-        try:
-            await bus.start()
-        except BusUnavailable as exc:
-            outage.failed(exc)
-        else:
-            outage.recovered("events flow again and the outbox drains")
-            return
-        await asyncio.sleep(max(0.0, started + outage.every_s - loop.time()))
-
-
-async def _open_bus(
-    settings: Settings,
-) -> tuple[JetStreamBus, str, EmbeddedNats | None, asyncio.Task[None] | None]:
-    url, embedded = await resolve_nats_url(settings.nats)
-    bus = JetStreamBus(settings.nats, url=url)
-    try:
-        await bus.start()
-        connecting = None
-    except BusUnavailable as exc:
-        # An attempt lasts up to connect_timeout_s: the true interval is the longer one.
-        every = max(BUS_RETRY_S, settings.nats.connect_timeout_s)
-        outage = OutageLog(log, f"NATS at {safe_nats_url(url)}", every)
-        outage.failed(exc, "serving anyway, events go to the outbox until it answers")
-        connecting = asyncio.create_task(_connect(bus, outage))
-    return bus, url, embedded, connecting
-
-
-def safe_nats_url(url: str) -> str:
-    """``url`` without credentials (``nats://user:pass@host`` -> ``nats://host``)."""
-    return ",".join(u.rsplit("@", 1)[-1] for u in url.split(","))
-
-
-async def _close_bus(
-    bus: JetStreamBus, embedded: EmbeddedNats | None, connecting: asyncio.Task[None] | None
-) -> None:
-    if connecting is not None:
-        connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await connecting
-    await bus.close()
-    if embedded is not None:
-        await embedded.stop()
 
 
 async def serve(
@@ -285,7 +106,7 @@ async def serve(
     the ready line (workers: their parent prints the banner).
     """
     server = settings.server
-    bus, url, embedded, connecting = await _open_bus(settings)
+    bus, url, embedded, connecting = await open_bus(settings)
     publisher = EventPublisher(
         bus,
         settings.nats.outbox_dir,
@@ -329,7 +150,7 @@ async def serve(
         port = runner.addresses[0][1] if runner.addresses else server.port
         if start_learner is not None:
             stop_learner = await start_learner(settings, bus)
-        stop = _stop_event()
+        stop = stop_event()
         base_url = f"http://{server.host}:{port}"
         announce(f"promptlab serving on {base_url}/v1 (nats: {redact_url(url)})")
         if not quiet:
@@ -355,118 +176,5 @@ async def serve(
                 if stop_learner is not None:
                     await stop_learner()
             finally:
-                await _close_bus(bus, embedded, connecting)
+                await close_bus(bus, embedded, connecting)
     return 0
-
-
-def worker_command(args: argparse.Namespace) -> list[str]:
-    """``python -P -m promptlab [-v...] [--log-format F]``: ``-P`` keeps the working
-    directory off ``sys.path``, so a ``prompts/``, ``events/`` or ``sidecar/`` folder
-    there cannot shadow our packages."""
-    command = [sys.executable, "-P", "-m", "promptlab"]
-    verbosity = getattr(args, "verbose", 0)
-    if verbosity:
-        command.append("-" + "v" * verbosity)
-    if getattr(args, "log_format", "text") != "text":
-        command += ["--log-format", args.log_format]
-    return command
-
-
-async def supervise(
-    args: argparse.Namespace,
-    settings: Settings,
-    start_learner: LearnerStarter | None,
-    prompts: Mapping[str, PromptSpec] | None = None,
-) -> int:
-    """Start NATS and the learner here, and ``server.workers`` processes on one port."""
-    server = settings.server
-    bus, url, embedded, connecting = await _open_bus(settings)
-    port = server.port or free_port()
-    # Workers write their metrics here; /metrics on any of them reads them all.
-    metrics_env, metrics_dir = multiprocess_env()
-    procs: list[asyncio.subprocess.Process] = []
-    stop_learner: LearnerStop | None = None
-    code = 0
-    try:
-        for index in range(server.workers):
-            env = {
-                **os.environ,
-                # An embedded server's workers find it (and its credentials) in the data
-                # dir as any promptlab process does; only an external URL is handed down.
-                **({} if embedded is not None else {"PROMPTLAB_NATS__URL": url}),
-                "PROMPTLAB_NATS__OUTBOX_DIR": str(
-                    Path(settings.nats.outbox_dir) / f"worker-{index}"
-                ),
-                **metrics_env,
-                WORKER_ENV: str(index),
-            }
-            command = worker_command(args)
-            if getattr(args, "config", None):
-                command += ["--config", str(args.config)]
-            command += [
-                "serve",
-                "--workers",
-                "1",
-                "--no-learner",
-                "--reuse-port",
-                "--host",
-                server.host,
-                "--port",
-                str(port),
-            ]
-            procs.append(
-                await asyncio.create_subprocess_exec(
-                    *command, env=env, stdout=asyncio.subprocess.PIPE
-                )
-            )
-        for proc in procs:
-            assert proc.stdout is not None
-            line = await asyncio.wait_for(proc.stdout.readline(), WORKER_READY_TIMEOUT_S)
-            if not line:
-                raise RuntimeError("a worker exited before it was ready (see its log above)")
-        if start_learner is not None:
-            stop_learner = await start_learner(settings, bus)
-        stop = _stop_event()
-        base_url = f"http://{server.host}:{port}"
-        print(
-            f"promptlab serving on {base_url}/v1 "
-            f"(nats: {redact_url(url)}, {server.workers} workers)",
-            flush=True,
-        )
-        for text in startup.banner(
-            base_url=base_url,
-            nats_url=url,
-            prompts=prompts or {},
-            providers=settings.providers,
-            learner=startup.learner_role(enabled=start_learner is not None),
-            workers=server.workers,
-        ):
-            print(text, flush=True)
-        exited = [asyncio.create_task(p.wait()) for p in procs]
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait([stopping, *exited], return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not stop.is_set():
-            log.error("a worker exited; stopping the others")
-            code = 1
-    except (RuntimeError, TimeoutError) as exc:
-        print(f"promptlab serve: {exc}", file=sys.stderr)
-        code = 1
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                await asyncio.wait_for(proc.wait(), server.drain_timeout_s + 10.0)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-            if proc.returncode not in (0, -signal.SIGTERM):
-                code = code or 1
-        if stop_learner is not None:
-            await stop_learner()
-        await _close_bus(bus, embedded, connecting)
-        remove_multiprocess_dir(metrics_dir)
-    return code

@@ -14,30 +14,19 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from aiohttp import web
 from fake_upstream import FakeUpstream
+from stacks import Stack, running_stack
 
 from promptlab.events.embedded import NatsServerProcess
-from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.models import ExecutionCompleted, VariantPromoted, VariantRegistered
-from promptlab.events.publisher import EventPublisher
-from promptlab.learner.config import LearnerSettings, StorageSettings
-from promptlab.learner.service import Learner
+from promptlab.learner.config import LearnerSettings
 from promptlab.prompts import PromptSpec
-from promptlab.sidecar.app import create_app
-from promptlab.sidecar.config import (
-    ProviderSettings,
-    ServerSettings,
-    TelemetrySettings,
-    default_providers,
-)
-from promptlab.sidecar.ports import SidecarConfig
 
 PROMPT_ID = "label"
 CHALLENGER = "base+demos"
@@ -64,62 +53,26 @@ def helped_by_demos(body: dict[str, Any]) -> str:
     return "good" if shown else "plain"
 
 
-@dataclass
-class Stack:
-    base_url: str
-    bus: JetStreamBus
-    learner: Learner
-    publisher: EventPublisher
-
-    async def events(self, kind: type) -> list[Any]:
-        return [e async for _, e, _ in self.bus.read(1) if isinstance(e, kind)]
-
-
-async def start_stack(
-    tmp_path: Path, nats: NatsServerProcess, reply: Callable[[dict[str, Any]], str]
-) -> AsyncIterator[Stack]:
-    upstream = FakeUpstream(record=False, reply=reply)
-    await upstream.start()
-    bus = JetStreamBus(url=nats.url)
-    await bus.start()
-    publisher = EventPublisher(bus, tmp_path / "outbox")
-    settings = SidecarConfig(
-        server=ServerSettings(),
-        providers={
-            **default_providers(),
-            "fake": ProviderSettings(kind="openai", api_base=upstream.base_url),
-        },
-        telemetry=TelemetrySettings(),
-    )
-    prompts = {PROMPT_ID: prompt()}
-    app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus, router_seed=5)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    learner = Learner(
-        LearnerSettings(snapshot_interval_ms=50, seed=3, demos_interval_s=0.1),
-        StorageSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'learner.db'}"),
-        bus,
-        prompts,
-    )
-    async with learner:
-        yield Stack(f"http://127.0.0.1:{runner.addresses[0][1]}/v1", bus, learner, publisher)
-    await runner.cleanup()
-    await bus.close()
-    await upstream.stop()
-
-
 @pytest.fixture
 async def helpful(tmp_path: Path, nats_server: NatsServerProcess) -> AsyncIterator[Stack]:
-    async for stack in start_stack(tmp_path, nats_server, helped_by_demos):
+    async with _stack(tmp_path, nats_server, helped_by_demos) as stack:
         yield stack
 
 
 @pytest.fixture
 async def useless(tmp_path: Path, nats_server: NatsServerProcess) -> AsyncIterator[Stack]:
-    async for stack in start_stack(tmp_path, nats_server, lambda body: "plain"):
+    async with _stack(tmp_path, nats_server, lambda body: "plain") as stack:
         yield stack
+
+
+def _stack(
+    tmp_path: Path, nats: NatsServerProcess, reply: Callable[[dict[str, Any]], str]
+) -> AbstractAsyncContextManager[Stack]:
+    settings = LearnerSettings(snapshot_interval_ms=50, seed=3, demos_interval_s=0.1)
+    upstream = FakeUpstream(record=False, reply=reply)
+    return running_stack(
+        tmp_path, nats, {PROMPT_ID: prompt()}, settings, router_seed=5, upstream=upstream
+    )
 
 
 async def traffic(stack: Stack, calls: int, seed: int, served: dict[str, int]) -> None:
@@ -162,11 +115,6 @@ async def until_registered(stack: Stack, served: dict[str, int]) -> VariantRegis
     raise AssertionError(f"no {CHALLENGER} registered and served: {served}")
 
 
-async def settle(stack: Stack) -> None:
-    await stack.publisher.flush(10.0)
-    await stack.learner.caught_up(timeout=20.0)
-
-
 async def test_a_demonstration_challenger_that_helps_is_registered_and_promoted(
     helpful: Stack,
 ) -> None:
@@ -181,7 +129,7 @@ async def test_a_demonstration_challenger_that_helps_is_registered_and_promoted(
     promoted: list[VariantPromoted] = []
     for wave in range(30):
         await traffic(helpful, 100, seed=wave, served=served)
-        await settle(helpful)
+        await helpful.settle()
         promoted = [p for p in await helpful.events(VariantPromoted) if p.variant == CHALLENGER]
         if promoted:
             break
@@ -201,6 +149,6 @@ async def test_a_demonstration_challenger_that_does_not_help_is_not_promoted(
     served: dict[str, int] = {}
     await until_registered(useless, served)
     await traffic(useless, 1500, seed=7, served=served)
-    await settle(useless)
+    await useless.settle()
     assert served[CHALLENGER] >= 100, served
     assert [p.variant for p in await useless.events(VariantPromoted)] == []

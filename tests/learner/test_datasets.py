@@ -166,7 +166,7 @@ async def test_cli_and_experiment_read_the_same_files(
         )
     assert refused.value.code == 2 and "not allowed with" in capsys.readouterr().err
     code, out, _ = await asyncio.to_thread(run, "list")
-    assert code == 0 and out.splitlines()[1].split()[:4] == ["good", "sentiment", "7", "7"]
+    assert code == 0 and out.splitlines()[2].split()[:4] == ["good", "sentiment", "7", "7"]
     code, out, _ = await asyncio.to_thread(run, "show", "good", "--cases", "1")
     assert code == 0 and '"min_reward": 1.0' in out and '"id": "p1"' in out
     code, out, _ = await asyncio.to_thread(run, "export", "good")

@@ -7,6 +7,7 @@ import string
 from pathlib import Path
 from typing import Any, cast
 
+from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.snapshots import DemoPoolSnapshot
 from promptlab.learner.demo_pools import demos_challenger, needs_pool, pool_snapshot
 from promptlab.learner.examples import Example
@@ -202,3 +203,69 @@ async def test_a_pool_is_built_from_the_store_and_published_with_its_challenger(
     await writer.refresh(len(events) + 1)  # registered once, not again
     assert len(writer.registered) == 1
     await bus.close()
+
+
+async def test_embedded_pools_keep_two_sets_of_rows_and_a_restart_clears_the_rest(
+    tmp_path: Path, jetstream_bus: JetStreamBus
+) -> None:
+    from datetime import UTC, datetime
+
+    from fake_upstream import FakeUpstream
+
+    from promptlab.events.subjects import Bucket
+    from promptlab.lab.datasets import DatasetInfo, write_dataset
+    from promptlab.learner.demo_embeddings import PoolEmbedder
+    from promptlab.learner.demo_pools import DemoPoolWriter
+    from promptlab.providers import Providers, ProviderSettings
+
+    prompt = PromptSpec.model_validate(
+        {
+            "id": "p",
+            "variables": [{"name": "text", "type": "string"}],
+            "variants": [
+                {"name": "d", "model": "fake/m", "template": "{{ text }}",
+                 "demos": {"pool": "labelled", "k": 2, "embedding_model": "fake/e"}},
+            ],
+        }
+    )  # fmt: skip
+    upstream = FakeUpstream()
+    await upstream.start()
+
+    async def no_view(prompt_id: str) -> None:
+        return None
+
+    def writer(client: Providers) -> DemoPoolWriter:
+        return DemoPoolWriter(
+            jetstream_bus, cast(Store, None), prompts=lambda: [prompt], view=no_view,
+            datasets_dir=tmp_path, embedder=PoolEmbedder(client),
+        )  # fmt: skip
+
+    async def grow(to: int, pools: DemoPoolWriter) -> DemoPoolSnapshot:
+        cases = [
+            {"id": str(i), "inputs": {"text": f"case {i}"}, "expected": "x"} for i in range(to)
+        ]
+        info = DatasetInfo(name="labelled", prompt_id="p", created_at=datetime.now(UTC), cases=to)
+        write_dataset(tmp_path, info, cases, replace=True)
+        await pools.refresh(to)
+        entry = await jetstream_bus.kv_get(str(Bucket.DEMOS), "p.labelled")
+        assert entry is not None and entry.value is not None
+        return DemoPoolSnapshot.decode(entry.value)
+
+    async def sets_of_rows() -> set[str]:
+        return {k.split(".")[3] for k in await jetstream_bus.kv_keys(str(Bucket.DEMO_VECTORS))}
+
+    try:
+        async with Providers(
+            {"fake": ProviderSettings(kind="openai", api_base=upstream.base_url)}
+        ) as c:
+            first = writer(c)
+            shas = [(await grow(n, first)).vectors[0].sha256[:16] for n in (2, 3, 4)]
+            assert len(set(shas)) == 3 and await sets_of_rows() == set(shas[1:])
+            assert upstream.embedded == 4  # each case embedded once
+            # A restarted learner knows nothing of the bucket: it keeps only what the
+            # published pool names, and its own new rows.
+            again = writer(c)
+            latest = (await grow(5, again)).vectors[0].sha256[:16]
+            assert await sets_of_rows() == {shas[2], latest}
+    finally:
+        await upstream.stop()

@@ -79,7 +79,7 @@ def test_a_setting_without_a_docstring_fails_the_build(reference: ModuleType) ->
 def test_every_command_is_in_the_cli_reference(reference: ModuleType) -> None:
     text = reference.cli_reference()
     headings = re.findall(r"^#+ `(promptlab[^`]*)`$", text, re.M)
-    progs = [parser.prog for parser in reference._walk(build_parser())]
+    progs = [parser.prog for parser in reference.walk(build_parser())]
     assert headings == progs
     # Every command `promptlab --help` lists has its section.
     listed = re.findall(r"^    (\w[\w-]*)  ", build_parser().format_help(), re.M)

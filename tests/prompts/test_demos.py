@@ -64,7 +64,14 @@ def test_a_variant_without_demos_keeps_its_version_and_one_with_demos_gets_anoth
         ({"k": 0}, "{{ text }}", "greater than or equal to 1"),
         ({"k": 17}, "{{ text }}", "less than or equal to 16"),
         ({"select": "fixed"}, "{{ text }}", "does not move"),
-        ({"embedding_model": "openai/e"}, "{{ text }}", "not available yet"),
+        ({"embedding_model": "text-embedding-3-small"}, "{{ text }}", "not a 'provider/model'"),
+        ({"embedding_model": "openai/e", "select": "top"}, "{{ text }}", "'similar' only"),
+        (
+            {"embedding_model": "openai/e", "pool": "examples"},
+            "{{ text }}",
+            "the learner publishes",
+        ),
+        ({"embedding_model": "openai/e", "pool": [{"answer": "x"}]}, "{{ text }}", "publishes"),
         ({"format": "turns"}, "{{ demos }} {{ text }}", "undeclared variable 'demos'"),
     ],
 )
@@ -283,3 +290,93 @@ def test_diverse_top_beyond_the_candidates_finds_the_rare_answer() -> None:
     chosen = diverse_top(scores, codes, 4)
     assert 4321 in chosen and len(set(chosen)) == 4
     assert chosen[0] == 4321  # the weakest first, the nearest last
+
+
+# ----------------------------------------------------------------------- embeddings
+
+
+def unit(*values: float) -> np.ndarray:
+    row = np.asarray(values, dtype=np.float32)
+    return row / np.linalg.norm(row)
+
+
+def test_an_embedding_model_is_part_of_the_variant_and_of_its_event() -> None:
+    plain = {"name": "d", "model": "fake/m", "template": "{{ text }}", "demos": {"k": 2}}
+    embedded = {**plain, "demos": {"k": 2, "embedding_model": "fake/embed-1"}}
+    before, after = sentiment(plain).variant("d"), sentiment(embedded).variant("d")
+    assert after.version != before.version  # another retrieval: no shared evidence
+    event = after.to_event("sentiment")
+    assert event.demos is not None and event.demos["embedding_model"] == "fake/embed-1"
+    from promptlab.prompts import VariantSpec
+
+    assert VariantSpec.from_event(event).demos == after.demos
+
+
+def test_the_demonstration_challenger_can_retrieve_by_embeddings() -> None:
+    spec = PromptSpec.model_validate(
+        {
+            "id": "p",
+            "variables": [{"name": "text", "type": "string"}],
+            "learning": {"capture": True, "demos": {"embedding_model": "fake/e"}},
+            "variants": [{"name": "a", "model": "fake/m", "template": "{{ text }}"}],
+        }
+    )
+    assert spec.learning.demos is not None
+    assert spec.learning.demos.variant_demos().embedding_model == "fake/e"
+    with pytest.raises(ValidationError, match="'similar' only"):
+        PromptSpec.model_validate(
+            {
+                "id": "p",
+                "learning": {"demos": {"select": "top", "embedding_model": "fake/e"}},
+                "variants": [{"name": "a", "model": "fake/m", "template": "x"}],
+            }
+        )
+
+
+def test_nearest_ranks_by_cosine_and_keeps_the_answers_diverse() -> None:
+    demos = [demo("one", "a"), demo("two", "a"), demo("three", "b"), demo("four", "b")]
+    rows = np.stack([unit(1, 0, 0), unit(0.9, 0.1, 0), unit(0, 1, 0), unit(0.5, 0, 0.5)])
+    pool = DemoPool(demos, vectors={"fake/e": rows})
+    spec = sentiment(
+        {"name": "d", "model": "fake/m", "template": "{{ text }}",
+         "demos": {"k": 2, "embedding_model": "fake/e"}},
+    ).variant("d").demos  # fmt: skip
+    assert spec is not None
+    chosen = pool.nearest(spec, unit(1, 0, 0.1))
+    # The two nearest share answer "a": one "a" (the nearest, last) and the best "b".
+    assert [d.variables["text"] for d in chosen] == ["four", "one"]
+
+
+def test_nearest_keeps_rows_aligned_through_min_reward_and_ranks_unembedded_last() -> None:
+    demos = [demo("new", "a"), demo("bad", "b", reward=0.0), demo("old", "b"), demo("older", "a")]
+    rows = np.stack([unit(0, 1), unit(1, 0), unit(1, 0.1)])  # "older" has no row
+    pool = DemoPool(demos, vectors={"fake/e": rows})
+    spec = sentiment(
+        {"name": "d", "model": "fake/m", "template": "{{ text }}",
+         "demos": {"k": 1, "embedding_model": "fake/e"}},
+    ).variant("d").demos  # fmt: skip
+    assert spec is not None
+    assert [d.variables["text"] for d in pool.nearest(spec, unit(1, 0))] == ["old"]
+    three = spec.model_copy(update={"k": 3})
+    assert pool.nearest(three, unit(1, 0))[0].variables["text"] == "older"
+    with pytest.raises(ValueError, match="numbers"):
+        pool.nearest(spec, unit(1, 0, 0))
+    with pytest.raises(ValueError, match="no embeddings by other/e"):
+        pool.nearest(spec.model_copy(update={"embedding_model": "other/e"}), unit(1, 0))
+
+
+def test_vectors_travel_as_float16_chunks_checked_against_their_description() -> None:
+    from promptlab.events.snapshots import VECTOR_CHUNK_BYTES, PoolVectors
+    from promptlab.prompts.demo_vectors import VectorsUnusable, from_chunks, to_chunks, unit_rows
+
+    rows = unit_rows(np.random.default_rng(3).normal(size=(1000, 768)))
+    chunks, sha = to_chunks(rows)
+    assert len(chunks) == 2 and all(len(c) <= VECTOR_CHUNK_BYTES for c in chunks)
+    meta = PoolVectors(model="fake/e", dim=768, count=1000, chunks=len(chunks), sha256=sha)
+    back = from_chunks(chunks, meta)
+    assert back.dtype == np.float32 and back.shape == (1000, 768)
+    assert float(np.abs(back @ back[7] - rows @ rows[7]).max()) < 2e-3  # cosines barely move
+    with pytest.raises(VectorsUnusable, match="missing or damaged"):
+        from_chunks(chunks[:1], meta)
+    with pytest.raises(VectorsUnusable):
+        from_chunks([chunks[1], chunks[0]], meta)

@@ -240,6 +240,24 @@ def test_the_cli_checks_providers_against_the_settings(
     assert "variants[0]" not in out
 
 
+def test_an_embedding_model_of_an_unconfigured_provider_is_a_problem_of_its_field(
+    write_toml: WriteToml,
+) -> None:
+    text = (
+        'id = "p"\n[[variables]]\nname = "text"\n'
+        "[learning]\ncapture = true\n"
+        'demos = { embedding_model = "nowhere/e" }\n'
+        '[[variants]]\nname = "a"\nmodel = "openai/m"\ntemplate = "{{ text }}"\n'
+        'demos = { pool = "production", embedding_model = "opnai/text-embedding-3-small" }\n'
+    )
+    path = write_toml("p.toml", text)
+    problems = {p.field: p.message for p in validate_files([path], providers={"openai"})}
+    assert set(problems) == {"variants[0].demos.embedding_model", "learning.demos.embedding_model"}
+    assert "provider 'opnai' is not configured" in problems["variants[0].demos.embedding_model"]
+    assert "did you mean 'openai'?" in problems["variants[0].demos.embedding_model"]
+    assert "provider 'nowhere' is not configured" in problems["learning.demos.embedding_model"]
+
+
 def test_a_misspelt_provider_gets_a_did_you_mean(write_toml: WriteToml) -> None:
     text = 'id = "p"\n[[variants]]\nname = "a"\nmodel = "opnai/gpt-4o-mini"\ntemplate = "hi"\n'
     path = write_toml("p.toml", text)

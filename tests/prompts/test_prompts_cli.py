@@ -29,8 +29,9 @@ def test_list_shows_id_category_variants_and_champion(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["prompts", "list", "--config", str(config)]) == 0
-    header, row = capsys.readouterr().out.splitlines()
+    header, rule, row = capsys.readouterr().out.splitlines()
     assert header.split() == ["ID", "CATEGORY", "VARIANTS", "CHAMPION", "MODEL"]
+    assert set(rule) == {"─"}
     assert row.split() == ["summarize", "code", "2", "v1_simple", "openai/gpt-4o-mini"]
 
 

@@ -144,10 +144,10 @@ def test_list_and_show_hide_archived_unless_all(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run(capsys, "prompts", "list", "--config", str(config))
-    assert code == 0 and out.splitlines()[1].split()[:3] == ["reply", "chat", "2"]
+    assert code == 0 and out.splitlines()[2].split()[:3] == ["reply", "chat", "2"]
     assert "(1 archived variant hidden: --all shows them)" in err
     code, out, _ = run(capsys, "prompts", "list", "--all", "--config", str(config))
-    assert out.splitlines()[1].split()[2] == "3"
+    assert out.splitlines()[2].split()[2] == "3"
     code, out, err = run(capsys, "prompts", "show", "reply", "--config", str(config))
     assert "variant v2  version " in out and "[draft]" in out and "variant v0" not in out
     assert "1 archived variant hidden" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import time
 
 import pytest
@@ -326,3 +327,32 @@ async def test_a_cookie_one_answer_sets_is_never_sent_on_later_calls(
         assert all("Cookie" not in r.headers for r in fake.requests)
     finally:
         await fake.stop()
+
+
+def embeddings(rows: object) -> up.Reply:
+    return up.response(body=json.dumps({"object": "list", "data": rows}).encode())
+
+
+async def test_embeddings_come_back_in_input_order_and_malformed_ones_are_bad_responses(
+    raw_upstream: RawUpstream, make_providers: MakeProviders
+) -> None:
+    p = await make_providers(raw=settings(raw_upstream.base_url))
+    shuffled = [{"index": 1, "embedding": [0.0, 1.0]}, {"index": 0, "embedding": [1.0, 0.0]}]
+    raw_upstream.then(embeddings(shuffled))
+    assert await p.embed("raw/e", ["first", "second"]) == [[1.0, 0.0], [0.0, 1.0]]
+    malformed = {
+        "one row for two texts": [{"index": 0, "embedding": [1.0]}],
+        "rows of different lengths": [
+            {"index": 0, "embedding": [1.0]}, {"index": 1, "embedding": [1.0, 2.0]}
+        ],
+        "a repeated index": [{"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [2.0]}],
+        "text where numbers belong": [
+            {"index": 0, "embedding": ["x"]}, {"index": 1, "embedding": [2.0]}
+        ],
+    }  # fmt: skip
+    for why, rows in malformed.items():
+        raw_upstream.then(embeddings(rows))
+        with pytest.raises(BadResponse):
+            await p.embed("raw/e", ["first", "second"])
+            pytest.fail(why)
+    assert await p.embed("raw/e", []) == []

@@ -93,6 +93,29 @@ async def test_every_problem_of_a_body_in_one_400(make_sidecar: MakeSidecar) -> 
     assert (await call("GET", sidecar.url + "/admin/prompts/faq"))[0] == 404
 
 
+async def test_an_embedding_model_is_checked_when_a_prompt_is_registered(
+    make_sidecar: MakeSidecar,
+) -> None:
+    sidecar = await make_sidecar(bus="memory")
+    demos = {"pool": "production", "embedding_model": "nowhere/e"}
+    variant = {"name": "near", "model": "fake/model-a", "template": "Q: {{ question }}"}
+    status, answer = await call(
+        "PUT", sidecar.url + "/admin/prompts/faq", faq(variants=[{**variant, "demos": demos}])
+    )
+    assert status == 400, answer
+    [detail] = answer["error"]["details"]
+    assert detail["field"] == "variants[0].demos.embedding_model"
+    assert "provider 'nowhere' is not configured" in detail["message"]
+    shapeless = {**variant, "demos": {"embedding_model": "text-embedding-3-small"}}
+    status, answer = await call(
+        "PUT", sidecar.url + "/admin/prompts/faq", faq(variants=[shapeless])
+    )
+    assert status == 400 and "not a 'provider/model' name" in answer["error"]["message"]
+    good = {**variant, "demos": {**demos, "embedding_model": "fake/embed-1"}}
+    status, answer = await call("PUT", sidecar.url + "/admin/prompts/faq", faq(variants=[good]))
+    assert status < 300, answer
+
+
 async def test_wrong_method_shape_and_unknown_prompt_are_clear_4xx(
     make_sidecar: MakeSidecar,
 ) -> None:

@@ -126,7 +126,7 @@ def test_api_prompt_through_serve_replica_learner_and_restart(
         assert again.terminate() == 0
 
     assert main(["prompts", "history", "faq", "short", "--config", str(config_a)]) == 0
-    rows = capsys.readouterr().out.splitlines()[1:]
+    rows = capsys.readouterr().out.splitlines()[2:]  # under the headings and their rule
     assert [(row.split()[1], row.split()[5], row.split()[7]) for row in rows] == [
         ("1", "api", "replaced"),
         ("2", "api", "active"),

@@ -8,6 +8,7 @@ import aiohttp
 import openai
 import pytest
 from conftest import MakeSidecar
+from fake_upstream import fake_embedding
 
 from promptlab.events.models import ExecutionCompleted
 
@@ -15,10 +16,15 @@ from promptlab.events.models import ExecutionCompleted
 async def test_embeddings_are_passed_through_and_recorded(make_sidecar: MakeSidecar) -> None:
     sidecar = await make_sidecar()
     raw = await sidecar.client().embeddings.with_raw_response.create(
-        model="fake/embed-1", input=["a", "b"], extra_body={"api_base": "http://evil"}
+        model="fake/embed-1",
+        input=["an awful movie", "a dreadful picture"],
+        extra_body={"api_base": "http://evil"},
     )
     result = raw.parse()
-    assert len(result.data) == 2 and result.data[0].embedding == [0.1, 0.2, 0.3]
+    assert [d.embedding for d in result.data] == [
+        fake_embedding("an awful movie"),
+        fake_embedding("a dreadful picture"),
+    ]
     forwarded = sidecar.upstream.requests[-1]
     assert forwarded.path == "/v1/embeddings" and forwarded.body["model"] == "embed-1"
     assert "api_base" not in forwarded.body

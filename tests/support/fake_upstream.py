@@ -7,6 +7,11 @@ forwarded), and can be told to fail: :meth:`FakeUpstream.fail_next` (status, Ret
 :meth:`FakeUpstream.hang_next` (no answer for a while), ``fail_models`` (a model that
 always fails) and ``chunk_delay_s`` (a slow stream, to cancel mid-way).
 
+``POST /v1/embeddings`` answers :func:`fake_embedding` of each input: deterministic
+vectors that put synonyms together, so tests can tell retrieval by meaning from
+retrieval by shared words; ``embedding_status`` and ``embedding_delay_s`` make it fail
+or slow.
+
 Run alone for the bench: ``python tests/support/fake_upstream.py --port 9001``.
 """
 
@@ -14,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -58,6 +66,14 @@ class FakeUpstream:
     reply: Callable[[dict[str, Any]], str] | None = None
     """Answers chat completions in place of the echo (e.g. an answer that depends on
     whether the request carried demonstrations)."""
+    client_max_size: int = 1024**2
+    """The largest request body it takes (aiohttp's default: 1 MiB)."""
+    embedding_status: int = 200
+    """What ``/v1/embeddings`` answers: 200 (vectors) or an error status (an outage)."""
+    embedding_delay_s: float = 0.0
+    """How long ``/v1/embeddings`` waits before it answers (a slow embedding model)."""
+    embedded: int = 0
+    """Texts ``/v1/embeddings`` embedded so far."""
     _script: deque[_Action] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -84,7 +100,7 @@ class FakeUpstream:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=self.client_max_size)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/{endpoint:embeddings|completions|responses}", self._other)
         return app
@@ -120,19 +136,7 @@ class FakeUpstream:
             return web.json_response(error, status=action.status)
         endpoint = request.match_info["endpoint"]
         if endpoint == "embeddings":
-            inputs = body.get("input")
-            count = len(inputs) if isinstance(inputs, list) else 1
-            return web.json_response(
-                {
-                    "object": "list",
-                    "data": [
-                        {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
-                        for i in range(count)
-                    ],
-                    "model": body.get("model"),
-                    "usage": {"prompt_tokens": 4 * count, "total_tokens": 4 * count},
-                }
-            )
+            return await self._embeddings(body)
         if endpoint == "completions":
             return web.json_response(
                 {
@@ -159,6 +163,27 @@ class FakeUpstream:
                     }
                 ],
                 "usage": {"input_tokens": 6, "output_tokens": 3, "total_tokens": 9},
+            }
+        )
+
+    async def _embeddings(self, body: dict[str, Any]) -> web.Response:
+        if self.embedding_delay_s:
+            await asyncio.sleep(self.embedding_delay_s)
+        if self.embedding_status != 200:
+            error = {"error": {"message": "fake embeddings outage", "type": "server_error"}}
+            return web.json_response(error, status=self.embedding_status)
+        inputs = body.get("input")
+        texts = [str(t) for t in inputs] if isinstance(inputs, list) else [str(inputs)]
+        self.embedded += len(texts)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": fake_embedding(text)}
+                    for i, text in enumerate(texts)
+                ],
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": 4 * len(texts), "total_tokens": 4 * len(texts)},
             }
         )
 
@@ -268,6 +293,36 @@ class FakeUpstream:
             self.cancelled_streams += 1
             raise
         return response
+
+
+EMBEDDING_DIM = 64
+"""Length of the fake's embeddings."""
+SYNONYMS: dict[str, str] = {
+    word: concept
+    for concept, words in {
+        "bad": ("bad", "awful", "terrible", "dreadful", "horrible", "lousy", "poor"),
+        "good": ("good", "great", "excellent", "superb", "wonderful", "lovely", "fine"),
+        "film": ("film", "movie", "picture", "flick", "cinema"),
+        "food": ("food", "meal", "dinner", "dish", "cuisine"),
+        "phone": ("phone", "handset", "mobile", "cellphone"),
+        "battery": ("battery", "charge", "power"),
+    }.items()
+    for word in words
+}
+"""Words the fake embeds alike: its embeddings know synonyms, which BM25 cannot."""
+
+
+def fake_embedding(text: str) -> list[float]:
+    """A deterministic embedding with meaning: a hashed bag of words, each word first
+    mapped to its concept (:data:`SYNONYMS`), of unit length (zeros for no words).
+    "an awful movie" and "a dreadful picture" are near; "an awful lot" is not."""
+    vector = [0.0] * EMBEDDING_DIM
+    for word in re.findall(r"\w\w+", text.lower()):
+        concept = SYNONYMS.get(word, word)
+        digest = hashlib.blake2b(concept.encode(), digest_size=4).digest()
+        vector[int.from_bytes(digest, "big") % EMBEDDING_DIM] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector
 
 
 def reply_text(body: dict[str, Any]) -> str:

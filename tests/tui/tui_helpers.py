@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import io
+import re
 import time
 from collections.abc import Callable
 from typing import Any
+from xml.etree import ElementTree
 
-from rich.console import Console
+from rich.cells import cell_len
 from textual.app import App
 from textual.pilot import Pilot
+
+SVG = "{http://www.w3.org/2000/svg}"
+LINE = re.compile(r"-line-(\d+)\)$")
+"""The clip path of a run of text in the screenshot ends in its line number."""
 
 
 class FakeClock:
@@ -26,21 +31,31 @@ class FakeClock:
 
 
 def screen_text(app: App[Any]) -> str:
-    """What the terminal shows now, as plain text (toasts and modals included)."""
-    width, height = app.size
-    console = Console(
-        width=width,
-        height=height,
-        file=io.StringIO(),
-        force_terminal=True,
-        color_system=None,
-        record=True,
-        legacy_windows=False,
-        safe_box=False,
-    )
-    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    console.print(update)
-    return console.export_text()
+    """What the terminal shows now, as plain text (toasts and modals included).
+
+    Read from Textual's public screenshot (:meth:`App.export_screenshot`, an SVG): each
+    run of text is a ``<text>`` element whose clip path names its line and whose ``x``
+    is its column times the cell width (``textLength`` over its characters).
+    """
+    lines: dict[int, list[tuple[int, str]]] = {}
+    for element in ElementTree.fromstring(app.export_screenshot()).iter(f"{SVG}text"):
+        length, clip = element.get("textLength"), element.get("clip-path", "")
+        found = LINE.search(clip)
+        if length is None or found is None or not element.text:
+            continue  # the window title, not the terminal's cells
+        text = element.text.replace("\xa0", " ")  # spaces are exported as &#160;
+        column = round(float(element.get("x", "0")) / (float(length) / len(text)))
+        lines.setdefault(int(found.group(1)), []).append((column, text))
+    height = app.size.height
+    return "\n".join(_line(sorted(lines.get(row, []))) for row in range(height))
+
+
+def _line(runs: list[tuple[int, str]]) -> str:
+    out, at = "", 0
+    for column, text in runs:
+        out += " " * max(0, column - at) + text
+        at = max(at, column) + cell_len(text)
+    return out
 
 
 async def until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -53,5 +68,5 @@ async def until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float
 
 
 def toasts(app: App[Any]) -> list[str]:
-    """Title and message of every notification still shown, one string each."""
-    return [f"{n.title}: {n.message}" for n in app._notifications]
+    """Title and message of every toast on the screen, one string each ("title: message")."""
+    return [str(toast.render()).replace("\n", ": ", 1) for toast in app.screen.query("Toast")]

@@ -201,13 +201,15 @@ async def test_the_analytics_command_lists_the_values(
     assert code == 0
     lines = out.splitlines()
     start = lines.index("MOST USED VARIABLE VALUES  calls (change against the previous hour)")
-    assert lines[start + 1 :] == [
-        "2025-01-06 12:00 (all)           flag: true 1 · n: 3 2, 5 1 · tone: formal 3, casual 1",
-        "                 a               n: 3 2, 5 1 · tone: formal 2, casual 1",
-        "                 b               flag: true 1 · tone: formal 1",
-        "2025-01-06 13:00 (all)           tone: casual 2 (+1), formal 1 (-2)",
-        "                 a               tone: casual 2 (+1)",
-        "                 b               tone: formal 1",
+    header, _rule, *rows = lines[start + 1 :]
+    assert header.split() == ["PERIOD", "VARIANT", "VALUES"]
+    assert rows == [
+        "2025-01-06 12:00   (all)     flag: true 1 · n: 3 2, 5 1 · tone: formal 3, casual 1",
+        "                   a         n: 3 2, 5 1 · tone: formal 2, casual 1",
+        "                   b         flag: true 1 · tone: formal 1",
+        "2025-01-06 13:00   (all)     tone: casual 2 (+1), formal 1 (-2)",
+        "                   a         tone: casual 2 (+1)",
+        "                   b         tone: formal 1",
     ]
     code, out = await asyncio.to_thread(run, "--interval", "day", "--top", "1", "--json")
     body = json.loads(out)

@@ -112,10 +112,10 @@ async def test_history_and_diff_commands(
 
     code, out, _ = await asyncio.to_thread(run, "history", "greet", "b")
     lines = out.splitlines()
-    assert code == 0 and len(lines) == 4
+    assert code == 0 and len(lines) == 5  # headings, rule, three versions
     assert lines[0].split()[-2:] == ["CALLS", "REWARD"]  # executions, not `stats`' rewarded N
-    assert lines[2].split()[:6] == ["b", "2", "v-b2", "2025-01-06", "12:10", "api"]
-    assert lines[3].split()[5:8] == ["mutation", "b", "active"]
+    assert lines[3].split()[:6] == ["b", "2", "v-b2", "2025-01-06", "12:10", "api"]
+    assert lines[4].split()[5:8] == ["mutation", "b", "active"]
     code, out, _ = await asyncio.to_thread(run, "diff", "greet", "b", "2", "3")
     assert code == 0 and '+  "temperature": 0.7' in out
     assert not [line for line in out.splitlines() if line.startswith(("+Hello", "-Hello"))]
