@@ -65,14 +65,14 @@ def write(directory: Path) -> None:
     write_dataset(directory, info, CASES)
 
 
-def served_live(directory: Path, text: str) -> list[dict[str, Any]]:
+async def served_live(directory: Path, text: str) -> list[dict[str, Any]]:
     """The messages a sidecar sends for ``text``, from the pool the learner publishes."""
     spec = prompt()
     pools = DemoPools(Redactor())
     pools.apply(dataset_snapshot("sentiment", "labelled", read_dataset(directory, "labelled"), 1))
     variant = spec.variant("shown")
     values = spec.variables_validator({"text": text})
-    return Renderer().render(spec, variant, values, pools.choose(spec, variant, values))
+    return Renderer().render(spec, variant, values, await pools.choose(spec, variant, values))
 
 
 def sent(upstream: FakeUpstream) -> dict[str, list[dict[str, Any]]]:
@@ -102,7 +102,7 @@ async def test_the_lab_api_shows_a_dataset_pool_as_a_sidecar_serves_it(
     received = sent(upstream)
     assert len(received) == len(texts)
     for text in texts:
-        live = served_live(tmp_path / "datasets", text)
+        live = await served_live(tmp_path / "datasets", text)
         assert received[f"Text: {text}"] == live
         shown = [m["content"] for m in live if m["role"] == "assistant"]
         assert sorted(shown) == ["negative", "positive"]  # the dataset's labels, diverse
@@ -127,4 +127,6 @@ async def test_an_experiment_file_reads_the_pool_beside_it_and_refuses_a_missing
     write(tmp_path / "data")
     result = await Lab(client=providers).run(file)
     assert [t.status for t in result.trials] == ["ok"]
-    assert sent(upstream)["Text: a warm story"] == served_live(tmp_path / "data", "a warm story")
+    assert sent(upstream)["Text: a warm story"] == await served_live(
+        tmp_path / "data", "a warm story"
+    )
