@@ -54,7 +54,7 @@ bench: $(STAMP)
 # SmolLM2-135M-Instruct, in a virtualenv of its own. pip builds llama-cpp-python from its
 # source distribution (cmake and a C compiler; about 15 minutes on 2 cores) once; later
 # runs reuse .venv-llm. Two runs of 1,500 calls (with and without corrections) took 20-32
-# minutes each on 2 busy cores; ARGS="--calls 400 --runs corrections" for a shorter look.
+# minutes each on 2 busy cores; ARGS=--quick (150 calls) for a shorter look.
 LLM_VENV ?= .venv-llm
 $(LLM_VENV)/.installed:
 	test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
