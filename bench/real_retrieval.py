@@ -189,9 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     n_held = args.held_out or (60 if args.quick else 200)
     n_pool = args.pool or (200 if args.quick else 400)
-    rows = load_data(args.seed)
+    rows = load_data(args.seed, ["amazon"])  # the Amazon sentences its figures were measured on
     held_out, pool_rows = rows[:n_held], rows[n_held : n_held + n_pool]
-    print(f"data: {DATA.name} (Kotzias et al. 2015, CC BY 4.0): {len(held_out)} held out, "
+    print(f"data: {DATA['amazon'].name} (Kotzias et al. 2015, CC BY 4.0): {len(held_out)} held out, "
           f"a pool of {len(pool_rows)} labelled sentences")  # fmt: skip
     port = free_port_of()
     log_file = tempfile.NamedTemporaryFile(prefix="promptlab-llm-", suffix=".log", delete=False)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from promptlab.prompts.demos import Demo
 
 DEFAULT_DATASETS_DIR = Path(".promptlab") / "datasets"
 """Where datasets live unless a command or an experiment names another directory."""
@@ -127,6 +129,22 @@ def read_dataset(directory: str | os.PathLike[str], name: str) -> list[dict[str,
             raise DatasetError(f"dataset {name!r}, line {number}: not a JSON object")
         rows.append(row)
     return rows
+
+
+def dataset_demos(name: str, rows: Iterable[Mapping[str, Any]]) -> list[Demo]:
+    """The demonstrations dataset ``name`` gives a variant with ``demos = { pool = NAME }``:
+    its cases that have an expected answer (and object inputs), in order, each with the id
+    ``NAME:<case id>`` and reward 1.
+
+    The one rule for both sides: the learner publishes these for every sidecar to serve
+    (:func:`learner.demo_pools.dataset_snapshot`), and the lab uses them offline, so an
+    experiment measures the demonstrations live traffic gets."""
+    return [
+        Demo.build(dict(row.get("inputs") or {}), str(row["expected"]),
+                   id=f"{name}:{row.get('id', i)}")
+        for i, row in enumerate(rows)
+        if row.get("expected") and isinstance(row.get("inputs") or {}, dict)
+    ]  # fmt: skip
 
 
 def export_lines(directory: str | os.PathLike[str], name: str) -> str:

@@ -93,6 +93,33 @@ class DemoSearchOutcome:
             )
         return "\n".join(lines)
 
+    def offline_check(self) -> dict[str, Any] | None:
+        """The held-out comparison in the shape of a registered variant's
+        ``offline_check``, so the winner's lineage says what it was tested on: ``passed``
+        unless it is significantly worse than the base (None without a winner)."""
+        c, winner = self.comparison, self.winner
+        if winner is None or c is None:
+            return None
+        base, won = self.held_out_point(self.base), self.held_out_point(winner.name)
+        base_q = base.quality_mean if base is not None else None
+        won_q = won.quality_mean if won is not None else None
+        diff = won_q - base_q if won_q is not None and base_q is not None else None
+        worse = c.significant and c.better == self.base
+        shown = "-" if diff is None else f"{diff:+.3f}"
+        return {
+            "passed": not worse,
+            "reason": f"optimize --demos, held out: {c.test} on {c.n} cases, diff {shown}, "
+            f"p={_p(c.p_value)} (Holm {_p(c.p_holm)})",
+            "champion": self.base,
+            "n": c.n,
+            "mean_diff": diff,
+            "p_value": c.p_value,
+            "significant": c.significant,
+            "test": c.test,
+            "champion_quality": base_q,
+            "mutant_quality": won_q,
+        }
+
     def winner_toml(self) -> str:
         """The winner as a ``[[variants]]`` entry to paste into the prompt file."""
         if self.winner is None:

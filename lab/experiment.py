@@ -187,6 +187,11 @@ class Experiment(BaseModel):
     def variant_names(self) -> list[str]:
         return self.spec.variants or [v.name for v in self.prompt.variants]
 
+    def datasets_path(self) -> Path:
+        """Where the experiment's datasets are: its ``dataset`` and the pools of
+        ``demos = { pool = "<dataset>" }`` variants."""
+        return datasets_dir(self.spec, Path(self.source).parent if self.source else Path.cwd())
+
     def results_path(self) -> Path:
         if self.spec.results:
             base = Path(self.source).parent if self.source else Path.cwd()
@@ -232,12 +237,17 @@ def read_cases_file(path: Path) -> list[CaseSpec]:
     return cases
 
 
+def datasets_dir(spec: ExperimentSpec, base: Path) -> Path:
+    """``datasets_dir`` relative to ``base`` (the experiment file's folder), or the default
+    ``.promptlab/datasets`` in the working directory, as the learner reads it."""
+    return base / spec.datasets_dir if spec.datasets_dir else DEFAULT_DATASETS_DIR
+
+
 def _dataset_cases(spec: ExperimentSpec, base: Path, file: str) -> list[CaseSpec]:
     """The cases of ``spec.dataset``; raise ExperimentFileError naming what is wrong."""
     assert spec.dataset is not None
-    directory = base / spec.datasets_dir if spec.datasets_dir else DEFAULT_DATASETS_DIR
     try:
-        rows = read_dataset(directory, spec.dataset)
+        rows = read_dataset(datasets_dir(spec, base), spec.dataset)
     except DatasetError as exc:
         raise ExperimentFileError([Problem(file, "dataset", str(exc))]) from None
     cases: list[CaseSpec] = []
@@ -274,6 +284,7 @@ def resolve(
             problems.append(
                 Problem(file, f"variants[{i}]", f"prompt {prompt.id!r} has no variant {name!r}")
             )
+    problems += _dataset_pool_problems(spec, prompt, base, file)
     cases = list(spec.cases)
     if spec.cases_file:
         cases += read_cases_file(base / spec.cases_file)
@@ -293,6 +304,24 @@ def resolve(
     if problems:
         raise ExperimentFileError(problems)
     return Experiment(spec=spec, prompt=prompt, cases=cases, source=source)
+
+
+def _dataset_pool_problems(
+    spec: ExperimentSpec, prompt: PromptSpec, base: Path, file: str
+) -> list[Problem]:
+    """A variant to run whose demonstrations come from a dataset that cannot be read
+    (offline, as live, the pool is the dataset: a missing one is an error here, not a run
+    without demonstrations)."""
+    problems = []
+    names = spec.variants or [v.name for v in prompt.variants]
+    for variant in (v for v in prompt.variants if v.name in names and v.demos is not None):
+        pool = variant.demos.pool if variant.demos is not None else None
+        if isinstance(pool, str) and pool not in ("production", "examples"):
+            try:
+                read_dataset(datasets_dir(spec, base), pool)
+            except DatasetError as exc:
+                problems.append(Problem(file, f"variant {variant.name}: demos.pool", str(exc)))
+    return problems
 
 
 def _find_prompt(

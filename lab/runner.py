@@ -25,6 +25,7 @@ from typing import Any
 from promptlab.events.models import BaseEvent, EvaluationFailed, ExecutionCompleted
 from promptlab.lab.budget import Budget
 from promptlab.lab.client import ModelClient, error_kind, output_text
+from promptlab.lab.datasets import DatasetError, dataset_demos, read_dataset
 from promptlab.lab.evaluators import EvalContext, Panel, build
 from promptlab.lab.experiment import CaseSpec, Experiment
 from promptlab.lab.report import Report, build_report
@@ -206,16 +207,21 @@ class _Runner:
         self._pools: dict[str, DemoPool] = {}
 
     def demos(self, variant: VariantSpec, values: dict[str, Any]) -> list[Demo]:
-        """A variant's demonstrations for one case: from its inline pool or the prompt's
-        ``[[examples]]``. A production or dataset pool lives with the learner: offline,
-        such a variant runs without demonstrations."""
+        """A variant's demonstrations for one case: from its inline pool, the prompt's
+        ``[[examples]]`` or a dataset (:func:`lab.datasets.dataset_demos`, as the learner
+        publishes it live), retrieved by BM25 (``embedding_model`` is a live path). The
+        production pool lives with the learner: offline, such a variant runs without
+        demonstrations."""
         spec = variant.demos
-        if spec is None or (isinstance(spec.pool, str) and spec.pool != "examples"):
+        if spec is None or spec.pool == "production":
             return []
         pool = self._pools.get(variant.version)
         if pool is None:
-            if isinstance(spec.pool, str):
+            if spec.pool == "examples":
                 demos = pool_from_examples(self.experiment.prompt.examples)
+            elif isinstance(spec.pool, str):
+                rows = read_dataset(self.experiment.datasets_path(), spec.pool)
+                demos = dataset_demos(spec.pool, rows)
             else:
                 demos = [Demo.build(d.variables, d.answer) for d in spec.pool]
             pool = self._pools[variant.version] = DemoPool(demos)
@@ -239,7 +245,7 @@ class _Runner:
             values = prompt.variables_validator(case.inputs)
             demos = self.demos(point.variant, values)
             messages = self.renderer.render(prompt, point.variant, values, demos)
-        except (VariableError, RenderError) as exc:
+        except (VariableError, RenderError, DatasetError) as exc:
             trial.status, trial.error_kind = "error", f"render: {exc}"[:200]
             return trial
         body = {**point.params, "messages": messages}

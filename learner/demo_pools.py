@@ -44,7 +44,12 @@ from promptlab.events.bus import EventBus
 from promptlab.events.models import VariantRegistered, encode
 from promptlab.events.snapshots import DemoPoolSnapshot, DemoRecord
 from promptlab.events.subjects import Bucket, demo_pool_key, variant_key
-from promptlab.lab.datasets import DEFAULT_DATASETS_DIR, DatasetError, read_dataset
+from promptlab.lab.datasets import (
+    DEFAULT_DATASETS_DIR,
+    DatasetError,
+    dataset_demos,
+    read_dataset,
+)
 from promptlab.learner.demo_embeddings import PoolEmbedder
 from promptlab.learner.demo_vector_writer import PoolVectorWriter
 from promptlab.learner.examples import Example, read_examples
@@ -94,16 +99,11 @@ def pool_snapshot(prompt_id: str, examples: Iterable[Example], version: int) -> 
 def dataset_snapshot(
     prompt_id: str, name: str, rows: Iterable[Mapping[str, Any]], version: int
 ) -> DemoPoolSnapshot:
-    """The pool of a dataset's cases that have an expected answer (reward 1), in order."""
+    """The pool of a dataset's demonstrations (:func:`lab.datasets.dataset_demos`: the
+    rule the lab uses offline too), in order."""
     records = [
-        DemoRecord(
-            id=f"{name}:{row.get('id', i)}",
-            variables=dict(row.get("inputs") or {}),
-            answer=str(row["expected"]),
-            reward=1.0,
-        )
-        for i, row in enumerate(rows)
-        if row.get("expected") and isinstance(row.get("inputs") or {}, dict)
+        DemoRecord(id=d.id, variables=dict(d.variables), answer=d.answer, reward=d.reward)
+        for d in dataset_demos(name, rows)
     ]
     return _fitted(prompt_id, name, records, version)
 

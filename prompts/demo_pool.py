@@ -14,8 +14,9 @@ the call's from the sidecar), then selects by the same rule.
 Selection keeps the answers diverse (:func:`diverse_top`): when the pool's answers take
 ``d`` distinct values (labels, categories), one value fills at most ``ceil(k / min(d,
 k))`` places, so with two labels and ``k = 4`` a set is two and two, and no set is all
-one value unless the pool is (or ``k = 1``). Nearer demonstrations come last, next to
-the call's own input.
+one value unless the pool is (or ``k = 1``). Values are compared as labels, not as
+exact text (:func:`answer_value`): "Positive", "positive." and " POSITIVE " are one
+value. Nearer demonstrations come last, next to the call's own input.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ if TYPE_CHECKING:  # bm25s is imported when the first index is built
     import bm25s
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_SPACES = re.compile(r"\s+")
+_LEADING = re.compile(r"^[\W_]*?(?=[+-]\d|[^\W_]|$)")
+"""Punctuation and symbols before an answer's first word (a number keeps its sign)."""
+_TRAILING = re.compile(r"[\W_]+$")
 _CANDIDATES_PER_DEMO = 8
 """How many nearest candidates per demonstration wanted are ranked for diversity."""
 
@@ -40,6 +45,16 @@ _CANDIDATES_PER_DEMO = 8
 def tokens(text: str) -> list[str]:
     """Lower-case words of two characters or more: what BM25 indexes and queries."""
     return _TOKEN.findall(text.lower())
+
+
+def answer_value(answer: str) -> str:
+    """The value an answer stands for when selection keeps answers diverse: case-folded,
+    inner whitespace collapsed, whitespace and punctuation at either end trimmed, so that
+    "Positive", "positive." and " POSITIVE " are one label. An answer that is nothing but
+    punctuation or symbols keeps them (two different emoji stay two values), and a
+    number keeps its sign ("-1" and "1" are two labels)."""
+    text = _SPACES.sub(" ", answer.casefold()).strip()
+    return _TRAILING.sub("", _LEADING.sub("", text, count=1)) or text
 
 
 def query_text(values: Mapping[str, Any]) -> str:
@@ -65,7 +80,7 @@ class DemoPool:
         first demonstrations (the newest), one row each; the others have none."""
         keys: dict[str, int] = {}
         self._codes = np.fromiter(
-            (keys.setdefault(d.answer.strip().lower(), len(keys)) for d in self.demos),
+            (keys.setdefault(answer_value(d.answer), len(keys)) for d in self.demos),
             dtype=np.int64,
             count=len(self.demos),
         )
@@ -80,8 +95,8 @@ class DemoPool:
 
     @property
     def codes(self) -> np.ndarray:
-        """Each demonstration's answer as a number: equal answers (trimmed, case-folded)
-        have equal numbers, so selection can keep them diverse."""
+        """Each demonstration's answer as a number: answers of one value
+        (:func:`answer_value`) have equal numbers, so selection can keep them diverse."""
         return self._codes
 
     def eligible(self, min_reward: float) -> DemoPool:

@@ -263,6 +263,72 @@ def bench_evolution() -> str:
     )
 
 
+def bench_real() -> str:
+    """The real-model loop (bench/results/real.json, ``bench.real --out``): per run, when
+    the learner registered and promoted the demonstration challenger, the test's figures
+    in the promotion event, and held-out accuracy of the old and the new champion."""
+    data = _result("real")
+    loop, held = [], []
+    for run in data["runs"]:
+        title = "with corrections" if run["corrections"] else "without corrections"
+        served = " / ".join(
+            f"{n} at {run['live_accuracy'][name]:.1%} ({run['call_ms_p50'][name] / 1000:.1f} s)"
+            for name, n in run["served"].items()
+        )
+        promotion = run["promotion"]
+        if promotion is None:
+            promoted, test = f"nothing within {run['calls']:,} calls", "-"
+        else:
+            promoted = f"`{promotion['variant']}` by call {promotion['seen_by_call']:,}"
+            arms = "; ".join(
+                f"{name} {a['reward_mean']:.1%} of {a['n']}"
+                for name, a in promotion["arms"].items()
+            )
+            low, high = promotion["lift_interval"] or (None, None)
+            interval = f" [{low:+.3f}, {high:+.3f}]" if low is not None else ""
+            test = (
+                f"{arms}; lift {promotion['lift']:+.3f}{interval}; always-valid "
+                f"p = {promotion['p_value']:.3g}; P(better) = {promotion['p_better']:.3f}"
+            )
+        registered = run["registered_at_call"]
+        loop.append(
+            f"| {title} | {run['calls']:,} | {registered if registered else 'never'} "
+            f"| {promoted} | {test} | {served} |"
+        )
+        accuracy = "; ".join(
+            f"{name} {h['accuracy']:.1%} [{h['wilson95'][0]:.1%}, {h['wilson95'][1]:.1%}]"
+            for name, h in run["held_out"].items()
+        )
+        paired = run["paired"]
+        mcnemar = (
+            f"{paired['right_only_with_demos']} / {paired['right_only_without']}, "
+            f"p = {paired['p_mcnemar']:.2g}"
+            if paired
+            else "-"
+        )
+        held.append(f"| {title} | {accuracy} | {mcnemar} | {run['pool']['size']:,} |")
+    n = data["held_out"]
+    return "\n".join(
+        [
+            f"Measured {data['measured_on']}: `{data['command']}` ({data['model']}; "
+            f"{' + '.join(data['data'])}, {n} held out, {data['stream']:,} production calls "
+            f"per run; `min_pool = {data['min_pool']}`, `min_samples = {data['min_samples']}`, "
+            f"`exploration_cap = {data['exploration_cap']}`).\n",
+            "| run | calls | `+demos` registered after call | promoted | the test in the "
+            "promotion event | served (live accuracy, one call p50) |",
+            "|---|---|---|---|---|---|",
+            *loop,
+            "",
+            f"Held-out accuracy (n = {n}, 95% Wilson), each variant on the same sentences "
+            "with the run's final pool:\n",
+            "| run | held-out accuracy | right only with / only without demos, exact McNemar "
+            "| final pool |",
+            "|---|---|---|---|",
+            *held,
+        ]
+    )
+
+
 def _calls(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -274,4 +340,5 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "bench-peers": bench_peers,
     "bench-simulation": bench_simulation,
     "bench-evolution": bench_evolution,
+    "bench-real": bench_real,
 }

@@ -339,7 +339,7 @@ def _optimize_demos(
     args: argparse.Namespace, settings: Settings | None, experiment: Experiment
 ) -> int:
     """``optimize FILE --demos``: search demonstration sets; print (and register) the winner."""
-    from promptlab.commands.evolve import _bus, register_live
+    from promptlab.commands.evolve import _bus, _maybe_await, register_live
     from promptlab.lab.demo_search import DemoSearchError, optimize_demos
 
     try:
@@ -362,17 +362,24 @@ def _optimize_demos(
                 print(f"promptlab: {exc}", file=sys.stderr)
                 return 2
             print(outcome.summary())
-            if outcome.winner is not None:
-                print("\n# the winner, for the prompt file:\n" + outcome.winner_toml())
-                if args.register and pub is not None and bus is not None:
-                    prompt = experiment.prompt
-                    variables = [
-                        v.model_dump(mode="json", exclude_defaults=True) for v in prompt.variables
-                    ]
-                    event = outcome.winner.to_event(prompt.id, variables)
-                    await bus.publish(event)
-                    await register_live(bus, [event])
-                    print(f"registered {event.variant} as a live challenger of {prompt.id}")
+            if outcome.winner is None:
+                return 0
+            print("\n# the winner, for the prompt file:\n" + outcome.winner_toml())
+            if not args.register:
+                return 0
+            if pub is None or bus is None:
+                print("promptlab: --register needs NATS; nothing registered", file=sys.stderr)
+                return 1
+            prompt = experiment.prompt
+            variables = [v.model_dump(mode="json", exclude_defaults=True) for v in prompt.variables]
+            event = outcome.winner.to_event(
+                prompt.id, variables, offline_check=outcome.offline_check()
+            )
+            # As `evolve --register` does: the event through the durable publisher, the
+            # variant where every sidecar watches for run-time variants.
+            await _maybe_await(pub(event))
+            await register_live(bus, [event])
+            print(f"registered {event.variant} as a live challenger of {prompt.id}")
         return 0
 
     return _run(main)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import string
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from promptlab.events.jetstream import JetStreamBus
 from promptlab.events.snapshots import DemoPoolSnapshot
@@ -116,6 +116,92 @@ async def test_a_dataset_pool_is_published_once_under_its_name(tmp_path: Path) -
         ("labelled:a", "positive"), ("labelled:c", "negative"),
     ]  # fmt: skip
     assert puts[0] == puts[1]
+    await bus.close()
+
+
+async def test_a_pool_is_built_from_the_store_and_published_with_its_challenger(
+    store: Store,
+) -> None:
+    """The writer's whole path on each backend (SQLite and PostgreSQL): examples projected
+    into the store, read back good ones first by time, written to the demos bucket, and
+    ``<champion>+demos`` registered once the pool holds ``min_pool`` good answers."""
+    from learner_factories import correction, deliveries, execution, feedback, registered
+
+    from promptlab.events.memory import MemoryBus
+    from promptlab.events.models import CapturedContent, VariantRegistered, decode
+    from promptlab.events.subjects import Bucket, demo_pool_key, variant_key
+    from promptlab.learner.demo_pools import DemoPoolWriter
+    from promptlab.learner.projection.reward import RewardRule
+    from promptlab.learner.projection.transaction import Projection
+    from promptlab.learner.storage.view import load_view
+    from promptlab.prompts.config import PromotionConfig
+
+    prompt = PromptSpec.model_validate(
+        {
+            "id": "greet",
+            "variables": [{"name": "name", "type": "string"}],
+            "reward": {"feedback": "thumbs_up"},
+            "learning": {"capture": True, "demos": {"k": 2, "min_pool": 3}},
+            "variants": [{"name": "a", "model": "simulated/echo", "template": "Hello {{ name }}"}],
+        }
+    )
+
+    def captured(execution_id: str, name: str, answer: str, seconds: float) -> Any:
+        content = CapturedContent(
+            messages=[{"role": "user", "content": f"Hello {name}"}],
+            output=answer,
+            variables={"name": name},
+        )
+        return execution(execution_id, content=content, seconds=seconds)
+
+    events = [
+        registered(variant="a", champion=True),
+        captured("x1", "Ada", "Hi Ada", seconds=10),
+        feedback("x1", True, seconds=11),
+        captured("x2", "Bob", "Hi Rob", seconds=20),
+        feedback("x2", False, seconds=21),
+        captured("x3", "Cy", "Hello Cy", seconds=30),
+        feedback("x3", True, seconds=31),
+    ]
+    projection = Projection(
+        store, consumer="learner", rewards={"greet": RewardRule(feedback="thumbs_up")}
+    )
+    await projection.load()
+    await projection.apply(deliveries(events))
+    bus = MemoryBus()
+    await bus.start()
+
+    async def view(prompt_id: str) -> Any:
+        return await load_view(store, prompt_id, PromotionConfig())
+
+    writer = DemoPoolWriter(bus, store, prompts=lambda: [prompt], view=view)
+    await writer.refresh(len(events))
+    entry = await bus.kv_get(str(Bucket.DEMOS), demo_pool_key("greet", "production"))
+    assert entry is not None and entry.value is not None
+    pool = DemoPoolSnapshot.decode(entry.value)
+    assert [(d.id, d.answer, d.reward) for d in pool.demos] == [
+        ("x3", "Hello Cy", 1.0), ("x1", "Hi Ada", 1.0),
+    ]  # fmt: skip
+    assert pool.version == len(events) and not writer.registered  # 2 good of min_pool 3
+
+    # A reviewer's correction makes the wrong answer a good one: the pool holds three.
+    more = [correction("x2", "Hi Bob", seconds=40)]
+    await projection.apply(deliveries(more, start=len(events) + 1))
+    await writer.refresh(len(events) + 1)
+    entry = await bus.kv_get(str(Bucket.DEMOS), demo_pool_key("greet", "production"))
+    assert entry is not None and entry.value is not None
+    pool = DemoPoolSnapshot.decode(entry.value)
+    assert {(d.id, d.answer) for d in pool.demos} == {
+        ("x1", "Hi Ada"), ("x2", "Hi Bob"), ("x3", "Hello Cy"),
+    }  # fmt: skip
+    assert [e.variant for e in writer.registered] == ["a+demos"]
+    stored = await bus.kv_get(str(Bucket.VARIANTS), variant_key("greet", "a+demos"))
+    assert stored is not None and stored.value is not None
+    event = decode(stored.value)
+    assert isinstance(event, VariantRegistered) and event.origin == "demos"
+    assert event.demos is not None and event.demos["pool"] == "production"
+    await writer.refresh(len(events) + 1)  # registered once, not again
+    assert len(writer.registered) == 1
     await bus.close()
 
 

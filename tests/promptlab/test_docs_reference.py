@@ -96,6 +96,14 @@ def test_benchmark_tables_come_from_the_result_files(reference: ModuleType) -> N
         assert f"{row['added_p50_1']:.3f} ms" in line
     simulation = json.loads((ROOT / "bench" / "results" / "simulation.json").read_text())
     assert len(reference.bench_simulation().splitlines()) == 2 + 2 + len(simulation["rows"])
+    real = json.loads((ROOT / "bench" / "results" / "real.json").read_text())
+    table = reference.bench_real()
+    for run in real["runs"]:
+        promoted = run["promotion"]
+        if promoted is not None:
+            assert f"by call {promoted['seen_by_call']:,}" in table
+        for name, held in run["held_out"].items():
+            assert f"{name} {held['accuracy']:.1%}" in table
 
 
 def test_an_unknown_marker_fails_the_build(reference: ModuleType) -> None:

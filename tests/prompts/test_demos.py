@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from promptlab.prompts import PromptSpec, Renderer
-from promptlab.prompts.demo_pool import DemoPool, diverse_top, pool_from_examples
+from promptlab.prompts.demo_pool import DemoPool, answer_value, diverse_top, pool_from_examples
 from promptlab.prompts.demos import MAX_DEMO_CHARS, Demo
 
 
@@ -237,6 +237,40 @@ def test_two_labels_are_never_a_one_label_set_even_when_one_label_is_nearer() ->
     for k in (2, 3, 5, 8):
         labels = {d.answer for d in pool.select(spec.model_copy(update={"k": k}), {"text": "good"})}
         assert labels == {"positive", "negative"}, k
+
+
+@pytest.mark.parametrize(
+    ("answers", "values"),
+    [
+        (["Positive", "positive.", " POSITIVE ", "“positive!”", "positive\n"], 1),
+        (["not  so good", "Not so good.", "not\tso good"], 1),
+        (["-1", "1", "+1"], 3),  # a number keeps its sign
+        (["😀", "😡"], 2),  # nothing but symbols: kept as they are
+        (["positive", "negative", "Negative!"], 2),
+    ],
+)
+def test_answers_are_one_value_whatever_their_case_spacing_and_punctuation(
+    answers: list[str], values: int
+) -> None:
+    assert len({answer_value(a) for a in answers}) == values
+    assert DemoPool(demo(f"sentence {i}", a) for i, a in enumerate(answers)).distinct_answers == (
+        values
+    )
+
+
+def test_one_label_written_three_ways_is_one_label_to_diversity() -> None:
+    # The positives are nearest and spelled three ways; as three values they could fill a
+    # set of four on their own (two places each). As one label they take two places.
+    spellings = ["Positive", "positive.", " POSITIVE "]
+    positives = [demo(f"good great film number {i}", spellings[i % 3]) for i in range(12)]
+    negatives = [demo(f"film bad {i}", "negative") for i in range(5)]
+    pool = DemoPool(positives + negatives)
+    spec = sentiment({"name": "d", "model": "fake/m", "template": "{{ text }}",
+                      "demos": {"k": 4}}).variant("d").demos  # fmt: skip
+    assert spec is not None
+    chosen = pool.select(spec, {"text": "good great film"})
+    assert sorted(answer_value(d.answer) for d in chosen) == ["negative"] * 2 + ["positive"] * 2
+    assert any(d.answer in spellings for d in chosen)  # the answers shown are as written
 
 
 def test_a_one_label_pool_gives_a_one_label_set() -> None:
