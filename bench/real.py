@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -47,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -516,21 +518,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{EXPLORATION_CAP} (a documented [routing] setting; default 0.2); nothing forced"
     )
     load_before = record.loadavg()
-    port = free_port()
-    # The server's log goes to a file: a pipe nobody reads would fill and stop it.
-    log_file = tempfile.NamedTemporaryFile(prefix="promptlab-llm-", suffix=".log", delete=False)
-    server = subprocess.Popen(
-        [python, str(SERVER), "--port", str(port), "--threads", str(args.threads)],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    llm_url = f"http://127.0.0.1:{port}/v1"
     runs: list[dict[str, Any]] = []
-    try:
-        if not wait_ready(llm_url, server):
-            err = Path(log_file.name).read_text(errors="replace")[-2000:]
-            print(f"real: FAILED: the model server did not start:\n{err}")
-            raise SystemExit(1)
+    with model_server(python, args.threads, label="real") as llm_url:
         print(f"model: SmolLM2-135M-Instruct (Q4_1 GGUF) on llama.cpp at {llm_url}")
         for name in args.runs.split(","):
             result = asyncio.run(
@@ -554,6 +543,28 @@ def main(argv: list[str] | None = None) -> None:
                     "runs": runs,
                 }
                 record.write(args.out, "bench.real", sys.argv[1:], data, load_before)
+
+
+@contextlib.contextmanager
+def model_server(python: str, threads: int, *extra: str, label: str) -> Iterator[str]:
+    """llama.cpp's server on a free port, ready; yields its ``/v1`` URL and stops it.
+
+    A server that does not start ends the bench with the tail of its log (the log goes
+    to a file: a pipe nobody reads would fill and stop the server).
+    """
+    port = free_port()
+    log_file = tempfile.NamedTemporaryFile(prefix="promptlab-llm-", suffix=".log", delete=False)
+    server = subprocess.Popen(
+        [python, str(SERVER), "--port", str(port), "--threads", str(threads), *extra],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        if not wait_ready(url, server):
+            err = Path(log_file.name).read_text(errors="replace")[-2000:]
+            raise SystemExit(f"{label}: FAILED: the model server did not start:\n{err}")
+        yield url
     finally:
         server.terminate()
         try:

@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,15 +32,13 @@ import numpy as np
 from bench.real import (
     DATA,
     PROMPT_ID,
-    SERVER,
     label_of,
     llm_python,
     load_data,
     mcnemar,
-    wait_ready,
+    model_server,
     wilson,
 )
-from bench.real import free_port as free_port_of
 
 MODEL = "local/smollm2"
 WAYS = ("zero-shot", "bm25", "embeddings")
@@ -193,29 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     held_out, pool_rows = rows[:n_held], rows[n_held : n_held + n_pool]
     print(f"data: {DATA['amazon'].name} (Kotzias et al. 2015, CC BY 4.0): {len(held_out)} held out, "
           f"a pool of {len(pool_rows)} labelled sentences")  # fmt: skip
-    port = free_port_of()
-    log_file = tempfile.NamedTemporaryFile(prefix="promptlab-llm-", suffix=".log", delete=False)
-    server = subprocess.Popen(
-        [python, str(SERVER), "--port", str(port), "--threads", str(args.threads), "--embedding"],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    llm_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        if not wait_ready(llm_url, server):
-            err = Path(log_file.name).read_text(errors="replace")[-2000:]
-            raise SystemExit(f"real retrieval: FAILED: the model server did not start:\n{err}")
+    with model_server(python, args.threads, "--embedding", label="real retrieval") as llm_url:
         print(f"model: SmolLM2-135M-Instruct (Q4_1 GGUF) on llama.cpp at {llm_url}, chat and "
               "mean-pooled embeddings")  # fmt: skip
         report(asyncio.run(compare(llm_url, pool_rows, held_out)))
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log_file.close()
-        Path(log_file.name).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,11 @@ import sys
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
 from aiohttp import ClientSession, web
-from fake_upstream import FakeUpstream
+from fake_upstream import FakeUpstream, parity
 from polling import until
 
 from promptlab.events.embedded import NatsServerProcess
@@ -65,16 +64,6 @@ concurrency = 4
 [[evaluators]]
 kind = "exact"
 """
-
-
-def parity(body: dict[str, Any]) -> str:
-    """``even`` for everything, unless shown demonstrations of both labels: then right."""
-    messages = body["messages"]
-    shown = {m["content"] for m in messages if m["role"] == "assistant"}
-    number = int(re.findall(r"\d+", messages[-1]["content"])[-1])
-    if {"even", "odd"} <= shown:
-        return "even" if number % 2 == 0 else "odd"
-    return "even"
 
 
 @pytest.fixture

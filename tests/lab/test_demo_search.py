@@ -4,12 +4,11 @@ with both labels and prove it on held-out cases with the paired test."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fake_upstream import FakeUpstream
+from fake_upstream import FakeUpstream, parity
 
 from promptlab.events.models import ExecutionCompleted
 from promptlab.lab.demo_search import DemoSearchError, optimize_demos
@@ -17,16 +16,6 @@ from promptlab.lab.experiment import Experiment, ExperimentSpec, resolve
 from promptlab.lab.runner import run_experiment
 from promptlab.prompts import PromptSpec, VariantSpec
 from promptlab.providers import Providers, ProviderSettings
-
-
-def parity(body: dict[str, Any]) -> str:
-    """``even`` for everything, unless shown demonstrations of both labels: then right."""
-    messages = body["messages"]
-    shown = {m["content"] for m in messages if m["role"] == "assistant"}
-    number = int(re.findall(r"\d+", messages[-1]["content"])[-1])
-    if {"even", "odd"} <= shown:
-        return "even" if number % 2 == 0 else "odd"
-    return "even"
 
 
 @pytest.fixture

@@ -325,6 +325,18 @@ def fake_embedding(text: str) -> list[float]:
     return [x / norm for x in vector] if norm else vector
 
 
+def parity(body: dict[str, Any]) -> str:
+    """A model that answers ``even`` to everything, unless it was shown demonstrations of
+    both labels: then it answers right (the last number in the call's last message).
+    For tests where demonstrations must help, and only a diverse set does."""
+    messages = body["messages"]
+    shown = {m["content"] for m in messages if m["role"] == "assistant"}
+    number = int(re.findall(r"\d+", messages[-1]["content"])[-1])
+    if {"even", "odd"} <= shown:
+        return "even" if number % 2 == 0 else "odd"
+    return "even"
+
+
 def reply_text(body: dict[str, Any]) -> str:
     """``echo: <last user message>`` (first 20 words)."""
     messages = body.get("messages") or []
