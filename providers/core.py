@@ -4,12 +4,14 @@
 the provider's ``fallbacks``) when a failure allows another model to take over (5xx,
 timeout, connection failure; never a 4xx), and only before anything reached the caller.
 What answered and every attempt are in the result (or, on failure, on the error).
+
+Why one module of this size: ``complete``, ``stream``, ``post`` and ``embed`` share one
+request path (the chain of fallbacks, deadlines, attempts); checking answers lives beside.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -22,6 +24,7 @@ import aiohttp
 from promptlab.providers import codec, litellm_adapter, simulated, sse
 from promptlab.providers.body import iter_decoded, read_body
 from promptlab.providers.client import HttpClient
+from promptlab.providers.embeddings import embedding_rows
 from promptlab.providers.errors import Attempt, BadResponse, Misconfigured, ProviderError
 from promptlab.providers.redact import Redactor
 from promptlab.providers.registry import Registry, Target
@@ -383,37 +386,6 @@ class Providers:
         # resp.close() after a finished stream is a no-op (the connection went back to
         # the pool); before, it closes the connection, which cancels the upstream call.
         return _guarded(sse.payloads(chunks, what, self.redactor), resp), resp.close
-
-
-MAX_EMBEDDING_DIM = 16_384
-"""Longest embedding accepted (the largest hosted models return 3,072 numbers)."""
-
-
-def embedding_rows(data: JsonDict, count: int, what: str) -> list[list[float]]:
-    """The ``count`` vectors of an OpenAI ``/embeddings`` answer, ordered by ``index``."""
-    rows = data.get("data")
-    if not isinstance(rows, list) or len(rows) != count:
-        raise BadResponse(f"{what} returned no embedding list of {count} rows")
-    ordered: list[list[float] | None] = [None] * count
-    dim = -1
-    for position, row in enumerate(rows):
-        index = row.get("index", position) if isinstance(row, dict) else None
-        vector = row.get("embedding") if isinstance(row, dict) else None
-        if not isinstance(index, int) or not 0 <= index < count or ordered[index] is not None:
-            raise BadResponse(f"{what} returned an embedding row with a bad index")
-        if not isinstance(vector, list) or not 0 < len(vector) <= MAX_EMBEDDING_DIM:
-            raise BadResponse(f"{what} returned an embedding that is not a list of numbers")
-        if dim not in (-1, len(vector)):
-            raise BadResponse(f"{what} returned embeddings of different lengths")
-        dim = len(vector)
-        try:
-            floats = [float(x) for x in vector]
-        except (TypeError, ValueError):
-            raise BadResponse(f"{what} returned an embedding that is not numbers") from None
-        if not all(math.isfinite(x) for x in floats):
-            raise BadResponse(f"{what} returned an embedding with a value that is not finite")
-        ordered[index] = floats
-    return [row for row in ordered if row is not None]
 
 
 async def _guarded(
