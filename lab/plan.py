@@ -127,9 +127,10 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def lines(self) -> list[str]:
+    def head(self) -> list[str]:
+        """What the plan asks and assumes, before its table."""
         s = self.spread
-        out = [
+        return [
             f"plan for {self.experiment}: detect a difference of {self.difference:g} in mean "
             f"quality with {self.power:.0%} power",
             f"  {self.points} points, {self.comparisons} comparisons: each must reach "
@@ -142,20 +143,26 @@ class Plan:
                 if s.within_sd is not None
                 else "; repeats assumed not to help (no repeat-to-repeat spread measured)"
             ),
-            f"  {'repeats':>7} {'cases':>8} {'calls':>10}",
         ]
-        for row in self.rows:
-            out.append(f"  {row.repeats:>7} {row.cases:>8} {row.calls:>10,}")
+
+    TABLE = ("repeats", "cases", "calls")
+    """The headings of :meth:`table` (one row per number of repeats)."""
+
+    def table(self) -> list[tuple[str, str, str]]:
+        """Cases and calls each number of repeats needs, as table cells."""
+        return [(str(r.repeats), str(r.cases), f"{r.calls:,}") for r in self.rows]
+
+    def tail(self) -> str:
+        """What the experiment as written detects."""
         detect = (
             f"{self.detectable_now:.3f}"
             if self.detectable_now is not None
             else f"none (needs at least {self.min_cases} cases)"
         )
-        out.append(
+        return (
             f"  as written ({self.cases_now} cases, {self.repeats_now} repeats) it detects "
             f"differences of {detect}"
         )
-        return out
 
 
 def plan(

@@ -300,7 +300,9 @@ def plan_command(args: argparse.Namespace, settings: Settings | None) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print("\n".join(result.lines()))
+        print("\n".join(result.head()))
+        print_table(result.TABLE, result.table(), right=result.TABLE, indent=2)
+        print(result.tail())
     return 0
 
 
