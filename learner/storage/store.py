@@ -12,7 +12,10 @@ tests and ``promptlab replay`` use for scratch copies; SQLAlchemy's
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import math
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +32,8 @@ from promptlab.learner.storage.migrations import migrate
 from promptlab.learner.storage.percentiles import nearest_rank_counts
 from promptlab.learner.storage.schema import AGGREGATE_COLUMNS, MICRO, NANO
 
+MIGRATION_LOCK = 0x706C6162
+"""The PostgreSQL advisory lock a store's migration takes (``plab`` in ASCII)."""
 LATENCY_BUCKET_BASE = 1.02
 """Width of a latency histogram bucket: each covers 2 % more than the previous one."""
 
@@ -102,6 +107,22 @@ class ArmTotals:
         return self.tokens / self.executions if self.executions else 0.0
 
 
+@asynccontextmanager
+async def _file_lock(path: str | None) -> AsyncIterator[None]:
+    """An exclusive ``flock`` on the SQLite file ``path`` (nothing when None). SQLite locks
+    its file with ``fcntl`` locks, which are independent of ``flock``: holding this lock
+    blocks only other migrations, never the store's own connections."""
+    if path is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # an empty file is an empty database
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 class Store:
     """The learner's SQL database (SQLAlchemy async engine)."""
 
@@ -114,8 +135,11 @@ class Store:
             raise StoreError(
                 f"unsupported database {url!r}: use sqlite+aiosqlite or postgresql+asyncpg"
             )
+        self._file: str | None = None
+        """The SQLite file (None: PostgreSQL or an in-memory database)."""
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self._file = parsed.database
         connect_args: dict[str, Any] = {}
         if self.dialect == "postgresql":
             # Names the learner's sessions in pg_stat_activity (operators, and the test
@@ -145,8 +169,18 @@ class Store:
 
     async def create(self) -> None:
         """Create the schema and tables when missing, or migrate a store of an earlier
-        version in place (:mod:`learner.storage.migrations`); idempotent."""
-        async with self.engine.begin() as conn:
+        version in place (:mod:`learner.storage.migrations`); idempotent.
+
+        Several processes may open one new store at once (the learner starting while
+        ``promptlab stats`` reads): the migration runs under a lock that spans processes
+        (PostgreSQL: a transaction-level advisory lock; SQLite: ``flock`` on the database
+        file), so one creates the tables and the others find them created.
+        """
+        async with _file_lock(self._file), self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
             if self.schema is not None:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             await conn.run_sync(migrate, self.schema)

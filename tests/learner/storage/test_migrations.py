@@ -104,3 +104,67 @@ async def test_a_postgresql_store_from_before_migrations_upgrades_in_place() -> 
     assert BASELINE <= _head()
     await store.drop()
     await store.close()
+
+
+_OPEN = """
+import asyncio, sys, time
+from promptlab.learner.storage.store import Store
+
+async def main(url, schema, start):
+    store = Store(url, schema=schema or None)
+    await asyncio.sleep(max(0.0, start - time.time()))  # every process at the same moment
+    try:
+        await store.create()
+    finally:
+        await store.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+"""
+
+
+def _open_at_once(url: str, schema: str = "", processes: int = 6) -> list[str]:
+    """Open one new store from ``processes`` processes at the same instant (the learner
+    starting while ``promptlab stats`` and others read); the errors they print."""
+    import subprocess
+    import sys
+    import time
+
+    start = str(time.time() + 3.0)  # after every interpreter has imported the store
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN, url, schema, start],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    return [err[-600:] for p in procs if (err := p.communicate(timeout=120)[1]) and p.returncode]
+
+
+async def test_processes_opening_one_new_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    assert _open_at_once(f"sqlite+aiosqlite:///{db}") == []
+    store = Store(f"sqlite+aiosqlite:///{db}")
+    assert await _revision(store) == _head()
+    await store.close()
+
+
+@pytest.mark.postgres
+async def test_processes_opening_one_new_postgresql_store_at_once_all_succeed() -> None:
+    url = os.environ.get(
+        "PROMPTLAB_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    )
+    schema = f"pl_race_{uuid.uuid4().hex[:12]}"
+    store = Store(url, schema=schema)
+    try:
+        async with store.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # no server, wrong user: skip cleanly
+        await store.close()
+        pytest.skip(f"PostgreSQL at {url} unusable: {exc}")
+    try:
+        assert _open_at_once(url, schema) == []
+        assert await _revision(store) == _head()
+    finally:
+        await store.drop()
+        await store.close()
