@@ -108,14 +108,14 @@ class ArmTotals:
 
 
 @asynccontextmanager
-async def _file_lock(path: str | None) -> AsyncIterator[None]:
-    """An exclusive ``flock`` on the SQLite file ``path`` (nothing when None). SQLite locks
-    its file with ``fcntl`` locks, which are independent of ``flock``: holding this lock
-    blocks only other migrations, never the store's own connections."""
-    if path is None:
+async def _file_lock(database: str | None) -> AsyncIterator[None]:
+    """An exclusive ``flock`` on ``<database>.lock`` beside the SQLite file (nothing when
+    None). Not on the database file itself: closing any descriptor of that file drops
+    every ``fcntl`` lock the process holds on it, SQLite's own included."""
+    if database is None:
         yield
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # an empty file is an empty database
+    fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
         yield
@@ -173,8 +173,8 @@ class Store:
 
         Several processes may open one new store at once (the learner starting while
         ``promptlab stats`` reads): the migration runs under a lock that spans processes
-        (PostgreSQL: a transaction-level advisory lock; SQLite: ``flock`` on the database
-        file), so one creates the tables and the others find them created.
+        (PostgreSQL: a transaction-level advisory lock; SQLite: ``flock`` on a ``.lock``
+        file beside the database), so one creates the tables and the others find them.
         """
         async with _file_lock(self._file), self.engine.begin() as conn:
             if self.dialect == "postgresql":
