@@ -68,19 +68,27 @@ async def test_a_store_from_before_migrations_upgrades_in_place(tmp_path: Path) 
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == _head()
 
 
-@pytest.mark.postgres
-async def test_a_postgresql_store_from_before_migrations_upgrades_in_place() -> None:
-    url = os.environ.get(
-        "PROMPTLAB_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-    )
-    schema = f"pl_legacy_{uuid.uuid4().hex[:12]}"
-    store = Store(url, schema=schema)
+POSTGRES_URL = os.environ.get(
+    "PROMPTLAB_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+async def _postgres(prefix: str) -> Store:
+    """A store in a new schema of the test PostgreSQL, or a clean skip without one."""
+    store = Store(POSTGRES_URL, schema=f"{prefix}_{uuid.uuid4().hex[:12]}")
     try:
         async with store.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # no server, wrong user: skip cleanly
         await store.close()
-        pytest.skip(f"PostgreSQL at {url} unusable: {exc}")
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} unusable: {exc}")
+    return store
+
+
+@pytest.mark.postgres
+async def test_a_postgresql_store_from_before_migrations_upgrades_in_place() -> None:
+    store = await _postgres("pl_legacy")
+    schema = store.schema
     async with store.engine.begin() as conn:
         await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         await conn.run_sync(
@@ -151,19 +159,9 @@ async def test_processes_opening_one_new_sqlite_store_at_once_all_succeed(tmp_pa
 
 @pytest.mark.postgres
 async def test_processes_opening_one_new_postgresql_store_at_once_all_succeed() -> None:
-    url = os.environ.get(
-        "PROMPTLAB_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-    )
-    schema = f"pl_race_{uuid.uuid4().hex[:12]}"
-    store = Store(url, schema=schema)
+    store = await _postgres("pl_race")
     try:
-        async with store.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:  # no server, wrong user: skip cleanly
-        await store.close()
-        pytest.skip(f"PostgreSQL at {url} unusable: {exc}")
-    try:
-        assert _open_at_once(url, schema) == []
+        assert _open_at_once(POSTGRES_URL, store.schema or "") == []
         assert await _revision(store) == _head()
     finally:
         await store.drop()
